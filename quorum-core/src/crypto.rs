@@ -1,0 +1,599 @@
+//! Keys and signatures (ed25519), single and batch verification.
+//!
+//! # The verification rule
+//!
+//! A node that accepts a signature another node refuses splits the committee, so every path
+//! through this module accepts the same signatures:
+//!
+//! * **Keys.** A validator key must be a canonical encoding of a point of prime order: weak
+//!   (small-order) keys and keys with a torsion component are refused when a committee is built
+//!   ([`ValidatorPublicKey::check_strong`]). Account keys are checked the same way by
+//!   `verify_strict` itself, which refuses weak keys.
+//! * **Single signatures** use ed25519-dalek's `verify_strict`: `S` canonical, `R` canonical and
+//!   not of small order, and the cofactorless equation `R = [S]B − [k]A` exactly.
+//! * **Batches** (certificates) first apply the same byte-level checks to each `R` (canonical,
+//!   not of small order; cheap table look-ups), then ed25519-dalek's batch equation. Its random
+//!   coefficients are derived from a transcript of the whole batch, so every node checking the
+//!   same certificate reaches the same verdict. With prime-order keys a batch accepts exactly the
+//!   signatures `verify_strict` accepts, with one residual case: a signer that knows its secret
+//!   key may add a small-order component to its *own* `R` (not of small order as a whole), which
+//!   a batch accepts with probability 1/8 (the same verdict on every node, the coefficients being
+//!   derived from the batch). Such a signature is still a genuine vote of the key owner, so it can
+//!   never add weight the signer did not give; ruling it out would cost a scalar multiplication
+//!   per signature, which is what batching saves.
+//! * When a batch fails, the bad signers are found by bisection (`O(b·log n)` batches for `b`
+//!   bad signatures); a failing sub-batch whose halves both pass falls back to `verify_strict` on
+//!   its members, so the named signers are always exactly those a single check refuses.
+//!
+//! Messages signed are always the 32-byte [`CryptoHash`] of a [`BcsHashable`] value, which
+//! carries the value type's domain separator.
+
+use alloc::vec::Vec;
+use core::cmp::Ordering;
+use core::fmt;
+
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::ser::{SerializeTuple, Serializer};
+use serde::{Deserialize, Serialize};
+
+use crate::hash::{BcsHashable, CryptoHash};
+
+/// Length of a public key, in bytes.
+pub const PUBLIC_KEY_LENGTH: usize = 32;
+/// Length of a signature, in bytes.
+pub const SIGNATURE_LENGTH: usize = 64;
+
+/// Why a key or signature was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoError {
+    /// The bytes are not the encoding of a curve point.
+    #[error("malformed public key")]
+    MalformedKey,
+    /// The key is of small order or has a torsion component, or is not canonically encoded.
+    #[error("weak public key (small order, torsion component or non-canonical encoding)")]
+    WeakKey,
+    /// The signature does not verify.
+    #[error("invalid signature")]
+    InvalidSignature,
+}
+
+/// The y-coordinates (sign bit cleared, little-endian) of the eight points of small order.
+///
+/// A point has small order exactly when its y-coordinate is one of these; checked against
+/// curve25519-dalek's `EIGHT_TORSION` in the tests.
+const SMALL_ORDER_Y: [[u8; 32]; 5] = [
+    // y = 0 (order 4)
+    [0; 32],
+    // y = 1 (identity)
+    [
+        1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0,
+    ],
+    // y = p − 1 (order 2)
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    // order 8
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ],
+    // order 8
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ],
+];
+
+/// Whether 32 bytes are a canonical point encoding of a point that is not of small order, as
+/// far as bytes tell: the y-coordinate is below p = 2^255 − 19 and is not that of a small-order
+/// point. (Whether the point exists on the curve at all is left to the equation check.)
+fn r_bytes_acceptable(r: &[u8; 32]) -> bool {
+    let mut y = *r;
+    y[31] &= 0x7f;
+    // y >= p exactly when y = 2^255 - 19 + t for t in 0..19: bytes ed..ff, ff.., 7f.
+    let non_canonical = y[0] >= 0xed && y[1..31].iter().all(|&b| b == 0xff) && y[31] == 0x7f;
+    !non_canonical && !SMALL_ORDER_Y.contains(&y)
+}
+
+macro_rules! public_key_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        ///
+        /// Holds only the 32 encoded bytes (cheap to copy, compare and hash); the point is
+        /// decoded when a signature is checked, or once per member when a committee is built.
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub struct $name([u8; PUBLIC_KEY_LENGTH]);
+
+        impl $name {
+            /// The key from its encoded bytes. Whether they encode a usable point is checked
+            /// when it is used ([`Self::verify`]) or admitted to a committee
+            /// ([`Self::check_strong`]).
+            pub fn from_bytes(bytes: [u8; PUBLIC_KEY_LENGTH]) -> Self {
+                $name(bytes)
+            }
+
+            /// The key's bytes.
+            pub fn as_bytes(&self) -> &[u8; PUBLIC_KEY_LENGTH] {
+                &self.0
+            }
+
+            /// Checks the key is strong: a canonical encoding of a point of prime order (no
+            /// small-order or torsion component).
+            pub fn check_strong(&self) -> Result<(), CryptoError> {
+                check_strong(&self.0)
+            }
+
+            /// Verifies `signature` over `value` with `verify_strict` semantics.
+            pub fn verify<T: BcsHashable + ?Sized>(
+                &self,
+                value: &T,
+                signature: &Signature,
+            ) -> Result<(), CryptoError> {
+                self.verify_hash(&CryptoHash::new(value), signature)
+            }
+
+            /// Verifies `signature` over a hash already computed.
+            pub fn verify_hash(&self, hash: &CryptoHash, signature: &Signature) -> Result<(), CryptoError> {
+                PreparedKey::decode(&self.0)?.verify_hash(hash, signature)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                for byte in &self.0 {
+                    write!(f, "{byte:02x}")?;
+                }
+                Ok(())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                for byte in &self.0[..4] {
+                    write!(f, "{byte:02x}")?;
+                }
+                write!(f, "…")
+            }
+        }
+    };
+}
+
+fn check_strong(bytes: &[u8; PUBLIC_KEY_LENGTH]) -> Result<(), CryptoError> {
+    let compressed = CompressedEdwardsY(*bytes);
+    let point = compressed.decompress().ok_or(CryptoError::MalformedKey)?;
+    if point.compress() != compressed || point.is_small_order() || !point.is_torsion_free() {
+        return Err(CryptoError::WeakKey);
+    }
+    Ok(())
+}
+
+/// A public key decoded once, for repeated verification (committees keep one per member).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PreparedKey(VerifyingKey);
+
+impl PreparedKey {
+    /// Decodes the point of a key.
+    pub fn decode(bytes: &[u8; PUBLIC_KEY_LENGTH]) -> Result<Self, CryptoError> {
+        VerifyingKey::from_bytes(bytes)
+            .map(PreparedKey)
+            .map_err(|_| CryptoError::MalformedKey)
+    }
+
+    /// Verifies `signature` over `hash` with `verify_strict` semantics.
+    pub fn verify_hash(&self, hash: &CryptoHash, signature: &Signature) -> Result<(), CryptoError> {
+        self.0
+            .verify_strict(hash.as_bytes(), &signature.0)
+            .map_err(|_| CryptoError::InvalidSignature)
+    }
+}
+
+public_key_type!(
+    /// A validator's public key. Ordered by its bytes, which is the committee's order.
+    ValidatorPublicKey
+);
+public_key_type!(
+    /// A chain owner's public key.
+    AccountPublicKey
+);
+
+macro_rules! secret_key_type {
+    ($(#[$doc:meta])* $name:ident, $public:ident) => {
+        $(#[$doc])*
+        pub struct $name(SigningKey);
+
+        impl $name {
+            /// Generates a key from a cryptographically secure random source.
+            pub fn generate<R: rand_core::CryptoRngCore + ?Sized>(rng: &mut R) -> Self {
+                $name(SigningKey::generate(rng))
+            }
+
+            /// The key from its 32 secret bytes.
+            pub fn from_bytes(bytes: &[u8; 32]) -> Self {
+                $name(SigningKey::from_bytes(bytes))
+            }
+
+            /// The 32 secret bytes (for key files; handle with care).
+            pub fn to_bytes(&self) -> [u8; 32] {
+                self.0.to_bytes()
+            }
+
+            /// The matching public key.
+            pub fn public(&self) -> $public {
+                $public(self.0.verifying_key().to_bytes())
+            }
+
+            /// Signs the hash of `value`.
+            pub fn sign<T: BcsHashable + ?Sized>(&self, value: &T) -> Signature {
+                self.sign_hash(&CryptoHash::new(value))
+            }
+
+            /// Signs a hash already computed.
+            pub fn sign_hash(&self, hash: &CryptoHash) -> Signature {
+                Signature(self.0.sign(hash.as_bytes()))
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}(public: {:?})", stringify!($name), self.public())
+            }
+        }
+
+        impl Clone for $name {
+            fn clone(&self) -> Self {
+                $name(self.0.clone())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                self.0.to_bytes().serialize(serializer)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let bytes = <[u8; 32]>::deserialize(deserializer)?;
+                Ok($name::from_bytes(&bytes))
+            }
+        }
+    };
+}
+
+secret_key_type!(
+    /// A validator's signing key.
+    ValidatorSecretKey,
+    ValidatorPublicKey
+);
+secret_key_type!(
+    /// A chain owner's signing key.
+    AccountSecretKey,
+    AccountPublicKey
+);
+
+/// An ed25519 signature (by a validator or a chain owner).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Signature(ed25519_dalek::Signature);
+
+/// A validator's signature.
+pub type ValidatorSignature = Signature;
+/// A chain owner's signature.
+pub type AccountSignature = Signature;
+
+impl Signature {
+    /// A signature from its 64 bytes (`R ‖ S`); validity is checked at verification.
+    pub fn from_bytes(bytes: &[u8; SIGNATURE_LENGTH]) -> Self {
+        Signature(ed25519_dalek::Signature::from_bytes(bytes))
+    }
+
+    /// The 64 bytes `R ‖ S`.
+    pub fn to_bytes(&self) -> [u8; SIGNATURE_LENGTH] {
+        self.0.to_bytes()
+    }
+}
+
+impl core::hash::Hash for Signature {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.to_bytes().hash(state);
+    }
+}
+
+impl PartialOrd for Signature {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Signature {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.to_bytes().cmp(&other.to_bytes())
+    }
+}
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = self.to_bytes();
+        for byte in &bytes[..4] {
+            write!(f, "{byte:02x}")?;
+        }
+        write!(f, "…")
+    }
+}
+
+impl Serialize for Signature {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let bytes = self.to_bytes();
+        let mut tuple = serializer.serialize_tuple(SIGNATURE_LENGTH)?;
+        for byte in &bytes {
+            tuple.serialize_element(byte)?;
+        }
+        tuple.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Signature {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BytesVisitor;
+        impl<'de> Visitor<'de> for BytesVisitor {
+            type Value = Signature;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{SIGNATURE_LENGTH} signature bytes")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
+                let mut bytes = [0u8; SIGNATURE_LENGTH];
+                for (i, byte) in bytes.iter_mut().enumerate() {
+                    *byte = seq
+                        .next_element()?
+                        .ok_or_else(|| de::Error::invalid_length(i, &self))?;
+                }
+                Ok(Signature::from_bytes(&bytes))
+            }
+        }
+        deserializer.deserialize_tuple(SIGNATURE_LENGTH, BytesVisitor)
+    }
+}
+
+/// One signature to check in a batch: the signer, the signed hash and the signature.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchItem<'a> {
+    /// The signer's decoded key.
+    pub signer: &'a PreparedKey,
+    /// The signed hash.
+    pub hash: &'a CryptoHash,
+    /// The signature.
+    pub signature: &'a Signature,
+}
+
+/// Checks every signature of `items` in one batch.
+///
+/// On failure returns the indices (ascending) of exactly the bad signatures, found by bisection.
+pub fn verify_batch(items: &[BatchItem<'_>]) -> Result<(), Vec<usize>> {
+    // Byte-level checks on R first: a bad R is a bad signature, no equation needed.
+    let mut bad: Vec<usize> = Vec::new();
+    let mut candidates: Vec<usize> = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        if r_bytes_acceptable(item.signature.0.r_bytes()) {
+            candidates.push(index);
+        } else {
+            bad.push(index);
+        }
+    }
+    if !batch_equation_holds(items, &candidates) {
+        bisect(items, &candidates, &mut bad);
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        bad.sort_unstable();
+        Err(bad)
+    }
+}
+
+fn batch_equation_holds(items: &[BatchItem<'_>], indices: &[usize]) -> bool {
+    if indices.is_empty() {
+        return true;
+    }
+    let messages: Vec<&[u8]> = indices
+        .iter()
+        .map(|&i| &items[i].hash.as_bytes()[..])
+        .collect();
+    let signatures: Vec<ed25519_dalek::Signature> =
+        indices.iter().map(|&i| items[i].signature.0).collect();
+    let keys: Vec<VerifyingKey> = indices.iter().map(|&i| items[i].signer.0).collect();
+    ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok()
+}
+
+/// Finds the bad signatures among `indices`, whose batch is known to fail.
+fn bisect(items: &[BatchItem<'_>], indices: &[usize], bad: &mut Vec<usize>) {
+    if indices.len() == 1 {
+        bad.push(indices[0]);
+        return;
+    }
+    let (left, right) = indices.split_at(indices.len() / 2);
+    let before = bad.len();
+    for half in [left, right] {
+        if !batch_equation_holds(items, half) {
+            bisect(items, half, bad);
+        }
+    }
+    if bad.len() == before {
+        // Both halves pass while the whole fails: only signatures whose R carries a small-order
+        // component can do that. Settle it with the strict single check.
+        for &index in indices {
+            let item = &items[index];
+            if item.signer.verify_hash(item.hash, item.signature).is_err() {
+                bad.push(index);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[derive(Serialize)]
+    struct Msg(u64);
+    impl BcsHashable for Msg {
+        const DOMAIN: &'static str = "TestMsg";
+    }
+
+    fn keys(n: usize, seed: u64) -> Vec<ValidatorSecretKey> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..n)
+            .map(|_| ValidatorSecretKey::generate(&mut rng))
+            .collect()
+    }
+
+    #[test]
+    fn small_order_table_matches_eight_torsion() {
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        for point in EIGHT_TORSION.iter() {
+            let mut y = point.compress().to_bytes();
+            y[31] &= 0x7f;
+            assert!(SMALL_ORDER_Y.contains(&y), "missing {y:02x?}");
+        }
+        for y in SMALL_ORDER_Y {
+            assert!(EIGHT_TORSION.iter().any(|p| {
+                let mut b = p.compress().to_bytes();
+                b[31] &= 0x7f;
+                b == y
+            }));
+        }
+    }
+
+    /// RFC 8032 §7.1 test vectors 1–3 (and the SHA(abc) one), checked with `verify_strict`.
+    #[test]
+    fn rfc8032_vectors() {
+        let vectors: [(&str, &str, &str, &str); 3] = [
+            (
+                "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+                "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+                "",
+                "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+            ),
+            (
+                "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+                "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+                "72",
+                "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+            ),
+            (
+                "c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7",
+                "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
+                "af82",
+                "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a",
+            ),
+        ];
+        for (secret, public, message, signature) in vectors {
+            let secret: [u8; 32] = hex::decode(secret).unwrap().try_into().unwrap();
+            let public: [u8; 32] = hex::decode(public).unwrap().try_into().unwrap();
+            let message = hex::decode(message).unwrap();
+            let signature: [u8; 64] = hex::decode(signature).unwrap().try_into().unwrap();
+            let signing = SigningKey::from_bytes(&secret);
+            assert_eq!(signing.verifying_key().to_bytes(), public);
+            assert_eq!(signing.sign(&message).to_bytes(), signature);
+            let key = ValidatorPublicKey::from_bytes(public);
+            key.check_strong().unwrap();
+            PreparedKey::decode(&public)
+                .unwrap()
+                .0
+                .verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&signature))
+                .unwrap();
+            let mut tampered = signature;
+            tampered[10] ^= 1;
+            assert!(PreparedKey::decode(&public)
+                .unwrap()
+                .0
+                .verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&tampered))
+                .is_err());
+        }
+    }
+
+    #[test]
+    fn sign_and_verify() {
+        let key = &keys(1, 1)[0];
+        let signature = key.sign(&Msg(3));
+        key.public().verify(&Msg(3), &signature).unwrap();
+        assert_eq!(
+            key.public().verify(&Msg(4), &signature),
+            Err(CryptoError::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn weak_keys_are_refused() {
+        // The identity point is a valid encoding but of small order.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let key = ValidatorPublicKey::from_bytes(identity);
+        assert_eq!(key.check_strong(), Err(CryptoError::WeakKey));
+        // A prime-order point plus a point of order 8 has a torsion component.
+        let strong = keys(1, 2)[0].public();
+        let point = CompressedEdwardsY(*strong.as_bytes()).decompress().unwrap();
+        let mixed = point + curve25519_dalek::constants::EIGHT_TORSION[1];
+        let mixed = ValidatorPublicKey::from_bytes(mixed.compress().to_bytes());
+        assert_eq!(mixed.check_strong(), Err(CryptoError::WeakKey));
+        strong.check_strong().unwrap();
+    }
+
+    #[test]
+    fn batch_accepts_good_and_bisection_names_bad() {
+        let secrets = keys(40, 3);
+        let publics: Vec<_> = secrets
+            .iter()
+            .map(|k| PreparedKey::decode(k.public().as_bytes()).unwrap())
+            .collect();
+        let hashes: Vec<_> = (0..40).map(|i| CryptoHash::new(&Msg(i))).collect();
+        let mut sigs: Vec<_> = secrets
+            .iter()
+            .zip(&hashes)
+            .map(|(k, h)| k.sign_hash(h))
+            .collect();
+        let items = |sigs: &Vec<Signature>| -> Vec<(usize, Signature)> {
+            sigs.iter().copied().enumerate().collect()
+        };
+        let check = |sigs: &Vec<Signature>| {
+            let owned = items(sigs);
+            let batch: Vec<BatchItem<'_>> = owned
+                .iter()
+                .map(|(i, s)| BatchItem {
+                    signer: &publics[*i],
+                    hash: &hashes[*i],
+                    signature: s,
+                })
+                .collect();
+            verify_batch(&batch)
+        };
+        assert_eq!(check(&sigs), Ok(()));
+        // Signature 5 signs the wrong message, 17 is garbage, 39 has a small-order R.
+        sigs[5] = secrets[5].sign_hash(&hashes[6]);
+        sigs[17] = Signature::from_bytes(&[7u8; 64]);
+        let mut small_r = sigs[39].to_bytes();
+        small_r[..32].copy_from_slice(&SMALL_ORDER_Y[1]);
+        sigs[39] = Signature::from_bytes(&small_r);
+        assert_eq!(check(&sigs), Err(vec![5, 17, 39]));
+    }
+
+    #[test]
+    fn signature_serde_is_64_raw_bytes() {
+        let key = &keys(1, 4)[0];
+        let signature = key.sign(&Msg(1));
+        let bytes = bcs::to_bytes(&signature).unwrap();
+        assert_eq!(bytes, signature.to_bytes().to_vec());
+        let back: Signature = bcs::from_bytes(&bytes).unwrap();
+        assert_eq!(back, signature);
+        let public_bytes = bcs::to_bytes(&key.public()).unwrap();
+        assert_eq!(public_bytes, key.public().as_bytes().to_vec());
+    }
+}
