@@ -11,7 +11,9 @@ use crate::round::Round;
 use crate::vote::{vote_message, CertificateValue, VoteKind};
 
 /// Why a certificate was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, thiserror::Error,
+)]
 pub enum CertificateError {
     /// A signer is not a member of the committee.
     #[error("signer {0:?} is not in the committee")]

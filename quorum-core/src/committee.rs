@@ -39,7 +39,9 @@ pub struct ValidatorInfo {
 }
 
 /// Why a committee could not be built.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, thiserror::Error,
+)]
 pub enum CommitteeError {
     /// The sum of weights does not fit in a `u64`.
     #[error("total weight overflows u64")]
@@ -189,6 +191,15 @@ impl Committee {
     /// Whether the committee has no members (never true for a built committee).
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
+    }
+}
+
+impl core::hash::Hash for Committee {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        for (key, info) in self.validators() {
+            key.hash(state);
+            info.hash(state);
+        }
     }
 }
 

@@ -1,0 +1,344 @@
+//! Blocks, their execution outcome, proposals and the certified values (DESIGN §4.1).
+
+use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+
+use crate::certificate::Certificate;
+use crate::committee::{Committee, Epoch};
+use crate::crypto::{AccountPublicKey, AccountSecretKey, AccountSignature, CryptoError};
+use crate::data::{
+    Blob, BlobId, BlobType, BlockHeight, ChainDescription, ChainId, EventId, StreamId, Timestamp,
+};
+use crate::hash::{BcsHashable, CryptoHash, Hashed};
+use crate::round::Round;
+use crate::vote::{CertificateValue, VoteKind};
+
+/// A message from one chain to another.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Message {
+    /// Credits the recipient with tokens.
+    Credit {
+        /// The amount.
+        amount: u64,
+    },
+}
+
+/// The messages a block of `origin` at `height` sent to one recipient, as consumed by a block
+/// of the recipient.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IncomingBundle {
+    /// The sending chain.
+    pub origin: ChainId,
+    /// The height of the sending block.
+    pub height: BlockHeight,
+    /// The messages, in the order sent.
+    pub messages: Vec<Message>,
+}
+
+/// The messages a block sends to one recipient.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OutgoingBundle {
+    /// The receiving chain.
+    pub recipient: ChainId,
+    /// The messages, in the order sent.
+    pub messages: Vec<Message>,
+}
+
+/// What a block does.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Operation {
+    /// Sends tokens to another chain (a [`Message::Credit`] to its inbox).
+    Transfer {
+        /// The receiving chain.
+        recipient: ChainId,
+        /// The amount.
+        amount: u64,
+    },
+    /// Publishes a data blob; validators need its content (uploaded as a pending blob).
+    PublishBlob(BlobId),
+    /// Requires a blob published earlier (by any chain).
+    ReadBlob(BlobId),
+    /// Opens a new chain; publishes its description blob. The origin must name this block.
+    OpenChain(ChainDescription),
+    /// Emits an event on one of this chain's streams.
+    EmitEvent {
+        /// The stream.
+        stream: StreamId,
+        /// The payload.
+        payload: Vec<u8>,
+    },
+    /// Requires an event emitted earlier (by any chain).
+    ReadEvent(EventId),
+    /// Admin chain only: publishes a committee blob and announces it as the next epoch on the
+    /// `epoch` stream.
+    CreateCommittee(Committee),
+    /// Moves this chain to `epoch`, reading the admin chain's announcement of it.
+    ProcessNewEpoch(Epoch),
+}
+
+/// A block proposed for a chain.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Block {
+    /// The chain.
+    pub chain_id: ChainId,
+    /// The epoch of the committee that certifies it.
+    pub epoch: Epoch,
+    /// Its height.
+    pub height: BlockHeight,
+    /// Its timestamp: not before the previous block's, not beyond the validators' clocks.
+    pub timestamp: Timestamp,
+    /// Hash of the previous block's confirmed value (`None` for the first block).
+    pub previous_block_hash: Option<CryptoHash>,
+    /// The owner that proposed it.
+    pub authenticated_owner: AccountPublicKey,
+    /// Bundles from other chains' outboxes that it consumes, in order.
+    pub incoming_bundles: Vec<IncomingBundle>,
+    /// Its operations, executed in order.
+    pub operations: Vec<Operation>,
+}
+
+impl Block {
+    /// Blobs whose content the block publishes (data blobs; description and committee blobs are
+    /// carried inline).
+    pub fn published_blob_ids(&self) -> Vec<BlobId> {
+        let mut ids = Vec::new();
+        for operation in &self.operations {
+            if let Operation::PublishBlob(id) = operation {
+                ids.push(*id);
+            }
+        }
+        ids
+    }
+
+    /// Blobs published inline by the block's operations (descriptions of opened chains and
+    /// committees).
+    pub fn inline_blobs(&self) -> Vec<Blob> {
+        let mut blobs = Vec::new();
+        for operation in &self.operations {
+            match operation {
+                Operation::OpenChain(description) => blobs.push(description.to_blob()),
+                Operation::CreateCommittee(committee) => blobs.push(committee_blob(committee)),
+                _ => {}
+            }
+        }
+        blobs
+    }
+
+    /// Every blob the block needs the content or existence of: those it publishes with
+    /// [`Operation::PublishBlob`] and those it reads. Sorted, distinct.
+    pub fn required_blob_ids(&self) -> Vec<BlobId> {
+        let mut ids = BTreeSet::new();
+        for operation in &self.operations {
+            match operation {
+                Operation::PublishBlob(id) | Operation::ReadBlob(id) => {
+                    ids.insert(*id);
+                }
+                _ => {}
+            }
+        }
+        ids.into_iter().collect()
+    }
+
+    /// The events the block reads (explicitly, or the admin chain's epoch announcements).
+    pub fn required_event_ids(&self, admin_chain: ChainId) -> Vec<EventId> {
+        let mut ids = BTreeSet::new();
+        for operation in &self.operations {
+            match operation {
+                Operation::ReadEvent(id) => {
+                    ids.insert(id.clone());
+                }
+                Operation::ProcessNewEpoch(epoch) => {
+                    ids.insert(epoch_event_id(admin_chain, *epoch));
+                }
+                _ => {}
+            }
+        }
+        ids.into_iter().collect()
+    }
+}
+
+/// The blob of a committee.
+pub fn committee_blob(committee: &Committee) -> Blob {
+    // A committee always encodes: keys, integers and strings in a map.
+    Blob::new(
+        BlobType::Committee,
+        crate::encoding::to_bytes(committee).unwrap_or_default(),
+    )
+}
+
+/// The admin chain's event announcing `epoch`.
+pub fn epoch_event_id(admin_chain: ChainId, epoch: Epoch) -> EventId {
+    EventId {
+        chain_id: admin_chain,
+        stream: StreamId::epoch(),
+        index: epoch.0,
+    }
+}
+
+/// What executing a block produced.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BlockOutcome {
+    /// Hash of the chain's execution state after the block.
+    pub state_hash: CryptoHash,
+    /// Messages to other chains, one bundle per recipient, in recipient order.
+    pub messages: Vec<OutgoingBundle>,
+    /// Events emitted, in order.
+    pub events: Vec<(StreamId, u32, Vec<u8>)>,
+    /// Blobs published (data blobs and inline ones), in operation order.
+    pub published_blobs: Vec<BlobId>,
+}
+
+/// A block with its execution outcome: what validators vote on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BlockValue {
+    /// The block.
+    pub block: Block,
+    /// Its outcome.
+    pub outcome: BlockOutcome,
+}
+
+/// A block validated by a quorum (first phase).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ValidatedBlock(pub BlockValue);
+
+/// A block confirmed by a quorum: final at its height.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConfirmedBlock(pub BlockValue);
+
+/// A round of a chain's height that timed out.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Timeout {
+    /// The chain.
+    pub chain_id: ChainId,
+    /// The height.
+    pub height: BlockHeight,
+    /// The epoch.
+    pub epoch: Epoch,
+}
+
+impl BcsHashable for ValidatedBlock {
+    const DOMAIN: &'static str = "ValidatedBlock";
+}
+impl BcsHashable for ConfirmedBlock {
+    const DOMAIN: &'static str = "ConfirmedBlock";
+}
+impl BcsHashable for Timeout {
+    const DOMAIN: &'static str = "Timeout";
+}
+impl CertificateValue for ValidatedBlock {
+    const KIND: VoteKind = VoteKind::Validated;
+}
+impl CertificateValue for ConfirmedBlock {
+    const KIND: VoteKind = VoteKind::Confirmed;
+}
+impl CertificateValue for Timeout {
+    const KIND: VoteKind = VoteKind::Timeout;
+}
+
+impl ValidatedBlock {
+    /// The block.
+    pub fn block(&self) -> &Block {
+        &self.0.block
+    }
+    /// The confirmed value for the same block.
+    pub fn to_confirmed(&self) -> ConfirmedBlock {
+        ConfirmedBlock(self.0.clone())
+    }
+}
+
+impl ConfirmedBlock {
+    /// The block.
+    pub fn block(&self) -> &Block {
+        &self.0.block
+    }
+    /// The outcome.
+    pub fn outcome(&self) -> &BlockOutcome {
+        &self.0.outcome
+    }
+}
+
+/// A block validated by a quorum.
+pub type ValidatedBlockCertificate = Certificate<ValidatedBlock>;
+/// A block confirmed by a quorum.
+pub type ConfirmedBlockCertificate = Certificate<ConfirmedBlock>;
+/// A round timed out by a quorum.
+pub type TimeoutCertificate = Certificate<Timeout>;
+
+/// What an owner signs when proposing.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProposalContent {
+    /// The proposed block.
+    pub block: Block,
+    /// The round it is proposed in.
+    pub round: Round,
+}
+
+impl BcsHashable for ProposalContent {
+    const DOMAIN: &'static str = "ProposalContent";
+}
+
+/// A signed block proposal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockProposal {
+    /// Block and round.
+    pub content: ProposalContent,
+    /// The owner's signature over the content.
+    pub signature: AccountSignature,
+    /// When re-proposing a block that a quorum validated in an earlier round: its certificate,
+    /// which lets locked validators vote for it.
+    pub validated_block_certificate: Option<ValidatedBlockCertificate>,
+}
+
+impl BlockProposal {
+    /// Signs a proposal of `block` in `round`.
+    pub fn new(block: Block, round: Round, secret: &AccountSecretKey) -> Self {
+        let content = ProposalContent { block, round };
+        let signature = secret.sign(&content);
+        BlockProposal {
+            content,
+            signature,
+            validated_block_certificate: None,
+        }
+    }
+
+    /// Re-proposes the block of `certificate` in `round`.
+    pub fn new_retry(
+        round: Round,
+        certificate: ValidatedBlockCertificate,
+        secret: &AccountSecretKey,
+    ) -> Self {
+        let content = ProposalContent {
+            block: certificate.value().block().clone(),
+            round,
+        };
+        let signature = secret.sign(&content);
+        BlockProposal {
+            content,
+            signature,
+            validated_block_certificate: Some(certificate),
+        }
+    }
+
+    /// Checks the signature of the block's authenticated owner.
+    pub fn check_signature(&self) -> Result<(), CryptoError> {
+        self.content
+            .block
+            .authenticated_owner
+            .verify(&self.content, &self.signature)
+    }
+
+    /// The block.
+    pub fn block(&self) -> &Block {
+        &self.content.block
+    }
+
+    /// The round.
+    pub fn round(&self) -> Round {
+        self.content.round
+    }
+}
+
+/// Hashed forms, for convenience.
+pub type HashedConfirmedBlock = Hashed<ConfirmedBlock>;

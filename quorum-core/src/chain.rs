@@ -1,0 +1,450 @@
+//! A chain's state on a node and the pure execution of blocks (DESIGN §4.1, §4.4).
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+
+use crate::block::{
+    committee_blob, epoch_event_id, Block, BlockOutcome, IncomingBundle, Message, Operation,
+    OutgoingBundle,
+};
+use crate::committee::{Committee, Epoch};
+use crate::data::{
+    Blob, BlobId, BlobType, BlockHeight, ChainDescription, ChainId, ChainOrigin, Event, EventId,
+    StreamId, Timestamp,
+};
+use crate::error::{ExecutionError, Limit, NodeError};
+use crate::hash::{BcsHashable, CryptoHash};
+use crate::manager::ChainManager;
+
+/// Most operations one block may carry.
+pub const MAX_OPERATIONS_PER_BLOCK: usize = 1_000;
+/// Most incoming bundles one block may consume.
+pub const MAX_INCOMING_BUNDLES_PER_BLOCK: usize = 1_000;
+/// Largest event payload, in bytes.
+pub const MAX_EVENT_PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// Bundles received from one origin chain and not consumed yet.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inbox {
+    /// Received bundles by the sending block's height.
+    pub bundles: BTreeMap<BlockHeight, Vec<Message>>,
+    /// Every bundle below this height was consumed.
+    pub next_height_to_consume: BlockHeight,
+}
+
+/// Everything a node keeps about one chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainState {
+    /// The chain.
+    pub chain_id: ChainId,
+    /// Its description; `None` while the chain is not active on this node (it may still have
+    /// received messages).
+    pub description: Option<ChainDescription>,
+    /// The epoch the chain is in.
+    pub epoch: Epoch,
+    /// Its balance.
+    pub balance: u64,
+    /// The next height to commit.
+    pub next_height: BlockHeight,
+    /// Hash of the latest confirmed block.
+    pub tip_hash: Option<CryptoHash>,
+    /// Timestamp of the latest block (or the chain's creation).
+    pub timestamp: Timestamp,
+    /// Hash of the execution state after the latest block.
+    pub state_hash: Option<CryptoHash>,
+    /// Received, unconsumed bundles per origin.
+    pub inboxes: BTreeMap<ChainId, Inbox>,
+    /// Number of events emitted per stream.
+    pub event_counts: BTreeMap<StreamId, u32>,
+    /// Consensus at the current height.
+    pub manager: ChainManager,
+}
+
+/// The part of the state that block outcomes commit to.
+#[derive(Serialize)]
+struct ExecutionState<'a> {
+    chain_id: ChainId,
+    epoch: Epoch,
+    balance: u64,
+    next_height: BlockHeight,
+    event_counts: &'a BTreeMap<StreamId, u32>,
+}
+
+impl BcsHashable for ExecutionState<'_> {
+    const DOMAIN: &'static str = "ExecutionState";
+}
+
+impl ChainState {
+    /// A chain not active on this node (known only as a recipient of messages).
+    pub fn inactive(chain_id: ChainId) -> Self {
+        ChainState {
+            chain_id,
+            description: None,
+            epoch: Epoch(0),
+            balance: 0,
+            next_height: BlockHeight(0),
+            tip_hash: None,
+            timestamp: Timestamp(0),
+            state_hash: None,
+            inboxes: BTreeMap::new(),
+            event_counts: BTreeMap::new(),
+            manager: ChainManager::inactive(),
+        }
+    }
+
+    /// Activates the chain with its description (at creation, or when this node learns of it),
+    /// keeping any messages it already received. `now` starts the first round's clock.
+    pub fn activate(&mut self, description: ChainDescription, now: Timestamp) {
+        if self.description.is_some() {
+            return;
+        }
+        self.epoch = description.epoch;
+        self.balance = description.balance;
+        self.timestamp = description.timestamp;
+        self.manager = ChainManager::new(&description, BlockHeight(0), now);
+        self.description = Some(description);
+        self.state_hash = Some(self.execution_state_hash());
+    }
+
+    /// The chain's description, or `InactiveChain`.
+    pub fn description(&self) -> Result<&ChainDescription, NodeError> {
+        self.description
+            .as_ref()
+            .ok_or(NodeError::InactiveChain(self.chain_id))
+    }
+
+    /// Whether the chain is active here.
+    pub fn is_active(&self) -> bool {
+        self.description.is_some()
+    }
+
+    fn execution_state_hash(&self) -> CryptoHash {
+        CryptoHash::new(&ExecutionState {
+            chain_id: self.chain_id,
+            epoch: self.epoch,
+            balance: self.balance,
+            next_height: self.next_height,
+            event_counts: &self.event_counts,
+        })
+    }
+
+    /// Records a bundle sent to this chain. Idempotent: a bundle already received or consumed
+    /// is ignored.
+    pub fn receive_bundle(&mut self, origin: ChainId, height: BlockHeight, messages: Vec<Message>) {
+        let inbox = self.inboxes.entry(origin).or_default();
+        if height < inbox.next_height_to_consume {
+            return;
+        }
+        inbox.bundles.entry(height).or_insert(messages);
+    }
+}
+
+/// What a block needs from outside its chain's state, fetched by the node before executing.
+#[derive(Clone, Debug, Default)]
+pub struct ExecutionInputs {
+    /// The admin chain (where epochs are announced).
+    pub admin_chain: Option<ChainId>,
+    /// Blobs available to the block (published, or uploaded for it), by id.
+    pub blobs: BTreeMap<BlobId, Blob>,
+    /// Events available to the block, by id.
+    pub events: BTreeMap<EventId, Vec<u8>>,
+}
+
+/// Everything executing a block produced, for the node to persist.
+#[derive(Clone, Debug)]
+pub struct Execution {
+    /// The outcome validators sign.
+    pub outcome: BlockOutcome,
+    /// The chain's state after the block (manager untouched: the node resets it on commit).
+    pub state: ChainState,
+    /// Blobs the block publishes, with their content.
+    pub published_blobs: Vec<Blob>,
+    /// Events it emitted.
+    pub events: Vec<Event>,
+    /// Chains it opened.
+    pub opened_chains: Vec<ChainDescription>,
+    /// A committee it created, with its epoch.
+    pub new_committee: Option<(Epoch, Committee)>,
+}
+
+/// Executes `block` on `state`. Pure: everything from outside comes in `inputs`.
+///
+/// Checks, in order: the chain is active, the height and epoch are the chain's, the block
+/// extends the tip, its timestamp does not go backwards, size limits, the blobs and events it
+/// needs are in `inputs` (else `BlobsNotFound` / `EventsNotFound` with every missing id), the
+/// bundles it consumes are the next ones in their inboxes (else `MissingCrossChainUpdate`),
+/// then runs the operations.
+pub fn execute_block(
+    state: &ChainState,
+    block: &Block,
+    inputs: &ExecutionInputs,
+) -> Result<Execution, NodeError> {
+    let description = state.description()?;
+    if block.height != state.next_height {
+        return Err(NodeError::UnexpectedBlockHeight {
+            expected_block_height: state.next_height,
+            found_block_height: block.height,
+        });
+    }
+    if block.epoch != state.epoch {
+        return Err(NodeError::WrongEpoch {
+            expected: state.epoch,
+            found: block.epoch,
+        });
+    }
+    if block.previous_block_hash != state.tip_hash {
+        return Err(NodeError::InvalidChaining);
+    }
+    if block.timestamp < state.timestamp {
+        return Err(NodeError::TimestampGoesBackwards);
+    }
+    if !description.owners.contains_key(&block.authenticated_owner) {
+        return Err(NodeError::UnauthorizedOwner);
+    }
+    if block.operations.len() > MAX_OPERATIONS_PER_BLOCK {
+        return Err(ExecutionError::TooLarge(Limit::Operations).into());
+    }
+    if block.incoming_bundles.len() > MAX_INCOMING_BUNDLES_PER_BLOCK {
+        return Err(ExecutionError::TooLarge(Limit::IncomingBundles).into());
+    }
+
+    // Everything the block needs from outside, reported all at once.
+    let missing_blobs: Vec<BlobId> = block
+        .required_blob_ids()
+        .into_iter()
+        .filter(|id| !inputs.blobs.contains_key(id))
+        .collect();
+    if !missing_blobs.is_empty() {
+        return Err(NodeError::BlobsNotFound(missing_blobs));
+    }
+    let admin_chain = inputs.admin_chain.unwrap_or(state.chain_id);
+    let missing_events: Vec<EventId> = block
+        .required_event_ids(admin_chain)
+        .into_iter()
+        .filter(|id| !inputs.events.contains_key(id))
+        .collect();
+    if !missing_events.is_empty() {
+        return Err(NodeError::EventsNotFound(missing_events));
+    }
+
+    let mut next = state.clone();
+    consume_bundles(&mut next, &block.incoming_bundles)?;
+
+    let mut outgoing: BTreeMap<ChainId, Vec<Message>> = BTreeMap::new();
+    let mut published_blobs = Vec::new();
+    let mut published_ids = Vec::new();
+    let mut events = Vec::new();
+    let mut opened_chains = Vec::new();
+    let mut new_committee = None;
+    let mut seen_blobs = BTreeSet::new();
+    for (index, operation) in block.operations.iter().enumerate() {
+        match operation {
+            Operation::Transfer { recipient, amount } => {
+                if *amount == 0 || *recipient == state.chain_id {
+                    return Err(ExecutionError::InvalidTransfer.into());
+                }
+                next.balance = next.balance.checked_sub(*amount).ok_or(
+                    ExecutionError::InsufficientBalance {
+                        balance: next.balance,
+                        amount: *amount,
+                    },
+                )?;
+                outgoing
+                    .entry(*recipient)
+                    .or_default()
+                    .push(Message::Credit { amount: *amount });
+            }
+            Operation::PublishBlob(id) => {
+                if id.blob_type != BlobType::Data {
+                    return Err(ExecutionError::WrongBlobType(*id).into());
+                }
+                if let Some(blob) = inputs.blobs.get(id) {
+                    if seen_blobs.insert(*id) {
+                        published_blobs.push(blob.clone());
+                        published_ids.push(*id);
+                    }
+                }
+            }
+            Operation::ReadBlob(_) => {}
+            Operation::OpenChain(child) => {
+                let expected_origin = ChainOrigin::Child {
+                    parent: state.chain_id,
+                    height: block.height,
+                    index: u32::try_from(index).map_err(|_| ExecutionError::Overflow)?,
+                };
+                if child.origin != expected_origin || child.balance != 0 || child.owners.is_empty()
+                {
+                    return Err(ExecutionError::InvalidOpenChain.into());
+                }
+                let blob = child.to_blob();
+                if seen_blobs.insert(blob.id()) {
+                    published_ids.push(blob.id());
+                    published_blobs.push(blob);
+                }
+                opened_chains.push(child.clone());
+            }
+            Operation::EmitEvent { stream, payload } => {
+                if payload.len() > MAX_EVENT_PAYLOAD_BYTES {
+                    return Err(ExecutionError::TooLarge(Limit::EventSize).into());
+                }
+                let index = emit(&mut next, stream)?;
+                events.push(Event {
+                    id: EventId {
+                        chain_id: state.chain_id,
+                        stream: stream.clone(),
+                        index,
+                    },
+                    payload: payload.clone(),
+                });
+            }
+            Operation::ReadEvent(_) => {}
+            Operation::CreateCommittee(committee) => {
+                if state.chain_id != admin_chain {
+                    return Err(ExecutionError::NotAdminChain.into());
+                }
+                let stream = StreamId::epoch();
+                // Epoch 0 is the genesis committee; announcements start at 1.
+                let index = next.event_counts.get(&stream).copied().unwrap_or(0).max(1);
+                next.event_counts.insert(
+                    stream.clone(),
+                    index.checked_add(1).ok_or(ExecutionError::Overflow)?,
+                );
+                let blob = committee_blob(committee);
+                let payload =
+                    crate::encoding::to_bytes(&blob.id()).map_err(|_| ExecutionError::Overflow)?;
+                events.push(Event {
+                    id: EventId {
+                        chain_id: state.chain_id,
+                        stream,
+                        index,
+                    },
+                    payload,
+                });
+                if seen_blobs.insert(blob.id()) {
+                    published_ids.push(blob.id());
+                    published_blobs.push(blob);
+                }
+                new_committee = Some((Epoch(index), committee.clone()));
+            }
+            Operation::ProcessNewEpoch(epoch) => {
+                if *epoch <= next.epoch {
+                    return Err(ExecutionError::EpochNotNext {
+                        current: next.epoch,
+                        found: *epoch,
+                    }
+                    .into());
+                }
+                // The announcement was checked present above.
+                let id = epoch_event_id(admin_chain, *epoch);
+                if !inputs.events.contains_key(&id) {
+                    return Err(NodeError::EventsNotFound(alloc::vec![id]));
+                }
+                next.epoch = *epoch;
+            }
+        }
+    }
+
+    next.next_height = block.height.try_next().ok_or(ExecutionError::Overflow)?;
+    next.timestamp = block.timestamp;
+    let state_hash = next.execution_state_hash();
+    next.state_hash = Some(state_hash);
+    let messages = outgoing
+        .into_iter()
+        .map(|(recipient, messages)| OutgoingBundle {
+            recipient,
+            messages,
+        })
+        .collect();
+    let outcome = BlockOutcome {
+        state_hash,
+        messages,
+        events: events
+            .iter()
+            .map(|e| (e.id.stream.clone(), e.id.index, e.payload.clone()))
+            .collect(),
+        published_blobs: published_ids,
+    };
+    Ok(Execution {
+        outcome,
+        state: next,
+        published_blobs,
+        events,
+        opened_chains,
+        new_committee,
+    })
+}
+
+fn emit(state: &mut ChainState, stream: &StreamId) -> Result<u32, ExecutionError> {
+    let count = state.event_counts.entry(stream.clone()).or_insert(0);
+    let index = *count;
+    *count = count.checked_add(1).ok_or(ExecutionError::Overflow)?;
+    Ok(index)
+}
+
+/// Consumes each bundle from its inbox: it must be the lowest unconsumed bundle of its origin,
+/// with exactly the messages sent.
+fn consume_bundles(state: &mut ChainState, bundles: &[IncomingBundle]) -> Result<(), NodeError> {
+    for bundle in bundles {
+        let invalid = || ExecutionError::InvalidIncomingBundle {
+            origin: bundle.origin,
+            height: bundle.height,
+        };
+        let missing = NodeError::MissingCrossChainUpdate {
+            chain_id: state.chain_id,
+            origin: bundle.origin,
+            height: bundle.height,
+        };
+        let Some(inbox) = state.inboxes.get_mut(&bundle.origin) else {
+            return Err(missing);
+        };
+        if bundle.height < inbox.next_height_to_consume {
+            return Err(invalid().into());
+        }
+        match inbox.bundles.first_key_value() {
+            None => return Err(missing),
+            Some((&lowest, _)) if lowest > bundle.height => return Err(missing),
+            Some((&lowest, _)) if lowest < bundle.height => return Err(invalid().into()),
+            Some(_) => {}
+        }
+        let Some((_, messages)) = inbox.bundles.pop_first() else {
+            return Err(missing);
+        };
+        if messages != bundle.messages {
+            return Err(invalid().into());
+        }
+        inbox.next_height_to_consume = bundle.height.try_next().ok_or(ExecutionError::Overflow)?;
+        for message in messages {
+            match message {
+                Message::Credit { amount } => {
+                    state.balance = state
+                        .balance
+                        .checked_add(amount)
+                        .ok_or(ExecutionError::Overflow)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The epoch a `CreateCommittee` announcement's event carries: decodes the committee blob id.
+pub fn decode_epoch_event(payload: &[u8]) -> Option<BlobId> {
+    // The payload is the BCS of a BlobId: 32 hash bytes then the type's variant index.
+    if payload.len() != 33 {
+        return None;
+    }
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&payload[..32]);
+    let blob_type = match payload[32] {
+        0 => BlobType::Data,
+        1 => BlobType::ChainDescription,
+        2 => BlobType::Committee,
+        _ => return None,
+    };
+    Some(BlobId {
+        hash: CryptoHash(hash),
+        blob_type,
+    })
+}

@@ -1,0 +1,98 @@
+//! The `ValidatorNode` trait: what a client can ask of one validator (DESIGN §4.7).
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use crate::block::{
+    BlockProposal, ConfirmedBlockCertificate, TimeoutCertificate, ValidatedBlockCertificate,
+};
+use crate::certificate::LiteCertificate;
+use crate::data::{Blob, BlobId, BlockHeight, ChainId};
+use crate::error::NodeError;
+use crate::hash::CryptoHash;
+use crate::info::{BatchOutcome, ChainInfoQuery, ChainInfoResponse, CrossChainDelivery};
+
+/// Most certificates one `handle_confirmed_certificates` batch or one download may carry.
+pub const MAX_CERTIFICATES_PER_BATCH: usize = 1_000;
+
+/// One validator, as a client sees it. Implemented by the Worker (in process) and by every
+/// transport's client. Object safe: use it as `dyn ValidatorNode`.
+#[async_trait::async_trait]
+pub trait ValidatorNode: Send + Sync {
+    /// Proposes a block; answers with the node's vote in `info.manager.pending`.
+    async fn handle_block_proposal(
+        &self,
+        proposal: BlockProposal,
+    ) -> Result<ChainInfoResponse, NodeError>;
+
+    /// Sends a certificate without its value; the node must hold the value already, else it
+    /// answers [`NodeError::MissingCertificateValue`].
+    async fn handle_lite_certificate(
+        &self,
+        certificate: LiteCertificate,
+        delivery: CrossChainDelivery,
+    ) -> Result<ChainInfoResponse, NodeError>;
+
+    /// Sends a confirmed block certificate.
+    async fn handle_confirmed_certificate(
+        &self,
+        certificate: ConfirmedBlockCertificate,
+        delivery: CrossChainDelivery,
+    ) -> Result<ChainInfoResponse, NodeError>;
+
+    /// Sends a validated block certificate; answers with the node's confirmation vote.
+    async fn handle_validated_certificate(
+        &self,
+        certificate: ValidatedBlockCertificate,
+    ) -> Result<ChainInfoResponse, NodeError>;
+
+    /// Sends a timeout certificate, moving the node to the next round.
+    async fn handle_timeout_certificate(
+        &self,
+        certificate: TimeoutCertificate,
+    ) -> Result<ChainInfoResponse, NodeError>;
+
+    /// Sends confirmed certificates of one chain in height order; they are processed in order
+    /// and the batch stops at the first error, saying how far it got.
+    async fn handle_confirmed_certificates(
+        &self,
+        certificates: Vec<ConfirmedBlockCertificate>,
+        delivery: CrossChainDelivery,
+    ) -> Result<BatchOutcome, NodeError>;
+
+    /// Asks about a chain.
+    async fn handle_chain_info_query(
+        &self,
+        query: ChainInfoQuery,
+    ) -> Result<ChainInfoResponse, NodeError>;
+
+    /// Uploads a blob that a certificate the node will process needs.
+    async fn upload_blob(&self, blob: Blob) -> Result<BlobId, NodeError>;
+
+    /// Uploads a blob for a chain's pending proposal.
+    async fn handle_pending_blob(
+        &self,
+        chain_id: ChainId,
+        blob: Blob,
+    ) -> Result<ChainInfoResponse, NodeError>;
+
+    /// Downloads a blob the node knows.
+    async fn download_blob(&self, blob_id: BlobId) -> Result<Blob, NodeError>;
+
+    /// Which of `blob_ids` the node does not know.
+    async fn missing_blob_ids(&self, blob_ids: Vec<BlobId>) -> Result<Vec<BlobId>, NodeError>;
+
+    /// Downloads a confirmed certificate by its value's hash.
+    async fn download_certificate(
+        &self,
+        hash: CryptoHash,
+    ) -> Result<ConfirmedBlockCertificate, NodeError>;
+
+    /// Downloads a chain's confirmed certificates at the given heights (those it has, in the
+    /// order asked, at most [`MAX_CERTIFICATES_PER_BATCH`]).
+    async fn download_certificates_by_heights(
+        &self,
+        chain_id: ChainId,
+        heights: Vec<BlockHeight>,
+    ) -> Result<Vec<ConfirmedBlockCertificate>, NodeError>;
+}

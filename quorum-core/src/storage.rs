@@ -1,0 +1,129 @@
+//! The `Storage` trait: what a node persists (DESIGN §7).
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use crate::block::ConfirmedBlockCertificate;
+use crate::chain::ChainState;
+use crate::committee::{Committee, Epoch};
+use crate::data::{Blob, BlobId, BlobState, BlockHeight, ChainId, EventId};
+use crate::error::{NodeError, StorageErrorKind};
+use crate::hash::CryptoHash;
+
+/// A storage failure, with the back end's own error as its source.
+#[derive(Debug, thiserror::Error)]
+#[error("storage {kind:?} failure: {source}")]
+pub struct StorageError {
+    /// What failed.
+    pub kind: StorageErrorKind,
+    /// The back end's error.
+    #[source]
+    pub source: Box<dyn core::error::Error + Send + Sync + 'static>,
+}
+
+impl StorageError {
+    /// Wraps a back end error.
+    pub fn new(
+        kind: StorageErrorKind,
+        source: impl core::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StorageError {
+            kind,
+            source: Box::new(source),
+        }
+    }
+}
+
+impl From<StorageError> for NodeError {
+    fn from(error: StorageError) -> Self {
+        NodeError::Storage(error.kind)
+    }
+}
+
+/// One write of a [`Batch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// A confirmed certificate, indexed by its value's hash and by its block's chain and height.
+    Certificate(Box<ConfirmedBlockCertificate>),
+    /// A blob, indexed by its id.
+    Blob(Blob),
+    /// Where a blob was published.
+    BlobState(BlobId, BlobState),
+    /// An event's payload.
+    Event(EventId, Vec<u8>),
+    /// A chain's state (replaces the previous one).
+    ChainState(Box<ChainState>),
+    /// The committee of an epoch.
+    Committee(Epoch, Committee),
+}
+
+/// Writes applied atomically: all or none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// The writes, applied in order.
+    pub writes: Vec<Write>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Batch::default()
+    }
+
+    /// Adds a write.
+    pub fn push(&mut self, write: Write) {
+        self.writes.push(write);
+    }
+
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+}
+
+/// Persistent storage of a node. Implementations must apply [`Storage::write_batch`]
+/// atomically and durably (once it returns, a crash loses nothing of it).
+#[async_trait::async_trait]
+pub trait Storage: Send + Sync {
+    /// The confirmed certificate whose value has this hash.
+    async fn read_certificate(
+        &self,
+        hash: CryptoHash,
+    ) -> Result<Option<ConfirmedBlockCertificate>, StorageError>;
+
+    /// The hashes of a chain's confirmed certificates at `heights`, in the order asked.
+    async fn read_certificate_hashes(
+        &self,
+        chain_id: ChainId,
+        heights: &[BlockHeight],
+    ) -> Result<Vec<Option<CryptoHash>>, StorageError>;
+
+    /// A chain's confirmed certificates at `heights`, in the order asked.
+    async fn read_certificates_by_heights(
+        &self,
+        chain_id: ChainId,
+        heights: &[BlockHeight],
+    ) -> Result<Vec<Option<ConfirmedBlockCertificate>>, StorageError>;
+
+    /// A blob.
+    async fn read_blob(&self, id: BlobId) -> Result<Option<Blob>, StorageError>;
+
+    /// Which of `ids` are not stored.
+    async fn missing_blobs(&self, ids: &[BlobId]) -> Result<Vec<BlobId>, StorageError>;
+
+    /// Where a blob was published.
+    async fn read_blob_state(&self, id: BlobId) -> Result<Option<BlobState>, StorageError>;
+
+    /// An event's payload.
+    async fn read_event(&self, id: &EventId) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// A chain's state.
+    async fn read_chain_state(&self, chain_id: ChainId)
+        -> Result<Option<ChainState>, StorageError>;
+
+    /// The committee of an epoch.
+    async fn read_committee(&self, epoch: Epoch) -> Result<Option<Committee>, StorageError>;
+
+    /// Applies all writes atomically and durably.
+    async fn write_batch(&self, batch: Batch) -> Result<(), StorageError>;
+}
