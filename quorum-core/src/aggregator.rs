@@ -156,6 +156,9 @@ mod tests {
     }
     impl CertificateValue for Block {
         const KIND: VoteKind = VoteKind::Confirmed;
+        fn chain_id(&self) -> crate::data::ChainId {
+            crate::data::ChainId(crate::hash::CryptoHash::default())
+        }
     }
 
     struct Setup {
@@ -357,7 +360,13 @@ mod tests {
             lite.check(&s.committee),
             Err(CertificateError::BadSignatures(_))
         ));
-        let _ = LiteCertificate::new(lite.value_hash, lite.kind, lite.round, lite.signatures);
+        let _ = LiteCertificate::new(
+            lite.chain_id,
+            lite.value_hash,
+            lite.kind,
+            lite.round,
+            lite.signatures,
+        );
     }
 
     #[test]

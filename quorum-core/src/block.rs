@@ -229,12 +229,21 @@ impl BcsHashable for Timeout {
 }
 impl CertificateValue for ValidatedBlock {
     const KIND: VoteKind = VoteKind::Validated;
+    fn chain_id(&self) -> ChainId {
+        self.0.block.chain_id
+    }
 }
 impl CertificateValue for ConfirmedBlock {
     const KIND: VoteKind = VoteKind::Confirmed;
+    fn chain_id(&self) -> ChainId {
+        self.0.block.chain_id
+    }
 }
 impl CertificateValue for Timeout {
     const KIND: VoteKind = VoteKind::Timeout;
+    fn chain_id(&self) -> ChainId {
+        self.chain_id
+    }
 }
 
 impl ValidatedBlock {

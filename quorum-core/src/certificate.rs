@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::committee::Committee;
 use crate::crypto::{self, BatchItem, ValidatorPublicKey, ValidatorSignature};
+use crate::data::ChainId;
 use crate::hash::{CryptoHash, Hashed};
 use crate::round::Round;
 use crate::vote::{vote_message, CertificateValue, VoteKind};
@@ -135,6 +136,7 @@ impl<T: CertificateValue> Certificate<T> {
     /// The certificate without its value.
     pub fn lite(&self) -> LiteCertificate {
         LiteCertificate {
+            chain_id: self.value.chain_id(),
             value_hash: self.value.hash(),
             kind: T::KIND,
             round: self.round,
@@ -177,6 +179,8 @@ impl<T: CertificateValue> Certificate<T> {
 /// A certificate that carries the value's hash and kind instead of the value.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LiteCertificate {
+    /// The chain the value is about (routing only: the value's hash is what is signed).
+    pub chain_id: ChainId,
     /// Hash of the certified value.
     pub value_hash: CryptoHash,
     /// Kind of the votes.
@@ -190,12 +194,14 @@ pub struct LiteCertificate {
 impl LiteCertificate {
     /// Assembles a lite certificate, sorting signatures by signer.
     pub fn new(
+        chain_id: ChainId,
         value_hash: CryptoHash,
         kind: VoteKind,
         round: Round,
         signatures: Vec<(ValidatorPublicKey, ValidatorSignature)>,
     ) -> Self {
         LiteCertificate {
+            chain_id,
             value_hash,
             kind,
             round,
@@ -220,7 +226,10 @@ impl LiteCertificate {
         self,
         value: Hashed<T>,
     ) -> Result<Certificate<T>, CertificateError> {
-        if value.hash() != self.value_hash || T::KIND != self.kind {
+        if value.hash() != self.value_hash
+            || T::KIND != self.kind
+            || value.chain_id() != self.chain_id
+        {
             return Err(CertificateError::ValueMismatch);
         }
         Ok(Certificate {

@@ -5,6 +5,7 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{CryptoError, ValidatorPublicKey, ValidatorSecretKey, ValidatorSignature};
+use crate::data::ChainId;
 use crate::hash::{BcsHashable, CryptoHash, Hashed};
 use crate::round::Round;
 
@@ -35,6 +36,9 @@ impl fmt::Display for VoteKind {
 pub trait CertificateValue: BcsHashable {
     /// The kind of vote this value receives.
     const KIND: VoteKind;
+
+    /// The chain the value is about.
+    fn chain_id(&self) -> ChainId;
 }
 
 /// The exact content a validator signs.
@@ -186,6 +190,9 @@ mod tests {
     }
     impl CertificateValue for Thing {
         const KIND: VoteKind = VoteKind::Validated;
+        fn chain_id(&self) -> ChainId {
+            ChainId(CryptoHash::default())
+        }
     }
 
     #[test]

@@ -1,0 +1,754 @@
+//! The Worker: the reference validator's state machine driver (DESIGN §4.5).
+//!
+//! It loads chain state from a [`Storage`], applies the pure rules of `quorum-core`
+//! ([`execute_block`], [`ChainManager`]), persists every change in one atomic batch, and signs
+//! votes when it holds a validator key. Without a key it is a client's local node: it executes
+//! and stores certified blocks but never votes.
+//!
+//! Concurrency: certificate signatures are checked before any lock is taken; every state change
+//! then runs under one worker-wide lock, which also makes cross-chain delivery (writing the
+//! recipients' inboxes) atomic with the sender's block.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+use tracing::{debug, instrument};
+
+use quorum_core::block::epoch_event_id;
+use quorum_core::chain::{execute_block, ExecutionInputs};
+use quorum_core::error::Limit;
+use quorum_core::info::{BatchOutcome, MAX_CERTIFICATE_HASHES_PER_QUERY};
+use quorum_core::manager::{ChainManager, ProposalDecision};
+use quorum_core::node::MAX_CERTIFICATES_PER_BATCH;
+use quorum_core::{
+    Batch, Blob, BlobId, BlobState, Block, BlockHeight, BlockProposal, BlockValue, ChainId,
+    ChainInfo, ChainInfoQuery, ChainInfoResponse, ChainState, Committee, ConfirmedBlock,
+    ConfirmedBlockCertificate, CrossChainDelivery, CryptoHash, Epoch, Hashed, LiteCertificate,
+    NodeError, Storage, TimeDelta, Timeout, TimeoutCertificate, ValidatedBlock,
+    ValidatedBlockCertificate, ValidatorNode, ValidatorPublicKey, ValidatorSecretKey, VoteKind,
+    Write,
+};
+
+use crate::clock::Clock;
+
+/// Default for [`WorkerConfig::timestamp_grace`]: how far ahead of the node's clock a block's
+/// timestamp may be, in microseconds (500 ms).
+pub const DEFAULT_TIMESTAMP_GRACE: TimeDelta = TimeDelta::from_millis(500);
+/// Default for [`WorkerConfig::max_blob_bytes`]: 4 MiB.
+pub const DEFAULT_MAX_BLOB_BYTES: usize = 4 << 20;
+/// Default for [`WorkerConfig::max_pending_blobs_per_chain`].
+pub const DEFAULT_MAX_PENDING_BLOBS_PER_CHAIN: usize = 64;
+/// Default for [`WorkerConfig::max_pending_chains`].
+pub const DEFAULT_MAX_PENDING_CHAINS: usize = 4_096;
+/// Default for [`WorkerConfig::max_uploaded_blobs`].
+pub const DEFAULT_MAX_UPLOADED_BLOBS: usize = 1_024;
+
+/// Settings of a [`Worker`].
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// The admin chain, whose `epoch` stream announces committees.
+    pub admin_chain: ChainId,
+    /// How far ahead of the node's clock a proposed block's timestamp may be (default
+    /// [`DEFAULT_TIMESTAMP_GRACE`]).
+    pub timestamp_grace: TimeDelta,
+    /// Largest blob accepted, in bytes (default [`DEFAULT_MAX_BLOB_BYTES`]).
+    pub max_blob_bytes: usize,
+    /// Most pending blobs held for one chain (default [`DEFAULT_MAX_PENDING_BLOBS_PER_CHAIN`]).
+    pub max_pending_blobs_per_chain: usize,
+    /// Most chains with pending blobs at once (default [`DEFAULT_MAX_PENDING_CHAINS`]).
+    pub max_pending_chains: usize,
+    /// Most uploaded blobs held until a certificate uses them; the oldest are dropped first
+    /// (default [`DEFAULT_MAX_UPLOADED_BLOBS`]).
+    pub max_uploaded_blobs: usize,
+}
+
+impl WorkerConfig {
+    /// Default settings for a committee whose admin chain is `admin_chain`.
+    pub fn new(admin_chain: ChainId) -> Self {
+        WorkerConfig {
+            admin_chain,
+            timestamp_grace: DEFAULT_TIMESTAMP_GRACE,
+            max_blob_bytes: DEFAULT_MAX_BLOB_BYTES,
+            max_pending_blobs_per_chain: DEFAULT_MAX_PENDING_BLOBS_PER_CHAIN,
+            max_pending_chains: DEFAULT_MAX_PENDING_CHAINS,
+            max_uploaded_blobs: DEFAULT_MAX_UPLOADED_BLOBS,
+        }
+    }
+}
+
+/// Blobs held in memory until a block needs them.
+#[derive(Default)]
+struct Volatile {
+    /// Blobs uploaded for a chain's proposals.
+    pending: HashMap<ChainId, BTreeMap<BlobId, Blob>>,
+    /// Blobs uploaded for certificates, oldest first.
+    uploaded: BTreeMap<BlobId, Blob>,
+    upload_order: VecDeque<BlobId>,
+}
+
+/// A validator (with a key) or a client's local node (without), over storage `S`.
+pub struct Worker<S> {
+    storage: S,
+    key: Option<ValidatorSecretKey>,
+    clock: Arc<dyn Clock>,
+    config: WorkerConfig,
+    volatile: Mutex<Volatile>,
+    committees: RwLock<BTreeMap<Epoch, Arc<Committee>>>,
+}
+
+impl<S> std::fmt::Debug for Worker<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field(
+                "validator",
+                &self.key.as_ref().map(ValidatorSecretKey::public),
+            )
+            .field("admin_chain", &self.config.admin_chain)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Storage> Worker<S> {
+    /// A worker over `storage`; it signs votes if `key` is given.
+    pub fn new(
+        storage: S,
+        key: Option<ValidatorSecretKey>,
+        clock: Arc<dyn Clock>,
+        config: WorkerConfig,
+    ) -> Self {
+        Worker {
+            storage,
+            key,
+            clock,
+            config,
+            volatile: Mutex::new(Volatile::default()),
+            committees: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// The validator's public key, if this worker votes.
+    pub fn public_key(&self) -> Option<ValidatorPublicKey> {
+        self.key.as_ref().map(ValidatorSecretKey::public)
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &WorkerConfig {
+        &self.config
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// A chain's state, or an inactive placeholder.
+    pub async fn chain_state(&self, chain_id: ChainId) -> Result<ChainState, NodeError> {
+        Ok(self
+            .storage
+            .read_chain_state(chain_id)
+            .await?
+            .unwrap_or_else(|| ChainState::inactive(chain_id)))
+    }
+
+    /// The committee of `epoch`; `EventsNotFound` for the admin chain's announcement of it if
+    /// this node does not know it yet.
+    pub async fn committee(&self, epoch: Epoch) -> Result<Arc<Committee>, NodeError> {
+        if let Ok(cache) = self.committees.read() {
+            if let Some(committee) = cache.get(&epoch) {
+                return Ok(committee.clone());
+            }
+        }
+        let committee = self.storage.read_committee(epoch).await?.ok_or_else(|| {
+            NodeError::EventsNotFound(vec![epoch_event_id(self.config.admin_chain, epoch)])
+        })?;
+        let committee = Arc::new(committee);
+        if let Ok(mut cache) = self.committees.write() {
+            cache.insert(epoch, committee.clone());
+        }
+        Ok(committee)
+    }
+
+    /// Executes `block` without voting or storing anything, with `extra_blobs` available besides
+    /// what the node knows: how a client computes the outcome of the block it proposes.
+    pub async fn stage_block_execution(
+        &self,
+        block: &Block,
+        extra_blobs: &[Blob],
+    ) -> Result<BlockValue, NodeError> {
+        let volatile = self.volatile.lock().await;
+        let state = self.chain_state(block.chain_id).await?;
+        let mut inputs = self.gather_inputs(&volatile, block).await?;
+        for blob in extra_blobs {
+            inputs
+                .blobs
+                .entry(blob.id())
+                .or_insert_with(|| blob.clone());
+        }
+        let execution = execute_block(&state, block, &inputs)?;
+        Ok(BlockValue {
+            block: block.clone(),
+            outcome: execution.outcome,
+        })
+    }
+
+    fn response(&self, state: &ChainState, with_values: bool) -> ChainInfoResponse {
+        ChainInfoResponse::new(self.info(state, with_values), self.key.as_ref())
+    }
+
+    fn info(&self, state: &ChainState, with_values: bool) -> ChainInfo {
+        ChainInfo {
+            chain_id: state.chain_id,
+            epoch: state.description.as_ref().map(|_| state.epoch),
+            description: state.description.clone(),
+            next_block_height: state.next_height,
+            block_hash: state.tip_hash,
+            timestamp: state.timestamp,
+            state_hash: state.state_hash,
+            balance: state.balance,
+            manager: state.manager.info(with_values),
+            requested_certificate_hashes: Vec::new(),
+        }
+    }
+
+    /// The blobs and events `block` needs, from pending and uploaded blobs and storage. Missing
+    /// ones are simply absent: execution reports them.
+    async fn gather_inputs(
+        &self,
+        volatile: &Volatile,
+        block: &Block,
+    ) -> Result<ExecutionInputs, NodeError> {
+        let mut inputs = ExecutionInputs {
+            admin_chain: Some(self.config.admin_chain),
+            ..ExecutionInputs::default()
+        };
+        let pending = volatile.pending.get(&block.chain_id);
+        for id in block.required_blob_ids() {
+            let held = pending
+                .and_then(|blobs| blobs.get(&id))
+                .or_else(|| volatile.uploaded.get(&id))
+                .cloned();
+            let blob = match held {
+                Some(blob) => Some(blob),
+                None => self.storage.read_blob(id).await?,
+            };
+            if let Some(blob) = blob {
+                inputs.blobs.insert(id, blob);
+            }
+        }
+        for id in block.required_event_ids(self.config.admin_chain) {
+            if let Some(payload) = self.storage.read_event(&id).await? {
+                inputs.events.insert(id, payload);
+            }
+        }
+        Ok(inputs)
+    }
+
+    /// Applies a confirmed certificate whose signatures were already checked. Returns the
+    /// chain's state afterwards (unchanged if the block was already there).
+    async fn apply_confirmed(
+        &self,
+        volatile: &mut Volatile,
+        certificate: ConfirmedBlockCertificate,
+    ) -> Result<ChainState, NodeError> {
+        let block = certificate.value().block();
+        let chain_id = block.chain_id;
+        let height = block.height;
+        let state = self.chain_state(chain_id).await?;
+        state.description()?;
+        if height < state.next_height {
+            return Ok(state);
+        }
+        if height > state.next_height {
+            return Err(NodeError::UnexpectedBlockHeight {
+                expected_block_height: state.next_height,
+                found_block_height: height,
+            });
+        }
+        let inputs = self.gather_inputs(volatile, block).await?;
+        let execution = execute_block(&state, block, &inputs)?;
+        if execution.outcome != *certificate.value().outcome() {
+            return Err(NodeError::OutcomeMismatch);
+        }
+        let now = self.clock.now();
+        let mut new_state = execution.state;
+        let description = new_state.description()?.clone();
+        new_state.tip_hash = Some(certificate.hash());
+        new_state.manager = ChainManager::new(&description, new_state.next_height, now);
+
+        let mut batch = Batch::new();
+        let mut others: BTreeMap<ChainId, ChainState> = BTreeMap::new();
+        for child in execution.opened_chains {
+            let child_id = child.id();
+            let mut child_state = self.chain_state(child_id).await?;
+            child_state.activate(child, now);
+            others.insert(child_id, child_state);
+        }
+        for bundle in &execution.outcome.messages {
+            let recipient = match others.entry(bundle.recipient) {
+                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    entry.insert(self.chain_state(bundle.recipient).await?)
+                }
+            };
+            recipient.receive_bundle(chain_id, height, bundle.messages.clone());
+        }
+        let mut used_blobs = Vec::new();
+        for blob in execution.published_blobs {
+            let id = blob.id();
+            if self.storage.read_blob_state(id).await?.is_none() {
+                batch.push(Write::BlobState(id, BlobState { chain_id, height }));
+            }
+            batch.push(Write::Blob(blob));
+            used_blobs.push(id);
+        }
+        for event in execution.events {
+            batch.push(Write::Event(event.id, event.payload));
+        }
+        if let Some((epoch, committee)) = execution.new_committee {
+            batch.push(Write::Committee(epoch, committee));
+        }
+        batch.push(Write::Certificate(Box::new(certificate)));
+        batch.push(Write::ChainState(Box::new(new_state.clone())));
+        for (_, other) in others {
+            batch.push(Write::ChainState(Box::new(other)));
+        }
+        self.storage.write_batch(batch).await?;
+        volatile.pending.remove(&chain_id);
+        for id in used_blobs {
+            volatile.uploaded.remove(&id);
+        }
+        debug!(?chain_id, ?height, "block committed");
+        Ok(new_state)
+    }
+
+    /// Checks a confirmed certificate against its epoch's committee, unless the node already
+    /// has a block at that height (then there is nothing to do).
+    async fn check_confirmed(
+        &self,
+        certificate: &ConfirmedBlockCertificate,
+    ) -> Result<bool, NodeError> {
+        let block = certificate.value().block();
+        let state = self.chain_state(block.chain_id).await?;
+        state.description()?;
+        if block.height < state.next_height {
+            return Ok(false);
+        }
+        let committee = self.committee(block.epoch).await?;
+        certificate.check(&committee)?;
+        Ok(true)
+    }
+
+    fn check_blob_size(&self, blob: &Blob) -> Result<(), NodeError> {
+        if blob.content.len() > self.config.max_blob_bytes {
+            return Err(NodeError::LimitExceeded(Limit::BlobSize));
+        }
+        Ok(())
+    }
+
+    async fn missing_for_block(
+        &self,
+        volatile: &Volatile,
+        block: &Block,
+    ) -> Result<Vec<BlobId>, NodeError> {
+        let inputs = self.gather_inputs(volatile, block).await?;
+        Ok(block
+            .required_blob_ids()
+            .into_iter()
+            .filter(|id| !inputs.blobs.contains_key(id))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl<S: Storage> ValidatorNode for Worker<S> {
+    #[instrument(level = "debug", skip_all, fields(chain = ?proposal.block().chain_id, height = ?proposal.block().height, round = ?proposal.round()))]
+    async fn handle_block_proposal(
+        &self,
+        proposal: BlockProposal,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        if let Some(certificate) = &proposal.validated_block_certificate {
+            let committee = self.committee(certificate.value().block().epoch).await?;
+            certificate.check(&committee)?;
+        }
+        let volatile = self.volatile.lock().await;
+        let block = proposal.block().clone();
+        let mut state = self.chain_state(block.chain_id).await?;
+        let description = state.description()?.clone();
+        if block.height != state.next_height {
+            return Err(NodeError::UnexpectedBlockHeight {
+                expected_block_height: state.next_height,
+                found_block_height: block.height,
+            });
+        }
+        if block.epoch != state.epoch {
+            return Err(NodeError::WrongEpoch {
+                expected: state.epoch,
+                found: block.epoch,
+            });
+        }
+        if state.manager.check_proposal(&description, &proposal)?
+            == ProposalDecision::AlreadyVotedForThis
+        {
+            return Ok(self.response(&state, false));
+        }
+        let now = self.clock.now();
+        if block.timestamp > now.saturating_add(self.config.timestamp_grace) {
+            return Err(NodeError::InvalidTimestamp {
+                block_timestamp: block.timestamp,
+                local_time: now,
+            });
+        }
+        let inputs = self.gather_inputs(&volatile, &block).await?;
+        let execution = execute_block(&state, &block, &inputs)?;
+        let value = BlockValue {
+            block,
+            outcome: execution.outcome,
+        };
+        state
+            .manager
+            .vote_for_proposal(proposal, value, self.key.as_ref());
+        self.storage
+            .write_batch(Batch {
+                writes: vec![Write::ChainState(Box::new(state.clone()))],
+            })
+            .await?;
+        Ok(self.response(&state, false))
+    }
+
+    async fn handle_lite_certificate(
+        &self,
+        certificate: LiteCertificate,
+        delivery: CrossChainDelivery,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        let state = self.chain_state(certificate.chain_id).await?;
+        state.description()?;
+        match certificate.kind {
+            VoteKind::Confirmed => {
+                if self
+                    .storage
+                    .read_certificate(certificate.value_hash)
+                    .await?
+                    .is_some()
+                {
+                    return Ok(self.response(&state, false));
+                }
+                let value = state
+                    .manager
+                    .value_for(VoteKind::Confirmed, certificate.value_hash)
+                    .ok_or(NodeError::MissingCertificateValue)?;
+                let full = certificate.with_value(Hashed::new(ConfirmedBlock(value)))?;
+                self.handle_confirmed_certificate(full, delivery).await
+            }
+            VoteKind::Validated => {
+                let value = state
+                    .manager
+                    .value_for(VoteKind::Validated, certificate.value_hash)
+                    .ok_or(NodeError::MissingCertificateValue)?;
+                let full = certificate.with_value(Hashed::new(ValidatedBlock(value)))?;
+                self.handle_validated_certificate(full).await
+            }
+            VoteKind::Timeout => {
+                let value = Hashed::new(Timeout {
+                    chain_id: state.chain_id,
+                    height: state.next_height,
+                    epoch: state.epoch,
+                });
+                if value.hash() != certificate.value_hash {
+                    return Err(NodeError::MissingCertificateValue);
+                }
+                let full = certificate.with_value(value)?;
+                self.handle_timeout_certificate(full).await
+            }
+        }
+    }
+
+    #[instrument(level = "debug", skip_all, fields(chain = ?certificate.value().block().chain_id, height = ?certificate.value().block().height))]
+    async fn handle_confirmed_certificate(
+        &self,
+        certificate: ConfirmedBlockCertificate,
+        _delivery: CrossChainDelivery,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        // Delivery to recipients' inboxes is part of the block's own write batch, so it is
+        // always complete when this returns: Blocking and NonBlocking behave alike.
+        if !self.check_confirmed(&certificate).await? {
+            let state = self
+                .chain_state(certificate.value().block().chain_id)
+                .await?;
+            return Ok(self.response(&state, false));
+        }
+        let mut volatile = self.volatile.lock().await;
+        let state = self.apply_confirmed(&mut volatile, certificate).await?;
+        Ok(self.response(&state, false))
+    }
+
+    async fn handle_validated_certificate(
+        &self,
+        certificate: ValidatedBlockCertificate,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        let block = certificate.value().block().clone();
+        let committee = self.committee(block.epoch).await?;
+        certificate.check(&committee)?;
+        let volatile = self.volatile.lock().await;
+        let mut state = self.chain_state(block.chain_id).await?;
+        let description = state.description()?.clone();
+        if block.height < state.next_height {
+            return Ok(self.response(&state, false));
+        }
+        if block.height > state.next_height {
+            return Err(NodeError::UnexpectedBlockHeight {
+                expected_block_height: state.next_height,
+                found_block_height: block.height,
+            });
+        }
+        let missing = self.missing_for_block(&volatile, &block).await?;
+        if !missing.is_empty() {
+            return Err(NodeError::BlobsNotFound(missing));
+        }
+        let now = self.clock.now();
+        state.manager.handle_validated_certificate(
+            &description,
+            &certificate,
+            now,
+            self.key.as_ref(),
+        )?;
+        self.storage
+            .write_batch(Batch {
+                writes: vec![Write::ChainState(Box::new(state.clone()))],
+            })
+            .await?;
+        Ok(self.response(&state, false))
+    }
+
+    async fn handle_timeout_certificate(
+        &self,
+        certificate: TimeoutCertificate,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        let timeout = certificate.value().inner().clone();
+        let committee = self.committee(timeout.epoch).await?;
+        certificate.check(&committee)?;
+        let _volatile = self.volatile.lock().await;
+        let mut state = self.chain_state(timeout.chain_id).await?;
+        let description = state.description()?.clone();
+        if timeout.height < state.next_height {
+            return Ok(self.response(&state, false));
+        }
+        if timeout.height > state.next_height {
+            return Err(NodeError::UnexpectedBlockHeight {
+                expected_block_height: state.next_height,
+                found_block_height: timeout.height,
+            });
+        }
+        if timeout.epoch != state.epoch {
+            return Err(NodeError::WrongEpoch {
+                expected: state.epoch,
+                found: timeout.epoch,
+            });
+        }
+        state
+            .manager
+            .handle_timeout_certificate(&description, &certificate, self.clock.now());
+        self.storage
+            .write_batch(Batch {
+                writes: vec![Write::ChainState(Box::new(state.clone()))],
+            })
+            .await?;
+        Ok(self.response(&state, false))
+    }
+
+    async fn handle_confirmed_certificates(
+        &self,
+        certificates: Vec<ConfirmedBlockCertificate>,
+        _delivery: CrossChainDelivery,
+    ) -> Result<BatchOutcome, NodeError> {
+        if certificates.len() > MAX_CERTIFICATES_PER_BATCH {
+            return Err(NodeError::LimitExceeded(Limit::BatchSize));
+        }
+        let Some(first) = certificates.first() else {
+            return Ok(BatchOutcome {
+                processed: 0,
+                info: None,
+                error: None,
+            });
+        };
+        let chain_id = first.value().block().chain_id;
+        let mut processed = 0;
+        let mut last_state = None;
+        let mut error = None;
+        for certificate in certificates {
+            let result = async {
+                if certificate.value().block().chain_id != chain_id {
+                    return Err(NodeError::ProtocolViolation(
+                        quorum_core::Violation::WrongChain,
+                    ));
+                }
+                if !self.check_confirmed(&certificate).await? {
+                    return self.chain_state(chain_id).await;
+                }
+                let mut volatile = self.volatile.lock().await;
+                self.apply_confirmed(&mut volatile, certificate).await
+            }
+            .await;
+            match result {
+                Ok(state) => {
+                    processed += 1;
+                    last_state = Some(state);
+                }
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        let info = last_state.map(|state| self.response(&state, false));
+        Ok(BatchOutcome {
+            processed,
+            info,
+            error,
+        })
+    }
+
+    async fn handle_chain_info_query(
+        &self,
+        query: ChainInfoQuery,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        let _volatile = self.volatile.lock().await;
+        let mut state = self.chain_state(query.chain_id).await?;
+        state.description()?;
+        if let Some(height) = query.test_next_block_height {
+            if height != state.next_height {
+                return Err(NodeError::UnexpectedBlockHeight {
+                    expected_block_height: state.next_height,
+                    found_block_height: height,
+                });
+            }
+        }
+        if let Some((height, round)) = query.request_timeout {
+            if height == state.next_height && state.manager.timeout_vote.is_none() {
+                let vote = state.manager.vote_timeout(
+                    state.chain_id,
+                    state.epoch,
+                    round,
+                    self.clock.now(),
+                    self.key.as_ref(),
+                );
+                if vote.is_some() {
+                    self.storage
+                        .write_batch(Batch {
+                            writes: vec![Write::ChainState(Box::new(state.clone()))],
+                        })
+                        .await?;
+                }
+            }
+        }
+        let mut info = self.info(&state, query.request_manager_values);
+        if let Some((start, end)) = query.request_certificate_hashes {
+            let end = BlockHeight(
+                end.0
+                    .min(state.next_height.0)
+                    .min(start.0.saturating_add(MAX_CERTIFICATE_HASHES_PER_QUERY)),
+            );
+            let heights: Vec<BlockHeight> = (start.0..end.0).map(BlockHeight).collect();
+            let hashes = self
+                .storage
+                .read_certificate_hashes(state.chain_id, &heights)
+                .await?;
+            info.requested_certificate_hashes = hashes.into_iter().map_while(|hash| hash).collect();
+        }
+        Ok(ChainInfoResponse::new(info, self.key.as_ref()))
+    }
+
+    async fn upload_blob(&self, blob: Blob) -> Result<BlobId, NodeError> {
+        self.check_blob_size(&blob)?;
+        let id = blob.id();
+        if self.storage.read_blob(id).await?.is_some() {
+            return Ok(id);
+        }
+        let mut volatile = self.volatile.lock().await;
+        if volatile.uploaded.insert(id, blob).is_none() {
+            volatile.upload_order.push_back(id);
+        }
+        while volatile.uploaded.len() > self.config.max_uploaded_blobs {
+            match volatile.upload_order.pop_front() {
+                Some(oldest) => {
+                    volatile.uploaded.remove(&oldest);
+                }
+                None => break,
+            }
+        }
+        let Volatile {
+            uploaded,
+            upload_order,
+            ..
+        } = &mut *volatile;
+        upload_order.retain(|id| uploaded.contains_key(id));
+        Ok(id)
+    }
+
+    async fn handle_pending_blob(
+        &self,
+        chain_id: ChainId,
+        blob: Blob,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        self.check_blob_size(&blob)?;
+        let mut volatile = self.volatile.lock().await;
+        let state = self.chain_state(chain_id).await?;
+        state.description()?;
+        let chains = volatile.pending.len();
+        let blobs = volatile.pending.entry(chain_id).or_default();
+        if blobs.is_empty() && chains >= self.config.max_pending_chains {
+            return Err(NodeError::LimitExceeded(Limit::PendingBlobs));
+        }
+        if !blobs.contains_key(&blob.id()) && blobs.len() >= self.config.max_pending_blobs_per_chain
+        {
+            return Err(NodeError::LimitExceeded(Limit::PendingBlobs));
+        }
+        blobs.insert(blob.id(), blob);
+        Ok(self.response(&state, false))
+    }
+
+    async fn download_blob(&self, blob_id: BlobId) -> Result<Blob, NodeError> {
+        self.storage
+            .read_blob(blob_id)
+            .await?
+            .ok_or_else(|| NodeError::BlobsNotFound(vec![blob_id]))
+    }
+
+    async fn missing_blob_ids(&self, blob_ids: Vec<BlobId>) -> Result<Vec<BlobId>, NodeError> {
+        if blob_ids.len() > MAX_CERTIFICATES_PER_BATCH {
+            return Err(NodeError::LimitExceeded(Limit::BatchSize));
+        }
+        Ok(self.storage.missing_blobs(&blob_ids).await?)
+    }
+
+    async fn download_certificate(
+        &self,
+        hash: CryptoHash,
+    ) -> Result<ConfirmedBlockCertificate, NodeError> {
+        self.storage
+            .read_certificate(hash)
+            .await?
+            .ok_or(NodeError::NotFound)
+    }
+
+    async fn download_certificates_by_heights(
+        &self,
+        chain_id: ChainId,
+        heights: Vec<BlockHeight>,
+    ) -> Result<Vec<ConfirmedBlockCertificate>, NodeError> {
+        if heights.len() > MAX_CERTIFICATES_PER_BATCH {
+            return Err(NodeError::LimitExceeded(Limit::BatchSize));
+        }
+        let certificates = self
+            .storage
+            .read_certificates_by_heights(chain_id, &heights)
+            .await?;
+        Ok(certificates.into_iter().flatten().collect())
+    }
+}

@@ -1,0 +1,39 @@
+//! What the server calls for every request.
+
+use std::future::Future;
+
+/// Answers one request; the server calls it concurrently for every request it receives.
+///
+/// Any `Fn(Req) -> impl Future<Output = Resp>` closure is a handler. To serve a richer object
+/// (for instance a validator behind a `ValidatorNode` trait object), wrap it in a type that maps
+/// each request variant to a method call and the result to a response variant:
+///
+/// ```
+/// use quorum_transport_tcp::Handler;
+///
+/// struct Doubler;
+///
+/// impl Handler<u64, u64> for Doubler {
+///     async fn handle(&self, request: u64) -> u64 {
+///         request.wrapping_mul(2)
+///     }
+/// }
+/// ```
+///
+/// Errors the handler wants the client to see belong in `Resp` (e.g. `Resp = Result<T, E>`). A
+/// handler that panics loses only its own request: the panic is logged and the client's request
+/// times out.
+pub trait Handler<Req, Resp>: Send + Sync + 'static {
+    /// Produces the response to `request`.
+    fn handle(&self, request: Req) -> impl Future<Output = Resp> + Send;
+}
+
+impl<Req, Resp, F, Fut> Handler<Req, Resp> for F
+where
+    F: Fn(Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Resp> + Send,
+{
+    fn handle(&self, request: Req) -> impl Future<Output = Resp> + Send {
+        self(request)
+    }
+}
