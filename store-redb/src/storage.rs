@@ -1,0 +1,857 @@
+//! [`RedbStorage`]: the [`Storage`] trait on a redb database file.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use quorum_core::{
+    Batch, Blob, BlobId, BlobState, BlockHeight, ChainId, ChainState, Committee,
+    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, Storage, StorageError, Write,
+};
+use redb::{
+    Database, Key, ReadOnlyTable, ReadTransaction, ReadableTable, Table, TableDefinition, Value,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Access, Error};
+use crate::options::{Durability, RedbOptions};
+use crate::tables::{
+    blob_key, event_key, hash_key, height_key, names, BlobKey, Bytes, EventKey, HashKey, HeightKey,
+    BLOBS, BLOB_STATES, CERTIFICATES, CERTIFICATE_HASHES, CHAIN_STATES, COMMITTEES, EVENTS, META,
+    SCHEMA_VERSION, SCHEMA_VERSION_KEY,
+};
+
+/// A [`Storage`] on a redb database file.
+///
+/// * Each [`Storage::write_batch`] is one redb write transaction: all of the batch or none of
+///   it is ever visible, to readers and after a crash. Writes apply in order, a later write of
+///   a key replacing an earlier one. Commits are durable by default
+///   ([`Durability::Immediate`]): once `write_batch` returns, a crash loses nothing of it.
+/// * Each read runs in one read transaction, so a multi-key read such as
+///   [`Storage::read_certificates_by_heights`] sees a single consistent snapshot.
+/// * redb is blocking: every operation runs on tokio's blocking thread pool
+///   ([`tokio::task::spawn_blocking`]), so the trait's methods must be called within a tokio
+///   runtime. A `write_batch` whose future is dropped once started still completes (all or
+///   nothing) in the background.
+/// * Stored values are checked when read: a value that does not decode, or does not belong
+///   under its key, is a [`StorageErrorKind::Corrupted`](quorum_core::error::StorageErrorKind)
+///   error, never a panic.
+///
+/// Cloning is cheap and shares the open database. The file is locked while open: opening it a
+/// second time (in this process or another) fails until every clone is dropped.
+#[derive(Clone)]
+pub struct RedbStorage {
+    inner: Arc<Inner>,
+}
+
+/// What the clones of a [`RedbStorage`] share.
+struct Inner {
+    database: Database,
+    path: PathBuf,
+    durability: Durability,
+}
+
+impl fmt::Debug for RedbStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedbStorage")
+            .field("path", &self.inner.path)
+            .field("durability", &self.inner.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedbStorage {
+    /// Opens the database at `path` with [`RedbOptions::default`]: creates it if the file does
+    /// not exist (or is empty), opens it if it holds a database of this layout, and fails
+    /// otherwise. See [`RedbStorage::open_with`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::open_with(path, RedbOptions::default())
+    }
+
+    /// Opens the database at `path`.
+    ///
+    /// With `options.create` (the default) a missing or empty file becomes a new, empty
+    /// database; without it, a missing file is an [`Error::Open`]. An existing file must be a
+    /// redb database of this crate's layout ([`Error::SchemaVersion`] otherwise). The parent
+    /// directory must exist. The file stays locked until every clone of the storage is
+    /// dropped.
+    ///
+    /// This call blocks: after a crash, redb repairs the file on opening, which reads all of
+    /// it. Call it at start-up or from [`tokio::task::spawn_blocking`].
+    pub fn open_with(path: impl AsRef<Path>, options: RedbOptions) -> Result<Self, Error> {
+        let path = path.as_ref().to_path_buf();
+        let mut builder = Database::builder();
+        if let Some(bytes) = options.cache_size {
+            builder.set_cache_size(bytes);
+        }
+        let opened = if options.create {
+            builder.create(&path)
+        } else {
+            builder.open(&path)
+        };
+        let database = opened.map_err(|source| Error::Open {
+            path: path.clone(),
+            source,
+        })?;
+        prepare(&database, &path)?;
+        tracing::debug!(path = %path.display(), durability = ?options.durability, "redb store open");
+        Ok(RedbStorage {
+            inner: Arc::new(Inner {
+                database,
+                path,
+                durability: options.durability,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The durability of write batches.
+    pub fn durability(&self) -> Durability {
+        self.inner.durability
+    }
+
+    /// Runs `read` in a read transaction on the blocking pool.
+    async fn read<T, F>(&self, read: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ReadTransaction) -> Result<T, Error> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let transaction = inner
+                .database
+                .begin_read()
+                .map_err(|source| Error::Transaction {
+                    access: Access::Read,
+                    source: Box::new(source),
+                })?;
+            read(&transaction)
+        });
+        let result = task.await.map_err(|source| Error::Task {
+            access: Access::Read,
+            source,
+        })?;
+        Ok(result?)
+    }
+}
+
+/// Creates the tables of a new database and checks the schema version of an existing one.
+fn prepare(database: &Database, path: &Path) -> Result<(), Error> {
+    let transaction = database
+        .begin_write()
+        .map_err(|source| Error::Transaction {
+            access: Access::Write,
+            source: Box::new(source),
+        })?;
+    {
+        let mut tables = WriteTables::new(&transaction);
+        tables.create_all()?;
+        let meta = tables.meta()?;
+        let found = meta
+            .get(SCHEMA_VERSION_KEY)
+            .map_err(storage_error(names::META, Access::Read))?
+            .map(|guard| guard.value());
+        match found {
+            Some(found) if found != SCHEMA_VERSION => {
+                return Err(Error::SchemaVersion {
+                    path: path.to_path_buf(),
+                    found,
+                    expected: SCHEMA_VERSION,
+                });
+            }
+            Some(_) => {}
+            None => {
+                meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)
+                    .map_err(storage_error(names::META, Access::Write))?;
+            }
+        }
+    }
+    transaction.commit().map_err(Error::Commit)
+}
+
+/// Maps a storage-layer error of `table`.
+fn storage_error(table: &'static str, access: Access) -> impl FnOnce(redb::StorageError) -> Error {
+    move |source| Error::Storage {
+        table,
+        access,
+        source,
+    }
+}
+
+/// BCS-encodes a value for `table`.
+fn encode<T: Serialize + ?Sized>(table: &'static str, value: &T) -> Result<Vec<u8>, Error> {
+    bcs::to_bytes(value).map_err(|source| Error::Encode { table, source })
+}
+
+/// Decodes a value of `table`.
+fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, Error> {
+    bcs::from_bytes(bytes).map_err(|source| Error::Decode { table, source })
+}
+
+/// Opens a table for reading.
+fn open_read<K: Key + 'static, V: Value + 'static>(
+    transaction: &ReadTransaction,
+    definition: TableDefinition<'static, K, V>,
+    name: &'static str,
+) -> Result<ReadOnlyTable<K, V>, Error> {
+    transaction
+        .open_table(definition)
+        .map_err(|source| Error::Table {
+            table: name,
+            access: Access::Read,
+            source,
+        })
+}
+
+type HashTable = ReadOnlyTable<HashKey, Bytes>;
+type HeightTable = ReadOnlyTable<HeightKey, HashKey>;
+
+/// The certificate whose value hashes to `hash`, checked.
+fn certificate_by_hash(
+    table: &HashTable,
+    hash: CryptoHash,
+) -> Result<Option<ConfirmedBlockCertificate>, Error> {
+    let Some(guard) = table
+        .get(hash_key(&hash))
+        .map_err(storage_error(names::CERTIFICATES, Access::Read))?
+    else {
+        return Ok(None);
+    };
+    let certificate: ConfirmedBlockCertificate = decode(names::CERTIFICATES, guard.value())?;
+    if certificate.hash() != hash {
+        return Err(Error::Inconsistent {
+            table: names::CERTIFICATES,
+            reason: format!(
+                "the certificate stored under {hash} certifies {}",
+                certificate.hash()
+            ),
+        });
+    }
+    Ok(Some(certificate))
+}
+
+/// The hash of `chain_id`'s certificate at `height`.
+fn hash_at(
+    table: &HeightTable,
+    chain_id: ChainId,
+    height: BlockHeight,
+) -> Result<Option<CryptoHash>, Error> {
+    let guard = table
+        .get(height_key(&chain_id, height))
+        .map_err(storage_error(names::CERTIFICATE_HASHES, Access::Read))?;
+    Ok(guard.map(|guard| CryptoHash(*guard.value())))
+}
+
+/// The value of a BCS-encoded entry.
+fn bcs_value<K: Key + 'static, T: DeserializeOwned>(
+    table: &ReadOnlyTable<K, Bytes>,
+    name: &'static str,
+    key: K::SelfType<'_>,
+) -> Result<Option<T>, Error> {
+    match table.get(key).map_err(storage_error(name, Access::Read))? {
+        Some(guard) => decode(name, guard.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for RedbStorage {
+    async fn read_certificate(
+        &self,
+        hash: CryptoHash,
+    ) -> Result<Option<ConfirmedBlockCertificate>, StorageError> {
+        self.read(move |transaction| {
+            let table = open_read(transaction, CERTIFICATES, names::CERTIFICATES)?;
+            certificate_by_hash(&table, hash)
+        })
+        .await
+    }
+
+    async fn read_certificate_hashes(
+        &self,
+        chain_id: ChainId,
+        heights: &[BlockHeight],
+    ) -> Result<Vec<Option<CryptoHash>>, StorageError> {
+        let heights = heights.to_vec();
+        self.read(move |transaction| {
+            let table = open_read(transaction, CERTIFICATE_HASHES, names::CERTIFICATE_HASHES)?;
+            heights
+                .into_iter()
+                .map(|height| hash_at(&table, chain_id, height))
+                .collect()
+        })
+        .await
+    }
+
+    async fn read_certificates_by_heights(
+        &self,
+        chain_id: ChainId,
+        heights: &[BlockHeight],
+    ) -> Result<Vec<Option<ConfirmedBlockCertificate>>, StorageError> {
+        let heights = heights.to_vec();
+        self.read(move |transaction| {
+            let hashes = open_read(transaction, CERTIFICATE_HASHES, names::CERTIFICATE_HASHES)?;
+            let certificates = open_read(transaction, CERTIFICATES, names::CERTIFICATES)?;
+            heights
+                .into_iter()
+                .map(|height| {
+                    let Some(hash) = hash_at(&hashes, chain_id, height)? else {
+                        return Ok(None);
+                    };
+                    let certificate = certificate_by_hash(&certificates, hash)?;
+                    match certificate {
+                        Some(certificate)
+                            if certificate.value().block().chain_id == chain_id
+                                && certificate.value().block().height == height =>
+                        {
+                            Ok(Some(certificate))
+                        }
+                        Some(_) => Err(Error::Inconsistent {
+                            table: names::CERTIFICATE_HASHES,
+                            reason: format!(
+                                "{chain_id} at {height} points at a certificate of another block"
+                            ),
+                        }),
+                        None => Err(Error::Inconsistent {
+                            table: names::CERTIFICATE_HASHES,
+                            reason: format!(
+                                "{chain_id} at {height} points at {hash}, which is not stored"
+                            ),
+                        }),
+                    }
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn read_blob(&self, id: BlobId) -> Result<Option<Blob>, StorageError> {
+        self.read(move |transaction| {
+            let table = open_read(transaction, BLOBS, names::BLOBS)?;
+            let Some(guard) = table
+                .get(blob_key(&id))
+                .map_err(storage_error(names::BLOBS, Access::Read))?
+            else {
+                return Ok(None);
+            };
+            let blob = Blob::new(id.blob_type, guard.value().to_vec());
+            if blob.id() != id {
+                return Err(Error::Inconsistent {
+                    table: names::BLOBS,
+                    reason: format!("the content stored for {id:?} hashes to {:?}", blob.id()),
+                });
+            }
+            Ok(Some(blob))
+        })
+        .await
+    }
+
+    async fn missing_blobs(&self, ids: &[BlobId]) -> Result<Vec<BlobId>, StorageError> {
+        let ids = ids.to_vec();
+        self.read(move |transaction| {
+            let table = open_read(transaction, BLOBS, names::BLOBS)?;
+            let mut missing = Vec::new();
+            for id in ids {
+                let present = table
+                    .get(blob_key(&id))
+                    .map_err(storage_error(names::BLOBS, Access::Read))?
+                    .is_some();
+                if !present {
+                    missing.push(id);
+                }
+            }
+            Ok(missing)
+        })
+        .await
+    }
+
+    async fn read_blob_state(&self, id: BlobId) -> Result<Option<BlobState>, StorageError> {
+        self.read(move |transaction| {
+            let table = open_read(transaction, BLOB_STATES, names::BLOB_STATES)?;
+            bcs_value(&table, names::BLOB_STATES, blob_key(&id))
+        })
+        .await
+    }
+
+    async fn read_event(&self, id: &EventId) -> Result<Option<Vec<u8>>, StorageError> {
+        let id = id.clone();
+        self.read(move |transaction| {
+            let table = open_read(transaction, EVENTS, names::EVENTS)?;
+            let guard = table
+                .get(event_key(&id))
+                .map_err(storage_error(names::EVENTS, Access::Read))?;
+            Ok(guard.map(|guard| guard.value().to_vec()))
+        })
+        .await
+    }
+
+    async fn read_chain_state(
+        &self,
+        chain_id: ChainId,
+    ) -> Result<Option<ChainState>, StorageError> {
+        self.read(move |transaction| {
+            let table = open_read(transaction, CHAIN_STATES, names::CHAIN_STATES)?;
+            let state: Option<ChainState> =
+                bcs_value(&table, names::CHAIN_STATES, hash_key(&chain_id.0))?;
+            match state {
+                Some(state) if state.chain_id != chain_id => Err(Error::Inconsistent {
+                    table: names::CHAIN_STATES,
+                    reason: format!("the state stored for {chain_id} is {}'s", state.chain_id),
+                }),
+                state => Ok(state),
+            }
+        })
+        .await
+    }
+
+    async fn read_committee(&self, epoch: Epoch) -> Result<Option<Committee>, StorageError> {
+        self.read(move |transaction| {
+            let table = open_read(transaction, COMMITTEES, names::COMMITTEES)?;
+            bcs_value(&table, names::COMMITTEES, epoch.0)
+        })
+        .await
+    }
+
+    async fn write_batch(&self, batch: Batch) -> Result<(), StorageError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let inner = self.inner.clone();
+        let task = tokio::task::spawn_blocking(move || inner.commit(batch));
+        let result = task.await.map_err(|source| Error::Task {
+            access: Access::Write,
+            source,
+        })?;
+        Ok(result?)
+    }
+}
+
+impl Inner {
+    /// Applies `batch` in one write transaction and commits it.
+    fn commit(&self, batch: Batch) -> Result<(), Error> {
+        let count = batch.writes.len();
+        let mut transaction = self
+            .database
+            .begin_write()
+            .map_err(|source| Error::Transaction {
+                access: Access::Write,
+                source: Box::new(source),
+            })?;
+        transaction.set_durability(self.durability.into());
+        {
+            let mut tables = WriteTables::new(&transaction);
+            for write in batch.writes {
+                tables.apply(write)?;
+            }
+        }
+        // On any error above, dropping the transaction aborts it: nothing of the batch lands.
+        transaction.commit().map_err(Error::Commit)?;
+        tracing::trace!(writes = count, path = %self.path.display(), "redb store committed a batch");
+        Ok(())
+    }
+}
+
+type WriteTable<'txn, K, V> = Option<Table<'txn, K, V>>;
+
+/// The tables of a write transaction, each opened when first written.
+struct WriteTables<'txn> {
+    transaction: &'txn redb::WriteTransaction,
+    meta: WriteTable<'txn, &'static str, u64>,
+    certificates: WriteTable<'txn, HashKey, Bytes>,
+    certificate_hashes: WriteTable<'txn, HeightKey, HashKey>,
+    blobs: WriteTable<'txn, BlobKey, Bytes>,
+    blob_states: WriteTable<'txn, BlobKey, Bytes>,
+    events: WriteTable<'txn, EventKey, Bytes>,
+    chain_states: WriteTable<'txn, HashKey, Bytes>,
+    committees: WriteTable<'txn, u32, Bytes>,
+}
+
+/// Opens a table into `slot` unless it is open already.
+fn open_write<'s, 'txn, K: Key + 'static, V: Value + 'static>(
+    slot: &'s mut WriteTable<'txn, K, V>,
+    transaction: &'txn redb::WriteTransaction,
+    definition: TableDefinition<'static, K, V>,
+    name: &'static str,
+) -> Result<&'s mut Table<'txn, K, V>, Error> {
+    let table = match slot.take() {
+        Some(table) => table,
+        None => transaction
+            .open_table(definition)
+            .map_err(|source| Error::Table {
+                table: name,
+                access: Access::Write,
+                source,
+            })?,
+    };
+    Ok(slot.insert(table))
+}
+
+impl<'txn> WriteTables<'txn> {
+    fn new(transaction: &'txn redb::WriteTransaction) -> Self {
+        WriteTables {
+            transaction,
+            meta: None,
+            certificates: None,
+            certificate_hashes: None,
+            blobs: None,
+            blob_states: None,
+            events: None,
+            chain_states: None,
+            committees: None,
+        }
+    }
+
+    /// Opens (creating) every table.
+    fn create_all(&mut self) -> Result<(), Error> {
+        self.meta()?;
+        self.certificates()?;
+        self.certificate_hashes()?;
+        self.blobs()?;
+        self.blob_states()?;
+        self.events()?;
+        self.chain_states()?;
+        self.committees()?;
+        Ok(())
+    }
+
+    fn meta(&mut self) -> Result<&mut Table<'txn, &'static str, u64>, Error> {
+        open_write(&mut self.meta, self.transaction, META, names::META)
+    }
+
+    fn certificates(&mut self) -> Result<&mut Table<'txn, HashKey, Bytes>, Error> {
+        open_write(
+            &mut self.certificates,
+            self.transaction,
+            CERTIFICATES,
+            names::CERTIFICATES,
+        )
+    }
+
+    fn certificate_hashes(&mut self) -> Result<&mut Table<'txn, HeightKey, HashKey>, Error> {
+        open_write(
+            &mut self.certificate_hashes,
+            self.transaction,
+            CERTIFICATE_HASHES,
+            names::CERTIFICATE_HASHES,
+        )
+    }
+
+    fn blobs(&mut self) -> Result<&mut Table<'txn, BlobKey, Bytes>, Error> {
+        open_write(&mut self.blobs, self.transaction, BLOBS, names::BLOBS)
+    }
+
+    fn blob_states(&mut self) -> Result<&mut Table<'txn, BlobKey, Bytes>, Error> {
+        open_write(
+            &mut self.blob_states,
+            self.transaction,
+            BLOB_STATES,
+            names::BLOB_STATES,
+        )
+    }
+
+    fn events(&mut self) -> Result<&mut Table<'txn, EventKey, Bytes>, Error> {
+        open_write(&mut self.events, self.transaction, EVENTS, names::EVENTS)
+    }
+
+    fn chain_states(&mut self) -> Result<&mut Table<'txn, HashKey, Bytes>, Error> {
+        open_write(
+            &mut self.chain_states,
+            self.transaction,
+            CHAIN_STATES,
+            names::CHAIN_STATES,
+        )
+    }
+
+    fn committees(&mut self) -> Result<&mut Table<'txn, u32, Bytes>, Error> {
+        open_write(
+            &mut self.committees,
+            self.transaction,
+            COMMITTEES,
+            names::COMMITTEES,
+        )
+    }
+
+    /// Applies one write.
+    fn apply(&mut self, write: Write) -> Result<(), Error> {
+        match write {
+            Write::Certificate(certificate) => {
+                let hash = certificate.hash();
+                let block = certificate.value().block();
+                let bytes = encode(names::CERTIFICATES, &*certificate)?;
+                self.certificates()?
+                    .insert(hash_key(&hash), bytes.as_slice())
+                    .map_err(storage_error(names::CERTIFICATES, Access::Write))?;
+                self.certificate_hashes()?
+                    .insert(height_key(&block.chain_id, block.height), hash_key(&hash))
+                    .map_err(storage_error(names::CERTIFICATE_HASHES, Access::Write))?;
+            }
+            Write::Blob(blob) => {
+                let id = blob.id();
+                self.blobs()?
+                    .insert(blob_key(&id), blob.content.as_slice())
+                    .map_err(storage_error(names::BLOBS, Access::Write))?;
+            }
+            Write::BlobState(id, state) => {
+                let bytes = encode(names::BLOB_STATES, &state)?;
+                self.blob_states()?
+                    .insert(blob_key(&id), bytes.as_slice())
+                    .map_err(storage_error(names::BLOB_STATES, Access::Write))?;
+            }
+            Write::Event(id, payload) => {
+                self.events()?
+                    .insert(event_key(&id), payload.as_slice())
+                    .map_err(storage_error(names::EVENTS, Access::Write))?;
+            }
+            Write::ChainState(state) => {
+                let bytes = encode(names::CHAIN_STATES, &*state)?;
+                self.chain_states()?
+                    .insert(hash_key(&state.chain_id.0), bytes.as_slice())
+                    .map_err(storage_error(names::CHAIN_STATES, Access::Write))?;
+            }
+            Write::Committee(epoch, committee) => {
+                let bytes = encode(names::COMMITTEES, &committee)?;
+                self.committees()?
+                    .insert(epoch.0, bytes.as_slice())
+                    .map_err(storage_error(names::COMMITTEES, Access::Write))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quorum_core::error::StorageErrorKind;
+    use quorum_core::{BlobType, StreamId};
+    use quorum_node::testing::{TestChain, TestCommittee};
+
+    use super::*;
+
+    fn open() -> (tempfile::TempDir, RedbStorage) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = RedbStorage::open(dir.path().join("db.redb")).unwrap();
+        (dir, storage)
+    }
+
+    /// Writes raw bytes (`None`: nothing) straight into tables, bypassing the encoding.
+    fn poke(storage: &RedbStorage, poke: impl FnOnce(&mut WriteTables<'_>)) {
+        let transaction = storage.inner.database.begin_write().unwrap();
+        {
+            let mut tables = WriteTables::new(&transaction);
+            poke(&mut tables);
+        }
+        transaction.commit().unwrap();
+    }
+
+    fn kind<T: fmt::Debug>(result: Result<T, StorageError>) -> StorageErrorKind {
+        match result {
+            Ok(value) => panic!("expected an error, got {value:?}"),
+            Err(error) => {
+                // The message names the table.
+                assert!(!error.to_string().is_empty());
+                error.kind
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn undecodable_values_are_corrupted_not_panics() {
+        let (_dir, storage) = open();
+        let chain = TestChain::new(0, 1);
+        let hash = CryptoHash([7; 32]);
+        let blob = BlobId {
+            hash,
+            blob_type: BlobType::Data,
+        };
+        for garbage in [
+            &b""[..],
+            &b"\xff\xff\xff\xff\xff\xff\xff\xff\x0f"[..],
+            &[0; 3][..],
+        ] {
+            poke(&storage, |tables| {
+                let certificates = tables.certificates().unwrap();
+                certificates.insert(hash_key(&hash), garbage).unwrap();
+                let states = tables.chain_states().unwrap();
+                states.insert(hash_key(&chain.id().0), garbage).unwrap();
+                let committees = tables.committees().unwrap();
+                committees.insert(0, garbage).unwrap();
+                let blob_states = tables.blob_states().unwrap();
+                blob_states.insert(blob_key(&blob), garbage).unwrap();
+                let hashes = tables.certificate_hashes().unwrap();
+                hashes
+                    .insert(height_key(&chain.id(), BlockHeight(0)), hash_key(&hash))
+                    .unwrap();
+            });
+            assert_eq!(
+                kind(storage.read_certificate(hash).await),
+                StorageErrorKind::Corrupted
+            );
+            assert_eq!(
+                kind(
+                    storage
+                        .read_certificates_by_heights(chain.id(), &[BlockHeight(0)])
+                        .await
+                ),
+                StorageErrorKind::Corrupted
+            );
+            assert_eq!(
+                kind(storage.read_chain_state(chain.id()).await),
+                StorageErrorKind::Corrupted
+            );
+            assert_eq!(
+                kind(storage.read_committee(Epoch(0)).await),
+                StorageErrorKind::Corrupted
+            );
+            assert_eq!(
+                kind(storage.read_blob_state(blob).await),
+                StorageErrorKind::Corrupted
+            );
+        }
+        // The index alone reads fine: it holds a hash.
+        assert_eq!(
+            storage
+                .read_certificate_hashes(chain.id(), &[BlockHeight(0)])
+                .await
+                .unwrap(),
+            vec![Some(hash)]
+        );
+    }
+
+    #[tokio::test]
+    async fn values_under_the_wrong_key_are_corrupted() {
+        let (_dir, storage) = open();
+        let committee = TestCommittee::new(4, 2);
+        let mut chain = TestChain::new(0, 3);
+        let other = TestChain::new(1, 4);
+        let certificates = chain.commit_blocks(&committee, 2);
+        let wrong_hash = certificates[1].hash();
+        let missing_hash = CryptoHash([9; 32]);
+        let blob = Blob::data(b"content".to_vec());
+        poke(&storage, |tables| {
+            let bytes = bcs::to_bytes(&certificates[0]).unwrap();
+            let table = tables.certificates().unwrap();
+            // Height 0's certificate stored under height 1's hash.
+            table
+                .insert(hash_key(&wrong_hash), bytes.as_slice())
+                .unwrap();
+            let hashes = tables.certificate_hashes().unwrap();
+            hashes
+                .insert(
+                    height_key(&chain.id(), BlockHeight(1)),
+                    hash_key(&wrong_hash),
+                )
+                .unwrap();
+            // An index entry pointing at nothing.
+            hashes
+                .insert(
+                    height_key(&chain.id(), BlockHeight(2)),
+                    hash_key(&missing_hash),
+                )
+                .unwrap();
+            // A chain's state under another chain's id.
+            let bytes = bcs::to_bytes(&chain.state).unwrap();
+            let states = tables.chain_states().unwrap();
+            states
+                .insert(hash_key(&other.id().0), bytes.as_slice())
+                .unwrap();
+            // Content that does not hash to its blob id.
+            let blobs = tables.blobs().unwrap();
+            blobs.insert(blob_key(&blob.id()), &b"other"[..]).unwrap();
+        });
+        assert_eq!(
+            kind(storage.read_certificate(wrong_hash).await),
+            StorageErrorKind::Corrupted
+        );
+        for height in [1, 2] {
+            assert_eq!(
+                kind(
+                    storage
+                        .read_certificates_by_heights(chain.id(), &[BlockHeight(height)])
+                        .await
+                ),
+                StorageErrorKind::Corrupted,
+                "height {height}"
+            );
+        }
+        assert_eq!(
+            kind(storage.read_chain_state(other.id()).await),
+            StorageErrorKind::Corrupted
+        );
+        assert_eq!(
+            kind(storage.read_blob(blob.id()).await),
+            StorageErrorKind::Corrupted
+        );
+        // Presence alone does not decode anything.
+        assert!(storage
+            .missing_blobs(&[blob.id()])
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_uncommitted_batch_leaves_nothing() {
+        let (_dir, storage) = open();
+        let committee = TestCommittee::new(4, 5);
+        let mut chain = TestChain::new(0, 6);
+        let certificate = chain.commit_blocks(&committee, 1).remove(0);
+        // What `Inner::commit` does up to a failure: apply, then drop the transaction.
+        let transaction = storage.inner.database.begin_write().unwrap();
+        {
+            let mut tables = WriteTables::new(&transaction);
+            tables
+                .apply(Write::Certificate(Box::new(certificate.clone())))
+                .unwrap();
+            tables
+                .apply(Write::ChainState(Box::new(chain.state.clone())))
+                .unwrap();
+        }
+        drop(transaction);
+        assert_eq!(
+            storage.read_certificate(certificate.hash()).await.unwrap(),
+            None
+        );
+        assert_eq!(storage.read_chain_state(chain.id()).await.unwrap(), None);
+        let event = EventId {
+            chain_id: chain.id(),
+            stream: StreamId("test".into()),
+            index: 0,
+        };
+        assert_eq!(storage.read_event(&event).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn another_schema_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let storage = RedbStorage::open(&path).unwrap();
+        poke(&storage, |tables| {
+            tables
+                .meta()
+                .unwrap()
+                .insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION + 1)
+                .unwrap();
+        });
+        drop(storage);
+        let error = RedbStorage::open(&path).unwrap_err();
+        assert!(
+            matches!(error, Error::SchemaVersion { found, .. } if found == SCHEMA_VERSION + 1),
+            "{error}"
+        );
+        assert_eq!(error.kind(), StorageErrorKind::Corrupted);
+        assert_eq!(StorageError::from(error).kind, StorageErrorKind::Corrupted);
+    }
+
+    #[test]
+    fn debug_names_the_file() {
+        let (dir, storage) = open();
+        let debug = format!("{storage:?}");
+        assert!(debug.contains("RedbStorage"), "{debug}");
+        assert!(debug.contains(&*dir.path().to_string_lossy()), "{debug}");
+    }
+}

@@ -1,0 +1,106 @@
+//! The database's tables and how their keys are formed: every [`TableDefinition`] lives here.
+//!
+//! Structured values are BCS-encoded (decoded with `bcs` on the way out, checked against
+//! their key where the key is derived from the value). Blob contents and event payloads are
+//! opaque bytes and are stored as they are.
+
+use quorum_core::{BlobId, BlobType, BlockHeight, ChainId, CryptoHash, EventId};
+use redb::TableDefinition;
+
+/// The version of the layout below, stored in [`META`] under [`SCHEMA_VERSION_KEY`]. Bump it
+/// on any incompatible change of a table's key or value encoding.
+pub(crate) const SCHEMA_VERSION: u64 = 1;
+
+/// Key of a 32-byte hash or chain id.
+pub(crate) type HashKey = &'static [u8; 32];
+/// Key of a chain's certificate: (chain id, height).
+pub(crate) type HeightKey = (HashKey, u64);
+/// Key of a blob: (hash, [`blob_type_tag`]).
+pub(crate) type BlobKey = (HashKey, u8);
+/// Key of an event: (chain id, stream name, index).
+pub(crate) type EventKey = (HashKey, &'static str, u32);
+/// A value of raw (or BCS-encoded) bytes.
+pub(crate) type Bytes = &'static [u8];
+
+/// The [`META`] key holding the schema version.
+pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
+
+/// Table names (also used in error messages).
+pub(crate) mod names {
+    /// See [`super::META`].
+    pub(crate) const META: &str = "meta";
+    /// See [`super::CERTIFICATES`].
+    pub(crate) const CERTIFICATES: &str = "certificates";
+    /// See [`super::CERTIFICATE_HASHES`].
+    pub(crate) const CERTIFICATE_HASHES: &str = "certificate_hashes";
+    /// See [`super::BLOBS`].
+    pub(crate) const BLOBS: &str = "blobs";
+    /// See [`super::BLOB_STATES`].
+    pub(crate) const BLOB_STATES: &str = "blob_states";
+    /// See [`super::EVENTS`].
+    pub(crate) const EVENTS: &str = "events";
+    /// See [`super::CHAIN_STATES`].
+    pub(crate) const CHAIN_STATES: &str = "chain_states";
+    /// See [`super::COMMITTEES`].
+    pub(crate) const COMMITTEES: &str = "committees";
+}
+
+/// Facts about the database itself: name → value.
+pub(crate) const META: TableDefinition<'static, &str, u64> = TableDefinition::new(names::META);
+
+/// Confirmed certificates: value hash → BCS of the `ConfirmedBlockCertificate`.
+pub(crate) const CERTIFICATES: TableDefinition<'static, HashKey, Bytes> =
+    TableDefinition::new(names::CERTIFICATES);
+
+/// The height index of certificates: (chain id, height) → value hash.
+pub(crate) const CERTIFICATE_HASHES: TableDefinition<'static, HeightKey, HashKey> =
+    TableDefinition::new(names::CERTIFICATE_HASHES);
+
+/// Blob contents: (hash, type tag) → the raw content.
+pub(crate) const BLOBS: TableDefinition<'static, BlobKey, Bytes> =
+    TableDefinition::new(names::BLOBS);
+
+/// Where blobs were published: (hash, type tag) → BCS of the `BlobState`.
+pub(crate) const BLOB_STATES: TableDefinition<'static, BlobKey, Bytes> =
+    TableDefinition::new(names::BLOB_STATES);
+
+/// Event payloads: (chain id, stream name, index) → the raw payload.
+pub(crate) const EVENTS: TableDefinition<'static, EventKey, Bytes> =
+    TableDefinition::new(names::EVENTS);
+
+/// Chain states: chain id → BCS of the `ChainState`.
+pub(crate) const CHAIN_STATES: TableDefinition<'static, HashKey, Bytes> =
+    TableDefinition::new(names::CHAIN_STATES);
+
+/// Committees: epoch → BCS of the `Committee`.
+pub(crate) const COMMITTEES: TableDefinition<'static, u32, Bytes> =
+    TableDefinition::new(names::COMMITTEES);
+
+/// The key of a hash.
+pub(crate) fn hash_key(hash: &CryptoHash) -> &[u8; 32] {
+    hash.as_bytes()
+}
+
+/// The key of a chain's certificate at `height`.
+pub(crate) fn height_key(chain_id: &ChainId, height: BlockHeight) -> (&[u8; 32], u64) {
+    (chain_id.0.as_bytes(), height.0)
+}
+
+/// The stable one-byte tag of a blob type in keys (independent of serde's variant order).
+pub(crate) fn blob_type_tag(blob_type: BlobType) -> u8 {
+    match blob_type {
+        BlobType::Data => 0,
+        BlobType::ChainDescription => 1,
+        BlobType::Committee => 2,
+    }
+}
+
+/// The key of a blob (and of its state).
+pub(crate) fn blob_key(id: &BlobId) -> (&[u8; 32], u8) {
+    (id.hash.as_bytes(), blob_type_tag(id.blob_type))
+}
+
+/// The key of an event.
+pub(crate) fn event_key(id: &EventId) -> (&[u8; 32], &str, u32) {
+    (id.chain_id.0.as_bytes(), id.stream.0.as_str(), id.index)
+}
