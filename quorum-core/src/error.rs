@@ -217,6 +217,13 @@ pub enum NodeError {
     /// A blob nobody asked for was uploaded.
     #[error("blob {0:?} is not expected")]
     UnexpectedBlob(BlobId),
+    /// The node gives no timeout vote for the round asked (its deadline has not passed at the
+    /// node, or the node is in another round).
+    #[error("no timeout vote yet (the node's round deadline: {deadline:?})")]
+    TimeoutNotDue {
+        /// When the node's current round may be timed out.
+        deadline: Option<Timestamp>,
+    },
     /// A certificate, blob or value asked for is not there.
     #[error("not found")]
     NotFound,

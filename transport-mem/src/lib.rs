@@ -1,0 +1,42 @@
+//! Quorum in process: a [`ValidatorNode`](quorum_core::ValidatorNode) that wraps another one
+//! (normally a Worker) and can misbehave on demand (DESIGN §6).
+//!
+//! * [`MemoryNode`] passes every request to the wrapped node, optionally through a BCS
+//!   encode→decode round trip of requests and responses ([`MemoryNode::with_bcs`],
+//!   [`round_trip`]) so that state which would not survive a real wire is caught.
+//! * [`Fault`]: what the node does wrong, per node and switchable at run time through a
+//!   cloneable [`FaultHandle`]: offline, slow, hanging, flaky, crashing, and the Byzantine
+//!   behaviours (bad signatures, votes signed with another key, equivocation, false
+//!   `BlobsNotFound` claims, withheld votes, ignored validated certificates).
+//! * Deterministic: every random choice comes from a ChaCha generator seeded at construction,
+//!   and delays use `tokio::time`, so tests with paused time behave the same on every run.
+//! * [`CallStats`]: how many calls of each [`Method`] the node received, so tests can assert
+//!   what a node was asked.
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use quorum_core::ValidatorNode;
+//! # use quorum_transport_mem::{Fault, MemoryNode, Method};
+//! # fn demo(worker: Arc<dyn ValidatorNode>, key: quorum_core::ValidatorSecretKey) {
+//! let node = MemoryNode::new(worker, Some(key), 7).with_bcs(true);
+//! let handle = node.handle();
+//! handle.set_fault(Fault::Flaky(0.3));
+//! // ... hand `node` to a client as `Arc<dyn ValidatorNode>`, run it, then:
+//! handle.set_fault(Fault::Honest);
+//! let proposals = handle.stats().calls(Method::HandleBlockProposal);
+//! # let _ = proposals;
+//! # }
+//! ```
+
+pub mod codec;
+pub mod fault;
+pub mod handle;
+pub mod node;
+pub mod stats;
+mod tamper;
+
+pub use codec::round_trip;
+pub use fault::Fault;
+pub use handle::FaultHandle;
+pub use node::MemoryNode;
+pub use stats::{CallStats, Method};

@@ -1,0 +1,164 @@
+//! Policies: retries, timeouts, grace, skew and batch sizes, as one documented value.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+/// Default for [`Options::quorum_grace`]: after a quorum is reached, keep listening for 20% of
+/// the time it took.
+pub const DEFAULT_QUORUM_GRACE: f64 = 0.2;
+/// Default for [`Options::deadline`]: an upper bound on any one quorum call (60 s).
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
+/// Default for [`Options::request_timeout`]: one request to one validator (10 s).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default for [`Options::max_clock_skew`]: how long the client waits for a validator whose
+/// clock is behind (5 s).
+pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(5);
+/// Default for [`Options::certificate_upload_batch_size`]: certificates per batch when bringing
+/// a validator up to date.
+pub const DEFAULT_CERTIFICATE_UPLOAD_BATCH_SIZE: usize = 500;
+/// Default for [`Options::background_catch_up`]: how long calls still running after a quorum may
+/// go on in the background (30 s).
+pub const DEFAULT_BACKGROUND_CATCH_UP: Duration = Duration::from_secs(30);
+/// Default for [`Options::max_recovery_depth`]: how deep chain-information sends may nest
+/// (a chain's parent, the parent's origins, …).
+pub const DEFAULT_MAX_RECOVERY_DEPTH: usize = 8;
+
+/// Exponential backoff with jitter for transport errors: never zero, capped, limited in
+/// attempts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Delay before the first retry (default 20 ms).
+    pub initial_delay: Duration,
+    /// Growth factor per retry (default 2).
+    pub multiplier: f64,
+    /// Largest delay (default 1 s).
+    pub max_delay: Duration,
+    /// Fraction of each delay that is randomised, in `[0, 1]` (default 0.5: the delay is drawn
+    /// from `[d/2, d]`).
+    pub jitter: f64,
+    /// Attempts in all, the first included (default 3). At least 1.
+    pub max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial_delay: Duration::from_millis(20),
+            multiplier: 2.0,
+            max_delay: Duration::from_secs(1),
+            jitter: 0.5,
+            max_attempts: 3,
+        }
+    }
+}
+
+/// Shortest delay a retry ever waits, so a misconfigured policy never spins.
+pub const MIN_RETRY_DELAY: Duration = Duration::from_millis(1);
+
+impl RetryPolicy {
+    /// The delay before retry number `retry` (1 for the first retry).
+    pub fn delay(&self, retry: u32, rng: &mut impl Rng) -> Duration {
+        let exponent = i32::try_from(retry.saturating_sub(1)).unwrap_or(i32::MAX);
+        let factor = self.multiplier.max(1.0).powi(exponent);
+        let base = self.initial_delay.as_secs_f64() * factor;
+        let capped = base.min(self.max_delay.as_secs_f64());
+        let jitter = self.jitter.clamp(0.0, 1.0);
+        let low = capped * (1.0 - jitter);
+        let drawn = if capped > low {
+            rng.gen_range(low..=capped)
+        } else {
+            capped
+        };
+        Duration::from_secs_f64(drawn).max(MIN_RETRY_DELAY)
+    }
+
+    /// Whether another attempt may follow attempt number `attempt` (1 for the first).
+    pub fn may_retry(&self, attempt: u32) -> bool {
+        attempt < self.max_attempts.max(1)
+    }
+}
+
+/// Every setting of the client side, with documented defaults; all fields are public.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// Grace after quorum, as a fraction of the time quorum took (default
+    /// [`DEFAULT_QUORUM_GRACE`]; 0 returns at quorum).
+    pub quorum_grace: f64,
+    /// Upper bound on one quorum call (default [`DEFAULT_DEADLINE`]).
+    pub deadline: Duration,
+    /// Timeout of one request to one validator (default [`DEFAULT_REQUEST_TIMEOUT`]).
+    pub request_timeout: Duration,
+    /// Retries of transport errors.
+    pub retry: RetryPolicy,
+    /// Longest wait for a validator whose clock is behind the block's timestamp (default
+    /// [`DEFAULT_MAX_CLOCK_SKEW`]); beyond it the proposal fails.
+    pub max_clock_skew: Duration,
+    /// Certificates per batch when bringing a validator up to date (default
+    /// [`DEFAULT_CERTIFICATE_UPLOAD_BATCH_SIZE`]).
+    pub certificate_upload_batch_size: usize,
+    /// Time budget for calls still running after a quorum returned (default
+    /// [`DEFAULT_BACKGROUND_CATCH_UP`]); zero cancels them at once.
+    pub background_catch_up: Duration,
+    /// How deep chain-information sends may nest (default [`DEFAULT_MAX_RECOVERY_DEPTH`]).
+    pub max_recovery_depth: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            quorum_grace: DEFAULT_QUORUM_GRACE,
+            deadline: DEFAULT_DEADLINE,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            retry: RetryPolicy::default(),
+            max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
+            certificate_upload_batch_size: DEFAULT_CERTIFICATE_UPLOAD_BATCH_SIZE,
+            background_catch_up: DEFAULT_BACKGROUND_CATCH_UP,
+            max_recovery_depth: DEFAULT_MAX_RECOVERY_DEPTH,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+
+    proptest! {
+        #[test]
+        fn delays_are_bounded_and_never_zero(
+            retry in 1u32..100,
+            initial_ms in 0u64..500,
+            max_ms in 0u64..5_000,
+            jitter in 0.0f64..1.0,
+            seed in any::<u64>(),
+        ) {
+            let policy = RetryPolicy {
+                initial_delay: Duration::from_millis(initial_ms),
+                multiplier: 2.0,
+                max_delay: Duration::from_millis(max_ms),
+                jitter,
+                max_attempts: 5,
+            };
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let delay = policy.delay(retry, &mut rng);
+            prop_assert!(delay >= MIN_RETRY_DELAY);
+            prop_assert!(delay <= Duration::from_millis(max_ms).max(MIN_RETRY_DELAY));
+        }
+    }
+
+    #[test]
+    fn exponential_growth_without_jitter() {
+        let policy = RetryPolicy {
+            jitter: 0.0,
+            ..RetryPolicy::default()
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        assert_eq!(policy.delay(1, &mut rng), Duration::from_millis(20));
+        assert_eq!(policy.delay(2, &mut rng), Duration::from_millis(40));
+        assert_eq!(policy.delay(20, &mut rng), Duration::from_secs(1));
+        assert!(policy.may_retry(2));
+        assert!(!policy.may_retry(3));
+    }
+}

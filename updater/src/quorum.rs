@@ -1,0 +1,161 @@
+//! `communicate_with_quorum`: ask every validator at once, stop at quorum plus a grace period
+//! (DESIGN §5.1).
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use quorum_core::tally::{QuorumValues, TallyError, TallyOutcome};
+use quorum_core::{Committee, NodeError, QuorumTally, ValidatorPublicKey};
+
+use crate::options::Options;
+use crate::remote::RemoteNode;
+
+/// Why a quorum call produced no value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QuorumError {
+    /// Validators with at least the validity threshold of weight returned this error, so at
+    /// least one honest validator did.
+    #[error("validators holding at least f+1 of the weight answered: {0}")]
+    Trusted(NodeError),
+    /// No quorum; the heaviest errors with their weights.
+    #[error("no quorum; heaviest errors: {0:?}")]
+    Sample(Vec<(NodeError, u64)>),
+    /// No errors, but no value reached the threshold.
+    #[error("validators disagree: no value reached {threshold}; (weight, validators) per value: {scores:?}")]
+    NoConsensus {
+        /// The quorum threshold.
+        threshold: u64,
+        /// `(weight, number of validators)` per distinct value, heaviest first.
+        scores: Vec<(u64, usize)>,
+    },
+}
+
+impl From<TallyError<NodeError>> for QuorumError {
+    fn from(error: TallyError<NodeError>) -> Self {
+        match error {
+            TallyError::Trusted(e) => QuorumError::Trusted(e),
+            TallyError::Sample(errors) => QuorumError::Sample(errors),
+            TallyError::NoConsensus { threshold, scores } => {
+                QuorumError::NoConsensus { threshold, scores }
+            }
+        }
+    }
+}
+
+impl QuorumError {
+    /// The most significant error: the trusted one, else the heaviest of the sample.
+    pub fn main_error(&self) -> Option<&NodeError> {
+        match self {
+            QuorumError::Trusted(e) => Some(e),
+            QuorumError::Sample(errors) => errors.first().map(|(e, _)| e),
+            QuorumError::NoConsensus { .. } => None,
+        }
+    }
+}
+
+/// Timing of a successful quorum call, for statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuorumTiming {
+    /// Time from the start to the quorum.
+    pub to_quorum: Duration,
+    /// Time from the start to the return (quorum plus grace, or all answered).
+    pub total: Duration,
+}
+
+/// Runs `execute` against every voting validator concurrently and tallies the answers, grouped
+/// by `key_of`.
+///
+/// Stops when no quorum is possible any more, when every validator answered, or when the grace
+/// period after the quorum has passed: `options.quorum_grace` × the time the quorum took. The
+/// whole call is bounded by `options.deadline`; validators that have not answered by then count
+/// as [`NodeError::Timeout`]. Zero-weight validators and remotes outside the committee are never
+/// asked.
+///
+/// Calls still running when it returns are not cancelled at once: they go on in a background
+/// task for at most `options.background_catch_up`, so slow validators still get what they need
+/// (this requires a tokio runtime; with a zero budget they are dropped).
+pub async fn communicate_with_quorum<K, V, F, Fut>(
+    validators: &[RemoteNode],
+    committee: &Committee,
+    options: &Options,
+    key_of: impl Fn(&V) -> K,
+    execute: F,
+) -> Result<(QuorumValues<K, V>, QuorumTiming), QuorumError>
+where
+    K: Clone + Eq,
+    V: Send + 'static,
+    F: Fn(RemoteNode) -> Fut,
+    Fut: Future<Output = Result<V, NodeError>> + Send + 'static,
+{
+    let start = Instant::now();
+    let deadline = start + options.deadline;
+    let mut tally: QuorumTally<K, V, NodeError> = QuorumTally::new(committee);
+    let mut calls = FuturesUnordered::new();
+    for remote in validators {
+        if committee.weight(&remote.public_key) == 0 {
+            continue;
+        }
+        let key = remote.public_key;
+        let call = execute(remote.clone());
+        calls.push(async move { (key, call.await) });
+    }
+    let mut grace_end: Option<Instant> = None;
+    let mut to_quorum = Duration::ZERO;
+    let mut timed_out = false;
+    loop {
+        let stop_at = grace_end.map_or(deadline, |end| end.min(deadline));
+        tokio::select! {
+            next = calls.next() => {
+                let Some((validator, answer)) = next else { break };
+                match tally.insert(validator, answer, &key_of) {
+                    Ok(TallyOutcome::QuorumReached(_)) => {
+                        to_quorum = start.elapsed();
+                        let grace = to_quorum.mul_f64(options.quorum_grace.max(0.0));
+                        if grace.is_zero() {
+                            break;
+                        }
+                        grace_end = Some(Instant::now() + grace);
+                    }
+                    Ok(TallyOutcome::QuorumImpossible) => break,
+                    Ok(TallyOutcome::Pending) => {}
+                    Err(rejected) => warn!(?validator, %rejected, "answer not counted"),
+                }
+            }
+            () = tokio::time::sleep_until(stop_at) => {
+                timed_out = grace_end.is_none();
+                break;
+            }
+        }
+    }
+    if timed_out {
+        let pending: Vec<ValidatorPublicKey> = tally.pending_validators().copied().collect();
+        debug!(count = pending.len(), "deadline reached before a quorum");
+        for validator in pending {
+            let _ = tally.insert_error(validator, NodeError::Timeout);
+        }
+    }
+    finish_in_background(calls, options.background_catch_up);
+    let total = start.elapsed();
+    let values = tally.finish()?;
+    Ok((values, QuorumTiming { to_quorum, total }))
+}
+
+/// Lets calls still running go on for at most `budget` in a background task.
+fn finish_in_background<S>(mut calls: S, budget: Duration)
+where
+    S: futures::Stream + Unpin + Send + 'static,
+{
+    if budget.is_zero() || tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    tokio::spawn(async move {
+        let drain = async { while calls.next().await.is_some() {} };
+        if tokio::time::timeout(budget, drain).await.is_err() {
+            debug!("background catch-up budget exhausted");
+        }
+    });
+}

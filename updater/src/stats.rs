@@ -1,0 +1,96 @@
+//! Counters of what the updater had to repair, for summaries and tests.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A kind of repair the updater performs on a lagging validator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RecoveryKind {
+    /// The validator was in an earlier round.
+    WrongRound,
+    /// The validator was behind in height.
+    BlockHeight,
+    /// The validator missed messages from another chain.
+    CrossChain,
+    /// The validator missed events.
+    Events,
+    /// The validator missed blobs.
+    Blobs,
+    /// The validator did not know the chain.
+    InactiveChain,
+    /// The validator's clock was behind.
+    ClockSkew,
+    /// The validator missed a new committee (admin chain epochs).
+    Committee,
+    /// The local node was behind a validator and caught up from it.
+    LocalSync,
+    /// Certificates sent in batches to bring a validator up to date.
+    CertificatesSent,
+}
+
+impl RecoveryKind {
+    /// Every kind, in display order.
+    pub const ALL: [RecoveryKind; 10] = [
+        RecoveryKind::WrongRound,
+        RecoveryKind::BlockHeight,
+        RecoveryKind::CrossChain,
+        RecoveryKind::Events,
+        RecoveryKind::Blobs,
+        RecoveryKind::InactiveChain,
+        RecoveryKind::ClockSkew,
+        RecoveryKind::Committee,
+        RecoveryKind::LocalSync,
+        RecoveryKind::CertificatesSent,
+    ];
+
+    /// A short name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            RecoveryKind::WrongRound => "wrong round",
+            RecoveryKind::BlockHeight => "behind in height",
+            RecoveryKind::CrossChain => "cross-chain update",
+            RecoveryKind::Events => "missing events",
+            RecoveryKind::Blobs => "missing blobs",
+            RecoveryKind::InactiveChain => "inactive chain",
+            RecoveryKind::ClockSkew => "clock skew wait",
+            RecoveryKind::Committee => "new committee",
+            RecoveryKind::LocalSync => "local node caught up",
+            RecoveryKind::CertificatesSent => "certificates sent",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Counts of repairs by kind; shared (`Arc`) between the updaters of a client.
+#[derive(Debug, Default)]
+pub struct RecoveryStats {
+    counts: [AtomicU64; 10],
+}
+
+impl RecoveryStats {
+    /// Counts one repair of `kind`.
+    pub fn record(&self, kind: RecoveryKind) {
+        self.add(kind, 1);
+    }
+
+    /// Counts `n` of `kind`.
+    pub fn add(&self, kind: RecoveryKind, n: u64) {
+        self.counts[kind.index()].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The count of `kind`.
+    pub fn get(&self, kind: RecoveryKind) -> u64 {
+        self.counts[kind.index()].load(Ordering::Relaxed)
+    }
+
+    /// Every non-zero count.
+    pub fn snapshot(&self) -> Vec<(RecoveryKind, u64)> {
+        RecoveryKind::ALL
+            .iter()
+            .map(|k| (*k, self.get(*k)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
