@@ -332,6 +332,10 @@ impl<S: Storage + 'static> ChainClient<S> {
         let round = proposal.round();
         let blob_ids = proposal.block().required_blob_ids();
         let (skew_sender, mut skew_receiver) = mpsc::unbounded_channel::<SkewReport>();
+        // The local node needs the blobs the block publishes to execute it once confirmed.
+        for blob in &blobs {
+            ValidatorNode::handle_pending_blob(&*self.local, self.chain_id, blob.clone()).await?;
+        }
         // The local node records the proposal, as evidence of our round for lagging validators.
         let _ = ValidatorNode::handle_block_proposal(&*self.local, proposal.clone()).await;
         let action = CommunicateAction::SubmitBlock {

@@ -478,6 +478,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                 if !claimed.iter().all(|id| required.contains(id)) {
                     return Err(violation(Violation::FalseBlobsNotFound));
                 }
+                self.stats.record(RecoveryKind::Blobs);
                 self.upload_missing_blobs(chain_id, claimed.clone(), blobs)
                     .await?;
             }

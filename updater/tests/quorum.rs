@@ -31,28 +31,52 @@ async fn setup(weights: &[u64]) -> Setup {
         secrets
             .iter()
             .zip(weights)
-            .map(|(s, w)| (s.public(), ValidatorInfo { votes: *w, address: String::new() }))
+            .map(|(s, w)| {
+                (
+                    s.public(),
+                    ValidatorInfo {
+                        votes: *w,
+                        address: String::new(),
+                    },
+                )
+            })
             .collect(),
     )
     .unwrap();
     // The node behind each remote is irrelevant here: `execute` decides the answers.
     let net = common::TestNet::new(1, 1, false).await;
     let placeholder: Arc<dyn ValidatorNode> = net.workers[0].clone();
-    let remotes = secrets.iter().map(|s| RemoteNode::new(s.public(), placeholder.clone())).collect();
+    let remotes = secrets
+        .iter()
+        .map(|s| RemoteNode::new(s.public(), placeholder.clone()))
+        .collect();
     Setup { committee, remotes }
 }
 
 fn options(grace: f64) -> Options {
-    Options { quorum_grace: grace, deadline: Duration::from_secs(10), ..Options::default() }
+    Options {
+        quorum_grace: grace,
+        deadline: Duration::from_secs(10),
+        ..Options::default()
+    }
 }
 
 type Outcome = Result<(u32, Vec<ValidatorPublicKey>), QuorumError>;
 
 /// Runs a quorum call where validator `i` answers `plan[i]` after `plan[i].1` ms. Returns the
 /// outcome and the virtual time it took.
-async fn run(setup: &Setup, plan: &[(Answer, u64)], grace: f64, asked: &Arc<AtomicUsize>) -> (Outcome, Duration) {
-    let by_key: BTreeMap<ValidatorPublicKey, (Answer, u64)> =
-        setup.remotes.iter().zip(plan).map(|(r, p)| (r.public_key, p.clone())).collect();
+async fn run(
+    setup: &Setup,
+    plan: &[(Answer, u64)],
+    grace: f64,
+    asked: &Arc<AtomicUsize>,
+) -> (Outcome, Duration) {
+    let by_key: BTreeMap<ValidatorPublicKey, (Answer, u64)> = setup
+        .remotes
+        .iter()
+        .zip(plan)
+        .map(|(r, p)| (r.public_key, p.clone()))
+        .collect();
     let start = Instant::now();
     let result = communicate_with_quorum(
         &setup.remotes,
@@ -74,7 +98,8 @@ async fn run(setup: &Setup, plan: &[(Answer, u64)], grace: f64, asked: &Arc<Atom
     )
     .await;
     let elapsed = start.elapsed();
-    let outcome = result.map(|((key, values), _)| (key, values.into_iter().map(|(k, _)| k).collect()));
+    let outcome =
+        result.map(|((key, values), _)| (key, values.into_iter().map(|(k, _)| k).collect()));
     (outcome, elapsed)
 }
 
@@ -82,7 +107,12 @@ async fn run(setup: &Setup, plan: &[(Answer, u64)], grace: f64, asked: &Arc<Atom
 async fn returns_at_quorum_plus_grace() {
     let s = setup(&[1, 1, 1, 1]).await;
     let asked = Arc::new(AtomicUsize::new(0));
-    let plan = [(Answer::Value(7), 100), (Answer::Value(7), 200), (Answer::Value(7), 300), (Answer::Value(7), 1_000)];
+    let plan = [
+        (Answer::Value(7), 100),
+        (Answer::Value(7), 200),
+        (Answer::Value(7), 300),
+        (Answer::Value(7), 1_000),
+    ];
     // Quorum (3 of 4) at 300 ms; grace 0.2 × 300 ms = 60 ms.
     let (outcome, elapsed) = run(&s, &plan, 0.2, &asked).await;
     let (key, voters) = outcome.unwrap();
@@ -103,7 +133,12 @@ async fn stops_as_soon_as_quorum_is_impossible() {
     let s = setup(&[1, 1, 1, 1]).await;
     let asked = Arc::new(AtomicUsize::new(0));
     let plan = [
-        (Answer::Error(NodeError::InactiveChain(quorum_core::ChainId(Default::default()))), 10),
+        (
+            Answer::Error(NodeError::InactiveChain(quorum_core::ChainId(
+                Default::default(),
+            ))),
+            10,
+        ),
         (Answer::Value(1), 20),
         (Answer::Value(2), 30),
         (Answer::Never, 0),
@@ -118,18 +153,31 @@ async fn stops_as_soon_as_quorum_is_impossible() {
 async fn deadline_bounds_the_call() {
     let s = setup(&[1, 1, 1, 1]).await;
     let asked = Arc::new(AtomicUsize::new(0));
-    let plan = [(Answer::Value(1), 5), (Answer::Never, 0), (Answer::Never, 0), (Answer::Never, 0)];
+    let plan = [
+        (Answer::Value(1), 5),
+        (Answer::Never, 0),
+        (Answer::Never, 0),
+        (Answer::Never, 0),
+    ];
     let (outcome, elapsed) = run(&s, &plan, 0.2, &asked).await;
     assert_eq!(elapsed, Duration::from_secs(10));
     // Three validators timed out: 3 ≥ f+1 = 2, so the timeout is trusted.
-    assert_eq!(outcome.unwrap_err(), QuorumError::Trusted(NodeError::Timeout));
+    assert_eq!(
+        outcome.unwrap_err(),
+        QuorumError::Trusted(NodeError::Timeout)
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn zero_weight_validators_are_never_asked() {
     let s = setup(&[1, 1, 1, 0]).await;
     let asked = Arc::new(AtomicUsize::new(0));
-    let plan = [(Answer::Value(1), 1), (Answer::Value(1), 1), (Answer::Value(1), 1), (Answer::Value(9), 1)];
+    let plan = [
+        (Answer::Value(1), 1),
+        (Answer::Value(1), 1),
+        (Answer::Value(1), 1),
+        (Answer::Value(9), 1),
+    ];
     let (outcome, _) = run(&s, &plan, 10.0, &asked).await;
     assert_eq!(asked.load(Ordering::SeqCst), 3);
     let (key, voters) = outcome.unwrap();
@@ -143,10 +191,23 @@ async fn trusted_sample_and_no_consensus() {
     let late = NodeError::MissingCertificateValue;
     let odd = NodeError::NotFound;
     // Two equal errors (weight 2 ≥ f+1 = 2): trusted.
-    let plan = [(Answer::Error(late.clone()), 1), (Answer::Error(late.clone()), 2), (Answer::Value(1), 3), (Answer::Value(2), 4)];
-    assert_eq!(run(&s, &plan, 0.2, &asked).await.0.unwrap_err(), QuorumError::Trusted(late.clone()));
+    let plan = [
+        (Answer::Error(late.clone()), 1),
+        (Answer::Error(late.clone()), 2),
+        (Answer::Value(1), 3),
+        (Answer::Value(2), 4),
+    ];
+    assert_eq!(
+        run(&s, &plan, 0.2, &asked).await.0.unwrap_err(),
+        QuorumError::Trusted(late.clone())
+    );
     // Distinct errors below f+1: a sample, heaviest first.
-    let plan = [(Answer::Error(late.clone()), 1), (Answer::Error(odd.clone()), 2), (Answer::Value(1), 3), (Answer::Value(2), 4)];
+    let plan = [
+        (Answer::Error(late.clone()), 1),
+        (Answer::Error(odd.clone()), 2),
+        (Answer::Value(1), 3),
+        (Answer::Value(2), 4),
+    ];
     match run(&s, &plan, 0.2, &asked).await.0.unwrap_err() {
         QuorumError::Sample(errors) => {
             assert_eq!(errors.len(), 2);
@@ -155,9 +216,17 @@ async fn trusted_sample_and_no_consensus() {
         other => panic!("expected a sample, got {other:?}"),
     }
     // No errors, values split 2/1/1: no consensus with the scores.
-    let plan = [(Answer::Value(1), 1), (Answer::Value(1), 2), (Answer::Value(2), 3), (Answer::Value(3), 4)];
+    let plan = [
+        (Answer::Value(1), 1),
+        (Answer::Value(1), 2),
+        (Answer::Value(2), 3),
+        (Answer::Value(3), 4),
+    ];
     assert_eq!(
         run(&s, &plan, 0.2, &asked).await.0.unwrap_err(),
-        QuorumError::NoConsensus { threshold: 3, scores: vec![(2, 2), (1, 1), (1, 1)] }
+        QuorumError::NoConsensus {
+            threshold: 3,
+            scores: vec![(2, 2), (1, 1), (1, 1)]
+        }
     );
 }

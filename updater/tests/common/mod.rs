@@ -64,7 +64,9 @@ pub fn description(index: u32, owner: &AccountSecretKey, fast: bool) -> ChainDes
 
 pub fn keys(n: usize, seed: u64) -> Vec<ValidatorSecretKey> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut secrets: Vec<_> = (0..n).map(|_| ValidatorSecretKey::generate(&mut rng)).collect();
+    let mut secrets: Vec<_> = (0..n)
+        .map(|_| ValidatorSecretKey::generate(&mut rng))
+        .collect();
     secrets.sort_by_key(|s| s.public());
     secrets
 }
@@ -73,7 +75,15 @@ pub fn committee_of(secrets: &[ValidatorSecretKey]) -> Committee {
     Committee::new(
         secrets
             .iter()
-            .map(|s| (s.public(), ValidatorInfo { votes: 1, address: String::new() }))
+            .map(|s| {
+                (
+                    s.public(),
+                    ValidatorInfo {
+                        votes: 1,
+                        address: String::new(),
+                    },
+                )
+            })
             .collect(),
     )
     .unwrap()
@@ -89,19 +99,35 @@ impl TestNet {
     pub async fn with_clock_offsets(n: usize, chains: u32, fast: bool, offsets: &[i64]) -> TestNet {
         let secrets = keys(n, 42);
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let owners: Vec<_> = (0..chains).map(|_| AccountSecretKey::generate(&mut rng)).collect();
+        let owners: Vec<_> = (0..chains)
+            .map(|_| AccountSecretKey::generate(&mut rng))
+            .collect();
         let committee = committee_of(&secrets);
-        let descriptions: Vec<_> = (0..chains).map(|i| description(i, &owners[i as usize], fast)).collect();
-        let genesis = Genesis { committee: committee.clone(), chains: descriptions.clone() };
+        let descriptions: Vec<_> = (0..chains)
+            .map(|i| description(i, &owners[i as usize], fast))
+            .collect();
+        let genesis = Genesis {
+            committee: committee.clone(),
+            chains: descriptions.clone(),
+        };
         let clock = TokioClock::new(START);
         let admin = genesis.admin_chain().unwrap();
         let validators = ValidatorSet::new();
         let mut workers = Vec::new();
         let mut handles = Vec::new();
         for (i, secret) in secrets.iter().enumerate() {
-            let worker = Self::worker(&genesis, Some(secret.clone()), clock.with_offset(offsets[i])).await;
-            let node = MemoryNode::new(worker.clone() as Arc<dyn ValidatorNode>, Some(secret.clone()), i as u64)
-                .with_bcs(true);
+            let worker = Self::worker(
+                &genesis,
+                Some(secret.clone()),
+                clock.with_offset(offsets[i]),
+            )
+            .await;
+            let node = MemoryNode::new(
+                worker.clone() as Arc<dyn ValidatorNode>,
+                Some(secret.clone()),
+                i as u64,
+            )
+            .with_bcs(true);
             handles.push(node.handle());
             validators.insert(secret.public(), Arc::new(node));
             workers.push(worker);
@@ -129,7 +155,12 @@ impl TestNet {
     ) -> Arc<Worker<MemoryStorage>> {
         let storage = MemoryStorage::new();
         let admin = genesis.initialize(&storage, START).await.unwrap();
-        Arc::new(Worker::new(storage, key, Arc::new(clock), WorkerConfig::new(admin)))
+        Arc::new(Worker::new(
+            storage,
+            key,
+            Arc::new(clock),
+            WorkerConfig::new(admin),
+        ))
     }
 
     pub fn client(&self, c: usize) -> ChainClient<MemoryStorage> {
@@ -137,7 +168,13 @@ impl TestNet {
     }
 
     pub fn client_with(&self, c: usize, options: Options) -> ChainClient<MemoryStorage> {
-        ChainClient::new(self.chains[c], Some(self.owners[c].clone()), self.local.clone(), self.validators.clone(), options)
+        ChainClient::new(
+            self.chains[c],
+            Some(self.owners[c].clone()),
+            self.local.clone(),
+            self.validators.clone(),
+            options,
+        )
     }
 
     pub fn set_fault(&self, v: usize, fault: Fault) {
@@ -145,7 +182,11 @@ impl TestNet {
     }
 
     pub async fn next_height(&self, v: usize, chain: ChainId) -> BlockHeight {
-        self.workers[v].chain_state(chain).await.unwrap().next_height
+        self.workers[v]
+            .chain_state(chain)
+            .await
+            .unwrap()
+            .next_height
     }
 
     /// Lets background catch-up tasks finish (virtual time).
@@ -157,8 +198,17 @@ impl TestNet {
     pub async fn assert_in_sync(&self, v: usize, chain: ChainId) {
         let local = self.local.chain_state(chain).await.unwrap();
         let remote = self.workers[v].chain_state(chain).await.unwrap();
-        assert_eq!(remote.next_height, local.next_height, "validator {v} height on {chain:?}");
-        assert_eq!(remote.tip_hash, local.tip_hash, "validator {v} tip on {chain:?}");
-        assert_eq!(remote.balance, local.balance, "validator {v} balance on {chain:?}");
+        assert_eq!(
+            remote.next_height, local.next_height,
+            "validator {v} height on {chain:?}"
+        );
+        assert_eq!(
+            remote.tip_hash, local.tip_hash,
+            "validator {v} tip on {chain:?}"
+        );
+        assert_eq!(
+            remote.balance, local.balance,
+            "validator {v} balance on {chain:?}"
+        );
     }
 }

@@ -1,0 +1,397 @@
+//! One scenario per recovery of DESIGN §5.2, each asserting that the recovery happened and the
+//! block committed on the lagging validator.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::TestNet;
+use quorum_core::{
+    Blob, BlockHeight, BlockProposal, Certificate, ChainInfoQuery, CrossChainDelivery, Epoch,
+    EventId, Hashed, Operation, Round, StreamId, ValidatedBlock, ValidatedBlockCertificate,
+    ValidatorNode, VoteKind,
+};
+use quorum_transport_mem::{Fault, Method};
+use quorum_updater::{CommunicateAction, RecoveryKind, ValidatorUpdater};
+
+#[tokio::test(start_paused = true)]
+async fn honest_committee_commits_two_phase_and_fast() {
+    let net = TestNet::new(4, 2, false).await;
+    let client = net.client(1);
+    let certificate = client.transfer(net.chains[0], 10).await.unwrap();
+    assert_eq!(certificate.round(), Round::MultiLeader(0));
+    net.settle().await;
+    for v in 0..4 {
+        net.assert_in_sync(v, net.chains[1]).await;
+    }
+    let fast = TestNet::new(4, 2, true).await;
+    let certificate = fast.client(1).transfer(fast.chains[0], 10).await.unwrap();
+    assert_eq!(certificate.round(), Round::Fast);
+}
+
+#[tokio::test(start_paused = true)]
+async fn remote_behind_in_height_is_sent_the_missing_blocks() {
+    let net = TestNet::new(4, 2, false).await;
+    let client = net.client(1);
+    net.set_fault(3, Fault::Offline);
+    for _ in 0..3 {
+        client.transfer(net.chains[0], 1).await.unwrap();
+    }
+    net.settle().await;
+    assert_eq!(net.next_height(3, net.chains[1]).await, BlockHeight(0));
+    net.set_fault(3, Fault::Honest);
+    client.transfer(net.chains[0], 1).await.unwrap();
+    net.settle().await;
+    assert!(client.stats().get(RecoveryKind::BlockHeight) >= 1);
+    net.assert_in_sync(3, net.chains[1]).await;
+    assert_eq!(net.next_height(3, net.chains[1]).await, BlockHeight(4));
+}
+
+#[tokio::test(start_paused = true)]
+async fn wrong_round_is_repaired_with_the_timeout_certificate() {
+    let net = TestNet::new(4, 2, false).await;
+    let client = net.client(1);
+    // Validator 3 misses the timeout certificate of round 0.
+    net.set_fault(3, Fault::Offline);
+    client.time_out_round(Round::MultiLeader(0)).await.unwrap();
+    net.settle().await;
+    let info = net.workers[3]
+        .handle_chain_info_query(ChainInfoQuery::new(net.chains[1]))
+        .await
+        .unwrap();
+    assert_eq!(info.info.manager.current_round, Round::MultiLeader(0));
+    net.set_fault(3, Fault::Honest);
+    let certificate = client.transfer(net.chains[0], 5).await.unwrap();
+    assert_eq!(certificate.round(), Round::MultiLeader(1));
+    net.settle().await;
+    assert!(client.stats().get(RecoveryKind::WrongRound) >= 1);
+    net.assert_in_sync(3, net.chains[1]).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn missing_cross_chain_update_is_sent_with_blocking_delivery() {
+    let net = TestNet::new(4, 3, false).await;
+    let payer = net.client(1);
+    let payee = payer.for_chain(net.chains[2], Some(net.owners[2].clone()));
+    net.set_fault(3, Fault::Offline);
+    payer.transfer(net.chains[2], 40).await.unwrap();
+    net.settle().await;
+    net.set_fault(3, Fault::Honest);
+    // The payee's block consumes the bundle validator 3 never received.
+    payee.receive_messages().await.unwrap();
+    net.settle().await;
+    assert!(payee.stats().get(RecoveryKind::CrossChain) >= 1);
+    net.assert_in_sync(3, net.chains[1]).await;
+    net.assert_in_sync(3, net.chains[2]).await;
+    assert_eq!(
+        net.workers[3]
+            .chain_state(net.chains[2])
+            .await
+            .unwrap()
+            .balance,
+        1_040
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn missing_events_are_sent_from_the_publisher_chain() {
+    let net = TestNet::new(4, 3, false).await;
+    let emitter = net.client(1);
+    let reader = emitter.for_chain(net.chains[2], Some(net.owners[2].clone()));
+    net.set_fault(3, Fault::Offline);
+    emitter
+        .emit_event(StreamId("news".into()), b"hello".to_vec())
+        .await
+        .unwrap();
+    net.settle().await;
+    net.set_fault(3, Fault::Honest);
+    let id = EventId {
+        chain_id: net.chains[1],
+        stream: StreamId("news".into()),
+        index: 0,
+    };
+    reader.read_event(id).await.unwrap();
+    net.settle().await;
+    assert!(reader.stats().get(RecoveryKind::Events) >= 1);
+    net.assert_in_sync(3, net.chains[1]).await;
+    net.assert_in_sync(3, net.chains[2]).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn missing_blobs_are_found_through_their_publishing_block() {
+    let net = TestNet::new(4, 3, false).await;
+    let publisher = net.client(1);
+    let reader = publisher.for_chain(net.chains[2], Some(net.owners[2].clone()));
+    net.set_fault(3, Fault::Offline);
+    let (blob_id, _) = publisher
+        .publish_blob(b"a document".to_vec())
+        .await
+        .unwrap();
+    net.settle().await;
+    net.set_fault(3, Fault::Honest);
+    reader.read_blob(blob_id).await.unwrap();
+    net.settle().await;
+    assert!(reader.stats().get(RecoveryKind::Blobs) >= 1);
+    assert!(net.handles[3].stats().calls(Method::MissingBlobIds) >= 1);
+    net.assert_in_sync(3, net.chains[1]).await;
+    net.assert_in_sync(3, net.chains[2]).await;
+    let missing = net.workers[3]
+        .missing_blob_ids(vec![blob_id])
+        .await
+        .unwrap();
+    assert!(missing.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalid_timestamp_reports_skew_before_sleeping_then_commits() {
+    // Validator 3's clock is 2 s behind; its grace is 0.5 s.
+    let net = TestNet::with_clock_offsets(4, 2, false, &[0, 0, 0, -2_000_000]).await;
+    let client = net.client(1);
+    let block = client.make_block(vec![]).await.unwrap();
+    let proposal = quorum_core::BlockProposal::new(block, Round::MultiLeader(0), &net.owners[1]);
+    let remote = quorum_updater::RemoteNode::new(
+        net.secrets[3].public(),
+        net.workers[3].clone() as Arc<dyn ValidatorNode>,
+    );
+    let updater = ValidatorUpdater::new(
+        remote,
+        net.local.clone(),
+        net.chains[0],
+        Arc::new(common::test_options()),
+        client.stats().clone(),
+    );
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let start = tokio::time::Instant::now();
+    let task = tokio::spawn(async move {
+        updater
+            .send_chain_update(CommunicateAction::SubmitBlock {
+                proposal: Box::new(proposal),
+                blob_ids: vec![],
+                blobs: vec![],
+                skew_reports: Some(sender),
+            })
+            .await
+    });
+    // The report arrives while the updater is still sleeping.
+    let (validator, skew) = receiver.recv().await.unwrap();
+    assert!(!task.is_finished());
+    assert_eq!(validator, net.secrets[3].public());
+    assert_eq!(skew, 2_000_000);
+    let vote = task.await.unwrap().unwrap();
+    vote.check(&net.secrets[3].public()).unwrap();
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1_900) && waited <= Duration::from_millis(2_100),
+        "{waited:?}"
+    );
+    assert_eq!(client.stats().get(RecoveryKind::ClockSkew), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalid_timestamp_beyond_the_maximum_skew_fails_without_sleeping() {
+    let net = TestNet::with_clock_offsets(4, 2, false, &[0, 0, 0, -10_000_000]).await;
+    let client = net.client(1);
+    let block = client.make_block(vec![]).await.unwrap();
+    let proposal = quorum_core::BlockProposal::new(block, Round::MultiLeader(0), &net.owners[1]);
+    let remote = quorum_updater::RemoteNode::new(
+        net.secrets[3].public(),
+        net.workers[3].clone() as Arc<dyn ValidatorNode>,
+    );
+    let updater = ValidatorUpdater::new(
+        remote,
+        net.local.clone(),
+        net.chains[0],
+        Arc::new(common::test_options()),
+        client.stats().clone(),
+    );
+    let start = tokio::time::Instant::now();
+    let result = updater
+        .send_chain_update(CommunicateAction::SubmitBlock {
+            proposal: Box::new(proposal),
+            blob_ids: vec![],
+            blobs: vec![],
+            skew_reports: None,
+        })
+        .await;
+    assert!(matches!(
+        result,
+        Err(quorum_core::NodeError::InvalidTimestamp { .. })
+    ));
+    assert!(start.elapsed() < Duration::from_millis(10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn finalize_uploads_the_locking_blocks_blobs() {
+    let net = TestNet::new(4, 2, false).await;
+    let client = net.client(1);
+    let blob = Blob::data(b"contract".to_vec());
+    let block = client
+        .make_block(vec![Operation::PublishBlob(blob.id())])
+        .await
+        .unwrap();
+    let value = net
+        .local
+        .stage_block_execution(&block, &[blob.clone()])
+        .await
+        .unwrap();
+    let round = Round::MultiLeader(0);
+    let proposal = BlockProposal::new(block, round, &net.owners[1]);
+    // Validators 0..3 validate; validator 3 never sees the proposal nor its blob.
+    let mut signatures = Vec::new();
+    for v in 0..3 {
+        net.workers[v]
+            .handle_pending_blob(net.chains[1], blob.clone())
+            .await
+            .unwrap();
+        let answer = net.workers[v]
+            .handle_block_proposal(proposal.clone())
+            .await
+            .unwrap();
+        let vote = answer.info.manager.pending.clone().unwrap();
+        signatures.push((vote.validator, vote.signature));
+    }
+    let validated: ValidatedBlockCertificate =
+        Certificate::new(Hashed::new(ValidatedBlock(value)), round, signatures);
+    validated.check(&net.committee).unwrap();
+    let (updater, handle) = updater_for(&net, &client, 3);
+    let vote = updater
+        .send_chain_update(CommunicateAction::FinalizeBlock {
+            certificate: Box::new(validated.clone()),
+            blobs: vec![blob.clone()],
+            delivery: CrossChainDelivery::NonBlocking,
+        })
+        .await
+        .unwrap();
+    assert_eq!(vote.kind, VoteKind::Confirmed);
+    assert_eq!(client.stats().get(RecoveryKind::Blobs), 1);
+    assert_eq!(handle.stats().calls(Method::HandlePendingBlob), 1);
+    // With the others' confirmations the block commits on validator 3 too.
+    let mut confirmations = vec![(vote.validator, vote.signature)];
+    for v in 0..2 {
+        let answer = net.workers[v]
+            .handle_validated_certificate(validated.clone())
+            .await
+            .unwrap();
+        let vote = answer.info.manager.pending.clone().unwrap();
+        confirmations.push((vote.validator, vote.signature));
+    }
+    let confirmed = Certificate::new(
+        Hashed::new(validated.value().to_confirmed()),
+        round,
+        confirmations,
+    );
+    confirmed.check(&net.committee).unwrap();
+    net.workers[3]
+        .handle_confirmed_certificate(confirmed, CrossChainDelivery::Blocking)
+        .await
+        .unwrap();
+    assert_eq!(net.next_height(3, net.chains[1]).await, BlockHeight(1));
+    assert!(net.workers[3]
+        .missing_blob_ids(vec![blob.id()])
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+fn updater_for(
+    net: &TestNet,
+    client: &quorum_updater::ChainClient<quorum_node::MemoryStorage>,
+    v: usize,
+) -> (
+    ValidatorUpdater<quorum_node::MemoryStorage>,
+    quorum_transport_mem::FaultHandle,
+) {
+    // Through the validator's in-process transport, so its call counters see the requests.
+    let node = quorum_transport_mem::MemoryNode::new(
+        net.workers[v].clone() as Arc<dyn ValidatorNode>,
+        Some(net.secrets[v].clone()),
+        99,
+    );
+    let handle = node.handle();
+    let updater = ValidatorUpdater::new(
+        quorum_updater::RemoteNode::new(net.secrets[v].public(), Arc::new(node)),
+        net.local.clone(),
+        net.chains[0],
+        Arc::new(common::test_options()),
+        client.stats().clone(),
+    );
+    (updater, handle)
+}
+
+#[tokio::test(start_paused = true)]
+async fn new_chain_description_is_sent_to_a_validator_that_missed_it() {
+    let net = TestNet::new(4, 2, false).await;
+    let parent = net.client(1);
+    net.set_fault(3, Fault::Offline);
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(5);
+    let owner = quorum_core::AccountSecretKey::generate(&mut rng);
+    let (child_id, _) = parent
+        .open_chain(owner.public(), common::consensus())
+        .await
+        .unwrap();
+    net.settle().await;
+    net.set_fault(3, Fault::Honest);
+    let child = parent.for_chain(child_id, Some(owner));
+    child
+        .emit_event(StreamId("s".into()), vec![1])
+        .await
+        .unwrap();
+    net.settle().await;
+    assert!(child.stats().get(RecoveryKind::InactiveChain) >= 1);
+    net.assert_in_sync(3, net.chains[1]).await;
+    net.assert_in_sync(3, child_id).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn confirmed_certificate_with_missing_epoch_events_updates_the_admin_chain() {
+    let net = TestNet::new(4, 2, false).await;
+    let admin = net.client(0);
+    let user = admin.for_chain(net.chains[1], Some(net.owners[1].clone()));
+    net.set_fault(3, Fault::Offline);
+    admin.create_committee(net.committee.clone()).await.unwrap();
+    user.process_new_epoch(Epoch(1)).await.unwrap();
+    net.settle().await;
+    net.set_fault(3, Fault::Honest);
+    user.transfer(net.chains[0], 3).await.unwrap();
+    net.settle().await;
+    assert!(user.stats().get(RecoveryKind::Committee) >= 1);
+    net.assert_in_sync(3, net.chains[0]).await;
+    net.assert_in_sync(3, net.chains[1]).await;
+    assert_eq!(
+        net.workers[3]
+            .chain_state(net.chains[1])
+            .await
+            .unwrap()
+            .epoch,
+        Epoch(1)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn local_node_behind_synchronizes_from_validators() {
+    let net = TestNet::new(4, 2, false).await;
+    // Another client, with its own local node, advances the chain.
+    let other_local = TestNet::worker(&net.genesis, None, net.clock.clone()).await;
+    let other = quorum_updater::ChainClient::new(
+        net.chains[1],
+        Some(net.owners[1].clone()),
+        other_local,
+        net.validators.clone(),
+        common::test_options(),
+    );
+    other.transfer(net.chains[0], 1).await.unwrap();
+    other.transfer(net.chains[0], 1).await.unwrap();
+    net.settle().await;
+    let client = net.client(1);
+    assert_eq!(client.local_next_height().await.unwrap(), BlockHeight(0));
+    client.transfer(net.chains[0], 1).await.unwrap();
+    assert_eq!(client.local_next_height().await.unwrap(), BlockHeight(3));
+    assert!(client.stats().get(RecoveryKind::LocalSync) >= 1);
+    net.settle().await;
+    for v in 0..4 {
+        net.assert_in_sync(v, net.chains[1]).await;
+    }
+    let _ = CrossChainDelivery::Blocking;
+}
