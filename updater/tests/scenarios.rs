@@ -233,7 +233,7 @@ async fn finalize_uploads_the_locking_blocks_blobs() {
         .unwrap();
     let value = net
         .local
-        .stage_block_execution(&block, &[blob.clone()])
+        .stage_block_execution(&block, std::slice::from_ref(&blob))
         .await
         .unwrap();
     let round = Round::MultiLeader(0);
