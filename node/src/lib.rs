@@ -8,13 +8,15 @@
 //! [`Storage`]: quorum_core::Storage
 
 pub mod clock;
+#[cfg(feature = "testing")]
+pub mod conformance;
 pub mod genesis;
 pub mod memory;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod worker;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use genesis::{Genesis, GenesisError};
 pub use memory::MemoryStorage;
 pub use worker::{Worker, WorkerConfig};

@@ -13,7 +13,30 @@
 //!   [`Server::shutdown`] lets requests in flight finish before it returns.
 //!
 //! The layer is generic over the request and response types ([`WireMessage`]); the validator
-//! protocol plugs in by choosing those types and a [`Handler`] that forwards to a validator.
+//! protocol plugs in by choosing those types and a [`Handler`] that forwards to a validator:
+//!
+//! * [`protocol`]: [`Request`] (one variant per `ValidatorNode` method) and [`Response`] (each
+//!   answer as `Result<_, NodeError>`, so a node's refusals cross the wire intact).
+//! * [`validator`]: [`TcpValidatorNode`], a client that is a `ValidatorNode`, and
+//!   [`serve_validator`] / [`ValidatorHandler`], which serve any `ValidatorNode` (e.g. a Worker).
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use quorum_transport_tcp::TransportError;
+//! # async fn example(worker: Arc<dyn quorum_core::ValidatorNode>) -> Result<(), TransportError> {
+//! use quorum_core::{ChainInfoQuery, ValidatorNode};
+//! use quorum_transport_tcp::{serve_validator, ClientConfig, ServerConfig, TcpValidatorNode};
+//!
+//! // Validator side: serve the node.
+//! let server = serve_validator(worker, "127.0.0.1:0", ServerConfig::default()).await?;
+//! // Client side: the remote node is a `ValidatorNode` like any other.
+//! let remote = TcpValidatorNode::new(server.local_addr().to_string(), ClientConfig::default())?;
+//! # let chain_id = quorum_core::ChainId(quorum_core::CryptoHash([0; 32]));
+//! let info = remote.handle_chain_info_query(ChainInfoQuery::new(chain_id)).await;
+//! # drop(info);
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
 
 pub mod client;
 pub mod codec;
@@ -22,9 +45,11 @@ pub mod error;
 pub mod frame;
 pub mod handler;
 mod multiplexer;
+pub mod protocol;
 pub mod server;
 mod session;
 mod stall;
+pub mod validator;
 mod writer;
 
 pub use client::Client;
@@ -39,4 +64,6 @@ pub use frame::{
     Envelope, WireMessage, DEFAULT_MAX_FRAME_LENGTH, LENGTH_PREFIX_LEN, MAX_FRAME_LENGTH_LIMIT,
 };
 pub use handler::Handler;
+pub use protocol::{Request, Response};
 pub use server::{Server, ShutdownOutcome};
+pub use validator::{serve_validator, TcpValidatorNode, ValidatorHandler};

@@ -1,0 +1,515 @@
+//! A validator over TCP: [`TcpValidatorNode`], a client that is a
+//! [`ValidatorNode`], and [`serve_validator`] / [`ValidatorHandler`], which serve any
+//! [`ValidatorNode`] (normally a Worker) to such clients.
+//!
+//! The protocol is [`Request`] / [`Response`] over the generic [`Client`] and [`Server`]. A
+//! node's own refusals travel back as the [`NodeError`] it returned; failures on the way are
+//! mapped to [`NodeError::Transport`], [`NodeError::Timeout`] or
+//! [`NodeError::MalformedResponse`] (the table is on the `From<TransportError> for NodeError`
+//! implementation, listed with [`TransportError`]'s trait implementations).
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use quorum_core::{
+    BatchOutcome, Blob, BlobId, BlockHeight, BlockProposal, ChainId, ChainInfoQuery,
+    ChainInfoResponse, ConfirmedBlockCertificate, CrossChainDelivery, CryptoHash, LiteCertificate,
+    NodeError, TimeoutCertificate, TransportErrorKind, ValidatedBlockCertificate, ValidatorNode,
+};
+use tokio::net::ToSocketAddrs;
+use tracing::{debug, warn};
+
+use crate::client::Client;
+use crate::config::{ClientConfig, ServerConfig};
+use crate::error::TransportError;
+use crate::frame::DEFAULT_MAX_FRAME_LENGTH;
+use crate::handler::Handler;
+use crate::protocol::{Request, Response};
+use crate::server::Server;
+
+/// Bytes an [`Envelope`](crate::Envelope) adds to its body: the BCS `u64` request id.
+const ENVELOPE_OVERHEAD: usize = 8;
+
+/// How a failure to reach the node shows to the code that asked it.
+///
+/// | [`TransportError`] | [`NodeError`] |
+/// |---|---|
+/// | `Timeout`, `Stalled` (the answer did not arrive in time) | `Timeout` |
+/// | `Connect`, `Io` | `Transport(Io)` |
+/// | `ConnectionClosed`, `Truncated` | `Transport(ConnectionClosed)` |
+/// | `FrameTooLarge` | `Transport(FrameTooLarge)` |
+/// | `Decode`, `Encode` | `Transport(Codec)` |
+/// | `InvalidConfig` (only when a client is built, never per request) | `Transport(Unavailable)` |
+impl From<TransportError> for NodeError {
+    fn from(error: TransportError) -> Self {
+        match error {
+            TransportError::Timeout(_) | TransportError::Stalled { .. } => NodeError::Timeout,
+            TransportError::Connect { .. } | TransportError::Io { .. } => {
+                NodeError::Transport(TransportErrorKind::Io)
+            }
+            TransportError::ConnectionClosed | TransportError::Truncated => {
+                NodeError::Transport(TransportErrorKind::ConnectionClosed)
+            }
+            TransportError::FrameTooLarge { .. } => {
+                NodeError::Transport(TransportErrorKind::FrameTooLarge)
+            }
+            TransportError::Decode(_) | TransportError::Encode(_) => {
+                NodeError::Transport(TransportErrorKind::Codec)
+            }
+            TransportError::InvalidConfig(_) => {
+                NodeError::Transport(TransportErrorKind::Unavailable)
+            }
+        }
+    }
+}
+
+/// A remote validator reached over TCP: every [`ValidatorNode`] method is one request on a
+/// pooled, multiplexed [`Client`].
+///
+/// Cloning is cheap and shares the connections. Answers come back as the node gave them;
+/// failures on the way become [`NodeError::Timeout`] or [`NodeError::Transport`] (see the
+/// `From<TransportError> for NodeError` implementation). An answer of another kind than the
+/// request asked for is [`NodeError::MalformedResponse`]. Nothing is retried here: retry
+/// policies belong to the caller.
+#[derive(Clone)]
+pub struct TcpValidatorNode {
+    client: Client<Request, Response>,
+}
+
+impl TcpValidatorNode {
+    /// A node at `address` (`"host:port"`); connects on the first request.
+    ///
+    /// Fails only if `config` is out of range ([`TransportError::InvalidConfig`]).
+    pub fn new(address: impl Into<String>, config: ClientConfig) -> Result<Self, TransportError> {
+        Ok(TcpValidatorNode {
+            client: Client::new(address, config)?,
+        })
+    }
+
+    /// A node reached through an existing client (sharing its connections).
+    pub fn from_client(client: Client<Request, Response>) -> Self {
+        TcpValidatorNode { client }
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &Client<Request, Response> {
+        &self.client
+    }
+
+    /// The address this node is reached at.
+    pub fn address(&self) -> &str {
+        self.client.address()
+    }
+
+    /// Sends `request`; transport failures become [`NodeError`]s.
+    async fn exchange(&self, request: Request) -> Result<Response, NodeError> {
+        let kind = request.kind();
+        self.client.request(request).await.map_err(|error| {
+            debug!(address = self.address(), request = kind, %error, "request failed");
+            NodeError::from(error)
+        })
+    }
+
+    /// Reports an answer of the wrong kind.
+    fn malformed(&self, expected: &'static str, found: &Response) -> NodeError {
+        warn!(
+            address = self.address(),
+            expected,
+            found = found.kind(),
+            "validator answered with the wrong kind of response"
+        );
+        NodeError::MalformedResponse
+    }
+}
+
+impl fmt::Debug for TcpValidatorNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpValidatorNode")
+            .field("address", &self.address())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sends a request and takes the answer out of the response variant `$variant`.
+macro_rules! call {
+    ($node:ident, $request:expr, $variant:ident) => {{
+        let request = $request;
+        let expected = request.kind();
+        match $node.exchange(request).await? {
+            Response::$variant(result) => result,
+            other => Err($node.malformed(expected, &other)),
+        }
+    }};
+}
+
+#[async_trait]
+impl ValidatorNode for TcpValidatorNode {
+    async fn handle_block_proposal(
+        &self,
+        proposal: BlockProposal,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        call!(
+            self,
+            Request::BlockProposal(Box::new(proposal)),
+            BlockProposal
+        )
+    }
+
+    async fn handle_lite_certificate(
+        &self,
+        certificate: LiteCertificate,
+        delivery: CrossChainDelivery,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        let request = Request::LiteCertificate {
+            certificate: Box::new(certificate),
+            delivery,
+        };
+        call!(self, request, LiteCertificate)
+    }
+
+    async fn handle_confirmed_certificate(
+        &self,
+        certificate: ConfirmedBlockCertificate,
+        delivery: CrossChainDelivery,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        let request = Request::ConfirmedCertificate {
+            certificate: Box::new(certificate),
+            delivery,
+        };
+        call!(self, request, ConfirmedCertificate)
+    }
+
+    async fn handle_validated_certificate(
+        &self,
+        certificate: ValidatedBlockCertificate,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        let request = Request::ValidatedCertificate(Box::new(certificate));
+        call!(self, request, ValidatedCertificate)
+    }
+
+    async fn handle_timeout_certificate(
+        &self,
+        certificate: TimeoutCertificate,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        let request = Request::TimeoutCertificate(Box::new(certificate));
+        call!(self, request, TimeoutCertificate)
+    }
+
+    async fn handle_confirmed_certificates(
+        &self,
+        certificates: Vec<ConfirmedBlockCertificate>,
+        delivery: CrossChainDelivery,
+    ) -> Result<BatchOutcome, NodeError> {
+        let request = Request::ConfirmedCertificates {
+            certificates,
+            delivery,
+        };
+        call!(self, request, ConfirmedCertificates)
+    }
+
+    async fn handle_chain_info_query(
+        &self,
+        query: ChainInfoQuery,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        call!(
+            self,
+            Request::ChainInfoQuery(Box::new(query)),
+            ChainInfoQuery
+        )
+    }
+
+    async fn upload_blob(&self, blob: Blob) -> Result<BlobId, NodeError> {
+        call!(self, Request::UploadBlob(blob), UploadBlob)
+    }
+
+    async fn handle_pending_blob(
+        &self,
+        chain_id: ChainId,
+        blob: Blob,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        call!(self, Request::PendingBlob { chain_id, blob }, PendingBlob)
+    }
+
+    async fn download_blob(&self, blob_id: BlobId) -> Result<Blob, NodeError> {
+        call!(self, Request::DownloadBlob(blob_id), DownloadBlob)
+    }
+
+    async fn missing_blob_ids(&self, blob_ids: Vec<BlobId>) -> Result<Vec<BlobId>, NodeError> {
+        call!(self, Request::MissingBlobIds(blob_ids), MissingBlobIds)
+    }
+
+    async fn download_certificate(
+        &self,
+        hash: CryptoHash,
+    ) -> Result<ConfirmedBlockCertificate, NodeError> {
+        call!(
+            self,
+            Request::DownloadCertificate(hash),
+            DownloadCertificate
+        )
+        .map(|c| *c)
+    }
+
+    async fn download_certificates_by_heights(
+        &self,
+        chain_id: ChainId,
+        heights: Vec<BlockHeight>,
+    ) -> Result<Vec<ConfirmedBlockCertificate>, NodeError> {
+        let request = Request::DownloadCertificatesByHeights { chain_id, heights };
+        call!(self, request, DownloadCertificatesByHeights)
+    }
+}
+
+/// The server side: answers each [`Request`] by calling the node's method and wrapping its
+/// result in the matching [`Response`] variant.
+///
+/// An answer too large for a frame (larger than the maximum frame length given here, which must
+/// be the server's, e.g. a download of many large certificates) is replaced by
+/// `Err(`[`NodeError::Transport`]`(`[`TransportErrorKind::FrameTooLarge`]`))` in the same
+/// variant, so the client learns at once why instead of waiting for its timeout.
+#[derive(Clone)]
+pub struct ValidatorHandler {
+    node: Arc<dyn ValidatorNode>,
+    max_frame_length: usize,
+}
+
+impl ValidatorHandler {
+    /// A handler that forwards to `node`, for a server whose maximum frame length is
+    /// [`DEFAULT_MAX_FRAME_LENGTH`].
+    pub fn new(node: Arc<dyn ValidatorNode>) -> Self {
+        ValidatorHandler {
+            node,
+            max_frame_length: DEFAULT_MAX_FRAME_LENGTH,
+        }
+    }
+
+    /// The same handler, for a server whose maximum frame length is `max_frame_length` bytes
+    /// ([`ServerConfig::max_frame_length`]).
+    pub fn with_max_frame_length(mut self, max_frame_length: usize) -> Self {
+        self.max_frame_length = max_frame_length;
+        self
+    }
+
+    /// The node served.
+    pub fn node(&self) -> &Arc<dyn ValidatorNode> {
+        &self.node
+    }
+
+    /// Calls the node's method for `request` and wraps its answer (without the size check).
+    pub async fn dispatch(&self, request: Request) -> Response {
+        let node = &*self.node;
+        match request {
+            Request::BlockProposal(proposal) => {
+                Response::BlockProposal(node.handle_block_proposal(*proposal).await)
+            }
+            Request::LiteCertificate {
+                certificate,
+                delivery,
+            } => Response::LiteCertificate(
+                node.handle_lite_certificate(*certificate, delivery).await,
+            ),
+            Request::ConfirmedCertificate {
+                certificate,
+                delivery,
+            } => Response::ConfirmedCertificate(
+                node.handle_confirmed_certificate(*certificate, delivery)
+                    .await,
+            ),
+            Request::ValidatedCertificate(certificate) => Response::ValidatedCertificate(
+                node.handle_validated_certificate(*certificate).await,
+            ),
+            Request::TimeoutCertificate(certificate) => {
+                Response::TimeoutCertificate(node.handle_timeout_certificate(*certificate).await)
+            }
+            Request::ConfirmedCertificates {
+                certificates,
+                delivery,
+            } => Response::ConfirmedCertificates(
+                node.handle_confirmed_certificates(certificates, delivery)
+                    .await,
+            ),
+            Request::ChainInfoQuery(query) => {
+                Response::ChainInfoQuery(node.handle_chain_info_query(*query).await)
+            }
+            Request::UploadBlob(blob) => Response::UploadBlob(node.upload_blob(blob).await),
+            Request::PendingBlob { chain_id, blob } => {
+                Response::PendingBlob(node.handle_pending_blob(chain_id, blob).await)
+            }
+            Request::DownloadBlob(blob_id) => {
+                Response::DownloadBlob(node.download_blob(blob_id).await)
+            }
+            Request::MissingBlobIds(blob_ids) => {
+                Response::MissingBlobIds(node.missing_blob_ids(blob_ids).await)
+            }
+            Request::DownloadCertificate(hash) => {
+                Response::DownloadCertificate(node.download_certificate(hash).await.map(Box::new))
+            }
+            Request::DownloadCertificatesByHeights { chain_id, heights } => {
+                Response::DownloadCertificatesByHeights(
+                    node.download_certificates_by_heights(chain_id, heights)
+                        .await,
+                )
+            }
+        }
+    }
+
+    /// Replaces an answer that cannot be framed by the reason, in the same variant.
+    fn fit(&self, request: &'static str, response: Response) -> Response {
+        let reason = match bcs::serialized_size(&response) {
+            Ok(length) if length.saturating_add(ENVELOPE_OVERHEAD) <= self.max_frame_length => {
+                return response
+            }
+            Ok(length) => {
+                warn!(
+                    request,
+                    length,
+                    max = self.max_frame_length,
+                    "answer exceeds the maximum frame length; answering FrameTooLarge"
+                );
+                TransportErrorKind::FrameTooLarge
+            }
+            Err(error) => {
+                warn!(request, %error, "answer cannot be encoded; answering a codec error");
+                TransportErrorKind::Codec
+            }
+        };
+        response.with_error(NodeError::Transport(reason))
+    }
+}
+
+impl fmt::Debug for ValidatorHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ValidatorHandler")
+            .field("max_frame_length", &self.max_frame_length)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Handler<Request, Response> for ValidatorHandler {
+    async fn handle(&self, request: Request) -> Response {
+        let kind = request.kind();
+        let response = self.dispatch(request).await;
+        if let Some(error) = response.error() {
+            debug!(request = kind, %error, "node refused the request");
+        }
+        self.fit(kind, response)
+    }
+}
+
+/// Binds `address` (port 0 picks a free port, see [`Server::local_addr`]) and serves `node` to
+/// [`TcpValidatorNode`] clients until the server is shut down or dropped. Must be called within a
+/// tokio runtime.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use quorum_core::ValidatorNode;
+/// # use quorum_transport_tcp::TransportError;
+/// # async fn example(worker: Arc<dyn ValidatorNode>) -> Result<(), TransportError> {
+/// use quorum_transport_tcp::{serve_validator, ServerConfig};
+///
+/// let server = serve_validator(worker, "0.0.0.0:7000", ServerConfig::default()).await?;
+/// println!("serving on {}", server.local_addr());
+/// // ... later:
+/// server.shutdown().await;
+/// # Ok(()) }
+/// ```
+///
+/// Errors: [`TransportError::InvalidConfig`] if `config` is out of range, [`TransportError::Io`]
+/// if the address cannot be bound.
+pub async fn serve_validator(
+    node: Arc<dyn ValidatorNode>,
+    address: impl ToSocketAddrs,
+    config: ServerConfig,
+) -> Result<Server, TransportError> {
+    let handler = ValidatorHandler::new(node).with_max_frame_length(config.max_frame_length);
+    Server::bind(address, config, handler).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn transport_errors_map_to_node_errors() {
+        let io = TransportErrorKind::Io;
+        let cases = [
+            (
+                TransportError::Timeout(Duration::from_secs(1)),
+                NodeError::Timeout,
+            ),
+            (
+                TransportError::Stalled {
+                    timeout: Duration::from_secs(1),
+                },
+                NodeError::Timeout,
+            ),
+            (
+                TransportError::Connect {
+                    address: "x".into(),
+                    message: "refused".into(),
+                },
+                NodeError::Transport(io),
+            ),
+            (
+                TransportError::from(io::Error::from(io::ErrorKind::ConnectionReset)),
+                NodeError::Transport(io),
+            ),
+            (
+                TransportError::ConnectionClosed,
+                NodeError::Transport(TransportErrorKind::ConnectionClosed),
+            ),
+            (
+                TransportError::Truncated,
+                NodeError::Transport(TransportErrorKind::ConnectionClosed),
+            ),
+            (
+                TransportError::FrameTooLarge { length: 9, max: 8 },
+                NodeError::Transport(TransportErrorKind::FrameTooLarge),
+            ),
+            (
+                TransportError::Decode("bad".into()),
+                NodeError::Transport(TransportErrorKind::Codec),
+            ),
+            (
+                TransportError::Encode("bad".into()),
+                NodeError::Transport(TransportErrorKind::Codec),
+            ),
+            (
+                TransportError::InvalidConfig("bad".into()),
+                NodeError::Transport(TransportErrorKind::Unavailable),
+            ),
+        ];
+        for (transport, expected) in cases {
+            assert_eq!(NodeError::from(transport.clone()), expected, "{transport}");
+        }
+    }
+
+    #[test]
+    fn envelope_overhead_is_the_request_id() {
+        let response = Response::DownloadBlob(Ok(Blob::data(vec![3; 300])));
+        let envelope = crate::Envelope {
+            request_id: u64::MAX,
+            body: response.clone(),
+        };
+        assert_eq!(
+            bcs::serialized_size(&envelope).unwrap(),
+            bcs::serialized_size(&response).unwrap() + ENVELOPE_OVERHEAD
+        );
+    }
+
+    #[test]
+    fn client_with_an_invalid_config_is_refused() {
+        let config = ClientConfig {
+            pool_size: 0,
+            ..ClientConfig::default()
+        };
+        assert!(matches!(
+            TcpValidatorNode::new("127.0.0.1:1", config),
+            Err(TransportError::InvalidConfig(_))
+        ));
+    }
+}
