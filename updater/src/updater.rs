@@ -381,7 +381,10 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                     tokio::time::sleep(wait).await;
                 }
                 Err(error) => {
-                    if !error.is_expected() {
+                    if is_retryable(&error) {
+                        // Unreachable or slow validators are routine; the quorum absorbs them.
+                        debug!(validator = ?self.remote.public_key, %error, "proposal not delivered");
+                    } else if !error.is_expected() {
                         warn!(validator = ?self.remote.public_key, %error, "proposal refused");
                     }
                     return Err(error);
