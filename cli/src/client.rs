@@ -137,6 +137,18 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// Before the process exits, brings every validator up to date on `chain_id` (a command-line
+/// client has no background to leave that to), and says which could not be reached.
+async fn report_lagging(
+    base: &ChainClient<RedbStorage>,
+    chain_id: ChainId,
+) -> Result<(), CliError> {
+    for (validator, error) in base.update_validators(chain_id).await? {
+        eprintln!("warning: validator {validator} not updated: {error}");
+    }
+    Ok(())
+}
+
 fn sibling(path: &Path, name: &str) -> PathBuf {
     path.parent()
         .map_or_else(|| PathBuf::from(name), |dir| dir.join(name))
@@ -236,6 +248,7 @@ pub async fn client(args: &ClientArgs) -> Result<(), CliError> {
                 .for_chain(from_id, Some(owner))
                 .transfer(to_id, *amount)
                 .await?;
+            report_lagging(&base, from_id).await?;
             println!(
                 "transferred {amount} from chain {from} to chain {to} at height {}",
                 certificate.value().block().height.0
@@ -247,6 +260,7 @@ pub async fn client(args: &ClientArgs) -> Result<(), CliError> {
                 .for_chain(chain_id, Some(owner))
                 .receive_messages()
                 .await?;
+            report_lagging(&base, chain_id).await?;
             println!(
                 "chain {index} committed height {}",
                 certificate.value().block().height.0

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::{info, warn};
 
-use quorum_core::{ChainId, ChainInfoQuery, CrossChainDelivery, ValidatorNode};
+use quorum_core::{ChainId, ChainInfoQuery, ValidatorNode};
 use quorum_node::{MemoryStorage, SystemClock, Worker, WorkerConfig};
 use quorum_transport_mem::{Fault, MemoryNode};
 use quorum_transport_tcp::{ClientConfig, Server, TcpValidatorNode};
-use quorum_updater::{ChainClient, Options, RemoteNode, ValidatorSet, ValidatorUpdater};
+use quorum_updater::{ChainClient, Options, RemoteNode, ValidatorSet};
 
 use crate::error::CliError;
 use crate::setup::{self, CommitteeSetup};
@@ -315,28 +315,14 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
             nodes[index].start(&genesis, args.transport).await?;
         }
     }
-    let committee = local.committee(quorum_core::Epoch(0)).await?;
-    let stats = first.stats().clone();
-    let opts = Arc::new(options());
-    let remotes = validators.remotes(&committee);
-    for remote in &remotes {
-        let updater = ValidatorUpdater::new(
-            remote.clone(),
-            local.clone(),
-            admin,
-            opts.clone(),
-            stats.clone(),
-        );
-        for chain in &chains {
-            let target = local.chain_state(*chain).await?.next_height;
-            if let Err(error) = updater
-                .send_chain_information(*chain, target, CrossChainDelivery::NonBlocking, 0)
-                .await
-            {
-                warn!(validator = ?remote.public_key, %error, "final catch-up failed");
-            }
+    for chain in &chains {
+        for (validator, error) in first.update_validators(*chain).await? {
+            warn!(?validator, %error, "final catch-up failed");
         }
     }
+    let committee = local.committee(quorum_core::Epoch(0)).await?;
+    let stats = first.stats().clone();
+    let remotes = validators.remotes(&committee);
     let mut validators_state = Vec::new();
     let mut out_of_sync = Vec::new();
     for (node, remote) in nodes.iter().zip(sorted(&remotes, &validator_keys)) {

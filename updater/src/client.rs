@@ -662,6 +662,41 @@ impl<S: Storage + 'static> ChainClient<S> {
         Ok(())
     }
 
+    /// Brings every validator of the chain's current committee up to the local node's height on
+    /// `chain_id`, concurrently, each within the overall deadline. Returns the validators that
+    /// could not be updated, with why.
+    pub async fn update_validators(
+        &self,
+        chain_id: ChainId,
+    ) -> Result<Vec<(ValidatorPublicKey, NodeError)>, ChainClientError> {
+        let state = self.local.chain_state(chain_id).await?;
+        let (_, remotes) = self.committee_and_remotes(state.epoch).await?;
+        let target = state.next_height;
+        let updates = remotes.into_iter().map(|remote| {
+            let updater = self.updater(remote.clone());
+            let deadline = self.options.deadline;
+            async move {
+                let result = tokio::time::timeout(
+                    deadline,
+                    updater.send_chain_information(
+                        chain_id,
+                        target,
+                        CrossChainDelivery::NonBlocking,
+                        0,
+                    ),
+                )
+                .await
+                .unwrap_or(Err(NodeError::Timeout));
+                result.err().map(|error| (remote.public_key, error))
+            }
+        });
+        Ok(futures::future::join_all(updates)
+            .await
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
     /// Sends tokens to another chain.
     pub async fn transfer(
         &self,

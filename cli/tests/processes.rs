@@ -1,0 +1,198 @@
+//! A committee of four `quorum validator` processes on loopback with redb data directories: a
+//! client workload, one validator killed with SIGKILL, more blocks, the validator restarted from
+//! its data, and the updater bringing it back in sync with nothing lost.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use quorum_core::{BlockHeight, ChainId, ChainInfoQuery, CryptoHash, ValidatorNode};
+use quorum_node::Genesis;
+use quorum_transport_tcp::{ClientConfig, TcpValidatorNode};
+
+const BIN: &str = env!("CARGO_BIN_EXE_quorum");
+const VALIDATORS: usize = 4;
+
+/// A base port with `VALIDATORS` consecutive free ports after it.
+fn free_ports() -> u16 {
+    let mut seed = u64::from(std::process::id());
+    for _ in 0..200 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let base = 20_000 + (seed >> 33) as u16 % 30_000;
+        let all_free =
+            (0..VALIDATORS as u16).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no free ports");
+}
+
+fn quorum(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "error")
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "quorum {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Starts validator `index` and waits until it listens.
+fn start_validator(dir: &Path, index: usize) -> Child {
+    let config = dir.join(format!("validator-{index}.bcs"));
+    let mut child = Command::new(BIN)
+        .args(["validator", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("listening on"),
+        "validator {index} said: {line:?}"
+    );
+    child
+}
+
+/// Each validator's (height, tip) of `chain`, `None` if unreachable.
+async fn heights(
+    genesis: &Genesis,
+    chain: ChainId,
+) -> Vec<Option<(BlockHeight, Option<CryptoHash>)>> {
+    let mut out = Vec::new();
+    for (_, info) in genesis.committee.validators() {
+        let config = ClientConfig {
+            request_timeout: Duration::from_secs(2),
+            ..ClientConfig::default()
+        };
+        let node = TcpValidatorNode::new(info.address.clone(), config).unwrap();
+        let answer = node
+            .handle_chain_info_query(ChainInfoQuery::new(chain))
+            .await;
+        out.push(
+            answer
+                .ok()
+                .map(|r| (r.info.next_block_height, r.info.block_hash)),
+        );
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_validator_restarts_from_its_data_and_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let base = free_ports();
+    quorum(
+        path,
+        &[
+            "genesis",
+            "--dir",
+            path.to_str().unwrap(),
+            "--validators",
+            "4",
+            "--chains",
+            "3",
+            "--base-port",
+            &base.to_string(),
+        ],
+    );
+    let genesis: Genesis =
+        bcs::from_bytes(&std::fs::read(path.join("genesis.bcs")).unwrap()).unwrap();
+    let chains: Vec<ChainId> = genesis.chains.iter().map(|c| c.id()).collect();
+    let mut children: Vec<Child> = (0..VALIDATORS).map(|i| start_validator(path, i)).collect();
+    let d = path.to_str().unwrap();
+
+    // A workload with everyone up.
+    for _ in 0..3 {
+        quorum(
+            path,
+            &[
+                "client", "--dir", d, "transfer", "--from", "1", "--to", "2", "--amount", "5",
+            ],
+        );
+    }
+    quorum(path, &["client", "--dir", d, "receive", "--chain", "2"]);
+    // Validator files are numbered in committee order, like `genesis.committee.validators()`.
+    let victim = 3;
+    let before = heights(&genesis, chains[1]).await;
+    assert!(
+        before.iter().all(|h| *h == before[0]),
+        "not in sync before the kill: {before:?}"
+    );
+    assert_eq!(before[victim].unwrap().0, BlockHeight(3));
+
+    // SIGKILL one validator; the others keep committing.
+    children[victim].kill().unwrap();
+    children[victim].wait().unwrap();
+    for _ in 0..2 {
+        quorum(
+            path,
+            &[
+                "client", "--dir", d, "transfer", "--from", "1", "--to", "2", "--amount", "1",
+            ],
+        );
+    }
+    quorum(
+        path,
+        &[
+            "client", "--dir", d, "transfer", "--from", "2", "--to", "1", "--amount", "7",
+        ],
+    );
+    assert!(heights(&genesis, chains[1]).await[victim].is_none());
+
+    // Restart from its data directory: nothing acknowledged is lost.
+    children[victim] = start_validator(path, victim);
+    let restarted = heights(&genesis, chains[1]).await;
+    assert_eq!(
+        restarted[victim], before[victim],
+        "the restarted validator lost blocks"
+    );
+
+    // More blocks on both chains: the updater brings it back in sync.
+    quorum(
+        path,
+        &[
+            "client", "--dir", d, "transfer", "--from", "1", "--to", "2", "--amount", "1",
+        ],
+    );
+    quorum(
+        path,
+        &[
+            "client", "--dir", d, "transfer", "--from", "2", "--to", "1", "--amount", "1",
+        ],
+    );
+    for chain in [chains[1], chains[2]] {
+        let after = heights(&genesis, chain).await;
+        assert!(
+            after.iter().all(|h| h.is_some() && *h == after[0]),
+            "out of sync after restart: {after:?}"
+        );
+    }
+    assert_eq!(
+        heights(&genesis, chains[1]).await[victim].unwrap().0,
+        BlockHeight(6)
+    );
+    let info = quorum(path, &["client", "--dir", d, "info"]);
+    assert!(info.contains("chain 1"), "{info}");
+
+    for child in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
