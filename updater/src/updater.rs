@@ -937,60 +937,92 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         self.check_response(&response, chain_id)
     }
 
-    /// If the remote is at our height but an earlier round, sends the evidence of our round:
-    /// the timeout certificate, else the locking validated certificate, else the proposal. Best
-    /// effort: failures are only logged.
+    /// Round sync, once the remote is at our height (DESIGN §5.2.6). Best effort: failures are
+    /// only logged.
+    ///
+    /// * If the remote is in an earlier round: the locking validated certificate when its round
+    ///   is ahead of the remote's (it moves the remote to that round and locks it, the strongest
+    ///   evidence), then the timeout certificate if the remote is still behind (it moves the
+    ///   remote past that round).
+    /// * If the remote is in our round but has not voted in it: our proposal of that round, so
+    ///   it holds the value (lite certificates then work) and votes.
+    ///
+    /// DESIGN lists the proposal first; but a proposal of a later round is refused with
+    /// `WrongRound` by a remote in an earlier one, so it only helps once the rounds match.
     async fn sync_round(&self, chain_id: ChainId, remote_info: Option<ChainInfoResponse>) {
         let Ok(local) = self.local.chain_state(chain_id).await else {
             return;
         };
-        let remote = match remote_info {
+        let mut remote = match remote_info {
             Some(info) => info,
-            None => {
-                let query = ChainInfoQuery::new(chain_id);
-                match self
-                    .call(|| self.remote.node.handle_chain_info_query(query.clone()))
-                    .await
-                {
-                    Ok(info) => info,
-                    Err(error) => {
-                        debug!(%error, "round sync: query failed");
-                        return;
-                    }
-                }
-            }
+            None => match self.query(chain_id).await {
+                Some(info) => info,
+                None => return,
+            },
         };
-        if remote.info.next_block_height != local.next_height
-            || remote.info.manager.current_round >= local.manager.current_round
-        {
+        if remote.info.next_block_height != local.next_height {
             return;
         }
         let manager = &local.manager;
-        let result = if let Some(certificate) = &manager.timeout_certificate {
-            self.call(|| {
-                self.remote
-                    .node
-                    .handle_timeout_certificate((**certificate).clone())
-            })
+        if let Some(certificate) = &manager.locking_certificate {
+            if certificate.round() > remote.info.manager.current_round {
+                let sent = self
+                    .call(|| {
+                        self.remote
+                            .node
+                            .handle_validated_certificate((**certificate).clone())
+                    })
+                    .await;
+                match sent {
+                    Ok(response) => remote = response,
+                    Err(error) => {
+                        debug!(validator = ?self.remote.public_key, %error, "round sync: locking block refused")
+                    }
+                }
+            }
+        }
+        if let Some(certificate) = &manager.timeout_certificate {
+            if certificate.round() >= remote.info.manager.current_round {
+                let sent = self
+                    .call(|| {
+                        self.remote
+                            .node
+                            .handle_timeout_certificate((**certificate).clone())
+                    })
+                    .await;
+                match sent {
+                    Ok(response) => remote = response,
+                    Err(error) => {
+                        debug!(validator = ?self.remote.public_key, %error, "round sync: timeout certificate refused")
+                    }
+                }
+            }
+        }
+        if let Some(proposal) = &manager.proposed {
+            let same_round = proposal.round() == remote.info.manager.current_round;
+            if same_round && remote.info.manager.pending.is_none() {
+                let sent = self
+                    .call(|| self.remote.node.handle_block_proposal((**proposal).clone()))
+                    .await;
+                if let Err(error) = sent {
+                    debug!(validator = ?self.remote.public_key, %error, "round sync: proposal refused");
+                }
+            }
+        }
+    }
+
+    async fn query(&self, chain_id: ChainId) -> Option<ChainInfoResponse> {
+        let query = ChainInfoQuery::new(chain_id);
+        match self
+            .call(|| self.remote.node.handle_chain_info_query(query.clone()))
             .await
-            .map(|_| ())
-        } else if let Some(certificate) = &manager.locking_certificate {
-            self.call(|| {
-                self.remote
-                    .node
-                    .handle_validated_certificate((**certificate).clone())
-            })
-            .await
-            .map(|_| ())
-        } else if let Some(proposal) = &manager.proposed {
-            self.call(|| self.remote.node.handle_block_proposal((**proposal).clone()))
-                .await
-                .map(|_| ())
-        } else {
-            Ok(())
-        };
-        if let Err(error) = result {
-            debug!(validator = ?self.remote.public_key, %error, "round sync failed");
+        {
+            Ok(info) if info.info.chain_id == chain_id => Some(info),
+            Ok(_) => None,
+            Err(error) => {
+                debug!(%error, "round sync: query failed");
+                None
+            }
         }
     }
 }

@@ -395,3 +395,100 @@ async fn local_node_behind_synchronizes_from_validators() {
     }
     let _ = CrossChainDelivery::Blocking;
 }
+
+/// Validators 0..3 validate `proposal` (directly); returns the certificate.
+async fn validate_directly(
+    net: &TestNet,
+    proposal: &BlockProposal,
+    value: quorum_core::BlockValue,
+) -> ValidatedBlockCertificate {
+    let mut signatures = Vec::new();
+    for v in 0..3 {
+        let answer = net.workers[v]
+            .handle_block_proposal(proposal.clone())
+            .await
+            .unwrap();
+        let vote = answer.info.manager.pending.clone().unwrap();
+        signatures.push((vote.validator, vote.signature));
+    }
+    let certificate = Certificate::new(
+        Hashed::new(ValidatedBlock(value)),
+        proposal.round(),
+        signatures,
+    );
+    certificate.check(&net.committee).unwrap();
+    certificate
+}
+
+#[tokio::test(start_paused = true)]
+async fn round_sync_sends_the_locking_block() {
+    let net = TestNet::new(4, 2, false).await;
+    let client = net.client(1);
+    // Round 0 times out without validator 3; in round 1 a block is validated, again without it.
+    net.set_fault(3, Fault::Offline);
+    client.time_out_round(Round::MultiLeader(0)).await.unwrap();
+    let block = client.make_block(vec![]).await.unwrap();
+    let value = net.local.stage_block_execution(&block, &[]).await.unwrap();
+    let proposal = BlockProposal::new(block, Round::MultiLeader(1), &net.owners[1]);
+    let validated = validate_directly(&net, &proposal, value).await;
+    net.local
+        .handle_validated_certificate(validated.clone())
+        .await
+        .unwrap();
+    net.set_fault(3, Fault::Honest);
+    let (updater, handle) = updater_for(&net, &client, 3);
+    updater
+        .send_chain_information(
+            net.chains[1],
+            BlockHeight(0),
+            CrossChainDelivery::NonBlocking,
+            0,
+        )
+        .await
+        .unwrap();
+    let state = net.workers[3].chain_state(net.chains[1]).await.unwrap();
+    assert_eq!(state.manager.current_round, Round::MultiLeader(1));
+    assert_eq!(
+        state.manager.locking_certificate.as_deref(),
+        Some(&validated)
+    );
+    // The locking block alone moved it: it was sent no timeout certificate.
+    assert!(state.manager.timeout_certificate.is_none());
+    assert_eq!(handle.stats().calls(Method::HandleTimeoutCertificate), 0);
+    assert_eq!(handle.stats().calls(Method::HandleValidatedCertificate), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn round_sync_sends_the_timeout_certificate_and_then_the_proposal() {
+    let net = TestNet::new(4, 2, false).await;
+    let client = net.client(1);
+    net.set_fault(3, Fault::Offline);
+    client.time_out_round(Round::MultiLeader(0)).await.unwrap();
+    // The client proposes in round 1; validator 3 (offline) never sees the proposal.
+    let block = client.make_block(vec![]).await.unwrap();
+    let proposal = BlockProposal::new(block, Round::MultiLeader(1), &net.owners[1]);
+    net.local
+        .handle_block_proposal(proposal.clone())
+        .await
+        .unwrap();
+    net.set_fault(3, Fault::Honest);
+    let (updater, handle) = updater_for(&net, &client, 3);
+    updater
+        .send_chain_information(
+            net.chains[1],
+            BlockHeight(0),
+            CrossChainDelivery::NonBlocking,
+            0,
+        )
+        .await
+        .unwrap();
+    let state = net.workers[3].chain_state(net.chains[1]).await.unwrap();
+    assert_eq!(state.manager.current_round, Round::MultiLeader(1));
+    assert_eq!(handle.stats().calls(Method::HandleTimeoutCertificate), 1);
+    // Now in our round without a vote, it was sent our proposal and voted for it.
+    assert_eq!(handle.stats().calls(Method::HandleBlockProposal), 1);
+    assert_eq!(state.manager.proposed.as_deref(), Some(&proposal));
+    let vote = state.manager.pending_vote.unwrap();
+    assert_eq!(vote.round, Round::MultiLeader(1));
+    vote.check(&net.secrets[3].public()).unwrap();
+}
