@@ -421,23 +421,29 @@ impl<S: Storage + 'static> ChainClient<S> {
         remotes: &[RemoteNode],
         certificate: &ConfirmedBlockCertificate,
     ) {
+        let block = certificate.value().block();
+        let (chain_id, target) = (
+            block.chain_id,
+            block.height.try_next().unwrap_or(block.height),
+        );
+        // Sending chain information up to the block sends the certificate itself first (lite
+        // when the validator voted) and, to a validator that lags, everything it misses.
         let result = communicate_with_quorum(
             remotes,
             committee,
             &self.options,
-            |_: &BlockHeight| (),
+            |_: &()| (),
             |remote| {
                 let updater = self.updater(remote);
-                let certificate = certificate.clone();
                 async move {
-                    let response = updater
-                        .send_confirmed_certificate(
-                            &certificate,
+                    updater
+                        .send_chain_information(
+                            chain_id,
+                            target,
                             CrossChainDelivery::NonBlocking,
-                            true,
+                            0,
                         )
-                        .await?;
-                    Ok(response.info.next_block_height)
+                        .await
                 }
             },
         )

@@ -23,7 +23,8 @@ pub enum RecoveryKind {
     Committee,
     /// The local node was behind a validator and caught up from it.
     LocalSync,
-    /// Certificates sent in batches to bring a validator up to date.
+    /// Certificates sent in batches to bring a validator up to date (those it already had
+    /// included: a batch reports how far it got, not what was new).
     CertificatesSent,
 }
 
@@ -54,7 +55,7 @@ impl RecoveryKind {
             RecoveryKind::ClockSkew => "clock skew wait",
             RecoveryKind::Committee => "new committee",
             RecoveryKind::LocalSync => "local node caught up",
-            RecoveryKind::CertificatesSent => "certificates sent",
+            RecoveryKind::CertificatesSent => "certs sent in batches",
         }
     }
 

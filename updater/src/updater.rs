@@ -797,8 +797,10 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
             } else {
                 let last = BlockHeight(target.0 - 1);
                 let certificate = self.local_certificate(chain_id, last).await?;
+                // Validators that voted for the newest block hold its value: lite suffices.
+                let try_lite = target == local.next_height;
                 match self
-                    .send_confirmed_certificate_at(&certificate, delivery, false, depth)
+                    .send_confirmed_certificate_at(&certificate, delivery, try_lite, depth)
                     .await
                 {
                     Ok(response) if response.info.next_block_height >= target => {
