@@ -262,14 +262,8 @@ impl<S: Storage> Worker<S> {
         let height = block.height;
         let state = self.chain_state(chain_id).await?;
         state.description()?;
-        if height < state.next_height {
+        if state.is_committed(height)? {
             return Ok(state);
-        }
-        if height > state.next_height {
-            return Err(NodeError::UnexpectedBlockHeight {
-                expected_block_height: state.next_height,
-                found_block_height: height,
-            });
         }
         let inputs = self.gather_inputs(volatile, block).await?;
         let execution = execute_block(&state, block, &inputs)?;
@@ -381,12 +375,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         let block = proposal.block().clone();
         let mut state = self.chain_state(block.chain_id).await?;
         let description = state.description()?.clone();
-        if block.height != state.next_height {
-            return Err(NodeError::UnexpectedBlockHeight {
-                expected_block_height: state.next_height,
-                found_block_height: block.height,
-            });
-        }
+        state.expect_next_height(block.height)?;
         if block.epoch != state.epoch {
             return Err(NodeError::WrongEpoch {
                 expected: state.epoch,
@@ -498,14 +487,8 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         let volatile = self.volatile.lock().await;
         let mut state = self.chain_state(block.chain_id).await?;
         let description = state.description()?.clone();
-        if block.height < state.next_height {
+        if state.is_committed(block.height)? {
             return Ok(self.response(&state, false));
-        }
-        if block.height > state.next_height {
-            return Err(NodeError::UnexpectedBlockHeight {
-                expected_block_height: state.next_height,
-                found_block_height: block.height,
-            });
         }
         let missing = self.missing_for_block(&volatile, &block).await?;
         if !missing.is_empty() {
@@ -536,14 +519,8 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         let _volatile = self.volatile.lock().await;
         let mut state = self.chain_state(timeout.chain_id).await?;
         let description = state.description()?.clone();
-        if timeout.height < state.next_height {
+        if state.is_committed(timeout.height)? {
             return Ok(self.response(&state, false));
-        }
-        if timeout.height > state.next_height {
-            return Err(NodeError::UnexpectedBlockHeight {
-                expected_block_height: state.next_height,
-                found_block_height: timeout.height,
-            });
         }
         if timeout.epoch != state.epoch {
             return Err(NodeError::WrongEpoch {
@@ -622,12 +599,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         let mut state = self.chain_state(query.chain_id).await?;
         state.description()?;
         if let Some(height) = query.test_next_block_height {
-            if height != state.next_height {
-                return Err(NodeError::UnexpectedBlockHeight {
-                    expected_block_height: state.next_height,
-                    found_block_height: height,
-                });
-            }
+            state.expect_next_height(height)?;
         }
         if let Some((height, round)) = query.request_timeout {
             if height == state.next_height && state.manager.timeout_vote.is_none() {

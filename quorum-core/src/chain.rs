@@ -115,6 +115,28 @@ impl ChainState {
             .ok_or(NodeError::InactiveChain(self.chain_id))
     }
 
+    /// Requires `found` to be the chain's next height, else `UnexpectedBlockHeight`.
+    pub fn expect_next_height(&self, found: BlockHeight) -> Result<(), NodeError> {
+        if found != self.next_height {
+            return Err(NodeError::UnexpectedBlockHeight {
+                expected_block_height: self.next_height,
+                found_block_height: found,
+            });
+        }
+        Ok(())
+    }
+
+    /// For something at height `found`: `Ok(true)` if that height is already committed (there
+    /// is nothing to do), `Ok(false)` if it is the next height, `UnexpectedBlockHeight` if it
+    /// is beyond.
+    pub fn is_committed(&self, found: BlockHeight) -> Result<bool, NodeError> {
+        if found < self.next_height {
+            return Ok(true);
+        }
+        self.expect_next_height(found)?;
+        Ok(false)
+    }
+
     /// Whether the chain is active here.
     pub fn is_active(&self) -> bool {
         self.description.is_some()
@@ -182,12 +204,7 @@ pub fn execute_block(
     inputs: &ExecutionInputs,
 ) -> Result<Execution, NodeError> {
     let description = state.description()?;
-    if block.height != state.next_height {
-        return Err(NodeError::UnexpectedBlockHeight {
-            expected_block_height: state.next_height,
-            found_block_height: block.height,
-        });
-    }
+    state.expect_next_height(block.height)?;
     if block.epoch != state.epoch {
         return Err(NodeError::WrongEpoch {
             expected: state.epoch,

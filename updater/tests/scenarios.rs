@@ -151,17 +151,7 @@ async fn invalid_timestamp_reports_skew_before_sleeping_then_commits() {
     let client = net.client(1);
     let block = client.make_block(vec![]).await.unwrap();
     let proposal = quorum_core::BlockProposal::new(block, Round::MultiLeader(0), &net.owners[1]);
-    let remote = quorum_updater::RemoteNode::new(
-        net.secrets[3].public(),
-        net.workers[3].clone() as Arc<dyn ValidatorNode>,
-    );
-    let updater = ValidatorUpdater::new(
-        remote,
-        net.local.clone(),
-        net.chains[0],
-        Arc::new(common::test_options()),
-        client.stats().clone(),
-    );
+    let (updater, _) = updater_for(&net, &client, 3);
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
     let start = tokio::time::Instant::now();
     let task = tokio::spawn(async move {
@@ -195,17 +185,7 @@ async fn invalid_timestamp_beyond_the_maximum_skew_fails_without_sleeping() {
     let client = net.client(1);
     let block = client.make_block(vec![]).await.unwrap();
     let proposal = quorum_core::BlockProposal::new(block, Round::MultiLeader(0), &net.owners[1]);
-    let remote = quorum_updater::RemoteNode::new(
-        net.secrets[3].public(),
-        net.workers[3].clone() as Arc<dyn ValidatorNode>,
-    );
-    let updater = ValidatorUpdater::new(
-        remote,
-        net.local.clone(),
-        net.chains[0],
-        Arc::new(common::test_options()),
-        client.stats().clone(),
-    );
+    let (updater, _) = updater_for(&net, &client, 3);
     let start = tokio::time::Instant::now();
     let result = updater
         .send_chain_update(CommunicateAction::SubmitBlock {
