@@ -14,6 +14,8 @@ pub mod genesis;
 pub mod memory;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "testing")]
+pub mod testnet;
 pub mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock, TokioClock};

@@ -29,7 +29,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// The value of `result`, or a panic naming `what` failed and why.
-fn must<T, E: Display>(result: Result<T, E>, what: &str) -> T {
+pub(crate) fn must<T, E: Display>(result: Result<T, E>, what: &str) -> T {
     match result {
         Ok(value) => value,
         Err(error) => panic!("{what}: {error}"),

@@ -3,15 +3,13 @@
 //! four committing a cross-chain transfer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{Net, NowTs};
 use quorum_core::block::epoch_event_id;
 use quorum_core::{
     Blob, BlockHeight, BlockProposal, Certificate, CertificateError, ChainInfoQuery,
     CrossChainDelivery, Epoch, IncomingBundle, Message, NodeError, Operation, Round, Signature,
     TimeDelta, Timestamp, ValidatorNode, ValidatorSecretKey,
 };
+use quorum_node::testnet::{genesis_description, TestNet as Net, START};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -106,7 +104,12 @@ async fn inactive_chain() {
     let net = Net::new(4, 2, false).await;
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let owner = quorum_core::AccountSecretKey::generate(&mut rng);
-    let stranger = common::description(77, owner.public(), false);
+    let stranger = genesis_description(
+        77,
+        owner.public(),
+        false,
+        quorum_core::ConsensusConfig::default(),
+    );
     let mut block = net.block(1, vec![]).await;
     block.chain_id = stranger.id();
     block.authenticated_owner = owner.public();
@@ -122,21 +125,17 @@ async fn invalid_timestamp_beyond_clock_and_grace() {
     let mut block = net.block(1, vec![]).await;
     let grace = net.workers[0].config().timestamp_grace;
     // Exactly at the grace limit is fine; one microsecond more is not.
-    block.timestamp = net
-        .clock
-        .now_ts()
-        .saturating_add(grace)
-        .saturating_add(TimeDelta(1));
+    block.timestamp = net.now().saturating_add(grace).saturating_add(TimeDelta(1));
     let proposal = net.proposal(1, block.clone(), Round::MultiLeader(0));
     let answer = net.workers[0].handle_block_proposal(proposal).await;
     assert_eq!(
         answer.unwrap_err(),
         NodeError::InvalidTimestamp {
             block_timestamp: block.timestamp,
-            local_time: common::START
+            local_time: START
         }
     );
-    block.timestamp = net.clock.now_ts().saturating_add(grace);
+    block.timestamp = net.now().saturating_add(grace);
     let proposal = net.proposal(1, block, Round::MultiLeader(0));
     assert!(net.workers[0].handle_block_proposal(proposal).await.is_ok());
 }
@@ -203,13 +202,6 @@ async fn two_phase_commit() {
     assert_eq!(net.next_height(3, 1).await, BlockHeight(2));
 }
 
-/// Moves the clock past chain `c`'s current round deadline.
-async fn pass_deadline(net: &Net, c: usize) {
-    let state = net.workers[0].chain_state(net.chains[c]).await.unwrap();
-    let deadline = state.manager.round_timeout.unwrap();
-    net.clock.set(deadline.saturating_add(TimeDelta(1)));
-}
-
 #[tokio::test]
 async fn timeout_votes_only_after_the_deadline_and_certificates_move_the_round() {
     let net = Net::new(4, 2, false).await;
@@ -220,7 +212,7 @@ async fn timeout_votes_only_after_the_deadline_and_certificates_move_the_round()
         .await
         .unwrap();
     assert!(early.info.manager.timeout_vote.is_none());
-    pass_deadline(&net, 1).await;
+    net.pass_deadline(1).await;
     let late = net.workers[0].handle_chain_info_query(query).await.unwrap();
     let vote = late.info.manager.timeout_vote.unwrap();
     assert_eq!(vote.kind, quorum_core::VoteKind::Timeout);
@@ -272,7 +264,7 @@ async fn locking_refuses_other_blocks_until_a_higher_validated_certificate() {
         .await;
     assert!(answers[0].is_ok());
     // Round 0 times out everywhere.
-    pass_deadline(&net, 1).await;
+    net.pass_deadline(1).await;
     let t0 = net.timeout(&[0, 1, 2], 1, Round::MultiLeader(0)).await;
     for v in ALL {
         net.workers[v]
@@ -288,7 +280,7 @@ async fn locking_refuses_other_blocks_until_a_higher_validated_certificate() {
         NodeError::HasLockedBlock
     );
     // Round 1 times out; in round 2 b2 comes back with its round-1 validated certificate.
-    pass_deadline(&net, 1).await;
+    net.pass_deadline(1).await;
     let t1 = net.timeout(&[0, 1, 2], 1, Round::MultiLeader(1)).await;
     for v in ALL {
         net.workers[v]

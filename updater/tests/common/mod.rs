@@ -1,13 +1,12 @@
 //! A committee of Workers behind in-process transports with fault injection, and clients.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use quorum_core::{
-    AccountSecretKey, BlockHeight, ChainDescription, ChainId, ChainOrigin, Committee,
-    ConsensusConfig, Epoch, TimeDelta, Timestamp, ValidatorInfo, ValidatorNode, ValidatorSecretKey,
+    AccountSecretKey, BlockHeight, ChainDescription, ChainId, Committee, ConsensusConfig,
+    TimeDelta, Timestamp, ValidatorNode, ValidatorSecretKey,
 };
 use quorum_node::{Genesis, MemoryStorage, TokioClock, Worker, WorkerConfig};
 use quorum_transport_mem::{Fault, FaultHandle, MemoryNode};
@@ -50,43 +49,10 @@ pub fn consensus() -> ConsensusConfig {
     }
 }
 
+pub use quorum_node::testnet::{committee_of, validator_keys as keys};
+
 pub fn description(index: u32, owner: &AccountSecretKey, fast: bool) -> ChainDescription {
-    ChainDescription {
-        origin: ChainOrigin::Genesis(index),
-        owners: BTreeMap::from([(owner.public(), 1)]),
-        super_owner: fast.then(|| owner.public()),
-        epoch: Epoch(0),
-        timestamp: Timestamp(0),
-        consensus: consensus(),
-        balance: 1_000,
-    }
-}
-
-pub fn keys(n: usize, seed: u64) -> Vec<ValidatorSecretKey> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut secrets: Vec<_> = (0..n)
-        .map(|_| ValidatorSecretKey::generate(&mut rng))
-        .collect();
-    secrets.sort_by_key(|s| s.public());
-    secrets
-}
-
-pub fn committee_of(secrets: &[ValidatorSecretKey]) -> Committee {
-    Committee::new(
-        secrets
-            .iter()
-            .map(|s| {
-                (
-                    s.public(),
-                    ValidatorInfo {
-                        votes: 1,
-                        address: String::new(),
-                    },
-                )
-            })
-            .collect(),
-    )
-    .unwrap()
+    quorum_node::testnet::genesis_description(index, owner.public(), fast, consensus())
 }
 
 impl TestNet {
