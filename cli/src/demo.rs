@@ -352,7 +352,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
         elapsed,
         timings: first.timings(),
         recoveries: stats.snapshot(),
-        max_skew_micros: None,
+        max_skew_micros: stats.max_skew(),
         validators_state,
     };
     if !out_of_sync.is_empty() {

@@ -22,7 +22,7 @@ pub struct Summary {
     /// Repairs by kind.
     pub recoveries: Vec<(RecoveryKind, u64)>,
     /// Largest clock skew reported, in µs, if any.
-    pub max_skew_micros: Option<i64>,
+    pub max_skew_micros: Option<u64>,
     /// Per validator: name, what happened to it, whether it ended in sync.
     pub validators_state: Vec<(String, String, bool)>,
 }

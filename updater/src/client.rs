@@ -344,15 +344,15 @@ impl<S: Storage + 'static> ChainClient<S> {
             blobs: blobs.clone(),
             skew_reports: Some(skew_sender),
         };
-        let votes = match self.collect_votes(&committee, &remotes, action).await {
+        let result = self.collect_votes(&committee, &remotes, action).await;
+        let mut reports = Vec::new();
+        while let Ok(report) = skew_receiver.try_recv() {
+            self.stats.record_skew(report.1);
+            reports.push(report);
+        }
+        let votes = match result {
             Ok(votes) => votes,
-            Err(error) => {
-                let mut reports = Vec::new();
-                while let Ok(report) = skew_receiver.try_recv() {
-                    reports.push(report);
-                }
-                return Err(self.explain_failure(error, &committee, reports));
-            }
+            Err(error) => return Err(self.explain_failure(error, &committee, reports)),
         };
         let signatures: Vec<_> = votes
             .iter()

@@ -65,10 +65,25 @@ impl RecoveryKind {
 }
 
 /// Counts of repairs by kind; shared (`Arc`) between the updaters of a client.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RecoveryStats {
     counts: [AtomicU64; 10],
+    /// Largest clock skew reported by a validator, in µs, as an absolute value; `u64::MAX`
+    /// stands for none yet.
+    max_skew: AtomicU64,
 }
+
+impl Default for RecoveryStats {
+    fn default() -> Self {
+        RecoveryStats {
+            counts: Default::default(),
+            max_skew: AtomicU64::new(NO_SKEW),
+        }
+    }
+}
+
+/// Marker for "no skew reported" in [`RecoveryStats`].
+const NO_SKEW: u64 = u64::MAX;
 
 impl RecoveryStats {
     /// Counts one repair of `kind`.
@@ -86,6 +101,22 @@ impl RecoveryStats {
         self.counts[kind.index()].load(Ordering::Relaxed)
     }
 
+    /// Records a clock skew report, in µs (the sign only tells who is ahead).
+    pub fn record_skew(&self, skew_micros: i64) {
+        let magnitude = skew_micros.unsigned_abs().min(NO_SKEW - 1);
+        let _ = self
+            .max_skew
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |current| {
+                (current == NO_SKEW || magnitude > current).then_some(magnitude)
+            });
+    }
+
+    /// The largest clock skew reported, in µs, if any.
+    pub fn max_skew(&self) -> Option<u64> {
+        let value = self.max_skew.load(Ordering::Relaxed);
+        (value != NO_SKEW).then_some(value)
+    }
+
     /// Every non-zero count.
     pub fn snapshot(&self) -> Vec<(RecoveryKind, u64)> {
         RecoveryKind::ALL
@@ -93,5 +124,28 @@ impl RecoveryStats {
             .map(|k| (*k, self.get(*k)))
             .filter(|(_, n)| *n > 0)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_largest_skew() {
+        let stats = RecoveryStats::default();
+        assert_eq!(stats.max_skew(), None);
+        stats.record(RecoveryKind::Blobs);
+        stats.add(RecoveryKind::CertificatesSent, 5);
+        stats.record_skew(-300);
+        stats.record_skew(200);
+        assert_eq!(stats.max_skew(), Some(300));
+        assert_eq!(
+            stats.snapshot(),
+            vec![
+                (RecoveryKind::Blobs, 1),
+                (RecoveryKind::CertificatesSent, 5)
+            ]
+        );
     }
 }

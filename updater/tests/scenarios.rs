@@ -477,7 +477,9 @@ async fn round_sync_sends_the_timeout_certificate_and_then_the_proposal() {
 async fn clock_ahead_of_f_plus_one_validators_is_reported() {
     // Two validators (f + 1 of the weight) run 10 s behind; the client waits at most 5 s.
     let net = TestNet::with_clock_offsets(4, 2, false, &[0, 0, -10_000_000, -10_000_000]).await;
-    let error = net.client(1).transfer(net.chains[0], 1).await.unwrap_err();
+    let client = net.client(1);
+    let error = client.transfer(net.chains[0], 1).await.unwrap_err();
+    assert_eq!(client.stats().max_skew(), Some(10_000_000));
     match error {
         quorum_updater::ChainClientError::ClockAhead { skew_micros } => {
             assert_eq!(skew_micros, 10_000_000);
