@@ -590,6 +590,9 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
             if certificates.is_empty() {
                 return Err(NodeError::NotFound);
             }
+            if certificates.len() > heights.len() {
+                return Err(violation(Violation::BadCertificate));
+            }
             self.stats.record(RecoveryKind::LocalSync);
             for certificate in certificates {
                 if certificate.value().block().chain_id != chain_id {
@@ -606,6 +609,11 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                     NodeError::InvalidCertificate(_) => violation(Violation::BadCertificate),
                     other => other,
                 })?;
+            }
+            // A remote that serves only what we already have (while claiming more) would keep
+            // this loop going forever: no progress is an error.
+            if self.local.chain_state(chain_id).await?.next_height <= next {
+                return Err(violation(Violation::BadCertificate));
             }
         }
     }

@@ -122,6 +122,8 @@ struct Adversary {
     honest: Arc<dyn ValidatorNode>,
     proposals: AtomicU64,
     chains: Vec<ChainId>,
+    /// If set, every certificate download answers this (old) certificate.
+    stale: Option<ConfirmedBlockCertificate>,
 }
 
 #[async_trait]
@@ -221,7 +223,10 @@ impl ValidatorNode for Adversary {
         c: ChainId,
         h: Vec<BlockHeight>,
     ) -> Result<Vec<ConfirmedBlockCertificate>, NodeError> {
-        self.honest.download_certificates_by_heights(c, h).await
+        match &self.stale {
+            Some(certificate) => Ok(vec![certificate.clone()]),
+            None => self.honest.download_certificates_by_heights(c, h).await,
+        }
     }
 }
 
@@ -234,6 +239,7 @@ async fn a_validator_answering_every_recoverable_error_cannot_loop_the_client() 
         honest: net.workers[3].clone(),
         proposals: AtomicU64::new(0),
         chains: net.chains.clone(),
+        stale: None,
     });
     let block = client.make_block(vec![]).await.unwrap();
     let proposal = BlockProposal::new(block, Round::MultiLeader(0), &net.owners[1]);
@@ -259,4 +265,35 @@ async fn a_validator_answering_every_recoverable_error_cannot_loop_the_client() 
     let certificate = client.transfer(net.chains[0], 1).await.unwrap();
     certificate.check(&net.committee).unwrap();
     let _ = Timestamp(0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_validator_claiming_more_blocks_than_it_serves_cannot_loop_the_local_sync() {
+    let net = TestNet::new(4, 2, false).await;
+    let client = net.client(1);
+    let old = client.transfer(net.chains[0], 1).await.unwrap();
+    let adversary = Arc::new(Adversary {
+        honest: net.workers[3].clone(),
+        proposals: AtomicU64::new(0),
+        chains: net.chains.clone(),
+        stale: Some(old),
+    });
+    let start = tokio::time::Instant::now();
+    // It claims the chain is at height 1,000,000 but only ever serves block 0.
+    let result = updater(&net, 3, adversary)
+        .synchronize_chain_from_remote(net.chains[1], BlockHeight(1_000_000))
+        .await;
+    assert_eq!(
+        result.unwrap_err(),
+        NodeError::ProtocolViolation(Violation::BadCertificate)
+    );
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert_eq!(
+        net.local
+            .chain_state(net.chains[1])
+            .await
+            .unwrap()
+            .next_height,
+        BlockHeight(1)
+    );
 }
