@@ -445,23 +445,3 @@ fn consume_bundles(state: &mut ChainState, bundles: &[IncomingBundle]) -> Result
     }
     Ok(())
 }
-
-/// The epoch a `CreateCommittee` announcement's event carries: decodes the committee blob id.
-pub fn decode_epoch_event(payload: &[u8]) -> Option<BlobId> {
-    // The payload is the BCS of a BlobId: 32 hash bytes then the type's variant index.
-    if payload.len() != 33 {
-        return None;
-    }
-    let mut hash = [0u8; 32];
-    hash.copy_from_slice(&payload[..32]);
-    let blob_type = match payload[32] {
-        0 => BlobType::Data,
-        1 => BlobType::ChainDescription,
-        2 => BlobType::Committee,
-        _ => return None,
-    };
-    Some(BlobId {
-        hash: CryptoHash(hash),
-        blob_type,
-    })
-}

@@ -43,9 +43,6 @@ pub enum ExecutionError {
         /// The epoch asked for.
         found: Epoch,
     },
-    /// The admin chain's epoch event does not carry a committee this node knows.
-    #[error("epoch announcement is malformed")]
-    MalformedEpochEvent,
     /// A bundle is consumed twice, out of order, or with other messages than were sent.
     #[error("incoming bundle from {origin:?} at {height:?} is out of order or altered")]
     InvalidIncomingBundle {

@@ -906,9 +906,12 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
             }
             let processed = outcome.processed.min(certificates.len());
             next = BlockHeight(next.0 + processed as u64);
-            if outcome.error.is_some() {
+            if let Some(stuck) = certificates.get(processed) {
+                if outcome.error.is_none() {
+                    // A batch that stops early must say why; otherwise this would never end.
+                    return Err(violation(Violation::RepeatedRecovery));
+                }
                 // Repair what stopped the batch through the single-certificate path, then go on.
-                let stuck = &certificates[processed];
                 let response = self
                     .send_confirmed_certificate_at(stuck, delivery, false, depth + 1)
                     .await?;
