@@ -124,6 +124,8 @@ struct Adversary {
     chains: Vec<ChainId>,
     /// If set, every certificate download answers this (old) certificate.
     stale: Option<ConfirmedBlockCertificate>,
+    /// If set, every batch of certificates is answered with this outcome.
+    batch: Option<BatchOutcome>,
 }
 
 #[async_trait]
@@ -188,7 +190,10 @@ impl ValidatorNode for Adversary {
         c: Vec<ConfirmedBlockCertificate>,
         d: CrossChainDelivery,
     ) -> Result<BatchOutcome, NodeError> {
-        self.honest.handle_confirmed_certificates(c, d).await
+        match &self.batch {
+            Some(outcome) => Ok(outcome.clone()),
+            None => self.honest.handle_confirmed_certificates(c, d).await,
+        }
     }
     async fn handle_chain_info_query(
         &self,
@@ -240,6 +245,7 @@ async fn a_validator_answering_every_recoverable_error_cannot_loop_the_client() 
         proposals: AtomicU64::new(0),
         chains: net.chains.clone(),
         stale: None,
+        batch: None,
     });
     let block = client.make_block(vec![]).await.unwrap();
     let proposal = BlockProposal::new(block, Round::MultiLeader(0), &net.owners[1]);
@@ -277,6 +283,7 @@ async fn a_validator_claiming_more_blocks_than_it_serves_cannot_loop_the_local_s
         proposals: AtomicU64::new(0),
         chains: net.chains.clone(),
         stale: Some(old),
+        batch: None,
     });
     let start = tokio::time::Instant::now();
     // It claims the chain is at height 1,000,000 but only ever serves block 0.
@@ -296,4 +303,54 @@ async fn a_validator_claiming_more_blocks_than_it_serves_cannot_loop_the_local_s
             .next_height,
         BlockHeight(1)
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn lying_batch_outcomes_end_in_errors_not_panics_or_loops() {
+    let net = TestNet::new(4, 2, false).await;
+    let client = net.client(1);
+    net.set_fault(3, quorum_transport_mem::Fault::Offline);
+    for _ in 0..3 {
+        client.transfer(net.chains[0], 1).await.unwrap();
+    }
+    let lies = [
+        // Stops at once without saying why.
+        BatchOutcome {
+            processed: 0,
+            info: None,
+            error: None,
+        },
+        // Claims more than was sent, with an error.
+        BatchOutcome {
+            processed: 50,
+            info: None,
+            error: Some(NodeError::NotFound),
+        },
+    ];
+    for lie in lies {
+        let adversary = Arc::new(Adversary {
+            honest: net.workers[3].clone(),
+            proposals: AtomicU64::new(0),
+            chains: net.chains.clone(),
+            stale: None,
+            batch: Some(lie.clone()),
+        });
+        let result = updater(&net, 3, adversary)
+            .send_chain_information(
+                net.chains[1],
+                BlockHeight(3),
+                CrossChainDelivery::NonBlocking,
+                0,
+            )
+            .await;
+        if lie.processed == 0 {
+            assert_eq!(
+                result.unwrap_err(),
+                NodeError::ProtocolViolation(Violation::RepeatedRecovery)
+            );
+        } else {
+            // Taken at its word, the remote has everything; the updater moves on without panicking.
+            assert!(result.is_ok());
+        }
+    }
 }
