@@ -49,6 +49,18 @@ fn quorum(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// The validator processes; killed when dropped, so a failing test leaves none behind.
+struct Validators(Vec<Child>);
+
+impl Drop for Validators {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Starts validator `index` and waits until it listens.
 fn start_validator(dir: &Path, index: usize) -> Child {
     let config = dir.join(format!("validator-{index}.bcs"));
@@ -115,7 +127,7 @@ async fn killed_validator_restarts_from_its_data_and_catches_up() {
     let genesis: Genesis =
         bcs::from_bytes(&std::fs::read(path.join("genesis.bcs")).unwrap()).unwrap();
     let chains: Vec<ChainId> = genesis.chains.iter().map(|c| c.id()).collect();
-    let mut children: Vec<Child> = (0..VALIDATORS).map(|i| start_validator(path, i)).collect();
+    let mut children = Validators((0..VALIDATORS).map(|i| start_validator(path, i)).collect());
     let d = path.to_str().unwrap();
 
     // A workload with everyone up.
@@ -138,8 +150,8 @@ async fn killed_validator_restarts_from_its_data_and_catches_up() {
     assert_eq!(before[victim].unwrap().0, BlockHeight(3));
 
     // SIGKILL one validator; the others keep committing.
-    children[victim].kill().unwrap();
-    children[victim].wait().unwrap();
+    children.0[victim].kill().unwrap();
+    children.0[victim].wait().unwrap();
     for _ in 0..2 {
         quorum(
             path,
@@ -157,7 +169,7 @@ async fn killed_validator_restarts_from_its_data_and_catches_up() {
     assert!(heights(&genesis, chains[1]).await[victim].is_none());
 
     // Restart from its data directory: nothing acknowledged is lost.
-    children[victim] = start_validator(path, victim);
+    children.0[victim] = start_validator(path, victim);
     let restarted = heights(&genesis, chains[1]).await;
     assert_eq!(
         restarted[victim], before[victim],
@@ -190,9 +202,4 @@ async fn killed_validator_restarts_from_its_data_and_catches_up() {
     );
     let info = quorum(path, &["client", "--dir", d, "info"]);
     assert!(info.contains("chain 1"), "{info}");
-
-    for child in &mut children {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
 }
