@@ -1,0 +1,134 @@
+//! The `communicate_with_quorum` bench: delay scenarios, their ideal latency, and a committee of
+//! Workers behind in-process transports that delay every call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quorum_core::{ChainId, Committee, ValidatorNode};
+use quorum_node::testing::TestChain;
+use quorum_node::{Clock, Genesis, MemoryStorage, SystemClock, Worker, WorkerConfig};
+use quorum_transport_mem::{Fault, MemoryNode};
+use quorum_updater::options::DEFAULT_QUORUM_GRACE;
+use quorum_updater::RemoteNode;
+
+use crate::fixtures::committee;
+use crate::must;
+
+/// Committee sizes measured.
+pub const SIZES: [usize; 3] = [4, 10, 100];
+/// Delay of every validator in the equal scenario, and of the fast ones in the skewed one.
+pub const FAST: Duration = Duration::from_millis(10);
+/// Delay of the slow third in the skewed scenario.
+pub const SLOW: Duration = Duration::from_millis(40);
+/// What a call may take beyond its ideal (target 3 of issue 6).
+pub const ALLOWANCE: Duration = Duration::from_millis(1);
+
+/// How the validators' delays are spread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spread {
+    /// Every validator answers after [`FAST`].
+    Equal,
+    /// Every third validator (⌊n/3⌋ of them) answers after [`SLOW`], the others after [`FAST`].
+    SlowThird,
+}
+
+impl Spread {
+    /// Both spreads.
+    pub const ALL: [Spread; 2] = [Spread::Equal, Spread::SlowThird];
+
+    /// The name used in bench ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            Spread::Equal => "equal",
+            Spread::SlowThird => "slow_third",
+        }
+    }
+
+    /// The delay of each of `n` validators, in committee order.
+    pub fn delays(self, n: usize) -> Vec<Duration> {
+        (0..n)
+            .map(|index| match self {
+                Spread::SlowThird if index % 3 == 2 => SLOW,
+                _ => FAST,
+            })
+            .collect()
+    }
+}
+
+/// The bench id of a scenario: `<spread>_n<size>`.
+pub fn scenario_id(spread: Spread, n: usize) -> String {
+    format!("{}_n{n}", spread.name())
+}
+
+/// The ideal latencies of a call with these delays (every validator of weight 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ideal {
+    /// Issue 6's ideal: the quorum-th fastest delay × (1 + grace).
+    pub quorum_plus_grace: Duration,
+    /// What a perfect driver would take: that, or the slowest delay if every validator has
+    /// answered before the grace period ends.
+    pub best: Duration,
+}
+
+/// The ideal latencies of a call to validators of weight 1 with `delays` and the default grace.
+pub fn ideal(delays: &[Duration]) -> Ideal {
+    let mut sorted = delays.to_vec();
+    sorted.sort();
+    let quorum = 2 * delays.len() / 3 + 1;
+    let quorum_delay = sorted[quorum - 1];
+    let quorum_plus_grace = quorum_delay.mul_f64(1.0 + DEFAULT_QUORUM_GRACE);
+    let slowest = sorted.last().copied().unwrap_or_default();
+    Ideal {
+        quorum_plus_grace,
+        best: quorum_plus_grace.min(slowest),
+    }
+}
+
+/// `n` validators (Workers over memory storage) each behind a [`MemoryNode`] that delays every
+/// call by its scenario's delay.
+pub struct QuorumNet {
+    /// The committee.
+    pub committee: Committee,
+    /// The validators as the client reaches them.
+    pub remotes: Vec<RemoteNode>,
+    /// The genesis chain the calls ask about.
+    pub chain_id: ChainId,
+    /// The delays, in committee order.
+    pub delays: Vec<Duration>,
+}
+
+impl QuorumNet {
+    /// The network of scenario (`spread`, `n`).
+    pub async fn new(spread: Spread, n: usize) -> Self {
+        let committee = committee(n);
+        let chain = TestChain::new(0, 20);
+        let genesis = Genesis {
+            committee: committee.committee.clone(),
+            chains: vec![chain.description.clone()],
+        };
+        let delays = spread.delays(n);
+        let mut remotes = Vec::with_capacity(n);
+        for (index, (key, delay)) in committee.keys.iter().zip(&delays).enumerate() {
+            let storage = MemoryStorage::new();
+            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+            let admin = must(
+                genesis.initialize(&storage, clock.now()).await,
+                "initializing the genesis",
+            );
+            let worker = Worker::new(storage, Some(key.clone()), clock, WorkerConfig::new(admin));
+            let node = MemoryNode::new(
+                Arc::new(worker) as Arc<dyn ValidatorNode>,
+                Some(key.clone()),
+                index as u64,
+            )
+            .with_fault(Fault::Slow(*delay));
+            remotes.push(RemoteNode::new(key.public(), Arc::new(node)));
+        }
+        QuorumNet {
+            committee: committee.committee,
+            remotes,
+            chain_id: chain.id(),
+            delays,
+        }
+    }
+}
