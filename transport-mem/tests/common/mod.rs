@@ -7,7 +7,6 @@ use std::ops::Deref;
 use quorum_node::testnet::TestNet;
 use quorum_transport_mem::MemoryNode;
 
-
 /// The committee, plus one honest `MemoryNode` per worker (seeded with its index, BCS off).
 pub struct Net {
     pub net: TestNet,
