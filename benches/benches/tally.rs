@@ -22,10 +22,10 @@ use rand_chacha::ChaCha8Rng;
 /// Validators (and answers).
 const VALIDATORS: usize = 100;
 
-type Tally = QuorumTally<CryptoHash, CryptoHash, NodeError>;
+type Tally<'c> = QuorumTally<'c, CryptoHash, CryptoHash, NodeError>;
 
 /// Ours: every answer through the tally; returns whether a quorum was reached.
-fn ours(committee: &Committee, answers: &[(ValidatorPublicKey, CryptoHash)]) -> Tally {
+fn ours<'c>(committee: &'c Committee, answers: &[(ValidatorPublicKey, CryptoHash)]) -> Tally<'c> {
     let mut tally = Tally::new(committee);
     for (validator, value) in answers {
         let outcome = tally.insert(*validator, Ok(*value), |value| *value);

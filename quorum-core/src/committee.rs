@@ -2,6 +2,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -67,6 +68,9 @@ pub enum CommitteeError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Committee {
     members: BTreeMap<ValidatorPublicKey, Member>,
+    /// The members and their weights in key order, with the first eight bytes of each key as
+    /// a big-endian integer: a look-up compares integers, not 32-byte keys.
+    index: Vec<(u64, ValidatorPublicKey, u64)>,
     total_votes: u64,
     quorum_threshold: u64,
     validity_threshold: u64,
@@ -87,6 +91,13 @@ impl PartialEq for Member {
 }
 
 impl Eq for Member {}
+
+/// The first eight bytes of a key as a big-endian integer: ordered like the keys themselves.
+fn key_prefix(key: &ValidatorPublicKey) -> u64 {
+    let mut prefix = [0u8; 8];
+    prefix.copy_from_slice(&key.as_bytes()[..8]);
+    u64::from_be_bytes(prefix)
+}
 
 /// Computes `(quorum, validity)` for a total weight, without overflow.
 pub fn thresholds(total_votes: u64) -> (u64, u64) {
@@ -125,8 +136,13 @@ impl Committee {
             return Err(CommitteeError::NoWeight);
         }
         let (quorum_threshold, validity_threshold) = thresholds(total);
+        let index = members
+            .iter()
+            .map(|(key, member)| (key_prefix(key), *key, member.info.votes))
+            .collect();
         Ok(Committee {
             members,
+            index,
             total_votes: total,
             quorum_threshold,
             validity_threshold,
@@ -156,6 +172,25 @@ impl Committee {
     /// The member's information.
     pub fn info(&self, key: &ValidatorPublicKey) -> Option<&ValidatorInfo> {
         self.members.get(key).map(|member| &member.info)
+    }
+
+    /// The position of `key` among the members in key order (as in
+    /// [`Committee::validators`]), if it is a member.
+    pub fn position(&self, key: &ValidatorPublicKey) -> Option<usize> {
+        let prefix = key_prefix(key);
+        let start = self.index.partition_point(|(p, _, _)| *p < prefix);
+        self.index[start..]
+            .iter()
+            .take_while(|(p, _, _)| *p == prefix)
+            .position(|(_, member, _)| member == key)
+            .map(|offset| start + offset)
+    }
+
+    /// The member at `position` (in key order) and its weight.
+    pub fn member_at(&self, position: usize) -> Option<(&ValidatorPublicKey, u64)> {
+        self.index
+            .get(position)
+            .map(|(_, key, votes)| (key, *votes))
     }
 
     pub(crate) fn member(&self, key: &ValidatorPublicKey) -> Option<&Member> {
@@ -341,6 +376,19 @@ mod tests {
             Committee::new(validators),
             Err(CommitteeError::BadKey { .. })
         ));
+    }
+
+    #[test]
+    fn positions_follow_key_order() {
+        let committee = equal_committee(50);
+        for (position, (key, _)) in committee.validators().enumerate() {
+            assert_eq!(committee.position(key), Some(position));
+            assert_eq!(committee.member_at(position), Some((key, 1)));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(1234);
+        let stranger = ValidatorSecretKey::generate(&mut rng).public();
+        assert_eq!(committee.position(&stranger), None);
+        assert_eq!(committee.member_at(50), None);
     }
 
     #[test]

@@ -62,7 +62,8 @@ pub enum TallyError<E> {
 struct Group<K, V> {
     key: K,
     weight: u64,
-    values: Vec<(ValidatorPublicKey, V)>,
+    /// `(member position, validator, value)`; the position sorts them cheaply at the end.
+    values: Vec<(usize, ValidatorPublicKey, V)>,
 }
 
 /// One distinct error with its accumulated weight.
@@ -77,9 +78,10 @@ struct ErrorScore<E> {
 
 /// Tallies answers `(validator, Result<V, E>)` grouped by a caller-supplied key `K`.
 #[derive(Clone, Debug)]
-pub struct QuorumTally<K, V, E> {
-    /// Committee members in key order with their weights.
-    members: Vec<(ValidatorPublicKey, u64)>,
+pub struct QuorumTally<'c, K, V, E> {
+    /// The committee: member positions and weights.
+    committee: &'c Committee,
+    /// Per member position: whether it answered.
     heard: Vec<bool>,
     quorum_threshold: u64,
     validity_threshold: u64,
@@ -93,16 +95,12 @@ pub struct QuorumTally<K, V, E> {
     best: u64,
 }
 
-impl<K: Clone + Eq, V, E: Clone + Eq> QuorumTally<K, V, E> {
+impl<'c, K: Clone + Eq, V, E: Clone + Eq> QuorumTally<'c, K, V, E> {
     /// A tally over `committee`.
-    pub fn new(committee: &Committee) -> Self {
-        let members: Vec<_> = committee
-            .validators()
-            .map(|(key, info)| (*key, info.votes))
-            .collect();
+    pub fn new(committee: &'c Committee) -> Self {
         QuorumTally {
-            heard: alloc::vec![false; members.len()],
-            members,
+            heard: alloc::vec![false; committee.len()],
+            committee,
             quorum_threshold: committee.quorum_threshold(),
             validity_threshold: committee.validity_threshold(),
             remaining: committee.total_votes(),
@@ -120,21 +118,21 @@ impl<K: Clone + Eq, V, E: Clone + Eq> QuorumTally<K, V, E> {
         key: K,
         value: V,
     ) -> Result<TallyOutcome<K>, Rejected> {
-        let weight = self.admit(&validator)?.1;
+        let (member, weight) = self.admit(&validator)?;
         let index = match self.groups.iter().position(|group| group.key == key) {
             Some(index) => index,
             None => {
                 self.groups.push(Group {
                     key,
                     weight: 0,
-                    values: Vec::new(),
+                    values: Vec::with_capacity(self.heard.len()),
                 });
                 self.groups.len() - 1
             }
         };
         let group = &mut self.groups[index];
         group.weight += weight;
-        group.values.push((validator, value));
+        group.values.push((member, validator, value));
         self.best = self.best.max(group.weight);
         if self.quorum.is_none() && group.weight >= self.quorum_threshold {
             self.quorum = Some(index);
@@ -183,10 +181,13 @@ impl<K: Clone + Eq, V, E: Clone + Eq> QuorumTally<K, V, E> {
     /// Checks that `validator` may answer now and marks it heard; returns its index and weight.
     fn admit(&mut self, validator: &ValidatorPublicKey) -> Result<(usize, u64), Rejected> {
         let member = self
-            .members
-            .binary_search_by(|(key, _)| key.cmp(validator))
-            .map_err(|_| Rejected::UnknownValidator)?;
-        let weight = self.members[member].1;
+            .committee
+            .position(validator)
+            .ok_or(Rejected::UnknownValidator)?;
+        let weight = self
+            .committee
+            .member_at(member)
+            .map_or(0, |(_, weight)| weight);
         if weight == 0 {
             return Err(Rejected::ZeroWeight);
         }
@@ -228,10 +229,10 @@ impl<K: Clone + Eq, V, E: Clone + Eq> QuorumTally<K, V, E> {
 
     /// The validators (non-zero weight) not heard from yet, in key order.
     pub fn pending_validators(&self) -> impl Iterator<Item = &ValidatorPublicKey> + '_ {
-        self.members
-            .iter()
+        self.committee
+            .validators()
             .zip(&self.heard)
-            .filter(|((_, weight), heard)| *weight > 0 && !**heard)
+            .filter(|((_, info), heard)| info.votes > 0 && !**heard)
             .map(|((key, _), _)| key)
     }
 
@@ -241,10 +242,14 @@ impl<K: Clone + Eq, V, E: Clone + Eq> QuorumTally<K, V, E> {
         let mut groups = self.groups;
         if let Some(index) = self.quorum {
             let mut group = groups.swap_remove(index);
-            group
+            // Positions follow key order: sorting by them is sorting by validator.
+            group.values.sort_unstable_by_key(|(member, _, _)| *member);
+            let values = group
                 .values
-                .sort_unstable_by_key(|(validator, _)| *validator);
-            return Ok((group.key, group.values));
+                .into_iter()
+                .map(|(_, validator, value)| (validator, value))
+                .collect();
+            return Ok((group.key, values));
         }
         let mut errors = self.errors;
         errors.sort_unstable_by(|a, b| {
@@ -288,7 +293,7 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    type Tally = QuorumTally<u8, u32, &'static str>;
+    type Tally<'c> = QuorumTally<'c, u8, u32, &'static str>;
 
     /// Keys, generated once per size (key generation is the slow part of these tests).
     fn keys(n: usize) -> Vec<ValidatorPublicKey> {
@@ -450,12 +455,12 @@ mod tests {
         })
     }
 
-    fn run(
+    fn run<'c>(
         keys: &[ValidatorPublicKey],
-        committee: &Committee,
+        committee: &'c Committee,
         answers: &[Result<u8, u8>],
         order: &[usize],
-    ) -> (Vec<TallyOutcome<u8>>, QuorumTally<u8, usize, u8>) {
+    ) -> (Vec<TallyOutcome<u8>>, QuorumTally<'c, u8, usize, u8>) {
         let mut tally = QuorumTally::new(committee);
         let mut outcomes = Vec::new();
         for &i in order {
@@ -490,7 +495,7 @@ mod tests {
             prop_assume!(weights.iter().sum::<u64>() > 0);
             let keys = keys(weights.len());
             let committee = committee(&keys, &weights);
-            let mut tally: QuorumTally<u8, usize, u8> = QuorumTally::new(&committee);
+            let mut tally: QuorumTally<'_, u8, usize, u8> = QuorumTally::new(&committee);
             // Feed every answer twice: the second is always rejected.
             for &i in &order {
                 let first = match answers[i] {
@@ -520,7 +525,7 @@ mod tests {
             prop_assume!(weights.iter().sum::<u64>() > 0);
             let keys = keys(weights.len());
             let committee = committee(&keys, &weights);
-            let mut tally: QuorumTally<u8, usize, u8> = QuorumTally::new(&committee);
+            let mut tally: QuorumTally<'_, u8, usize, u8> = QuorumTally::new(&committee);
             let mut seen = Vec::new();
             let mut reached = 0;
             for &i in &order {

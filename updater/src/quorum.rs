@@ -93,7 +93,7 @@ where
 {
     let start = Instant::now();
     let deadline = start + options.deadline;
-    let mut tally: QuorumTally<K, V, NodeError> = QuorumTally::new(committee);
+    let mut tally: QuorumTally<'_, K, V, NodeError> = QuorumTally::new(committee);
     let mut calls = FuturesUnordered::new();
     for remote in validators {
         if committee.weight(&remote.public_key) == 0 {
