@@ -67,6 +67,7 @@ pub enum Operation {
         /// The stream.
         stream: StreamId,
         /// The payload.
+        #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
     /// Requires an event emitted earlier (by any chain).
@@ -185,9 +186,21 @@ pub struct BlockOutcome {
     /// Messages to other chains, one bundle per recipient, in recipient order.
     pub messages: Vec<OutgoingBundle>,
     /// Events emitted, in order.
-    pub events: Vec<(StreamId, u32, Vec<u8>)>,
+    pub events: Vec<EmittedEvent>,
     /// Blobs published (data blobs and inline ones), in operation order.
     pub published_blobs: Vec<BlobId>,
+}
+
+/// An event as a block outcome records it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EmittedEvent {
+    /// The stream.
+    pub stream: StreamId,
+    /// Its index in the stream.
+    pub index: u32,
+    /// The payload.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
 }
 
 /// A block with its execution outcome: what validators vote on.

@@ -6,8 +6,8 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::block::{
-    committee_blob, epoch_event_id, Block, BlockOutcome, IncomingBundle, Message, Operation,
-    OutgoingBundle,
+    committee_blob, epoch_event_id, Block, BlockOutcome, EmittedEvent, IncomingBundle, Message,
+    Operation, OutgoingBundle,
 };
 use crate::committee::{Committee, Epoch};
 use crate::data::{
@@ -379,7 +379,11 @@ pub fn execute_block(
         messages,
         events: events
             .iter()
-            .map(|e| (e.id.stream.clone(), e.id.index, e.payload.clone()))
+            .map(|e| EmittedEvent {
+                stream: e.id.stream.clone(),
+                index: e.id.index,
+                payload: e.payload.clone(),
+            })
             .collect(),
         published_blobs: published_ids,
     };

@@ -192,7 +192,8 @@ pub struct BlobId {
 pub struct Blob {
     /// What the blob holds.
     pub blob_type: BlobType,
-    /// The bytes.
+    /// The bytes (serialised as one byte string: the same BCS, encoded in one piece).
+    #[serde(with = "serde_bytes")]
     pub content: Vec<u8>,
 }
 
@@ -261,5 +262,6 @@ pub struct Event {
     /// The event's identity.
     pub id: EventId,
     /// Its payload.
+    #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
 }

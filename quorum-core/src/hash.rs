@@ -35,9 +35,9 @@ impl CryptoHash {
     /// Fails only if the value has no BCS encoding (floats, unsized sequences), which a type of
     /// this workspace never has; see [`CryptoHash::new`] for the infallible form.
     pub fn try_new<T: BcsHashable + ?Sized>(value: &T) -> Result<Self, EncodeError> {
-        let mut hasher = Self::hasher_for(T::DOMAIN);
-        encoding::encode_into(value, &mut hasher)?;
-        Ok(CryptoHash(hasher.finalize().into()))
+        let mut sink = HashSink::new(Self::hasher_for(T::DOMAIN));
+        encoding::encode_into(value, &mut sink)?;
+        Ok(CryptoHash(sink.finalize()))
     }
 
     /// Hashes `value` like [`CryptoHash::try_new`].
@@ -95,6 +95,52 @@ impl fmt::Debug for CryptoHash {
             write!(f, "{byte:02x}")?;
         }
         write!(f, "…")
+    }
+}
+
+/// Size of the buffer in front of the hasher, in bytes: an encoding is made of many small
+/// writes (a length, an integer, a tag), and one hasher update per write costs more than the
+/// hashing itself.
+const HASH_BUFFER_BYTES: usize = 256;
+
+/// A [`Sink`](encoding::Sink) that gathers small writes before handing them to SHA-256.
+struct HashSink {
+    hasher: Sha256,
+    buffer: [u8; HASH_BUFFER_BYTES],
+    len: usize,
+}
+
+impl HashSink {
+    fn new(hasher: Sha256) -> Self {
+        HashSink {
+            hasher,
+            buffer: [0; HASH_BUFFER_BYTES],
+            len: 0,
+        }
+    }
+
+    fn flush(&mut self) {
+        self.hasher.update(&self.buffer[..self.len]);
+        self.len = 0;
+    }
+
+    fn finalize(mut self) -> [u8; HASH_LENGTH] {
+        self.flush();
+        self.hasher.finalize().into()
+    }
+}
+
+impl encoding::Sink for HashSink {
+    fn write(&mut self, bytes: &[u8]) {
+        if self.len + bytes.len() > HASH_BUFFER_BYTES {
+            self.flush();
+        }
+        if bytes.len() >= HASH_BUFFER_BYTES {
+            self.hasher.update(bytes);
+        } else {
+            self.buffer[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
     }
 }
 
@@ -193,6 +239,37 @@ mod tests {
         input.extend_from_slice(&bcs::to_bytes(&A(0x1122)).unwrap());
         let expected: [u8; 32] = Sha256::digest(&input).into();
         assert_eq!(CryptoHash::new(&A(0x1122)).0, expected);
+    }
+
+    #[test]
+    fn buffered_hashing_of_large_and_fragmented_values() {
+        // A long byte string, then many small fields: crosses the buffer both ways.
+        let blob = crate::data::Blob::data((0..1_000u32).map(|i| i as u8).collect());
+        let fields: Vec<(u8, u64, bool)> = (0..300u32)
+            .map(|i| (i as u8, u64::from(i), i % 2 == 0))
+            .collect();
+        for bytes in [
+            bcs::to_bytes(&blob).unwrap(),
+            bcs::to_bytes(&fields).unwrap(),
+        ] {
+            assert!(bytes.len() > HASH_BUFFER_BYTES);
+        }
+        let mut input: Vec<u8> = b"quorum::Blob::".to_vec();
+        input.extend_from_slice(&bcs::to_bytes(&blob).unwrap());
+        let expected: [u8; 32] = Sha256::digest(&input).into();
+        assert_eq!(CryptoHash::new(&blob).0, expected);
+        // The byte string is encoded exactly as a plain sequence of bytes would be.
+        let plain = bcs::to_bytes(&(blob.blob_type, blob.content.clone())).unwrap();
+        assert_eq!(bcs::to_bytes(&blob).unwrap(), plain);
+        #[derive(Serialize)]
+        struct Fields(Vec<(u8, u64, bool)>);
+        impl BcsHashable for Fields {
+            const DOMAIN: &'static str = "Fields";
+        }
+        let mut input: Vec<u8> = b"quorum::Fields::".to_vec();
+        input.extend_from_slice(&bcs::to_bytes(&fields).unwrap());
+        let expected: [u8; 32] = Sha256::digest(&input).into();
+        assert_eq!(CryptoHash::new(&Fields(fields)).0, expected);
     }
 
     #[test]
