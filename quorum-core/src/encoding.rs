@@ -145,6 +145,7 @@ struct Compound<'a, S: Sink> {
 }
 
 impl<'a, S: Sink> Compound<'a, S> {
+    #[inline]
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), EncodeError> {
         value.serialize(Encoder {
             sink: &mut *self.sink,

@@ -131,7 +131,14 @@ impl HashSink {
 }
 
 impl encoding::Sink for HashSink {
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
+        // Fast path: most writes are a few bytes that fit.
+        if let Some(space) = self.buffer.get_mut(self.len..self.len + bytes.len()) {
+            space.copy_from_slice(bytes);
+            self.len += bytes.len();
+            return;
+        }
         if self.len + bytes.len() > HASH_BUFFER_BYTES {
             self.flush();
         }
