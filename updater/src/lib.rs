@@ -7,6 +7,37 @@
 //!   clock skew).
 //! * [`ChainClient`]: the full life cycle of blocks on one chain.
 //! * [`Options`]: every policy, with documented defaults.
+//!
+//! Using it with your own transport: implement [`quorum_core::ValidatorNode`] for it, register
+//! one per validator, and drive a chain.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use quorum_core::{AccountSecretKey, ChainId, ValidatorNode, ValidatorPublicKey};
+//! use quorum_node::{Clock, Genesis, MemoryStorage, SystemClock, Worker, WorkerConfig};
+//! use quorum_updater::{ChainClient, Options, ValidatorSet};
+//!
+//! async fn pay(
+//!     genesis: &Genesis,
+//!     my_transport: Vec<(ValidatorPublicKey, Arc<dyn ValidatorNode>)>,
+//!     chain: ChainId,
+//!     owner: AccountSecretKey,
+//!     recipient: ChainId,
+//! ) -> Result<(), Box<dyn std::error::Error>> {
+//!     // The client's local node: a Worker without a key, the source of everything it sends.
+//!     let storage = MemoryStorage::new();
+//!     let admin = genesis.initialize(&storage, SystemClock.now()).await?;
+//!     let local = Arc::new(Worker::new(storage, None, Arc::new(SystemClock), WorkerConfig::new(admin)));
+//!     let validators = ValidatorSet::new();
+//!     for (key, node) in my_transport {
+//!         validators.insert(key, node);
+//!     }
+//!     let client = ChainClient::new(chain, Some(owner), local, validators, Options::default());
+//!     let certificate = client.transfer(recipient, 10).await?; // quorum, repairs, broadcast
+//!     println!("committed at height {:?}", certificate.value().block().height);
+//!     Ok(())
+//! }
+//! ```
 
 pub mod client;
 pub mod options;
