@@ -14,6 +14,9 @@ use quorum_core::{Committee, NodeError, QuorumTally, ValidatorPublicKey};
 use crate::options::Options;
 use crate::remote::RemoteNode;
 
+/// Stand-in for a deadline too far away to represent.
+const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Why a quorum call produced no value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum QuorumError {
@@ -92,7 +95,10 @@ where
     Fut: Future<Output = Result<V, NodeError>> + Send + 'static,
 {
     let start = Instant::now();
-    let deadline = start + options.deadline;
+    // A deadline too far to represent means no deadline in practice: a year.
+    let deadline = start
+        .checked_add(options.deadline)
+        .unwrap_or_else(|| start + FAR_FUTURE);
     let mut tally: QuorumTally<'_, K, V, NodeError> = QuorumTally::new(committee);
     let mut calls = FuturesUnordered::new();
     for remote in validators {
@@ -114,11 +120,16 @@ where
                 match tally.insert(validator, answer, &key_of) {
                     Ok(TallyOutcome::QuorumReached(_)) => {
                         to_quorum = start.elapsed();
-                        let grace = to_quorum.mul_f64(options.quorum_grace.max(0.0));
+                        // A negative, NaN or huge fraction must not panic: it means no grace,
+                        // or a grace that the overall deadline cuts short.
+                        let grace = Duration::try_from_secs_f64(
+                            to_quorum.as_secs_f64() * options.quorum_grace,
+                        )
+                        .unwrap_or(if options.quorum_grace > 0.0 { options.deadline } else { Duration::ZERO });
                         if grace.is_zero() {
                             break;
                         }
-                        grace_end = Some(Instant::now() + grace);
+                        grace_end = Some(Instant::now().checked_add(grace).unwrap_or(deadline));
                     }
                     Ok(TallyOutcome::QuorumImpossible) => break,
                     Ok(TallyOutcome::Pending) => {}

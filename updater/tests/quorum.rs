@@ -230,3 +230,55 @@ async fn trusted_sample_and_no_consensus() {
         }
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn odd_grace_fractions_and_deadlines_do_not_panic() {
+    let s = setup(&[1, 1, 1, 1]).await;
+    let plan = [
+        (Answer::Value(7), 100),
+        (Answer::Value(7), 200),
+        (Answer::Value(7), 300),
+        (Answer::Never, 0),
+    ];
+    let by_key: BTreeMap<ValidatorPublicKey, (Answer, u64)> = s
+        .remotes
+        .iter()
+        .zip(&plan)
+        .map(|(r, p)| (r.public_key, p.clone()))
+        .collect();
+    for (grace, deadline) in [
+        (f64::NAN, Duration::from_secs(10)),
+        (-1.0, Duration::from_secs(10)),
+        (1e300, Duration::from_secs(10)),
+        (0.2, Duration::MAX),
+    ] {
+        let options = Options {
+            quorum_grace: grace,
+            deadline,
+            ..Options::default()
+        };
+        let result = communicate_with_quorum(
+            &s.remotes,
+            &s.committee,
+            &options,
+            |v: &u32| *v,
+            |remote| {
+                let (answer, delay) = by_key[&remote.public_key].clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    match answer {
+                        Answer::Value(v) => Ok(v),
+                        Answer::Error(e) => Err(e),
+                        Answer::Never => std::future::pending().await,
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(
+            result.unwrap().0 .0,
+            7,
+            "grace {grace}, deadline {deadline:?}"
+        );
+    }
+}
