@@ -70,7 +70,10 @@ impl RetryPolicy {
         } else {
             capped
         };
-        Duration::from_secs_f64(drawn).max(MIN_RETRY_DELAY)
+        // Whatever the policy's values, never panic: an unrepresentable delay is the cap.
+        Duration::try_from_secs_f64(drawn)
+            .unwrap_or(self.max_delay)
+            .max(MIN_RETRY_DELAY)
     }
 
     /// Whether another attempt may follow attempt number `attempt` (1 for the first).
@@ -145,6 +148,35 @@ mod tests {
             let delay = policy.delay(retry, &mut rng);
             prop_assert!(delay >= MIN_RETRY_DELAY);
             prop_assert!(delay <= Duration::from_millis(max_ms).max(MIN_RETRY_DELAY));
+        }
+    }
+
+    #[test]
+    fn extreme_policies_do_not_panic() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        for policy in [
+            RetryPolicy {
+                multiplier: f64::NAN,
+                ..RetryPolicy::default()
+            },
+            RetryPolicy {
+                jitter: f64::NAN,
+                ..RetryPolicy::default()
+            },
+            RetryPolicy {
+                multiplier: 1e300,
+                max_delay: Duration::MAX,
+                ..RetryPolicy::default()
+            },
+            RetryPolicy {
+                initial_delay: Duration::MAX,
+                max_delay: Duration::MAX,
+                ..RetryPolicy::default()
+            },
+        ] {
+            for retry in [1, 2, 50, u32::MAX] {
+                assert!(policy.delay(retry, &mut rng) >= MIN_RETRY_DELAY);
+            }
         }
     }
 
