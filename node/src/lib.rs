@@ -12,6 +12,7 @@ pub mod clock;
 pub mod conformance;
 pub mod genesis;
 pub mod memory;
+mod overlay;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "testing")]

@@ -32,6 +32,7 @@ use quorum_core::{
 };
 
 use crate::clock::Clock;
+use crate::overlay::Overlay;
 
 /// Default for [`WorkerConfig::timestamp_grace`]: how far ahead of the node's clock a block's
 /// timestamp may be, in microseconds (500 ms).
@@ -150,11 +151,7 @@ impl<S: Storage> Worker<S> {
 
     /// A chain's state, or an inactive placeholder.
     pub async fn chain_state(&self, chain_id: ChainId) -> Result<ChainState, NodeError> {
-        Ok(self
-            .storage
-            .read_chain_state(chain_id)
-            .await?
-            .unwrap_or_else(|| ChainState::inactive(chain_id)))
+        chain_state_in(&self.storage, chain_id).await
     }
 
     /// The committee of `epoch`; `EventsNotFound` for the admin chain's announcement of it if
@@ -184,7 +181,7 @@ impl<S: Storage> Worker<S> {
     ) -> Result<BlockValue, NodeError> {
         let volatile = self.volatile.lock().await;
         let state = self.chain_state(block.chain_id).await?;
-        let mut inputs = self.gather_inputs(&volatile, block).await?;
+        let mut inputs = self.gather_inputs(&self.storage, &volatile, block).await?;
         for blob in extra_blobs {
             inputs
                 .blobs
@@ -221,6 +218,7 @@ impl<S: Storage> Worker<S> {
     /// ones are simply absent: execution reports them.
     async fn gather_inputs(
         &self,
+        storage: &dyn Storage,
         volatile: &Volatile,
         block: &Block,
     ) -> Result<ExecutionInputs, NodeError> {
@@ -236,36 +234,38 @@ impl<S: Storage> Worker<S> {
                 .cloned();
             let blob = match held {
                 Some(blob) => Some(blob),
-                None => self.storage.read_blob(id).await?,
+                None => storage.read_blob(id).await?,
             };
             if let Some(blob) = blob {
                 inputs.blobs.insert(id, blob);
             }
         }
         for id in block.required_event_ids(self.config.admin_chain) {
-            if let Some(payload) = self.storage.read_event(&id).await? {
+            if let Some(payload) = storage.read_event(&id).await? {
                 inputs.events.insert(id, payload);
             }
         }
         Ok(inputs)
     }
 
-    /// Applies a confirmed certificate whose signatures were already checked. Returns the
-    /// chain's state afterwards (unchanged if the block was already there).
+    /// Applies a confirmed certificate whose signatures were already checked, reading from and
+    /// writing to `storage` (the node's storage, or a buffer over it). Returns the chain's state
+    /// afterwards (unchanged if the block was already there).
     async fn apply_confirmed(
         &self,
+        storage: &dyn Storage,
         volatile: &mut Volatile,
         certificate: ConfirmedBlockCertificate,
     ) -> Result<ChainState, NodeError> {
         let block = certificate.value().block();
         let chain_id = block.chain_id;
         let height = block.height;
-        let state = self.chain_state(chain_id).await?;
+        let state = chain_state_in(storage, chain_id).await?;
         state.description()?;
         if state.is_committed(height)? {
             return Ok(state);
         }
-        let inputs = self.gather_inputs(volatile, block).await?;
+        let inputs = self.gather_inputs(storage, volatile, block).await?;
         let execution = execute_block(&state, block, &inputs)?;
         if execution.outcome != *certificate.value().outcome() {
             return Err(NodeError::OutcomeMismatch);
@@ -280,7 +280,7 @@ impl<S: Storage> Worker<S> {
         let mut others: BTreeMap<ChainId, ChainState> = BTreeMap::new();
         for child in execution.opened_chains {
             let child_id = child.id();
-            let mut child_state = self.chain_state(child_id).await?;
+            let mut child_state = chain_state_in(storage, child_id).await?;
             child_state.activate(child, now);
             others.insert(child_id, child_state);
         }
@@ -288,7 +288,7 @@ impl<S: Storage> Worker<S> {
             let recipient = match others.entry(bundle.recipient) {
                 std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
                 std::collections::btree_map::Entry::Vacant(entry) => {
-                    entry.insert(self.chain_state(bundle.recipient).await?)
+                    entry.insert(chain_state_in(storage, bundle.recipient).await?)
                 }
             };
             recipient.receive_bundle(chain_id, height, bundle.messages.clone());
@@ -296,7 +296,7 @@ impl<S: Storage> Worker<S> {
         let mut used_blobs = Vec::new();
         for blob in execution.published_blobs {
             let id = blob.id();
-            if self.storage.read_blob_state(id).await?.is_none() {
+            if storage.read_blob_state(id).await?.is_none() {
                 batch.push(Write::BlobState(id, BlobState { chain_id, height }));
             }
             batch.push(Write::Blob(blob));
@@ -313,7 +313,7 @@ impl<S: Storage> Worker<S> {
         for (_, other) in others {
             batch.push(Write::ChainState(Box::new(other)));
         }
-        self.storage.write_batch(batch).await?;
+        storage.write_batch(batch).await?;
         volatile.pending.remove(&chain_id);
         for id in used_blobs {
             volatile.uploaded.remove(&id);
@@ -351,13 +351,21 @@ impl<S: Storage> Worker<S> {
         volatile: &Volatile,
         block: &Block,
     ) -> Result<Vec<BlobId>, NodeError> {
-        let inputs = self.gather_inputs(volatile, block).await?;
+        let inputs = self.gather_inputs(&self.storage, volatile, block).await?;
         Ok(block
             .required_blob_ids()
             .into_iter()
             .filter(|id| !inputs.blobs.contains_key(id))
             .collect())
     }
+}
+
+/// A chain's state in `storage`, or an inactive placeholder.
+async fn chain_state_in(storage: &dyn Storage, chain_id: ChainId) -> Result<ChainState, NodeError> {
+    Ok(storage
+        .read_chain_state(chain_id)
+        .await?
+        .unwrap_or_else(|| ChainState::inactive(chain_id)))
 }
 
 #[async_trait]
@@ -394,7 +402,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
                 local_time: now,
             });
         }
-        let inputs = self.gather_inputs(&volatile, &block).await?;
+        let inputs = self.gather_inputs(&self.storage, &volatile, &block).await?;
         let execution = execute_block(&state, &block, &inputs)?;
         let value = BlockValue {
             block,
@@ -473,7 +481,9 @@ impl<S: Storage> ValidatorNode for Worker<S> {
             return Ok(self.response(&state, false));
         }
         let mut volatile = self.volatile.lock().await;
-        let state = self.apply_confirmed(&mut volatile, certificate).await?;
+        let state = self
+            .apply_confirmed(&self.storage, &mut volatile, certificate)
+            .await?;
         Ok(self.response(&state, false))
     }
 
@@ -555,24 +565,37 @@ impl<S: Storage> ValidatorNode for Worker<S> {
             });
         };
         let chain_id = first.value().block().chain_id;
+        // First, without any lock: every certificate must be about this chain and carry a
+        // quorum of its epoch's committee. The batch is cut at the first one that does not.
+        let mut error = None;
+        let mut checked = Vec::with_capacity(certificates.len());
+        for certificate in certificates {
+            let check = if certificate.value().block().chain_id != chain_id {
+                Err(NodeError::ProtocolViolation(
+                    quorum_core::Violation::WrongChain,
+                ))
+            } else {
+                self.check_confirmed(&certificate).await.map(|_| ())
+            };
+            match check {
+                Ok(()) => checked.push(certificate),
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        // Then apply them in order through a buffer, and commit the buffer in one batch: one
+        // storage transaction for the whole upload instead of one per block.
+        let mut volatile = self.volatile.lock().await;
+        let overlay = Overlay::new(&self.storage);
         let mut processed = 0;
         let mut last_state = None;
-        let mut error = None;
-        for certificate in certificates {
-            let result = async {
-                if certificate.value().block().chain_id != chain_id {
-                    return Err(NodeError::ProtocolViolation(
-                        quorum_core::Violation::WrongChain,
-                    ));
-                }
-                if !self.check_confirmed(&certificate).await? {
-                    return self.chain_state(chain_id).await;
-                }
-                let mut volatile = self.volatile.lock().await;
-                self.apply_confirmed(&mut volatile, certificate).await
-            }
-            .await;
-            match result {
+        for certificate in checked {
+            match self
+                .apply_confirmed(&overlay, &mut volatile, certificate)
+                .await
+            {
                 Ok(state) => {
                     processed += 1;
                     last_state = Some(state);
@@ -583,6 +606,11 @@ impl<S: Storage> ValidatorNode for Worker<S> {
                 }
             }
         }
+        let batch = overlay.into_batch();
+        if !batch.is_empty() {
+            self.storage.write_batch(batch).await?;
+        }
+        drop(volatile);
         let info = last_state.map(|state| self.response(&state, false));
         Ok(BatchOutcome {
             processed,

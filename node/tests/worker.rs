@@ -416,3 +416,43 @@ async fn four_validators_commit_on_two_chains_with_a_cross_chain_transfer() {
     ));
     let _ = Timestamp(0);
 }
+
+#[tokio::test]
+async fn a_batch_is_applied_in_order_and_cut_at_the_first_bad_certificate() {
+    let net = Net::new(4, 2, false).await;
+    // Validators 0..3 commit five blocks; validator 3 sees none of them.
+    let mut certificates = Vec::new();
+    for _ in 0..5 {
+        let block = net.block(1, vec![]).await;
+        let proposal = net.proposal(1, block, Round::MultiLeader(0));
+        let validated = net.validate(&[0, 1, 2], &proposal).await;
+        let confirmed = net.confirm(&[0, 1, 2], &validated).await;
+        net.deliver(&[0, 1, 2], &confirmed).await;
+        certificates.push(confirmed);
+    }
+    // The fourth is tampered with: the batch stops there, the first three are stored.
+    let (value, round, mut signatures) = certificates[3].clone().into_parts();
+    signatures[0].1 = Signature::from_bytes(&[5; 64]);
+    let mut batch = certificates.clone();
+    batch[3] = Certificate::new(value, round, signatures);
+    let outcome = net.workers[3]
+        .handle_confirmed_certificates(batch, CrossChainDelivery::NonBlocking)
+        .await
+        .unwrap();
+    assert_eq!(outcome.processed, 3);
+    assert!(matches!(
+        outcome.error,
+        Some(NodeError::InvalidCertificate(_))
+    ));
+    assert_eq!(outcome.info.unwrap().info.next_block_height, BlockHeight(3));
+    assert_eq!(net.next_height(3, 1).await, BlockHeight(3));
+    // The whole batch again: the first three are no-ops, the last two apply.
+    let outcome = net.workers[3]
+        .handle_confirmed_certificates(certificates.clone(), CrossChainDelivery::NonBlocking)
+        .await
+        .unwrap();
+    assert_eq!((outcome.processed, outcome.error), (5, None));
+    let state = net.workers[3].chain_state(net.chains[1]).await.unwrap();
+    assert_eq!(state.next_height, BlockHeight(5));
+    assert_eq!(state.tip_hash, Some(certificates[4].hash()));
+}
