@@ -71,6 +71,16 @@ async fn run(
     grace: f64,
     asked: &Arc<AtomicUsize>,
 ) -> (Outcome, Duration) {
+    run_with(setup, plan, &options(grace), asked).await
+}
+
+/// Like [`run`], with any options.
+async fn run_with(
+    setup: &Setup,
+    plan: &[(Answer, u64)],
+    options: &Options,
+    asked: &Arc<AtomicUsize>,
+) -> (Outcome, Duration) {
     let by_key: BTreeMap<ValidatorPublicKey, (Answer, u64)> = setup
         .remotes
         .iter()
@@ -81,7 +91,7 @@ async fn run(
     let result = communicate_with_quorum(
         &setup.remotes,
         &setup.committee,
-        &options(grace),
+        options,
         |value: &u32| *value,
         |remote| {
             asked.fetch_add(1, Ordering::SeqCst);
@@ -240,12 +250,6 @@ async fn odd_grace_fractions_and_deadlines_do_not_panic() {
         (Answer::Value(7), 300),
         (Answer::Never, 0),
     ];
-    let by_key: BTreeMap<ValidatorPublicKey, (Answer, u64)> = s
-        .remotes
-        .iter()
-        .zip(&plan)
-        .map(|(r, p)| (r.public_key, p.clone()))
-        .collect();
     for (grace, deadline) in [
         (f64::NAN, Duration::from_secs(10)),
         (-1.0, Duration::from_secs(10)),
@@ -257,26 +261,10 @@ async fn odd_grace_fractions_and_deadlines_do_not_panic() {
             deadline,
             ..Options::default()
         };
-        let result = communicate_with_quorum(
-            &s.remotes,
-            &s.committee,
-            &options,
-            |v: &u32| *v,
-            |remote| {
-                let (answer, delay) = by_key[&remote.public_key].clone();
-                async move {
-                    tokio::time::sleep(Duration::from_millis(delay)).await;
-                    match answer {
-                        Answer::Value(v) => Ok(v),
-                        Answer::Error(e) => Err(e),
-                        Answer::Never => std::future::pending().await,
-                    }
-                }
-            },
-        )
-        .await;
+        let asked = Arc::new(AtomicUsize::new(0));
+        let (outcome, _) = run_with(&s, &plan, &options, &asked).await;
         assert_eq!(
-            result.unwrap().0 .0,
+            outcome.unwrap().0,
             7,
             "grace {grace}, deadline {deadline:?}"
         );
