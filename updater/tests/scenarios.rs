@@ -376,6 +376,27 @@ async fn local_node_behind_synchronizes_from_validators() {
     let _ = CrossChainDelivery::Blocking;
 }
 
+/// Brings validator `v` back online and sends it chain 1's information (height and round
+/// sync); returns the call counters of the transport used.
+async fn reconnect_and_sync(
+    net: &TestNet,
+    client: &quorum_updater::ChainClient<quorum_node::MemoryStorage>,
+    v: usize,
+) -> quorum_transport_mem::FaultHandle {
+    net.set_fault(v, Fault::Honest);
+    let (updater, handle) = updater_for(net, client, v);
+    let sent = updater
+        .send_chain_information(
+            net.chains[1],
+            BlockHeight(0),
+            CrossChainDelivery::NonBlocking,
+            0,
+        )
+        .await;
+    sent.unwrap();
+    handle
+}
+
 /// Validators 0..3 validate `proposal` (directly); returns the certificate.
 async fn validate_directly(
     net: &TestNet,
@@ -415,17 +436,7 @@ async fn round_sync_sends_the_locking_block() {
         .handle_validated_certificate(validated.clone())
         .await
         .unwrap();
-    net.set_fault(3, Fault::Honest);
-    let (updater, handle) = updater_for(&net, &client, 3);
-    updater
-        .send_chain_information(
-            net.chains[1],
-            BlockHeight(0),
-            CrossChainDelivery::NonBlocking,
-            0,
-        )
-        .await
-        .unwrap();
+    let handle = reconnect_and_sync(&net, &client, 3).await;
     let state = net.workers[3].chain_state(net.chains[1]).await.unwrap();
     assert_eq!(state.manager.current_round, Round::MultiLeader(1));
     assert_eq!(
@@ -451,17 +462,7 @@ async fn round_sync_sends_the_timeout_certificate_and_then_the_proposal() {
         .handle_block_proposal(proposal.clone())
         .await
         .unwrap();
-    net.set_fault(3, Fault::Honest);
-    let (updater, handle) = updater_for(&net, &client, 3);
-    updater
-        .send_chain_information(
-            net.chains[1],
-            BlockHeight(0),
-            CrossChainDelivery::NonBlocking,
-            0,
-        )
-        .await
-        .unwrap();
+    let handle = reconnect_and_sync(&net, &client, 3).await;
     let state = net.workers[3].chain_state(net.chains[1]).await.unwrap();
     assert_eq!(state.manager.current_round, Round::MultiLeader(1));
     assert_eq!(handle.stats().calls(Method::HandleTimeoutCertificate), 1);
