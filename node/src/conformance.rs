@@ -316,6 +316,18 @@ macro_rules! both_fail {
     }};
 }
 
+impl Pair {
+    /// Gives both validators `history` (one batch), checking they answer alike.
+    async fn commit_history(&self, history: &[ConfirmedBlockCertificate]) {
+        let answer = both!(self, "handle_confirmed_certificates", |node| node
+            .handle_confirmed_certificates(
+                history.to_vec(),
+                CrossChainDelivery::Blocking
+            ));
+        must(answer, "handle_confirmed_certificates");
+    }
+}
+
 /// Checks that a response is signed by `validator` and returns its vote in `pending`.
 fn signed_vote(
     response: &ChainInfoResponse,
@@ -760,14 +772,7 @@ pub async fn check_chain_info_queries(connect: &impl Connector) {
     let v = &pair.direct;
     let history = v.history(1, 3);
     let chain_id = v.chain_id(1);
-    must(
-        both!(pair, "handle_confirmed_certificates", |node| node
-            .handle_confirmed_certificates(
-                history.clone(),
-                CrossChainDelivery::Blocking
-            )),
-        "handle_confirmed_certificates",
-    );
+    pair.commit_history(&history).await;
 
     let query = ChainInfoQuery::new(chain_id);
     let answer = both!(pair, "handle_chain_info_query", |node| node
@@ -951,14 +956,7 @@ pub async fn check_certificate_downloads(connect: &impl Connector) {
     let v = &pair.direct;
     let history = v.history(1, 4);
     let chain_id = v.chain_id(1);
-    must(
-        both!(pair, "handle_confirmed_certificates", |node| node
-            .handle_confirmed_certificates(
-                history.clone(),
-                CrossChainDelivery::Blocking
-            )),
-        "handle_confirmed_certificates",
-    );
+    pair.commit_history(&history).await;
 
     for certificate in &history {
         let answer = both!(pair, "download_certificate", |node| node
@@ -1052,14 +1050,7 @@ pub async fn check_concurrent_requests(connect: &impl Connector) {
     let mut certificates = Vec::new();
     for (chain, count) in [(1, 3), (2, 2), (3, 1)] {
         let history = v.history(chain, count);
-        must(
-            both!(pair, "handle_confirmed_certificates", |node| node
-                .handle_confirmed_certificates(
-                    history.clone(),
-                    CrossChainDelivery::Blocking
-                )),
-            "handle_confirmed_certificates",
-        );
+        pair.commit_history(&history).await;
         certificates.extend(history);
     }
 
