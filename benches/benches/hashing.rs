@@ -43,7 +43,7 @@ fn blocks() -> Vec<(&'static str, ConfirmedBlock)> {
     let recipient = TestChain::new(2, 2).id();
     let mut chain = TestChain::new(1, 1);
     let event = |payload: Vec<u8>| Operation::EmitEvent {
-        stream: StreamId("bench".into()),
+        stream: StreamId::user("bench"),
         payload,
     };
     let small = chain.commit_next(&committee, vec![event(b"a small event".to_vec())]);

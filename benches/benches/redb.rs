@@ -45,7 +45,7 @@ const CERTIFICATES: TableDefinition<'static, &[u8; 32], &[u8]> =
     TableDefinition::new("certificates");
 const CERTIFICATE_HASHES: TableDefinition<'static, (&[u8; 32], u64), &[u8; 32]> =
     TableDefinition::new("certificate_hashes");
-const EVENTS: TableDefinition<'static, (&[u8; 32], &str, u32), &[u8]> =
+const EVENTS: TableDefinition<'static, (&[u8; 32], u8, &str, u32), &[u8]> =
     TableDefinition::new("events");
 const CHAIN_STATES: TableDefinition<'static, &[u8; 32], &[u8]> =
     TableDefinition::new("chain_states");
@@ -67,7 +67,7 @@ fn blocks() -> Vec<Block> {
     let mut chain = TestChain::new(1, 30);
     (0..BLOCKS)
         .map(|index| {
-            let stream = StreamId("test".into());
+            let stream = StreamId::user("test");
             let payload = format!("block {index}").into_bytes();
             let operations = vec![Operation::EmitEvent {
                 stream: stream.clone(),
@@ -109,7 +109,8 @@ fn raw_commit(database: &Database, durability: redb::Durability, block: &Block) 
         let mut events = must(transaction.open_table(EVENTS), "opening events");
         let key = (
             &block.chain,
-            block.event.stream.0.as_str(),
+            1u8, // the user namespace's tag, as the storage writes it
+            block.event.stream.name.as_str(),
             block.event.index,
         );
         must(events.insert(key, block.payload.as_slice()), "inserting");

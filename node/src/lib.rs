@@ -19,7 +19,7 @@ pub mod testing;
 pub mod testnet;
 pub mod worker;
 
-pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
+pub use clock::{Clock, ManualClock, Sleep, SystemClock, TokioClock};
 pub use genesis::{Genesis, GenesisError};
 pub use memory::MemoryStorage;
 pub use worker::{Worker, WorkerConfig};

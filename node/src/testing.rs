@@ -189,7 +189,7 @@ impl TestChain {
         (0..count)
             .map(|index| {
                 let operations = vec![Operation::EmitEvent {
-                    stream: StreamId("test".into()),
+                    stream: StreamId::user("test"),
                     payload: format!("block {index}").into_bytes(),
                 }];
                 self.commit_next(committee, operations)
@@ -221,7 +221,7 @@ pub fn rich_chain_state(chain: &TestChain, committee: &TestCommittee) -> ChainSt
         BlockHeight(3),
         vec![Message::Credit { amount: 5 }, Message::Credit { amount: 7 }],
     );
-    state.event_counts.insert(StreamId("rich".into()), 3);
+    state.event_counts.insert(StreamId::user("rich"), 3);
 
     let round = Round::MultiLeader(1);
     let block = chain.next_block(vec![Operation::Transfer {
@@ -313,7 +313,7 @@ fn heights(values: &[u64]) -> Vec<BlockHeight> {
 fn event_id(chain_id: ChainId, stream: &str, index: u32) -> EventId {
     EventId {
         chain_id,
-        stream: StreamId(stream.into()),
+        stream: StreamId::user(stream),
         index,
     }
 }

@@ -630,7 +630,10 @@ impl<S: Storage> ValidatorNode for Worker<S> {
             state.expect_next_height(height)?;
         }
         if let Some((height, round)) = query.request_timeout {
-            if height == state.next_height && state.manager.timeout_vote.is_none() {
+            // A timeout is for one height: a node at another height says so, so that the
+            // client brings it up to date (or catches up itself) and asks again.
+            state.expect_next_height(height)?;
+            if state.manager.timeout_vote.is_none() {
                 let vote = state.manager.vote_timeout(
                     state.chain_id,
                     state.epoch,

@@ -295,6 +295,10 @@ pub struct ProposalContent {
     pub block: Block,
     /// The round it is proposed in.
     pub round: Round,
+    /// The owner who proposes it and signs the proposal. For a new block, the block's
+    /// authenticated owner; for a re-proposal of a locked block, any owner of the chain may
+    /// re-propose it (the block keeps its original authenticated owner).
+    pub owner: AccountPublicKey,
 }
 
 impl BcsHashable for ProposalContent {
@@ -316,7 +320,11 @@ pub struct BlockProposal {
 impl BlockProposal {
     /// Signs a proposal of `block` in `round`.
     pub fn new(block: Block, round: Round, secret: &AccountSecretKey) -> Self {
-        let content = ProposalContent { block, round };
+        let content = ProposalContent {
+            block,
+            round,
+            owner: secret.public(),
+        };
         let signature = secret.sign(&content);
         BlockProposal {
             content,
@@ -325,7 +333,8 @@ impl BlockProposal {
         }
     }
 
-    /// Re-proposes the block of `certificate` in `round`.
+    /// Re-proposes the block of `certificate` in `round`, signed by the owner holding `secret`
+    /// (who need not be the block's authenticated owner): the certificate justifies it.
     pub fn new_retry(
         round: Round,
         certificate: ValidatedBlockCertificate,
@@ -334,6 +343,7 @@ impl BlockProposal {
         let content = ProposalContent {
             block: certificate.value().block().clone(),
             round,
+            owner: secret.public(),
         };
         let signature = secret.sign(&content);
         BlockProposal {
@@ -343,12 +353,24 @@ impl BlockProposal {
         }
     }
 
-    /// Checks the signature of the block's authenticated owner.
+    /// Checks the proposer's signature, and that a proposal by another owner than the block's
+    /// is a re-proposal carrying the validated certificate of that very block.
     pub fn check_signature(&self) -> Result<(), CryptoError> {
-        self.content
-            .block
-            .authenticated_owner
-            .verify(&self.content, &self.signature)
+        if self.content.owner != self.content.block.authenticated_owner {
+            let justified = self
+                .validated_block_certificate
+                .as_ref()
+                .is_some_and(|certificate| *certificate.value().block() == self.content.block);
+            if !justified {
+                return Err(CryptoError::InvalidSignature);
+            }
+        }
+        self.content.owner.verify(&self.content, &self.signature)
+    }
+
+    /// The owner who made this proposal (for a re-proposal, not necessarily the block's).
+    pub fn owner(&self) -> AccountPublicKey {
+        self.content.owner
     }
 
     /// The block.

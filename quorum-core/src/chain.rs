@@ -303,6 +303,9 @@ pub fn execute_block(
                 opened_chains.push(child.clone());
             }
             Operation::EmitEvent { stream, payload } => {
+                if stream.is_system() {
+                    return Err(ExecutionError::SystemStream(stream.clone()).into());
+                }
                 if payload.len() > MAX_EVENT_PAYLOAD_BYTES {
                     return Err(ExecutionError::TooLarge(Limit::EventSize).into());
                 }

@@ -142,8 +142,15 @@ macro_rules! public_key_type {
             }
 
             /// Verifies `signature` over a hash already computed.
+            ///
+            /// A single check stands alone (no batch can disagree with it), so this decodes the
+            /// point without [`PreparedKey`]'s strength check; `verify_strict` still refuses
+            /// small-order keys.
             pub fn verify_hash(&self, hash: &CryptoHash, signature: &Signature) -> Result<(), CryptoError> {
-                PreparedKey::decode(&self.0)?.verify_hash(hash, signature)
+                VerifyingKey::from_bytes(&self.0)
+                    .map_err(|_| CryptoError::MalformedKey)?
+                    .verify_strict(hash.as_bytes(), &signature.0)
+                    .map_err(|_| CryptoError::InvalidSignature)
             }
         }
 
@@ -177,12 +184,18 @@ fn check_strong(bytes: &[u8; PUBLIC_KEY_LENGTH]) -> Result<(), CryptoError> {
 }
 
 /// A public key decoded once, for repeated verification (committees keep one per member).
+///
+/// Only strong keys can be prepared: a weak or mixed-order key is where single and batch
+/// verdicts may differ, so [`verify_batch`], which takes prepared keys, never meets one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PreparedKey(VerifyingKey);
 
 impl PreparedKey {
-    /// Decodes the point of a key.
+    /// Decodes the point of a key, refusing malformed keys ([`CryptoError::MalformedKey`]) and
+    /// weak ones: small order, a torsion component, or a non-canonical encoding
+    /// ([`CryptoError::WeakKey`]).
     pub fn decode(bytes: &[u8; PUBLIC_KEY_LENGTH]) -> Result<Self, CryptoError> {
+        check_strong(bytes)?;
         VerifyingKey::from_bytes(bytes)
             .map(PreparedKey)
             .map_err(|_| CryptoError::MalformedKey)
@@ -547,6 +560,14 @@ mod tests {
         let mixed = ValidatorPublicKey::from_bytes(mixed.compress().to_bytes());
         assert_eq!(mixed.check_strong(), Err(CryptoError::WeakKey));
         strong.check_strong().unwrap();
+        // Neither can be prepared for batch verification, so batch and single checks never
+        // meet a key on which their verdicts could differ.
+        assert_eq!(PreparedKey::decode(&identity), Err(CryptoError::WeakKey));
+        assert_eq!(
+            PreparedKey::decode(mixed.as_bytes()),
+            Err(CryptoError::WeakKey)
+        );
+        assert!(PreparedKey::decode(strong.as_bytes()).is_ok());
     }
 
     #[test]

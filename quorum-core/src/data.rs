@@ -230,15 +230,47 @@ pub struct BlobState {
     pub height: BlockHeight,
 }
 
-/// The name of an event stream of a chain.
+/// Who may emit on a stream: the protocol itself, or the chain's blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum StreamNamespace {
+    /// Emitted by the protocol only (e.g. the admin chain's epoch announcements); no
+    /// `EmitEvent` operation can write to it.
+    System,
+    /// Emitted by `EmitEvent` operations.
+    User,
+}
+
+/// An event stream of a chain: its namespace and name. A user stream named like a system
+/// stream is another stream.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct StreamId(pub String);
+pub struct StreamId {
+    /// System or user.
+    pub namespace: StreamNamespace,
+    /// The name within the namespace.
+    pub name: String,
+}
 
 impl StreamId {
-    /// The admin chain's stream announcing new epochs (index = epoch number, payload = the
-    /// committee's blob id).
+    /// A user stream called `name`.
+    pub fn user(name: impl Into<String>) -> Self {
+        StreamId {
+            namespace: StreamNamespace::User,
+            name: name.into(),
+        }
+    }
+
+    /// The admin chain's system stream announcing new epochs (index = epoch number, payload =
+    /// the committee's blob id).
     pub fn epoch() -> Self {
-        StreamId(String::from(EPOCH_STREAM))
+        StreamId {
+            namespace: StreamNamespace::System,
+            name: String::from(EPOCH_STREAM),
+        }
+    }
+
+    /// Whether only the protocol may emit on this stream.
+    pub fn is_system(&self) -> bool {
+        self.namespace == StreamNamespace::System
     }
 }
 

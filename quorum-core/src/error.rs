@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::certificate::CertificateError;
 use crate::committee::Epoch;
 use crate::crypto::CryptoError;
-use crate::data::{BlobId, BlockHeight, ChainId, EventId, Timestamp};
+use crate::data::{BlobId, BlockHeight, ChainId, EventId, StreamId, Timestamp};
 use crate::hash::CryptoHash;
 use crate::round::Round;
 
@@ -25,6 +25,9 @@ pub enum ExecutionError {
     /// A transfer to the chain itself or of nothing.
     #[error("invalid transfer")]
     InvalidTransfer,
+    /// An `EmitEvent` operation named a system stream, which only the protocol writes.
+    #[error("stream {0:?} is a system stream: blocks cannot emit on it")]
+    SystemStream(StreamId),
     /// A committee was created outside the admin chain.
     #[error("only the admin chain can create committees")]
     NotAdminChain,

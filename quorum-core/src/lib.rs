@@ -55,7 +55,7 @@ pub use crypto::{
 };
 pub use data::{
     Blob, BlobId, BlobState, BlobType, BlockHeight, ChainDescription, ChainId, ChainOrigin,
-    ConsensusConfig, Event, EventId, StreamId, TimeDelta, Timestamp,
+    ConsensusConfig, Event, EventId, StreamId, StreamNamespace, TimeDelta, Timestamp,
 };
 pub use error::{ExecutionError, Limit, NodeError, TransportErrorKind, Violation};
 pub use hash::{BcsHashable, CryptoHash, Hashed};

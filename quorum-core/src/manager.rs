@@ -201,7 +201,9 @@ impl ChainManager {
         if round != self.current_round {
             return Err(NodeError::WrongRound(self.current_round));
         }
-        let owner = block.authenticated_owner;
+        // The proposer is checked, not the block's author: any owner may re-propose a block
+        // another owner left validated (the signature check requires the certificate then).
+        let owner = proposal.owner();
         let allowed = match round {
             Round::Fast => description.super_owner == Some(owner),
             Round::MultiLeader(_) => description.owners.contains_key(&owner),

@@ -819,7 +819,7 @@ mod tests {
         assert_eq!(storage.read_chain_state(chain.id()).await.unwrap(), None);
         let event = EventId {
             chain_id: chain.id(),
-            stream: StreamId("test".into()),
+            stream: StreamId::user("test"),
             index: 0,
         };
         assert_eq!(storage.read_event(&event).await.unwrap(), None);

@@ -4,7 +4,7 @@
 //! their key where the key is derived from the value). Blob contents and event payloads are
 //! opaque bytes and are stored as they are.
 
-use quorum_core::{BlobId, BlobType, BlockHeight, ChainId, CryptoHash, EventId};
+use quorum_core::{BlobId, BlobType, BlockHeight, ChainId, CryptoHash, EventId, StreamNamespace};
 use redb::TableDefinition;
 
 /// The version of the layout below, stored in [`META`] under [`SCHEMA_VERSION_KEY`]. Bump it
@@ -18,7 +18,7 @@ pub(crate) type HeightKey = (HashKey, u64);
 /// Key of a blob: (hash, [`blob_type_tag`]).
 pub(crate) type BlobKey = (HashKey, u8);
 /// Key of an event: (chain id, stream name, index).
-pub(crate) type EventKey = (HashKey, &'static str, u32);
+pub(crate) type EventKey = (HashKey, u8, &'static str, u32);
 /// A value of raw (or BCS-encoded) bytes.
 pub(crate) type Bytes = &'static [u8];
 
@@ -100,7 +100,20 @@ pub(crate) fn blob_key(id: &BlobId) -> (&[u8; 32], u8) {
     (id.hash.as_bytes(), blob_type_tag(id.blob_type))
 }
 
-/// The key of an event.
-pub(crate) fn event_key(id: &EventId) -> (&[u8; 32], &str, u32) {
-    (id.chain_id.0.as_bytes(), id.stream.0.as_str(), id.index)
+/// The stored tag of a stream namespace (part of the event key).
+pub(crate) fn namespace_tag(namespace: StreamNamespace) -> u8 {
+    match namespace {
+        StreamNamespace::System => 0,
+        StreamNamespace::User => 1,
+    }
+}
+
+/// The key of an event: chain, stream namespace, stream name, index.
+pub(crate) fn event_key(id: &EventId) -> (&[u8; 32], u8, &str, u32) {
+    (
+        id.chain_id.0.as_bytes(),
+        namespace_tag(id.stream.namespace),
+        id.stream.name.as_str(),
+        id.index,
+    )
 }

@@ -216,7 +216,7 @@ mod tests {
             },
             NodeError::EventsNotFound(vec![EventId {
                 chain_id: chain,
-                stream: StreamId("epoch".into()),
+                stream: StreamId::user("epoch"),
                 index: 2,
             }]),
             NodeError::BlobsNotFound(vec![blob, Blob::data(vec![]).id()]),

@@ -12,11 +12,10 @@ use rand::SeedableRng;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use quorum_core::data::EPOCH_STREAM;
 use quorum_core::{
     Blob, BlobId, BlockHeight, BlockProposal, ChainId, ChainInfoQuery, ChainInfoResponse,
     ChainOrigin, ConfirmedBlockCertificate, CrossChainDelivery, LiteVote, NodeError, Round,
-    Storage, ValidatedBlockCertificate, ValidatorPublicKey, Violation, VoteKind,
+    Storage, StreamId, ValidatedBlockCertificate, ValidatorPublicKey, Violation, VoteKind,
 };
 use quorum_node::Worker;
 
@@ -702,7 +701,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                         if !admin_updated
                             && chain_id != self.admin_chain
                             && ids.iter().all(|id| {
-                                id.chain_id == self.admin_chain && id.stream.0 == EPOCH_STREAM
+                                id.chain_id == self.admin_chain && id.stream == StreamId::epoch()
                             }) =>
                     {
                         admin_updated = true;

@@ -145,7 +145,7 @@ impl ValidatorNode for Adversary {
             },
             2 => NodeError::EventsNotFound(vec![EventId {
                 chain_id: ChainId(CryptoHash([n as u8; 32])),
-                stream: StreamId("x".into()),
+                stream: StreamId::user("x"),
                 index: 0,
             }]),
             3 => NodeError::InvalidTimestamp {

@@ -102,14 +102,14 @@ async fn missing_events_are_sent_from_the_publisher_chain() {
     let reader = emitter.for_chain(net.chains[2], Some(net.owners[2].clone()));
     net.set_fault(3, Fault::Offline);
     emitter
-        .emit_event(StreamId("news".into()), b"hello".to_vec())
+        .emit_event(StreamId::user("news"), b"hello".to_vec())
         .await
         .unwrap();
     net.settle().await;
     net.set_fault(3, Fault::Honest);
     let id = EventId {
         chain_id: net.chains[1],
-        stream: StreamId("news".into()),
+        stream: StreamId::user("news"),
         index: 0,
     };
     reader.read_event(id).await.unwrap();
@@ -315,7 +315,7 @@ async fn new_chain_description_is_sent_to_a_validator_that_missed_it() {
     net.set_fault(3, Fault::Honest);
     let child = parent.for_chain(child_id, Some(owner));
     child
-        .emit_event(StreamId("s".into()), vec![1])
+        .emit_event(StreamId::user("s"), vec![1])
         .await
         .unwrap();
     net.settle().await;
