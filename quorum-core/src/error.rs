@@ -86,6 +86,10 @@ pub enum Limit {
 pub enum Violation {
     /// It claimed to lack blobs that the certificate or proposal does not need.
     FalseBlobsNotFound,
+    /// It claimed to lack events that the block does not read (nor its committee needs).
+    FalseEventsNotFound,
+    /// It claimed to lack a cross-chain bundle that the block does not consume.
+    FalseCrossChainClaim,
     /// It answered about another chain than asked.
     WrongChain,
     /// Its vote or response is not signed by it, or is about another value.

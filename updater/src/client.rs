@@ -1,21 +1,24 @@
 //! `ChainClient`: the full life cycle of blocks on one chain (DESIGN §5.5).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use quorum_core::chain::MAX_INCOMING_BUNDLES_PER_BLOCK;
+use quorum_core::manager::{leader, round_duration};
 use quorum_core::{
     AccountPublicKey, AccountSecretKey, Blob, BlobId, Block, BlockHeight, BlockProposal,
     BlockValue, Certificate, CertificateError, ChainDescription, ChainId, ChainInfoQuery,
-    ChainOrigin, Committee, ConfirmedBlock, ConfirmedBlockCertificate, ConsensusConfig,
-    CrossChainDelivery, Epoch, EventId, Hashed, IncomingBundle, LiteVote, NodeError, Operation,
-    Round, Storage, StreamId, Timeout, TimeoutCertificate, Timestamp, ValidatedBlock,
-    ValidatedBlockCertificate, ValidatorNode, ValidatorPublicKey,
+    ChainInfoResponse, ChainOrigin, Committee, ConfirmedBlock, ConfirmedBlockCertificate,
+    ConsensusConfig, CrossChainDelivery, Epoch, EventId, Hashed, IncomingBundle, LiteVote,
+    NodeError, Operation, Round, Storage, StreamId, TimeDelta, Timeout, TimeoutCertificate,
+    Timestamp, ValidatedBlock, ValidatedBlockCertificate, ValidatorNode, ValidatorPublicKey,
 };
 use quorum_node::Worker;
+
+use crate::skew::clock_ahead;
 
 use crate::options::Options;
 use crate::quorum::{communicate_with_quorum, QuorumError, QuorumTiming};
@@ -27,6 +30,42 @@ use crate::updater::{CommunicateAction, SkewReport, ValidatorUpdater};
 pub const MAX_ROUNDS_PER_BLOCK: u32 = 8;
 /// Most times the client waits for validators' round deadlines per round.
 pub const MAX_TIMEOUT_WAITS: u32 = 4;
+/// How long the client waits before asking for timeout votes again when the answers named no
+/// deadline a quorum agrees on (100 ms).
+pub const TIMEOUT_RETRY_DELAY: TimeDelta = TimeDelta::from_millis(100);
+
+/// The deadline by which validators holding a quorum of the weight say a round is due: the
+/// quorum-th smallest of their deadlines, by weight. Each validator counts once (its earliest
+/// deadline). Validators that named no deadline (a quorum call stops as soon as no quorum is
+/// possible) may be due any time: their weight counts from the start, so the answer is the
+/// earliest instant at which a quorum can be due, never later than the real one. `None` when
+/// nobody named a deadline.
+pub fn quorum_deadline(
+    committee: &Committee,
+    deadlines: &[(ValidatorPublicKey, Timestamp)],
+) -> Option<Timestamp> {
+    let mut earliest: BTreeMap<ValidatorPublicKey, Timestamp> = BTreeMap::new();
+    for (validator, deadline) in deadlines {
+        let entry = earliest.entry(*validator).or_insert(*deadline);
+        *entry = (*entry).min(*deadline);
+    }
+    let mut sorted: Vec<(Timestamp, u64)> = earliest
+        .into_iter()
+        .map(|(validator, deadline)| (deadline, committee.weight(&validator)))
+        .collect();
+    let named = sorted
+        .iter()
+        .fold(0u64, |sum, (_, weight)| sum.saturating_add(*weight));
+    let mut weight = committee.total_votes().saturating_sub(named);
+    sorted.sort_unstable();
+    for (deadline, validator_weight) in sorted {
+        weight = weight.saturating_add(validator_weight);
+        if weight >= committee.quorum_threshold() {
+            return Some(deadline);
+        }
+    }
+    None
+}
 
 /// Why a chain operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,13 +79,17 @@ pub enum ChainClientError {
     /// This client has no owner key for the chain.
     #[error("no owner key for this chain")]
     NotOwner,
-    /// Validators holding at least f+1 of the weight say our clock is ahead of theirs.
+    /// The validators did not agree, and those holding at least f+1 of the weight say our
+    /// clock is ahead of theirs by more than their timestamp grace: the likely cause, attached
+    /// to the real error.
     #[error(
-        "our clock is ahead of validators holding f+1 of the weight, by about {skew_micros} µs"
+        "our clock is ahead of validators holding f+1 of the weight, by about {skew_micros} µs: {error}"
     )]
     ClockAhead {
-        /// The median skew reported, in microseconds.
+        /// The weighted median of the skews reported (one per validator), in microseconds.
         skew_micros: i64,
+        /// What the validators answered.
+        error: QuorumError,
     },
     /// The certified value is not the block this client computed.
     #[error("validators certified another value than the one proposed")]
@@ -57,6 +100,19 @@ pub enum ChainClientError {
     /// Rounds ran out.
     #[error("gave up after {0} rounds")]
     TooManyRounds(u32),
+    /// A synchronization stopped short of the height that validators holding f+1 of the
+    /// weight have reached.
+    #[error("synchronization of {chain_id:?} reached {reached:?}, not {target:?}; last error: {error:?}")]
+    SyncIncomplete {
+        /// The chain.
+        chain_id: ChainId,
+        /// The local next height reached.
+        reached: BlockHeight,
+        /// The next height validators holding f+1 of the weight have.
+        target: BlockHeight,
+        /// Why the last attempt stopped (e.g. `BlobsNotFound` naming the missing blobs).
+        error: Option<NodeError>,
+    },
     /// A committee the client needs has no reachable validators.
     #[error("no validator of {0:?} is reachable")]
     NoValidators(Epoch),
@@ -66,6 +122,19 @@ impl From<NodeError> for ChainClientError {
     fn from(error: NodeError) -> Self {
         ChainClientError::Local(error)
     }
+}
+
+/// The highest next height that validators holding at least the validity threshold (f+1) of
+/// the weight report, from signed chain information sorted by height, highest first.
+fn trusted_height(committee: &Committee, infos: &[(RemoteNode, ChainInfoResponse)]) -> BlockHeight {
+    let mut weight = 0u64;
+    for (remote, response) in infos {
+        weight = weight.saturating_add(committee.weight(&remote.public_key));
+        if weight >= committee.validity_threshold() {
+            return response.info.next_block_height;
+        }
+    }
+    BlockHeight(0)
 }
 
 /// Every validator the client may talk to, by key, shared by the clients of one process.
@@ -235,21 +304,28 @@ impl<S: Storage + 'static> ChainClient<S> {
     }
 
     /// The block this chain would commit next with `operations`: on top of the local state,
-    /// consuming every bundle waiting in the local inbox.
+    /// consuming the bundles waiting in the local inbox, at most
+    /// [`MAX_INCOMING_BUNDLES_PER_BLOCK`] of them (the rest wait for the next block).
     pub async fn make_block(&self, operations: Vec<Operation>) -> Result<Block, ChainClientError> {
         let owner = self.owner.as_ref().ok_or(ChainClientError::NotOwner)?;
         let state = self.local.chain_state(self.chain_id).await?;
         state.description()?;
-        let mut incoming_bundles = Vec::new();
-        for (origin, inbox) in &state.inboxes {
-            for (height, messages) in &inbox.bundles {
-                incoming_bundles.push(IncomingBundle {
-                    origin: *origin,
-                    height: *height,
-                    messages: messages.clone(),
-                });
-            }
-        }
+        // At most what execution takes in one block; the rest wait for the next block.
+        let incoming_bundles: Vec<IncomingBundle> = state
+            .inboxes
+            .iter()
+            .flat_map(|(origin, inbox)| {
+                inbox
+                    .bundles
+                    .iter()
+                    .map(move |(height, messages)| IncomingBundle {
+                        origin: *origin,
+                        height: *height,
+                        messages: messages.clone(),
+                    })
+            })
+            .take(MAX_INCOMING_BUNDLES_PER_BLOCK)
+            .collect();
         let now = self.local.clock().now();
         Ok(Block {
             chain_id: self.chain_id,
@@ -287,6 +363,16 @@ impl<S: Storage + 'static> ChainClient<S> {
                 .map(|certificate| (**certificate).clone());
             let round = state.manager.current_round;
             let owner = self.owner.as_ref().ok_or(ChainClientError::NotOwner)?;
+            // In a single-leader round only the leader proposes: another owner waits for the
+            // round's timeout and tries the next round (DESIGN §5.4.1).
+            if let Round::SingleLeader(_) = round {
+                let leader = leader(state.description()?, self.chain_id, block.height, round);
+                if leader != Some(owner.public()) {
+                    debug!(?round, "not this round's leader: timing the round out");
+                    self.time_out_round(round).await?;
+                    continue;
+                }
+            }
             let (proposal, value, own) = match locked {
                 Some(certificate) if *certificate.value().block() != block => {
                     let value = certificate.value().inner().0.clone();
@@ -460,21 +546,11 @@ impl<S: Storage + 'static> ChainClient<S> {
         committee: &Committee,
         reports: Vec<SkewReport>,
     ) -> ChainClientError {
-        // Clock skew: if validators holding f+1 of the weight say our clock is ahead, say so.
-        let mut ahead: Vec<(i64, u64)> = reports
-            .iter()
-            .filter(|(_, skew)| *skew > 0)
-            .map(|(validator, skew)| (*skew, committee.weight(validator)))
-            .collect();
-        let weight: u64 = ahead.iter().map(|(_, w)| *w).sum();
-        if weight >= committee.validity_threshold() {
-            ahead.sort_unstable();
-            let median = ahead[ahead.len() / 2].0;
-            return ChainClientError::ClockAhead {
-                skew_micros: median,
-            };
+        let grace = self.local.config().timestamp_grace;
+        match clock_ahead(committee, &reports, grace) {
+            Some(skew_micros) => ChainClientError::ClockAhead { skew_micros, error },
+            None => ChainClientError::Quorum(error),
         }
-        ChainClientError::Quorum(error)
     }
 
     /// After a failed round: catch up with validators, and time the round out if it stalled.
@@ -523,10 +599,18 @@ impl<S: Storage + 'static> ChainClient<S> {
 
     /// Obtains a timeout certificate for `round` at the current height and moves every validator
     /// (and the local node) past it.
+    ///
+    /// While the round is not due, it waits until the deadline by which validators holding a
+    /// quorum of the weight agree it is due (the quorum-th smallest deadline by weight), never
+    /// for the largest one a single validator names, and never beyond the round's duration
+    /// plus [`Options::max_clock_skew`] (DESIGN §5.4.1). Waits go through the node's clock.
     pub async fn time_out_round(&self, round: Round) -> Result<(), ChainClientError> {
         let state = self.local.chain_state(self.chain_id).await?;
         let (committee, remotes) = self.committee_and_remotes(state.epoch).await?;
         let height = state.next_height;
+        let duration = round_duration(&state.description()?.consensus, round);
+        let allowance =
+            TimeDelta(u64::try_from(self.options.max_clock_skew.as_micros()).unwrap_or(u64::MAX));
         let mut waits = 0;
         let votes = loop {
             let action = CommunicateAction::RequestTimeout {
@@ -534,32 +618,55 @@ impl<S: Storage + 'static> ChainClient<S> {
                 height,
                 round,
             };
-            match self.collect_votes(&committee, &remotes, action).await {
-                Ok(votes) => break votes,
+            let due: Arc<Mutex<Vec<(ValidatorPublicKey, Timestamp)>>> = Arc::default();
+            let result = communicate_with_quorum(
+                &remotes,
+                &committee,
+                &self.options,
+                |vote: &LiteVote| (vote.value_hash, vote.kind, vote.round),
+                |remote| {
+                    let updater = self.updater(remote.clone());
+                    let action = action.clone();
+                    let due = due.clone();
+                    let clock = self.local.clock().clone();
+                    async move {
+                        let answer = updater.send_chain_update(action).await;
+                        // When each validator says the round is due: now if it voted.
+                        let deadline = match &answer {
+                            Ok(_) => Some(clock.now()),
+                            Err(NodeError::TimeoutNotDue { deadline }) => *deadline,
+                            Err(_) => None,
+                        };
+                        if let (Some(deadline), Ok(mut due)) = (deadline, due.lock()) {
+                            due.push((remote.public_key, deadline));
+                        }
+                        answer
+                    }
+                },
+            )
+            .await;
+            match result {
+                Ok(((_, votes), timing)) => {
+                    self.record(timing);
+                    break votes;
+                }
                 Err(error) => {
                     waits += 1;
-                    let deadline = match &error {
-                        QuorumError::Sample(errors) => errors
-                            .iter()
-                            .filter_map(|(e, _)| match e {
-                                NodeError::TimeoutNotDue { deadline } => *deadline,
-                                _ => None,
-                            })
-                            .max(),
-                        QuorumError::Trusted(NodeError::TimeoutNotDue { deadline }) => *deadline,
-                        _ => None,
-                    };
                     if waits > MAX_TIMEOUT_WAITS {
                         return Err(error.into());
                     }
                     let now = self.local.clock().now();
-                    let wait = deadline
-                        .map(|d| Duration::from_micros(d.saturating_since(now).as_micros()))
-                        .unwrap_or(Duration::from_millis(100))
-                        .min(self.options.deadline)
-                        + Duration::from_millis(1);
-                    debug!(?round, ?wait, "waiting for the round deadline");
-                    tokio::time::sleep(wait).await;
+                    let cap = now.saturating_add(duration).saturating_add(allowance);
+                    let reported = due.lock().map(|due| due.clone()).unwrap_or_default();
+                    let until = quorum_deadline(&committee, &reported)
+                        .map(|deadline| deadline.min(cap))
+                        .unwrap_or(now.saturating_add(TIMEOUT_RETRY_DELAY));
+                    debug!(?round, ?until, "waiting for the round deadline");
+                    // One millisecond past it, so that a validator's clock has passed it too.
+                    self.local
+                        .clock()
+                        .sleep_until(until.saturating_add(TimeDelta::from_millis(1)))
+                        .await;
                 }
             }
         };
@@ -627,6 +734,11 @@ impl<S: Storage + 'static> ChainClient<S> {
             }
         }
         infos.sort_by_key(|(_, response)| std::cmp::Reverse(response.info.next_block_height));
+        // The target: the highest height that validators holding f+1 of the weight (so at
+        // least one honest one) have reached. A single validator claiming more is tried, but
+        // not reaching its claim is no error.
+        let target = trusted_height(&committee, &infos);
+        let mut last_error = None;
         for (remote, response) in &infos {
             let local_next = self.local.chain_state(chain_id).await?.next_height;
             if response.info.next_block_height <= local_next {
@@ -638,9 +750,18 @@ impl<S: Storage + 'static> ChainClient<S> {
                 .await
             {
                 warn!(validator = ?remote.public_key, %error, "could not synchronize from validator");
+                last_error = Some(error);
             }
         }
         let local_next = self.local.chain_state(chain_id).await?.next_height;
+        if local_next < target {
+            return Err(ChainClientError::SyncIncomplete {
+                chain_id,
+                reached: local_next,
+                target,
+                error: last_error,
+            });
+        }
         for (_, response) in &infos {
             if response.info.next_block_height != local_next {
                 continue;

@@ -43,6 +43,7 @@ pub mod client;
 pub mod options;
 pub mod quorum;
 pub mod remote;
+pub mod skew;
 pub mod stats;
 pub mod updater;
 

@@ -20,9 +20,12 @@ pub const DEFAULT_CERTIFICATE_UPLOAD_BATCH_SIZE: usize = 500;
 /// Default for [`Options::background_catch_up`]: how long calls still running after a quorum may
 /// go on in the background (30 s).
 pub const DEFAULT_BACKGROUND_CATCH_UP: Duration = Duration::from_secs(30);
-/// Default for [`Options::max_recovery_depth`]: how deep chain-information sends may nest
-/// (a chain's parent, the parent's origins, …).
+/// Default for [`Options::max_recovery_depth`]: how many generations of chains (a chain's
+/// parent, the parent's parent, …) one recovery may walk up.
 pub const DEFAULT_MAX_RECOVERY_DEPTH: usize = 8;
+/// Default for [`Options::recovery_budget`]: recoveries one action may perform with one
+/// validator, nested calls included.
+pub const DEFAULT_RECOVERY_BUDGET: usize = 64;
 
 /// Exponential backoff with jitter for transport errors: never zero, capped, limited in
 /// attempts.
@@ -103,8 +106,12 @@ pub struct Options {
     /// Time budget for calls still running after a quorum returned (default
     /// [`DEFAULT_BACKGROUND_CATCH_UP`]); zero cancels them at once.
     pub background_catch_up: Duration,
-    /// How deep chain-information sends may nest (default [`DEFAULT_MAX_RECOVERY_DEPTH`]).
+    /// How many generations of chains a recovery may walk up: only a chain's parent counts
+    /// as a level (default [`DEFAULT_MAX_RECOVERY_DEPTH`]).
     pub max_recovery_depth: usize,
+    /// Recoveries one action may perform with one validator, nested calls included (default
+    /// [`DEFAULT_RECOVERY_BUDGET`]); a Byzantine validator inventing causes runs out of it.
+    pub recovery_budget: usize,
 }
 
 impl Default for Options {
@@ -118,6 +125,7 @@ impl Default for Options {
             certificate_upload_batch_size: DEFAULT_CERTIFICATE_UPLOAD_BATCH_SIZE,
             background_catch_up: DEFAULT_BACKGROUND_CATCH_UP,
             max_recovery_depth: DEFAULT_MAX_RECOVERY_DEPTH,
+            recovery_budget: DEFAULT_RECOVERY_BUDGET,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `communicate_with_quorum`: ask every validator at once, stop at quorum plus a grace period
 //! (DESIGN §5.1).
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
@@ -74,8 +75,8 @@ pub struct QuorumTiming {
 ///
 /// Stops when no quorum is possible any more, when every validator answered, or when the grace
 /// period after the quorum has passed: `options.quorum_grace` × the time the quorum took. The
-/// whole call is bounded by `options.deadline`; validators that have not answered by then count
-/// as [`NodeError::Timeout`]. Zero-weight validators and remotes outside the committee are never
+/// whole call is bounded by `options.deadline`; validators that were asked and have not
+/// answered by then count as [`NodeError::Timeout`] (those never asked count as nothing). Zero-weight validators and remotes outside the committee are never
 /// asked.
 ///
 /// Calls still running when it returns are not cancelled at once: they go on in a background
@@ -101,8 +102,9 @@ where
         .unwrap_or_else(|| start + FAR_FUTURE);
     let mut tally: QuorumTally<'_, K, V, NodeError> = QuorumTally::new(committee);
     let mut calls = FuturesUnordered::new();
+    let mut asked = BTreeSet::new();
     for remote in validators {
-        if committee.weight(&remote.public_key) == 0 {
+        if committee.weight(&remote.public_key) == 0 || !asked.insert(remote.public_key) {
             continue;
         }
         let key = remote.public_key;
@@ -143,7 +145,13 @@ where
         }
     }
     if timed_out {
-        let pending: Vec<ValidatorPublicKey> = tally.pending_validators().copied().collect();
+        // Only validators that were asked and did not answer timed out; those never asked
+        // (unreachable, not in the set) are not counted as answering anything.
+        let pending: Vec<ValidatorPublicKey> = tally
+            .pending_validators()
+            .filter(|validator| asked.contains(*validator))
+            .copied()
+            .collect();
         debug!(count = pending.len(), "deadline reached before a quorum");
         for validator in pending {
             let _ = tally.insert_error(validator, NodeError::Timeout);

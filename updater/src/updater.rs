@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,10 +13,12 @@ use rand::SeedableRng;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use quorum_core::node::MAX_CERTIFICATES_PER_BATCH;
 use quorum_core::{
     Blob, BlobId, BlockHeight, BlockProposal, ChainId, ChainInfoQuery, ChainInfoResponse,
-    ChainOrigin, ConfirmedBlockCertificate, CrossChainDelivery, LiteVote, NodeError, Round,
-    Storage, StreamId, ValidatedBlockCertificate, ValidatorPublicKey, Violation, VoteKind,
+    ChainOrigin, ConfirmedBlockCertificate, CrossChainDelivery, EventId, LiteVote, NodeError,
+    Round, Storage, StreamId, TransportErrorKind, ValidatedBlockCertificate, ValidatorPublicKey,
+    Violation, VoteKind,
 };
 use quorum_node::Worker;
 
@@ -24,7 +27,7 @@ use crate::remote::RemoteNode;
 use crate::stats::{RecoveryKind, RecoveryStats};
 
 /// A clock-skew report: the validator, and how far our clock is ahead of its clock, in
-/// microseconds (negative: behind).
+/// microseconds: `max(0, our send time − its time)`, so never negative.
 pub type SkewReport = (ValidatorPublicKey, i64);
 
 /// What to obtain from a validator.
@@ -61,6 +64,17 @@ pub enum CommunicateAction {
     },
 }
 
+impl CommunicateAction {
+    /// The round the action is about: the proposal's, the certificate's, or the timeout's.
+    pub fn round(&self) -> Round {
+        match self {
+            CommunicateAction::SubmitBlock { proposal, .. } => proposal.round(),
+            CommunicateAction::FinalizeBlock { certificate, .. } => certificate.round(),
+            CommunicateAction::RequestTimeout { round, .. } => *round,
+        }
+    }
+}
+
 /// Brings one remote validator up to date from the client's local node while obtaining what an
 /// action needs. Every recovery runs at most once per distinct cause, so a Byzantine validator
 /// cannot keep the client busy forever.
@@ -75,6 +89,9 @@ pub struct ValidatorUpdater<S> {
     pub options: Arc<Options>,
     /// Where repairs are counted.
     pub stats: Arc<RecoveryStats>,
+    /// Recoveries left for this action, nested calls included; shared by clones, so every
+    /// call made on behalf of one action draws on one budget (DESIGN §5.4.1).
+    budget: Arc<AtomicUsize>,
 }
 
 impl<S> Clone for ValidatorUpdater<S> {
@@ -85,6 +102,7 @@ impl<S> Clone for ValidatorUpdater<S> {
             admin_chain: self.admin_chain,
             options: self.options.clone(),
             stats: self.stats.clone(),
+            budget: self.budget.clone(),
         }
     }
 }
@@ -103,6 +121,39 @@ fn is_retryable(error: &NodeError) -> bool {
     matches!(error, NodeError::Transport(_) | NodeError::Timeout)
 }
 
+/// A `MissingCrossChainUpdate` claim must name a bundle the block consumes.
+fn check_bundle_claim(
+    block: &quorum_core::Block,
+    origin: ChainId,
+    height: BlockHeight,
+) -> Result<(), NodeError> {
+    let consumed = block
+        .incoming_bundles
+        .iter()
+        .any(|bundle| bundle.origin == origin && bundle.height == height);
+    if consumed {
+        Ok(())
+    } else {
+        Err(violation(Violation::FalseCrossChainClaim))
+    }
+}
+
+/// Whether a batch was refused for its size: too many certificates, or a frame too large.
+fn is_batch_too_large(error: &NodeError) -> bool {
+    matches!(
+        error,
+        NodeError::LimitExceeded(_) | NodeError::Transport(TransportErrorKind::FrameTooLarge)
+    )
+}
+
+/// Certificates per upload or download batch: the option, but never more than a node takes
+/// ([`MAX_CERTIFICATES_PER_BATCH`]) nor less than one.
+pub(crate) fn upload_batch_size(options: &Options) -> usize {
+    options
+        .certificate_upload_batch_size
+        .clamp(1, MAX_CERTIFICATES_PER_BATCH)
+}
+
 impl<S: Storage + 'static> ValidatorUpdater<S> {
     /// An updater for `remote`.
     pub fn new(
@@ -112,13 +163,36 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         options: Arc<Options>,
         stats: Arc<RecoveryStats>,
     ) -> Self {
+        let budget = Arc::new(AtomicUsize::new(options.recovery_budget));
         ValidatorUpdater {
             remote,
             local,
             admin_chain,
             options,
             stats,
+            budget,
         }
+    }
+
+    /// Draws one recovery of `kind` from the action's budget and counts it; fails with
+    /// `RepeatedRecovery` once the budget is spent.
+    fn recover(&self, kind: RecoveryKind) -> Result<(), NodeError> {
+        let spent = self
+            .budget
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            });
+        if spent.is_err() {
+            warn!(validator = ?self.remote.public_key, ?kind, "recovery budget of this action spent");
+            return Err(violation(Violation::RepeatedRecovery));
+        }
+        self.stats.record(kind);
+        Ok(())
+    }
+
+    /// Recoveries left in this action's budget.
+    pub fn budget_left(&self) -> usize {
+        self.budget.load(Ordering::SeqCst)
     }
 
     /// Calls the remote with the per-request timeout, retrying transport failures per the
@@ -254,6 +328,9 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         let mut event_chains_sent: BTreeSet<ChainId> = BTreeSet::new();
         let mut timestamp_waits = 0;
         for _ in 0..MAX_RECOVERIES_PER_CALL {
+            // Our time when the request leaves: the remote reads its clock after that, so a
+            // slow answer never looks like a clock behind ours.
+            let sent_at = self.local.clock().now();
             let result = self
                 .call(|| self.remote.node.handle_block_proposal(proposal.clone()))
                 .await;
@@ -265,7 +342,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                 Err(NodeError::WrongRound(round))
                     if round < proposal.round() && rounds_synced.insert(round) =>
                 {
-                    self.stats.record(RecoveryKind::WrongRound);
+                    self.recover(RecoveryKind::WrongRound)?;
                     self.send_chain_information(
                         chain_id,
                         height,
@@ -282,7 +359,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                     && !height_synced =>
                 {
                     height_synced = true;
-                    self.stats.record(RecoveryKind::BlockHeight);
+                    self.recover(RecoveryKind::BlockHeight)?;
                     self.send_chain_information(
                         chain_id,
                         found_block_height,
@@ -300,8 +377,9 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                         .get(&origin)
                         .is_none_or(|sent| *sent < origin_height) =>
                 {
+                    check_bundle_claim(block, origin, origin_height)?;
                     cross_chain_sent.insert(origin, origin_height);
-                    self.stats.record(RecoveryKind::CrossChain);
+                    self.recover(RecoveryKind::CrossChain)?;
                     let target = origin_height
                         .try_next()
                         .ok_or(NodeError::ProtocolViolation(Violation::RepeatedRecovery))?;
@@ -309,6 +387,13 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                         .await?;
                 }
                 Err(NodeError::EventsNotFound(ids)) => {
+                    let required: BTreeSet<EventId> = block
+                        .required_event_ids(self.admin_chain)
+                        .into_iter()
+                        .collect();
+                    if !ids.iter().all(|id| required.contains(id)) {
+                        return Err(violation(Violation::FalseEventsNotFound));
+                    }
                     let chains: BTreeSet<ChainId> = ids
                         .iter()
                         .map(|id| id.chain_id)
@@ -318,7 +403,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                         return Err(NodeError::EventsNotFound(ids));
                     }
                     event_chains_sent.extend(chains.iter().copied());
-                    self.stats.record(RecoveryKind::Events);
+                    self.recover(RecoveryKind::Events)?;
                     let sends = chains.into_iter().map(|publisher| async move {
                         let target = self.local.chain_state(publisher).await?.next_height;
                         self.send_chain_information(
@@ -335,7 +420,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                     if inactive == chain_id && !inactive_synced =>
                 {
                     inactive_synced = true;
-                    self.stats.record(RecoveryKind::InactiveChain);
+                    self.recover(RecoveryKind::InactiveChain)?;
                     self.send_chain_information(
                         chain_id,
                         height,
@@ -351,7 +436,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                         return Err(violation(Violation::FalseBlobsNotFound));
                     }
                     let ids = std::mem::take(&mut blob_ids);
-                    self.stats.record(RecoveryKind::Blobs);
+                    self.recover(RecoveryKind::Blobs)?;
                     self.upload_missing_blobs(chain_id, ids, blobs).await?;
                 }
                 Err(NodeError::InvalidTimestamp {
@@ -359,12 +444,12 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                     local_time,
                 }) if timestamp_waits < MAX_TIMESTAMP_WAITS => {
                     timestamp_waits += 1;
-                    self.stats.record(RecoveryKind::ClockSkew);
-                    let now = self.local.clock().now();
-                    let skew = i64::try_from(now.0).unwrap_or(i64::MAX)
-                        - i64::try_from(local_time.0).unwrap_or(i64::MAX);
+                    self.recover(RecoveryKind::ClockSkew)?;
+                    // skew = max(0, our send time − the remote's time) (DESIGN §5.4.1).
+                    let skew = sent_at.saturating_since(local_time);
                     if let Some(reports) = skew_reports {
-                        let _ = reports.send((self.remote.public_key, skew));
+                        let micros = i64::try_from(skew.as_micros()).unwrap_or(i64::MAX);
+                        let _ = reports.send((self.remote.public_key, micros));
                     }
                     let wait = Duration::from_micros(
                         block_timestamp.saturating_since(local_time).as_micros(),
@@ -376,8 +461,12 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                             local_time,
                         });
                     }
-                    // The remote's clock reaches the block's timestamp after `wait`.
-                    tokio::time::sleep(wait).await;
+                    // The remote's clock reads the block's timestamp when ours reads it plus
+                    // the skew; the wait goes through the node's clock.
+                    self.local
+                        .clock()
+                        .sleep_until(block_timestamp.saturating_add(skew))
+                        .await;
                 }
                 Err(error) => {
                     if is_retryable(&error) {
@@ -480,7 +569,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                 if !claimed.iter().all(|id| required.contains(id)) {
                     return Err(violation(Violation::FalseBlobsNotFound));
                 }
-                self.stats.record(RecoveryKind::Blobs);
+                self.recover(RecoveryKind::Blobs)?;
                 self.upload_missing_blobs(chain_id, claimed.clone(), blobs)
                     .await?;
             }
@@ -571,7 +660,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         chain_id: ChainId,
         target: BlockHeight,
     ) -> Result<(), NodeError> {
-        let batch_size = self.options.certificate_upload_batch_size.max(1) as u64;
+        let batch_size = upload_batch_size(&self.options) as u64;
         loop {
             let next = self.local.chain_state(chain_id).await?.next_height;
             if next >= target {
@@ -592,28 +681,63 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
             if certificates.len() > heights.len() {
                 return Err(violation(Violation::BadCertificate));
             }
-            self.stats.record(RecoveryKind::LocalSync);
+            self.recover(RecoveryKind::LocalSync)?;
             for certificate in certificates {
                 if certificate.value().block().chain_id != chain_id {
                     return Err(violation(Violation::WrongChain));
                 }
-                // The local node checks signatures against the right committee before applying.
-                quorum_core::ValidatorNode::handle_confirmed_certificate(
-                    &*self.local,
-                    certificate,
-                    CrossChainDelivery::NonBlocking,
-                )
-                .await
-                .map_err(|error| match error {
-                    NodeError::InvalidCertificate(_) => violation(Violation::BadCertificate),
-                    other => other,
-                })?;
+                self.process_downloaded(certificate).await?;
             }
             // A remote that serves only what we already have (while claiming more) would keep
             // this loop going forever: no progress is an error.
             if self.local.chain_state(chain_id).await?.next_height <= next {
                 return Err(violation(Violation::BadCertificate));
             }
+        }
+    }
+
+    /// Processes a downloaded certificate on the local node, which checks its signatures
+    /// against the right committee first. Blobs the block needs and the local node lacks are
+    /// downloaded from the remote with it (each checked against its id), once.
+    async fn process_downloaded(
+        &self,
+        certificate: ConfirmedBlockCertificate,
+    ) -> Result<(), NodeError> {
+        let process = |certificate: ConfirmedBlockCertificate| async move {
+            quorum_core::ValidatorNode::handle_confirmed_certificate(
+                &*self.local,
+                certificate,
+                CrossChainDelivery::NonBlocking,
+            )
+            .await
+            .map_err(|error| match error {
+                NodeError::InvalidCertificate(_) => violation(Violation::BadCertificate),
+                other => other,
+            })
+        };
+        match process(certificate.clone()).await {
+            Err(NodeError::BlobsNotFound(missing)) => {
+                let required: BTreeSet<BlobId> = certificate
+                    .value()
+                    .block()
+                    .required_blob_ids()
+                    .into_iter()
+                    .collect();
+                if !missing.iter().all(|id| required.contains(id)) {
+                    // The local node asks only for what the block needs; anything else is ours.
+                    return Err(NodeError::BlobsNotFound(missing));
+                }
+                self.recover(RecoveryKind::Blobs)?;
+                for id in missing {
+                    let blob = self.call(|| self.remote.node.download_blob(id)).await?;
+                    if blob.id() != id {
+                        return Err(violation(Violation::BadCertificate));
+                    }
+                    quorum_core::ValidatorNode::upload_blob(&*self.local, blob).await?;
+                }
+                process(certificate).await.map(|_| ())
+            }
+            other => other.map(|_| ()),
         }
     }
 
@@ -705,19 +829,19 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                             }) =>
                     {
                         admin_updated = true;
-                        self.stats.record(RecoveryKind::Committee);
+                        self.recover(RecoveryKind::Committee)?;
                         let target = self.local.chain_state(self.admin_chain).await?.next_height;
                         self.send_chain_information(
                             self.admin_chain,
                             target,
                             CrossChainDelivery::NonBlocking,
-                            depth + 1,
+                            depth,
                         )
                         .await?;
                     }
                     Err(NodeError::BlobsNotFound(claimed)) if !blobs_uploaded => {
                         blobs_uploaded = true;
-                        self.stats.record(RecoveryKind::Blobs);
+                        self.recover(RecoveryKind::Blobs)?;
                         let required: BTreeSet<BlobId> =
                             block.required_blob_ids().into_iter().collect();
                         if !claimed.iter().all(|id| required.contains(id)) {
@@ -744,8 +868,9 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                             .get(&origin)
                             .is_none_or(|sent| *sent < height) =>
                     {
+                        check_bundle_claim(block, origin, height)?;
                         cross_chain_sent.insert(origin, height);
-                        self.stats.record(RecoveryKind::CrossChain);
+                        self.recover(RecoveryKind::CrossChain)?;
                         let target = height
                             .try_next()
                             .ok_or(violation(Violation::RepeatedRecovery))?;
@@ -753,7 +878,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                             origin,
                             target,
                             CrossChainDelivery::Blocking,
-                            depth + 1,
+                            depth,
                         )
                         .await?;
                     }
@@ -761,8 +886,8 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                         if inactive == chain_id && !description_sent =>
                     {
                         description_sent = true;
-                        self.stats.record(RecoveryKind::InactiveChain);
-                        self.send_chain_description(chain_id, depth + 1).await?;
+                        self.recover(RecoveryKind::InactiveChain)?;
+                        self.send_chain_description(chain_id, depth).await?;
                     }
                     Err(error) => return Err(error),
                 }
@@ -804,8 +929,11 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
             } else {
                 let last = BlockHeight(target.0 - 1);
                 let certificate = self.local_certificate(chain_id, last).await?;
-                // Validators that voted for the newest block hold its value: lite suffices.
-                let try_lite = target == local.next_height;
+                // A validator that signed the certificate holds its value: lite suffices.
+                let try_lite = certificate
+                    .signatures()
+                    .iter()
+                    .any(|(signer, _)| *signer == self.remote.public_key);
                 match self
                     .send_confirmed_certificate_at(&certificate, delivery, try_lite, depth)
                     .await
@@ -860,7 +988,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                 Ok(response.info.next_block_height)
             }
             Err(NodeError::InactiveChain(_)) => {
-                self.send_chain_description(chain_id, depth + 1).await?;
+                self.send_chain_description(chain_id, depth).await?;
                 Ok(BlockHeight(0))
             }
             Err(error) => Err(error),
@@ -876,7 +1004,8 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         delivery: CrossChainDelivery,
         depth: usize,
     ) -> Result<Option<ChainInfoResponse>, NodeError> {
-        let batch_size = self.options.certificate_upload_batch_size.max(1) as u64;
+        // Never more than a node takes in one batch, whatever the option says.
+        let mut batch_size = upload_batch_size(&self.options) as u64;
         let mut next = from;
         let mut last = None;
         while next < to {
@@ -890,13 +1019,23 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                 .into_iter()
                 .collect::<Option<Vec<_>>>()
                 .ok_or(NodeError::NotFound)?;
-            let outcome = self
+            let outcome = match self
                 .call(|| {
                     self.remote
                         .node
                         .handle_confirmed_certificates(certificates.clone(), delivery)
                 })
-                .await?;
+                .await
+            {
+                Ok(outcome) => outcome,
+                // A batch refused as too large (by count or by frame size) is halved.
+                Err(error) if is_batch_too_large(&error) && batch_size > 1 => {
+                    batch_size /= 2;
+                    debug!(validator = ?self.remote.public_key, batch_size, "batch too large: halved");
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             self.stats
                 .add(RecoveryKind::CertificatesSent, outcome.processed as u64);
             if let Some(info) = outcome.info {
@@ -912,7 +1051,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                 }
                 // Repair what stopped the batch through the single-certificate path, then go on.
                 let response = self
-                    .send_confirmed_certificate_at(stuck, delivery, false, depth + 1)
+                    .send_confirmed_certificate_at(stuck, delivery, false, depth)
                     .await?;
                 last = Some(response);
                 next = BlockHeight(next.0 + 1);
@@ -1012,7 +1151,14 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         }
         if let Some(proposal) = &manager.proposed {
             let same_round = proposal.round() == remote.info.manager.current_round;
-            if same_round && remote.info.manager.pending.is_none() {
+            // No vote in this round: none at all, or one left from an earlier round.
+            let voted_here = remote
+                .info
+                .manager
+                .pending
+                .as_ref()
+                .is_some_and(|vote| vote.round >= proposal.round());
+            if same_round && !voted_here {
                 let sent = self
                     .call(|| self.remote.node.handle_block_proposal((**proposal).clone()))
                     .await;

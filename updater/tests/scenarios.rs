@@ -482,7 +482,7 @@ async fn clock_ahead_of_f_plus_one_validators_is_reported() {
     let error = client.transfer(net.chains[0], 1).await.unwrap_err();
     assert_eq!(client.stats().max_skew(), Some(10_000_000));
     match error {
-        quorum_updater::ChainClientError::ClockAhead { skew_micros } => {
+        quorum_updater::ChainClientError::ClockAhead { skew_micros, .. } => {
             assert_eq!(skew_micros, 10_000_000);
         }
         other => panic!("expected ClockAhead, got {other}"),
