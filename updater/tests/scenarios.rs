@@ -397,29 +397,7 @@ async fn reconnect_and_sync(
     handle
 }
 
-/// Validators 0..3 validate `proposal` (directly); returns the certificate.
-async fn validate_directly(
-    net: &TestNet,
-    proposal: &BlockProposal,
-    value: quorum_core::BlockValue,
-) -> ValidatedBlockCertificate {
-    let mut signatures = Vec::new();
-    for v in 0..3 {
-        let answer = net.workers[v]
-            .handle_block_proposal(proposal.clone())
-            .await
-            .unwrap();
-        let vote = answer.info.manager.pending.clone().unwrap();
-        signatures.push((vote.validator, vote.signature));
-    }
-    let certificate = Certificate::new(
-        Hashed::new(ValidatedBlock(value)),
-        proposal.round(),
-        signatures,
-    );
-    certificate.check(&net.committee).unwrap();
-    certificate
-}
+use common::validate_directly;
 
 #[tokio::test(start_paused = true)]
 async fn round_sync_sends_the_locking_block() {

@@ -63,6 +63,24 @@ impl TestNet {
 
     /// Like [`TestNet::new`], with each validator's clock shifted by an offset in µs.
     pub async fn with_clock_offsets(n: usize, chains: u32, fast: bool, offsets: &[i64]) -> TestNet {
+        Self::build(n, chains, offsets, |i, owner| description(i, owner, fast)).await
+    }
+
+    /// Like [`TestNet::new`], each genesis chain described by `describe(index, owner)`.
+    pub async fn with_descriptions(
+        n: usize,
+        chains: u32,
+        describe: impl Fn(u32, &AccountSecretKey) -> ChainDescription,
+    ) -> TestNet {
+        Self::build(n, chains, &vec![0; n], describe).await
+    }
+
+    async fn build(
+        n: usize,
+        chains: u32,
+        offsets: &[i64],
+        describe: impl Fn(u32, &AccountSecretKey) -> ChainDescription,
+    ) -> TestNet {
         let secrets = keys(n, 42);
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let owners: Vec<_> = (0..chains)
@@ -70,7 +88,7 @@ impl TestNet {
             .collect();
         let committee = committee_of(&secrets);
         let descriptions: Vec<_> = (0..chains)
-            .map(|i| description(i, &owners[i as usize], fast))
+            .map(|i| describe(i, &owners[i as usize]))
             .collect();
         let genesis = Genesis {
             committee: committee.clone(),
@@ -177,4 +195,29 @@ impl TestNet {
             "validator {v} balance on {chain:?}"
         );
     }
+}
+
+/// Validators 0..3 validate `proposal` (directly, not through the transports); returns the
+/// validated certificate their votes make.
+pub async fn validate_directly(
+    net: &TestNet,
+    proposal: &quorum_core::BlockProposal,
+    value: quorum_core::BlockValue,
+) -> quorum_core::ValidatedBlockCertificate {
+    let mut signatures = Vec::new();
+    for v in 0..3 {
+        let answer = net.workers[v]
+            .handle_block_proposal(proposal.clone())
+            .await
+            .unwrap();
+        let vote = answer.info.manager.pending.clone().unwrap();
+        signatures.push((vote.validator, vote.signature));
+    }
+    let certificate = quorum_core::Certificate::new(
+        quorum_core::Hashed::new(quorum_core::ValidatedBlock(value)),
+        proposal.round(),
+        signatures,
+    );
+    certificate.check(&net.committee).unwrap();
+    certificate
 }
