@@ -41,6 +41,7 @@
 
 pub mod client;
 pub mod options;
+pub mod planner;
 pub mod quorum;
 pub mod remote;
 pub mod skew;
