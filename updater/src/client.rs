@@ -89,7 +89,7 @@ pub enum ChainClientError {
         /// The weighted median of the skews reported (one per validator), in microseconds.
         skew_micros: i64,
         /// What the validators answered.
-        error: QuorumError,
+        error: Box<QuorumError>,
     },
     /// The certified value is not the block this client computed.
     #[error("validators certified another value than the one proposed")]
@@ -111,7 +111,7 @@ pub enum ChainClientError {
         /// The next height validators holding f+1 of the weight have.
         target: BlockHeight,
         /// Why the last attempt stopped (e.g. `BlobsNotFound` naming the missing blobs).
-        error: Option<NodeError>,
+        error: Option<Box<NodeError>>,
     },
     /// A committee the client needs has no reachable validators.
     #[error("no validator of {0:?} is reachable")]
@@ -548,7 +548,10 @@ impl<S: Storage + 'static> ChainClient<S> {
     ) -> ChainClientError {
         let grace = self.local.config().timestamp_grace;
         match clock_ahead(committee, &reports, grace) {
-            Some(skew_micros) => ChainClientError::ClockAhead { skew_micros, error },
+            Some(skew_micros) => ChainClientError::ClockAhead {
+                skew_micros,
+                error: Box::new(error),
+            },
             None => ChainClientError::Quorum(error),
         }
     }
@@ -759,7 +762,7 @@ impl<S: Storage + 'static> ChainClient<S> {
                 chain_id,
                 reached: local_next,
                 target,
-                error: last_error,
+                error: last_error.map(Box::new),
             });
         }
         for (_, response) in &infos {

@@ -503,7 +503,10 @@ async fn an_incomplete_sync_names_what_is_missing() {
             assert_eq!(chain_id, net.chains[1]);
             assert_eq!(reached, BlockHeight(0));
             assert_eq!(target, BlockHeight(1));
-            assert_eq!(error, Some(NodeError::BlobsNotFound(vec![blob_id])));
+            assert_eq!(
+                error.as_deref(),
+                Some(&NodeError::BlobsNotFound(vec![blob_id]))
+            );
         }
         other => panic!("expected SyncIncomplete, got {other}"),
     }
