@@ -415,6 +415,24 @@ impl Planner {
         Self::recover(kind, Step::SendPublishers(publishers))
     }
 
+    /// A certificate's `BlobsNotFound`: the claim must lie within the block's blobs; the
+    /// upload (`step`) runs once.
+    fn plan_blobs(
+        &mut self,
+        error: &NodeError,
+        claimed: &[BlobId],
+        step: impl FnOnce(&[BlobId]) -> Step,
+    ) -> Decision {
+        if !claimed.iter().all(|id| self.subject.blobs.contains(id)) {
+            return Decision::Fail(violation(Violation::FalseBlobsNotFound));
+        }
+        if self.tried.blobs {
+            return Decision::Fail(error.clone());
+        }
+        self.tried.blobs = true;
+        Self::recover(RecoveryKind::Blobs, step(claimed))
+    }
+
     fn plan_validated(&mut self, error: &NodeError) -> Decision {
         match error {
             NodeError::MissingCertificateValue if self.lite() => {
@@ -425,14 +443,7 @@ impl Planner {
                 }
             }
             NodeError::BlobsNotFound(claimed) => {
-                if !claimed.iter().all(|id| self.subject.blobs.contains(id)) {
-                    return Decision::Fail(violation(Violation::FalseBlobsNotFound));
-                }
-                if self.tried.blobs {
-                    return Decision::Fail(error.clone());
-                }
-                self.tried.blobs = true;
-                Self::recover(RecoveryKind::Blobs, Step::UploadProposalBlobs)
+                self.plan_blobs(error, claimed, |_| Step::UploadProposalBlobs)
             }
             other => self.plan_sync_if_needed(other),
         }
@@ -497,15 +508,14 @@ impl Planner {
             }
             NodeError::EventsNotFound(ids) => self.plan_events(error, ids),
             NodeError::BlobsNotFound(claimed) => {
-                if !claimed.iter().all(|id| self.subject.blobs.contains(id)) {
-                    return Decision::Fail(violation(Violation::FalseBlobsNotFound));
+                let decision = self.plan_blobs(error, claimed, |claimed| {
+                    Step::UploadBlobs(claimed.to_vec())
+                });
+                // After the upload the certificate goes in full.
+                if matches!(decision, Decision::Recover { .. }) {
+                    self.tried.full = true;
                 }
-                if self.tried.blobs {
-                    return Decision::Fail(error.clone());
-                }
-                self.tried.blobs = true;
-                self.tried.full = true;
-                Self::recover(RecoveryKind::Blobs, Step::UploadBlobs(claimed.clone()))
+                decision
             }
             NodeError::MissingCrossChainUpdate { .. } => self.plan_cross_chain(error),
             NodeError::InactiveChain(chain)

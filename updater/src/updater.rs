@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,7 +90,7 @@ pub struct ValidatorUpdater<S> {
     pub stats: Arc<RecoveryStats>,
     /// Recoveries left for this action, nested calls included; shared by clones, so every
     /// call made on behalf of one action draws on one budget (DESIGN §5.4.1).
-    budget: Arc<AtomicUsize>,
+    budget: Arc<Budget>,
 }
 
 impl<S> Clone for ValidatorUpdater<S> {
@@ -107,8 +106,7 @@ impl<S> Clone for ValidatorUpdater<S> {
     }
 }
 
-/// Most times one proposal waits for a validator's clock.
-const MAX_TIMESTAMP_WAITS: usize = 2;
+use crate::planner::{Budget, MAX_TIMESTAMP_WAITS};
 /// Most repairs within one call to one validator, whatever their causes: a Byzantine validator
 /// that invents a new cause each time still runs out.
 pub const MAX_RECOVERIES_PER_CALL: usize = 16;
@@ -163,7 +161,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         options: Arc<Options>,
         stats: Arc<RecoveryStats>,
     ) -> Self {
-        let budget = Arc::new(AtomicUsize::new(options.recovery_budget));
+        let budget = Arc::new(Budget::new(options.recovery_budget));
         ValidatorUpdater {
             remote,
             local,
@@ -177,12 +175,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
     /// Draws one recovery of `kind` from the action's budget and counts it; fails with
     /// `RepeatedRecovery` once the budget is spent.
     fn recover(&self, kind: RecoveryKind) -> Result<(), NodeError> {
-        let spent = self
-            .budget
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
-                left.checked_sub(1)
-            });
-        if spent.is_err() {
+        if !self.budget.try_spend() {
             warn!(validator = ?self.remote.public_key, ?kind, "recovery budget of this action spent");
             return Err(violation(Violation::RepeatedRecovery));
         }
@@ -192,7 +185,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
 
     /// Recoveries left in this action's budget.
     pub fn budget_left(&self) -> usize {
-        self.budget.load(Ordering::SeqCst)
+        self.budget.left()
     }
 
     /// Calls the remote with the per-request timeout, retrying transport failures per the
