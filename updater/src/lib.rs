@@ -40,6 +40,7 @@
 //! ```
 
 pub mod client;
+pub mod deadline;
 pub mod options;
 pub mod planner;
 pub mod quorum;

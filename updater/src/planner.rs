@@ -245,6 +245,11 @@ impl Planner {
         &self.subject
     }
 
+    /// Records the local node's next height on the chain as it is now: a local sync moves it.
+    pub fn observe_local_next(&mut self, local_next: BlockHeight) {
+        self.subject.local_next = local_next;
+    }
+
     /// What to do about `error`, the remote's answer to a request sent at `sent_at` (our
     /// clock). A recovery draws on `budget`; none left is `RepeatedRecovery`.
     pub fn plan(&mut self, error: &NodeError, sent_at: Timestamp, budget: &Budget) -> Decision {

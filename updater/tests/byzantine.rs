@@ -62,7 +62,6 @@ async fn false_blobs_not_found_is_a_protocol_violation_and_uploads_nothing() {
     let result = updater(&net, 3, node)
         .send_chain_update(CommunicateAction::SubmitBlock {
             proposal: Box::new(proposal),
-            blob_ids: vec![blob_id],
             blobs: vec![],
             skew_reports: None,
         })
@@ -95,7 +94,6 @@ async fn votes_signed_by_another_key_are_refused() {
         let result = updater(&net, 3, node)
             .send_chain_update(CommunicateAction::SubmitBlock {
                 proposal: Box::new(proposal.clone()),
-                blob_ids: vec![],
                 blobs: vec![],
                 skew_reports: None,
             })
@@ -253,7 +251,6 @@ async fn a_validator_answering_every_recoverable_error_cannot_loop_the_client() 
     let result = updater(&net, 3, adversary.clone())
         .send_chain_update(CommunicateAction::SubmitBlock {
             proposal: Box::new(proposal),
-            blob_ids: vec![],
             blobs: vec![],
             skew_reports: None,
         })

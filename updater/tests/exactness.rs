@@ -252,7 +252,6 @@ async fn latency_is_not_taken_for_clock_skew() {
         );
         let action = CommunicateAction::SubmitBlock {
             proposal: Box::new(proposal.clone()),
-            blob_ids: vec![],
             blobs: vec![],
             skew_reports: Some(sender.clone()),
         };
@@ -549,4 +548,28 @@ async fn a_non_leader_waits_for_the_next_round() {
         quorum_core::manager::leader(&description, chain, BlockHeight(0), round),
         Some(secret.public())
     );
+}
+
+/// A validator still in an earlier round answers a timeout request without a vote: it is sent
+/// our round's evidence (the timeout certificate of the round before), moves to the round, and
+/// votes once the round is due. Here its vote is needed for the quorum.
+#[tokio::test(start_paused = true)]
+async fn a_validator_in_an_earlier_round_is_moved_up_and_votes() {
+    let net = TestNet::new(4, 2, false).await;
+    let client = net.client(CHAIN);
+    let chain = net.chains[CHAIN];
+    net.set_fault(3, Fault::Offline);
+    client.time_out_round(Round::MultiLeader(0)).await.unwrap();
+    net.settle().await;
+    let behind = net.workers[3].chain_state(chain).await.unwrap();
+    assert_eq!(behind.manager.current_round, Round::MultiLeader(0));
+    net.set_fault(3, Fault::Honest);
+    net.set_fault(2, Fault::Offline);
+    // Validators 0, 1 and 3 are the only quorum left: validator 3 must vote in round 1.
+    client.time_out_round(Round::MultiLeader(1)).await.unwrap();
+    let local = client.local().chain_state(chain).await.unwrap();
+    assert!(local.manager.current_round > Round::MultiLeader(1));
+    net.settle().await;
+    let moved = net.workers[3].chain_state(chain).await.unwrap();
+    assert_eq!(moved.manager.current_round, local.manager.current_round);
 }

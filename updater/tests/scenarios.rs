@@ -158,7 +158,6 @@ async fn invalid_timestamp_reports_skew_before_sleeping_then_commits() {
         updater
             .send_chain_update(CommunicateAction::SubmitBlock {
                 proposal: Box::new(proposal),
-                blob_ids: vec![],
                 blobs: vec![],
                 skew_reports: Some(sender),
             })
@@ -190,7 +189,6 @@ async fn invalid_timestamp_beyond_the_maximum_skew_fails_without_sleeping() {
     let result = updater
         .send_chain_update(CommunicateAction::SubmitBlock {
             proposal: Box::new(proposal),
-            blob_ids: vec![],
             blobs: vec![],
             skew_reports: None,
         })

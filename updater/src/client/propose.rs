@@ -1,0 +1,272 @@
+//! Making, proposing and finalizing blocks, and broadcasting their certificates (DESIGN §5.5).
+
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use quorum_core::chain::MAX_INCOMING_BUNDLES_PER_BLOCK;
+use quorum_core::manager::leader;
+use quorum_core::{
+    Blob, Block, BlockProposal, BlockValue, Certificate, Committee, ConfirmedBlock,
+    ConfirmedBlockCertificate, CrossChainDelivery, Hashed, IncomingBundle, Operation, Round,
+    Storage, ValidatedBlock, ValidatedBlockCertificate, ValidatorNode,
+};
+
+use crate::quorum::{communicate_with_quorum, QuorumError};
+use crate::remote::RemoteNode;
+use crate::skew::clock_ahead;
+use crate::updater::{CommunicateAction, SkewReport};
+
+use super::{ChainClient, ChainClientError, MAX_ROUNDS_PER_BLOCK};
+
+impl<S: Storage + 'static> ChainClient<S> {
+    /// The block this chain would commit next with `operations`: on top of the local state,
+    /// consuming the bundles waiting in the local inbox, at most
+    /// [`MAX_INCOMING_BUNDLES_PER_BLOCK`] of them (the rest wait for the next block).
+    pub async fn make_block(&self, operations: Vec<Operation>) -> Result<Block, ChainClientError> {
+        let owner = self.owner.as_ref().ok_or(ChainClientError::NotOwner)?;
+        let state = self.local.chain_state(self.chain_id).await?;
+        state.description()?;
+        // At most what execution takes in one block; the rest wait for the next block.
+        let incoming_bundles: Vec<IncomingBundle> = state
+            .inboxes
+            .iter()
+            .flat_map(|(origin, inbox)| {
+                inbox
+                    .bundles
+                    .iter()
+                    .map(move |(height, messages)| IncomingBundle {
+                        origin: *origin,
+                        height: *height,
+                        messages: messages.clone(),
+                    })
+            })
+            .take(MAX_INCOMING_BUNDLES_PER_BLOCK)
+            .collect();
+        let now = self.local.clock().now();
+        Ok(Block {
+            chain_id: self.chain_id,
+            epoch: state.epoch,
+            height: state.next_height,
+            timestamp: now.max(state.timestamp),
+            previous_block_hash: state.tip_hash,
+            authenticated_owner: owner.public(),
+            incoming_bundles,
+            operations,
+        })
+    }
+
+    /// Commits a block with `operations` (and the contents of the blobs it publishes), going
+    /// through rounds as needed. Returns its confirmed certificate.
+    pub async fn execute_operations(
+        &self,
+        operations: Vec<Operation>,
+        blobs: Vec<Blob>,
+    ) -> Result<ConfirmedBlockCertificate, ChainClientError> {
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            if rounds > MAX_ROUNDS_PER_BLOCK {
+                return Err(ChainClientError::TooManyRounds(MAX_ROUNDS_PER_BLOCK));
+            }
+            let block = self.make_block(operations.clone()).await?;
+            let state = self.local.chain_state(self.chain_id).await?;
+            // A block validated by a quorum at this height must be re-proposed before ours.
+            let locked = state
+                .manager
+                .locking_certificate
+                .as_ref()
+                .filter(|certificate| certificate.value().block().height == block.height)
+                .map(|certificate| (**certificate).clone());
+            let round = state.manager.current_round;
+            let owner = self.owner.as_ref().ok_or(ChainClientError::NotOwner)?;
+            // In a single-leader round only the leader proposes: another owner waits for the
+            // round's timeout and tries the next round (DESIGN §5.4.1).
+            if let Round::SingleLeader(_) = round {
+                let leader = leader(state.description()?, self.chain_id, block.height, round);
+                if leader != Some(owner.public()) {
+                    debug!(?round, "not this round's leader: timing the round out");
+                    self.time_out_round(round).await?;
+                    continue;
+                }
+            }
+            let (proposal, value, own) = match locked {
+                Some(certificate) if *certificate.value().block() != block => {
+                    let value = certificate.value().inner().0.clone();
+                    (
+                        BlockProposal::new_retry(round, certificate, owner),
+                        value,
+                        false,
+                    )
+                }
+                _ => {
+                    let value = self.local.stage_block_execution(&block, &blobs).await?;
+                    (BlockProposal::new(block, round, owner), value, true)
+                }
+            };
+            match self
+                .propose(
+                    proposal,
+                    value,
+                    if own { blobs.clone() } else { Vec::new() },
+                )
+                .await
+            {
+                Ok(certificate) => {
+                    if own {
+                        return Ok(certificate);
+                    }
+                }
+                Err(error) => self.recover_round(round, error).await?,
+            }
+        }
+    }
+
+    /// Runs one proposal through a quorum, to a confirmed certificate processed locally and
+    /// broadcast.
+    pub(super) async fn propose(
+        &self,
+        proposal: BlockProposal,
+        value: BlockValue,
+        blobs: Vec<Blob>,
+    ) -> Result<ConfirmedBlockCertificate, ChainClientError> {
+        let epoch = proposal.block().epoch;
+        let (committee, remotes) = self.committee_and_remotes(epoch).await?;
+        let round = proposal.round();
+        let (skew_sender, mut skew_receiver) = mpsc::unbounded_channel::<SkewReport>();
+        // The local node needs the blobs the block publishes to execute it once confirmed.
+        for blob in &blobs {
+            ValidatorNode::handle_pending_blob(&*self.local, self.chain_id, blob.clone()).await?;
+        }
+        // The local node records the proposal, as evidence of our round for lagging validators.
+        let _ = ValidatorNode::handle_block_proposal(&*self.local, proposal.clone()).await;
+        let action = CommunicateAction::SubmitBlock {
+            proposal: Box::new(proposal.clone()),
+            blobs: blobs.clone(),
+            skew_reports: Some(skew_sender),
+        };
+        let result = self.collect_votes(&committee, &remotes, action).await;
+        let mut reports = Vec::new();
+        while let Ok(report) = skew_receiver.try_recv() {
+            self.stats.record_skew(report.1);
+            reports.push(report);
+        }
+        let votes = match result {
+            Ok(votes) => votes,
+            Err(error) => return Err(self.explain_failure(error, &committee, reports)),
+        };
+        let signatures: Vec<_> = votes
+            .iter()
+            .map(|(key, vote)| (*key, vote.signature))
+            .collect();
+        let confirmed = if round.is_fast() {
+            let value = Hashed::new(ConfirmedBlock(value));
+            if votes.first().map(|(_, v)| v.value_hash) != Some(value.hash()) {
+                return Err(ChainClientError::UnexpectedValue);
+            }
+            let certificate = Certificate::new(value, round, signatures);
+            certificate.check(&committee)?;
+            certificate
+        } else {
+            let value = Hashed::new(ValidatedBlock(value));
+            if votes.first().map(|(_, v)| v.value_hash) != Some(value.hash()) {
+                return Err(ChainClientError::UnexpectedValue);
+            }
+            let validated: ValidatedBlockCertificate = Certificate::new(value, round, signatures);
+            validated.check(&committee)?;
+            let _ =
+                ValidatorNode::handle_validated_certificate(&*self.local, validated.clone()).await;
+            self.finalize(&committee, &remotes, validated, blobs)
+                .await?
+        };
+        self.local
+            .handle_confirmed_certificate(confirmed.clone(), CrossChainDelivery::Blocking)
+            .await?;
+        self.broadcast(&committee, &remotes, &confirmed).await;
+        Ok(confirmed)
+    }
+
+    /// Second phase: turns a validated certificate into a confirmed one.
+    pub(super) async fn finalize(
+        &self,
+        committee: &Committee,
+        remotes: &[RemoteNode],
+        validated: ValidatedBlockCertificate,
+        blobs: Vec<Blob>,
+    ) -> Result<ConfirmedBlockCertificate, ChainClientError> {
+        let round = validated.round();
+        let value = Hashed::new(validated.value().to_confirmed());
+        let action = CommunicateAction::FinalizeBlock {
+            certificate: Box::new(validated),
+            blobs,
+            delivery: CrossChainDelivery::NonBlocking,
+        };
+        let votes = self.collect_votes(committee, remotes, action).await?;
+        if votes.first().map(|(_, v)| v.value_hash) != Some(value.hash()) {
+            return Err(ChainClientError::UnexpectedValue);
+        }
+        let signatures = votes
+            .iter()
+            .map(|(key, vote)| (*key, vote.signature))
+            .collect();
+        let certificate = Certificate::new(value, round, signatures);
+        certificate.check(committee)?;
+        Ok(certificate)
+    }
+
+    /// Makes sure a quorum has the confirmed certificate; the others keep being updated in the
+    /// background within the catch-up budget.
+    pub(super) async fn broadcast(
+        &self,
+        committee: &Committee,
+        remotes: &[RemoteNode],
+        certificate: &ConfirmedBlockCertificate,
+    ) {
+        let block = certificate.value().block();
+        let (chain_id, target) = (
+            block.chain_id,
+            block.height.try_next().unwrap_or(block.height),
+        );
+        // Sending chain information up to the block sends the certificate itself first (lite
+        // when the validator voted) and, to a validator that lags, everything it misses.
+        let result = communicate_with_quorum(
+            remotes,
+            committee,
+            &self.options,
+            |_: &()| (),
+            |remote| {
+                let updater = self.updater(remote);
+                async move {
+                    updater
+                        .send_chain_information(
+                            chain_id,
+                            target,
+                            CrossChainDelivery::NonBlocking,
+                            0,
+                        )
+                        .await
+                }
+            },
+        )
+        .await;
+        match result {
+            Ok((_, timing)) => self.record(timing),
+            Err(error) => warn!(%error, "a quorum did not take the confirmed certificate"),
+        }
+    }
+
+    pub(super) fn explain_failure(
+        &self,
+        error: QuorumError,
+        committee: &Committee,
+        reports: Vec<SkewReport>,
+    ) -> ChainClientError {
+        let grace = self.local.config().timestamp_grace;
+        match clock_ahead(committee, &reports, grace) {
+            Some(skew_micros) => ChainClientError::ClockAhead {
+                skew_micros,
+                error: Box::new(error),
+            },
+            None => ChainClientError::Quorum(error),
+        }
+    }
+}

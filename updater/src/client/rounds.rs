@@ -1,0 +1,187 @@
+//! Rounds that stall: catching up, and timing a round out at the deadline a quorum names (DESIGN §5.4.1, §5.5).
+
+use std::sync::{Arc, Mutex};
+
+use tracing::{debug, info, warn};
+
+use quorum_core::manager::round_duration;
+use quorum_core::{
+    BlockHeight, Certificate, Committee, Hashed, LiteVote, NodeError, Round, Storage, TimeDelta,
+    Timeout, TimeoutCertificate, Timestamp, ValidatorNode, ValidatorPublicKey,
+};
+
+use crate::deadline::{quorum_deadline, Silent};
+use crate::quorum::{communicate_with_quorum, QuorumError};
+use crate::updater::CommunicateAction;
+
+use super::{ChainClient, ChainClientError};
+
+/// Most rounds one block is tried in before the client gives up.
+pub const MAX_ROUNDS_PER_BLOCK: u32 = 8;
+/// Most times the client waits for validators' round deadlines per round.
+pub const MAX_TIMEOUT_WAITS: u32 = 4;
+/// How long the client waits before asking for timeout votes again when the answers named no
+/// deadline a quorum agrees on (100 ms).
+pub const TIMEOUT_RETRY_DELAY: TimeDelta = TimeDelta::from_millis(100);
+
+impl<S: Storage + 'static> ChainClient<S> {
+    /// After a failed round: catch up with validators, and time the round out if it stalled.
+    pub(super) async fn recover_round(
+        &self,
+        round: Round,
+        error: ChainClientError,
+    ) -> Result<(), ChainClientError> {
+        let retriable = match &error {
+            ChainClientError::Quorum(QuorumError::NoConsensus { .. }) => true,
+            ChainClientError::Quorum(quorum) => matches!(
+                quorum.main_error(),
+                Some(
+                    NodeError::WrongRound(_)
+                        | NodeError::HasLockedBlock
+                        | NodeError::AlreadyVoted
+                        | NodeError::UnexpectedBlockHeight { .. }
+                        | NodeError::Timeout
+                        | NodeError::Transport(_)
+                        | NodeError::ProtocolViolation(_)
+                        | NodeError::InvalidCertificate(_)
+                )
+            ),
+            _ => false,
+        };
+        if !retriable {
+            return Err(error);
+        }
+        debug!(%error, ?round, "round failed; synchronizing");
+        self.synchronize_from_validators().await?;
+        let state = self.local.chain_state(self.chain_id).await?;
+        if state.manager.current_round > round
+            || state.next_height > BlockHeight(0) && self.moved_on(&error)
+        {
+            return Ok(());
+        }
+        self.time_out_round(round).await
+    }
+
+    pub(super) fn moved_on(&self, error: &ChainClientError) -> bool {
+        matches!(
+            error,
+            ChainClientError::Quorum(q) if matches!(q.main_error(), Some(NodeError::UnexpectedBlockHeight { .. }))
+        )
+    }
+
+    /// Obtains a timeout certificate for `round` at the current height and moves every validator
+    /// (and the local node) past it.
+    ///
+    /// While the round is not due, it waits until the deadline by which validators holding a
+    /// quorum of the weight agree it is due (the quorum-th smallest deadline by weight), never
+    /// for the largest one a single validator names, and never beyond the round's duration
+    /// plus [`Options::max_clock_skew`](crate::Options::max_clock_skew) (DESIGN §5.4.1). Waits go through the node's clock.
+    pub async fn time_out_round(&self, round: Round) -> Result<(), ChainClientError> {
+        let state = self.local.chain_state(self.chain_id).await?;
+        let (committee, remotes) = self.committee_and_remotes(state.epoch).await?;
+        let height = state.next_height;
+        let duration = round_duration(&state.description()?.consensus, round);
+        let allowance =
+            TimeDelta(u64::try_from(self.options.max_clock_skew.as_micros()).unwrap_or(u64::MAX));
+        let mut waits = 0;
+        let votes = loop {
+            let action = CommunicateAction::RequestTimeout {
+                chain_id: self.chain_id,
+                height,
+                round,
+            };
+            let due: Arc<Mutex<Vec<(ValidatorPublicKey, Timestamp)>>> = Arc::default();
+            let result = communicate_with_quorum(
+                &remotes,
+                &committee,
+                &self.options,
+                |vote: &LiteVote| (vote.value_hash, vote.kind, vote.round),
+                |remote| {
+                    let updater = self.updater(remote.clone());
+                    let action = action.clone();
+                    let due = due.clone();
+                    let clock = self.local.clock().clone();
+                    async move {
+                        let answer = updater.send_chain_update(action).await;
+                        // When each validator says the round is due: now if it voted.
+                        let deadline = match &answer {
+                            Ok(_) => Some(clock.now()),
+                            Err(NodeError::TimeoutNotDue { deadline }) => *deadline,
+                            Err(_) => None,
+                        };
+                        if let (Some(deadline), Ok(mut due)) = (deadline, due.lock()) {
+                            due.push((remote.public_key, deadline));
+                        }
+                        answer
+                    }
+                },
+            )
+            .await;
+            match result {
+                Ok(((_, votes), timing)) => {
+                    self.record(timing);
+                    break votes;
+                }
+                Err(error) => {
+                    waits += 1;
+                    if waits > MAX_TIMEOUT_WAITS {
+                        return Err(error.into());
+                    }
+                    let now = self.local.clock().now();
+                    let cap = now.saturating_add(duration).saturating_add(allowance);
+                    let reported = due.lock().map(|due| due.clone()).unwrap_or_default();
+                    // Counting the silent validators as due gives the earliest instant a
+                    // quorum can be due; once that has passed in vain, wait for the ones that
+                    // named a deadline.
+                    let until = match quorum_deadline(&committee, &reported, Silent::MayBeDue) {
+                        Some(deadline) if deadline > now => Some(deadline),
+                        _ => quorum_deadline(&committee, &reported, Silent::NotDue)
+                            .filter(|deadline| *deadline > now),
+                    }
+                    .map(|deadline| deadline.min(cap))
+                    .unwrap_or(now.saturating_add(TIMEOUT_RETRY_DELAY));
+                    debug!(?round, ?until, "waiting for the round deadline");
+                    // One millisecond past it, so that a validator's clock has passed it too.
+                    self.local
+                        .clock()
+                        .sleep_until(until.saturating_add(TimeDelta::from_millis(1)))
+                        .await;
+                }
+            }
+        };
+        let value = Hashed::new(Timeout {
+            chain_id: self.chain_id,
+            height,
+            epoch: state.epoch,
+        });
+        let signatures = votes
+            .iter()
+            .map(|(key, vote)| (*key, vote.signature))
+            .collect();
+        let certificate: TimeoutCertificate = Certificate::new(value, round, signatures);
+        certificate.check(&committee)?;
+        ValidatorNode::handle_timeout_certificate(&*self.local, certificate.clone()).await?;
+        let result = communicate_with_quorum(
+            &remotes,
+            &committee,
+            &self.options,
+            |_: &()| (),
+            |remote| {
+                let certificate = certificate.clone();
+                async move {
+                    remote
+                        .node
+                        .handle_timeout_certificate(certificate)
+                        .await
+                        .map(|_| ())
+                }
+            },
+        )
+        .await;
+        if let Err(error) = result {
+            warn!(%error, "timeout certificate not taken by a quorum");
+        }
+        info!(chain = ?self.chain_id, ?round, "round timed out");
+        Ok(())
+    }
+}

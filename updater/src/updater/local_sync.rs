@@ -1,0 +1,133 @@
+//! Bringing the local node up to a remote that is ahead: its certificates, its blobs and its
+//! round evidence, each checked by the local node before use (DESIGN §5.2.4).
+
+use std::collections::BTreeSet;
+
+use quorum_core::{
+    BlobId, BlockHeight, ChainId, ChainInfoQuery, ConfirmedBlockCertificate, CrossChainDelivery,
+    NodeError, Storage, ValidatorNode, Violation,
+};
+
+use super::{upload_batch_size, violation, ValidatorUpdater};
+use crate::stats::RecoveryKind;
+
+impl<S: Storage + 'static> ValidatorUpdater<S> {
+    /// Downloads, checks and processes locally the remote's certificates of `chain_id` up to
+    /// (excluding) `target`.
+    pub async fn synchronize_chain_from_remote(
+        &self,
+        chain_id: ChainId,
+        target: BlockHeight,
+    ) -> Result<(), NodeError> {
+        let batch_size = upload_batch_size(&self.options) as u64;
+        loop {
+            let next = self.local.chain_state(chain_id).await?.next_height;
+            if next >= target {
+                return Ok(());
+            }
+            let end = target.0.min(next.0.saturating_add(batch_size));
+            let heights: Vec<BlockHeight> = (next.0..end).map(BlockHeight).collect();
+            let certificates = self
+                .call(|| {
+                    self.remote
+                        .node
+                        .download_certificates_by_heights(chain_id, heights.clone())
+                })
+                .await?;
+            if certificates.is_empty() {
+                return Err(NodeError::NotFound);
+            }
+            if certificates.len() > heights.len() {
+                return Err(violation(Violation::BadCertificate));
+            }
+            self.recover(RecoveryKind::LocalSync)?;
+            for certificate in certificates {
+                if certificate.value().block().chain_id != chain_id {
+                    return Err(violation(Violation::WrongChain));
+                }
+                self.process_downloaded(certificate).await?;
+            }
+            // A remote that serves only what we already have (while claiming more) would keep
+            // this loop going forever: no progress is an error.
+            if self.local.chain_state(chain_id).await?.next_height <= next {
+                return Err(violation(Violation::BadCertificate));
+            }
+        }
+    }
+
+    /// Processes a downloaded certificate on the local node, which checks its signatures
+    /// against the right committee first. Blobs the block needs and the local node lacks are
+    /// downloaded from the remote with it (each checked against its id), once.
+    async fn process_downloaded(
+        &self,
+        certificate: ConfirmedBlockCertificate,
+    ) -> Result<(), NodeError> {
+        let process = |certificate: ConfirmedBlockCertificate| async move {
+            ValidatorNode::handle_confirmed_certificate(
+                &*self.local,
+                certificate,
+                CrossChainDelivery::NonBlocking,
+            )
+            .await
+            .map_err(|error| match error {
+                NodeError::InvalidCertificate(_) => violation(Violation::BadCertificate),
+                other => other,
+            })
+        };
+        match process(certificate.clone()).await {
+            Err(NodeError::BlobsNotFound(missing)) => {
+                let required: BTreeSet<BlobId> = certificate
+                    .value()
+                    .block()
+                    .required_blob_ids()
+                    .into_iter()
+                    .collect();
+                if !missing.iter().all(|id| required.contains(id)) {
+                    // The local node asks only for what the block needs; anything else is ours.
+                    return Err(NodeError::BlobsNotFound(missing));
+                }
+                self.recover(RecoveryKind::Blobs)?;
+                for id in missing {
+                    let blob = self.call(|| self.remote.node.download_blob(id)).await?;
+                    if blob.id() != id {
+                        return Err(violation(Violation::BadCertificate));
+                    }
+                    ValidatorNode::upload_blob(&*self.local, blob).await?;
+                }
+                process(certificate).await.map(|_| ())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Learns the remote's round evidence (timeout and validated certificates) and processes it
+    /// locally, after its blocks if it is ahead.
+    pub(super) async fn synchronize_round_from_remote(
+        &self,
+        chain_id: ChainId,
+    ) -> Result<(), NodeError> {
+        let query = ChainInfoQuery::new(chain_id).with_manager_values();
+        let response = self
+            .call(|| self.remote.node.handle_chain_info_query(query.clone()))
+            .await?;
+        self.check_response(&response, chain_id)?;
+        let local_next = self.local.chain_state(chain_id).await?.next_height;
+        if response.info.next_block_height > local_next {
+            self.synchronize_chain_from_remote(chain_id, response.info.next_block_height)
+                .await?;
+        }
+        // The local node checks each certificate; one it refuses is simply not evidence.
+        let manager = &response.info.manager;
+        if let Some(certificate) = &manager.timeout_certificate {
+            let _ =
+                ValidatorNode::handle_timeout_certificate(&*self.local, (**certificate).clone())
+                    .await;
+        }
+        if let Some(certificate) = &manager.requested_locking {
+            let _ =
+                ValidatorNode::handle_validated_certificate(&*self.local, (**certificate).clone())
+                    .await;
+        }
+        Ok(())
+    }
+}
