@@ -6,8 +6,8 @@ use tracing::{debug, info, warn};
 
 use quorum_core::manager::round_duration;
 use quorum_core::{
-    BlockHeight, Certificate, Committee, Hashed, LiteVote, NodeError, Round, Storage, TimeDelta,
-    Timeout, TimeoutCertificate, Timestamp, ValidatorNode, ValidatorPublicKey,
+    BlockHeight, Certificate, Hashed, LiteVote, NodeError, Round, Storage, TimeDelta, Timeout,
+    TimeoutCertificate, Timestamp, ValidatorNode, ValidatorPublicKey,
 };
 
 use crate::deadline::{quorum_deadline, Silent};
