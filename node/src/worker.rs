@@ -31,6 +31,8 @@ use quorum_core::{
     Write,
 };
 
+mod ahead;
+
 use crate::clock::Clock;
 use crate::overlay::Overlay;
 
@@ -481,6 +483,17 @@ impl<S: Storage> ValidatorNode for Worker<S> {
             return Ok(self.response(&state, false));
         }
         let mut volatile = self.volatile.lock().await;
+        let block = certificate.value().block();
+        let current = self.chain_state(block.chain_id).await?;
+        if block.height > current.next_height {
+            // Ahead: the block waits, the blobs it publishes are taken now (`ahead.rs`).
+            self.take_published_blobs(&mut volatile, &certificate)
+                .await?;
+            return Err(NodeError::UnexpectedBlockHeight {
+                expected_block_height: current.next_height,
+                found_block_height: block.height,
+            });
+        }
         let state = self
             .apply_confirmed(&self.storage, &mut volatile, certificate)
             .await?;

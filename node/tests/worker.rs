@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use quorum_core::block::epoch_event_id;
+use quorum_core::Storage;
 use quorum_core::{
     Blob, BlockHeight, BlockProposal, Certificate, CertificateError, ChainInfoQuery,
     CrossChainDelivery, Epoch, IncomingBundle, Message, NodeError, Operation, Round, Signature,
@@ -455,4 +456,70 @@ async fn a_batch_is_applied_in_order_and_cut_at_the_first_bad_certificate() {
     let state = net.workers[3].chain_state(net.chains[1]).await.unwrap();
     assert_eq!(state.next_height, BlockHeight(5));
     assert_eq!(state.tip_hash, Some(certificates[4].hash()));
+}
+
+/// A certificate beyond a chain's height: the block waits, but the data blobs it publishes
+/// are taken at once (with their blob states); without their contents nothing is written.
+/// Once the chain catches up, the block executes as usual.
+#[tokio::test]
+async fn a_certificate_ahead_gives_its_published_blobs() {
+    let net = Net::new(4, 2, false).await;
+    let three = [0, 1, 2];
+    let first = net.block(1, vec![]).await;
+    let proposal = net.proposal(1, first, Round::MultiLeader(0));
+    let validated = net.validate(&three, &proposal).await;
+    let first = net.confirm(&three, &validated).await;
+    net.deliver(&three, &first).await;
+    let blob = Blob::data(b"published at height 1".to_vec());
+    for v in three {
+        net.workers[v]
+            .handle_pending_blob(net.chains[1], blob.clone())
+            .await
+            .unwrap();
+    }
+    let second = net.block(1, vec![Operation::PublishBlob(blob.id())]).await;
+    let proposal = net.proposal(1, second, Round::MultiLeader(0));
+    let validated = net.validate(&three, &proposal).await;
+    let second = net.confirm(&three, &validated).await;
+    net.deliver(&three, &second).await;
+
+    let laggard = &net.workers[3];
+    let answer = laggard
+        .handle_confirmed_certificate(second.clone(), CrossChainDelivery::Blocking)
+        .await;
+    assert_eq!(
+        answer.unwrap_err(),
+        NodeError::BlobsNotFound(vec![blob.id()])
+    );
+    assert!(laggard
+        .storage()
+        .read_blob(blob.id())
+        .await
+        .unwrap()
+        .is_none());
+    laggard.upload_blob(blob.clone()).await.unwrap();
+    let answer = laggard
+        .handle_confirmed_certificate(second.clone(), CrossChainDelivery::Blocking)
+        .await;
+    assert_eq!(
+        answer.unwrap_err(),
+        NodeError::UnexpectedBlockHeight {
+            expected_block_height: BlockHeight(0),
+            found_block_height: BlockHeight(1),
+        }
+    );
+    let state = laggard.storage().read_blob_state(blob.id()).await.unwrap();
+    assert_eq!(
+        state.map(|s| (s.chain_id, s.height)),
+        Some((net.chains[1], BlockHeight(1)))
+    );
+    assert_eq!(net.next_height(3, 1).await, BlockHeight(0));
+    assert!(laggard
+        .missing_blob_ids(vec![blob.id()])
+        .await
+        .unwrap()
+        .is_empty());
+    net.deliver(&[3], &first).await;
+    net.deliver(&[3], &second).await;
+    assert_eq!(net.next_height(3, 1).await, BlockHeight(2));
 }

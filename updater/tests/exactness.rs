@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{consensus, validate_directly, TestNet};
+use quorum_core::Storage;
 use quorum_core::{
     BatchOutcome, Blob, BlobId, BlockHeight, BlockProposal, ChainDescription, ChainId,
     ChainInfoQuery, ChainInfoResponse, ConfirmedBlockCertificate, CrossChainDelivery, CryptoHash,
@@ -18,7 +19,9 @@ use quorum_core::{
 };
 use quorum_node::{MemoryStorage, Worker};
 use quorum_transport_mem::{Fault, Method};
-use quorum_updater::{ChainClientError, CommunicateAction, Options, SkewReport, ValidatorUpdater};
+use quorum_updater::{
+    ChainClientError, CommunicateAction, Options, RecoveryKind, SkewReport, ValidatorUpdater,
+};
 use tokio::time::Instant;
 
 const CHAIN: usize = 1;
@@ -572,4 +575,48 @@ async fn a_validator_in_an_earlier_round_is_moved_up_and_votes() {
     net.settle().await;
     let moved = net.workers[3].chain_state(chain).await.unwrap();
     assert_eq!(moved.manager.current_round, local.manager.current_round);
+}
+
+/// Item 7 (blob path): a validator far behind on the chain that published a blob gets only
+/// the publishing block, not the chain up to it, and votes for a block reading the blob.
+#[tokio::test(start_paused = true)]
+async fn a_missing_blob_comes_with_its_publishing_block_alone() {
+    let net = TestNet::new(4, 3, false).await;
+    let publisher = net.client(1);
+    let reader = net.client(2);
+    net.set_fault(3, Fault::Offline);
+    for _ in 0..20 {
+        publisher.transfer(net.chains[0], 1).await.unwrap();
+    }
+    let (blob_id, published) = publisher
+        .publish_blob(b"read from afar".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(published.value().block().height, BlockHeight(20));
+    for _ in 0..10 {
+        publisher.transfer(net.chains[0], 1).await.unwrap();
+    }
+    net.settle().await;
+    reader.synchronize_chain(net.chains[1]).await.unwrap();
+    // Validator 3 is back, 2 is gone: 3's vote is needed, and it lacks the blob.
+    net.set_fault(3, Fault::Honest);
+    net.set_fault(2, Fault::Offline);
+    let sent_before = reader.stats().get(RecoveryKind::CertificatesSent);
+    let read = reader.read_blob(blob_id).await.unwrap();
+    read.check(&net.committee).unwrap();
+    let signers: Vec<_> = read.signatures().iter().map(|(key, _)| *key).collect();
+    assert!(signers.contains(&net.secrets[3].public()));
+    // Validator 3 holds the blob, and is still at height 0 of the publishing chain.
+    assert!(net.workers[3]
+        .storage()
+        .read_blob(blob_id)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(net.next_height(3, net.chains[1]).await, BlockHeight(0));
+    assert_eq!(
+        reader.stats().get(RecoveryKind::CertificatesSent),
+        sent_before,
+        "no batch of the publishing chain was sent"
+    );
 }

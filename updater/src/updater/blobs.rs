@@ -1,7 +1,10 @@
 //! Blobs a remote lacks: the proposal's own as pending blobs, the others through the blocks
-//! that published them, or read from the local node (DESIGN §5.2.1, §5.2.5).
+//! that published them (those blocks alone where the remote takes them), or read from the
+//! local node (DESIGN §5.2.1, §5.2.5).
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use tracing::debug;
 
 use quorum_core::{Blob, BlobId, BlockHeight, ChainId, CrossChainDelivery, NodeError, Storage};
 
@@ -35,9 +38,45 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         if !missing.iter().all(|id| others.contains(id)) {
             return Err(violation(Violation::FalseBlobsNotFound));
         }
-        // The highest publishing height per chain: sending up to it covers the others.
+        // Sparse heights: each publishing block alone. A node behind on that chain takes the
+        // blobs a certified block publishes without the blocks before it (it answers that the
+        // block itself must wait); one at that height simply executes it.
+        let mut publishers: BTreeSet<(ChainId, BlockHeight)> = BTreeSet::new();
+        for id in &missing {
+            let state = self
+                .local
+                .storage()
+                .read_blob_state(*id)
+                .await?
+                .ok_or(NodeError::BlobsNotFound(vec![*id]))?;
+            publishers.insert((state.chain_id, state.height));
+        }
+        for (chain, height) in &publishers {
+            let certificate = self.local_certificate(*chain, *height).await?;
+            match self
+                .send_confirmed_certificate(&certificate, CrossChainDelivery::NonBlocking, false)
+                .await
+            {
+                Ok(_) => {}
+                Err(NodeError::UnexpectedBlockHeight {
+                    expected_block_height,
+                    found_block_height,
+                }) if expected_block_height < found_block_height => {}
+                Err(error) => {
+                    debug!(validator = ?self.remote.public_key, %error, ?chain, ?height, "publishing block not taken alone");
+                }
+            }
+        }
+        // Whatever is still missing (a node that takes no block ahead of its height, or lacks
+        // the committee of the block's epoch) comes with its chain, up to the publishing block.
+        let still = self
+            .call(|| self.remote.node.missing_blob_ids(missing.clone()))
+            .await?;
+        if !still.iter().all(|id| missing.contains(id)) {
+            return Err(violation(Violation::FalseBlobsNotFound));
+        }
         let mut targets: BTreeMap<ChainId, BlockHeight> = BTreeMap::new();
-        for id in missing {
+        for id in still {
             let state = self
                 .local
                 .storage()

@@ -83,7 +83,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         .boxed()
     }
 
-    async fn local_certificate(
+    pub(super) async fn local_certificate(
         &self,
         chain_id: ChainId,
         height: BlockHeight,
