@@ -523,3 +523,63 @@ async fn a_certificate_ahead_gives_its_published_blobs() {
     net.deliver(&[3], &second).await;
     assert_eq!(net.next_height(3, 1).await, BlockHeight(2));
 }
+
+/// A committee inside a block travels as bytes: a proposal naming more members than
+/// `MAX_COMMITTEE_MEMBERS` is refused when executed, before any key is decoded, and leaves no
+/// trace in the chain's state; a block may create one committee only.
+#[tokio::test]
+async fn oversized_or_repeated_committees_are_refused_at_execution() {
+    use quorum_core::committee::MAX_COMMITTEE_MEMBERS;
+    use quorum_core::{CommitteeError, EncodedCommittee, ExecutionError};
+
+    let net = Net::new(4, 2, false).await;
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let members: std::collections::BTreeMap<_, _> = (0..=MAX_COMMITTEE_MEMBERS)
+        .map(|_| {
+            let info = quorum_core::ValidatorInfo {
+                votes: 1,
+                address: String::new(),
+            };
+            (ValidatorSecretKey::generate(&mut rng).public(), info)
+        })
+        .collect();
+    // The bytes of a committee one member too large (encoded like any committee map).
+    let bytes = bcs::to_bytes(&members).unwrap();
+    let bomb: EncodedCommittee = bcs::from_bytes(&bcs::to_bytes(&bytes).unwrap()).unwrap();
+    assert_eq!(
+        bomb.decode(),
+        Err(CommitteeError::TooManyMembers {
+            members: MAX_COMMITTEE_MEMBERS + 1,
+            max: MAX_COMMITTEE_MEMBERS
+        })
+    );
+    let block = net.block(0, vec![Operation::CreateCommittee(bomb)]).await;
+    let proposal = net.proposal(0, block, Round::MultiLeader(0));
+    let answer = net.workers[0].handle_block_proposal(proposal).await;
+    assert_eq!(
+        answer.unwrap_err(),
+        NodeError::Execution(ExecutionError::InvalidCommittee(
+            CommitteeError::TooManyMembers {
+                members: MAX_COMMITTEE_MEMBERS + 1,
+                max: MAX_COMMITTEE_MEMBERS
+            }
+        ))
+    );
+    let state = net.workers[0].chain_state(net.admin()).await.unwrap();
+    assert!(state.manager.proposed.is_none());
+
+    let good = EncodedCommittee::new(&net.committee);
+    let twice = vec![
+        Operation::CreateCommittee(good.clone()),
+        Operation::CreateCommittee(good),
+    ];
+    let block = net.block(0, twice).await;
+    let proposal = net.proposal(0, block, Round::MultiLeader(0));
+    let answer = net.workers[0].handle_block_proposal(proposal).await;
+    assert_eq!(
+        answer.unwrap_err(),
+        NodeError::Execution(ExecutionError::TooLarge(
+            quorum_core::error::Limit::Committees
+        ))
+    );
+}

@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::certificate::Certificate;
-use crate::committee::{Committee, Epoch};
+use crate::committee::{Committee, EncodedCommittee, Epoch};
 use crate::crypto::{AccountPublicKey, AccountSecretKey, AccountSignature, CryptoError};
 use crate::data::{
     Blob, BlobId, BlobType, BlockHeight, ChainDescription, ChainId, EventId, StreamId, Timestamp,
@@ -73,8 +73,9 @@ pub enum Operation {
     /// Requires an event emitted earlier (by any chain).
     ReadEvent(EventId),
     /// Admin chain only: publishes a committee blob and announces it as the next epoch on the
-    /// `epoch` stream.
-    CreateCommittee(Committee),
+    /// `epoch` stream. The committee travels as its bytes and is decoded only when the block
+    /// executes (see [`EncodedCommittee`]); one per block.
+    CreateCommittee(EncodedCommittee),
     /// Moves this chain to `epoch`, reading the admin chain's announcement of it.
     ProcessNewEpoch(Epoch),
 }
@@ -120,7 +121,10 @@ impl Block {
         for operation in &self.operations {
             match operation {
                 Operation::OpenChain(description) => blobs.push(description.to_blob()),
-                Operation::CreateCommittee(committee) => blobs.push(committee_blob(committee)),
+                Operation::CreateCommittee(committee) => blobs.push(Blob::new(
+                    BlobType::Committee,
+                    committee.as_bytes().to_vec(),
+                )),
                 _ => {}
             }
         }

@@ -320,10 +320,15 @@ pub fn execute_block(
                 });
             }
             Operation::ReadEvent(_) => {}
-            Operation::CreateCommittee(committee) => {
+            Operation::CreateCommittee(encoded) => {
                 if state.chain_id != admin_chain {
                     return Err(ExecutionError::NotAdminChain.into());
                 }
+                if new_committee.is_some() {
+                    return Err(ExecutionError::TooLarge(Limit::Committees).into());
+                }
+                // Decoded here, after the proposal's signature and the block's limits.
+                let committee = encoded.decode().map_err(ExecutionError::InvalidCommittee)?;
                 let stream = StreamId::epoch();
                 // Epoch 0 is the genesis committee; announcements start at 1.
                 let index = next.event_counts.get(&stream).copied().unwrap_or(0).max(1);
@@ -331,7 +336,7 @@ pub fn execute_block(
                     stream.clone(),
                     index.checked_add(1).ok_or(ExecutionError::Overflow)?,
                 );
-                let blob = committee_blob(committee);
+                let blob = committee_blob(&committee);
                 let payload =
                     crate::encoding::to_bytes(&blob.id()).map_err(|_| ExecutionError::Overflow)?;
                 events.push(Event {
@@ -346,7 +351,7 @@ pub fn execute_block(
                     published_ids.push(blob.id());
                     published_blobs.push(blob);
                 }
-                new_committee = Some((Epoch(index), committee.clone()));
+                new_committee = Some((Epoch(index), committee));
             }
             Operation::ProcessNewEpoch(epoch) => {
                 if *epoch <= next.epoch {

@@ -10,6 +10,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::crypto::{CryptoError, PreparedKey, ValidatorPublicKey};
 use crate::hash::BcsHashable;
 
+mod encoded;
+
+pub use encoded::EncodedCommittee;
+
+/// Most members of a committee (zero-weight ones included). Decoding a member's key costs tens
+/// of microseconds, so this bounds what building one committee can cost (about 50 ms).
+pub const MAX_COMMITTEE_MEMBERS: usize = 1_024;
+
 /// A reconfiguration epoch: the index of the committee in force.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
@@ -50,6 +58,17 @@ pub enum CommitteeError {
     /// No validator has a non-zero weight.
     #[error("committee has no weight")]
     NoWeight,
+    /// More members than [`MAX_COMMITTEE_MEMBERS`].
+    #[error("committee of {members} members exceeds the maximum of {max}")]
+    TooManyMembers {
+        /// Members given.
+        members: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// The bytes of an [`EncodedCommittee`] are not a committee's canonical encoding.
+    #[error("malformed committee encoding")]
+    Malformed,
     /// A validator key is weak or malformed (see the crypto module's verification rule).
     #[error("validator {key} has an unacceptable key: {error}")]
     BadKey {
@@ -110,11 +129,18 @@ pub fn thresholds(total_votes: u64) -> (u64, u64) {
 }
 
 impl Committee {
-    /// Builds a committee, checking that the total weight fits and is non-zero and that every
-    /// key is strong (prime order, canonical).
+    /// Builds a committee, checking that it has at most [`MAX_COMMITTEE_MEMBERS`] members, that
+    /// the total weight fits and is non-zero and that every key is strong (prime order,
+    /// canonical).
     pub fn new(
         validators: BTreeMap<ValidatorPublicKey, ValidatorInfo>,
     ) -> Result<Self, CommitteeError> {
+        if validators.len() > MAX_COMMITTEE_MEMBERS {
+            return Err(CommitteeError::TooManyMembers {
+                members: validators.len(),
+                max: MAX_COMMITTEE_MEMBERS,
+            });
+        }
         let mut total: u64 = 0;
         let mut members = BTreeMap::new();
         for (key, info) in validators {

@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::certificate::CertificateError;
-use crate::committee::Epoch;
+use crate::committee::{CommitteeError, Epoch};
 use crate::crypto::CryptoError;
 use crate::data::{BlobId, BlockHeight, ChainId, EventId, StreamId, Timestamp};
 use crate::hash::CryptoHash;
@@ -60,6 +60,9 @@ pub enum ExecutionError {
     /// The block is larger than the node accepts.
     #[error("block exceeds the limit on {0:?}")]
     TooLarge(Limit),
+    /// A committee created by the block does not decode or is not acceptable.
+    #[error("invalid committee: {0}")]
+    InvalidCommittee(CommitteeError),
 }
 
 /// A bound that protects a node's memory or time from what a peer sends.
@@ -79,6 +82,8 @@ pub enum Limit {
     BatchSize,
     /// Size of an event payload, in bytes.
     EventSize,
+    /// Committees created by one block (one).
+    Committees,
 }
 
 /// How a remote broke the protocol.

@@ -48,7 +48,7 @@ pub use block::{
 };
 pub use certificate::{Certificate, CertificateError, LiteCertificate};
 pub use chain::ChainState;
-pub use committee::{Committee, CommitteeError, Epoch, ValidatorInfo};
+pub use committee::{Committee, CommitteeError, EncodedCommittee, Epoch, ValidatorInfo};
 pub use crypto::{
     AccountPublicKey, AccountSecretKey, AccountSignature, CryptoError, PreparedKey, Signature,
     ValidatorPublicKey, ValidatorSecretKey, ValidatorSignature,

@@ -6,8 +6,7 @@
 use std::collections::BTreeSet;
 
 use quorum_core::{
-    Batch, BlobId, BlobState, BlobType, ConfirmedBlockCertificate, NodeError, Operation, Storage,
-    Write,
+    Batch, BlobId, BlobState, BlobType, ConfirmedBlockCertificate, NodeError, Storage, Write,
 };
 
 use super::{Volatile, Worker};
@@ -24,12 +23,9 @@ impl<S: Storage> Worker<S> {
     ) -> Result<(), NodeError> {
         let block = certificate.value().block();
         let published: BTreeSet<BlobId> = block
-            .operations
-            .iter()
-            .filter_map(|operation| match operation {
-                Operation::PublishBlob(id) if id.blob_type == BlobType::Data => Some(*id),
-                _ => None,
-            })
+            .published_blob_ids()
+            .into_iter()
+            .filter(|id| id.blob_type == BlobType::Data)
             .collect();
         let mut batch = Batch::new();
         let mut missing = Vec::new();

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use quorum_core::{
     AccountPublicKey, Blob, BlobId, BlockHeight, ChainDescription, ChainId, ChainOrigin, Committee,
-    ConfirmedBlockCertificate, ConsensusConfig, Epoch, EventId, Operation, Storage, StreamId,
-    Timestamp,
+    ConfirmedBlockCertificate, ConsensusConfig, EncodedCommittee, Epoch, EventId, Operation,
+    Storage, StreamId, Timestamp,
 };
 
 use super::{ChainClient, ChainClientError};
@@ -100,8 +100,13 @@ impl<S: Storage + 'static> ChainClient<S> {
         &self,
         committee: Committee,
     ) -> Result<ConfirmedBlockCertificate, ChainClientError> {
-        self.execute_operations(vec![Operation::CreateCommittee(committee)], Vec::new())
-            .await
+        self.execute_operations(
+            vec![Operation::CreateCommittee(EncodedCommittee::new(
+                &committee,
+            ))],
+            Vec::new(),
+        )
+        .await
     }
 
     /// Moves this chain to `epoch` (the admin chain must have announced it; the local node must
