@@ -850,7 +850,8 @@ pub async fn check_chain_info_queries(connect: &impl Connector) {
     pair.assert_same_state("check_chain_info_queries").await;
 }
 
-/// Blobs: `upload_blob` answers the id and lets a certificate publish the blob;
+/// Blobs: `upload_blob` refuses a blob nobody asked for (`UnexpectedBlob`), and after a
+/// certificate was answered with `BlobsNotFound` answers the id and lets it publish the blob;
 /// `handle_pending_blob` lets a proposal publish one (`BlobsNotFound` with the exact id before);
 /// `download_blob` returns published blobs and `BlobsNotFound([id])` otherwise;
 /// `missing_blob_ids` lists exactly the unknown ones; `InactiveChain` and
@@ -879,11 +880,17 @@ pub async fn check_blobs(connect: &impl Connector) {
     expected.sort();
     assert_eq!(missing, expected, "missing_blob_ids");
 
+    // Nobody asked for these blobs: refused, and nothing is held.
     for blob in [&uploaded, &empty] {
-        let answer = both!(pair, "upload_blob", |node| node.upload_blob(blob.clone()));
-        assert_eq!(answer, Ok(blob.id()), "upload_blob");
+        both_fail!(
+            pair,
+            "upload_blob (not asked for)",
+            |node| node.upload_blob(blob.clone()),
+            NodeError::UnexpectedBlob(blob.id())
+        );
     }
-    // A confirmed block publishes the uploaded blob.
+    // A confirmed block publishing a blob the node lacks: `BlobsNotFound`, after which the
+    // blob may be uploaded, and the certificate then publishes it.
     let block = v
         .next_block(1, vec![Operation::PublishBlob(uploaded.id())])
         .await;
@@ -894,6 +901,15 @@ pub async fn check_blobs(connect: &impl Connector) {
             Round::MultiLeader(0),
         )
         .await;
+    both_fail!(
+        pair,
+        "handle_confirmed_certificate (blob not uploaded)",
+        |node| node.handle_confirmed_certificate(confirmed.clone(), CrossChainDelivery::Blocking),
+        NodeError::BlobsNotFound(vec![uploaded.id()])
+    );
+    let answer = both!(pair, "upload_blob", |node| node
+        .upload_blob(uploaded.clone()));
+    assert_eq!(answer, Ok(uploaded.id()), "upload_blob");
     must(
         both!(pair, "handle_confirmed_certificate (publishing)", |node| {
             node.handle_confirmed_certificate(confirmed.clone(), CrossChainDelivery::Blocking)

@@ -9,7 +9,7 @@
 //! then runs under one worker-wide lock, which also makes cross-chain delivery (writing the
 //! recipients' inboxes) atomic with the sender's block.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -18,6 +18,7 @@ use tracing::{debug, instrument};
 
 use quorum_core::block::epoch_event_id;
 use quorum_core::chain::{execute_block, ExecutionInputs};
+use quorum_core::encoding::encoded_len;
 use quorum_core::error::Limit;
 use quorum_core::info::{BatchOutcome, MAX_CERTIFICATE_HASHES_PER_QUERY};
 use quorum_core::manager::{ChainManager, ProposalDecision};
@@ -32,6 +33,9 @@ use quorum_core::{
 };
 
 mod ahead;
+mod held_blobs;
+
+use held_blobs::{HeldBlobs, HeldLimits};
 
 use crate::clock::Clock;
 use crate::overlay::Overlay;
@@ -47,6 +51,16 @@ pub const DEFAULT_MAX_PENDING_BLOBS_PER_CHAIN: usize = 64;
 pub const DEFAULT_MAX_PENDING_CHAINS: usize = 4_096;
 /// Default for [`WorkerConfig::max_uploaded_blobs`].
 pub const DEFAULT_MAX_UPLOADED_BLOBS: usize = 1_024;
+/// Default for [`WorkerConfig::max_held_blob_bytes`]: 256 MiB.
+pub const DEFAULT_MAX_HELD_BLOB_BYTES: usize = 256 << 20;
+/// Default for [`WorkerConfig::max_pending_bytes_per_chain`]: 16 MiB.
+pub const DEFAULT_MAX_PENDING_BYTES_PER_CHAIN: usize = 16 << 20;
+/// Default for [`WorkerConfig::max_wanted_blobs`].
+pub const DEFAULT_MAX_WANTED_BLOBS: usize = 4_096;
+/// Default for [`WorkerConfig::held_blob_expiry`]: 5 minutes.
+pub const DEFAULT_HELD_BLOB_EXPIRY: TimeDelta = TimeDelta::from_secs(300);
+/// Default for [`WorkerConfig::max_download_bytes`]: 8 MiB, half the default frame.
+pub const DEFAULT_MAX_DOWNLOAD_BYTES: usize = 8 << 20;
 
 /// Settings of a [`Worker`].
 #[derive(Clone, Debug)]
@@ -62,9 +76,25 @@ pub struct WorkerConfig {
     pub max_pending_blobs_per_chain: usize,
     /// Most chains with pending blobs at once (default [`DEFAULT_MAX_PENDING_CHAINS`]).
     pub max_pending_chains: usize,
-    /// Most uploaded blobs held until a certificate uses them; the oldest are dropped first
-    /// (default [`DEFAULT_MAX_UPLOADED_BLOBS`]).
+    /// Most uploaded blobs held until a certificate uses them; beyond it uploads are refused,
+    /// nothing held is dropped for them (default [`DEFAULT_MAX_UPLOADED_BLOBS`]).
     pub max_uploaded_blobs: usize,
+    /// Bytes of pending and uploaded blobs held in all (default
+    /// [`DEFAULT_MAX_HELD_BLOB_BYTES`]).
+    pub max_held_blob_bytes: usize,
+    /// Bytes of pending blobs held for one chain (default
+    /// [`DEFAULT_MAX_PENDING_BYTES_PER_CHAIN`]).
+    pub max_pending_bytes_per_chain: usize,
+    /// Most blob ids the node waits for after answering a certificate with `BlobsNotFound`;
+    /// only those may be uploaded (default [`DEFAULT_MAX_WANTED_BLOBS`]).
+    pub max_wanted_blobs: usize,
+    /// How long a held blob, or a wanted id, is kept, in microseconds (default
+    /// [`DEFAULT_HELD_BLOB_EXPIRY`]).
+    pub held_blob_expiry: TimeDelta,
+    /// Bytes of certificates one download returns at most; a download that reaches it stops
+    /// there, and the shorter answer says how far it got (default
+    /// [`DEFAULT_MAX_DOWNLOAD_BYTES`]; at least one certificate is always returned).
+    pub max_download_bytes: usize,
 }
 
 impl WorkerConfig {
@@ -77,18 +107,33 @@ impl WorkerConfig {
             max_pending_blobs_per_chain: DEFAULT_MAX_PENDING_BLOBS_PER_CHAIN,
             max_pending_chains: DEFAULT_MAX_PENDING_CHAINS,
             max_uploaded_blobs: DEFAULT_MAX_UPLOADED_BLOBS,
+            max_held_blob_bytes: DEFAULT_MAX_HELD_BLOB_BYTES,
+            max_pending_bytes_per_chain: DEFAULT_MAX_PENDING_BYTES_PER_CHAIN,
+            max_wanted_blobs: DEFAULT_MAX_WANTED_BLOBS,
+            held_blob_expiry: DEFAULT_HELD_BLOB_EXPIRY,
+            max_download_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
+        }
+    }
+
+    /// The bounds of the blobs held in memory.
+    fn held_limits(&self) -> HeldLimits {
+        HeldLimits {
+            total_bytes: self.max_held_blob_bytes,
+            chain_bytes: self.max_pending_bytes_per_chain,
+            chain_blobs: self.max_pending_blobs_per_chain,
+            chains: self.max_pending_chains,
+            uploaded: self.max_uploaded_blobs,
+            wanted: self.max_wanted_blobs,
+            expiry: self.held_blob_expiry,
         }
     }
 }
 
-/// Blobs held in memory until a block needs them.
+/// What the Worker holds in memory only.
 #[derive(Default)]
 struct Volatile {
-    /// Blobs uploaded for a chain's proposals.
-    pending: HashMap<ChainId, BTreeMap<BlobId, Blob>>,
-    /// Blobs uploaded for certificates, oldest first.
-    uploaded: BTreeMap<BlobId, Blob>,
-    upload_order: VecDeque<BlobId>,
+    /// Blobs held until a block needs them.
+    held: HeldBlobs,
 }
 
 /// A validator (with a key) or a client's local node (without), over storage `S`.
@@ -228,12 +273,8 @@ impl<S: Storage> Worker<S> {
             admin_chain: Some(self.config.admin_chain),
             ..ExecutionInputs::default()
         };
-        let pending = volatile.pending.get(&block.chain_id);
         for id in block.required_blob_ids() {
-            let held = pending
-                .and_then(|blobs| blobs.get(&id))
-                .or_else(|| volatile.uploaded.get(&id))
-                .cloned();
+            let held = volatile.held.get(block.chain_id, &id).cloned();
             let blob = match held {
                 Some(blob) => Some(blob),
                 None => storage.read_blob(id).await?,
@@ -316,10 +357,9 @@ impl<S: Storage> Worker<S> {
             batch.push(Write::ChainState(Box::new(other)));
         }
         storage.write_batch(batch).await?;
-        volatile.pending.remove(&chain_id);
-        for id in used_blobs {
-            volatile.uploaded.remove(&id);
-        }
+        volatile
+            .held
+            .committed(chain_id, &used_blobs.into_iter().collect());
         debug!(?chain_id, ?height, "block committed");
         Ok(new_state)
     }
@@ -339,6 +379,15 @@ impl<S: Storage> Worker<S> {
         let committee = self.committee(block.epoch).await?;
         certificate.check(&committee)?;
         Ok(true)
+    }
+
+    /// After a certificate was answered with `BlobsNotFound`: uploads of those blobs are now
+    /// welcome (for a while); no other blob may be uploaded.
+    fn note_wanted<T>(&self, volatile: &mut Volatile, result: &Result<T, NodeError>) {
+        if let Err(NodeError::BlobsNotFound(ids)) = result {
+            let limits = self.config.held_limits();
+            volatile.held.want(ids, self.clock.now(), &limits);
+        }
     }
 
     fn check_blob_size(&self, blob: &Blob) -> Result<(), NodeError> {
@@ -485,19 +534,20 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         let mut volatile = self.volatile.lock().await;
         let block = certificate.value().block();
         let current = self.chain_state(block.chain_id).await?;
-        if block.height > current.next_height {
+        let result = if block.height > current.next_height {
             // Ahead: the block waits, the blobs it publishes are taken now (`ahead.rs`).
             self.take_published_blobs(&mut volatile, &certificate)
-                .await?;
-            return Err(NodeError::UnexpectedBlockHeight {
-                expected_block_height: current.next_height,
-                found_block_height: block.height,
-            });
-        }
-        let state = self
-            .apply_confirmed(&self.storage, &mut volatile, certificate)
-            .await?;
-        Ok(self.response(&state, false))
+                .await
+                .and(Err(NodeError::UnexpectedBlockHeight {
+                    expected_block_height: current.next_height,
+                    found_block_height: block.height,
+                }))
+        } else {
+            self.apply_confirmed(&self.storage, &mut volatile, certificate)
+                .await
+        };
+        self.note_wanted(&mut volatile, &result);
+        Ok(self.response(&result?, false))
     }
 
     async fn handle_validated_certificate(
@@ -507,7 +557,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         let block = certificate.value().block().clone();
         let committee = self.committee(block.epoch).await?;
         certificate.check(&committee)?;
-        let volatile = self.volatile.lock().await;
+        let mut volatile = self.volatile.lock().await;
         let mut state = self.chain_state(block.chain_id).await?;
         let description = state.description()?.clone();
         if state.is_committed(block.height)? {
@@ -515,7 +565,9 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         }
         let missing = self.missing_for_block(&volatile, &block).await?;
         if !missing.is_empty() {
-            return Err(NodeError::BlobsNotFound(missing));
+            let refusal = Err(NodeError::BlobsNotFound(missing));
+            self.note_wanted(&mut volatile, &refusal);
+            return refusal;
         }
         let now = self.clock.now();
         state.manager.handle_validated_certificate(
@@ -623,6 +675,9 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         if !batch.is_empty() {
             self.storage.write_batch(batch).await?;
         }
+        if let Some(stop) = &error {
+            self.note_wanted(&mut volatile, &Err::<(), _>(stop.clone()));
+        }
         drop(volatile);
         let info = last_state.map(|state| self.response(&state, false));
         Ok(BatchOutcome {
@@ -687,23 +742,9 @@ impl<S: Storage> ValidatorNode for Worker<S> {
             return Ok(id);
         }
         let mut volatile = self.volatile.lock().await;
-        if volatile.uploaded.insert(id, blob).is_none() {
-            volatile.upload_order.push_back(id);
-        }
-        while volatile.uploaded.len() > self.config.max_uploaded_blobs {
-            match volatile.upload_order.pop_front() {
-                Some(oldest) => {
-                    volatile.uploaded.remove(&oldest);
-                }
-                None => break,
-            }
-        }
-        let Volatile {
-            uploaded,
-            upload_order,
-            ..
-        } = &mut *volatile;
-        upload_order.retain(|id| uploaded.contains_key(id));
+        // Only blobs this node asked for, within the byte budget (`held_blobs.rs`).
+        let limits = self.config.held_limits();
+        volatile.held.upload(blob, self.clock.now(), &limits)?;
         Ok(id)
     }
 
@@ -716,16 +757,10 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         let mut volatile = self.volatile.lock().await;
         let state = self.chain_state(chain_id).await?;
         state.description()?;
-        let chains = volatile.pending.len();
-        let blobs = volatile.pending.entry(chain_id).or_default();
-        if blobs.is_empty() && chains >= self.config.max_pending_chains {
-            return Err(NodeError::LimitExceeded(Limit::PendingBlobs));
-        }
-        if !blobs.contains_key(&blob.id()) && blobs.len() >= self.config.max_pending_blobs_per_chain
-        {
-            return Err(NodeError::LimitExceeded(Limit::PendingBlobs));
-        }
-        blobs.insert(blob.id(), blob);
+        let limits = self.config.held_limits();
+        volatile
+            .held
+            .add_pending(chain_id, blob, self.clock.now(), &limits)?;
         Ok(self.response(&state, false))
     }
 
@@ -765,6 +800,16 @@ impl<S: Storage> ValidatorNode for Worker<S> {
             .storage
             .read_certificates_by_heights(chain_id, &heights)
             .await?;
-        Ok(certificates.into_iter().flatten().collect())
+        // Up to the byte budget, and at least one: a shorter answer says how far it got.
+        let mut bytes = 0usize;
+        let mut answer = Vec::new();
+        for certificate in certificates.into_iter().flatten() {
+            bytes = bytes.saturating_add(encoded_len(&certificate).unwrap_or(usize::MAX));
+            if bytes > self.config.max_download_bytes && !answer.is_empty() {
+                break;
+            }
+            answer.push(certificate);
+        }
+        Ok(answer)
     }
 }

@@ -221,7 +221,11 @@ async fn bcs_round_trip_preserves_responses_and_errors() {
 
     // Blobs.
     let blob = Blob::data(vec![7; 100]);
-    assert_eq!(node.upload_blob(blob.clone()).await.unwrap(), blob.id());
+    // Nobody asked for it: the refusal survives the round trip.
+    assert_eq!(
+        node.upload_blob(blob.clone()).await,
+        Err(NodeError::UnexpectedBlob(blob.id()))
+    );
     assert_eq!(
         node.missing_blob_ids(vec![blob.id()]).await.unwrap(),
         vec![blob.id()]

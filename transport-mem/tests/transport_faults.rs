@@ -37,7 +37,10 @@ async fn honest_forwards_and_counts_every_method() {
         .await
         .unwrap();
     let blob = Blob::data(b"hello".to_vec());
-    assert_eq!(node.upload_blob(blob.clone()).await.unwrap(), blob.id());
+    assert_eq!(
+        node.upload_blob(blob.clone()).await,
+        Err(NodeError::UnexpectedBlob(blob.id()))
+    );
     assert_eq!(
         node.missing_blob_ids(vec![blob.id()]).await.unwrap(),
         vec![blob.id()]

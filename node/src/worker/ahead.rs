@@ -29,17 +29,12 @@ impl<S: Storage> Worker<S> {
             .collect();
         let mut batch = Batch::new();
         let mut missing = Vec::new();
-        let mut taken = Vec::new();
+        let mut taken: Vec<BlobId> = Vec::new();
         for id in published {
             if self.storage.read_blob_state(id).await?.is_some() {
                 continue;
             }
-            let held = volatile
-                .pending
-                .get(&block.chain_id)
-                .and_then(|blobs| blobs.get(&id))
-                .or_else(|| volatile.uploaded.get(&id))
-                .cloned();
+            let held = volatile.held.get(block.chain_id, &id).cloned();
             let blob = match held {
                 Some(blob) => Some(blob),
                 None => self.storage.read_blob(id).await?,
@@ -64,9 +59,10 @@ impl<S: Storage> Worker<S> {
             return Ok(());
         }
         self.storage.write_batch(batch).await?;
-        for id in taken {
-            volatile.uploaded.remove(&id);
-        }
+        // Stored now: the uploads are no longer needed (the chain's pending blobs stay, for
+        // the proposals they came with).
+        let used = taken.into_iter().collect();
+        volatile.held.release_uploads(&used);
         Ok(())
     }
 }
