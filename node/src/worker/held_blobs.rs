@@ -100,7 +100,7 @@ impl HeldBlobs {
         if self.uploaded.contains_key(&id) {
             return Ok(());
         }
-        if !self.wanted.get(&id).is_some_and(|until| *until > now) {
+        if self.wanted.get(&id).is_none_or(|until| *until <= now) {
             return Err(NodeError::UnexpectedBlob(id));
         }
         let size = blob.content.len();
