@@ -1,11 +1,11 @@
-//! `quorum genesis`, `quorum validator` and `quorum client`: a committee across processes or
+//! `quorum client`: operations on the chains of a committee running across processes or
 //! machines.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::info;
+use tracing::warn;
 
 use quorum_core::{ChainId, ChainInfoQuery, ValidatorNode};
 use quorum_node::{Clock, Genesis, SystemClock, Worker, WorkerConfig};
@@ -14,128 +14,8 @@ use quorum_transport_tcp::{ClientConfig, TcpValidatorNode};
 use quorum_updater::{ChainClient, Options, ValidatorSet};
 
 use crate::error::CliError;
-use crate::files::{self, ValidatorConfig, Wallet, GENESIS_FILE, WALLET_FILE};
-use crate::setup;
-use crate::validator;
-
-/// `quorum genesis`: writes the genesis, one configuration per validator and the wallet.
-#[derive(Clone, Debug, clap::Args)]
-pub struct GenesisArgs {
-    /// Directory to write into.
-    #[arg(long)]
-    pub dir: PathBuf,
-    /// Number of validators.
-    #[arg(long, default_value_t = 4)]
-    pub validators: usize,
-    /// Number of genesis chains (the first is the admin chain).
-    #[arg(long, default_value_t = 4)]
-    pub chains: usize,
-    /// Host the validators listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
-    /// Port of the first validator; the others follow.
-    #[arg(long, default_value_t = 9100)]
-    pub base_port: u16,
-    /// Seed for keys.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-}
-
-/// Writes a committee directory.
-pub fn genesis(args: &GenesisArgs) -> Result<(), CliError> {
-    std::fs::create_dir_all(&args.dir).map_err(|source| CliError::File {
-        path: args.dir.clone(),
-        source,
-    })?;
-    let addresses = (0..args.validators)
-        .map(|i| {
-            let port = usize::from(args.base_port) + i;
-            u16::try_from(port)
-                .map(|port| format!("{}:{port}", args.host))
-                .map_err(|_| CliError::Usage(format!("port {port} out of range")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let setup = setup::build(addresses, args.chains, args.seed)?;
-    files::write(&args.dir.join(GENESIS_FILE), &setup.genesis, "genesis")?;
-    for (index, (key, address)) in setup
-        .validator_keys
-        .iter()
-        .zip(&setup.addresses)
-        .enumerate()
-    {
-        let config = ValidatorConfig {
-            key: key.clone(),
-            listen: address.clone(),
-            database: args.dir.join(format!("validator-{index}.redb")),
-        };
-        files::write(
-            &args.dir.join(files::validator_file(index)),
-            &config,
-            "validator configuration",
-        )?;
-    }
-    let wallet = Wallet {
-        chains: setup
-            .genesis
-            .chains
-            .iter()
-            .map(|c| c.id())
-            .zip(setup.owners.iter().cloned())
-            .collect(),
-    };
-    files::write(&args.dir.join(WALLET_FILE), &wallet, "wallet")?;
-    println!(
-        "wrote {} (genesis, {} validator configurations, wallet with {} chains)",
-        args.dir.display(),
-        args.validators,
-        args.chains
-    );
-    Ok(())
-}
-
-/// `quorum validator`: serves one validator until interrupted.
-#[derive(Clone, Debug, clap::Args)]
-pub struct ValidatorArgs {
-    /// The validator's configuration file (written by `quorum genesis`).
-    #[arg(long)]
-    pub config: PathBuf,
-    /// The genesis file (default: `genesis.bcs` beside the configuration).
-    #[arg(long)]
-    pub genesis: Option<PathBuf>,
-}
-
-/// Runs a validator until SIGINT or SIGTERM, then shuts down gracefully.
-pub async fn validator(args: &ValidatorArgs) -> Result<(), CliError> {
-    let config: ValidatorConfig = files::read(&args.config, "validator configuration")?;
-    let genesis_path = args
-        .genesis
-        .clone()
-        .unwrap_or_else(|| sibling(&args.config, GENESIS_FILE));
-    let genesis: Genesis = files::read(&genesis_path, "genesis")?;
-    let worker = validator::open_worker(&config.database, &genesis, config.key.clone()).await?;
-    let listener = validator::bind(&config.listen).await?;
-    let server = validator::serve(worker, listener)?;
-    println!("listening on {}", server.local_addr());
-    wait_for_signal().await;
-    info!("shutting down");
-    server.shutdown().await;
-    Ok(())
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
+use crate::files::{self, Wallet, GENESIS_FILE, WALLET_FILE};
+use crate::keys;
 
 /// Before the process exits, brings every validator up to date on `chain_id` (a command-line
 /// client has no background to leave that to), and says which could not be reached.
@@ -147,11 +27,6 @@ async fn report_lagging(
         eprintln!("warning: validator {validator} not updated: {error}");
     }
     Ok(())
-}
-
-fn sibling(path: &Path, name: &str) -> PathBuf {
-    path.parent()
-        .map_or_else(|| PathBuf::from(name), |dir| dir.join(name))
 }
 
 /// `quorum client`: operations on the committee's chains.
@@ -196,7 +71,11 @@ pub enum ClientCommand {
 /// Runs a client command.
 pub async fn client(args: &ClientArgs) -> Result<(), CliError> {
     let genesis: Genesis = files::read(&args.dir.join(GENESIS_FILE), "genesis")?;
-    let wallet: Wallet = files::read(&args.dir.join(WALLET_FILE), "wallet")?;
+    let wallet_path = args.dir.join(WALLET_FILE);
+    if let Err(error) = keys::check_private(&wallet_path) {
+        warn!(%error, "the wallet holds the chains' owner keys");
+    }
+    let wallet: Wallet = files::read(&wallet_path, "wallet")?;
     let database = args
         .database
         .clone()

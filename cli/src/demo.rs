@@ -12,9 +12,10 @@ use tracing::{info, warn};
 use quorum_core::{ChainId, ChainInfoQuery, ValidatorNode};
 use quorum_node::{MemoryStorage, SystemClock, Worker, WorkerConfig};
 use quorum_transport_mem::{Fault, MemoryNode};
-use quorum_transport_tcp::{ClientConfig, Server, TcpValidatorNode};
+use quorum_transport_tcp::{ClientConfig, Server, ServerConfig, TcpValidatorNode};
 use quorum_updater::{ChainClient, Options, RemoteNode, ValidatorSet};
 
+use crate::config::Limits;
 use crate::error::CliError;
 use crate::setup::{self, CommitteeSetup};
 use crate::summary::Summary;
@@ -51,9 +52,11 @@ pub struct DemoArgs {
     /// Where validators keep their redb databases (default: a temporary directory).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Seed for keys.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
+    /// Derive every key from this seed, so that runs are reproducible (insecure: the demo's
+    /// keys are made in one place, for demos only). Default: the operating system's random
+    /// source.
+    #[arg(long = "insecure-seed", visible_alias = "seed")]
+    pub insecure_seed: Option<u64>,
 }
 
 /// One validator of the demo and how it is reached.
@@ -76,10 +79,15 @@ impl DemoValidator {
     ) -> Result<(), CliError> {
         match transport {
             Transport::Tcp => {
-                let worker =
-                    validator::open_worker(&self.database, genesis, self.key.clone()).await?;
+                let worker = validator::open_worker(
+                    &self.database,
+                    genesis,
+                    self.key.clone(),
+                    &Limits::default(),
+                )
+                .await?;
                 let listener = validator::bind(&self.address).await?;
-                self.server = Some(validator::serve(worker, listener)?);
+                self.server = Some(validator::serve(worker, listener, ServerConfig::default())?);
             }
             Transport::Mem => {
                 if let Some(node) = &self.mem {
@@ -157,7 +165,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
         addresses,
         owners,
         genesis,
-    } = setup::build(addresses, args.chains, args.seed)?;
+    } = setup::all_in_one(addresses, args.chains, args.insecure_seed)?;
     let admin = genesis
         .admin_chain()
         .ok_or_else(|| CliError::Usage("no chains".into()))?;
@@ -183,7 +191,13 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
                 validators.insert(key.public(), Arc::new(remote));
             }
             Transport::Mem => {
-                let worker = validator::open_worker(&node.database, &genesis, key.clone()).await?;
+                let worker = validator::open_worker(
+                    &node.database,
+                    &genesis,
+                    key.clone(),
+                    &Limits::default(),
+                )
+                .await?;
                 let memory = MemoryNode::new(
                     worker.clone() as Arc<dyn ValidatorNode>,
                     Some(key.clone()),

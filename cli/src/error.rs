@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use quorum_core::NodeError;
+use quorum_core::{CommitteeError, NodeError, ValidatorPublicKey};
+
+use crate::keys::KeyFormatError;
 
 /// What can make a command fail.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +26,101 @@ pub enum CliError {
         what: &'static str,
         /// Why it was refused.
         reason: String,
+    },
+    /// A TOML file (configuration or committee file) does not parse.
+    #[error("{path}: invalid {what}: {source}")]
+    Toml {
+        /// The file.
+        path: PathBuf,
+        /// What it should hold.
+        what: &'static str,
+        /// The parser's report (line, column and what is wrong).
+        source: Box<toml::de::Error>,
+    },
+    /// A value could not be rendered as TOML.
+    #[error("cannot write {what} as TOML: {source}")]
+    TomlWrite {
+        /// What was being written.
+        what: &'static str,
+        /// The serializer's report.
+        source: toml::ser::Error,
+    },
+    /// A file that must not be overwritten (a key, a wallet, a configuration) already exists.
+    #[error("{path} already exists; refusing to overwrite it (move it away or write elsewhere)")]
+    AlreadyExists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A secret key file is readable or writable by group or others.
+    #[error(
+        "{path} is accessible by group or others (mode {mode:04o}); a secret key must be private \
+         to its owner: run `chmod 600 {path}`"
+    )]
+    KeyFilePermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A key file does not hold a key.
+    #[error("{path}: not a key file: {source}")]
+    KeyFormat {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with its content.
+        source: KeyFormatError,
+    },
+    /// A committee file names the same validator twice.
+    #[error("{path}: validator {key} is listed twice")]
+    DuplicateValidator {
+        /// The committee file.
+        path: PathBuf,
+        /// The repeated key.
+        key: ValidatorPublicKey,
+    },
+    /// A committee file gives a validator an address that is not `host:port`.
+    #[error("{path}: validator {key}: address {address:?} is not host:port")]
+    BadAddress {
+        /// The committee file.
+        path: PathBuf,
+        /// The validator.
+        key: ValidatorPublicKey,
+        /// The address given.
+        address: String,
+    },
+    /// A committee file's validators do not make a committee (weak key, no weight, …).
+    #[error("{path}: not a valid committee: {source}")]
+    Committee {
+        /// The committee file.
+        path: PathBuf,
+        /// Why the committee was refused.
+        source: CommitteeError,
+    },
+    /// A limit of a configuration file is out of range.
+    #[error("{path}: [limits] {field} must be at least 1")]
+    ZeroLimit {
+        /// The configuration file.
+        path: PathBuf,
+        /// The field.
+        field: &'static str,
+    },
+    /// A limit of a configuration file is above its maximum.
+    #[error("{path}: [limits] {field} must be at most {max}")]
+    LimitTooLarge {
+        /// The configuration file.
+        path: PathBuf,
+        /// The field.
+        field: &'static str,
+        /// The largest value allowed.
+        max: u64,
+    },
+    /// The transport limits of a configuration file are out of range.
+    #[error("{path}: invalid [limits]: {source}")]
+    TransportLimits {
+        /// The configuration file.
+        path: PathBuf,
+        /// The transport's report.
+        source: quorum_transport_tcp::TransportError,
     },
     /// Invalid command-line input.
     #[error("{0}")]

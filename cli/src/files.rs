@@ -1,30 +1,31 @@
-//! The files a committee across machines shares: genesis, validator configurations and the
-//! client's wallet. All are BCS-encoded.
+//! Writing files safely (never over an existing one; secrets with mode 0600 from the start),
+//! and the binary files of a committee: the genesis every machine loads and the client's
+//! wallet, both BCS-encoded. (What an operator edits is TOML: see [`crate::config`] and
+//! [`crate::committee_file`].)
 
-use std::path::{Path, PathBuf};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use quorum_core::{AccountSecretKey, ChainId, ValidatorSecretKey};
+use quorum_core::{AccountSecretKey, ChainId};
 
 use crate::error::CliError;
 
+/// Permission bits of every file holding a secret (validator keys, wallets): read and write by
+/// the owner only.
+pub const SECRET_FILE_MODE: u32 = 0o600;
+
 /// Name of the genesis file in a committee directory.
 pub const GENESIS_FILE: &str = "genesis.bcs";
-/// Name of the wallet file in a committee directory.
+/// Name of the readable copy of the genesis in a committee directory (for checking; what
+/// validators and clients load is [`GENESIS_FILE`]).
+pub const GENESIS_COPY_FILE: &str = "genesis.toml";
+/// Name of the wallet file in a committee directory (mode 0600: it holds the owners' keys).
 pub const WALLET_FILE: &str = "wallet.bcs";
-
-/// The configuration of one validator.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ValidatorConfig {
-    /// The validator's signing key.
-    pub key: ValidatorSecretKey,
-    /// Address to listen on, e.g. `127.0.0.1:9100`.
-    pub listen: String,
-    /// The redb database file.
-    pub database: PathBuf,
-}
 
 /// The chains a client owns.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -33,22 +34,85 @@ pub struct Wallet {
     pub chains: Vec<(ChainId, AccountSecretKey)>,
 }
 
-/// The file name of validator `index`'s configuration.
-pub fn validator_file(index: usize) -> String {
-    format!("validator-{index}.bcs")
+/// Creates `path` with mode [`SECRET_FILE_MODE`] and writes `bytes`; refuses to overwrite an
+/// existing file ([`CliError::AlreadyExists`]).
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    let file_error = |source| CliError::File {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(SECRET_FILE_MODE)
+        .open(path)
+        .map_err(|source| match source.kind() {
+            std::io::ErrorKind::AlreadyExists => CliError::AlreadyExists {
+                path: path.to_owned(),
+            },
+            _ => file_error(source),
+        })?;
+    file.write_all(bytes).map_err(file_error)?;
+    file.sync_all().map_err(file_error)
+}
+
+/// Writes `text` to a new file at `path` (mode per the umask); refuses to overwrite.
+pub fn write_new(path: &Path, text: &str) -> Result<(), CliError> {
+    let file_error = |source| CliError::File {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|source| match source.kind() {
+            std::io::ErrorKind::AlreadyExists => CliError::AlreadyExists {
+                path: path.to_owned(),
+            },
+            _ => file_error(source),
+        })?;
+    file.write_all(text.as_bytes()).map_err(file_error)
+}
+
+/// Refuses, before anything is written, if any of `paths` already exists.
+pub fn ensure_absent<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<(), CliError> {
+    for path in paths {
+        if path.symlink_metadata().is_ok() {
+            return Err(CliError::AlreadyExists {
+                path: path.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn encode<T: Serialize>(path: &Path, value: &T, what: &'static str) -> Result<Vec<u8>, CliError> {
+    bcs::to_bytes(value).map_err(|e| CliError::Format {
+        path: path.to_owned(),
+        what,
+        reason: e.to_string(),
+    })
 }
 
 /// Writes `value` to `path` as BCS.
 pub fn write<T: Serialize>(path: &Path, value: &T, what: &'static str) -> Result<(), CliError> {
-    let bytes = bcs::to_bytes(value).map_err(|e| CliError::Format {
-        path: path.to_owned(),
-        what,
-        reason: e.to_string(),
-    })?;
+    let bytes = encode(path, value, what)?;
     std::fs::write(path, bytes).map_err(|source| CliError::File {
         path: path.to_owned(),
         source,
     })
+}
+
+/// Writes `value`, which holds secrets, to a new file at `path` as BCS, with mode 0600 from
+/// the start; refuses to overwrite.
+pub fn write_secret<T: Serialize>(
+    path: &Path,
+    value: &T,
+    what: &'static str,
+) -> Result<(), CliError> {
+    let bytes = encode(path, value, what)?;
+    write_private(path, &bytes)
 }
 
 /// Reads a BCS value from `path`.

@@ -1,10 +1,15 @@
-//! `quorum`: run a committee on one machine (`demo`) or across machines (`genesis`,
-//! `validator`, `client`). Logs go through `tracing` (set `RUST_LOG`, e.g. `RUST_LOG=debug`).
+//! `quorum`: run a committee on one machine (`demo`) or across machines (`keygen` on each,
+//! `genesis` from their public keys, `validator`, `client`). Logs go through `tracing` (set
+//! `RUST_LOG`, e.g. `RUST_LOG=debug`).
 
 mod client;
+mod committee_file;
+mod config;
 mod demo;
 mod error;
 mod files;
+mod genesis;
+mod keys;
 mod setup;
 mod summary;
 mod validator;
@@ -28,10 +33,18 @@ enum Command {
     /// Runs a committee on this machine with a workload, faults and recoveries, then prints a
     /// summary. Needs no set-up.
     Demo(demo::DemoArgs),
-    /// Writes the files of a committee across processes or machines.
-    Genesis(client::GenesisArgs),
-    /// Runs one validator from its configuration until interrupted.
-    Validator(client::ValidatorArgs),
+    /// Makes a validator key from the operating system's random source on the machine that
+    /// will run the validator (secret key file mode 0600) and prints its public key for the
+    /// committee file.
+    Keygen(keys::KeygenArgs),
+    /// Builds the genesis of a committee across machines from a committee file (TOML) of
+    /// public keys and addresses: no validator secret leaves its machine.
+    Genesis(genesis::GenesisArgs),
+    /// Writes a whole committee with every key made in one place (insecure: for demos and
+    /// tests).
+    DevGenesis(genesis::DevGenesisArgs),
+    /// Runs one validator from its TOML configuration until interrupted.
+    Validator(validator::ValidatorArgs),
     /// Client operations against a running committee.
     Client(client::ClientArgs),
 }
@@ -59,8 +72,10 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args)
                 .await
                 .map(|summary| println!("{}", summary.render())),
-            Command::Genesis(args) => client::genesis(&args),
-            Command::Validator(args) => client::validator(&args).await,
+            Command::Keygen(args) => keys::keygen(&args),
+            Command::Genesis(args) => genesis::genesis(&args),
+            Command::DevGenesis(args) => genesis::dev_genesis(&args),
+            Command::Validator(args) => validator::run(&args).await,
             Command::Client(args) => client::client(&args).await,
         }
     });

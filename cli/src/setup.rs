@@ -1,9 +1,10 @@
-//! Building a committee: keys, addresses, chains and the genesis.
+//! Building a genesis: from a committee of public keys (across machines), or with every key
+//! made in one place (the demo and tests).
 
 use std::collections::BTreeMap;
 
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::rngs::{OsRng, StdRng};
+use rand::{CryptoRng, RngCore, SeedableRng};
 
 use quorum_core::{
     AccountSecretKey, ChainDescription, ChainOrigin, Committee, ConsensusConfig, Epoch, TimeDelta,
@@ -27,7 +28,10 @@ pub fn consensus() -> ConsensusConfig {
     }
 }
 
-/// Everything a committee on one machine or across machines starts from.
+/// A committee whose every key was made in one place, with its genesis.
+///
+/// Insecure: whoever ran the set-up holds every validator's key. For the demo and tests only;
+/// a committee across machines is built from public keys ([`genesis_for`]).
 #[derive(Debug)]
 pub struct CommitteeSetup {
     /// Validator keys, in committee (key) order.
@@ -40,23 +44,34 @@ pub struct CommitteeSetup {
     pub genesis: Genesis,
 }
 
-/// Creates `validators` equal-weight validators at `addresses` and `chains` genesis chains, from
-/// a seed (the same seed gives the same keys).
-pub fn build(addresses: Vec<String>, chains: usize, seed: u64) -> Result<CommitteeSetup, CliError> {
+/// Creates equal-weight validators at `addresses` and `chains` genesis chains, every key made
+/// here (insecure: for demos and tests). The keys come from the operating system's random
+/// source, or from `insecure_seed` when given (the same seed gives the same keys).
+pub fn all_in_one(
+    addresses: Vec<String>,
+    chains: usize,
+    insecure_seed: Option<u64>,
+) -> Result<CommitteeSetup, CliError> {
+    match insecure_seed {
+        Some(seed) => all_in_one_from(addresses, chains, &mut StdRng::seed_from_u64(seed)),
+        None => all_in_one_from(addresses, chains, &mut OsRng),
+    }
+}
+
+fn all_in_one_from<R: RngCore + CryptoRng>(
+    addresses: Vec<String>,
+    chains: usize,
+    rng: &mut R,
+) -> Result<CommitteeSetup, CliError> {
     if addresses.is_empty() {
         return Err(CliError::Usage(
             "a committee needs at least one validator".into(),
         ));
     }
-    if chains == 0 {
-        return Err(CliError::Usage(
-            "at least one chain (the admin chain) is needed".into(),
-        ));
-    }
-    let mut rng = StdRng::seed_from_u64(seed);
+    check_chains(chains)?;
     let mut validator_keys: Vec<ValidatorSecretKey> = addresses
         .iter()
-        .map(|_| ValidatorSecretKey::generate(&mut rng))
+        .map(|_| ValidatorSecretKey::generate(rng))
         .collect();
     validator_keys.sort_by_key(ValidatorSecretKey::public);
     let members: BTreeMap<_, _> = validator_keys
@@ -74,9 +89,42 @@ pub fn build(addresses: Vec<String>, chains: usize, seed: u64) -> Result<Committ
         .collect();
     let committee = Committee::new(members).map_err(|e| CliError::Usage(e.to_string()))?;
     let owners: Vec<AccountSecretKey> = (0..chains)
-        .map(|_| AccountSecretKey::generate(&mut rng))
+        .map(|_| AccountSecretKey::generate(rng))
         .collect();
-    let descriptions = owners
+    Ok(CommitteeSetup {
+        validator_keys,
+        addresses,
+        genesis: genesis(committee, &owners),
+        owners,
+    })
+}
+
+/// The genesis of `committee` (built from public keys only) with `chains` chains whose owner
+/// keys are made here from the operating system's random source; returns the owner keys (the
+/// wallet of whoever runs the genesis) with it.
+pub fn genesis_for(
+    committee: Committee,
+    chains: usize,
+) -> Result<(Genesis, Vec<AccountSecretKey>), CliError> {
+    check_chains(chains)?;
+    let owners: Vec<AccountSecretKey> = (0..chains)
+        .map(|_| AccountSecretKey::generate(&mut OsRng))
+        .collect();
+    Ok((genesis(committee, &owners), owners))
+}
+
+fn check_chains(chains: usize) -> Result<(), CliError> {
+    if chains == 0 {
+        return Err(CliError::Usage(
+            "at least one chain (the admin chain) is needed".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The genesis of `committee` with one chain per owner, in order (the first is the admin chain).
+fn genesis(committee: Committee, owners: &[AccountSecretKey]) -> Genesis {
+    let chains = owners
         .iter()
         .enumerate()
         .map(|(index, owner)| ChainDescription {
@@ -89,13 +137,5 @@ pub fn build(addresses: Vec<String>, chains: usize, seed: u64) -> Result<Committ
             balance: INITIAL_BALANCE,
         })
         .collect();
-    Ok(CommitteeSetup {
-        validator_keys,
-        addresses,
-        owners,
-        genesis: Genesis {
-            committee,
-            chains: descriptions,
-        },
-    })
+    Genesis { committee, chains }
 }

@@ -1,27 +1,32 @@
-//! Running one validator: redb storage, a Worker with the system clock, served over TCP.
+//! Running one validator: redb storage, a Worker with the system clock, served over TCP; and
+//! the `quorum validator` command that runs one from its TOML configuration.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 
 use quorum_core::{ValidatorNode, ValidatorSecretKey};
 use quorum_node::{Clock, Genesis, SystemClock, Worker, WorkerConfig};
 use quorum_store_redb::RedbStorage;
 use quorum_transport_tcp::{Server, ServerConfig, ValidatorHandler};
 
+use crate::config::{Limits, ValidatorConfig};
 use crate::error::CliError;
+use crate::files;
+use crate::keys;
 
 /// A validator's Worker over redb.
 pub type RedbWorker = Worker<RedbStorage>;
 
 /// Opens (or creates) the database at `database`, writes the genesis state where missing, and
-/// returns the validator's Worker.
+/// returns the validator's Worker, configured with `limits`.
 pub async fn open_worker(
     database: &Path,
     genesis: &Genesis,
     key: ValidatorSecretKey,
+    limits: &Limits,
 ) -> Result<Arc<RedbWorker>, CliError> {
     let storage = RedbStorage::open(database)?;
     let clock = SystemClock;
@@ -30,21 +35,21 @@ pub async fn open_worker(
         storage,
         Some(key),
         Arc::new(clock),
-        WorkerConfig::new(admin),
+        limits.apply(WorkerConfig::new(admin)),
     )))
 }
 
 /// Serves `worker` on an already bound listener.
-pub fn serve(worker: Arc<RedbWorker>, listener: TcpListener) -> Result<Server, CliError> {
+pub fn serve(
+    worker: Arc<RedbWorker>,
+    listener: TcpListener,
+    config: ServerConfig,
+) -> Result<Server, CliError> {
     let address = listener
         .local_addr()
         .map_err(quorum_transport_tcp::TransportError::from)?;
     let node: Arc<dyn ValidatorNode> = worker;
-    let server = Server::serve(
-        listener,
-        ServerConfig::default(),
-        ValidatorHandler::new(node),
-    )?;
+    let server = Server::serve(listener, config, ValidatorHandler::new(node))?;
     info!(%address, "validator serving");
     Ok(server)
 }
@@ -54,4 +59,62 @@ pub async fn bind(address: &str) -> Result<TcpListener, CliError> {
     TcpListener::bind(address)
         .await
         .map_err(|e| CliError::Transport(quorum_transport_tcp::TransportError::from(e)))
+}
+
+/// `quorum validator`: serves one validator until interrupted.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ValidatorArgs {
+    /// The validator's TOML configuration (written by `quorum keygen --listen` or
+    /// `quorum dev-genesis`).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The genesis file (default: the configuration's `genesis`, `genesis.bcs` beside it).
+    #[arg(long)]
+    pub genesis: Option<PathBuf>,
+}
+
+/// Runs a validator until SIGINT or SIGTERM, then shuts down gracefully. Refuses to start with a
+/// key file that group or others can access.
+pub async fn run(args: &ValidatorArgs) -> Result<(), CliError> {
+    let config = ValidatorConfig::load(&args.config)?;
+    let key = keys::read_validator_key(&config.key_file)?;
+    let genesis_path = args.genesis.as_ref().unwrap_or(&config.genesis);
+    let genesis: Genesis = files::read(genesis_path, "genesis")?;
+    if !genesis
+        .committee
+        .validators()
+        .any(|(member, _)| *member == key.public())
+    {
+        warn!(
+            key = %key.public(),
+            genesis = %genesis_path.display(),
+            "this validator's key is not in the genesis committee: it will not be asked to vote"
+        );
+    }
+    if let Some(metrics) = config.metrics {
+        warn!(%metrics, "no metrics endpoint is served yet: `metrics` is ignored");
+    }
+    let worker = open_worker(&config.storage, &genesis, key, &config.limits).await?;
+    let listener = bind(&config.listen).await?;
+    let server = serve(worker, listener, config.limits.server_config())?;
+    println!("listening on {}", server.local_addr());
+    wait_for_signal().await;
+    info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -3,82 +3,23 @@
 //! its data, and the updater bringing it back in sync with nothing lost.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use quorum_core::{BlockHeight, ChainId, ChainInfoQuery, CryptoHash, ValidatorNode};
 use quorum_node::Genesis;
 use quorum_transport_tcp::{ClientConfig, TcpValidatorNode};
 
-const BIN: &str = env!("CARGO_BIN_EXE_quorum");
+use common::{free_ports, quorum, Validators};
+
 const VALIDATORS: usize = 4;
 
-/// A base port with `VALIDATORS` consecutive free ports after it.
-fn free_ports() -> u16 {
-    let mut seed = u64::from(std::process::id());
-    for _ in 0..200 {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let base = 20_000 + (seed >> 33) as u16 % 30_000;
-        let all_free =
-            (0..VALIDATORS as u16).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no free ports");
-}
-
-fn quorum(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "error")
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "quorum {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// The validator processes; killed when dropped, so a failing test leaves none behind.
-struct Validators(Vec<Child>);
-
-impl Drop for Validators {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Starts validator `index` and waits until it listens.
+/// Starts validator `index` of a `dev-genesis` directory and waits until it listens.
 fn start_validator(dir: &Path, index: usize) -> Child {
-    let config = dir.join(format!("validator-{index}.bcs"));
-    let mut child = Command::new(BIN)
-        .args(["validator", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    assert!(
-        line.starts_with("listening on"),
-        "validator {index} said: {line:?}"
-    );
-    child
+    common::start_validator(&dir.join(format!("validator-{index}.toml")))
 }
 
 /// Each validator's (height, tip) of `chain`, `None` if unreachable.
@@ -109,11 +50,11 @@ async fn heights(
 async fn killed_validator_restarts_from_its_data_and_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
-    let base = free_ports();
+    let base = free_ports(VALIDATORS as u16);
     quorum(
         path,
         &[
-            "genesis",
+            "dev-genesis",
             "--dir",
             path.to_str().unwrap(),
             "--validators",

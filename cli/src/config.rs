@@ -1,0 +1,293 @@
+//! The configuration an operator edits: one validator's TOML file (listen address, storage,
+//! key file, genesis, limits, metrics address).
+//!
+//! Relative paths in the file are relative to the directory holding the file, so a machine's
+//! directory can be moved as a whole. Unknown fields are refused, so a misspelt field is an
+//! error rather than a silently ignored setting.
+//!
+//! ```toml
+//! listen = "0.0.0.0:9100"
+//! storage = "validator.redb"
+//! key_file = "validator.key"
+//! genesis = "genesis.bcs"
+//! # metrics = "127.0.0.1:9300"
+//!
+//! [limits]
+//! max_frame_bytes = 16777216
+//! max_in_flight_per_connection = 256
+//! idle_timeout_secs = 600
+//! max_blob_bytes = 4194304
+//! max_uploaded_blobs = 1024
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use quorum_node::worker::{DEFAULT_MAX_BLOB_BYTES, DEFAULT_MAX_UPLOADED_BLOBS};
+use quorum_node::WorkerConfig;
+use quorum_transport_tcp::{
+    ServerConfig, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_FRAME_LENGTH, DEFAULT_MAX_IN_FLIGHT,
+    MAX_FRAME_LENGTH_LIMIT,
+};
+
+use crate::error::CliError;
+use crate::files::GENESIS_FILE;
+
+/// What a configuration file is called in error messages.
+const WHAT: &str = "validator configuration";
+
+/// Explanations written at the top of every configuration file the program writes.
+const HEADER: &str = "\
+# Quorum validator configuration (`quorum validator --config THIS_FILE`).
+# Relative paths are relative to this file's directory.
+#   listen    address to serve on (host:port)
+#   storage   the redb database file
+#   key_file  the validator's secret key (mode 0600; the validator refuses a key file that
+#             group or others can read)
+#   genesis   the committee's genesis, the same file on every machine
+#   metrics   optional address for a metrics endpoint (host:port)
+#   [limits]  sizes in bytes, times in seconds (idle_timeout_secs = 0: never close idle)
+";
+
+/// One validator's configuration, as written in its TOML file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatorConfig {
+    /// Address to listen on, e.g. `0.0.0.0:9100`.
+    pub listen: String,
+    /// The redb database file.
+    pub storage: PathBuf,
+    /// The secret key file (see [`crate::keys`]).
+    pub key_file: PathBuf,
+    /// The genesis file (default [`GENESIS_FILE`] beside the configuration).
+    #[serde(default = "default_genesis")]
+    pub genesis: PathBuf,
+    /// Address of a metrics endpoint, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<SocketAddr>,
+    /// Resource limits; every field has a default.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+fn default_genesis() -> PathBuf {
+    PathBuf::from(GENESIS_FILE)
+}
+
+/// A validator's resource limits, with the defaults of the transport and the Worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request or response frame, in bytes (default 16 MiB).
+    pub max_frame_bytes: usize,
+    /// Requests of one connection handled at once (default 256).
+    pub max_in_flight_per_connection: usize,
+    /// Seconds a connection with nothing in flight is kept open; 0 keeps it forever (default
+    /// 600).
+    pub idle_timeout_secs: u64,
+    /// Largest blob accepted, in bytes (default 4 MiB).
+    pub max_blob_bytes: usize,
+    /// Most uploaded blobs held until a certificate uses them (default 1,024).
+    pub max_uploaded_blobs: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: DEFAULT_MAX_FRAME_LENGTH,
+            max_in_flight_per_connection: DEFAULT_MAX_IN_FLIGHT,
+            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT.as_secs(),
+            max_blob_bytes: DEFAULT_MAX_BLOB_BYTES,
+            max_uploaded_blobs: DEFAULT_MAX_UPLOADED_BLOBS,
+        }
+    }
+}
+
+impl Limits {
+    /// The server settings these limits give (other settings at their defaults).
+    pub fn server_config(&self) -> ServerConfig {
+        ServerConfig {
+            max_frame_length: self.max_frame_bytes,
+            max_in_flight: self.max_in_flight_per_connection,
+            idle_timeout: (self.idle_timeout_secs > 0)
+                .then(|| Duration::from_secs(self.idle_timeout_secs)),
+            ..ServerConfig::default()
+        }
+    }
+
+    /// `config` with these limits applied.
+    pub fn apply(&self, config: WorkerConfig) -> WorkerConfig {
+        WorkerConfig {
+            max_blob_bytes: self.max_blob_bytes,
+            max_uploaded_blobs: self.max_uploaded_blobs,
+            ..config
+        }
+    }
+
+    /// Checks every limit is in range; `path` names the file in errors.
+    pub fn validate(&self, path: &Path) -> Result<(), CliError> {
+        for (field, value) in [
+            ("max_frame_bytes", self.max_frame_bytes),
+            (
+                "max_in_flight_per_connection",
+                self.max_in_flight_per_connection,
+            ),
+            ("max_blob_bytes", self.max_blob_bytes),
+            ("max_uploaded_blobs", self.max_uploaded_blobs),
+        ] {
+            if value == 0 {
+                return Err(CliError::ZeroLimit {
+                    path: path.to_owned(),
+                    field,
+                });
+            }
+        }
+        if self.max_frame_bytes > MAX_FRAME_LENGTH_LIMIT {
+            return Err(CliError::LimitTooLarge {
+                path: path.to_owned(),
+                field: "max_frame_bytes",
+                max: MAX_FRAME_LENGTH_LIMIT as u64,
+            });
+        }
+        // The transport's own checks, for whatever the ones above do not cover.
+        self.server_config()
+            .validate()
+            .map_err(|source| CliError::TransportLimits {
+                path: path.to_owned(),
+                source,
+            })
+    }
+}
+
+impl ValidatorConfig {
+    /// A configuration with default limits and no metrics endpoint.
+    pub fn new(listen: String, storage: PathBuf, key_file: PathBuf, genesis: PathBuf) -> Self {
+        ValidatorConfig {
+            listen,
+            storage,
+            key_file,
+            genesis,
+            metrics: None,
+            limits: Limits::default(),
+        }
+    }
+
+    /// The configuration as TOML, with a header explaining each field.
+    pub fn to_toml(&self) -> Result<String, CliError> {
+        let body =
+            toml::to_string(self).map_err(|source| CliError::TomlWrite { what: WHAT, source })?;
+        Ok(format!("{HEADER}\n{body}"))
+    }
+
+    /// Reads and checks the configuration at `path`; its relative paths are returned resolved
+    /// against the file's directory.
+    pub fn load(path: &Path) -> Result<Self, CliError> {
+        let mut config: ValidatorConfig = read_toml(path, WHAT)?;
+        config.limits.validate(path)?;
+        let base = path.parent().unwrap_or_else(|| Path::new(""));
+        for field in [
+            &mut config.storage,
+            &mut config.key_file,
+            &mut config.genesis,
+        ] {
+            if field.is_relative() {
+                *field = base.join(&*field);
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// Reads a TOML file into `T`; errors name the file, what it should hold, and where and what
+/// the parser found wrong.
+pub fn read_toml<T: DeserializeOwned>(path: &Path, what: &'static str) -> Result<T, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::File {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| CliError::Toml {
+        path: path.to_owned(),
+        what,
+        source: Box::new(source),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ValidatorConfig {
+        ValidatorConfig {
+            listen: "127.0.0.1:9100".into(),
+            storage: "data/validator.redb".into(),
+            key_file: "validator.key".into(),
+            genesis: "genesis.bcs".into(),
+            metrics: Some("127.0.0.1:9300".parse().unwrap()),
+            limits: Limits {
+                max_frame_bytes: 1 << 20,
+                ..Limits::default()
+            },
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let config = sample();
+        let text = config.to_toml().unwrap();
+        assert_eq!(toml::from_str::<ValidatorConfig>(&text).unwrap(), config);
+        let minimal = ValidatorConfig::new(
+            "127.0.0.1:1".into(),
+            "a.redb".into(),
+            "a.key".into(),
+            "genesis.bcs".into(),
+        );
+        let text = minimal.to_toml().unwrap();
+        assert!(!text.contains("metrics ="), "{text}");
+        assert_eq!(toml::from_str::<ValidatorConfig>(&text).unwrap(), minimal);
+    }
+
+    #[test]
+    fn optional_fields_default_and_paths_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("validator.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1\"\nstorage = \"v.redb\"\nkey_file = \"/keys/v.key\"\n",
+        )
+        .unwrap();
+        let config = ValidatorConfig::load(&path).unwrap();
+        assert_eq!(config.limits, Limits::default());
+        assert_eq!(config.metrics, None);
+        assert_eq!(config.storage, dir.path().join("v.redb"));
+        assert_eq!(config.genesis, dir.path().join(GENESIS_FILE));
+        assert_eq!(config.key_file, PathBuf::from("/keys/v.key"));
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        let cases = [
+            ("listen = \"x\"\nstorage = \"s\"\nkey_file = \"k\"\nlisten_port = 3\n", "listen_port"),
+            ("listen = \"x\"\nstorage = \"s\"\n", "key_file"),
+            ("listen = 5\nstorage = \"s\"\nkey_file = \"k\"\n", "listen"),
+            (
+                "listen = \"x\"\nstorage = \"s\"\nkey_file = \"k\"\nmetrics = \"nowhere\"\n",
+                "metrics",
+            ),
+            ("listen = \"x\"\nstorage = \"s\"\nkey_file = \"k\"\n[limits]\nmax_blob_bytes = 0\n", "max_blob_bytes"),
+            ("listen = \"x\"\nstorage = \"s\"\nkey_file = \"k\"\n[limits]\nmax_frame_bytes = 0\n", "max_frame_bytes"),
+            ("listen = \"x\"\nstorage = \"s\"\nkey_file = \"k\"\n[limits]\nmax_frame_bytes = 1099511627776\n", "max_frame_bytes"),
+        ];
+        for (text, needle) in cases {
+            std::fs::write(&path, text).unwrap();
+            let error = ValidatorConfig::load(&path).unwrap_err().to_string();
+            assert!(error.contains("bad.toml"), "{error}");
+            assert!(error.contains(needle), "{needle}: {error}");
+        }
+    }
+}

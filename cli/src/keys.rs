@@ -1,0 +1,225 @@
+//! Key files: a validator's secret key in its own private file, its public key in hex, and the
+//! `quorum keygen` command that makes them from the operating system's random source.
+//!
+//! A secret key file holds the 32 secret bytes as 64 hex digits and a newline. It is created
+//! with mode [`SECRET_FILE_MODE`](crate::files::SECRET_FILE_MODE) from the start (never widened then narrowed) and never
+//! overwritten; a validator refuses to load one that group or others can access
+//! ([`read_validator_key`]).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use rand::rngs::OsRng;
+use tracing::info;
+
+use quorum_core::crypto::PUBLIC_KEY_LENGTH;
+use quorum_core::{ValidatorPublicKey, ValidatorSecretKey};
+
+use crate::config::ValidatorConfig;
+use crate::error::CliError;
+use crate::files::{ensure_absent, write_new, write_private, GENESIS_FILE};
+
+/// Permission bits that must be clear on a secret key file: any access by group or others.
+pub const GROUP_OTHER_BITS: u32 = 0o077;
+/// Length of a secret key, in bytes.
+pub const SECRET_KEY_LENGTH: usize = 32;
+
+/// Name of the secret key file `quorum keygen` writes.
+pub const KEY_FILE: &str = "validator.key";
+/// Name of the public key file `quorum keygen` writes.
+pub const PUBLIC_KEY_FILE: &str = "validator.pub";
+/// Name of the configuration file `quorum keygen --listen` writes.
+pub const CONFIG_FILE: &str = "validator.toml";
+/// Name of the database file the configuration `quorum keygen --listen` writes points to.
+pub const DATABASE_FILE: &str = "validator.redb";
+
+/// Why the content of a key file, or a key written in hex, is not a key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFormatError {
+    /// Not hexadecimal.
+    #[error("not hexadecimal ({0})")]
+    Hex(#[from] hex::FromHexError),
+    /// Hexadecimal of the wrong length.
+    #[error("expected {expected} bytes ({} hex digits), found {found} bytes", expected * 2)]
+    Length {
+        /// Bytes a key has.
+        expected: usize,
+        /// Bytes found.
+        found: usize,
+    },
+}
+
+/// Decodes `expected` bytes written in hex (surrounding whitespace ignored).
+fn decode_hex<const N: usize>(text: &str) -> Result<[u8; N], KeyFormatError> {
+    let bytes = hex::decode(text.trim())?;
+    <[u8; N]>::try_from(bytes.as_slice()).map_err(|_| KeyFormatError::Length {
+        expected: N,
+        found: bytes.len(),
+    })
+}
+
+/// Parses a validator public key written as 64 hex digits.
+pub fn parse_public_key(text: &str) -> Result<ValidatorPublicKey, KeyFormatError> {
+    decode_hex::<PUBLIC_KEY_LENGTH>(text).map(ValidatorPublicKey::from_bytes)
+}
+
+/// Serde helpers writing a [`ValidatorPublicKey`] as a hex string, for TOML files
+/// (`#[serde(with = "crate::keys::hex_public_key")]`).
+pub mod hex_public_key {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use quorum_core::ValidatorPublicKey;
+
+    /// Writes the key as 64 hex digits.
+    pub fn serialize<S: Serializer>(key: &ValidatorPublicKey, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(key)
+    }
+
+    /// Reads a key written as 64 hex digits.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ValidatorPublicKey, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_public_key(&text)
+            .map_err(|e| serde::de::Error::custom(format!("invalid public key: {e}")))
+    }
+}
+
+/// Writes a new secret key file (mode 0600 from the start, never overwriting).
+pub fn write_validator_key(path: &Path, key: &ValidatorSecretKey) -> Result<(), CliError> {
+    let mut text = hex::encode(key.to_bytes());
+    text.push('\n');
+    write_private(path, text.as_bytes())?;
+    info!(path = %path.display(), public = %key.public(), "wrote validator key");
+    Ok(())
+}
+
+/// Refuses a secret file that group or others can access.
+pub fn check_private(path: &Path) -> Result<(), CliError> {
+    let metadata = std::fs::metadata(path).map_err(|source| CliError::File {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mode = metadata.permissions().mode() & 0o7777;
+    if mode & GROUP_OTHER_BITS != 0 {
+        return Err(CliError::KeyFilePermissions {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+/// Reads a secret key file, first checking that only its owner can access it.
+pub fn read_validator_key(path: &Path) -> Result<ValidatorSecretKey, CliError> {
+    check_private(path)?;
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::File {
+        path: path.to_owned(),
+        source,
+    })?;
+    let bytes = decode_hex::<SECRET_KEY_LENGTH>(&text).map_err(|source| CliError::KeyFormat {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(ValidatorSecretKey::from_bytes(&bytes))
+}
+
+/// `quorum keygen`: makes a validator key on the machine that will run the validator.
+#[derive(Clone, Debug, clap::Args)]
+pub struct KeygenArgs {
+    /// Directory to write into (created if missing): `validator.key` (secret, mode 0600),
+    /// `validator.pub` and, with `--listen`, `validator.toml`.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Address the validator will listen on, e.g. `0.0.0.0:9100`; also writes a configuration
+    /// `validator.toml` using the new key.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Address other machines reach the validator at, for the committee file (default: the
+    /// `--listen` address).
+    #[arg(long)]
+    pub address: Option<String>,
+}
+
+/// Makes a validator key from the operating system's random source, writes it and its public
+/// key, and prints the committee file entry.
+pub fn keygen(args: &KeygenArgs) -> Result<(), CliError> {
+    std::fs::create_dir_all(&args.dir).map_err(|source| CliError::File {
+        path: args.dir.clone(),
+        source,
+    })?;
+    let key_path = args.dir.join(KEY_FILE);
+    let public_path = args.dir.join(PUBLIC_KEY_FILE);
+    let config_path = args.dir.join(CONFIG_FILE);
+    let mut outputs = vec![key_path.as_path()];
+    if args.listen.is_some() {
+        outputs.push(config_path.as_path());
+    }
+    ensure_absent(outputs)?;
+    let key = ValidatorSecretKey::generate(&mut OsRng);
+    write_validator_key(&key_path, &key)?;
+    let public = key.public();
+    std::fs::write(&public_path, format!("{public}\n")).map_err(|source| CliError::File {
+        path: public_path.clone(),
+        source,
+    })?;
+    println!(
+        "wrote {} (secret, mode 0600: keep it on this machine)",
+        key_path.display()
+    );
+    println!("wrote {}", public_path.display());
+    if let Some(listen) = &args.listen {
+        let config = ValidatorConfig::new(
+            listen.clone(),
+            PathBuf::from(DATABASE_FILE),
+            PathBuf::from(KEY_FILE),
+            PathBuf::from(GENESIS_FILE),
+        );
+        write_new(&config_path, &config.to_toml()?)?;
+        println!("wrote {}", config_path.display());
+    }
+    let address = args
+        .address
+        .as_deref()
+        .or(args.listen.as_deref())
+        .unwrap_or("HOST:PORT");
+    println!("public key: {public}");
+    println!("add this validator to the committee file:\n");
+    println!("[[validators]]\npublic_key = \"{public}\"\naddress = \"{address}\"\nvotes = 1");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_file_round_trip_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KEY_FILE);
+        let key = ValidatorSecretKey::generate(&mut OsRng);
+        write_validator_key(&path, &key).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, crate::files::SECRET_FILE_MODE);
+        assert_eq!(read_validator_key(&path).unwrap().public(), key.public());
+        assert!(matches!(
+            write_validator_key(&path, &key),
+            Err(CliError::AlreadyExists { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_hex_is_refused_with_its_reason() {
+        assert!(matches!(
+            parse_public_key("zz"),
+            Err(KeyFormatError::Hex(_))
+        ));
+        assert!(matches!(
+            parse_public_key("abcd"),
+            Err(KeyFormatError::Length {
+                expected: 32,
+                found: 2
+            })
+        ));
+        let key = ValidatorSecretKey::generate(&mut OsRng).public();
+        assert_eq!(parse_public_key(&format!(" {key}\n")).unwrap(), key);
+    }
+}
