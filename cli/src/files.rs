@@ -37,42 +37,37 @@ pub struct Wallet {
 /// Creates `path` with mode [`SECRET_FILE_MODE`] and writes `bytes`; refuses to overwrite an
 /// existing file ([`CliError::AlreadyExists`]).
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    let file_error = |source| CliError::File {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(SECRET_FILE_MODE)
-        .open(path)
-        .map_err(|source| match source.kind() {
-            std::io::ErrorKind::AlreadyExists => CliError::AlreadyExists {
-                path: path.to_owned(),
-            },
-            _ => file_error(source),
-        })?;
-    file.write_all(bytes).map_err(file_error)?;
-    file.sync_all().map_err(file_error)
+    write_fresh(path, bytes, Some(SECRET_FILE_MODE), true)
 }
 
 /// Writes `text` to a new file at `path` (mode per the umask); refuses to overwrite.
 pub fn write_new(path: &Path, text: &str) -> Result<(), CliError> {
+    write_fresh(path, text.as_bytes(), None, false)
+}
+
+/// Creates `path` (with `mode` from the start when given), refusing an existing file, writes
+/// `bytes`, and syncs them to disk when `sync`.
+fn write_fresh(path: &Path, bytes: &[u8], mode: Option<u32>, sync: bool) -> Result<(), CliError> {
     let file_error = |source| CliError::File {
         path: path.to_owned(),
         source,
     };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|source| match source.kind() {
-            std::io::ErrorKind::AlreadyExists => CliError::AlreadyExists {
-                path: path.to_owned(),
-            },
-            _ => file_error(source),
-        })?;
-    file.write_all(text.as_bytes()).map_err(file_error)
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    if let Some(mode) = mode {
+        options.mode(mode);
+    }
+    let mut file = options.open(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::AlreadyExists => CliError::AlreadyExists {
+            path: path.to_owned(),
+        },
+        _ => file_error(source),
+    })?;
+    file.write_all(bytes).map_err(file_error)?;
+    if sync {
+        file.sync_all().map_err(file_error)?;
+    }
+    Ok(())
 }
 
 /// Refuses, before anything is written, if any of `paths` already exists.
