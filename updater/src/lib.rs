@@ -41,6 +41,8 @@
 
 pub mod client;
 pub mod deadline;
+pub mod health;
+pub mod hedge;
 pub mod options;
 pub mod planner;
 pub mod quorum;
@@ -50,6 +52,7 @@ pub mod stats;
 pub mod updater;
 
 pub use client::{ChainClient, ChainClientError, ValidatorSet};
+pub use health::{Health, HealthPolicy, HealthState};
 pub use options::{Options, RetryPolicy};
 pub use quorum::{communicate_with_quorum, QuorumError, QuorumTiming};
 pub use remote::RemoteNode;

@@ -23,6 +23,10 @@ pub const DEFAULT_BACKGROUND_CATCH_UP: Duration = Duration::from_secs(30);
 /// Default for [`Options::max_recovery_depth`]: how many generations of chains (a chain's
 /// parent, the parent's parent, …) one recovery may walk up.
 pub const DEFAULT_MAX_RECOVERY_DEPTH: usize = 8;
+/// Default for [`Options::probe_timeout`]: how long a suspect validator is waited on (500 ms).
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Default for [`Options::max_hedge_fanout`]: validators asked at most for one read.
+pub const DEFAULT_MAX_HEDGE_FANOUT: usize = 3;
 /// Default for [`Options::recovery_budget`]: recoveries one action may perform with one
 /// validator, nested calls included.
 pub const DEFAULT_RECOVERY_BUDGET: usize = 64;
@@ -112,6 +116,11 @@ pub struct Options {
     /// Recoveries one action may perform with one validator, nested calls included (default
     /// [`DEFAULT_RECOVERY_BUDGET`]); a Byzantine validator inventing causes runs out of it.
     pub recovery_budget: usize,
+    /// Timeout of one request to a suspect validator, without retries (default
+    /// [`DEFAULT_PROBE_TIMEOUT`]; never more than `request_timeout`).
+    pub probe_timeout: Duration,
+    /// Most validators one hedged read asks (default [`DEFAULT_MAX_HEDGE_FANOUT`]).
+    pub max_hedge_fanout: usize,
 }
 
 impl Default for Options {
@@ -126,6 +135,8 @@ impl Default for Options {
             background_catch_up: DEFAULT_BACKGROUND_CATCH_UP,
             max_recovery_depth: DEFAULT_MAX_RECOVERY_DEPTH,
             recovery_budget: DEFAULT_RECOVERY_BUDGET,
+            probe_timeout: DEFAULT_PROBE_TIMEOUT,
+            max_hedge_fanout: DEFAULT_MAX_HEDGE_FANOUT,
         }
     }
 }

@@ -178,3 +178,57 @@ where
         }
     });
 }
+
+/// Asks every voting validator at once with `execute` and returns the answers that succeeded,
+/// with who gave them: for reads where every answer counts (chain information for a sync)
+/// but nothing should wait on the slow. Stops when all answered, when the grace period after
+/// validators holding a quorum of the weight answered has passed (`options.quorum_grace` ×
+/// the time that took), or after `options.request_timeout`. Unfinished calls are dropped.
+pub async fn gather<V, F, Fut>(
+    validators: &[RemoteNode],
+    committee: &Committee,
+    options: &Options,
+    execute: F,
+) -> Vec<(RemoteNode, V)>
+where
+    F: Fn(RemoteNode) -> Fut,
+    Fut: Future<Output = Result<V, NodeError>>,
+{
+    let start = Instant::now();
+    let deadline = start
+        .checked_add(options.request_timeout)
+        .unwrap_or_else(|| start + FAR_FUTURE);
+    let mut calls = FuturesUnordered::new();
+    let mut asked = BTreeSet::new();
+    for remote in validators {
+        if committee.weight(&remote.public_key) == 0 || !asked.insert(remote.public_key) {
+            continue;
+        }
+        let call = execute(remote.clone());
+        let remote = remote.clone();
+        calls.push(async move { (remote, call.await) });
+    }
+    let mut answers = Vec::new();
+    let mut weight = 0u64;
+    let mut stop_at = deadline;
+    loop {
+        tokio::select! {
+            next = calls.next() => {
+                let Some((remote, answer)) = next else { break };
+                let Ok(value) = answer else { continue };
+                let reached = weight >= committee.quorum_threshold();
+                weight = weight.saturating_add(committee.weight(&remote.public_key));
+                answers.push((remote, value));
+                if !reached && weight >= committee.quorum_threshold() {
+                    let grace = Duration::try_from_secs_f64(
+                        start.elapsed().as_secs_f64() * options.quorum_grace,
+                    )
+                    .unwrap_or(Duration::ZERO);
+                    stop_at = Instant::now().checked_add(grace).unwrap_or(deadline).min(deadline);
+                }
+            }
+            () = tokio::time::sleep_until(stop_at) => break,
+        }
+    }
+    answers
+}

@@ -5,19 +5,38 @@ use std::sync::Arc;
 
 use quorum_core::{ValidatorNode, ValidatorPublicKey};
 
-/// One validator: its key (what its votes must be signed with) and a way to reach it.
+use crate::health::Health;
+
+/// One validator: its key (what its votes must be signed with), a way to reach it, and its
+/// health record (shared with every other client of the process that reaches it through the
+/// same [`ValidatorSet`](crate::ValidatorSet)).
 #[derive(Clone)]
 pub struct RemoteNode {
     /// The validator's key.
     pub public_key: ValidatorPublicKey,
     /// The transport to it.
     pub node: Arc<dyn ValidatorNode>,
+    /// What is known of its health.
+    pub health: Arc<Health>,
 }
 
 impl RemoteNode {
-    /// A remote node.
+    /// A remote node with a health record of its own.
     pub fn new(public_key: ValidatorPublicKey, node: Arc<dyn ValidatorNode>) -> Self {
-        RemoteNode { public_key, node }
+        Self::with_health(public_key, node, Arc::new(Health::default()))
+    }
+
+    /// A remote node sharing `health`.
+    pub fn with_health(
+        public_key: ValidatorPublicKey,
+        node: Arc<dyn ValidatorNode>,
+        health: Arc<Health>,
+    ) -> Self {
+        RemoteNode {
+            public_key,
+            node,
+            health,
+        }
     }
 }
 

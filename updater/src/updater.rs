@@ -139,8 +139,18 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         self.budget.left()
     }
 
-    /// Calls the remote with the per-request timeout, retrying transport failures per the
-    /// retry policy.
+    /// [`Self::call`] for callers outside the updater (reads by the chain client).
+    pub(crate) async fn call_remote<T, F, Fut>(&self, request: F) -> Result<T, NodeError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, NodeError>>,
+    {
+        self.call(request).await
+    }
+
+    /// Calls the remote with the per-request timeout (the short probe timeout for a suspect),
+    /// retrying transport failures per the retry policy (never a suspect's), and records the
+    /// outcome in the validator's health.
     async fn call<T, F, Fut>(&self, request: F) -> Result<T, NodeError>
     where
         F: Fn() -> Fut,
@@ -152,12 +162,28 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(u64::from_le_bytes(seed));
         let mut attempt = 1;
         loop {
-            let result = match tokio::time::timeout(self.options.request_timeout, request()).await {
+            // A suspect is probed briefly and not retried: nothing waits long on it.
+            let suspect = self.remote.health.is_suspect();
+            let timeout = if suspect {
+                self.options.probe_timeout.min(self.options.request_timeout)
+            } else {
+                self.options.request_timeout
+            };
+            let started = tokio::time::Instant::now();
+            let result = match tokio::time::timeout(timeout, request()).await {
                 Ok(result) => result,
                 Err(_) => Err(NodeError::Timeout),
             };
+            match &result {
+                Err(error) if is_retryable(error) => self.remote.health.record_failure(),
+                _ => self.remote.health.record_success(started.elapsed()),
+            }
             match result {
-                Err(error) if is_retryable(&error) && self.options.retry.may_retry(attempt) => {
+                Err(error)
+                    if is_retryable(&error)
+                        && !suspect
+                        && self.options.retry.may_retry(attempt) =>
+                {
                     let delay = self.options.retry.delay(attempt, &mut rng);
                     debug!(validator = ?self.remote.public_key, %error, ?delay, "retrying");
                     tokio::time::sleep(delay).await;

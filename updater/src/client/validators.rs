@@ -5,18 +5,48 @@ use std::sync::{Arc, RwLock};
 
 use quorum_core::{Committee, ValidatorNode, ValidatorPublicKey};
 
+use crate::health::{Health, HealthPolicy};
 use crate::remote::RemoteNode;
 
 /// Every validator the client may talk to, by key, shared by the clients of one process.
 #[derive(Clone, Default)]
 pub struct ValidatorSet {
     nodes: Arc<RwLock<BTreeMap<ValidatorPublicKey, Arc<dyn ValidatorNode>>>>,
+    health: Arc<RwLock<BTreeMap<ValidatorPublicKey, Arc<Health>>>>,
+    policy: HealthPolicy,
 }
 
 impl ValidatorSet {
     /// An empty set.
     pub fn new() -> Self {
         ValidatorSet::default()
+    }
+
+    /// An empty set whose health records follow `policy`.
+    pub fn with_policy(policy: HealthPolicy) -> Self {
+        ValidatorSet {
+            policy,
+            ..ValidatorSet::default()
+        }
+    }
+
+    /// The health record of `key`, created healthy on first use.
+    pub fn health(&self, key: &ValidatorPublicKey) -> Arc<Health> {
+        if let Some(health) = self
+            .health
+            .read()
+            .ok()
+            .and_then(|map| map.get(key).cloned())
+        {
+            return health;
+        }
+        match self.health.write() {
+            Ok(mut map) => map
+                .entry(*key)
+                .or_insert_with(|| Arc::new(Health::new(self.policy)))
+                .clone(),
+            Err(_) => Arc::new(Health::new(self.policy)),
+        }
     }
 
     /// Adds (or replaces) how to reach a validator.
@@ -36,7 +66,7 @@ impl ValidatorSet {
             .filter_map(|(key, _)| {
                 nodes
                     .get(key)
-                    .map(|node| RemoteNode::new(*key, node.clone()))
+                    .map(|node| RemoteNode::with_health(*key, node.clone(), self.health(key)))
             })
             .collect()
     }

@@ -58,7 +58,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
     /// Processes a downloaded certificate on the local node, which checks its signatures
     /// against the right committee first. Blobs the block needs and the local node lacks are
     /// downloaded from the remote with it (each checked against its id), once.
-    async fn process_downloaded(
+    pub(crate) async fn process_downloaded(
         &self,
         certificate: ConfirmedBlockCertificate,
     ) -> Result<(), NodeError> {

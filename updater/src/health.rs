@@ -1,0 +1,355 @@
+//! Validator health (DESIGN §5.6): per validator, moving averages of latency and success,
+//! consecutive failures, and a state — Healthy, or Suspect for a cooldown that doubles up to a
+//! cap. Health decides whom to ask first and how long to wait on whom; it never takes a
+//! validator out of quorum counting.
+//!
+//! [`HealthRecord`] is pure (time is passed in, as a `Duration` since any fixed origin);
+//! [`Health`] wraps one in a lock with tokio's clock, to be shared by every client of a
+//! process.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Default [`HealthPolicy::suspect_after`]: consecutive failures that make a validator suspect.
+pub const DEFAULT_SUSPECT_AFTER: u32 = 2;
+/// Default [`HealthPolicy::min_cooldown`]: the first cooldown of a suspect (1 s).
+pub const DEFAULT_MIN_COOLDOWN: Duration = Duration::from_secs(1);
+/// Default [`HealthPolicy::max_cooldown`]: the longest cooldown (60 s).
+pub const DEFAULT_MAX_COOLDOWN: Duration = Duration::from_secs(60);
+/// Shortest hedge delay: a second validator is never asked sooner than this after the first
+/// (20 ms).
+pub const MIN_HEDGE_DELAY: Duration = Duration::from_millis(20);
+/// Hedge delay for a validator whose latency is not known yet (100 ms).
+pub const UNKNOWN_HEDGE_DELAY: Duration = Duration::from_millis(100);
+/// Latencies kept per validator for its 95th percentile.
+pub const LATENCY_SAMPLES: usize = 32;
+/// Weight of the newest observation in the moving averages.
+const EWMA_WEIGHT: f64 = 0.2;
+
+/// When a validator becomes suspect and for how long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthPolicy {
+    /// Consecutive timeouts or transport errors after which it is suspect (default
+    /// [`DEFAULT_SUSPECT_AFTER`]).
+    pub suspect_after: u32,
+    /// The first cooldown (default [`DEFAULT_MIN_COOLDOWN`]); each failed probe doubles it.
+    pub min_cooldown: Duration,
+    /// The longest cooldown (default [`DEFAULT_MAX_COOLDOWN`]).
+    pub max_cooldown: Duration,
+}
+
+impl Default for HealthPolicy {
+    fn default() -> Self {
+        HealthPolicy {
+            suspect_after: DEFAULT_SUSPECT_AFTER,
+            min_cooldown: DEFAULT_MIN_COOLDOWN,
+            max_cooldown: DEFAULT_MAX_COOLDOWN,
+        }
+    }
+}
+
+/// Healthy, or suspect until a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HealthState {
+    /// Answers normally.
+    Healthy,
+    /// Failed repeatedly: asked last, waited on briefly, and not sent background work before
+    /// `until` (then probed: one success makes it healthy, one failure doubles `cooldown`).
+    Suspect {
+        /// End of the cooldown, since the record's origin.
+        until: Duration,
+        /// The cooldown that led there.
+        cooldown: Duration,
+    },
+}
+
+/// What is known of one validator.
+#[derive(Clone, Debug)]
+pub struct HealthRecord {
+    state: HealthState,
+    consecutive_failures: u32,
+    next_cooldown: Option<Duration>,
+    latency: Option<Duration>,
+    success: f64,
+    samples: VecDeque<Duration>,
+}
+
+impl Default for HealthRecord {
+    fn default() -> Self {
+        HealthRecord {
+            state: HealthState::Healthy,
+            consecutive_failures: 0,
+            next_cooldown: None,
+            latency: None,
+            success: 1.0,
+            samples: VecDeque::with_capacity(LATENCY_SAMPLES),
+        }
+    }
+}
+
+impl HealthRecord {
+    /// The state.
+    pub fn state(&self) -> HealthState {
+        self.state
+    }
+
+    /// Whether the validator is suspect (in its cooldown or waiting for a successful probe).
+    pub fn is_suspect(&self) -> bool {
+        matches!(self.state, HealthState::Suspect { .. })
+    }
+
+    /// Whether the validator is in its cooldown at `now`: no background work is sent to it.
+    pub fn in_cooldown(&self, now: Duration) -> bool {
+        matches!(self.state, HealthState::Suspect { until, .. } if now < until)
+    }
+
+    /// Consecutive failures.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.consecutive_failures
+    }
+
+    /// Moving average of the latency of its answers.
+    pub fn latency(&self) -> Option<Duration> {
+        self.latency
+    }
+
+    /// Moving average of success, in `[0, 1]`.
+    pub fn success_rate(&self) -> f64 {
+        self.success
+    }
+
+    /// The 95th percentile of the latest latencies.
+    pub fn p95(&self) -> Option<Duration> {
+        if self.samples.is_empty() {
+            return None;
+        }
+        let mut sorted: Vec<Duration> = self.samples.iter().copied().collect();
+        sorted.sort_unstable();
+        let index = (sorted.len() * 95).div_ceil(100).saturating_sub(1);
+        sorted.get(index).copied()
+    }
+
+    /// How long to wait for this validator before asking the next one as well: its p95
+    /// latency, at least [`MIN_HEDGE_DELAY`] ([`UNKNOWN_HEDGE_DELAY`] while unknown).
+    pub fn hedge_delay(&self) -> Duration {
+        self.p95()
+            .map_or(UNKNOWN_HEDGE_DELAY, |p95| p95.max(MIN_HEDGE_DELAY))
+    }
+
+    /// An answer (any answer, refusals included) after `latency`: healthy again.
+    pub fn record_success(&mut self, latency: Duration) {
+        self.state = HealthState::Healthy;
+        self.consecutive_failures = 0;
+        self.next_cooldown = None;
+        self.latency = Some(match self.latency {
+            None => latency,
+            Some(average) => average.mul_f64(1.0 - EWMA_WEIGHT) + latency.mul_f64(EWMA_WEIGHT),
+        });
+        self.success = self.success * (1.0 - EWMA_WEIGHT) + EWMA_WEIGHT;
+        if self.samples.len() == LATENCY_SAMPLES {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(latency);
+    }
+
+    /// No answer (a timeout or a transport error) at `now`. After `suspect_after` in a row
+    /// the validator is suspect for a cooldown; each failure after a cooldown ended (a failed
+    /// probe) starts a cooldown twice as long, up to the cap.
+    pub fn record_failure(&mut self, now: Duration, policy: &HealthPolicy) {
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        self.success *= 1.0 - EWMA_WEIGHT;
+        if self.consecutive_failures < policy.suspect_after.max(1) || self.in_cooldown(now) {
+            return;
+        }
+        let min = policy.min_cooldown.min(policy.max_cooldown);
+        let cooldown = self.next_cooldown.unwrap_or(min).min(policy.max_cooldown);
+        self.state = HealthState::Suspect {
+            until: now.saturating_add(cooldown),
+            cooldown,
+        };
+        self.next_cooldown = Some(cooldown.saturating_mul(2).min(policy.max_cooldown));
+    }
+}
+
+/// A validator's health record, shared by every client of a process, on tokio's clock.
+#[derive(Debug)]
+pub struct Health {
+    record: Mutex<HealthRecord>,
+    policy: HealthPolicy,
+    origin: Instant,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health::new(HealthPolicy::default())
+    }
+}
+
+impl Health {
+    /// A healthy record under `policy`.
+    pub fn new(policy: HealthPolicy) -> Self {
+        Health {
+            record: Mutex::new(HealthRecord::default()),
+            policy,
+            origin: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    /// A copy of the record.
+    pub fn snapshot(&self) -> HealthRecord {
+        self.record
+            .lock()
+            .map(|record| record.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether the validator is suspect.
+    pub fn is_suspect(&self) -> bool {
+        self.snapshot().is_suspect()
+    }
+
+    /// Whether the validator is in its cooldown now.
+    pub fn in_cooldown(&self) -> bool {
+        self.snapshot().in_cooldown(self.now())
+    }
+
+    /// See [`HealthRecord::hedge_delay`].
+    pub fn hedge_delay(&self) -> Duration {
+        self.snapshot().hedge_delay()
+    }
+
+    /// Records an answer after `latency`.
+    pub fn record_success(&self, latency: Duration) {
+        if let Ok(mut record) = self.record.lock() {
+            record.record_success(latency);
+        }
+    }
+
+    /// Records a timeout or transport error, now.
+    pub fn record_failure(&self) {
+        let now = self.now();
+        if let Ok(mut record) = self.record.lock() {
+            record.record_failure(now, &self.policy);
+        }
+    }
+
+    /// Sort key for routing: healthy before suspect, then by average latency (unknown last
+    /// among equals).
+    pub fn rank(&self) -> (bool, Duration) {
+        let record = self.snapshot();
+        (
+            record.is_suspect(),
+            record.latency().unwrap_or(Duration::MAX),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const POLICY: HealthPolicy = HealthPolicy {
+        suspect_after: 2,
+        min_cooldown: Duration::from_secs(1),
+        max_cooldown: Duration::from_secs(60),
+    };
+
+    #[test]
+    fn two_failures_make_a_suspect_whose_cooldown_doubles_until_a_success() {
+        let mut record = HealthRecord::default();
+        let secs = Duration::from_secs;
+        record.record_failure(secs(0), &POLICY);
+        assert!(!record.is_suspect());
+        record.record_failure(secs(0), &POLICY);
+        assert_eq!(
+            record.state(),
+            HealthState::Suspect {
+                until: secs(1),
+                cooldown: secs(1)
+            }
+        );
+        // Failures within the cooldown change nothing; a failed probe after it doubles it.
+        record.record_failure(secs(0), &POLICY);
+        assert!(record.in_cooldown(Duration::from_millis(999)));
+        record.record_failure(secs(1), &POLICY);
+        assert_eq!(
+            record.state(),
+            HealthState::Suspect {
+                until: secs(3),
+                cooldown: secs(2)
+            }
+        );
+        record.record_success(Duration::from_millis(5));
+        assert_eq!(record.state(), HealthState::Healthy);
+        assert_eq!(record.consecutive_failures(), 0);
+        // A fresh start: the first cooldown again.
+        record.record_failure(secs(10), &POLICY);
+        record.record_failure(secs(10), &POLICY);
+        assert_eq!(
+            record.state(),
+            HealthState::Suspect {
+                until: secs(11),
+                cooldown: secs(1)
+            }
+        );
+    }
+
+    #[test]
+    fn hedge_delay_follows_the_p95_with_a_floor() {
+        let mut record = HealthRecord::default();
+        assert_eq!(record.hedge_delay(), UNKNOWN_HEDGE_DELAY);
+        for _ in 0..40 {
+            record.record_success(Duration::from_millis(1));
+        }
+        assert_eq!(record.hedge_delay(), MIN_HEDGE_DELAY);
+        for millis in 0..40 {
+            record.record_success(Duration::from_millis(100 + millis));
+        }
+        let p95 = record.p95().unwrap();
+        assert!(p95 >= Duration::from_millis(130) && p95 <= Duration::from_millis(139));
+        assert_eq!(record.hedge_delay(), p95);
+    }
+
+    proptest! {
+        #[test]
+        fn transitions_and_cooldowns_stay_within_bounds(
+            events in proptest::collection::vec((any::<bool>(), 0u64..5_000, 0u64..2_000), 1..200),
+        ) {
+            let mut record = HealthRecord::default();
+            let mut now = Duration::ZERO;
+            let mut failures = 0u32;
+            for (success, advance, latency) in events {
+                now += Duration::from_millis(advance);
+                if success {
+                    record.record_success(Duration::from_millis(latency));
+                    failures = 0;
+                    prop_assert_eq!(record.state(), HealthState::Healthy);
+                } else {
+                    let was_healthy = !record.is_suspect();
+                    record.record_failure(now, &POLICY);
+                    failures += 1;
+                    if failures >= POLICY.suspect_after {
+                        prop_assert!(record.is_suspect());
+                    } else {
+                        prop_assert_eq!(record.is_suspect(), !was_healthy);
+                    }
+                }
+                prop_assert_eq!(record.consecutive_failures(), failures);
+                if let HealthState::Suspect { until, cooldown } = record.state() {
+                    prop_assert!(cooldown >= POLICY.min_cooldown && cooldown <= POLICY.max_cooldown);
+                    prop_assert!(until <= now + POLICY.max_cooldown);
+                }
+                prop_assert!((0.0..=1.0).contains(&record.success_rate()));
+                prop_assert!(record.hedge_delay() >= MIN_HEDGE_DELAY);
+            }
+        }
+    }
+}
