@@ -26,6 +26,7 @@ pub use error::ChainClientError;
 pub use rounds::{MAX_ROUNDS_PER_BLOCK, MAX_TIMEOUT_WAITS, TIMEOUT_RETRY_DELAY};
 pub use validators::ValidatorSet;
 
+use crate::catch_up::CatchUp;
 use crate::options::Options;
 use crate::quorum::{communicate_with_quorum, QuorumError, QuorumTiming};
 use crate::remote::RemoteNode;
@@ -41,6 +42,10 @@ pub struct ChainClient<S> {
     options: Arc<Options>,
     stats: Arc<RecoveryStats>,
     latencies: Arc<RwLock<Vec<QuorumTiming>>>,
+    /// `options` for quorum calls: nothing left running after them (the catch-up workers
+    /// deliver what slow validators missed).
+    quorum_options: Arc<Options>,
+    catch_up: Arc<CatchUp>,
 }
 
 impl<S> Clone for ChainClient<S> {
@@ -53,6 +58,8 @@ impl<S> Clone for ChainClient<S> {
             options: self.options.clone(),
             stats: self.stats.clone(),
             latencies: self.latencies.clone(),
+            quorum_options: self.quorum_options.clone(),
+            catch_up: self.catch_up.clone(),
         }
     }
 }
@@ -67,6 +74,10 @@ impl<S: Storage + 'static> ChainClient<S> {
         validators: ValidatorSet,
         options: Options,
     ) -> Self {
+        let quorum_options = Options {
+            background_catch_up: std::time::Duration::ZERO,
+            ..options.clone()
+        };
         ChainClient {
             chain_id,
             owner,
@@ -75,6 +86,8 @@ impl<S: Storage + 'static> ChainClient<S> {
             options: Arc::new(options),
             stats: Arc::new(RecoveryStats::default()),
             latencies: Arc::new(RwLock::new(Vec::new())),
+            quorum_options: Arc::new(quorum_options),
+            catch_up: Arc::new(CatchUp::default()),
         }
     }
 
@@ -101,6 +114,11 @@ impl<S: Storage + 'static> ChainClient<S> {
     /// Repairs performed so far, by kind.
     pub fn stats(&self) -> &Arc<RecoveryStats> {
         &self.stats
+    }
+
+    /// The background catch-up workers (one per validator).
+    pub fn catch_up(&self) -> &Arc<CatchUp> {
+        &self.catch_up
     }
 
     /// Timings of the quorum calls made so far.
@@ -140,6 +158,23 @@ impl<S: Storage + 'static> ChainClient<S> {
         }
     }
 
+    /// Queues, on their catch-up workers, the validators of `remotes` not in `answered`: they
+    /// are to reach `target` on `chain_id`.
+    fn catch_up_stragglers(
+        &self,
+        remotes: &[RemoteNode],
+        answered: &[ValidatorPublicKey],
+        chain_id: ChainId,
+        target: quorum_core::BlockHeight,
+    ) {
+        for remote in remotes {
+            if !answered.contains(&remote.public_key) {
+                self.catch_up
+                    .enqueue(self.updater(remote.clone()), chain_id, target);
+            }
+        }
+    }
+
     /// Collects the votes of a quorum for `action`.
     async fn collect_votes(
         &self,
@@ -150,7 +185,7 @@ impl<S: Storage + 'static> ChainClient<S> {
         let ((_, votes), timing) = communicate_with_quorum(
             remotes,
             committee,
-            &self.options,
+            &self.quorum_options,
             |vote: &LiteVote| (vote.value_hash, vote.kind, vote.round),
             |remote| {
                 let updater = self.updater(remote);

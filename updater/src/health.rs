@@ -220,6 +220,14 @@ impl Health {
         self.snapshot().in_cooldown(self.now())
     }
 
+    /// Time left in the cooldown (zero when not cooling down).
+    pub fn cooldown_left(&self) -> Duration {
+        match self.snapshot().state() {
+            HealthState::Suspect { until, .. } => until.saturating_sub(self.now()),
+            HealthState::Healthy => Duration::ZERO,
+        }
+    }
+
     /// See [`HealthRecord::hedge_delay`].
     pub fn hedge_delay(&self) -> Duration {
         self.snapshot().hedge_delay()

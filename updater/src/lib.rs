@@ -39,6 +39,7 @@
 //! }
 //! ```
 
+pub mod catch_up;
 pub mod client;
 pub mod deadline;
 pub mod health;

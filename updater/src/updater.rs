@@ -123,6 +123,17 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         }
     }
 
+    /// An updater for the same validator with a recovery budget of its own (a new action).
+    pub fn fresh(&self) -> Self {
+        Self::new(
+            self.remote.clone(),
+            self.local.clone(),
+            self.admin_chain,
+            self.options.clone(),
+            self.stats.clone(),
+        )
+    }
+
     /// Draws one recovery of `kind` from the action's budget and counts it; fails with
     /// `RepeatedRecovery` once the budget is spent.
     fn recover(&self, kind: RecoveryKind) -> Result<(), NodeError> {

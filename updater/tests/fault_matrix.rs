@@ -85,7 +85,8 @@ async fn run(
                 .await
                 .unwrap()
                 .next_height,
-            BlockHeight(2)
+            BlockHeight(2),
+            "n={n} faulty={faulty} {fault:?}"
         );
     }
     result

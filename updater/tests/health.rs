@@ -70,7 +70,11 @@ async fn hung_validator_costs_nothing(n: usize) {
         HealthState::Healthy,
         "n = {n}"
     );
-    assert_eq!(net.next_height(hung, chain).await, BlockHeight(7), "n = {n}");
+    assert_eq!(
+        net.next_height(hung, chain).await,
+        BlockHeight(7),
+        "n = {n}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -81,4 +85,29 @@ async fn a_hung_validator_among_four_costs_no_time() {
 #[tokio::test(start_paused = true)]
 async fn a_hung_validator_among_seven_costs_no_time() {
     hung_validator_costs_nothing(7).await;
+}
+
+/// A hung validator costs one catch-up worker with one target per chain, however many blocks
+/// it misses; once it answers again (and its cooldown ends) the worker brings it up to date.
+#[tokio::test(start_paused = true)]
+async fn catch_up_is_one_worker_per_validator_with_merged_targets() {
+    let net = TestNet::new(4, 3, false).await;
+    let payer = net.client(1);
+    let other = payer.for_chain(net.chains[2], Some(net.owners[2].clone()));
+    net.set_fault(3, Fault::Hang);
+    for _ in 0..20 {
+        payer.transfer(net.chains[0], 1).await.unwrap();
+        other.transfer(net.chains[0], 1).await.unwrap();
+    }
+    let key = net.secrets[3].public();
+    let queued = payer.catch_up().queued(&key);
+    assert!(queued.len() <= 2, "one target per chain: {queued:?}");
+    assert!(payer.catch_up().is_running(&key));
+    net.set_fault(3, Fault::Honest);
+    // Longer than the longest cooldown: the worker resumes and delivers everything.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    for chain in [net.chains[1], net.chains[2]] {
+        assert_eq!(net.next_height(3, chain).await, BlockHeight(20));
+    }
+    assert!(!payer.catch_up().is_running(&key));
 }

@@ -42,6 +42,8 @@ async fn remote_behind_in_height_is_sent_the_missing_blocks() {
     net.settle().await;
     assert_eq!(net.next_height(3, net.chains[1]).await, BlockHeight(0));
     net.set_fault(3, Fault::Honest);
+    // Its vote is needed: the repair runs on the proposal path, not in the background.
+    net.set_fault(2, Fault::Offline);
     client.transfer(net.chains[0], 1).await.unwrap();
     net.settle().await;
     assert!(client.stats().get(RecoveryKind::BlockHeight) >= 1);
@@ -63,6 +65,8 @@ async fn wrong_round_is_repaired_with_the_timeout_certificate() {
         .unwrap();
     assert_eq!(info.info.manager.current_round, Round::MultiLeader(0));
     net.set_fault(3, Fault::Honest);
+    // Its vote is needed: the repair runs on the proposal path, not in the background.
+    net.set_fault(2, Fault::Offline);
     let certificate = client.transfer(net.chains[0], 5).await.unwrap();
     assert_eq!(certificate.round(), Round::MultiLeader(1));
     net.settle().await;
@@ -131,6 +135,8 @@ async fn missing_blobs_are_found_through_their_publishing_block() {
         .unwrap();
     net.settle().await;
     net.set_fault(3, Fault::Honest);
+    // Its vote is needed: the repair runs on the proposal path, not in the background.
+    net.set_fault(2, Fault::Offline);
     reader.read_blob(blob_id).await.unwrap();
     net.settle().await;
     assert!(reader.stats().get(RecoveryKind::Blobs) >= 1);

@@ -63,10 +63,17 @@ impl<S: Storage + 'static> ChainClient<S> {
         blobs: Vec<Blob>,
     ) -> Result<ConfirmedBlockCertificate, ChainClientError> {
         let mut rounds = 0;
+        // The blocks this call proposed: once one of them is committed (re-proposed as a
+        // locked block, or learned by a sync after an error) the operations are done, and
+        // must not be proposed again in a new block.
+        let mut proposed: Vec<Block> = Vec::new();
         loop {
             rounds += 1;
             if rounds > MAX_ROUNDS_PER_BLOCK {
                 return Err(ChainClientError::TooManyRounds(MAX_ROUNDS_PER_BLOCK));
+            }
+            if let Some(certificate) = self.committed_one_of(&proposed).await? {
+                return Ok(certificate);
             }
             let block = self.make_block(operations.clone()).await?;
             let state = self.local.chain_state(self.chain_id).await?;
@@ -100,6 +107,7 @@ impl<S: Storage + 'static> ChainClient<S> {
                 }
                 _ => {
                     let value = self.local.stage_block_execution(&block, &blobs).await?;
+                    proposed.push(block.clone());
                     (BlockProposal::new(block, round, owner), value, true)
                 }
             };
@@ -112,13 +120,33 @@ impl<S: Storage + 'static> ChainClient<S> {
                 .await
             {
                 Ok(certificate) => {
-                    if own {
+                    if own || proposed.contains(certificate.value().block()) {
                         return Ok(certificate);
                     }
                 }
                 Err(error) => self.recover_round(round, error).await?,
             }
         }
+    }
+
+    /// The certificate of one of `proposed`, if the local node has committed it.
+    async fn committed_one_of(
+        &self,
+        proposed: &[Block],
+    ) -> Result<Option<ConfirmedBlockCertificate>, ChainClientError> {
+        let mut heights: Vec<quorum_core::BlockHeight> =
+            proposed.iter().map(|block| block.height).collect();
+        heights.dedup();
+        let certificates = self
+            .local
+            .storage()
+            .read_certificates_by_heights(self.chain_id, &heights)
+            .await
+            .map_err(quorum_core::NodeError::from)?;
+        Ok(certificates
+            .into_iter()
+            .flatten()
+            .find(|certificate| proposed.contains(certificate.value().block())))
     }
 
     /// Runs one proposal through a quorum, to a confirmed certificate processed locally and
@@ -231,7 +259,7 @@ impl<S: Storage + 'static> ChainClient<S> {
         let result = communicate_with_quorum(
             remotes,
             committee,
-            &self.options,
+            &self.quorum_options,
             |_: &()| (),
             |remote| {
                 let updater = self.updater(remote);
@@ -248,10 +276,17 @@ impl<S: Storage + 'static> ChainClient<S> {
             },
         )
         .await;
-        match result {
-            Ok((_, timing)) => self.record(timing),
-            Err(error) => warn!(%error, "a quorum did not take the confirmed certificate"),
-        }
+        let answered = match result {
+            Ok(((_, answers), timing)) => {
+                self.record(timing);
+                answers.into_iter().map(|(key, ())| key).collect()
+            }
+            Err(error) => {
+                warn!(%error, "a quorum did not take the confirmed certificate");
+                Vec::new()
+            }
+        };
+        self.catch_up_stragglers(remotes, &answered, chain_id, target);
     }
 
     pub(super) fn explain_failure(

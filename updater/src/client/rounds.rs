@@ -94,7 +94,7 @@ impl<S: Storage + 'static> ChainClient<S> {
             let result = communicate_with_quorum(
                 &remotes,
                 &committee,
-                &self.options,
+                &self.quorum_options,
                 |vote: &LiteVote| (vote.value_hash, vote.kind, vote.round),
                 |remote| {
                     let updater = self.updater(remote.clone());
@@ -164,7 +164,7 @@ impl<S: Storage + 'static> ChainClient<S> {
         let result = communicate_with_quorum(
             &remotes,
             &committee,
-            &self.options,
+            &self.quorum_options,
             |_: &()| (),
             |remote| {
                 let certificate = certificate.clone();
@@ -178,9 +178,15 @@ impl<S: Storage + 'static> ChainClient<S> {
             },
         )
         .await;
-        if let Err(error) = result {
-            warn!(%error, "timeout certificate not taken by a quorum");
-        }
+        let answered = match result {
+            Ok(((_, answers), _)) => answers.into_iter().map(|(key, ())| key).collect(),
+            Err(error) => {
+                warn!(%error, "timeout certificate not taken by a quorum");
+                Vec::new()
+            }
+        };
+        // The others get the certificate by round sync, from their catch-up workers.
+        self.catch_up_stragglers(&remotes, &answered, self.chain_id, height);
         info!(chain = ?self.chain_id, ?round, "round timed out");
         Ok(())
     }
