@@ -66,6 +66,33 @@ pub enum HealthState {
     },
 }
 
+/// A health record as a short-lived process keeps it between runs (the `quorum client`
+/// command, DESIGN §5.6): durations in microseconds, the cooldown as what was left of it when
+/// it was saved.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedHealth {
+    /// Whether it was suspect.
+    pub suspect: bool,
+    /// Cooldown left when saved, in microseconds.
+    pub cooldown_left_micros: u64,
+    /// The cooldown in force, in microseconds.
+    pub cooldown_micros: u64,
+    /// The next cooldown, in microseconds, if one was set.
+    pub next_cooldown_micros: Option<u64>,
+    /// Consecutive failures.
+    pub consecutive_failures: u32,
+    /// Average latency, in microseconds.
+    pub latency_micros: Option<u64>,
+    /// Average success, in `[0, 1]`.
+    pub success: f64,
+    /// Latest latencies, in microseconds.
+    pub samples_micros: Vec<u64>,
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// What is known of one validator.
 #[derive(Clone, Debug)]
 pub struct HealthRecord {
@@ -137,6 +164,66 @@ impl HealthRecord {
     pub fn hedge_delay(&self) -> Duration {
         self.p95()
             .map_or(UNKNOWN_HEDGE_DELAY, |p95| p95.max(MIN_HEDGE_DELAY))
+    }
+
+    /// The record as saved at `now`.
+    pub fn save(&self, now: Duration) -> SavedHealth {
+        let (suspect, left, cooldown) = match self.state {
+            HealthState::Healthy => (false, Duration::ZERO, Duration::ZERO),
+            HealthState::Suspect { until, cooldown } => (true, until.saturating_sub(now), cooldown),
+        };
+        SavedHealth {
+            suspect,
+            cooldown_left_micros: micros(left),
+            cooldown_micros: micros(cooldown),
+            next_cooldown_micros: self.next_cooldown.map(micros),
+            consecutive_failures: self.consecutive_failures,
+            latency_micros: self.latency.map(micros),
+            success: self.success,
+            samples_micros: self.samples.iter().copied().map(micros).collect(),
+        }
+    }
+
+    /// A record restored from `saved` at `now`, `elapsed` after it was saved. Values out of
+    /// range (a file edited by hand) are clamped by `policy`.
+    pub fn restore(
+        saved: &SavedHealth,
+        now: Duration,
+        elapsed: Duration,
+        policy: &HealthPolicy,
+    ) -> Self {
+        let clamp = |value: u64| Duration::from_micros(value).min(policy.max_cooldown);
+        let left = clamp(saved.cooldown_left_micros).saturating_sub(elapsed);
+        let state = if saved.suspect {
+            HealthState::Suspect {
+                until: now.saturating_add(left),
+                cooldown: clamp(saved.cooldown_micros)
+                    .max(policy.min_cooldown.min(policy.max_cooldown)),
+            }
+        } else {
+            HealthState::Healthy
+        };
+        let mut samples: VecDeque<Duration> = saved
+            .samples_micros
+            .iter()
+            .rev()
+            .take(LATENCY_SAMPLES)
+            .rev()
+            .map(|value| Duration::from_micros(*value))
+            .collect();
+        samples.shrink_to_fit();
+        HealthRecord {
+            state,
+            consecutive_failures: saved.consecutive_failures,
+            next_cooldown: saved.next_cooldown_micros.map(clamp),
+            latency: saved.latency_micros.map(Duration::from_micros),
+            success: if saved.success.is_finite() {
+                saved.success.clamp(0.0, 1.0)
+            } else {
+                0.0
+            },
+            samples,
+        }
     }
 
     /// An answer (any answer, refusals included) after `latency`: healthy again.
@@ -248,6 +335,19 @@ impl Health {
         }
     }
 
+    /// The record as a process keeps it between runs.
+    pub fn save(&self) -> SavedHealth {
+        self.snapshot().save(self.now())
+    }
+
+    /// Replaces the record with `saved`, which was saved `elapsed` ago.
+    pub fn restore(&self, saved: &SavedHealth, elapsed: Duration) {
+        let restored = HealthRecord::restore(saved, self.now(), elapsed, &self.policy);
+        if let Ok(mut record) = self.record.lock() {
+            *record = restored;
+        }
+    }
+
     /// Sort key for routing: healthy before suspect, then by average latency (unknown last
     /// among equals).
     pub fn rank(&self) -> (bool, Duration) {
@@ -324,6 +424,40 @@ mod tests {
         let p95 = record.p95().unwrap();
         assert!(p95 >= Duration::from_millis(130) && p95 <= Duration::from_millis(139));
         assert_eq!(record.hedge_delay(), p95);
+    }
+
+    #[test]
+    fn a_saved_record_comes_back_with_the_time_that_passed() {
+        let mut record = HealthRecord::default();
+        record.record_success(Duration::from_millis(7));
+        record.record_failure(Duration::from_secs(100), &POLICY);
+        record.record_failure(Duration::from_secs(100), &POLICY);
+        let saved = record.save(Duration::from_millis(100_400));
+        assert!(saved.suspect);
+        assert_eq!(saved.cooldown_left_micros, 600_000);
+        // 200 ms later, in another process whose clock starts at zero.
+        let back =
+            HealthRecord::restore(&saved, Duration::ZERO, Duration::from_millis(200), &POLICY);
+        assert!(back.in_cooldown(Duration::from_millis(399)));
+        assert!(!back.in_cooldown(Duration::from_millis(400)));
+        assert_eq!(back.consecutive_failures(), 2);
+        assert_eq!(back.p95(), Some(Duration::from_millis(7)));
+        // Its next failure doubles the cooldown, as it would have.
+        let mut back = back;
+        back.record_failure(Duration::from_secs(1), &POLICY);
+        assert!(
+            matches!(back.state(), HealthState::Suspect { cooldown, .. } if cooldown == Duration::from_secs(2))
+        );
+        // Hand-edited nonsense is clamped.
+        let wild = SavedHealth {
+            suspect: true,
+            cooldown_left_micros: u64::MAX,
+            success: f64::NAN,
+            ..SavedHealth::default()
+        };
+        let clamped = HealthRecord::restore(&wild, Duration::ZERO, Duration::ZERO, &POLICY);
+        assert!(!clamped.in_cooldown(POLICY.max_cooldown));
+        assert_eq!(clamped.success_rate(), 0.0);
     }
 
     proptest! {

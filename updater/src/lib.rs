@@ -53,7 +53,7 @@ pub mod stats;
 pub mod updater;
 
 pub use client::{ChainClient, ChainClientError, ValidatorSet};
-pub use health::{Health, HealthPolicy, HealthState};
+pub use health::{Health, HealthPolicy, HealthState, SavedHealth};
 pub use options::{Options, RetryPolicy};
 pub use quorum::{communicate_with_quorum, QuorumError, QuorumTiming};
 pub use remote::RemoteNode;

@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use quorum_core::{Committee, ValidatorNode, ValidatorPublicKey};
 
-use crate::health::{Health, HealthPolicy};
+use crate::health::{Health, HealthPolicy, SavedHealth};
 use crate::remote::RemoteNode;
 
 /// Every validator the client may talk to, by key, shared by the clients of one process.
@@ -53,6 +54,25 @@ impl ValidatorSet {
     pub fn insert(&self, key: ValidatorPublicKey, node: Arc<dyn ValidatorNode>) {
         if let Ok(mut nodes) = self.nodes.write() {
             nodes.insert(key, node);
+        }
+    }
+
+    /// Every health record, as a short-lived process saves them between runs.
+    pub fn save_health(&self) -> Vec<(ValidatorPublicKey, SavedHealth)> {
+        self.health
+            .read()
+            .map(|map| {
+                map.iter()
+                    .map(|(key, health)| (*key, health.save()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Restores health records saved `elapsed` ago (by [`ValidatorSet::save_health`]).
+    pub fn restore_health(&self, saved: &[(ValidatorPublicKey, SavedHealth)], elapsed: Duration) {
+        for (key, record) in saved {
+            self.health(key).restore(record, elapsed);
         }
     }
 
