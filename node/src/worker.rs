@@ -357,6 +357,7 @@ impl<S: Storage> Worker<S> {
             batch.push(Write::ChainState(Box::new(other)));
         }
         storage.write_batch(batch).await?;
+        metrics::counter!("quorum_blocks_committed_total").increment(1);
         volatile
             .held
             .committed(chain_id, &used_blobs.into_iter().collect());
@@ -543,8 +544,13 @@ impl<S: Storage> ValidatorNode for Worker<S> {
                     found_block_height: block.height,
                 }))
         } else {
-            self.apply_confirmed(&self.storage, &mut volatile, certificate)
-                .await
+            let started = std::time::Instant::now();
+            let applied = self
+                .apply_confirmed(&self.storage, &mut volatile, certificate)
+                .await;
+            metrics::histogram!("quorum_block_apply_seconds")
+                .record(started.elapsed().as_secs_f64());
+            applied
         };
         self.note_wanted(&mut volatile, &result);
         Ok(self.response(&result?, false))
@@ -673,7 +679,10 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         }
         let batch = overlay.into_batch();
         if !batch.is_empty() {
+            let started = std::time::Instant::now();
             self.storage.write_batch(batch).await?;
+            metrics::histogram!("quorum_commit_seconds").record(started.elapsed().as_secs_f64());
+            metrics::histogram!("quorum_commit_group_size").record(processed as f64);
         }
         if let Some(stop) = &error {
             self.note_wanted(&mut volatile, &Err::<(), _>(stop.clone()));

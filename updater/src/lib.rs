@@ -44,6 +44,7 @@ pub mod client;
 pub mod deadline;
 pub mod health;
 pub mod hedge;
+pub mod metrics;
 pub mod options;
 pub mod planner;
 pub mod quorum;

@@ -113,15 +113,23 @@ where
     }
     let mut grace_end: Option<Instant> = None;
     let mut to_quorum = Duration::ZERO;
+    let (mut answers_before, mut answers_after) = (0u64, 0u64);
+    let mut reached = false;
     let mut timed_out = false;
     loop {
         let stop_at = grace_end.map_or(deadline, |end| end.min(deadline));
         tokio::select! {
             next = calls.next() => {
                 let Some((validator, answer)) = next else { break };
+                if grace_end.is_some() {
+                    answers_after += 1;
+                } else {
+                    answers_before += 1;
+                }
                 match tally.insert(validator, answer, &key_of) {
                     Ok(TallyOutcome::QuorumReached(_)) => {
                         to_quorum = start.elapsed();
+                        reached = true;
                         // A negative, NaN or huge fraction must not panic: it means no grace,
                         // or a grace that the overall deadline cuts short.
                         let grace = Duration::try_from_secs_f64(
@@ -159,6 +167,12 @@ where
     }
     finish_in_background(calls, options.background_catch_up);
     let total = start.elapsed();
+    crate::metrics::quorum_call(
+        total,
+        reached.then_some(to_quorum),
+        answers_before,
+        answers_after,
+    );
     let values = tally.finish()?;
     Ok((values, QuorumTiming { to_quorum, total }))
 }

@@ -59,6 +59,22 @@ impl RecoveryKind {
         }
     }
 
+    /// The label of the kind in metrics (snake case).
+    pub fn label(self) -> &'static str {
+        match self {
+            RecoveryKind::WrongRound => "wrong_round",
+            RecoveryKind::BlockHeight => "block_height",
+            RecoveryKind::CrossChain => "cross_chain",
+            RecoveryKind::Events => "events",
+            RecoveryKind::Blobs => "blobs",
+            RecoveryKind::InactiveChain => "inactive_chain",
+            RecoveryKind::ClockSkew => "clock_skew",
+            RecoveryKind::Committee => "committee",
+            RecoveryKind::LocalSync => "local_sync",
+            RecoveryKind::CertificatesSent => "certificates_sent",
+        }
+    }
+
     fn index(self) -> usize {
         self as usize
     }
@@ -94,6 +110,7 @@ impl RecoveryStats {
     /// Counts `n` of `kind`.
     pub fn add(&self, kind: RecoveryKind, n: u64) {
         self.counts[kind.index()].fetch_add(n, Ordering::Relaxed);
+        crate::metrics::recoveries(kind, n);
     }
 
     /// The count of `kind`.
@@ -103,6 +120,7 @@ impl RecoveryStats {
 
     /// Records a clock skew report, in µs (the sign only tells who is ahead).
     pub fn record_skew(&self, skew_micros: i64) {
+        crate::metrics::clock_skew(skew_micros);
         let magnitude = skew_micros.unsigned_abs().min(NO_SKEW - 1);
         let _ = self
             .max_skew

@@ -189,6 +189,10 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                 Err(error) if is_retryable(error) => self.remote.health.record_failure(),
                 _ => self.remote.health.record_success(started.elapsed()),
             }
+            if let Err(error) = &result {
+                crate::metrics::validator_error(&self.remote.public_key, error);
+            }
+            crate::metrics::suspect(&self.remote.public_key, self.remote.health.is_suspect());
             match result {
                 Err(error)
                     if is_retryable(&error)
