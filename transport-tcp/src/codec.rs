@@ -3,39 +3,39 @@
 
 use std::marker::PhantomData;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+use tokio_util::codec::{Decoder, Encoder};
 
 use crate::error::TransportError;
-use crate::frame::{Envelope, LENGTH_PREFIX_LEN};
+use crate::frame::{Envelope, LENGTH_PREFIX_LEN, MAX_FRAME_LENGTH_LIMIT};
 
 /// Encodes any [`Envelope`] and decodes envelopes whose body is an `In`.
 ///
-/// Wraps a [`LengthDelimitedCodec`] (big-endian `u32` length prefix, maximum body length enforced
-/// on both directions) and (de)serializes the body with BCS. Every failure is a
-/// [`TransportError`], never a panic: after a decoding error the stream must be dropped, since the
-/// codec no longer knows where the next frame starts.
+/// A frame is a big-endian `u32` length prefix and that many bytes of BCS; the maximum body
+/// length is enforced in both directions. Every failure is a [`TransportError`], never a panic:
+/// after a decoding error the stream must be dropped, since the codec no longer knows where the
+/// next frame starts.
+///
+/// A length prefix alone never makes the decoder reserve room for the body it announces: the
+/// buffer grows only as the body's bytes arrive. The server, which reads frames under byte
+/// budgets, uses the two halves of decoding directly: [`FrameCodec::body_length`] for a prefix
+/// and [`FrameCodec::decode_body`] for a complete body.
 #[derive(Debug)]
 pub struct FrameCodec<In> {
-    inner: LengthDelimitedCodec,
-    /// The length prefix of the current frame was consumed, its body is not complete yet.
+    max_frame_length: usize,
+    /// The length prefix of the current frame was read, its body is not complete yet.
     mid_frame: bool,
     _in: PhantomData<fn() -> In>,
 }
 
 impl<In> FrameCodec<In> {
     /// A codec that accepts frame bodies of at most `max_frame_length` bytes (values above
-    /// [`MAX_FRAME_LENGTH_LIMIT`](crate::MAX_FRAME_LENGTH_LIMIT) are capped to it).
+    /// [`MAX_FRAME_LENGTH_LIMIT`] are capped to it).
     pub fn new(max_frame_length: usize) -> Self {
-        let inner = LengthDelimitedCodec::builder()
-            .length_field_length(LENGTH_PREFIX_LEN)
-            .big_endian()
-            .max_frame_length(max_frame_length)
-            .new_codec();
         FrameCodec {
-            inner,
+            max_frame_length: max_frame_length.min(MAX_FRAME_LENGTH_LIMIT),
             mid_frame: false,
             _in: PhantomData,
         }
@@ -43,14 +43,27 @@ impl<In> FrameCodec<In> {
 
     /// The largest frame body accepted or produced, in bytes.
     pub fn max_frame_length(&self) -> usize {
-        self.inner.max_frame_length()
+        self.max_frame_length
     }
 
-    /// Whether bytes of an incomplete frame have been consumed from the buffer.
+    /// Whether the length prefix of an incomplete frame has been read.
     ///
     /// Together with a non-empty read buffer, this tells that a frame is partly received.
     pub fn is_mid_frame(&self) -> bool {
         self.mid_frame
+    }
+
+    /// The body length announced by a length prefix, in bytes, or
+    /// [`TransportError::FrameTooLarge`] if it exceeds the maximum.
+    pub fn body_length(&self, prefix: [u8; LENGTH_PREFIX_LEN]) -> Result<usize, TransportError> {
+        let declared = u32::from_be_bytes(prefix);
+        match usize::try_from(declared) {
+            Ok(length) if length <= self.max_frame_length => Ok(length),
+            _ => Err(TransportError::FrameTooLarge {
+                length: u64::from(declared),
+                max: self.max_frame_length,
+            }),
+        }
     }
 
     /// Encodes one envelope into a complete frame (length prefix included).
@@ -62,18 +75,12 @@ impl<In> FrameCodec<In> {
         self.encode(envelope, &mut dst)?;
         Ok(dst.freeze())
     }
+}
 
-    /// Maps an error of the inner codec, whose only decoding failure is an oversize length
-    /// prefix still at the front of `src`.
-    fn oversize(&self, src: &BytesMut) -> TransportError {
-        let length = src
-            .get(..LENGTH_PREFIX_LEN)
-            .and_then(|prefix| <[u8; LENGTH_PREFIX_LEN]>::try_from(prefix).ok())
-            .map_or(u64::MAX, |prefix| u64::from(u32::from_be_bytes(prefix)));
-        TransportError::FrameTooLarge {
-            length,
-            max: self.max_frame_length(),
-        }
+impl<In: DeserializeOwned> FrameCodec<In> {
+    /// Decodes a complete frame body (without its length prefix).
+    pub fn decode_body(body: &[u8]) -> Result<Envelope<In>, TransportError> {
+        bcs::from_bytes(body).map_err(|error| TransportError::Decode(error.to_string()))
     }
 }
 
@@ -82,25 +89,23 @@ impl<In: DeserializeOwned> Decoder for FrameCodec<In> {
     type Error = TransportError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Envelope<In>>, TransportError> {
-        let before = src.len();
-        let frame = match self.inner.decode(src) {
-            Ok(frame) => frame,
-            Err(_) => return Err(self.oversize(src)),
+        let Some(prefix) = src
+            .get(..LENGTH_PREFIX_LEN)
+            .and_then(|prefix| <[u8; LENGTH_PREFIX_LEN]>::try_from(prefix).ok())
+        else {
+            return Ok(None);
         };
-        match frame {
-            Some(body) => {
-                self.mid_frame = false;
-                bcs::from_bytes(&body)
-                    .map(Some)
-                    .map_err(|error| TransportError::Decode(error.to_string()))
-            }
-            None => {
-                // The inner codec consumes input without yielding a frame only when it takes a
-                // length prefix and waits for the body.
-                self.mid_frame |= src.len() < before;
-                Ok(None)
-            }
+        let length = self.body_length(prefix)?;
+        if src.len() - LENGTH_PREFIX_LEN < length {
+            // Wait for the body, without reserving room for it: the caller's reads grow the
+            // buffer as bytes arrive.
+            self.mid_frame = true;
+            return Ok(None);
         }
+        self.mid_frame = false;
+        src.advance(LENGTH_PREFIX_LEN);
+        let body = src.split_to(length);
+        Self::decode_body(&body).map(Some)
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Envelope<In>>, TransportError> {
@@ -118,14 +123,18 @@ impl<In, T: Serialize> Encoder<&Envelope<T>> for FrameCodec<In> {
     fn encode(&mut self, envelope: &Envelope<T>, dst: &mut BytesMut) -> Result<(), TransportError> {
         let body =
             bcs::to_bytes(envelope).map_err(|error| TransportError::Encode(error.to_string()))?;
-        let length = body.len();
-        // The inner codec refuses only bodies longer than the maximum.
-        self.inner
-            .encode(Bytes::from(body), dst)
-            .map_err(|_| TransportError::FrameTooLarge {
-                length: length as u64,
-                max: self.max_frame_length(),
-            })
+        let too_large = || TransportError::FrameTooLarge {
+            length: body.len() as u64,
+            max: self.max_frame_length,
+        };
+        if body.len() > self.max_frame_length {
+            return Err(too_large());
+        }
+        let prefix = u32::try_from(body.len()).map_err(|_| too_large())?;
+        dst.reserve(LENGTH_PREFIX_LEN + body.len());
+        dst.put_u32(prefix);
+        dst.extend_from_slice(&body);
+        Ok(())
     }
 }
 
@@ -187,6 +196,33 @@ mod tests {
         let mut codec = FrameCodec::<u64>::new(64);
         let mut buf = BytesMut::from(&[0, 0][..]);
         assert_eq!(codec.decode_eof(&mut buf), Err(TransportError::Truncated));
+    }
+
+    #[test]
+    fn a_length_prefix_alone_reserves_nothing() {
+        let mut codec = FrameCodec::<u64>::new(1 << 24);
+        let mut buf = BytesMut::from(&[1, 0, 0, 0, 9][..]);
+        let capacity = buf.capacity();
+        assert_eq!(codec.decode(&mut buf), Ok(None));
+        assert!(codec.is_mid_frame());
+        assert_eq!(
+            buf.capacity(),
+            capacity,
+            "no room was reserved for the body"
+        );
+    }
+
+    #[test]
+    fn body_length_checks_the_maximum() {
+        let codec = FrameCodec::<u64>::new(16);
+        assert_eq!(codec.body_length([0, 0, 0, 16]), Ok(16));
+        assert_eq!(
+            codec.body_length([0, 0, 0, 17]),
+            Err(TransportError::FrameTooLarge {
+                length: 17,
+                max: 16
+            })
+        );
     }
 
     #[test]

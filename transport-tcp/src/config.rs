@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use crate::error::TransportError;
-use crate::frame::{DEFAULT_MAX_FRAME_LENGTH, MAX_FRAME_LENGTH_LIMIT};
+use crate::frame::{DEFAULT_MAX_FRAME_LENGTH, LENGTH_PREFIX_LEN, MAX_FRAME_LENGTH_LIMIT};
 
 /// Default [`ClientConfig::request_timeout`]: 30 s.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -19,8 +19,37 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_POOL_SIZE: usize = 2;
 /// Default bound on requests in flight on one connection, both sides: 256 requests.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
-/// Default frame read timeout, both sides: 30 s.
+/// Default [`ClientConfig::frame_read_timeout`]: 30 s.
 pub const DEFAULT_FRAME_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`ServerConfig::frame_read_timeout`]: 5 s (plus the frame's length at
+/// [`DEFAULT_MIN_RECEIVE_RATE`]).
+pub const DEFAULT_SERVER_FRAME_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default [`ServerConfig::first_frame_timeout`]: 5 s.
+pub const DEFAULT_FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default [`ServerConfig::min_receive_rate`]: 1 MiB per second.
+pub const DEFAULT_MIN_RECEIVE_RATE: u64 = 1024 * 1024;
+/// Default [`ServerConfig::max_connections`]: 1,024 connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default [`ServerConfig::max_connections_per_ip`]: 64 connections.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
+/// Default [`ServerConfig::connection_budget`]: 32 MiB (one largest request, then its largest
+/// response, at the default maximum frame length).
+pub const DEFAULT_CONNECTION_BUDGET: usize = 32 * 1024 * 1024;
+/// Default [`ServerConfig::response_reserve`]: 1 MiB (so at most 32 handlers of one connection
+/// run at once with the default budget, and answers up to 1 MiB, such as most blob and
+/// certificate downloads, never take a connection over its budget).
+pub const DEFAULT_RESPONSE_RESERVE: usize = 1024 * 1024;
+/// Default [`ServerConfig::receive_budget`]: 256 MiB (sixteen frames of the default maximum
+/// length).
+pub const DEFAULT_RECEIVE_BUDGET: usize = 256 * 1024 * 1024;
+/// Default [`ServerConfig::large_frame_length`]: 64 KiB.
+pub const DEFAULT_LARGE_FRAME_LENGTH: usize = 64 * 1024;
+/// Default [`ServerConfig::max_blocking_decodes`]: 4 decoders.
+pub const DEFAULT_MAX_BLOCKING_DECODES: usize = 4;
+/// Default [`ServerConfig::max_handlers`]: 512 handlers.
+pub const DEFAULT_MAX_HANDLERS: usize = 512;
+/// Default [`ServerConfig::log_interval`]: 10 s.
+pub const DEFAULT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Default [`ServerConfig::idle_timeout`]: 10 minutes.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// Default write timeout, both sides: 30 s.
@@ -84,6 +113,16 @@ impl ClientConfig {
 }
 
 /// Options of a [`Server`](crate::Server).
+///
+/// Every resource an unauthenticated peer can make the server spend is bounded by one of these
+/// fields (DESIGN §6.1): connections (in all and per IP), time (a deadline for the first frame,
+/// for each frame, and for idleness), memory (per connection, and across all connections for
+/// large requests), handlers running at once, and decoders of large frames.
+///
+/// In all, the memory held for peers' requests and responses is at most `max_connections`
+/// times a connection's budget (plus its overshoot for responses larger than their reserve, see
+/// [`response_reserve`](Self::response_reserve)); of it, large requests at most
+/// `receive_budget`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// Largest frame body accepted or sent, in bytes. Default [`DEFAULT_MAX_FRAME_LENGTH`]
@@ -93,16 +132,82 @@ pub struct ServerConfig {
     /// reading that connection until one frees up. Default [`DEFAULT_MAX_IN_FLIGHT`] (256);
     /// at least 1.
     pub max_in_flight: usize,
-    /// Once the first byte of a frame has arrived, the whole frame must arrive within this time
-    /// or the connection is closed as stalled. Checked every quarter of this time, so a stalled
-    /// peer is disconnected between 1 and 1.5 times this after its frame began. Time spent
-    /// waiting for a free in-flight slot (not reading) does not count. Default
-    /// [`DEFAULT_FRAME_READ_TIMEOUT`] (30 s).
+    /// Connections open at once, from all peers. A connection beyond it is closed as soon as it
+    /// is accepted (counted in [`ServerStats::refused_connections`](crate::ServerStats) and
+    /// summarised in at most one log line per [`log_interval`](Self::log_interval)), so the
+    /// connections already open keep being served. Default [`DEFAULT_MAX_CONNECTIONS`] (1,024);
+    /// at least 1.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address (an IPv6 address counts with its whole
+    /// `/64` network, an IPv4-mapped IPv6 address as the IPv4 address); refused like those
+    /// beyond [`max_connections`](Self::max_connections). Default
+    /// [`DEFAULT_MAX_CONNECTIONS_PER_IP`] (64); at least 1.
+    pub max_connections_per_ip: usize,
+    /// A new connection is closed unless the first byte of its first frame has arrived within
+    /// this time after it was accepted; from then on the frame deadline
+    /// ([`frame_read_timeout`](Self::frame_read_timeout)) applies, so a peer that sends only a
+    /// length prefix is closed by that. Default [`DEFAULT_FIRST_FRAME_TIMEOUT`] (5 s).
+    pub first_frame_timeout: Duration,
+    /// The frame deadline: once the first byte of a frame has arrived, the whole frame must
+    /// arrive within this time plus its length divided by
+    /// [`min_receive_rate`](Self::min_receive_rate) (counted from when its length prefix is
+    /// complete), or the connection is closed as stalled. Time the server spends not reading
+    /// that connection (waiting for an in-flight slot or for room in the connection's memory
+    /// budget) does not count; time spent waiting for the server-wide
+    /// [`receive_budget`](Self::receive_budget) does. Default
+    /// [`DEFAULT_SERVER_FRAME_READ_TIMEOUT`] (5 s).
     pub frame_read_timeout: Duration,
+    /// Slowest transfer a large frame is granted, in bytes per second: a frame of `n` bytes
+    /// gets `n / min_receive_rate` seconds on top of
+    /// [`frame_read_timeout`](Self::frame_read_timeout). Default [`DEFAULT_MIN_RECEIVE_RATE`]
+    /// (1 MiB/s, so a 16 MiB frame gets 5 s + 16 s); at least 1.
+    pub min_receive_rate: u64,
     /// A connection with no request in flight, no partial frame and no frame received for this
-    /// long is closed (checked on the same schedule as `frame_read_timeout`). `None` keeps idle
-    /// connections open forever. Default `Some(`[`DEFAULT_IDLE_TIMEOUT`]`)` (10 minutes).
+    /// long is closed. `None` keeps idle connections open forever. Default
+    /// `Some(`[`DEFAULT_IDLE_TIMEOUT`]`)` (10 minutes).
     pub idle_timeout: Option<Duration>,
+    /// Memory one connection may hold, in bytes, requests and responses together: the buffer
+    /// of the frame being received, the requests being handled, a reserve of
+    /// [`response_reserve`](Self::response_reserve) for the answer of each, and the encoded
+    /// responses not yet written to the socket. While it is used up, the server reads nothing
+    /// more from that connection (a peer that does not read its responses stops being read).
+    /// A response larger than its reserve is queued even over the budget (the overshoot is
+    /// bounded under [`response_reserve`](Self::response_reserve)). Values below one largest
+    /// frame (`max_frame_length` + 4) are raised to it. Not counted: a fixed 8 KiB read-ahead
+    /// buffer per connection. Default [`DEFAULT_CONNECTION_BUDGET`] (32 MiB).
+    pub connection_budget: usize,
+    /// Bytes of the connection budget set aside for the response of each request while its
+    /// handler runs (a request already holding more for itself sets nothing more aside), so
+    /// that at most `connection_budget / response_reserve` handlers of one connection run at
+    /// once and responses up to this size never take the connection over its budget; larger
+    /// ones take it over by at most `connection_budget / response_reserve` times
+    /// (`max_frame_length` + 4 − `response_reserve`). Default [`DEFAULT_RESPONSE_RESERVE`]
+    /// (1 MiB); values above the connection budget are lowered to it.
+    pub response_reserve: usize,
+    /// Memory all connections together may hold for large frames (longer than
+    /// [`large_frame_length`](Self::large_frame_length)), in bytes: from the first byte of
+    /// such a frame until its handler returns. A frame's buffer grows, and draws on this
+    /// budget, as its bytes arrive (never by its declared length), so stalled partial frames
+    /// hold at most this much; a frame waiting for it counts that time against its frame
+    /// deadline. Values below one largest frame (`max_frame_length` + 4) are raised to it.
+    /// Default [`DEFAULT_RECEIVE_BUDGET`] (256 MiB).
+    pub receive_budget: usize,
+    /// Frames with a longer body, in bytes, are "large": they draw on the
+    /// [`receive_budget`](Self::receive_budget) and are decoded on tokio's blocking threads
+    /// (at most [`max_blocking_decodes`](Self::max_blocking_decodes) at once) instead of the
+    /// runtime's. Default [`DEFAULT_LARGE_FRAME_LENGTH`] (64 KiB).
+    pub large_frame_length: usize,
+    /// Large frames decoded at once, across all connections; further large frames wait, fully
+    /// received, for a decoder. Default [`DEFAULT_MAX_BLOCKING_DECODES`] (4); at least 1.
+    pub max_blocking_decodes: usize,
+    /// Handlers running at once, across all connections; further requests wait (read and
+    /// counted against their connection's budget) for one to finish. Default
+    /// [`DEFAULT_MAX_HANDLERS`] (512); at least 1.
+    pub max_handlers: usize,
+    /// Refused connections and failed `accept`s are logged at most once per this interval, in
+    /// one line that says how many there were since the last line. Default
+    /// [`DEFAULT_LOG_INTERVAL`] (10 s).
+    pub log_interval: Duration,
     /// Time allowed for one write to the socket; a peer that stops reading its responses for
     /// longer is disconnected. Default [`DEFAULT_WRITE_TIMEOUT`] (30 s).
     pub write_timeout: Duration,
@@ -117,8 +222,19 @@ impl Default for ServerConfig {
         ServerConfig {
             max_frame_length: DEFAULT_MAX_FRAME_LENGTH,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
-            frame_read_timeout: DEFAULT_FRAME_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            first_frame_timeout: DEFAULT_FIRST_FRAME_TIMEOUT,
+            frame_read_timeout: DEFAULT_SERVER_FRAME_READ_TIMEOUT,
+            min_receive_rate: DEFAULT_MIN_RECEIVE_RATE,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            connection_budget: DEFAULT_CONNECTION_BUDGET,
+            response_reserve: DEFAULT_RESPONSE_RESERVE,
+            receive_budget: DEFAULT_RECEIVE_BUDGET,
+            large_frame_length: DEFAULT_LARGE_FRAME_LENGTH,
+            max_blocking_decodes: DEFAULT_MAX_BLOCKING_DECODES,
+            max_handlers: DEFAULT_MAX_HANDLERS,
+            log_interval: DEFAULT_LOG_INTERVAL,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
@@ -130,11 +246,44 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), TransportError> {
         check_frame_length(self.max_frame_length)?;
         check_in_flight(self.max_in_flight)?;
+        check_at_least_one("max_connections", self.max_connections)?;
+        check_at_least_one("max_connections_per_ip", self.max_connections_per_ip)?;
+        check_positive("first_frame_timeout", self.first_frame_timeout)?;
         check_positive("frame_read_timeout", self.frame_read_timeout)?;
+        if self.min_receive_rate == 0 {
+            return Err(TransportError::InvalidConfig(
+                "min_receive_rate must be at least 1 byte per second".to_owned(),
+            ));
+        }
         if let Some(idle) = self.idle_timeout {
             check_positive("idle_timeout", idle)?;
         }
+        check_permits("max_blocking_decodes", self.max_blocking_decodes)?;
+        check_permits("max_handlers", self.max_handlers)?;
+        check_permits("receive_budget", self.effective_receive_budget())?;
+        check_positive("log_interval", self.log_interval)?;
         check_positive("write_timeout", self.write_timeout)
+    }
+
+    /// One largest frame, length prefix included, in bytes.
+    fn largest_frame(&self) -> usize {
+        self.max_frame_length.saturating_add(LENGTH_PREFIX_LEN)
+    }
+
+    /// [`connection_budget`](Self::connection_budget), raised to one largest frame.
+    pub fn effective_connection_budget(&self) -> usize {
+        self.connection_budget.max(self.largest_frame())
+    }
+
+    /// [`response_reserve`](Self::response_reserve), lowered to the connection budget.
+    pub fn effective_response_reserve(&self) -> usize {
+        self.response_reserve
+            .min(self.effective_connection_budget())
+    }
+
+    /// [`receive_budget`](Self::receive_budget), raised to one largest frame.
+    pub fn effective_receive_budget(&self) -> usize {
+        self.receive_budget.max(self.largest_frame())
     }
 }
 
@@ -150,10 +299,15 @@ fn check_frame_length(max_frame_length: usize) -> Result<(), TransportError> {
 }
 
 fn check_in_flight(max_in_flight: usize) -> Result<(), TransportError> {
-    check_at_least_one("max_in_flight", max_in_flight)?;
-    if max_in_flight > Semaphore::MAX_PERMITS {
+    check_permits("max_in_flight", max_in_flight)
+}
+
+/// A value used as the size of a [`Semaphore`]: at least 1, at most what one can hold.
+fn check_permits(name: &str, value: usize) -> Result<(), TransportError> {
+    check_at_least_one(name, value)?;
+    if value > Semaphore::MAX_PERMITS {
         return Err(TransportError::InvalidConfig(format!(
-            "max_in_flight must be at most {}, got {max_in_flight}",
+            "{name} must be at most {}, got {value}",
             Semaphore::MAX_PERMITS
         )));
     }
@@ -205,5 +359,40 @@ mod tests {
             ..ServerConfig::default()
         };
         assert!(zero_read_timeout.validate().is_err());
+        let zero_cap = ServerConfig {
+            max_connections_per_ip: 0,
+            ..ServerConfig::default()
+        };
+        assert!(zero_cap.validate().is_err());
+    }
+
+    #[test]
+    fn budgets_are_raised_to_one_largest_frame_and_the_reserve_lowered_to_the_budget() {
+        let config = ServerConfig {
+            max_frame_length: 64 * 1024 * 1024,
+            ..ServerConfig::default()
+        };
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(
+            config.effective_connection_budget(),
+            64 * 1024 * 1024 + LENGTH_PREFIX_LEN
+        );
+        assert_eq!(config.effective_receive_budget(), DEFAULT_RECEIVE_BUDGET);
+        let small = ServerConfig {
+            max_frame_length: 1024,
+            connection_budget: 10,
+            response_reserve: 10,
+            ..ServerConfig::default()
+        };
+        assert_eq!(small.effective_connection_budget(), 1028);
+        let huge_reserve = ServerConfig {
+            response_reserve: DEFAULT_CONNECTION_BUDGET + 1,
+            ..ServerConfig::default()
+        };
+        assert_eq!(huge_reserve.validate(), Ok(()));
+        assert_eq!(
+            huge_reserve.effective_response_reserve(),
+            DEFAULT_CONNECTION_BUDGET
+        );
     }
 }

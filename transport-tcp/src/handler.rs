@@ -2,6 +2,8 @@
 
 use std::future::Future;
 
+use crate::config::ServerConfig;
+
 /// Answers one request; the server calls it concurrently for every request it receives.
 ///
 /// Any `Fn(Req) -> impl Future<Output = Resp>` closure is a handler. To serve a richer object
@@ -26,6 +28,15 @@ use std::future::Future;
 pub trait Handler<Req, Resp>: Send + Sync + 'static {
     /// Produces the response to `request`.
     fn handle(&self, request: Req) -> impl Future<Output = Resp> + Send;
+
+    /// Called once by the [`Server`](crate::Server) before it serves, with the options it
+    /// serves under, so that the handler takes its limits from there instead of from a copy
+    /// kept in step by hand (e.g. [`ValidatorHandler`](crate::ValidatorHandler) takes the
+    /// maximum frame length, to answer "too large" instead of an answer that cannot be sent).
+    /// The default does nothing.
+    fn configure(&mut self, config: &ServerConfig) {
+        let _ = config;
+    }
 }
 
 impl<Req, Resp, F, Fut> Handler<Req, Resp> for F

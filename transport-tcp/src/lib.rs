@@ -11,6 +11,11 @@
 //! * A [`Server`] answers each request through a [`Handler`], concurrently; malformed, oversize,
 //!   truncated or stalled input closes only the offending connection (with a logged reason), and
 //!   [`Server::shutdown`] lets requests in flight finish before it returns.
+//! * Hostile peers cannot take the server down (DESIGN §6.1): connections (in all and per IP),
+//!   time (first frame, each frame, idleness), memory (per connection, requests and responses
+//!   together, and across connections for large frames), handlers and decoders are each bounded
+//!   by a documented [`ServerConfig`] field; [`Server::stats`] shows what is held
+//!   ([`ServerStats`]).
 //!
 //! The layer is generic over the request and response types ([`WireMessage`]); the validator
 //! protocol plugs in by choosing those types and a [`Handler`] that forwards to a validator:
@@ -38,25 +43,36 @@
 //! # Ok(()) }
 //! ```
 
+mod budget;
 pub mod client;
 pub mod codec;
 pub mod config;
+mod deadline;
 pub mod error;
 pub mod frame;
 pub mod handler;
+mod limits;
 mod multiplexer;
 pub mod protocol;
+mod receiver;
+mod refusal_log;
+mod resources;
 pub mod server;
 mod session;
 mod stall;
+pub mod stats;
 pub mod validator;
 mod writer;
 
 pub use client::Client;
 pub use codec::FrameCodec;
 pub use config::{
-    ClientConfig, ServerConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FRAME_READ_TIMEOUT,
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_POOL_SIZE, DEFAULT_REQUEST_TIMEOUT,
+    ClientConfig, ServerConfig, DEFAULT_CONNECTION_BUDGET, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_FIRST_FRAME_TIMEOUT, DEFAULT_FRAME_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_LARGE_FRAME_LENGTH, DEFAULT_LOG_INTERVAL, DEFAULT_MAX_BLOCKING_DECODES,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_HANDLERS,
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MIN_RECEIVE_RATE, DEFAULT_POOL_SIZE, DEFAULT_RECEIVE_BUDGET,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_RESPONSE_RESERVE, DEFAULT_SERVER_FRAME_READ_TIMEOUT,
     DEFAULT_SHUTDOWN_GRACE, DEFAULT_WRITE_TIMEOUT,
 };
 pub use error::TransportError;
@@ -66,4 +82,5 @@ pub use frame::{
 pub use handler::Handler;
 pub use protocol::{Request, Response};
 pub use server::{Server, ShutdownOutcome};
+pub use stats::ServerStats;
 pub use validator::{serve_validator, TcpValidatorNode, ValidatorHandler};

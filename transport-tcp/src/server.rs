@@ -1,13 +1,13 @@
 //! The server: accepts connections and serves each one with the handler, until shut down.
 
+use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::task::{JoinError, JoinHandle, JoinSet};
-use tokio::time::timeout;
+use tokio::time::{sleep, sleep_until, timeout, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -15,18 +15,27 @@ use crate::config::ServerConfig;
 use crate::error::TransportError;
 use crate::frame::WireMessage;
 use crate::handler::Handler;
+use crate::refusal_log::RefusalLog;
+use crate::resources::Resources;
 use crate::session::serve_connection;
+use crate::stats::{Recorder, ServerStats};
 
-/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+/// First pause after a failed `accept` (e.g. out of file descriptors) before trying again: 5 ms,
+/// doubled after each further failure in a row up to [`ACCEPT_BACKOFF_MAX`].
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+/// Longest pause between two failing `accept`s: 1 s.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// A running server. Dropping it stops everything at once; [`Server::shutdown`] stops gracefully.
+///
+/// Every resource a peer can make it spend is bounded by a [`ServerConfig`] field; what it
+/// holds and has refused can be read with [`Server::stats`].
 #[derive(Debug)]
 pub struct Server {
     local_addr: SocketAddr,
     stop: CancellationToken,
     accept_task: Option<JoinHandle<()>>,
-    active_connections: Arc<AtomicUsize>,
+    resources: Arc<Resources>,
     shutdown_grace: Duration,
 }
 
@@ -60,12 +69,12 @@ impl Server {
         Server::serve(listener, config, handler)
     }
 
-    /// Serves every connection of an already bound `listener` with `handler`. Must be called
-    /// within a tokio runtime.
+    /// Serves every connection of an already bound `listener` with `handler`, which is first
+    /// [configured](Handler::configure) with `config`. Must be called within a tokio runtime.
     pub fn serve<Req, Resp, H>(
         listener: TcpListener,
         config: ServerConfig,
-        handler: H,
+        mut handler: H,
     ) -> Result<Server, TransportError>
     where
         Req: WireMessage,
@@ -73,23 +82,23 @@ impl Server {
         H: Handler<Req, Resp>,
     {
         config.validate()?;
+        handler.configure(&config);
         let local_addr = listener.local_addr()?;
         let stop = CancellationToken::new();
-        let active_connections = Arc::new(AtomicUsize::new(0));
         let shutdown_grace = config.shutdown_grace;
+        let resources = Resources::new(config);
         let accept_task = tokio::spawn(accept_connections(
             listener,
-            Arc::new(config),
+            Arc::clone(&resources),
             Arc::new(handler),
             stop.clone(),
-            Arc::clone(&active_connections),
         ));
         info!(%local_addr, "serving");
         Ok(Server {
             local_addr,
             stop,
             accept_task: Some(accept_task),
-            active_connections,
+            resources,
             shutdown_grace,
         })
     }
@@ -101,7 +110,13 @@ impl Server {
 
     /// How many connections are open right now.
     pub fn active_connections(&self) -> usize {
-        self.active_connections.load(Ordering::SeqCst)
+        self.resources.limits.total()
+    }
+
+    /// The server's counters and gauges now: connections open and refused, deadlines that ran
+    /// out, handlers running, and the bytes held against each memory budget.
+    pub fn stats(&self) -> ServerStats {
+        self.resources.stats()
     }
 
     /// Stops accepting connections and reading requests, lets the requests in flight finish and
@@ -151,65 +166,84 @@ impl Drop for Server {
     }
 }
 
-/// Counts a connection as active for as long as its task exists.
-struct ActiveConnection(Arc<AtomicUsize>);
-
-impl ActiveConnection {
-    fn new(counter: Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::SeqCst);
-        ActiveConnection(counter)
-    }
-}
-
-impl Drop for ActiveConnection {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// The accept loop: one task per connection, until `stop`; then waits for those tasks.
+/// The accept loop: one task per admitted connection, until `stop`; then waits for those tasks.
+/// Connections over the limits are closed at once; refusals and `accept` failures are logged
+/// at most once per [`ServerConfig::log_interval`].
 async fn accept_connections<Req, Resp, H>(
     listener: TcpListener,
-    config: Arc<ServerConfig>,
+    resources: Arc<Resources>,
     handler: Arc<H>,
     stop: CancellationToken,
-    active_connections: Arc<AtomicUsize>,
 ) where
     Req: WireMessage,
     Resp: WireMessage,
     H: Handler<Req, Resp>,
 {
     let mut connections = JoinSet::new();
+    let mut log = RefusalLog::new(resources.config.log_interval);
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let recorder = Arc::clone(&resources.recorder);
     loop {
+        let log_due = log.due();
         tokio::select! {
             biased;
             () = stop.cancelled() => break,
             Some(joined) = connections.join_next(), if !connections.is_empty() => {
                 report_task_failure("connection", joined);
             }
+            () = sleep_until(log_due.unwrap_or_else(Instant::now)), if log_due.is_some() => {
+                if let Some(summary) = log.flush(Instant::now()) {
+                    summary.log(log.interval());
+                }
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let active = ActiveConnection::new(Arc::clone(&active_connections));
-                    let session = serve_connection(
-                        stream,
-                        peer,
-                        Arc::clone(&config),
-                        Arc::clone(&handler),
-                        stop.clone(),
-                    );
-                    connections.spawn(async move {
-                        let _active = active;
-                        session.await;
-                    });
+                    backoff = ACCEPT_BACKOFF_MIN;
+                    match resources.limits.admit(peer.ip()) {
+                        Ok(permit) => {
+                            let session = serve_connection(
+                                stream,
+                                peer,
+                                Arc::clone(&resources),
+                                Arc::clone(&handler),
+                                stop.clone(),
+                            );
+                            connections.spawn(async move {
+                                let _permit = permit;
+                                session.await;
+                            });
+                        }
+                        Err(refusal) => {
+                            // Closed at once: its place goes to the connections already open.
+                            drop(stream);
+                            Recorder::count(&recorder.refused_connections);
+                            if let Some(summary) = log.refused(refusal, Instant::now()) {
+                                summary.log(log.interval());
+                            }
+                        }
+                    }
                 }
                 Err(error) => {
-                    warn!(%error, "cannot accept a connection; retrying");
-                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    Recorder::count(&recorder.accept_errors);
+                    if let Some(summary) = log.accept_failed(&error, Instant::now()) {
+                        summary.log(log.interval());
+                    }
+                    if !is_per_connection(&error) {
+                        // Out of file descriptors or memory: give the system time to recover.
+                        tokio::select! {
+                            () = stop.cancelled() => break,
+                            () = sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                    }
                 }
             },
         }
     }
     drop(listener);
+    if let Some(summary) = log.flush(Instant::now() + log.interval()) {
+        summary.log(log.interval());
+    }
     info!(
         connections = connections.len(),
         "stopped accepting; waiting for open connections"
@@ -217,6 +251,17 @@ async fn accept_connections<Req, Resp, H>(
     while let Some(joined) = connections.join_next().await {
         report_task_failure("connection", joined);
     }
+}
+
+/// Whether an `accept` error concerns only the connection being accepted (the peer gave up),
+/// so the next one may be accepted at once.
+fn is_per_connection(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+    )
 }
 
 fn report_task_failure(task: &str, joined: Result<(), JoinError>) {

@@ -5,24 +5,23 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use futures::StreamExt;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinError, JoinSet};
-use tokio::time::Instant;
-use tokio_util::codec::FramedRead;
+use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, error, warn};
 
+use crate::budget::{ChargedFrame, ConnectionBudget};
 use crate::codec::FrameCodec;
-use crate::config::ServerConfig;
+use crate::deadline::{ConnectionClock, Expiry, FrameClock};
 use crate::error::{log_closing, TransportError};
 use crate::frame::{Envelope, WireMessage};
 use crate::handler::Handler;
-use crate::stall::{has_partial_frame, StallWatch};
+use crate::receiver::{ReceiveError, Received, Receiver};
+use crate::resources::Resources;
+use crate::stats::Recorder;
 use crate::writer::write_frames;
 
 /// Why a connection stops reading.
@@ -31,12 +30,12 @@ enum End {
     PeerClosed,
     /// The server is shutting down.
     Shutdown,
-    /// Nothing happened for the idle timeout.
-    Idle,
+    /// The first-frame or the idle deadline ran out.
+    Expired(Expiry),
     /// The writer task failed (it logged why).
     WriterFailed,
     /// Unreadable input: malformed, oversize, truncated or stalled frame, or a read error.
-    Fault(TransportError),
+    Fault(ReceiveError),
 }
 
 /// Serves one accepted connection until it ends. Requests in flight are finished and answered
@@ -45,13 +44,15 @@ enum End {
 pub(crate) async fn serve_connection<Req: WireMessage, Resp: WireMessage, H: Handler<Req, Resp>>(
     stream: TcpStream,
     peer: SocketAddr,
-    config: Arc<ServerConfig>,
+    resources: Arc<Resources>,
     handler: Arc<H>,
     stop: CancellationToken,
 ) {
+    let accepted = Instant::now();
     if let Err(error) = stream.set_nodelay(true) {
         debug!(%peer, %error, "cannot disable Nagle's algorithm");
     }
+    let config = &resources.config;
     let (read, write) = stream.into_split();
     let (responses, queued) = mpsc::channel(config.max_in_flight);
     let writer_failed = CancellationToken::new();
@@ -66,23 +67,37 @@ pub(crate) async fn serve_connection<Req: WireMessage, Resp: WireMessage, H: Han
         }
     }));
 
+    let budget = resources.connection_budget();
     let mut session = Session {
         peer,
-        frames: FramedRead::new(read, FrameCodec::new(config.max_frame_length)),
+        receiver: Receiver::new(read, Arc::clone(&budget), Arc::clone(&resources)),
+        clock: ConnectionClock::new(config, accepted),
+        budget,
         requests: JoinSet::new(),
         slots: Arc::new(Semaphore::new(config.max_in_flight)),
         responses,
         handler,
-        config,
+        resources: Arc::clone(&resources),
         _responses: PhantomData,
     };
     match session.read_requests(&stop, &writer_failed).await {
         End::PeerClosed => debug!(%peer, "peer closed the connection"),
         End::Shutdown => debug!(%peer, "server shutting down: finishing requests in flight"),
-        End::Idle => debug!(%peer, "closing idle connection"),
+        End::Expired(Expiry::Idle) => debug!(%peer, "closing idle connection"),
+        End::Expired(Expiry::FirstFrame(timeout)) => {
+            Recorder::count(&resources.recorder.timed_out_connections);
+            debug!(%peer, ?timeout, "closing connection: no frame began in time");
+        }
         End::WriterFailed => return,
-        End::Fault(error) => {
-            log_closing(peer, &error);
+        End::Fault(ReceiveError::Closed) => debug!(%peer, "server resources closed"),
+        End::Fault(fault) => {
+            if fault.is_deadline() {
+                Recorder::count(&resources.recorder.timed_out_connections);
+            }
+            match &fault {
+                ReceiveError::Frame(error) => log_closing(peer, error),
+                other => warn!(%peer, reason = %other, "closing connection"),
+            }
             return;
         }
     }
@@ -103,15 +118,17 @@ pub(crate) async fn serve_connection<Req: WireMessage, Resp: WireMessage, H: Han
 
 struct Session<Req, Resp, H> {
     peer: SocketAddr,
-    frames: FramedRead<OwnedReadHalf, FrameCodec<Req>>,
+    receiver: Receiver<Req>,
+    clock: ConnectionClock,
+    budget: Arc<ConnectionBudget>,
     /// The handler calls in flight.
     requests: JoinSet<()>,
     /// One permit per request in flight.
     slots: Arc<Semaphore>,
     /// Encoded responses, to the writer task.
-    responses: mpsc::Sender<Bytes>,
+    responses: mpsc::Sender<ChargedFrame>,
     handler: Arc<H>,
-    config: Arc<ServerConfig>,
+    resources: Arc<Resources>,
     _responses: PhantomData<fn() -> Resp>,
 }
 
@@ -122,103 +139,143 @@ impl<Req: WireMessage, Resp: WireMessage, H: Handler<Req, Resp>> Session<Req, Re
         stop: &CancellationToken,
         writer_failed: &CancellationToken,
     ) -> End {
-        let mut stalls = StallWatch::new(self.config.frame_read_timeout);
-        let mut last_activity = Instant::now();
         loop {
-            // Take a slot before reading: while every slot is taken the peer's data stays in the
-            // socket, and TCP flow control slows it down.
-            let slot = match Arc::clone(&self.slots).try_acquire_owned() {
-                Ok(slot) => slot,
-                Err(_) => {
-                    let slot = tokio::select! {
-                        biased;
-                        () = stop.cancelled() => return End::Shutdown,
-                        () = writer_failed.cancelled() => return End::WriterFailed,
-                        slot = Arc::clone(&self.slots).acquire_owned() => match slot {
-                            Ok(slot) => slot,
-                            // The semaphore is never closed.
-                            Err(_) => return End::Shutdown,
-                        },
-                    };
-                    // Nothing was read meanwhile: the peer is not to blame for that time.
-                    stalls.restart();
-                    slot
-                }
+            // Take a slot and wait for room in the budget before reading: meanwhile the peer's
+            // data stays in the socket, and TCP flow control slows it down. So a peer that does
+            // not read its responses stops being read.
+            let slot = tokio::select! {
+                biased;
+                () = stop.cancelled() => return End::Shutdown,
+                () = writer_failed.cancelled() => return End::WriterFailed,
+                slot = Arc::clone(&self.slots).acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    // The semaphore is never closed.
+                    Err(_) => return End::Shutdown,
+                },
             };
-            let envelope = loop {
-                tokio::select! {
-                    biased;
-                    () = stop.cancelled() => return End::Shutdown,
-                    () = writer_failed.cancelled() => return End::WriterFailed,
-                    next = self.frames.next() => match next {
-                        Some(Ok(envelope)) => break envelope,
-                        Some(Err(error)) => return End::Fault(error),
-                        None => return End::PeerClosed,
-                    },
-                    now = stalls.tick() => {
-                        if let Some(end) = self.check(now, &mut stalls, &mut last_activity) {
-                            return end;
-                        }
-                    }
-                }
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => return End::Shutdown,
+                () = writer_failed.cancelled() => return End::WriterFailed,
+                () = self.budget.below_limit() => {}
+            }
+            let began = match self.next_frame_begins(stop, writer_failed).await {
+                Ok(began) => began,
+                Err(end) => return end,
             };
-            last_activity = Instant::now();
-            stalls.frame_received(has_partial_frame(&self.frames));
-            self.reap_finished();
-            self.dispatch(envelope, slot);
-        }
-    }
-
-    /// The periodic check at `now`: has the peer stalled mid-frame, or been idle for too long?
-    fn check(
-        &mut self,
-        now: Instant,
-        stalls: &mut StallWatch,
-        last_activity: &mut Instant,
-    ) -> Option<End> {
-        if self.reap_finished() {
-            *last_activity = now;
-        }
-        let partial = has_partial_frame(&self.frames);
-        if stalls.is_stalled(now, partial) {
-            let timeout = stalls.timeout();
-            return Some(End::Fault(TransportError::Stalled { timeout }));
-        }
-        let idle_for = now.saturating_duration_since(*last_activity);
-        let idle = !partial
-            && self.requests.is_empty()
-            && self
+            self.clock.frame_began();
+            let mut frame = FrameClock::new(&self.resources.config, began);
+            let received = tokio::select! {
+                biased;
+                () = stop.cancelled() => return End::Shutdown,
+                () = writer_failed.cancelled() => return End::WriterFailed,
+                received = self.receiver.rest_of_frame(&mut frame) => received,
+            };
+            let mut received = match received {
+                Ok(received) => received,
+                Err(fault) => return End::Fault(fault),
+            };
+            self.clock.activity(Instant::now());
+            // Set room aside for the answer (what the request holds already counts).
+            let reserve = self
+                .resources
                 .config
-                .idle_timeout
-                .is_some_and(|limit| idle_for >= limit);
-        idle.then_some(End::Idle)
+                .effective_response_reserve()
+                .saturating_sub(received.charge.connection.bytes());
+            let stopping = tokio::select! {
+                biased;
+                () = writer_failed.cancelled() => return End::WriterFailed,
+                // Shutting down: still answer the request that was read.
+                () = stop.cancelled() => true,
+                more = self.budget.charge(reserve) => {
+                    received.charge.connection.absorb(more);
+                    false
+                }
+            };
+            self.reap_finished();
+            self.dispatch(received, slot);
+            if stopping {
+                return End::Shutdown;
+            }
+        }
     }
 
-    /// Collects finished handler calls; says whether there were any.
-    fn reap_finished(&mut self) -> bool {
-        let mut any = false;
+    /// Waits for the first bytes of the next frame, while the first-frame or idle deadline
+    /// allows, and returns when they came.
+    async fn next_frame_begins(
+        &mut self,
+        stop: &CancellationToken,
+        writer_failed: &CancellationToken,
+    ) -> Result<Instant, End> {
+        loop {
+            let deadline = self.clock.between_frames(!self.requests.is_empty());
+            let expired = async {
+                match deadline {
+                    Some((at, expiry)) => {
+                        sleep_until(at).await;
+                        expiry
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => return Err(End::Shutdown),
+                () = writer_failed.cancelled() => return Err(End::WriterFailed),
+                Some(joined) = self.requests.join_next(), if !self.requests.is_empty() => {
+                    report_handler_failure(self.peer, joined);
+                    self.clock.activity(Instant::now());
+                }
+                read = self.receiver.first_bytes() => return match read {
+                    Ok(0) => Err(End::PeerClosed),
+                    Ok(_) => Ok(Instant::now()),
+                    Err(error) => Err(End::Fault(TransportError::from(error).into())),
+                },
+                expiry = expired => return Err(End::Expired(expiry)),
+            }
+        }
+    }
+
+    /// Collects finished handler calls.
+    fn reap_finished(&mut self) {
         while let Some(joined) = self.requests.try_join_next() {
             report_handler_failure(self.peer, joined);
-            any = true;
         }
-        any
     }
 
-    /// Runs the handler on one request in its own task and queues the response.
-    fn dispatch(&mut self, envelope: Envelope<Req>, slot: OwnedSemaphorePermit) {
+    /// Runs the handler on one request in its own task (once a handler permit is free) and
+    /// queues the response, charged to the connection's budget.
+    fn dispatch(&mut self, received: Received<Req>, slot: OwnedSemaphorePermit) {
         let handler = Arc::clone(&self.handler);
         let responses = self.responses.clone();
-        let max_frame_length = self.config.max_frame_length;
+        let resources = Arc::clone(&self.resources);
         let peer = self.peer;
         self.requests.spawn(async move {
-            let Envelope { request_id, body } = envelope;
+            let Received {
+                envelope: Envelope { request_id, body },
+                charge,
+            } = received;
+            let answer = {
+                let Ok(_running) = resources.handlers.acquire().await else {
+                    // The semaphore is never closed.
+                    return;
+                };
+                handler.handle(body).await
+            };
+            // The request is gone: its bytes now stand for the response.
+            drop(charge.receive);
             let response = Envelope {
                 request_id,
-                body: handler.handle(body).await,
+                body: answer,
             };
+            let max_frame_length = resources.config.max_frame_length;
             match FrameCodec::<Req>::new(max_frame_length).encode_frame(&response) {
                 // The writer is gone only when the connection is closing.
-                Ok(frame) => drop(responses.send(frame).await),
+                Ok(frame) => drop(
+                    responses
+                        .send(ChargedFrame::new(frame, charge.connection))
+                        .await,
+                ),
                 Err(error) => warn!(
                     %peer,
                     request_id,

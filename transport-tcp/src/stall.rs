@@ -1,4 +1,5 @@
-//! Detecting a peer that begins a frame and does not finish it in time.
+//! Detecting a server that begins a response frame and does not finish it in time (the
+//! client's side; the server times its peers with `deadline.rs`).
 
 use std::time::Duration;
 
@@ -60,16 +61,10 @@ impl StallWatch {
     pub(crate) fn frame_received(&mut self, partial: bool) {
         self.partial_since = partial.then(Instant::now);
     }
-
-    /// After a pause in reading that the peer is not to blame for: starts the clock afresh.
-    pub(crate) fn restart(&mut self) {
-        self.partial_since = None;
-        self.checks.reset();
-    }
 }
 
 /// Whether part of a frame has been received: bytes wait in the read buffer, or the codec has
-/// taken a length prefix and waits for the body.
+/// read a length prefix and waits for the body.
 pub(crate) fn has_partial_frame<R, T>(frames: &FramedRead<R, FrameCodec<T>>) -> bool {
     frames.decoder().is_mid_frame() || !frames.read_buffer().is_empty()
 }

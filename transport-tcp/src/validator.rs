@@ -264,10 +264,11 @@ impl ValidatorNode for TcpValidatorNode {
 /// The server side: answers each [`Request`] by calling the node's method and wrapping its
 /// result in the matching [`Response`] variant.
 ///
-/// An answer too large for a frame (larger than the maximum frame length given here, which must
-/// be the server's, e.g. a download of many large certificates) is replaced by
-/// `Err(`[`NodeError::Transport`]`(`[`TransportErrorKind::FrameTooLarge`]`))` in the same
-/// variant, so the client learns at once why instead of waiting for its timeout.
+/// An answer too large for a frame (larger than the server's
+/// [`ServerConfig::max_frame_length`], which the [`Server`] hands to the handler through
+/// [`Handler::configure`] before serving; e.g. a download of many large certificates) is
+/// replaced by `Err(`[`NodeError::Transport`]`(`[`TransportErrorKind::FrameTooLarge`]`))` in
+/// the same variant, so the client learns at once why instead of waiting for its timeout.
 #[derive(Clone)]
 pub struct ValidatorHandler {
     node: Arc<dyn ValidatorNode>,
@@ -275,7 +276,8 @@ pub struct ValidatorHandler {
 }
 
 impl ValidatorHandler {
-    /// A handler that forwards to `node`, for a server whose maximum frame length is
+    /// A handler that forwards to `node`. Served by a [`Server`], it takes the server's maximum
+    /// frame length; until then (e.g. when calling [`Handler::handle`] directly) it assumes
     /// [`DEFAULT_MAX_FRAME_LENGTH`].
     pub fn new(node: Arc<dyn ValidatorNode>) -> Self {
         ValidatorHandler {
@@ -284,8 +286,9 @@ impl ValidatorHandler {
         }
     }
 
-    /// The same handler, for a server whose maximum frame length is `max_frame_length` bytes
-    /// ([`ServerConfig::max_frame_length`]).
+    /// The same handler, assuming a maximum frame length of `max_frame_length` bytes. A
+    /// [`Server`] replaces it with its own [`ServerConfig::max_frame_length`] when it starts
+    /// serving the handler, so this matters only for a handler used outside a server.
     pub fn with_max_frame_length(mut self, max_frame_length: usize) -> Self {
         self.max_frame_length = max_frame_length;
         self
@@ -395,6 +398,10 @@ impl Handler<Request, Response> for ValidatorHandler {
         }
         self.fit(kind, response)
     }
+
+    fn configure(&mut self, config: &ServerConfig) {
+        self.max_frame_length = config.max_frame_length;
+    }
 }
 
 /// Binds `address` (port 0 picks a free port, see [`Server::local_addr`]) and serves `node` to
@@ -422,8 +429,7 @@ pub async fn serve_validator(
     address: impl ToSocketAddrs,
     config: ServerConfig,
 ) -> Result<Server, TransportError> {
-    let handler = ValidatorHandler::new(node).with_max_frame_length(config.max_frame_length);
-    Server::bind(address, config, handler).await
+    Server::bind(address, config, ValidatorHandler::new(node)).await
 }
 
 #[cfg(test)]

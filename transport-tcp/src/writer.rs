@@ -4,7 +4,6 @@
 use std::io;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -18,17 +17,21 @@ const WRITE_BUFFER_CAPACITY: usize = 64 * 1024;
 /// Writes every frame received on `frames` until the channel is closed and drained, then flushes
 /// and shuts the write side down. Each write or flush must complete within `write_timeout`.
 ///
+/// A frame is dropped as soon as it has been handed to the socket (or to the write buffer), so
+/// whatever it carries along (the server's memory charge for it) is released then.
+///
 /// Returns the error that stopped it; the caller decides how loudly to report it.
-pub(crate) async fn write_frames<W: AsyncWrite + Unpin>(
+pub(crate) async fn write_frames<W: AsyncWrite + Unpin, F: AsRef<[u8]>>(
     socket: W,
-    mut frames: mpsc::Receiver<Bytes>,
+    mut frames: mpsc::Receiver<F>,
     write_timeout: Duration,
 ) -> Result<(), TransportError> {
     let mut socket = BufWriter::with_capacity(WRITE_BUFFER_CAPACITY, socket);
     while let Some(frame) = frames.recv().await {
-        within(write_timeout, socket.write_all(&frame)).await?;
+        within(write_timeout, socket.write_all(frame.as_ref())).await?;
+        drop(frame);
         while let Ok(frame) = frames.try_recv() {
-            within(write_timeout, socket.write_all(&frame)).await?;
+            within(write_timeout, socket.write_all(frame.as_ref())).await?;
         }
         within(write_timeout, socket.flush()).await?;
     }

@@ -17,7 +17,7 @@ use quorum_node::conformance::{TestValidator, START};
 use quorum_node::ManualClock;
 use quorum_transport_tcp::{
     serve_validator, ClientConfig, Envelope, Request, Response, Server, ServerConfig,
-    TcpValidatorNode,
+    TcpValidatorNode, ValidatorHandler,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -226,7 +226,33 @@ async fn answer_too_large_for_a_frame_is_refused_at_once() {
         max_frame_length: 4096,
         ..server_config()
     };
-    let (validator, _server, client) = served_validator(config).await;
+    let (validator, server, client) = served_validator(config).await;
+    answer_too_large_is_refused(&validator, &client).await;
+    drop(server);
+}
+
+#[tokio::test]
+async fn a_handler_served_directly_takes_the_servers_maximum_frame_length() {
+    // As `cli` serves: `ValidatorHandler::new` and nothing else; the maximum frame length comes
+    // from the server's config, not from a copy.
+    let config = ServerConfig {
+        max_frame_length: 4096,
+        ..server_config()
+    };
+    let validator = TestValidator::new(ManualClock::new(START)).await;
+    let server = Server::bind(
+        "127.0.0.1:0",
+        config,
+        ValidatorHandler::new(validator.node()),
+    )
+    .await
+    .unwrap();
+    let client = TcpValidatorNode::new(server.local_addr().to_string(), client_config()).unwrap();
+    answer_too_large_is_refused(&validator, &client).await;
+}
+
+/// A download larger than the server's 4 KiB frames is answered `FrameTooLarge` at once.
+async fn answer_too_large_is_refused(validator: &TestValidator, client: &TcpValidatorNode) {
     let history = validator.history(1, 12);
     let outcome = validator
         .worker

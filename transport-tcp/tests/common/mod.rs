@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use quorum_transport_tcp::{ClientConfig, Handler, Server, ServerConfig};
+use quorum_transport_tcp::{ClientConfig, Envelope, FrameCodec, Handler, Server, ServerConfig};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::{timeout, Instant};
 
@@ -157,6 +157,42 @@ pub async fn raw_connection(addr: SocketAddr) -> (TcpStream, String) {
     let stream = TcpStream::connect(addr).await.unwrap();
     let peer = stream.local_addr().unwrap().to_string();
     (stream, peer)
+}
+
+/// A raw connection to `addr` from the loopback address `source` (e.g. `"127.0.0.2"`: on Linux
+/// every `127.0.0.0/8` address is local, so tests can play peers with different addresses).
+pub async fn connection_from(source: &str, addr: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(source.parse().unwrap(), 0))
+        .unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// The complete frame (length prefix and body) of `request` under `request_id`.
+pub fn request_frame(request_id: u64, request: Request) -> Vec<u8> {
+    FrameCodec::<Request>::new(usize::MAX)
+        .encode_frame(&Envelope {
+            request_id,
+            body: request,
+        })
+        .unwrap()
+        .to_vec()
+}
+
+/// Whether the server has closed `stream`: end of stream or reset within `within`; `false` if
+/// it is still open (nothing arrives) by then. Data the server sent first is skipped.
+pub async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let closed = async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    timeout(within, closed).await.is_ok()
 }
 
 /// Captures log output of the current thread (tests run on a current-thread runtime, so every
