@@ -208,15 +208,18 @@ async fn accept_connections<Req, Resp, H>(
                                 Arc::clone(&handler),
                                 stop.clone(),
                             );
+                            metrics::gauge!("quorum_connections_open").increment(1.0);
                             connections.spawn(async move {
                                 let _permit = permit;
                                 session.await;
+                                metrics::gauge!("quorum_connections_open").decrement(1.0);
                             });
                         }
                         Err(refusal) => {
                             // Closed at once: its place goes to the connections already open.
                             drop(stream);
                             Recorder::count(&recorder.refused_connections);
+                            metrics::counter!("quorum_connections_refused_total").increment(1);
                             if let Some(summary) = log.refused(refusal, Instant::now()) {
                                 summary.log(log.interval());
                             }

@@ -67,11 +67,13 @@ impl Recorder {
     pub(crate) fn add_receive_bytes(&self, bytes: usize) {
         let now = self.receive_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.peak_receive_bytes.fetch_max(now, Ordering::Relaxed);
+        metrics::gauge!("quorum_receive_buffered_bytes").set(now as f64);
     }
 
     /// Takes `bytes` off the receive gauge.
     pub(crate) fn remove_receive_bytes(&self, bytes: usize) {
-        self.receive_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        let before = self.receive_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        metrics::gauge!("quorum_receive_buffered_bytes").set(before.saturating_sub(bytes) as f64);
     }
 
     /// The snapshot, with the gauges owned elsewhere filled in.

@@ -392,10 +392,19 @@ impl fmt::Debug for ValidatorHandler {
 impl Handler<Request, Response> for ValidatorHandler {
     async fn handle(&self, request: Request) -> Response {
         let kind = request.kind();
+        let started = std::time::Instant::now();
         let response = self.dispatch(request).await;
-        if let Some(error) = response.error() {
-            debug!(request = kind, %error, "node refused the request");
-        }
+        let outcome = match response.error() {
+            Some(error) => {
+                debug!(request = kind, %error, "node refused the request");
+                "refused"
+            }
+            None => "ok",
+        };
+        metrics::counter!("quorum_requests_total", "method" => kind, "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("quorum_handler_seconds", "method" => kind)
+            .record(started.elapsed().as_secs_f64());
         self.fit(kind, response)
     }
 
