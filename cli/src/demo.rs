@@ -1,5 +1,6 @@
-//! `quorum demo`: a committee on this machine, a workload of cross-chain transfers, a validator
-//! that starts late and one stopped mid-run, and the updater bringing them back.
+//! `quorum demo`: a committee on this machine, a workload of cross-chain transfers, validators
+//! that misbehave (one that starts late, one stopped mid-run, one that stops answering; see
+//! [`crate::fault_plan`]), and the updater bringing them back.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,15 +12,18 @@ use tracing::{info, warn};
 
 use quorum_core::{ChainId, ChainInfoQuery, ValidatorNode};
 use quorum_node::{MemoryStorage, SystemClock, Worker, WorkerConfig};
-use quorum_transport_mem::{Fault, MemoryNode};
-use quorum_transport_tcp::{ClientConfig, Server, ServerConfig, TcpValidatorNode};
+use quorum_transport_mem::MemoryNode;
+use quorum_transport_tcp::{ClientConfig, TcpValidatorNode};
 use quorum_updater::{ChainClient, Options, RemoteNode, ValidatorSet};
 
 use crate::config::Limits;
+use crate::demo_validator::DemoValidator;
 use crate::error::CliError;
+use crate::fault_plan::{FaultKind, FaultPlan, FAULT_AT, LATE_START_AT, RECOVER_AT};
+use crate::health_watch::HealthWatch;
 use crate::setup::{self, CommitteeSetup};
 use crate::summary::Summary;
-use crate::validator::{self, RedbWorker};
+use crate::validator;
 
 /// The transports the demo can run over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -42,10 +46,12 @@ pub struct DemoArgs {
     /// Chains to spread them over (each pays the next).
     #[arg(long, default_value_t = 4)]
     pub chains: usize,
-    /// Validators that misbehave (at most f): the first starts late, the others are stopped
-    /// mid-run and restarted from their data.
-    #[arg(long, default_value_t = 1)]
-    pub faults: usize,
+    /// Validators that misbehave (at most f): a number (the first starts late, the others are
+    /// stopped mid-run and restarted from their data), or kinds, one validator each, among
+    /// `late`, `restart` and `hang` (stops answering mid-run, connections still accepted, then
+    /// answers again), e.g. `--faults hang` or `--faults late,hang`; `none` for no fault.
+    #[arg(long, default_value = "1")]
+    pub faults: FaultPlan,
     /// Transport between client and validators.
     #[arg(long, value_enum, default_value_t = Transport::Tcp)]
     pub transport: Transport,
@@ -59,69 +65,93 @@ pub struct DemoArgs {
     pub insecure_seed: Option<u64>,
 }
 
-/// One validator of the demo and how it is reached.
-struct DemoValidator {
-    name: String,
-    database: PathBuf,
-    key: quorum_core::ValidatorSecretKey,
-    address: String,
-    worker: Option<Arc<RedbWorker>>,
-    server: Option<Server>,
-    mem: Option<MemoryNode>,
-    history: Vec<&'static str>,
-}
-
-impl DemoValidator {
-    async fn start(
-        &mut self,
-        genesis: &quorum_node::Genesis,
-        transport: Transport,
-    ) -> Result<(), CliError> {
-        match transport {
-            Transport::Tcp => {
-                let worker = validator::open_worker(
-                    &self.database,
-                    genesis,
-                    self.key.clone(),
-                    &Limits::default(),
-                )
-                .await?;
-                let listener = validator::bind(&self.address).await?;
-                self.server = Some(validator::serve(worker, listener, ServerConfig::default())?);
-            }
-            Transport::Mem => {
-                if let Some(node) = &self.mem {
-                    node.set_fault(Fault::Honest);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn stop(&mut self, transport: Transport) {
-        match transport {
-            Transport::Tcp => {
-                if let Some(server) = self.server.take() {
-                    server.shutdown().await;
-                }
-                self.worker = None;
-            }
-            Transport::Mem => {
-                if let Some(node) = &self.mem {
-                    node.set_fault(Fault::Offline);
-                }
-            }
-        }
-    }
-}
+/// How often the demo looks at the workload's progress and the validators' health (20 ms).
+const TICK: Duration = Duration::from_millis(20);
+/// Timeout of one request to one validator in the demo (1 s): short enough that a validator
+/// that stops answering is suspect within a few seconds of the workload.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn options() -> Options {
     Options {
-        request_timeout: Duration::from_secs(3),
+        request_timeout: REQUEST_TIMEOUT,
         deadline: Duration::from_secs(20),
         background_catch_up: Duration::from_secs(10),
         ..Options::default()
     }
+}
+
+fn client_config() -> ClientConfig {
+    ClientConfig {
+        request_timeout: REQUEST_TIMEOUT,
+        connect_timeout: REQUEST_TIMEOUT,
+        ..ClientConfig::default()
+    }
+}
+
+/// Where a planned fault stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Not happened yet.
+    Waiting,
+    /// The validator is stopped or hung.
+    Active,
+    /// Over: the validator serves.
+    Done,
+}
+
+/// One validator's fault and where it stands.
+struct Planned {
+    index: usize,
+    kind: FaultKind,
+    stage: Stage,
+}
+
+/// Moves `planned` on if the workload has gone `fraction` of the way far enough; returns what
+/// happened, for the progress bar.
+async fn advance(
+    planned: &mut Planned,
+    nodes: &mut [DemoValidator],
+    fraction: f64,
+    genesis: &quorum_node::Genesis,
+    transport: Transport,
+) -> Result<Option<String>, CliError> {
+    let Some(node) = nodes.get_mut(planned.index) else {
+        planned.stage = Stage::Done;
+        return Ok(None);
+    };
+    let (stage, event) = match (planned.kind, planned.stage) {
+        (FaultKind::Late, Stage::Waiting) if fraction >= LATE_START_AT => {
+            node.start(genesis, transport).await?;
+            (Stage::Done, None)
+        }
+        (FaultKind::Restart, Stage::Waiting) if fraction >= FAULT_AT => {
+            node.stop(transport).await;
+            (Stage::Active, Some("stopped mid-run"))
+        }
+        (FaultKind::Hang, Stage::Waiting) if fraction >= FAULT_AT => {
+            node.hang(transport).await?;
+            (Stage::Active, Some("hung mid-run"))
+        }
+        (FaultKind::Restart, Stage::Active) if fraction >= RECOVER_AT => {
+            node.start(genesis, transport).await?;
+            (Stage::Done, Some("restarted"))
+        }
+        (FaultKind::Hang, Stage::Active) if fraction >= RECOVER_AT => {
+            node.start(genesis, transport).await?;
+            (Stage::Done, Some("answers again"))
+        }
+        // A validator that starts late or comes back starts at once when the workload ends.
+        (_, Stage::Waiting | Stage::Active) if fraction >= 1.0 => {
+            node.start(genesis, transport).await?;
+            (Stage::Done, None)
+        }
+        _ => return Ok(None),
+    };
+    planned.stage = stage;
+    Ok(event.map(|event| {
+        node.history.push(event);
+        format!("{} {event}", node.name)
+    }))
 }
 
 /// Runs the demo and returns its summary.
@@ -132,10 +162,12 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
         ));
     }
     let f = (args.validators - 1) / 3;
-    if args.faults > f {
+    if args.faults.len() > f {
         return Err(CliError::Usage(format!(
-            "{} faulty validators is more than f = {f} for {} validators",
-            args.faults, args.validators
+            "{} faulty validators ({}) is more than f = {f} for {} validators",
+            args.faults.len(),
+            args.faults,
+            args.validators
         )));
     }
     let temporary = tempfile::tempdir().map_err(|source| CliError::File {
@@ -175,19 +207,15 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
     let mut nodes: Vec<DemoValidator> = Vec::new();
     for (index, (key, address)) in validator_keys.iter().zip(&addresses).enumerate() {
         let database = data_dir.join(format!("validator-{index}.redb"));
-        let mut node = DemoValidator {
-            name: format!("validator-{index}"),
+        let mut node = DemoValidator::new(
+            format!("validator-{index}"),
             database,
-            key: key.clone(),
-            address: address.clone(),
-            worker: None,
-            server: None,
-            mem: None,
-            history: Vec::new(),
-        };
+            key.clone(),
+            address.clone(),
+        );
         match args.transport {
             Transport::Tcp => {
-                let remote = TcpValidatorNode::new(address.clone(), ClientConfig::default())?;
+                let remote = TcpValidatorNode::new(address.clone(), client_config())?;
                 validators.insert(key.public(), Arc::new(remote));
             }
             Transport::Mem => {
@@ -211,12 +239,24 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
         }
         nodes.push(node);
     }
-    // The last `faults` validators misbehave: the first of them starts late.
-    let faulty: Vec<usize> = (args.validators - args.faults..args.validators).collect();
-    let late = faulty.first().copied();
-    let stopped: Vec<usize> = faulty.iter().skip(1).copied().collect();
+    // The last validators misbehave, in the order of the plan.
+    let first_faulty = args.validators - args.faults.len();
+    let mut plan: Vec<Planned> = args
+        .faults
+        .0
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| Planned {
+            index: first_faulty + i,
+            kind: *kind,
+            stage: Stage::Waiting,
+        })
+        .collect();
     for (index, node) in nodes.iter_mut().enumerate() {
-        if Some(index) == late {
+        if plan
+            .iter()
+            .any(|p| p.index == index && p.kind == FaultKind::Late)
+        {
             node.history.push("started late");
             if args.transport == Transport::Mem {
                 node.stop(args.transport).await;
@@ -274,10 +314,10 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
         });
     }
 
-    // Faults follow the progress of the workload.
-    let mut late_started = false;
-    let mut stopped_now = false;
-    let mut restarted = false;
+    // Faults follow the progress of the workload; health is watched at every tick.
+    let keys: Vec<_> = validator_keys.iter().map(|key| key.public()).collect();
+    let mut watches = vec![HealthWatch::default(); nodes.len()];
+    let mut last_look = Instant::now();
     let mut failure = None;
     while !tasks.is_empty() {
         tokio::select! {
@@ -286,30 +326,19 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
                     failure = Some(error);
                 }
             }
-            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            () = tokio::time::sleep(TICK) => {}
+        }
+        let tick = last_look.elapsed();
+        last_look = Instant::now();
+        for (watch, key) in watches.iter_mut().zip(&keys) {
+            watch.observe(&validators.health(key), tick);
         }
         let fraction = done.load(Ordering::SeqCst) as f64 / args.blocks as f64;
-        if !late_started && fraction >= 1.0 / 3.0 {
-            late_started = true;
-            if let Some(index) = late {
-                progress.set_message(format!("{} joins", nodes[index].name));
-                nodes[index].start(&genesis, args.transport).await?;
-            }
-        }
-        if !stopped_now && fraction >= 0.4 {
-            stopped_now = true;
-            for &index in &stopped {
-                progress.set_message(format!("{} stopped", nodes[index].name));
-                nodes[index].stop(args.transport).await;
-                nodes[index].history.push("stopped mid-run");
-            }
-        }
-        if !restarted && fraction >= 0.7 {
-            restarted = true;
-            for &index in &stopped {
-                progress.set_message(format!("{} restarted", nodes[index].name));
-                nodes[index].start(&genesis, args.transport).await?;
-                nodes[index].history.push("restarted");
+        for planned in &mut plan {
+            if let Some(message) =
+                advance(planned, &mut nodes, fraction, &genesis, args.transport).await?
+            {
+                progress.set_message(message);
             }
         }
     }
@@ -318,15 +347,10 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
         return Err(error.into());
     }
     let elapsed = started.elapsed();
-    // Make sure every validator that misbehaved is started, then bring everyone fully up to date.
-    if !late_started {
-        if let Some(index) = late {
-            nodes[index].start(&genesis, args.transport).await?;
-        }
-    }
-    if stopped_now && !restarted {
-        for &index in &stopped {
-            nodes[index].start(&genesis, args.transport).await?;
+    // Every validator that misbehaved serves again, then everyone is brought fully up to date.
+    for planned in &mut plan {
+        while planned.stage != Stage::Done {
+            advance(planned, &mut nodes, 1.0, &genesis, args.transport).await?;
         }
     }
     for chain in &chains {
@@ -337,9 +361,13 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
     let committee = local.committee(quorum_core::Epoch(0)).await?;
     let stats = first.stats().clone();
     let remotes = validators.remotes(&committee);
-    let mut validators_state = Vec::new();
+    let mut rows = Vec::new();
     let mut out_of_sync = Vec::new();
-    for (node, remote) in nodes.iter().zip(sorted(&remotes, &validator_keys)) {
+    for ((node, remote), watch) in nodes
+        .iter()
+        .zip(sorted(&remotes, &validator_keys))
+        .zip(&watches)
+    {
         let in_sync = in_sync(&local, &remote, &chains).await;
         if !in_sync {
             out_of_sync.push(node.name.clone());
@@ -349,7 +377,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
         } else {
             node.history.join(", ")
         };
-        validators_state.push((node.name.clone(), history, in_sync));
+        rows.push(watch.row(node.name.clone(), history, &remote.health, in_sync));
     }
     for node in &mut nodes {
         node.stop(args.transport).await;
@@ -367,7 +395,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
         timings: first.timings(),
         recoveries: stats.snapshot(),
         max_skew_micros: stats.max_skew(),
-        validators_state,
+        validator_rows: rows,
     };
     if !out_of_sync.is_empty() {
         println!("{}", summary.render());

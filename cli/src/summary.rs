@@ -23,8 +23,33 @@ pub struct Summary {
     pub recoveries: Vec<(RecoveryKind, u64)>,
     /// Largest clock skew reported, in µs, if any.
     pub max_skew_micros: Option<u64>,
-    /// Per validator: name, what happened to it, whether it ended in sync.
-    pub validators_state: Vec<(String, String, bool)>,
+    /// Per validator: what happened to it, its health and whether it ended in sync.
+    pub validator_rows: Vec<ValidatorRow>,
+}
+
+/// One validator's line of the summary.
+#[derive(Clone, Debug)]
+pub struct ValidatorRow {
+    /// Its name.
+    pub name: String,
+    /// What happened to it.
+    pub history: String,
+    /// Median latency of its latest answers (the health record's samples).
+    pub latency_p50: Option<Duration>,
+    /// 99th percentile latency of its latest answers.
+    pub latency_p99: Option<Duration>,
+    /// Moving average of its success (answers over requests), at the end, in `[0, 1]`.
+    pub success_rate: f64,
+    /// The lowest that average went during the run.
+    pub lowest_success: f64,
+    /// How many times it became suspect.
+    pub times_suspect: u32,
+    /// How long it was suspect in all.
+    pub suspect_time: Duration,
+    /// Whether its health record said healthy at the end.
+    pub healthy_at_end: bool,
+    /// Whether it ended with every chain exactly as the client has it.
+    pub in_sync: bool,
 }
 
 /// The `q`-quantile (0..=1) of `values`, which must be sorted.
@@ -83,11 +108,53 @@ impl Summary {
         for (kind, count) in &self.recoveries {
             out.push_str(&format!("  {:<22} {count}\n", kind.name()));
         }
-        out.push_str("validators\n");
-        for (name, history, in_sync) in &self.validators_state {
-            let status = if *in_sync { "in sync" } else { "OUT OF SYNC" };
-            out.push_str(&format!("  {name:<14} {history:<34} {status}\n"));
+        out.push_str(&self.validator_table());
+        out
+    }
+
+    /// The per-validator table: what happened, latency of the latest answers, success rate
+    /// (at the end / lowest), time suspect, health at the end, sync.
+    fn validator_table(&self) -> String {
+        let ms = |d: Option<Duration>| {
+            d.map_or("-".to_string(), |d| format!("{:.2}", d.as_secs_f64() * 1e3))
+        };
+        let mut out = String::from("validators (latency of the latest answers, in ms)\n");
+        out.push_str(&format!(
+            "  {:<12} {:<38} {:>8} {:>8} {:>13} {:>14} {:<8} {}\n",
+            "name", "what happened", "p50", "p99", "success", "suspect", "health", "sync"
+        ));
+        for row in &self.validator_rows {
+            let success = format!(
+                "{:.0}% / {:.0}%",
+                row.success_rate * 100.0,
+                row.lowest_success * 100.0
+            );
+            let suspect = format!(
+                "{}× {:.1} s",
+                row.times_suspect,
+                row.suspect_time.as_secs_f64()
+            );
+            out.push_str(&format!(
+                "  {:<12} {:<38} {:>8} {:>8} {:>13} {:>14} {:<8} {}\n",
+                row.name,
+                row.history,
+                ms(row.latency_p50),
+                ms(row.latency_p99),
+                success,
+                suspect,
+                if row.healthy_at_end {
+                    "healthy"
+                } else {
+                    "suspect"
+                },
+                if row.in_sync {
+                    "in sync"
+                } else {
+                    "OUT OF SYNC"
+                },
+            ));
         }
+        out.push_str("  (success: moving average at the end / lowest during the run)\n");
         out
     }
 }
@@ -102,5 +169,47 @@ mod tests {
         assert_eq!(quantile(&values, 0.5), Some(Duration::from_millis(51)));
         assert_eq!(quantile(&values, 0.99), Some(Duration::from_millis(99)));
         assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn the_validator_table_shows_health_and_sync() {
+        let row = ValidatorRow {
+            name: "validator-3".into(),
+            history: "hung mid-run, answers again".into(),
+            latency_p50: Some(Duration::from_micros(1_500)),
+            latency_p99: None,
+            success_rate: 0.995,
+            lowest_success: 0.21,
+            times_suspect: 1,
+            suspect_time: Duration::from_millis(2_200),
+            healthy_at_end: false,
+            in_sync: true,
+        };
+        let summary = Summary {
+            validators: 4,
+            chains: 4,
+            transport: "tcp",
+            blocks: 10,
+            elapsed: Duration::from_secs(1),
+            timings: Vec::new(),
+            recoveries: Vec::new(),
+            max_skew_micros: None,
+            validator_rows: vec![row],
+        };
+        let text = summary.render();
+        let line = text
+            .lines()
+            .find(|line| line.contains("validator-3"))
+            .unwrap_or_default();
+        for needle in [
+            "hung mid-run",
+            "1.50",
+            "100% / 21%",
+            "1× 2.2 s",
+            "suspect",
+            "in sync",
+        ] {
+            assert!(line.contains(needle), "{needle}: {line}");
+        }
     }
 }

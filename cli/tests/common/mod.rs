@@ -15,8 +15,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_quorum");
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest a validator may take to start listening.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often a running command is checked for exit.
-const POLL: Duration = Duration::from_millis(20);
+/// How often a running command is checked for exit (also the resolution of the times
+/// [`run_timed`] measures).
+const POLL: Duration = Duration::from_millis(2);
 
 /// What a finished command said.
 pub struct Output {
@@ -38,6 +39,13 @@ fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String
 
 /// Runs `quorum ARGS` in `dir`, killing it if it takes longer than [`COMMAND_TIMEOUT`].
 pub fn run(dir: &Path, args: &[&str]) -> Output {
+    run_timed(dir, args).0
+}
+
+/// Runs `quorum ARGS` in `dir` like [`run`], and says how long it took, from its start to its
+/// exit (within [`POLL`]).
+pub fn run_timed(dir: &Path, args: &[&str]) -> (Output, Duration) {
+    let started = Instant::now();
     let mut child = Command::new(BIN)
         .args(args)
         .env("RUST_LOG", "error")
@@ -49,7 +57,6 @@ pub fn run(dir: &Path, args: &[&str]) -> Output {
         .unwrap();
     let stdout = drain(child.stdout.take().unwrap());
     let stderr = drain(child.stderr.take().unwrap());
-    let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
@@ -61,11 +68,13 @@ pub fn run(dir: &Path, args: &[&str]) -> Output {
         }
         std::thread::sleep(POLL);
     };
-    Output {
+    let elapsed = started.elapsed();
+    let output = Output {
         status,
         stdout: stdout.join().unwrap(),
         stderr: stderr.join().unwrap(),
-    }
+    };
+    (output, elapsed)
 }
 
 /// Runs `quorum ARGS` in `dir`, expecting success, and returns its standard output.

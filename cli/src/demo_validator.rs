@@ -1,0 +1,175 @@
+//! One validator of `quorum demo`: its database and key, how it is served (a TCP server in this
+//! process, or an in-process [`MemoryNode`]), and the faults done to it: stopping and
+//! restarting it, and making it stop answering.
+//!
+//! A hung validator over TCP: its server is shut down and a listener that accepts connections
+//! but never reads from them takes its address, so clients connect, send, and get no answer,
+//! which is what they see of a validator process frozen with SIGSTOP. (The demo's validators
+//! live in the demo's own process, so it cannot be sent SIGSTOP itself.) Over the in-process
+//! transport the node's fault becomes [`Fault::Hang`].
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tracing::debug;
+
+use quorum_core::ValidatorSecretKey;
+use quorum_node::Genesis;
+use quorum_transport_mem::{Fault, MemoryNode};
+use quorum_transport_tcp::{Server, ServerConfig};
+
+use crate::config::Limits;
+use crate::demo::Transport;
+use crate::error::CliError;
+use crate::validator::{self, RedbWorker};
+
+/// Connections a hung validator holds at once; beyond that the oldest is closed.
+const MAX_HELD_CONNECTIONS: usize = 64;
+/// Pause after a failed `accept` of a hung validator's listener.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(10);
+
+/// A listener that accepts connections and never reads from them; closed when dropped.
+struct BlackHole {
+    task: JoinHandle<()>,
+}
+
+impl BlackHole {
+    async fn bind(address: &str) -> Result<Self, CliError> {
+        let listener = validator::bind(address).await?;
+        let task = tokio::spawn(async move {
+            let mut held: VecDeque<TcpStream> = VecDeque::new();
+            loop {
+                match listener.accept().await {
+                    Ok((socket, peer)) => {
+                        debug!(%peer, "hung validator holds a connection");
+                        if held.len() == MAX_HELD_CONNECTIONS {
+                            held.pop_front();
+                        }
+                        held.push_back(socket);
+                    }
+                    Err(_) => tokio::time::sleep(ACCEPT_RETRY_DELAY).await,
+                }
+            }
+        });
+        Ok(BlackHole { task })
+    }
+
+    /// Closes the listener and every connection it holds, and waits until they are closed,
+    /// so the address can be bound again at once.
+    async fn close(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for BlackHole {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One validator of the demo and how it is reached.
+pub struct DemoValidator {
+    /// Its name in the summary.
+    pub name: String,
+    /// Its redb database.
+    pub database: PathBuf,
+    /// Its key.
+    pub key: ValidatorSecretKey,
+    /// Its loopback address (TCP).
+    pub address: String,
+    /// Its Worker, when open.
+    pub worker: Option<Arc<RedbWorker>>,
+    server: Option<Server>,
+    /// Its in-process node (in-process transport).
+    pub mem: Option<MemoryNode>,
+    black_hole: Option<BlackHole>,
+    /// What happened to it, in order.
+    pub history: Vec<&'static str>,
+}
+
+impl DemoValidator {
+    /// A validator not started yet.
+    pub fn new(name: String, database: PathBuf, key: ValidatorSecretKey, address: String) -> Self {
+        DemoValidator {
+            name,
+            database,
+            key,
+            address,
+            worker: None,
+            server: None,
+            mem: None,
+            black_hole: None,
+            history: Vec::new(),
+        }
+    }
+
+    /// Starts serving (TCP: opens its database and serves it; in process: answers again).
+    pub async fn start(&mut self, genesis: &Genesis, transport: Transport) -> Result<(), CliError> {
+        match transport {
+            Transport::Tcp => {
+                // A hung validator's listener gives the address back first.
+                if let Some(black_hole) = self.black_hole.take() {
+                    black_hole.close().await;
+                }
+                let worker = validator::open_worker(
+                    &self.database,
+                    genesis,
+                    self.key.clone(),
+                    &Limits::default(),
+                )
+                .await?;
+                let listener = validator::bind(&self.address).await?;
+                self.server = Some(validator::serve(worker, listener, ServerConfig::default())?);
+            }
+            Transport::Mem => {
+                if let Some(node) = &self.mem {
+                    node.set_fault(Fault::Honest);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops serving (TCP: shuts its server down and closes its database; in process: every
+    /// call fails at once).
+    pub async fn stop(&mut self, transport: Transport) {
+        match transport {
+            Transport::Tcp => {
+                if let Some(black_hole) = self.black_hole.take() {
+                    black_hole.close().await;
+                }
+                if let Some(server) = self.server.take() {
+                    server.shutdown().await;
+                }
+                self.worker = None;
+            }
+            Transport::Mem => {
+                if let Some(node) = &self.mem {
+                    node.set_fault(Fault::Offline);
+                }
+            }
+        }
+    }
+
+    /// Stops answering while still accepting requests (see the module's documentation);
+    /// [`DemoValidator::start`] makes it answer again.
+    pub async fn hang(&mut self, transport: Transport) -> Result<(), CliError> {
+        match transport {
+            Transport::Tcp => {
+                self.stop(transport).await;
+                self.black_hole = Some(BlackHole::bind(&self.address).await?);
+            }
+            Transport::Mem => {
+                if let Some(node) = &self.mem {
+                    node.set_fault(Fault::Hang);
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,243 @@
+//! What one `quorum client` command works with: the committee's genesis and the wallet, the
+//! client's local node on its redb database, a connection to every validator with the health
+//! records kept between commands, and the updater's options for a command-line tool.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use quorum_core::{AccountSecretKey, ChainId, ValidatorPublicKey};
+use quorum_node::{Clock, Genesis, SystemClock, Worker, WorkerConfig};
+use quorum_store_redb::RedbStorage;
+use quorum_transport_tcp::{ClientConfig, TcpValidatorNode};
+use quorum_updater::{ChainClient, Options, RemoteNode, ValidatorSet, ValidatorUpdater};
+
+use crate::error::CliError;
+use crate::files::{self, Wallet, GENESIS_FILE, WALLET_FILE};
+use crate::health_file;
+use crate::keys;
+
+/// Name of the client's database in the committee directory, unless `--database` says
+/// otherwise.
+pub const DEFAULT_DATABASE_FILE: &str = "client.redb";
+/// Default of `--request-timeout-ms`: one request to one validator (400 ms). Two of them fit
+/// in the default update budget, so a validator that stopped answering is suspect by the
+/// end of the first command that meets it; a suspect is waited on for at most the updater's
+/// probe timeout (500 ms), or this if shorter.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 400;
+/// Bound on one quorum call of a command (10 s): how long a command waits when no quorum
+/// answers at all.
+pub const QUORUM_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The settings of a command that do not come from the committee directory.
+#[derive(Clone, Debug)]
+pub struct SessionSettings {
+    /// The committee directory (genesis and wallet).
+    pub dir: PathBuf,
+    /// The client's database (default [`DEFAULT_DATABASE_FILE`] in `dir`).
+    pub database: Option<PathBuf>,
+    /// Timeout of one request to one validator.
+    pub request_timeout: Duration,
+    /// Longest the final update phase lasts.
+    pub update_budget: Duration,
+}
+
+/// One command's client.
+pub struct Session {
+    /// The committee's genesis.
+    pub genesis: Genesis,
+    /// The chains the client owns.
+    pub wallet: Wallet,
+    /// The client's local node.
+    pub local: Arc<Worker<RedbStorage>>,
+    /// Every validator, with its health.
+    pub validators: ValidatorSet,
+    /// The updater's options.
+    pub options: Arc<Options>,
+    /// A client of the first wallet chain; the others are made from it (sharing statistics
+    /// and catch-up workers).
+    pub base: ChainClient<RedbStorage>,
+    /// Longest the final update phase lasts.
+    pub update_budget: Duration,
+    health_path: PathBuf,
+}
+
+/// The updater's options for a command-line tool: short request timeouts, a bounded quorum
+/// call, and catch-up jobs no longer than the update phase.
+pub fn options(request_timeout: Duration, update_budget: Duration) -> Options {
+    Options {
+        request_timeout,
+        deadline: QUORUM_DEADLINE,
+        background_catch_up: update_budget,
+        ..Options::default()
+    }
+}
+
+impl Session {
+    /// Reads the committee directory, opens the database and connects (lazily) to every
+    /// validator, then restores the health records the previous command left.
+    pub async fn open(settings: &SessionSettings) -> Result<Self, CliError> {
+        if settings.request_timeout.is_zero() {
+            return Err(CliError::Usage(
+                "--request-timeout-ms must be at least 1".into(),
+            ));
+        }
+        let genesis: Genesis = files::read(&settings.dir.join(GENESIS_FILE), "genesis")?;
+        let wallet_path = settings.dir.join(WALLET_FILE);
+        if let Err(error) = keys::check_private(&wallet_path) {
+            warn!(%error, "the wallet holds the chains' owner keys");
+        }
+        let wallet: Wallet = files::read(&wallet_path, "wallet")?;
+        let database = settings
+            .database
+            .clone()
+            .unwrap_or_else(|| settings.dir.join(DEFAULT_DATABASE_FILE));
+        let storage = RedbStorage::open(&database)?;
+        let admin = genesis.initialize(&storage, SystemClock.now()).await?;
+        let local = Arc::new(Worker::new(
+            storage,
+            None,
+            Arc::new(SystemClock),
+            WorkerConfig::new(admin),
+        ));
+        let validators = ValidatorSet::new();
+        let transport = ClientConfig {
+            request_timeout: settings.request_timeout,
+            connect_timeout: settings.request_timeout,
+            ..ClientConfig::default()
+        };
+        for (key, info) in genesis.committee.validators() {
+            let node = TcpValidatorNode::new(info.address.clone(), transport.clone())?;
+            validators.insert(*key, Arc::new(node));
+        }
+        let options = options(settings.request_timeout, settings.update_budget);
+        let (first_chain, first_owner) = wallet
+            .chains
+            .first()
+            .cloned()
+            .ok_or_else(|| CliError::Usage("the wallet holds no chain".into()))?;
+        let base = ChainClient::new(
+            first_chain,
+            Some(first_owner),
+            local.clone(),
+            validators.clone(),
+            options.clone(),
+        );
+        let session = Session {
+            genesis,
+            wallet,
+            local,
+            validators,
+            options: Arc::new(options),
+            base,
+            update_budget: settings.update_budget,
+            health_path: health_file::path_beside(&database),
+        };
+        session.restore_health();
+        Ok(session)
+    }
+
+    /// Chain `index` of the wallet, with its owner key.
+    pub fn chain(&self, index: usize) -> Result<(ChainId, AccountSecretKey), CliError> {
+        self.wallet.chains.get(index).cloned().ok_or_else(|| {
+            CliError::Usage(format!(
+                "no chain {index} in the wallet ({} chains)",
+                self.wallet.chains.len()
+            ))
+        })
+    }
+
+    /// The admin chain (every validator knows it).
+    pub fn admin_chain(&self) -> ChainId {
+        self.local.config().admin_chain
+    }
+
+    /// Every voting validator of the committee, with its health.
+    pub fn remotes(&self) -> Vec<RemoteNode> {
+        self.validators.remotes(&self.genesis.committee)
+    }
+
+    /// Each validator's address, as the genesis gives it.
+    pub fn addresses(&self) -> BTreeMap<ValidatorPublicKey, String> {
+        self.genesis
+            .committee
+            .validators()
+            .map(|(key, info)| (*key, info.address.clone()))
+            .collect()
+    }
+
+    /// An updater for `remote` sharing the session's local node, options and statistics, for
+    /// the catch-up workers.
+    pub fn updater(&self, remote: RemoteNode) -> ValidatorUpdater<RedbStorage> {
+        ValidatorUpdater::new(
+            remote,
+            self.local.clone(),
+            self.admin_chain(),
+            self.options.clone(),
+            self.base.stats().clone(),
+        )
+    }
+
+    /// Brings the local node up to date on every wallet chain, all at once: learns what other
+    /// clients committed. A chain of `needed` that cannot be synchronized fails the command;
+    /// the others only warn.
+    pub async fn synchronize(&self, needed: &[ChainId]) -> Result<(), CliError> {
+        let mut syncs = JoinSet::new();
+        for (chain_id, _) in &self.wallet.chains {
+            let (client, chain_id) = (self.base.clone(), *chain_id);
+            syncs.spawn(async move { (chain_id, client.synchronize_chain(chain_id).await) });
+        }
+        let mut failure = None;
+        while let Some(joined) = syncs.join_next().await {
+            let Ok((chain_id, result)) = joined else {
+                continue;
+            };
+            if let Err(error) = result {
+                if needed.contains(&chain_id) {
+                    failure.get_or_insert(error);
+                } else {
+                    eprintln!("warning: chain {chain_id} not synchronized: {error}");
+                }
+            }
+        }
+        failure.map_or(Ok(()), |error| Err(error.into()))
+    }
+
+    /// Restores the records the previous command saved; a missing or unreadable file is a
+    /// fresh start.
+    fn restore_health(&self) {
+        match health_file::load(&self.health_path, SystemTime::now()) {
+            Ok(Some(loaded)) => {
+                let known: Vec<_> = loaded
+                    .records
+                    .into_iter()
+                    .filter(|(key, _)| self.genesis.committee.weight(key) > 0)
+                    .collect();
+                self.validators.restore_health(&known, loaded.elapsed);
+            }
+            Ok(None) => info!(
+                path = %self.health_path.display(),
+                "no validator health records yet: starting fresh"
+            ),
+            Err(error) => warn!(%error, "validator health records ignored: starting fresh"),
+        }
+    }
+
+    /// Saves the health records for the next command; failing to is only a warning.
+    pub fn save_health(&self) {
+        let records = self
+            .validators
+            .save_health()
+            .into_iter()
+            .filter(|(key, _)| self.genesis.committee.weight(key) > 0)
+            .collect();
+        match health_file::save(&self.health_path, records, SystemTime::now()) {
+            Ok(()) => debug!(path = %self.health_path.display(), "validator health records saved"),
+            Err(error) => warn!(%error, "validator health records not saved"),
+        }
+    }
+}
