@@ -125,5 +125,11 @@ pub trait Storage: Send + Sync {
     async fn read_committee(&self, epoch: Epoch) -> Result<Option<Committee>, StorageError>;
 
     /// Applies all writes atomically and durably.
+    ///
+    /// Cancellation: once the returned future has been polled, dropping it must not leave a
+    /// window in which a later read sees the state from before the batch while the batch
+    /// still lands afterwards: either the batch is abandoned, or every read that starts after
+    /// the drop sees it. (A caller whose request timed out may have released its locks; a
+    /// second caller must not read the old state and then overwrite the first one's writes.)
     async fn write_batch(&self, batch: Batch) -> Result<(), StorageError>;
 }

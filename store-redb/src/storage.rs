@@ -50,6 +50,11 @@ struct Inner {
     database: Database,
     path: PathBuf,
     durability: Durability,
+    /// Held (shared) by reads, and (exclusively) by a commit until it is done, on the
+    /// blocking pool, even when the caller stopped waiting for it: a read that starts after a
+    /// `write_batch` began sees all of it, so a caller cancelled mid-commit (a request that
+    /// timed out) can never let another caller read the state from before and write over it.
+    commits: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl fmt::Debug for RedbStorage {
@@ -101,6 +106,7 @@ impl RedbStorage {
                 database,
                 path,
                 durability: options.durability,
+                commits: Arc::new(tokio::sync::RwLock::new(())),
             }),
         })
     }
@@ -122,6 +128,8 @@ impl RedbStorage {
         F: FnOnce(&ReadTransaction) -> Result<T, Error> + Send + 'static,
     {
         let inner = self.inner.clone();
+        // No commit is in flight past this point (see `Inner::commits`).
+        let _after_commits = self.inner.commits.read().await;
         let task = tokio::task::spawn_blocking(move || {
             let transaction = inner
                 .database
@@ -422,7 +430,13 @@ impl Storage for RedbStorage {
             return Ok(());
         }
         let inner = self.inner.clone();
-        let task = tokio::task::spawn_blocking(move || inner.commit(batch));
+        // The commit holds the barrier until it is done, whether or not anyone still waits.
+        let barrier = self.inner.commits.clone().write_owned().await;
+        let task = tokio::task::spawn_blocking(move || {
+            let committed = inner.commit(batch);
+            drop(barrier);
+            committed
+        });
         let result = task.await.map_err(|source| Error::Task {
             access: Access::Write,
             source,
@@ -823,6 +837,44 @@ mod tests {
             index: 0,
         };
         assert_eq!(storage.read_event(&event).await.unwrap(), None);
+    }
+
+    /// A caller that stops waiting once its commit has begun (a request that timed out) does
+    /// not stop the commit, and nobody reads the state from before it: the read waits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_whose_caller_gave_up_lands_before_any_later_read() {
+        let (_dir, storage) = open();
+        let committee = TestCommittee::new(4, 5);
+        for round in 0..20u32 {
+            let mut chain = TestChain::new(round, 6);
+            let certificate = chain.commit_blocks(&committee, 1).remove(0);
+            let batch = Batch {
+                writes: vec![
+                    Write::Certificate(Box::new(certificate.clone())),
+                    Write::ChainState(Box::new(chain.state.clone())),
+                ],
+            };
+            {
+                let write = storage.write_batch(batch);
+                futures_poll_once(write).await;
+            }
+            // The write's future is gone; its commit may still be running.
+            assert_eq!(
+                storage.read_chain_state(chain.id()).await.unwrap(),
+                Some(chain.state.clone()),
+                "round {round}"
+            );
+        }
+    }
+
+    /// Polls `future` once, then drops it.
+    async fn futures_poll_once<F: std::future::Future>(future: F) {
+        let mut future = std::pin::pin!(future);
+        std::future::poll_fn(|context| {
+            let _ = future.as_mut().poll(context);
+            std::task::Poll::Ready(())
+        })
+        .await;
     }
 
     #[tokio::test]
