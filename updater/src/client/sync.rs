@@ -187,7 +187,8 @@ impl<S: Storage + 'static> ChainClient<S> {
     }
 
     /// Brings every validator of the chain's current committee up to the local node's height on
-    /// `chain_id`, concurrently, each within the overall deadline. Returns the validators that
+    /// `chain_id`, concurrently, each within the overall deadline (a validator in its cooldown
+    /// within the probe timeout: nothing waits long on a suspect). Returns the validators that
     /// could not be updated, with why.
     pub async fn update_validators(
         &self,
@@ -198,7 +199,11 @@ impl<S: Storage + 'static> ChainClient<S> {
         let target = state.next_height;
         let updates = remotes.into_iter().map(|remote| {
             let updater = self.updater(remote.clone());
-            let deadline = self.options.deadline;
+            let deadline = if remote.health.in_cooldown() {
+                self.options.probe_timeout.min(self.options.deadline)
+            } else {
+                self.options.deadline
+            };
             async move {
                 let result = tokio::time::timeout(
                     deadline,
