@@ -63,6 +63,10 @@ pub struct DemoArgs {
     /// source.
     #[arg(long = "insecure-seed", visible_alias = "seed")]
     pub insecure_seed: Option<u64>,
+    /// Serve the client's and the validators' metrics in Prometheus text format at
+    /// `http://ADDR/metrics` while the demo runs.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// How often the demo looks at the workload's progress and the validators' health (20 ms).
@@ -160,6 +164,10 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
         return Err(CliError::Usage(
             "the demo needs validators ≥ 1, chains ≥ 2 and blocks ≥ 1".into(),
         ));
+    }
+    if let Some(address) = args.metrics {
+        let bound = crate::metrics_server::serve(address).await?;
+        println!("metrics at http://{bound}/metrics");
     }
     let f = (args.validators - 1) / 3;
     if args.faults.len() > f {

@@ -9,6 +9,17 @@ use crate::keys::KeyFormatError;
 /// What can make a command fail.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// The metrics recorder could not be installed (one per process).
+    #[error("metrics recorder: {0}")]
+    MetricsRecorder(#[source] metrics_exporter_prometheus::BuildError),
+    /// The metrics endpoint could not listen.
+    #[error("metrics endpoint {address}: {source}")]
+    MetricsBind {
+        /// The address asked for.
+        address: std::net::SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     File {

@@ -15,6 +15,7 @@ mod health_file;
 mod health_watch;
 mod info;
 mod keys;
+mod metrics_server;
 mod probe;
 mod session;
 mod setup;

@@ -71,6 +71,10 @@ pub struct ValidatorArgs {
     /// The genesis file (default: the configuration's `genesis`, `genesis.bcs` beside it).
     #[arg(long)]
     pub genesis: Option<PathBuf>,
+    /// Serve metrics in Prometheus text format at `http://ADDR/metrics` (overrides the
+    /// configuration's `metrics`).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Runs a validator until SIGINT or SIGTERM, then shuts down gracefully. Refuses to start with a
@@ -91,13 +95,14 @@ pub async fn run(args: &ValidatorArgs) -> Result<(), CliError> {
             "this validator's key is not in the genesis committee: it will not be asked to vote"
         );
     }
-    if let Some(metrics) = config.metrics {
-        warn!(%metrics, "no metrics endpoint is served yet: `metrics` is ignored");
-    }
     let worker = open_worker(&config.storage, &genesis, key, &config.limits).await?;
     let listener = bind(&config.listen).await?;
     let server = serve(worker, listener, config.limits.server_config())?;
     println!("listening on {}", server.local_addr());
+    if let Some(address) = args.metrics.or(config.metrics) {
+        let bound = crate::metrics_server::serve(address).await?;
+        println!("metrics at http://{bound}/metrics");
+    }
     wait_for_signal().await;
     info!("shutting down");
     server.shutdown().await;
