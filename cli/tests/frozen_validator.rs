@@ -135,20 +135,7 @@ async fn a_frozen_validator_costs_commands_nothing_and_catches_up_after_sigcont(
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
     let base = free_ports(VALIDATORS as u16);
-    common::quorum(
-        path,
-        &[
-            "dev-genesis",
-            "--dir",
-            path.to_str().unwrap(),
-            "--validators",
-            "4",
-            "--chains",
-            "3",
-            "--base-port",
-            &base.to_string(),
-        ],
-    );
+    common::dev_genesis(path, base);
     let genesis: Genesis =
         bcs::from_bytes(&std::fs::read(path.join("genesis.bcs")).unwrap()).unwrap();
     let chains: Vec<ChainId> = genesis.chains.iter().map(|c| c.id()).collect();

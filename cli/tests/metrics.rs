@@ -91,20 +91,7 @@ fn a_validator_serves_its_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
     let base = free_ports(5);
-    quorum(
-        path,
-        &[
-            "dev-genesis",
-            "--dir",
-            path.to_str().unwrap(),
-            "--validators",
-            "4",
-            "--chains",
-            "3",
-            "--base-port",
-            &base.to_string(),
-        ],
-    );
+    common::dev_genesis(path, base);
     let metrics = format!("127.0.0.1:{}", base + 4);
     let mut children = Validators(vec![start_with_metrics(
         &path.join("validator-0.toml"),

@@ -51,20 +51,7 @@ async fn killed_validator_restarts_from_its_data_and_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
     let base = free_ports(VALIDATORS as u16);
-    quorum(
-        path,
-        &[
-            "dev-genesis",
-            "--dir",
-            path.to_str().unwrap(),
-            "--validators",
-            "4",
-            "--chains",
-            "3",
-            "--base-port",
-            &base.to_string(),
-        ],
-    );
+    common::dev_genesis(path, base);
     let genesis: Genesis =
         bcs::from_bytes(&std::fs::read(path.join("genesis.bcs")).unwrap()).unwrap();
     let chains: Vec<ChainId> = genesis.chains.iter().map(|c| c.id()).collect();

@@ -160,3 +160,22 @@ pub fn start_validator(config: &Path) -> Child {
         }
     }
 }
+
+/// `quorum dev-genesis` for four validators and three chains in `dir`, the validators on
+/// consecutive loopback ports from `base`.
+pub fn dev_genesis(dir: &Path, base: u16) {
+    quorum(
+        dir,
+        &[
+            "dev-genesis",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--validators",
+            "4",
+            "--chains",
+            "3",
+            "--base-port",
+            &base.to_string(),
+        ],
+    );
+}
