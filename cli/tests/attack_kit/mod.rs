@@ -1,0 +1,765 @@
+//! What the attack tests (`attacks.rs`) share: a committee of `quorum validator` processes with
+//! a guard, the validator's memory and CPU read from `/proc`, honest traffic timed, raw frames
+//! written and read by hand, and attackers that run on their own thread and close every socket
+//! when stopped or dropped.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream as StdTcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::watch;
+
+use quorum_core::{AccountSecretKey, Blob, ChainId, ChainInfoQuery, ChainInfoResponse};
+use quorum_node::Genesis;
+use quorum_transport_tcp::{
+    Envelope, FrameCodec, Request, Response, DEFAULT_MAX_FRAME_LENGTH, LENGTH_PREFIX_LEN,
+};
+
+use crate::common::{free_ports, quorum, start_validator, Validators, BIN};
+
+/// Validators in the committee.
+pub const VALIDATORS: usize = 4;
+/// Genesis chains: the admin chain (0) and two chains the honest client transfers between.
+pub const CHAINS: usize = 3;
+/// Seed of `dev-genesis`, so that every run has the same committee and owners.
+pub const GENESIS_SEED: u64 = 7;
+/// One mebibyte, in bytes.
+pub const MIB: u64 = 1024 * 1024;
+/// `quorum client --request-timeout-ms` of the honest commands (the client's default, given
+/// explicitly): the longest a command waits on one validator's answer.
+pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_millis(400);
+/// `quorum client --update-budget-ms` of the honest commands (the client's default, given
+/// explicitly): the longest a command spends after its result bringing validators up to date.
+pub const CLIENT_UPDATE_BUDGET: Duration = Duration::from_millis(1_000);
+/// Longest an honest `quorum client` command may take before it counts as failed.
+pub const HONEST_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest the honest probe of validator 0 (connect, one chain info query, its answer) may
+/// take before it counts as failed.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest an attacker waits for one of its connections to be established.
+pub const ATTACK_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often the validator's resident memory is sampled.
+pub const RSS_SAMPLE_INTERVAL: Duration = Duration::from_millis(10);
+
+/// A committee of [`VALIDATORS`] `quorum validator` processes on loopback from `dev-genesis`;
+/// the processes are killed when it is dropped (also when a test fails), then the directory is
+/// removed.
+pub struct Committee {
+    /// The validator processes, in committee order (killed on drop, before `dir` goes).
+    pub validators: Validators,
+    /// The committee directory (genesis, wallet, validator configurations and databases).
+    pub dir: tempfile::TempDir,
+    /// The genesis every validator loaded.
+    pub genesis: Genesis,
+    /// The wallet's chains and their owner keys, in genesis order (chain 0 is the admin chain).
+    pub owners: Vec<(ChainId, AccountSecretKey)>,
+    /// Validator 0's address, the target of every attack.
+    pub target: SocketAddr,
+}
+
+/// The wallet file's layout (`cli/src/files.rs`): each chain with its owner's key.
+#[derive(Deserialize)]
+struct Wallet {
+    chains: Vec<(ChainId, AccountSecretKey)>,
+}
+
+impl Committee {
+    /// Writes a `dev-genesis` committee in a temporary directory and starts its validators.
+    pub fn start() -> Committee {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path();
+        let base = free_ports(VALIDATORS as u16);
+        quorum(
+            path,
+            &[
+                "dev-genesis",
+                "--dir",
+                path.to_str().unwrap(),
+                "--validators",
+                &VALIDATORS.to_string(),
+                "--chains",
+                &CHAINS.to_string(),
+                "--base-port",
+                &base.to_string(),
+                "--insecure-seed",
+                &GENESIS_SEED.to_string(),
+            ],
+        );
+        let genesis: Genesis =
+            bcs::from_bytes(&std::fs::read(path.join("genesis.bcs")).unwrap()).unwrap();
+        let wallet: Wallet =
+            bcs::from_bytes(&std::fs::read(path.join("wallet.bcs")).unwrap()).unwrap();
+        // Validator files are numbered in committee order.
+        let target = genesis
+            .committee
+            .validators()
+            .next()
+            .map(|(_, info)| info.address.parse().unwrap())
+            .unwrap();
+        let mut validators = Validators::default();
+        for index in 0..VALIDATORS {
+            let config = path.join(format!("validator-{index}.toml"));
+            validators.0.push(start_validator(&config));
+        }
+        Committee {
+            validators,
+            dir,
+            genesis,
+            owners: wallet.chains,
+            target,
+        }
+    }
+
+    /// The committee directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Validator 0's process id.
+    pub fn target_pid(&self) -> u32 {
+        self.validators.0[0].id()
+    }
+
+    /// Whether validator 0's process is still running.
+    pub fn target_alive(&mut self) -> bool {
+        matches!(self.validators.0[0].try_wait(), Ok(None))
+    }
+
+    /// Genesis chain `index`.
+    pub fn chain(&self, index: usize) -> ChainId {
+        self.owners[index].0
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The validator seen from /proc.
+
+fn status_field_bytes(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with(field))?;
+    let kib: u64 = line
+        .trim_start_matches(field)
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Resident memory of process `pid` now (`VmRSS`), in bytes.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    status_field_bytes(pid, "VmRSS:")
+}
+
+/// Peak resident memory of process `pid` since it started or since [`reset_peak_rss`]
+/// (`VmHWM`), in bytes.
+pub fn peak_rss_bytes(pid: u32) -> Option<u64> {
+    status_field_bytes(pid, "VmHWM:")
+}
+
+/// Resets the peak that [`peak_rss_bytes`] reports to the current resident memory (Linux
+/// `clear_refs` 5); whether it worked.
+pub fn reset_peak_rss(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+/// Sockets process `pid` holds open (its listener, its connections), from `/proc/PID/fd`.
+pub fn socket_count(pid: u32) -> Option<usize> {
+    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+            .filter(|target| target.to_string_lossy().starts_with("socket:"))
+            .count(),
+    )
+}
+
+/// Clock ticks per second of `/proc/PID/stat`.
+fn clock_ticks_per_second() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+/// CPU time process `pid` used so far, user and system together.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(
+        ticks * 1000 / clock_ticks_per_second(),
+    ))
+}
+
+/// The open-file limit of this process (`ulimit -n`, which child processes inherit), or `None`
+/// if the shell says `unlimited` or cannot tell.
+pub fn open_file_limit() -> Option<usize> {
+    let out = Command::new("sh").args(["-c", "ulimit -n"]).output().ok()?;
+    String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+}
+
+/// Sockets are counted every this many memory samples (listing the descriptors of a process
+/// that holds thousands costs more than reading its memory).
+const SOCKET_SAMPLE_EVERY: u32 = 10;
+
+/// The highest values a [`ProcessSampler`] saw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Peaks {
+    /// Resident memory, in bytes.
+    pub rss: u64,
+    /// Open sockets.
+    pub sockets: usize,
+}
+
+/// Samples a process's resident memory every [`RSS_SAMPLE_INTERVAL`] (and its open sockets
+/// every [`SOCKET_SAMPLE_EVERY`] samples) on its own thread and keeps the highest values; the
+/// kernel's own memory peak (`VmHWM`, reset when sampling starts) is taken into account too,
+/// so a spike between two samples is not missed.
+pub struct ProcessSampler {
+    pid: u32,
+    kernel_peak: bool,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Peaks>>,
+}
+
+impl ProcessSampler {
+    /// Starts sampling process `pid`.
+    pub fn start(pid: u32) -> ProcessSampler {
+        let kernel_peak = reset_peak_rss(pid);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                let mut peaks = Peaks::default();
+                let mut samples = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    peaks.rss = peaks.rss.max(rss_bytes(pid).unwrap_or(0));
+                    if samples % SOCKET_SAMPLE_EVERY == 0 {
+                        peaks.sockets = peaks.sockets.max(socket_count(pid).unwrap_or(0));
+                    }
+                    samples = samples.wrapping_add(1);
+                    std::thread::sleep(RSS_SAMPLE_INTERVAL);
+                }
+                peaks
+            }
+        });
+        ProcessSampler {
+            pid,
+            kernel_peak,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops sampling; the highest values seen.
+    pub fn finish(mut self) -> Peaks {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut peaks = self
+            .thread
+            .take()
+            .map(|thread| thread.join().unwrap_or_default())
+            .unwrap_or_default();
+        if self.kernel_peak {
+            peaks.rss = peaks.rss.max(peak_rss_bytes(self.pid).unwrap_or(0));
+        }
+        peaks.rss = peaks.rss.max(rss_bytes(self.pid).unwrap_or(0));
+        peaks
+    }
+}
+
+impl Drop for ProcessSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Honest traffic.
+
+/// Runs `quorum ARGS` in `dir` with at most `timeout`; how long it took and its standard
+/// output, or why it failed (never panics, so that a failure during an attack is recorded).
+pub fn run_timed(
+    dir: &Path,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<(Duration, String), String> {
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "error")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("cannot start quorum {args:?}: {error}"))?;
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|error| error.to_string())? {
+            break status;
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("quorum {args:?} took longer than {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let elapsed = started.elapsed();
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    if status.success() {
+        Ok((elapsed, stdout))
+    } else {
+        Err(format!(
+            "quorum {args:?} failed ({status}) after {elapsed:?}: {}",
+            stderr.trim()
+        ))
+    }
+}
+
+/// Encodes `request` as one frame (length prefix included).
+pub fn encode_request(request_id: u64, request: Request) -> Vec<u8> {
+    FrameCodec::<Response>::new(DEFAULT_MAX_FRAME_LENGTH)
+        .encode_frame(&Envelope {
+            request_id,
+            body: request,
+        })
+        .unwrap()
+        .to_vec()
+}
+
+/// Reads one response frame from a blocking stream.
+fn read_response(stream: &mut StdTcpStream) -> Result<Envelope<Response>, String> {
+    let mut prefix = [0u8; LENGTH_PREFIX_LEN];
+    stream
+        .read_exact(&mut prefix)
+        .map_err(|error| format!("reading a response's length: {error}"))?;
+    let length = u32::from_be_bytes(prefix) as usize;
+    if length > DEFAULT_MAX_FRAME_LENGTH {
+        return Err(format!("response frame of {length} bytes"));
+    }
+    let mut body = vec![0u8; length];
+    stream
+        .read_exact(&mut body)
+        .map_err(|error| format!("reading a response: {error}"))?;
+    FrameCodec::<Response>::decode_body(&body).map_err(|error| error.to_string())
+}
+
+/// Sends `request` to `target` on a fresh connection from 127.0.0.1, as an honest peer of that
+/// validator would, and reads the answer.
+pub fn ask(target: SocketAddr, request: Request, timeout: Duration) -> Result<Response, String> {
+    let kind = request.kind();
+    let mut stream = StdTcpStream::connect_timeout(&target, timeout)
+        .map_err(|error| format!("connecting to {target}: {error}"))?;
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    stream.set_write_timeout(Some(timeout)).unwrap();
+    stream
+        .write_all(&encode_request(1, request))
+        .map_err(|error| format!("sending a {kind} request: {error}"))?;
+    read_response(&mut stream)
+        .map(|answer| answer.body)
+        .map_err(|error| format!("{kind}: {error}"))
+}
+
+/// One chain info query to `target` (see [`ask`]); the answer and how long connecting, asking
+/// and reading took.
+pub fn query_chain(
+    target: SocketAddr,
+    chain: ChainId,
+    timeout: Duration,
+) -> Result<(Duration, ChainInfoResponse), String> {
+    let started = Instant::now();
+    let query = Request::ChainInfoQuery(Box::new(ChainInfoQuery::new(chain)));
+    match ask(target, query, timeout)? {
+        Response::ChainInfoQuery(Ok(response)) if response.info.chain_id == chain => {
+            Ok((started.elapsed(), response))
+        }
+        other => Err(format!(
+            "unexpected answer to a chain info query: {other:?}"
+        )),
+    }
+}
+
+/// Size of the blob of the honest large request, in bytes: twice the server's default
+/// "large frame" threshold (`DEFAULT_LARGE_FRAME_LENGTH`, 64 KiB), so that it needs the
+/// server-wide receive budget as an honest blob upload or certificate batch would.
+pub const HONEST_BLOB_BYTES: usize = 128 * 1024;
+
+/// An honest pending blob of [`HONEST_BLOB_BYTES`] for `chain`, the same every time (so it is
+/// held once, and refreshed), sent to `target` (see [`ask`]). Any answer to it counts: a
+/// refusal is an answer too.
+pub fn send_honest_blob(
+    target: SocketAddr,
+    chain: ChainId,
+    timeout: Duration,
+) -> Result<Duration, String> {
+    let started = Instant::now();
+    let request = Request::PendingBlob {
+        chain_id: chain,
+        blob: Blob::data(vec![7; HONEST_BLOB_BYTES]),
+    };
+    match ask(target, request, timeout)? {
+        Response::PendingBlob(_) => Ok(started.elapsed()),
+        other => Err(format!("unexpected answer to a pending blob: {other:?}")),
+    }
+}
+
+/// The steps of a round of honest traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Step {
+    /// `quorum client transfer`.
+    Transfer,
+    /// `quorum client info`.
+    Info,
+    /// The chain info query to validator 0 alone.
+    Probe,
+    /// The large request to validator 0 alone.
+    Large,
+}
+
+/// Why a round of honest traffic failed: the step and the reason.
+pub type Failure = (Step, String);
+
+/// The times of one round of honest traffic.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HonestTimes {
+    /// `quorum client transfer` (chain 1 to chain 2): a block certified by the committee.
+    pub transfer: Duration,
+    /// `quorum client info`: every validator asked about every chain.
+    pub info: Duration,
+    /// A chain info query to validator 0 alone, on a fresh connection (see [`query_chain`]).
+    pub probe: Duration,
+    /// A large frame to validator 0 alone: a pending blob (see [`send_honest_blob`]).
+    pub large: Duration,
+}
+
+impl HonestTimes {
+    /// The larger of each field.
+    pub fn max(self, other: HonestTimes) -> HonestTimes {
+        HonestTimes {
+            transfer: self.transfer.max(other.transfer),
+            info: self.info.max(other.info),
+            probe: self.probe.max(other.probe),
+            large: self.large.max(other.large),
+        }
+    }
+}
+
+/// One round of honest traffic: a transfer, `info`, a probe of validator 0 and a large request
+/// to it. When a step
+/// fails, the times so far (the failed step's until it failed) come with the reason.
+pub fn honest_round(committee: &Committee) -> Result<HonestTimes, (HonestTimes, Failure)> {
+    let dir = committee.path();
+    let d = dir.to_str().unwrap();
+    let mut times = HonestTimes::default();
+    let timeout = CLIENT_REQUEST_TIMEOUT.as_millis().to_string();
+    let budget = CLIENT_UPDATE_BUDGET.as_millis().to_string();
+    let client = [
+        "client",
+        "--dir",
+        d,
+        "--request-timeout-ms",
+        &timeout,
+        "--update-budget-ms",
+        &budget,
+    ];
+    let started = Instant::now();
+    let transfer = run_timed(
+        dir,
+        &[
+            &client[..],
+            &["transfer", "--from", "1", "--to", "2", "--amount", "1"],
+        ]
+        .concat(),
+        HONEST_COMMAND_TIMEOUT,
+    );
+    times.transfer = started.elapsed();
+    match transfer {
+        Ok((_, said)) if said.contains("transferred 1 from chain 1 to chain 2") => {}
+        Ok((_, said)) => return Err((times, (Step::Transfer, format!("transfer said: {said}")))),
+        Err(error) => return Err((times, (Step::Transfer, error))),
+    }
+    let started = Instant::now();
+    let info = run_timed(
+        dir,
+        &[&client[..], &["info"]].concat(),
+        HONEST_COMMAND_TIMEOUT,
+    );
+    times.info = started.elapsed();
+    if let Err(error) = info {
+        return Err((times, (Step::Info, error)));
+    }
+    let started = Instant::now();
+    let probe = query_chain(committee.target, committee.chain(1), PROBE_TIMEOUT);
+    times.probe = started.elapsed();
+    if let Err(error) = probe {
+        return Err((
+            times,
+            (Step::Probe, format!("probe of validator 0: {error}")),
+        ));
+    }
+    let started = Instant::now();
+    let large = send_honest_blob(committee.target, committee.chain(1), PROBE_TIMEOUT);
+    times.large = started.elapsed();
+    match large {
+        Ok(_) => Ok(times),
+        Err(error) => Err((
+            times,
+            (
+                Step::Large,
+                format!("large request to validator 0: {error}"),
+            ),
+        )),
+    }
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort_unstable();
+    values[values.len() / 2]
+}
+
+/// The median of `rounds` rounds of honest traffic with nobody attacking (all must succeed).
+pub fn honest_baseline(committee: &Committee, rounds: usize) -> HonestTimes {
+    let samples: Vec<HonestTimes> = (0..rounds)
+        .map(|_| match honest_round(committee) {
+            Ok(times) => times,
+            Err((_, (_, error))) => panic!("honest traffic fails without an attack: {error}"),
+        })
+        .collect();
+    HonestTimes {
+        transfer: median(samples.iter().map(|s| s.transfer).collect()),
+        info: median(samples.iter().map(|s| s.info).collect()),
+        probe: median(samples.iter().map(|s| s.probe).collect()),
+        large: median(samples.iter().map(|s| s.large).collect()),
+    }
+}
+
+/// Honest traffic during an attack: the worst time of each kind and what failed.
+#[derive(Clone, Debug, Default)]
+pub struct HonestDuring {
+    /// Rounds run.
+    pub rounds: usize,
+    /// The slowest of each kind (a step that failed counts with the time it took to fail).
+    pub worst: HonestTimes,
+    /// Why rounds failed.
+    pub failures: Vec<Failure>,
+}
+
+impl HonestDuring {
+    /// Adds one round.
+    pub fn record(&mut self, round: Result<HonestTimes, (HonestTimes, Failure)>) {
+        self.rounds += 1;
+        match round {
+            Ok(times) => self.worst = self.worst.max(times),
+            Err((times, error)) => {
+                self.worst = self.worst.max(times);
+                self.failures.push(error);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attackers.
+
+/// Tells an attack to stop: it should close its sockets and return its figures.
+pub type Stop = watch::Receiver<bool>;
+
+/// Waits until the attack is told to stop.
+pub async fn stopped(stop: &mut Stop) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// An attack running on its own thread, on a single-threaded tokio runtime. Stopping it (or
+/// dropping it, e.g. when a test fails) tells it to stop and waits for it; whatever sockets it
+/// still holds are closed when its runtime goes.
+pub struct Attacker<T: Send + 'static> {
+    stop: watch::Sender<bool>,
+    thread: Option<JoinHandle<T>>,
+}
+
+impl<T: Send + 'static> Attacker<T> {
+    /// Starts the attack `make(stop)`.
+    pub fn launch<F, Fut>(make: F) -> Attacker<T>
+    where
+        F: FnOnce(Stop) -> Fut + Send + 'static,
+        Fut: Future<Output = T>,
+    {
+        let (stop, stop_receiver) = watch::channel(false);
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(make(stop_receiver))
+        });
+        Attacker {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Whether the attack returned on its own.
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Tells the attack to stop and returns its figures.
+    pub fn stop(mut self) -> T {
+        let _ = self.stop.send(true);
+        match self.thread.take().unwrap().join() {
+            Ok(figures) => figures,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+impl<T: Send + 'static> Drop for Attacker<T> {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The loopback addresses an attacker sends from: `count` of them, `127.0.0.2` and up, none of
+/// them the honest traffic's `127.0.0.1` (each address has its own per-IP connection cap).
+pub fn attacker_addresses(count: u8) -> Vec<Ipv4Addr> {
+    (0..count)
+        .map(|i| Ipv4Addr::new(127, 0, 0, 2 + i))
+        .collect()
+}
+
+/// `count` loopback addresses `127.0.1.1` and up, for an attacker with many addresses.
+pub fn many_attacker_addresses(count: u8) -> Vec<Ipv4Addr> {
+    (0..count)
+        .map(|i| Ipv4Addr::new(127, 0, 1, 1 + i))
+        .collect()
+}
+
+/// Connects to `target` from `source` (any port), within [`ATTACK_CONNECT_TIMEOUT`].
+pub async fn connect_from(source: Ipv4Addr, target: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source.into(), 0))?;
+    match tokio::time::timeout(ATTACK_CONNECT_TIMEOUT, socket.connect(target)).await {
+        Ok(connected) => connected,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// `count` connections to `target`, spread round-robin over `sources`, opened `batch` at a
+/// time; the connections made and how many attempts failed.
+pub async fn connect_many(
+    sources: &[Ipv4Addr],
+    target: SocketAddr,
+    count: usize,
+    batch: usize,
+) -> (Vec<TcpStream>, usize) {
+    let mut streams = Vec::with_capacity(count);
+    let mut failed = 0;
+    let mut next = 0;
+    while next < count {
+        let end = (next + batch).min(count);
+        let attempts = (next..end).map(|i| connect_from(sources[i % sources.len()], target));
+        for attempt in join_all(attempts).await {
+            match attempt {
+                Ok(stream) => streams.push(stream),
+                Err(_) => failed += 1,
+            }
+        }
+        next = end;
+    }
+    (streams, failed)
+}
+
+/// Runs every future as a task of the attacker's runtime and returns their outputs in order
+/// (the tests do not depend on `futures`). A task still running when the attacker's runtime
+/// goes is dropped, with its sockets.
+pub async fn join_all<T: Send + 'static>(
+    futures: impl IntoIterator<Item = impl Future<Output = T> + Send + 'static>,
+) -> Vec<T> {
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        out.push(handle.await.unwrap());
+    }
+    out
+}
+
+/// Whether the server has closed `stream` (an end of stream or an error on a read that does
+/// not wait; bytes the server sent are read and dropped).
+pub fn closed_by_server(stream: &TcpStream) -> bool {
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.try_read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Writes as much of `bytes` to `stream` as it takes within `window`, without ever waiting
+/// longer; the number of bytes written, and whether the connection failed.
+pub async fn write_within(stream: &mut TcpStream, bytes: &[u8], window: Duration) -> (usize, bool) {
+    use tokio::io::AsyncWriteExt;
+    let until = tokio::time::Instant::now() + window;
+    let mut written = 0;
+    while written < bytes.len() {
+        match tokio::time::timeout_at(until, stream.write(&bytes[written..])).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (written, true),
+            Ok(Ok(n)) => written += n,
+            Err(_) => return (written, false),
+        }
+    }
+    (written, false)
+}
+
+/// Formats bytes as MiB with one decimal.
+pub fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / MIB as f64)
+}
+
+/// Formats a duration in milliseconds (below 10 s) or seconds.
+pub fn ms(duration: Duration) -> String {
+    if duration < Duration::from_secs(10) {
+        format!("{:.0} ms", duration.as_secs_f64() * 1000.0)
+    } else {
+        format!("{:.1} s", duration.as_secs_f64())
+    }
+}
