@@ -77,7 +77,8 @@ const RSS_HEADROOM_BYTES: u64 = DEFAULT_RECEIVE_BUDGET as u64 + RSS_SLACK_BYTES;
 /// 1 MiB partial frames.
 const RSS_SLACK_BYTES: u64 = 64 * MIB;
 /// Honest commands must finish within this many times their baseline during an attack, or
-/// within [`CLIENT_SLOW_VALIDATOR_ALLOWANCE`] more than their baseline if that is longer.
+/// within this many times (their baseline + [`CLIENT_SLOW_VALIDATOR_ALLOWANCE`]) if that is
+/// longer: the expected figure for a command that meets a slowed validator.
 const HONEST_SLOWDOWN_BOUND: u32 = 10;
 /// What the client itself lets one slow validator cost a command: its per-validator request
 /// timeout and its final update budget (both given explicitly to the honest commands). A
@@ -265,7 +266,13 @@ impl Row {
             ));
         }
         let (worst, base) = (self.during.worst, self.baseline);
-        let allowance = |baseline: Duration| baseline + CLIENT_SLOW_VALIDATOR_ALLOWANCE;
+        // A command that meets the slowed validator is expected to take up to its baseline plus
+        // the client's allowance for one slow validator; ten times that is the bound (a
+        // real-time test asserts with a 10× margin over the expected figure). The stall this
+        // suite guards against (27 s per command) is far above it.
+        let allowance = |baseline: Duration| {
+            (baseline + CLIENT_SLOW_VALIDATOR_ALLOWANCE) * HONEST_SLOWDOWN_BOUND
+        };
         for (step, what, during, baseline, floor) in [
             (
                 Step::Transfer,
@@ -371,7 +378,7 @@ impl Row {
             self.notes.join("; ")
         );
         println!(
-            "(bounds: RSS ≤ before + {}; commands ≤ max({}× baseline, baseline + {}); requests to \
+            "(bounds: RSS ≤ before + {}; commands ≤ {}× (baseline + {}); requests to \
              validator 0 alone ≤ max({}× baseline, {}); the issue's target is {}×)",
             mib(RSS_HEADROOM_BYTES),
             HONEST_SLOWDOWN_BOUND,
