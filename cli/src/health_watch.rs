@@ -51,13 +51,7 @@ impl HealthWatch {
         in_sync: bool,
     ) -> ValidatorRow {
         let record = health.snapshot();
-        let mut samples: Vec<Duration> = health
-            .save()
-            .samples_micros
-            .into_iter()
-            .map(Duration::from_micros)
-            .collect();
-        samples.sort_unstable();
+        let samples = record.sorted_latencies();
         ValidatorRow {
             name,
             history,

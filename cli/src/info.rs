@@ -148,14 +148,7 @@ fn health_lines(session: &Session, remotes: &[RemoteNode]) -> String {
                 left => format!("suspect (cooling down {:.1} s)", left.as_secs_f64()),
             },
         };
-        let mut samples: Vec<Duration> = remote
-            .health
-            .save()
-            .samples_micros
-            .into_iter()
-            .map(Duration::from_micros)
-            .collect();
-        samples.sort_unstable();
+        let samples = remote.health.snapshot().sorted_latencies();
         let address = addresses
             .get(&remote.public_key)
             .map_or("?", String::as_str);

@@ -150,13 +150,19 @@ impl HealthRecord {
 
     /// The 95th percentile of the latest latencies.
     pub fn p95(&self) -> Option<Duration> {
-        if self.samples.is_empty() {
+        let sorted = self.sorted_latencies();
+        if sorted.is_empty() {
             return None;
         }
-        let mut sorted: Vec<Duration> = self.samples.iter().copied().collect();
-        sorted.sort_unstable();
         let index = (sorted.len() * 95).div_ceil(100).saturating_sub(1);
         sorted.get(index).copied()
+    }
+
+    /// The latest latencies (at most [`LATENCY_SAMPLES`]), shortest first.
+    pub fn sorted_latencies(&self) -> Vec<Duration> {
+        let mut sorted: Vec<Duration> = self.samples.iter().copied().collect();
+        sorted.sort_unstable();
+        sorted
     }
 
     /// How long to wait for this validator before asking the next one as well: its p95

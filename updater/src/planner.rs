@@ -438,15 +438,19 @@ impl Planner {
         Self::recover(RecoveryKind::Blobs, step(claimed))
     }
 
+    /// The remote lacks the certificate's value: send it in full from now on (no repair, so
+    /// not counted).
+    fn send_full(&mut self) -> Decision {
+        self.tried.full = true;
+        Decision::Recover {
+            kind: None,
+            step: Step::SendFull,
+        }
+    }
+
     fn plan_validated(&mut self, error: &NodeError) -> Decision {
         match error {
-            NodeError::MissingCertificateValue if self.lite() => {
-                self.tried.full = true;
-                Decision::Recover {
-                    kind: None,
-                    step: Step::SendFull,
-                }
-            }
+            NodeError::MissingCertificateValue if self.lite() => self.send_full(),
             NodeError::BlobsNotFound(claimed) => {
                 self.plan_blobs(error, claimed, |_| Step::UploadProposalBlobs)
             }
@@ -504,13 +508,7 @@ impl Planner {
 
     fn plan_confirmed(&mut self, error: &NodeError) -> Decision {
         match error {
-            NodeError::MissingCertificateValue if self.lite() => {
-                self.tried.full = true;
-                Decision::Recover {
-                    kind: None,
-                    step: Step::SendFull,
-                }
-            }
+            NodeError::MissingCertificateValue if self.lite() => self.send_full(),
             NodeError::EventsNotFound(ids) => self.plan_events(error, ids),
             NodeError::BlobsNotFound(claimed) => {
                 let decision = self.plan_blobs(error, claimed, |claimed| {
