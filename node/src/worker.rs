@@ -14,120 +14,35 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use tokio::sync::Mutex;
-use tracing::{debug, instrument};
+use tracing::instrument;
 
 use quorum_core::block::epoch_event_id;
-use quorum_core::chain::{execute_block, ExecutionInputs};
+use quorum_core::chain::execute_block;
 use quorum_core::encoding::encoded_len;
 use quorum_core::error::Limit;
 use quorum_core::info::{BatchOutcome, MAX_CERTIFICATE_HASHES_PER_QUERY};
-use quorum_core::manager::{ChainManager, ProposalDecision};
+use quorum_core::manager::ProposalDecision;
 use quorum_core::node::MAX_CERTIFICATES_PER_BATCH;
 use quorum_core::{
-    Batch, Blob, BlobId, BlobState, Block, BlockHeight, BlockProposal, BlockValue, ChainId,
-    ChainInfo, ChainInfoQuery, ChainInfoResponse, ChainState, Committee, ConfirmedBlock,
+    Batch, Blob, BlobId, Block, BlockHeight, BlockProposal, BlockValue, ChainId, ChainInfo,
+    ChainInfoQuery, ChainInfoResponse, ChainState, Committee, ConfirmedBlock,
     ConfirmedBlockCertificate, CrossChainDelivery, CryptoHash, Epoch, Hashed, LiteCertificate,
-    NodeError, Storage, TimeDelta, Timeout, TimeoutCertificate, ValidatedBlock,
-    ValidatedBlockCertificate, ValidatorNode, ValidatorPublicKey, ValidatorSecretKey, VoteKind,
-    Write,
+    NodeError, Storage, Timeout, TimeoutCertificate, ValidatedBlock, ValidatedBlockCertificate,
+    ValidatorNode, ValidatorPublicKey, ValidatorSecretKey, VoteKind, Write,
 };
 
 mod ahead;
+mod apply;
 mod held_blobs;
 
-use held_blobs::{HeldBlobs, HeldLimits};
+use held_blobs::HeldBlobs;
 
 use crate::clock::Clock;
 use crate::overlay::Overlay;
 
-/// Default for [`WorkerConfig::timestamp_grace`]: how far ahead of the node's clock a block's
-/// timestamp may be, in microseconds (500 ms).
-pub const DEFAULT_TIMESTAMP_GRACE: TimeDelta = TimeDelta::from_millis(500);
-/// Default for [`WorkerConfig::max_blob_bytes`]: 4 MiB.
-pub const DEFAULT_MAX_BLOB_BYTES: usize = 4 << 20;
-/// Default for [`WorkerConfig::max_pending_blobs_per_chain`].
-pub const DEFAULT_MAX_PENDING_BLOBS_PER_CHAIN: usize = 64;
-/// Default for [`WorkerConfig::max_pending_chains`].
-pub const DEFAULT_MAX_PENDING_CHAINS: usize = 4_096;
-/// Default for [`WorkerConfig::max_uploaded_blobs`].
-pub const DEFAULT_MAX_UPLOADED_BLOBS: usize = 1_024;
-/// Default for [`WorkerConfig::max_held_blob_bytes`]: 256 MiB.
-pub const DEFAULT_MAX_HELD_BLOB_BYTES: usize = 256 << 20;
-/// Default for [`WorkerConfig::max_pending_bytes_per_chain`]: 16 MiB.
-pub const DEFAULT_MAX_PENDING_BYTES_PER_CHAIN: usize = 16 << 20;
-/// Default for [`WorkerConfig::max_wanted_blobs`].
-pub const DEFAULT_MAX_WANTED_BLOBS: usize = 4_096;
-/// Default for [`WorkerConfig::held_blob_expiry`]: 5 minutes.
-pub const DEFAULT_HELD_BLOB_EXPIRY: TimeDelta = TimeDelta::from_secs(300);
-/// Default for [`WorkerConfig::max_download_bytes`]: 8 MiB, half the default frame.
-pub const DEFAULT_MAX_DOWNLOAD_BYTES: usize = 8 << 20;
+mod config;
 
-/// Settings of a [`Worker`].
-#[derive(Clone, Debug)]
-pub struct WorkerConfig {
-    /// The admin chain, whose `epoch` stream announces committees.
-    pub admin_chain: ChainId,
-    /// How far ahead of the node's clock a proposed block's timestamp may be (default
-    /// [`DEFAULT_TIMESTAMP_GRACE`]).
-    pub timestamp_grace: TimeDelta,
-    /// Largest blob accepted, in bytes (default [`DEFAULT_MAX_BLOB_BYTES`]).
-    pub max_blob_bytes: usize,
-    /// Most pending blobs held for one chain (default [`DEFAULT_MAX_PENDING_BLOBS_PER_CHAIN`]).
-    pub max_pending_blobs_per_chain: usize,
-    /// Most chains with pending blobs at once (default [`DEFAULT_MAX_PENDING_CHAINS`]).
-    pub max_pending_chains: usize,
-    /// Most uploaded blobs held until a certificate uses them; beyond it uploads are refused,
-    /// nothing held is dropped for them (default [`DEFAULT_MAX_UPLOADED_BLOBS`]).
-    pub max_uploaded_blobs: usize,
-    /// Bytes of pending and uploaded blobs held in all (default
-    /// [`DEFAULT_MAX_HELD_BLOB_BYTES`]).
-    pub max_held_blob_bytes: usize,
-    /// Bytes of pending blobs held for one chain (default
-    /// [`DEFAULT_MAX_PENDING_BYTES_PER_CHAIN`]).
-    pub max_pending_bytes_per_chain: usize,
-    /// Most blob ids the node waits for after answering a certificate with `BlobsNotFound`;
-    /// only those may be uploaded (default [`DEFAULT_MAX_WANTED_BLOBS`]).
-    pub max_wanted_blobs: usize,
-    /// How long a held blob, or a wanted id, is kept, in microseconds (default
-    /// [`DEFAULT_HELD_BLOB_EXPIRY`]).
-    pub held_blob_expiry: TimeDelta,
-    /// Bytes of certificates one download returns at most; a download that reaches it stops
-    /// there, and the shorter answer says how far it got (default
-    /// [`DEFAULT_MAX_DOWNLOAD_BYTES`]; at least one certificate is always returned).
-    pub max_download_bytes: usize,
-}
-
-impl WorkerConfig {
-    /// Default settings for a committee whose admin chain is `admin_chain`.
-    pub fn new(admin_chain: ChainId) -> Self {
-        WorkerConfig {
-            admin_chain,
-            timestamp_grace: DEFAULT_TIMESTAMP_GRACE,
-            max_blob_bytes: DEFAULT_MAX_BLOB_BYTES,
-            max_pending_blobs_per_chain: DEFAULT_MAX_PENDING_BLOBS_PER_CHAIN,
-            max_pending_chains: DEFAULT_MAX_PENDING_CHAINS,
-            max_uploaded_blobs: DEFAULT_MAX_UPLOADED_BLOBS,
-            max_held_blob_bytes: DEFAULT_MAX_HELD_BLOB_BYTES,
-            max_pending_bytes_per_chain: DEFAULT_MAX_PENDING_BYTES_PER_CHAIN,
-            max_wanted_blobs: DEFAULT_MAX_WANTED_BLOBS,
-            held_blob_expiry: DEFAULT_HELD_BLOB_EXPIRY,
-            max_download_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
-        }
-    }
-
-    /// The bounds of the blobs held in memory.
-    fn held_limits(&self) -> HeldLimits {
-        HeldLimits {
-            total_bytes: self.max_held_blob_bytes,
-            chain_bytes: self.max_pending_bytes_per_chain,
-            chain_blobs: self.max_pending_blobs_per_chain,
-            chains: self.max_pending_chains,
-            uploaded: self.max_uploaded_blobs,
-            wanted: self.max_wanted_blobs,
-            expiry: self.held_blob_expiry,
-        }
-    }
-}
+pub use config::*;
 
 /// What the Worker holds in memory only.
 #[derive(Default)]
@@ -259,110 +174,6 @@ impl<S: Storage> Worker<S> {
             manager: state.manager.info(with_values),
             requested_certificate_hashes: Vec::new(),
         }
-    }
-
-    /// The blobs and events `block` needs, from pending and uploaded blobs and storage. Missing
-    /// ones are simply absent: execution reports them.
-    async fn gather_inputs(
-        &self,
-        storage: &dyn Storage,
-        volatile: &Volatile,
-        block: &Block,
-    ) -> Result<ExecutionInputs, NodeError> {
-        let mut inputs = ExecutionInputs {
-            admin_chain: Some(self.config.admin_chain),
-            ..ExecutionInputs::default()
-        };
-        for id in block.required_blob_ids() {
-            let held = volatile.held.get(block.chain_id, &id).cloned();
-            let blob = match held {
-                Some(blob) => Some(blob),
-                None => storage.read_blob(id).await?,
-            };
-            if let Some(blob) = blob {
-                inputs.blobs.insert(id, blob);
-            }
-        }
-        for id in block.required_event_ids(self.config.admin_chain) {
-            if let Some(payload) = storage.read_event(&id).await? {
-                inputs.events.insert(id, payload);
-            }
-        }
-        Ok(inputs)
-    }
-
-    /// Applies a confirmed certificate whose signatures were already checked, reading from and
-    /// writing to `storage` (the node's storage, or a buffer over it). Returns the chain's state
-    /// afterwards (unchanged if the block was already there).
-    async fn apply_confirmed(
-        &self,
-        storage: &dyn Storage,
-        volatile: &mut Volatile,
-        certificate: ConfirmedBlockCertificate,
-    ) -> Result<ChainState, NodeError> {
-        let block = certificate.value().block();
-        let chain_id = block.chain_id;
-        let height = block.height;
-        let state = chain_state_in(storage, chain_id).await?;
-        state.description()?;
-        if state.is_committed(height)? {
-            return Ok(state);
-        }
-        let inputs = self.gather_inputs(storage, volatile, block).await?;
-        let execution = execute_block(&state, block, &inputs)?;
-        if execution.outcome != *certificate.value().outcome() {
-            return Err(NodeError::OutcomeMismatch);
-        }
-        let now = self.clock.now();
-        let mut new_state = execution.state;
-        let description = new_state.description()?.clone();
-        new_state.tip_hash = Some(certificate.hash());
-        new_state.manager = ChainManager::new(&description, new_state.next_height, now);
-
-        let mut batch = Batch::new();
-        let mut others: BTreeMap<ChainId, ChainState> = BTreeMap::new();
-        for child in execution.opened_chains {
-            let child_id = child.id();
-            let mut child_state = chain_state_in(storage, child_id).await?;
-            child_state.activate(child, now);
-            others.insert(child_id, child_state);
-        }
-        for bundle in &execution.outcome.messages {
-            let recipient = match others.entry(bundle.recipient) {
-                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
-                std::collections::btree_map::Entry::Vacant(entry) => {
-                    entry.insert(chain_state_in(storage, bundle.recipient).await?)
-                }
-            };
-            recipient.receive_bundle(chain_id, height, bundle.messages.clone());
-        }
-        let mut used_blobs = Vec::new();
-        for blob in execution.published_blobs {
-            let id = blob.id();
-            if storage.read_blob_state(id).await?.is_none() {
-                batch.push(Write::BlobState(id, BlobState { chain_id, height }));
-            }
-            batch.push(Write::Blob(blob));
-            used_blobs.push(id);
-        }
-        for event in execution.events {
-            batch.push(Write::Event(event.id, event.payload));
-        }
-        if let Some((epoch, committee)) = execution.new_committee {
-            batch.push(Write::Committee(epoch, committee));
-        }
-        batch.push(Write::Certificate(Box::new(certificate)));
-        batch.push(Write::ChainState(Box::new(new_state.clone())));
-        for (_, other) in others {
-            batch.push(Write::ChainState(Box::new(other)));
-        }
-        storage.write_batch(batch).await?;
-        metrics::counter!("quorum_blocks_committed_total").increment(1);
-        volatile
-            .held
-            .committed(chain_id, &used_blobs.into_iter().collect());
-        debug!(?chain_id, ?height, "block committed");
-        Ok(new_state)
     }
 
     /// Checks a confirmed certificate against its epoch's committee, unless the node already

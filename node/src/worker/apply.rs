@@ -1,0 +1,121 @@
+//! Applying a confirmed block: gathering its inputs (held and stored blobs, events), executing
+//! it with the pure rules, and writing the whole outcome — the chain, its certificate, blobs,
+//! events, committees and the recipients' inboxes — in one batch (DESIGN §4.5).
+
+use std::collections::BTreeMap;
+
+use quorum_core::chain::{execute_block, ExecutionInputs};
+use quorum_core::manager::ChainManager;
+use quorum_core::{
+    Batch, BlobState, Block, ChainId, ChainState, ConfirmedBlockCertificate, NodeError, Storage,
+    Write,
+};
+use tracing::debug;
+
+use super::{chain_state_in, Volatile, Worker};
+
+impl<S: Storage> Worker<S> {
+    /// The blobs and events `block` needs, from pending and uploaded blobs and storage. Missing
+    /// ones are simply absent: execution reports them.
+    pub(super) async fn gather_inputs(
+        &self,
+        storage: &dyn Storage,
+        volatile: &Volatile,
+        block: &Block,
+    ) -> Result<ExecutionInputs, NodeError> {
+        let mut inputs = ExecutionInputs {
+            admin_chain: Some(self.config.admin_chain),
+            ..ExecutionInputs::default()
+        };
+        for id in block.required_blob_ids() {
+            let held = volatile.held.get(block.chain_id, &id).cloned();
+            let blob = match held {
+                Some(blob) => Some(blob),
+                None => storage.read_blob(id).await?,
+            };
+            if let Some(blob) = blob {
+                inputs.blobs.insert(id, blob);
+            }
+        }
+        for id in block.required_event_ids(self.config.admin_chain) {
+            if let Some(payload) = storage.read_event(&id).await? {
+                inputs.events.insert(id, payload);
+            }
+        }
+        Ok(inputs)
+    }
+
+    /// Applies a confirmed certificate whose signatures were already checked, reading from and
+    /// writing to `storage` (the node's storage, or a buffer over it). Returns the chain's state
+    /// afterwards (unchanged if the block was already there).
+    pub(super) async fn apply_confirmed(
+        &self,
+        storage: &dyn Storage,
+        volatile: &mut Volatile,
+        certificate: ConfirmedBlockCertificate,
+    ) -> Result<ChainState, NodeError> {
+        let block = certificate.value().block();
+        let chain_id = block.chain_id;
+        let height = block.height;
+        let state = chain_state_in(storage, chain_id).await?;
+        state.description()?;
+        if state.is_committed(height)? {
+            return Ok(state);
+        }
+        let inputs = self.gather_inputs(storage, volatile, block).await?;
+        let execution = execute_block(&state, block, &inputs)?;
+        if execution.outcome != *certificate.value().outcome() {
+            return Err(NodeError::OutcomeMismatch);
+        }
+        let now = self.clock.now();
+        let mut new_state = execution.state;
+        let description = new_state.description()?.clone();
+        new_state.tip_hash = Some(certificate.hash());
+        new_state.manager = ChainManager::new(&description, new_state.next_height, now);
+
+        let mut batch = Batch::new();
+        let mut others: BTreeMap<ChainId, ChainState> = BTreeMap::new();
+        for child in execution.opened_chains {
+            let child_id = child.id();
+            let mut child_state = chain_state_in(storage, child_id).await?;
+            child_state.activate(child, now);
+            others.insert(child_id, child_state);
+        }
+        for bundle in &execution.outcome.messages {
+            let recipient = match others.entry(bundle.recipient) {
+                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    entry.insert(chain_state_in(storage, bundle.recipient).await?)
+                }
+            };
+            recipient.receive_bundle(chain_id, height, bundle.messages.clone());
+        }
+        let mut used_blobs = Vec::new();
+        for blob in execution.published_blobs {
+            let id = blob.id();
+            if storage.read_blob_state(id).await?.is_none() {
+                batch.push(Write::BlobState(id, BlobState { chain_id, height }));
+            }
+            batch.push(Write::Blob(blob));
+            used_blobs.push(id);
+        }
+        for event in execution.events {
+            batch.push(Write::Event(event.id, event.payload));
+        }
+        if let Some((epoch, committee)) = execution.new_committee {
+            batch.push(Write::Committee(epoch, committee));
+        }
+        batch.push(Write::Certificate(Box::new(certificate)));
+        batch.push(Write::ChainState(Box::new(new_state.clone())));
+        for (_, other) in others {
+            batch.push(Write::ChainState(Box::new(other)));
+        }
+        storage.write_batch(batch).await?;
+        metrics::counter!("quorum_blocks_committed_total").increment(1);
+        volatile
+            .held
+            .committed(chain_id, &used_blobs.into_iter().collect());
+        debug!(?chain_id, ?height, "block committed");
+        Ok(new_state)
+    }
+}

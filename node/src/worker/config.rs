@@ -1,0 +1,94 @@
+//! [`WorkerConfig`]: the Worker's settings and their defaults, with units.
+
+use quorum_core::{ChainId, TimeDelta};
+
+use super::held_blobs::HeldLimits;
+
+/// Default for [`WorkerConfig::timestamp_grace`]: how far ahead of the node's clock a block's
+/// timestamp may be, in microseconds (500 ms).
+pub const DEFAULT_TIMESTAMP_GRACE: TimeDelta = TimeDelta::from_millis(500);
+/// Default for [`WorkerConfig::max_blob_bytes`]: 4 MiB.
+pub const DEFAULT_MAX_BLOB_BYTES: usize = 4 << 20;
+/// Default for [`WorkerConfig::max_pending_blobs_per_chain`].
+pub const DEFAULT_MAX_PENDING_BLOBS_PER_CHAIN: usize = 64;
+/// Default for [`WorkerConfig::max_pending_chains`].
+pub const DEFAULT_MAX_PENDING_CHAINS: usize = 4_096;
+/// Default for [`WorkerConfig::max_uploaded_blobs`].
+pub const DEFAULT_MAX_UPLOADED_BLOBS: usize = 1_024;
+/// Default for [`WorkerConfig::max_held_blob_bytes`]: 256 MiB.
+pub const DEFAULT_MAX_HELD_BLOB_BYTES: usize = 256 << 20;
+/// Default for [`WorkerConfig::max_pending_bytes_per_chain`]: 16 MiB.
+pub const DEFAULT_MAX_PENDING_BYTES_PER_CHAIN: usize = 16 << 20;
+/// Default for [`WorkerConfig::max_wanted_blobs`].
+pub const DEFAULT_MAX_WANTED_BLOBS: usize = 4_096;
+/// Default for [`WorkerConfig::held_blob_expiry`]: 5 minutes.
+pub const DEFAULT_HELD_BLOB_EXPIRY: TimeDelta = TimeDelta::from_secs(300);
+/// Default for [`WorkerConfig::max_download_bytes`]: 8 MiB, half the default frame.
+pub const DEFAULT_MAX_DOWNLOAD_BYTES: usize = 8 << 20;
+
+/// Settings of a [`Worker`].
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// The admin chain, whose `epoch` stream announces committees.
+    pub admin_chain: ChainId,
+    /// How far ahead of the node's clock a proposed block's timestamp may be (default
+    /// [`DEFAULT_TIMESTAMP_GRACE`]).
+    pub timestamp_grace: TimeDelta,
+    /// Largest blob accepted, in bytes (default [`DEFAULT_MAX_BLOB_BYTES`]).
+    pub max_blob_bytes: usize,
+    /// Most pending blobs held for one chain (default [`DEFAULT_MAX_PENDING_BLOBS_PER_CHAIN`]).
+    pub max_pending_blobs_per_chain: usize,
+    /// Most chains with pending blobs at once (default [`DEFAULT_MAX_PENDING_CHAINS`]).
+    pub max_pending_chains: usize,
+    /// Most uploaded blobs held until a certificate uses them; beyond it uploads are refused,
+    /// nothing held is dropped for them (default [`DEFAULT_MAX_UPLOADED_BLOBS`]).
+    pub max_uploaded_blobs: usize,
+    /// Bytes of pending and uploaded blobs held in all (default
+    /// [`DEFAULT_MAX_HELD_BLOB_BYTES`]).
+    pub max_held_blob_bytes: usize,
+    /// Bytes of pending blobs held for one chain (default
+    /// [`DEFAULT_MAX_PENDING_BYTES_PER_CHAIN`]).
+    pub max_pending_bytes_per_chain: usize,
+    /// Most blob ids the node waits for after answering a certificate with `BlobsNotFound`;
+    /// only those may be uploaded (default [`DEFAULT_MAX_WANTED_BLOBS`]).
+    pub max_wanted_blobs: usize,
+    /// How long a held blob, or a wanted id, is kept, in microseconds (default
+    /// [`DEFAULT_HELD_BLOB_EXPIRY`]).
+    pub held_blob_expiry: TimeDelta,
+    /// Bytes of certificates one download returns at most; a download that reaches it stops
+    /// there, and the shorter answer says how far it got (default
+    /// [`DEFAULT_MAX_DOWNLOAD_BYTES`]; at least one certificate is always returned).
+    pub max_download_bytes: usize,
+}
+
+impl WorkerConfig {
+    /// Default settings for a committee whose admin chain is `admin_chain`.
+    pub fn new(admin_chain: ChainId) -> Self {
+        WorkerConfig {
+            admin_chain,
+            timestamp_grace: DEFAULT_TIMESTAMP_GRACE,
+            max_blob_bytes: DEFAULT_MAX_BLOB_BYTES,
+            max_pending_blobs_per_chain: DEFAULT_MAX_PENDING_BLOBS_PER_CHAIN,
+            max_pending_chains: DEFAULT_MAX_PENDING_CHAINS,
+            max_uploaded_blobs: DEFAULT_MAX_UPLOADED_BLOBS,
+            max_held_blob_bytes: DEFAULT_MAX_HELD_BLOB_BYTES,
+            max_pending_bytes_per_chain: DEFAULT_MAX_PENDING_BYTES_PER_CHAIN,
+            max_wanted_blobs: DEFAULT_MAX_WANTED_BLOBS,
+            held_blob_expiry: DEFAULT_HELD_BLOB_EXPIRY,
+            max_download_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
+        }
+    }
+
+    /// The bounds of the blobs held in memory.
+    pub(super) fn held_limits(&self) -> HeldLimits {
+        HeldLimits {
+            total_bytes: self.max_held_blob_bytes,
+            chain_bytes: self.max_pending_bytes_per_chain,
+            chain_blobs: self.max_pending_blobs_per_chain,
+            chains: self.max_pending_chains,
+            uploaded: self.max_uploaded_blobs,
+            wanted: self.max_wanted_blobs,
+            expiry: self.held_blob_expiry,
+        }
+    }
+}

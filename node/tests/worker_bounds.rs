@@ -1,0 +1,167 @@
+//! The bounds of the reference validator against what a peer sends (DESIGN §4.5.2, §6.1):
+//! committees inside blocks decoded only at execution and capped, blob memory bounded in bytes
+//! and time, downloads stopped at a byte budget.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use quorum_core::{
+    Blob, BlockHeight, CrossChainDelivery, NodeError, Operation, Round, TimeDelta, ValidatorNode,
+    ValidatorSecretKey,
+};
+use quorum_node::testnet::{TestNet as Net, START};
+use quorum_node::{Clock, MemoryStorage, Worker, WorkerConfig};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// A committee inside a block travels as bytes: a proposal naming more members than
+/// `MAX_COMMITTEE_MEMBERS` is refused when executed, before any key is decoded, and leaves no
+/// trace in the chain's state; a block may create one committee only.
+#[tokio::test]
+async fn oversized_or_repeated_committees_are_refused_at_execution() {
+    use quorum_core::committee::MAX_COMMITTEE_MEMBERS;
+    use quorum_core::{CommitteeError, EncodedCommittee, ExecutionError};
+
+    let net = Net::new(4, 2, false).await;
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let members: std::collections::BTreeMap<_, _> = (0..=MAX_COMMITTEE_MEMBERS)
+        .map(|_| {
+            let info = quorum_core::ValidatorInfo {
+                votes: 1,
+                address: String::new(),
+            };
+            (ValidatorSecretKey::generate(&mut rng).public(), info)
+        })
+        .collect();
+    // The bytes of a committee one member too large (encoded like any committee map).
+    let bytes = bcs::to_bytes(&members).unwrap();
+    let bomb: EncodedCommittee = bcs::from_bytes(&bcs::to_bytes(&bytes).unwrap()).unwrap();
+    assert_eq!(
+        bomb.decode(),
+        Err(CommitteeError::TooManyMembers {
+            members: MAX_COMMITTEE_MEMBERS + 1,
+            max: MAX_COMMITTEE_MEMBERS
+        })
+    );
+    let block = net.block(0, vec![Operation::CreateCommittee(bomb)]).await;
+    let proposal = net.proposal(0, block, Round::MultiLeader(0));
+    let answer = net.workers[0].handle_block_proposal(proposal).await;
+    assert_eq!(
+        answer.unwrap_err(),
+        NodeError::Execution(ExecutionError::InvalidCommittee(
+            CommitteeError::TooManyMembers {
+                members: MAX_COMMITTEE_MEMBERS + 1,
+                max: MAX_COMMITTEE_MEMBERS
+            }
+        ))
+    );
+    let state = net.workers[0].chain_state(net.admin()).await.unwrap();
+    assert!(state.manager.proposed.is_none());
+
+    let good = EncodedCommittee::new(&net.committee);
+    let twice = vec![
+        Operation::CreateCommittee(good.clone()),
+        Operation::CreateCommittee(good),
+    ];
+    let block = net.block(0, twice).await;
+    let proposal = net.proposal(0, block, Round::MultiLeader(0));
+    let answer = net.workers[0].handle_block_proposal(proposal).await;
+    assert_eq!(
+        answer.unwrap_err(),
+        NodeError::Execution(ExecutionError::TooLarge(
+            quorum_core::error::Limit::Committees
+        ))
+    );
+}
+
+/// A validator with small blob and download budgets, sharing the test network's genesis and
+/// clock.
+async fn budgeted(net: &Net, configure: impl FnOnce(&mut WorkerConfig)) -> Worker<MemoryStorage> {
+    let storage = MemoryStorage::new();
+    let admin = net.genesis.initialize(&storage, START).await.unwrap();
+    let mut config = WorkerConfig::new(admin);
+    configure(&mut config);
+    let clock: Arc<dyn Clock> = Arc::new(net.clock.clone());
+    Worker::new(storage, Some(net.secrets[0].clone()), clock, config)
+}
+
+/// Memory a peer can fill is bounded in bytes and time: blobs nobody asked for are refused,
+/// pending blobs stop at the chain's byte quota without touching other chains, and expire.
+#[tokio::test]
+async fn blob_memory_is_bounded_in_bytes_and_time() {
+    let net = Net::new(4, 3, false).await;
+    let worker = budgeted(&net, |config| {
+        config.max_pending_bytes_per_chain = 10_000;
+        config.max_held_blob_bytes = 20_000;
+        config.held_blob_expiry = TimeDelta::from_secs(60);
+    })
+    .await;
+    let attack = |n: u8| Blob::data(vec![n; 3_000]);
+    // 4 MiB-style uploads in a loop, unasked: every one refused.
+    for n in 0..10 {
+        assert_eq!(
+            worker.upload_blob(attack(n)).await,
+            Err(NodeError::UnexpectedBlob(attack(n).id()))
+        );
+    }
+    // Pending blobs on one chain: three fit in its 10,000 bytes, the fourth is refused.
+    for n in 0..3 {
+        worker
+            .handle_pending_blob(net.chains[1], attack(n))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        worker
+            .handle_pending_blob(net.chains[1], attack(3))
+            .await
+            .unwrap_err(),
+        NodeError::LimitExceeded(quorum_core::Limit::PendingBlobs)
+    );
+    // Another chain still has room until the global budget.
+    for n in 10..13 {
+        worker
+            .handle_pending_blob(net.chains[2], attack(n))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        worker
+            .handle_pending_blob(net.chains[0], attack(20))
+            .await
+            .unwrap_err(),
+        NodeError::LimitExceeded(quorum_core::Limit::PendingBlobs)
+    );
+    // After the expiry the room is back.
+    net.clock.advance(TimeDelta::from_secs(61));
+    worker
+        .handle_pending_blob(net.chains[0], attack(20))
+        .await
+        .unwrap();
+}
+
+/// A download stops at the byte budget (always giving at least one certificate), and the
+/// shorter answer says how far it got.
+#[tokio::test]
+async fn downloads_stop_at_the_byte_budget() {
+    let net = Net::new(4, 2, false).await;
+    let mut certificates = Vec::new();
+    for _ in 0..4 {
+        let block = net.block(1, vec![]).await;
+        certificates.push(net.commit(1, block, Round::MultiLeader(0)).await);
+    }
+    let size = quorum_core::encoding::encoded_len(&certificates[0]).unwrap();
+    let heights: Vec<BlockHeight> = (0..4).map(BlockHeight).collect();
+    for (budget, expected) in [(1, 1), (size * 2 + size / 2, 2), (size * 10, 4)] {
+        let worker = budgeted(&net, |config| config.max_download_bytes = budget).await;
+        worker
+            .handle_confirmed_certificates(certificates.clone(), CrossChainDelivery::Blocking)
+            .await
+            .unwrap();
+        let got = worker
+            .download_certificates_by_heights(net.chains[1], heights.clone())
+            .await
+            .unwrap();
+        assert_eq!(got, certificates[..expected].to_vec(), "budget {budget}");
+    }
+}
