@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -64,24 +64,8 @@ fn wait_for_series(address: &str, expected: &[&str]) -> String {
 
 /// Starts a validator with a metrics endpoint on `metrics`.
 fn start_with_metrics(config: &Path, metrics: &str) -> Child {
-    let mut child = Command::new(BIN)
-        .args([
-            "validator",
-            "--config",
-            config.to_str().unwrap(),
-            "--metrics",
-            metrics,
-        ])
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let listening = lines.next().unwrap().unwrap();
-    assert!(listening.starts_with("listening on"), "{listening}");
-    let serving = lines.next().unwrap().unwrap();
+    let (child, lines) = common::start_validator_with(config, &["--metrics", metrics]);
+    let serving = lines.recv_timeout(common::START_TIMEOUT).unwrap();
     assert!(serving.starts_with("metrics at"), "{serving}");
     child
 }

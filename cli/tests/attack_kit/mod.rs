@@ -8,7 +8,7 @@ use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream as StdTcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -24,7 +24,13 @@ use quorum_transport_tcp::{
     Envelope, FrameCodec, Request, Response, DEFAULT_MAX_FRAME_LENGTH, LENGTH_PREFIX_LEN,
 };
 
-use crate::common::{free_ports, quorum, start_validator, Validators, BIN};
+use crate::common::{free_ports, quorum, run_within, start_validator, Validators};
+
+mod attackers;
+mod process;
+
+pub use attackers::*;
+pub use process::*;
 
 /// Validators in the committee.
 pub const VALIDATORS: usize = 4;
@@ -141,160 +147,6 @@ impl Committee {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The validator seen from /proc.
-
-fn status_field_bytes(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with(field))?;
-    let kib: u64 = line
-        .trim_start_matches(field)
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
-}
-
-/// Resident memory of process `pid` now (`VmRSS`), in bytes.
-pub fn rss_bytes(pid: u32) -> Option<u64> {
-    status_field_bytes(pid, "VmRSS:")
-}
-
-/// Peak resident memory of process `pid` since it started or since [`reset_peak_rss`]
-/// (`VmHWM`), in bytes.
-pub fn peak_rss_bytes(pid: u32) -> Option<u64> {
-    status_field_bytes(pid, "VmHWM:")
-}
-
-/// Resets the peak that [`peak_rss_bytes`] reports to the current resident memory (Linux
-/// `clear_refs` 5); whether it worked.
-pub fn reset_peak_rss(pid: u32) -> bool {
-    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
-}
-
-/// Sockets process `pid` holds open (its listener, its connections), from `/proc/PID/fd`.
-pub fn socket_count(pid: u32) -> Option<usize> {
-    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-    Some(
-        entries
-            .filter_map(Result::ok)
-            .filter_map(|entry| std::fs::read_link(entry.path()).ok())
-            .filter(|target| target.to_string_lossy().starts_with("socket:"))
-            .count(),
-    )
-}
-
-/// Clock ticks per second of `/proc/PID/stat`.
-fn clock_ticks_per_second() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(100)
-}
-
-/// CPU time process `pid` used so far, user and system together.
-pub fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(
-        ticks * 1000 / clock_ticks_per_second(),
-    ))
-}
-
-/// The open-file limit of this process (`ulimit -n`, which child processes inherit), or `None`
-/// if the shell says `unlimited` or cannot tell.
-pub fn open_file_limit() -> Option<usize> {
-    let out = Command::new("sh").args(["-c", "ulimit -n"]).output().ok()?;
-    String::from_utf8(out.stdout).ok()?.trim().parse().ok()
-}
-
-/// Sockets are counted every this many memory samples (listing the descriptors of a process
-/// that holds thousands costs more than reading its memory).
-const SOCKET_SAMPLE_EVERY: u32 = 10;
-
-/// The highest values a [`ProcessSampler`] saw.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Peaks {
-    /// Resident memory, in bytes.
-    pub rss: u64,
-    /// Open sockets.
-    pub sockets: usize,
-}
-
-/// Samples a process's resident memory every [`RSS_SAMPLE_INTERVAL`] (and its open sockets
-/// every [`SOCKET_SAMPLE_EVERY`] samples) on its own thread and keeps the highest values; the
-/// kernel's own memory peak (`VmHWM`, reset when sampling starts) is taken into account too,
-/// so a spike between two samples is not missed.
-pub struct ProcessSampler {
-    pid: u32,
-    kernel_peak: bool,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Peaks>>,
-}
-
-impl ProcessSampler {
-    /// Starts sampling process `pid`.
-    pub fn start(pid: u32) -> ProcessSampler {
-        let kernel_peak = reset_peak_rss(pid);
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = std::thread::spawn({
-            let stop = stop.clone();
-            move || {
-                let mut peaks = Peaks::default();
-                let mut samples = 0u32;
-                while !stop.load(Ordering::Relaxed) {
-                    peaks.rss = peaks.rss.max(rss_bytes(pid).unwrap_or(0));
-                    if samples % SOCKET_SAMPLE_EVERY == 0 {
-                        peaks.sockets = peaks.sockets.max(socket_count(pid).unwrap_or(0));
-                    }
-                    samples = samples.wrapping_add(1);
-                    std::thread::sleep(RSS_SAMPLE_INTERVAL);
-                }
-                peaks
-            }
-        });
-        ProcessSampler {
-            pid,
-            kernel_peak,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops sampling; the highest values seen.
-    pub fn finish(mut self) -> Peaks {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut peaks = self
-            .thread
-            .take()
-            .map(|thread| thread.join().unwrap_or_default())
-            .unwrap_or_default();
-        if self.kernel_peak {
-            peaks.rss = peaks.rss.max(peak_rss_bytes(self.pid).unwrap_or(0));
-        }
-        peaks.rss = peaks.rss.max(rss_bytes(self.pid).unwrap_or(0));
-        peaks
-    }
-}
-
-impl Drop for ProcessSampler {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Honest traffic.
 
 /// Runs `quorum ARGS` in `dir` with at most `timeout`; how long it took and its standard
@@ -304,48 +156,14 @@ pub fn run_timed(
     args: &[&str],
     timeout: Duration,
 ) -> Result<(Duration, String), String> {
-    let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "error")
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|error| format!("cannot start quorum {args:?}: {error}"))?;
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout.read_to_string(&mut text);
-        text
-    });
-    let err = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|error| error.to_string())? {
-            break status;
-        }
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("quorum {args:?} took longer than {timeout:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let elapsed = started.elapsed();
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    if status.success() {
-        Ok((elapsed, stdout))
+    let (output, elapsed) = run_within(dir, args, timeout)?;
+    if output.status.success() {
+        Ok((elapsed, output.stdout))
     } else {
         Err(format!(
-            "quorum {args:?} failed ({status}) after {elapsed:?}: {}",
-            stderr.trim()
+            "quorum {args:?} failed ({}) after {elapsed:?}: {}",
+            output.status,
+            output.stderr.trim()
         ))
     }
 }
@@ -590,164 +408,6 @@ impl HonestDuring {
             }
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Attackers.
-
-/// Tells an attack to stop: it should close its sockets and return its figures.
-pub type Stop = watch::Receiver<bool>;
-
-/// Waits until the attack is told to stop.
-pub async fn stopped(stop: &mut Stop) {
-    let _ = stop.wait_for(|stop| *stop).await;
-}
-
-/// An attack running on its own thread, on a single-threaded tokio runtime. Stopping it (or
-/// dropping it, e.g. when a test fails) tells it to stop and waits for it; whatever sockets it
-/// still holds are closed when its runtime goes.
-pub struct Attacker<T: Send + 'static> {
-    stop: watch::Sender<bool>,
-    thread: Option<JoinHandle<T>>,
-}
-
-impl<T: Send + 'static> Attacker<T> {
-    /// Starts the attack `make(stop)`.
-    pub fn launch<F, Fut>(make: F) -> Attacker<T>
-    where
-        F: FnOnce(Stop) -> Fut + Send + 'static,
-        Fut: Future<Output = T>,
-    {
-        let (stop, stop_receiver) = watch::channel(false);
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(make(stop_receiver))
-        });
-        Attacker {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Whether the attack returned on its own.
-    pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
-    }
-
-    /// Tells the attack to stop and returns its figures.
-    pub fn stop(mut self) -> T {
-        let _ = self.stop.send(true);
-        match self.thread.take().unwrap().join() {
-            Ok(figures) => figures,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-    }
-}
-
-impl<T: Send + 'static> Drop for Attacker<T> {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// The loopback addresses an attacker sends from: `count` of them, `127.0.0.2` and up, none of
-/// them the honest traffic's `127.0.0.1` (each address has its own per-IP connection cap).
-pub fn attacker_addresses(count: u8) -> Vec<Ipv4Addr> {
-    (0..count)
-        .map(|i| Ipv4Addr::new(127, 0, 0, 2 + i))
-        .collect()
-}
-
-/// `count` loopback addresses `127.0.1.1` and up, for an attacker with many addresses.
-pub fn many_attacker_addresses(count: u8) -> Vec<Ipv4Addr> {
-    (0..count)
-        .map(|i| Ipv4Addr::new(127, 0, 1, 1 + i))
-        .collect()
-}
-
-/// Connects to `target` from `source` (any port), within [`ATTACK_CONNECT_TIMEOUT`].
-pub async fn connect_from(source: Ipv4Addr, target: SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(source.into(), 0))?;
-    match tokio::time::timeout(ATTACK_CONNECT_TIMEOUT, socket.connect(target)).await {
-        Ok(connected) => connected,
-        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
-    }
-}
-
-/// `count` connections to `target`, spread round-robin over `sources`, opened `batch` at a
-/// time; the connections made and how many attempts failed.
-pub async fn connect_many(
-    sources: &[Ipv4Addr],
-    target: SocketAddr,
-    count: usize,
-    batch: usize,
-) -> (Vec<TcpStream>, usize) {
-    let mut streams = Vec::with_capacity(count);
-    let mut failed = 0;
-    let mut next = 0;
-    while next < count {
-        let end = (next + batch).min(count);
-        let attempts = (next..end).map(|i| connect_from(sources[i % sources.len()], target));
-        for attempt in join_all(attempts).await {
-            match attempt {
-                Ok(stream) => streams.push(stream),
-                Err(_) => failed += 1,
-            }
-        }
-        next = end;
-    }
-    (streams, failed)
-}
-
-/// Runs every future as a task of the attacker's runtime and returns their outputs in order
-/// (the tests do not depend on `futures`). A task still running when the attacker's runtime
-/// goes is dropped, with its sockets.
-pub async fn join_all<T: Send + 'static>(
-    futures: impl IntoIterator<Item = impl Future<Output = T> + Send + 'static>,
-) -> Vec<T> {
-    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for handle in handles {
-        out.push(handle.await.unwrap());
-    }
-    out
-}
-
-/// Whether the server has closed `stream` (an end of stream or an error on a read that does
-/// not wait; bytes the server sent are read and dropped).
-pub fn closed_by_server(stream: &TcpStream) -> bool {
-    let mut buffer = [0u8; 4096];
-    loop {
-        match stream.try_read(&mut buffer) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return false,
-            Err(_) => return true,
-        }
-    }
-}
-
-/// Writes as much of `bytes` to `stream` as it takes within `window`, without ever waiting
-/// longer; the number of bytes written, and whether the connection failed.
-pub async fn write_within(stream: &mut TcpStream, bytes: &[u8], window: Duration) -> (usize, bool) {
-    use tokio::io::AsyncWriteExt;
-    let until = tokio::time::Instant::now() + window;
-    let mut written = 0;
-    while written < bytes.len() {
-        match tokio::time::timeout_at(until, stream.write(&bytes[written..])).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return (written, true),
-            Ok(Ok(n)) => written += n,
-            Err(_) => return (written, false),
-        }
-    }
-    (written, false)
 }
 
 /// Formats bytes as MiB with one decimal.

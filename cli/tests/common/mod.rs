@@ -45,6 +45,16 @@ pub fn run(dir: &Path, args: &[&str]) -> Output {
 /// Runs `quorum ARGS` in `dir` like [`run`], and says how long it took, from its start to its
 /// exit (within [`POLL`]).
 pub fn run_timed(dir: &Path, args: &[&str]) -> (Output, Duration) {
+    run_within(dir, args, COMMAND_TIMEOUT).unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// Runs `quorum ARGS` in `dir`, killing it (and saying so) if it takes longer than `timeout`;
+/// otherwise its output and how long it took, from its start to its exit (within [`POLL`]).
+pub fn run_within(
+    dir: &Path,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<(Output, Duration), String> {
     let started = Instant::now();
     let mut child = Command::new(BIN)
         .args(args)
@@ -54,27 +64,27 @@ pub fn run_timed(dir: &Path, args: &[&str]) -> (Output, Duration) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .map_err(|error| format!("cannot start quorum {args:?}: {error}"))?;
     let stdout = drain(child.stdout.take().unwrap());
     let stderr = drain(child.stderr.take().unwrap());
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.try_wait().map_err(|error| error.to_string())? {
             break status;
         }
-        if started.elapsed() > COMMAND_TIMEOUT {
+        if started.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("quorum {args:?} took longer than {COMMAND_TIMEOUT:?}");
+            return Err(format!("quorum {args:?} took longer than {timeout:?}"));
         }
         std::thread::sleep(POLL);
     };
     let elapsed = started.elapsed();
     let output = Output {
         status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
     };
-    (output, elapsed)
+    Ok((output, elapsed))
 }
 
 /// Runs `quorum ARGS` in `dir`, expecting success, and returns its standard output.
@@ -136,8 +146,16 @@ impl Drop for Validators {
 /// Starts `quorum validator --config CONFIG` and waits (at most [`START_TIMEOUT`]) until it
 /// listens.
 pub fn start_validator(config: &Path) -> Child {
+    start_validator_with(config, &[]).0
+}
+
+/// Starts `quorum validator --config CONFIG EXTRA…` and waits (at most [`START_TIMEOUT`]) until
+/// it listens. Its standard output is read to the end on a thread of its own (so that it never
+/// writes to a closed pipe); the lines after "listening on" arrive on the receiver.
+pub fn start_validator_with(config: &Path, extra: &[&str]) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new(BIN)
         .args(["validator", "--config", config.to_str().unwrap()])
+        .args(extra)
         .env("RUST_LOG", "error")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -147,12 +165,12 @@ pub fn start_validator(config: &Path) -> Child {
     let stdout = child.stdout.take().unwrap();
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = sender.send(line);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
     });
     match receiver.recv_timeout(START_TIMEOUT) {
-        Ok(line) if line.starts_with("listening on") => child,
+        Ok(line) if line.starts_with("listening on") => (child, receiver),
         answer => {
             let _ = child.kill();
             let _ = child.wait();
