@@ -1,7 +1,7 @@
 //! The Worker: the reference validator's state machine driver (DESIGN §4.5).
 //!
 //! It loads chain state from a [`Storage`], applies the pure rules of `quorum-core`
-//! ([`execute_block`], [`ChainManager`]), persists every change in one atomic batch, and signs
+//! ([`execute_block`], [`ChainManager`](quorum_core::manager::ChainManager)), persists every change in one atomic batch, and signs
 //! votes when it holds a validator key. Without a key it is a client's local node: it executes
 //! and stores certified blocks but never votes.
 //!

@@ -26,7 +26,7 @@ pub const DEFAULT_HELD_BLOB_EXPIRY: TimeDelta = TimeDelta::from_secs(300);
 /// Default for [`WorkerConfig::max_download_bytes`]: 8 MiB, half the default frame.
 pub const DEFAULT_MAX_DOWNLOAD_BYTES: usize = 8 << 20;
 
-/// Settings of a [`Worker`].
+/// Settings of a [`Worker`](super::Worker).
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
     /// The admin chain, whose `epoch` stream announces committees.
