@@ -5,6 +5,11 @@
 //!   connection's reader waits on it (for room to read more); responses are charged without
 //!   waiting, even beyond the limit, and keep the reader waiting until they are written. With a
 //!   single waiter that holds nothing another charge waits for, the budget cannot deadlock.
+//!   Every charge to a connection's budget is mirrored on its peer address's budget (a
+//!   [`ConnectionBudget`] too, made with [`ConnectionBudget::new_peer`]): the readers of that
+//!   address's connections wait for it between frames (without a deadline: they hold no partial
+//!   frame then) and while a large frame grows (within the frame's deadline, so partial frames
+//!   of one address waiting on each other end as starved instead of waiting forever).
 //! * [`ReceiveBudget`]: the server's memory for large frames being received and handled, shared
 //!   by all connections: a semaphore of bytes, drawn on as bytes arrive.
 
@@ -24,16 +29,36 @@ pub(crate) struct ConnectionBudget {
     /// Notified whenever bytes are released.
     room: Notify,
     recorder: Arc<Recorder>,
+    /// The budget of the connection's peer address, charged and released with this one
+    /// (`None` for a peer's budget itself).
+    peer: Option<Arc<ConnectionBudget>>,
 }
 
 impl ConnectionBudget {
-    /// A budget of `limit` bytes, reporting to `recorder`.
-    pub(crate) fn new(limit: usize, recorder: Arc<Recorder>) -> Arc<Self> {
+    /// A connection's budget of `limit` bytes, reporting to `recorder`, mirrored on `peer`
+    /// (its address's budget).
+    pub(crate) fn new(
+        limit: usize,
+        recorder: Arc<Recorder>,
+        peer: Option<Arc<ConnectionBudget>>,
+    ) -> Arc<Self> {
         Arc::new(ConnectionBudget {
             limit,
             used: AtomicUsize::new(0),
             room: Notify::new(),
             recorder,
+            peer,
+        })
+    }
+
+    /// The budget of `limit` bytes shared by every connection of one peer address.
+    pub(crate) fn new_peer(limit: usize, recorder: Arc<Recorder>) -> Arc<Self> {
+        Arc::new(ConnectionBudget {
+            limit,
+            used: AtomicUsize::new(0),
+            room: Notify::new(),
+            recorder,
+            peer: None,
         })
     }
 
@@ -54,9 +79,36 @@ impl ConnectionBudget {
         }
     }
 
-    /// Waits until less than the limit is charged.
+    /// Charges `bytes` at once, whatever the limits say.
+    pub(crate) fn charge_now(self: &Arc<Self>, bytes: usize) -> ConnectionCharge {
+        self.add(bytes);
+        ConnectionCharge {
+            budget: Arc::clone(self),
+            bytes,
+        }
+    }
+
+    /// Waits until `bytes` more fit under this budget's limit (or nothing is charged), without
+    /// charging them.
+    pub(crate) async fn room(&self, bytes: usize) {
+        self.wait_until(|used| used == 0 || used.saturating_add(bytes) <= self.limit)
+            .await;
+    }
+
+    /// Waits until `bytes` more fit under the peer address's budget, without charging them.
+    pub(crate) async fn peer_room(&self, bytes: usize) {
+        if let Some(peer) = &self.peer {
+            peer.room(bytes).await;
+        }
+    }
+
+    /// Waits until less than the limit is charged, on this budget and then on the peer
+    /// address's.
     pub(crate) async fn below_limit(&self) {
         self.wait_until(|used| used < self.limit).await;
+        if let Some(peer) = &self.peer {
+            peer.wait_until(|used| used < peer.limit).await;
+        }
     }
 
     /// An empty charge on this budget, to grow later.
@@ -85,12 +137,22 @@ impl ConnectionBudget {
     /// can slip in between are charges that may exceed the limit anyway.)
     fn add(&self, bytes: usize) {
         let now = self.used.fetch_add(bytes, Ordering::AcqRel) + bytes;
-        self.recorder
-            .connection_bytes
-            .fetch_add(bytes, Ordering::Relaxed);
-        self.recorder
-            .peak_connection_bytes
-            .fetch_max(now, Ordering::Relaxed);
+        match &self.peer {
+            Some(peer) => {
+                peer.add(bytes);
+                self.recorder
+                    .connection_bytes
+                    .fetch_add(bytes, Ordering::Relaxed);
+                self.recorder
+                    .peak_connection_bytes
+                    .fetch_max(now, Ordering::Relaxed);
+            }
+            None => {
+                self.recorder
+                    .peak_peer_bytes
+                    .fetch_max(now, Ordering::Relaxed);
+            }
+        }
     }
 
     fn release(&self, bytes: usize) {
@@ -98,9 +160,12 @@ impl ConnectionBudget {
             return;
         }
         self.used.fetch_sub(bytes, Ordering::AcqRel);
-        self.recorder
-            .connection_bytes
-            .fetch_sub(bytes, Ordering::Relaxed);
+        if let Some(peer) = &self.peer {
+            peer.release(bytes);
+            self.recorder
+                .connection_bytes
+                .fetch_sub(bytes, Ordering::Relaxed);
+        }
         self.room.notify_waiters();
     }
 }
@@ -168,15 +233,25 @@ impl ReceiveBudget {
         self.recorder.add_receive_bytes(permit.num_permits());
         Some(ReceiveCharge {
             permit: Some(permit),
+            share: None,
             recorder: Arc::clone(&self.recorder),
         })
     }
+}
+
+/// Takes `bytes` of a peer address's share of the receive budget (a semaphore of bytes), in
+/// line with the address's other connections. `None` only if the share was closed, which never
+/// happens.
+pub(crate) async fn take_share(share: &Arc<Semaphore>, bytes: u32) -> Option<OwnedSemaphorePermit> {
+    Arc::clone(share).acquire_many_owned(bytes).await.ok()
 }
 
 /// Bytes taken from the [`ReceiveBudget`], released on drop.
 #[derive(Debug)]
 pub(crate) struct ReceiveCharge {
     permit: Option<OwnedSemaphorePermit>,
+    /// The same bytes taken from the peer address's share.
+    share: Option<OwnedSemaphorePermit>,
     recorder: Arc<Recorder>,
 }
 
@@ -185,19 +260,26 @@ impl ReceiveCharge {
     pub(crate) fn empty(recorder: Arc<Recorder>) -> Self {
         ReceiveCharge {
             permit: None,
+            share: None,
             recorder,
         }
     }
 
-    /// Takes over `other`'s bytes.
-    pub(crate) fn absorb(&mut self, mut other: ReceiveCharge) {
-        let Some(theirs) = other.permit.take() else {
-            return;
-        };
-        match &mut self.permit {
-            Some(ours) => ours.merge(theirs),
-            None => self.permit = Some(theirs),
-        }
+    /// Takes over `other`'s bytes, and `share`, the same bytes of the peer's share.
+    pub(crate) fn absorb(&mut self, mut other: ReceiveCharge, share: OwnedSemaphorePermit) {
+        merge(&mut self.share, Some(share));
+        merge(&mut self.permit, other.permit.take());
+    }
+}
+
+/// Merges `theirs` into `ours` (permits of the same semaphore).
+fn merge(ours: &mut Option<OwnedSemaphorePermit>, theirs: Option<OwnedSemaphorePermit>) {
+    let Some(theirs) = theirs else {
+        return;
+    };
+    match ours {
+        Some(ours) => ours.merge(theirs),
+        None => *ours = Some(theirs),
     }
 }
 
@@ -255,7 +337,9 @@ mod tests {
     use super::*;
 
     fn budget(limit: usize) -> Arc<ConnectionBudget> {
-        ConnectionBudget::new(limit, Arc::new(Recorder::default()))
+        let recorder = Arc::new(Recorder::default());
+        let peer = ConnectionBudget::new_peer(usize::MAX, Arc::clone(&recorder));
+        ConnectionBudget::new(limit, recorder, Some(peer))
     }
 
     #[tokio::test(start_paused = true)]
@@ -316,13 +400,17 @@ mod tests {
     async fn receive_charges_merge_and_release() {
         let recorder = Arc::new(Recorder::default());
         let receive = ReceiveBudget::new(100, Arc::clone(&recorder));
+        let share = Arc::new(Semaphore::new(1000));
         let mut held = ReceiveCharge::empty(Arc::clone(&recorder));
         for _ in 0..4 {
-            held.absorb(receive.charge(25).await.unwrap());
+            let mine = take_share(&share, 25).await.unwrap();
+            held.absorb(receive.charge(25).await.unwrap(), mine);
         }
+        assert_eq!(share.available_permits(), 900);
         assert_eq!(recorder.receive_bytes.load(Ordering::Relaxed), 100);
         assert!(Arc::clone(&receive.bytes).try_acquire_owned().is_err());
         drop(held);
+        assert_eq!(share.available_permits(), 1000);
         assert_eq!(recorder.receive_bytes.load(Ordering::Relaxed), 0);
         assert_eq!(recorder.peak_receive_bytes.load(Ordering::Relaxed), 100);
         assert_eq!(receive.bytes.available_permits(), 100);

@@ -42,6 +42,14 @@ pub const DEFAULT_RESPONSE_RESERVE: usize = 1024 * 1024;
 /// Default [`ServerConfig::receive_budget`]: 256 MiB (sixteen frames of the default maximum
 /// length).
 pub const DEFAULT_RECEIVE_BUDGET: usize = 256 * 1024 * 1024;
+/// Default [`ServerConfig::peer_budget`]: 64 MiB (two connections' budgets: an honest client's
+/// pool of two connections, each with a largest request and its largest response).
+pub const DEFAULT_PEER_BUDGET: usize = 64 * 1024 * 1024;
+/// Default [`ServerConfig::receive_share_per_ip`]: 32 MiB (two largest frames; an eighth of the
+/// default receive budget).
+pub const DEFAULT_RECEIVE_SHARE_PER_IP: usize = 32 * 1024 * 1024;
+/// Default [`ServerConfig::max_handlers_per_ip`]: 32 handlers.
+pub const DEFAULT_MAX_HANDLERS_PER_IP: usize = 32;
 /// Default [`ServerConfig::large_frame_length`]: 64 KiB.
 pub const DEFAULT_LARGE_FRAME_LENGTH: usize = 64 * 1024;
 /// Default [`ServerConfig::max_blocking_decodes`]: 4 decoders.
@@ -116,13 +124,23 @@ impl ClientConfig {
 ///
 /// Every resource an unauthenticated peer can make the server spend is bounded by one of these
 /// fields (DESIGN §6.1): connections (in all and per IP), time (a deadline for the first frame,
-/// for each frame, and for idleness), memory (per connection, and across all connections for
-/// large requests), handlers running at once, and decoders of large frames.
+/// for each frame, and for idleness), memory (per connection, per peer address, and across all
+/// connections for large requests), handlers running at once (in all and per address), and
+/// decoders of large frames.
 ///
-/// In all, the memory held for peers' requests and responses is at most `max_connections`
-/// times a connection's budget (plus its overshoot for responses larger than their reserve, see
-/// [`response_reserve`](Self::response_reserve)); of it, large requests at most
-/// `receive_budget`.
+/// Resources shared by all peers are shared fairly: one address holds at most its
+/// [`peer_budget`](Self::peer_budget) of memory, its
+/// [`receive_share_per_ip`](Self::receive_share_per_ip) of the receive budget and its
+/// [`max_handlers_per_ip`](Self::max_handlers_per_ip) of the handlers; and when the server holds
+/// [`max_connections`](Self::max_connections), the address with the most connections gives one
+/// up to a newcomer from an address with fewer.
+///
+/// In all, the memory held for one address's requests and responses is at most its peer
+/// budget, plus what its connections read past it: a small frame (at most
+/// [`large_frame_length`](Self::large_frame_length)) and a response reserve each, and the
+/// overshoot of responses larger than their reserve (see
+/// [`response_reserve`](Self::response_reserve)); of it, large requests at most its receive
+/// share, and for all addresses together at most `receive_budget`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// Largest frame body accepted or sent, in bytes. Default [`DEFAULT_MAX_FRAME_LENGTH`]
@@ -132,11 +150,14 @@ pub struct ServerConfig {
     /// reading that connection until one frees up. Default [`DEFAULT_MAX_IN_FLIGHT`] (256);
     /// at least 1.
     pub max_in_flight: usize,
-    /// Connections open at once, from all peers. A connection beyond it is closed as soon as it
-    /// is accepted (counted in [`ServerStats::refused_connections`](crate::ServerStats) and
-    /// summarised in at most one log line per [`log_interval`](Self::log_interval)), so the
-    /// connections already open keep being served. Default [`DEFAULT_MAX_CONNECTIONS`] (1,024);
-    /// at least 1.
+    /// Connections open at once, from all peers. When the server holds this many, a newcomer
+    /// is admitted if some address holds at least two more connections than the newcomer's
+    /// does: that address's least recently active connection is closed for it (counted in
+    /// [`ServerStats::evicted_connections`](crate::ServerStats)). Otherwise the newcomer is
+    /// closed as soon as it is accepted (counted in
+    /// [`ServerStats::refused_connections`](crate::ServerStats) and summarised in at most one
+    /// log line per [`log_interval`](Self::log_interval)), so the connections already open
+    /// keep being served. Default [`DEFAULT_MAX_CONNECTIONS`] (1,024); at least 1.
     pub max_connections: usize,
     /// Connections open at once from one IP address (an IPv6 address counts with its whole
     /// `/64` network, an IPv4-mapped IPv6 address as the IPv4 address); refused like those
@@ -184,6 +205,22 @@ pub struct ServerConfig {
     /// (`max_frame_length` + 4 − `response_reserve`). Default [`DEFAULT_RESPONSE_RESERVE`]
     /// (1 MiB); values above the connection budget are lowered to it.
     pub response_reserve: usize,
+    /// Memory all connections of one peer address (as counted by
+    /// [`max_connections_per_ip`](Self::max_connections_per_ip)) may hold together, in bytes,
+    /// counted as each connection's [`connection_budget`](Self::connection_budget) counts. While
+    /// it is used up, those connections read no new frame, and a large frame of theirs grows
+    /// only when there is room, waiting within its frame deadline. Each connection may still
+    /// read one small frame and set one response reserve aside past it, and responses larger
+    /// than their reserve are charged whatever it says. Values below one largest frame are
+    /// raised to it. Default [`DEFAULT_PEER_BUDGET`] (64 MiB).
+    pub peer_budget: usize,
+    /// Bytes of the [`receive_budget`](Self::receive_budget) the connections of one peer
+    /// address may hold together, so that a few addresses stalling large frames cannot starve
+    /// everyone else's (at the defaults, eight addresses are needed to take the whole receive
+    /// budget). A frame waiting for it counts that time against its frame deadline. Values
+    /// below one largest frame are raised to it, values above the receive budget lowered to it.
+    /// Default [`DEFAULT_RECEIVE_SHARE_PER_IP`] (32 MiB).
+    pub receive_share_per_ip: usize,
     /// Memory all connections together may hold for large frames (longer than
     /// [`large_frame_length`](Self::large_frame_length)), in bytes: from the first byte of
     /// such a frame until its handler returns. A frame's buffer grows, and draws on this
@@ -204,6 +241,11 @@ pub struct ServerConfig {
     /// counted against their connection's budget) for one to finish. Default
     /// [`DEFAULT_MAX_HANDLERS`] (512); at least 1.
     pub max_handlers: usize,
+    /// Handlers running at once for the connections of one peer address; further requests of
+    /// that address wait (read and counted against their connection's budget) for one of its
+    /// handlers to finish, so one address cannot take every handler or the runtime's time.
+    /// Default [`DEFAULT_MAX_HANDLERS_PER_IP`] (32); at least 1.
+    pub max_handlers_per_ip: usize,
     /// Refused connections and failed `accept`s are logged at most once per this interval, in
     /// one line that says how many there were since the last line. Default
     /// [`DEFAULT_LOG_INTERVAL`] (10 s).
@@ -230,10 +272,13 @@ impl Default for ServerConfig {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             connection_budget: DEFAULT_CONNECTION_BUDGET,
             response_reserve: DEFAULT_RESPONSE_RESERVE,
+            peer_budget: DEFAULT_PEER_BUDGET,
+            receive_share_per_ip: DEFAULT_RECEIVE_SHARE_PER_IP,
             receive_budget: DEFAULT_RECEIVE_BUDGET,
             large_frame_length: DEFAULT_LARGE_FRAME_LENGTH,
             max_blocking_decodes: DEFAULT_MAX_BLOCKING_DECODES,
             max_handlers: DEFAULT_MAX_HANDLERS,
+            max_handlers_per_ip: DEFAULT_MAX_HANDLERS_PER_IP,
             log_interval: DEFAULT_LOG_INTERVAL,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -260,6 +305,7 @@ impl ServerConfig {
         }
         check_permits("max_blocking_decodes", self.max_blocking_decodes)?;
         check_permits("max_handlers", self.max_handlers)?;
+        check_permits("max_handlers_per_ip", self.max_handlers_per_ip)?;
         check_permits("receive_budget", self.effective_receive_budget())?;
         check_positive("log_interval", self.log_interval)?;
         check_positive("write_timeout", self.write_timeout)
@@ -284,6 +330,19 @@ impl ServerConfig {
     /// [`receive_budget`](Self::receive_budget), raised to one largest frame.
     pub fn effective_receive_budget(&self) -> usize {
         self.receive_budget.max(self.largest_frame())
+    }
+
+    /// [`peer_budget`](Self::peer_budget), raised to one largest frame.
+    pub fn effective_peer_budget(&self) -> usize {
+        self.peer_budget.max(self.largest_frame())
+    }
+
+    /// [`receive_share_per_ip`](Self::receive_share_per_ip), raised to one largest frame and
+    /// lowered to the receive budget.
+    pub fn effective_receive_share(&self) -> usize {
+        self.receive_share_per_ip
+            .max(self.largest_frame())
+            .min(self.effective_receive_budget())
     }
 }
 

@@ -3,8 +3,11 @@
 //! The [`FrameCodec`] decides what a frame is (its length prefix, its maximum, its body); this
 //! module decides when bytes are read: the body goes into a buffer that grows only as bytes
 //! arrive (a length prefix alone reserves nothing), each growth charged first to the
-//! connection's budget and, for a large frame, to the server's receive budget, all within the
-//! frame's deadline. A large body is then decoded on a blocking thread, under a decoder permit.
+//! connection's budget and, for a large frame, to its address's budget, its address's share of
+//! the receive budget and the server's receive budget, all within the frame's deadline; while
+//! it waits for them, the socket is watched, so a peer that has gone frees what its partial
+//! frame holds at once. A large body is then decoded on a blocking thread, under a decoder
+//! permit.
 //! Small frames that arrive together are taken from a fixed read-ahead buffer, in one system
 //! call.
 
@@ -14,16 +17,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::tcp::OwnedReadHalf;
-use tokio::time::{timeout_at, Instant};
+use tokio::time::{sleep, timeout_at, Instant};
 
-use crate::budget::{ConnectionBudget, ConnectionCharge, ReceiveCharge};
+use crate::budget::{take_share, ConnectionBudget, ConnectionCharge, ReceiveCharge};
 use crate::codec::FrameCodec;
 use crate::deadline::FrameClock;
 use crate::error::TransportError;
 use crate::frame::{Envelope, WireMessage, LENGTH_PREFIX_LEN};
-use crate::resources::Resources;
+use crate::resources::{PeerShare, Resources};
 use crate::stats::Recorder;
 
 /// Size of the read-ahead buffer of each connection, in bytes; it never grows.
@@ -34,14 +37,19 @@ const READ_AHEAD: usize = 8 * 1024;
 /// a quarter, and a large frame is copied only a few times while it grows.
 const MIN_GROWTH: usize = 64 * 1024;
 
+/// While a frame waits for a budget, how often its socket is looked at for the peer having
+/// closed it (a socket with unread bytes is always ready, so readiness alone cannot be awaited).
+const GONE_CHECK_INTERVAL: Duration = Duration::from_millis(20);
+
 /// Why a connection stopped receiving.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub(crate) enum ReceiveError {
     /// Malformed, oversize, truncated or stalled input, or a read error.
     #[error(transparent)]
     Frame(#[from] TransportError),
-    /// The frame's deadline ran out while it waited for the server's receive budget.
-    #[error("frame not completed within {allowed:?}: the server's receive budget is exhausted")]
+    /// The frame's deadline ran out while it waited for the server's receive budget, or its
+    /// address's budget or share of it.
+    #[error("frame not completed within {allowed:?}: the receive budget is exhausted")]
     Starved {
         /// The time the frame was allowed.
         allowed: Duration,
@@ -85,6 +93,7 @@ pub(crate) struct Receiver<Req> {
     ahead: ReadAhead,
     codec: FrameCodec<Req>,
     budget: Arc<ConnectionBudget>,
+    share: Arc<PeerShare>,
     resources: Arc<Resources>,
 }
 
@@ -92,6 +101,7 @@ impl<Req: WireMessage> Receiver<Req> {
     pub(crate) fn new(
         read: OwnedReadHalf,
         budget: Arc<ConnectionBudget>,
+        share: Arc<PeerShare>,
         resources: Arc<Resources>,
     ) -> Self {
         Receiver {
@@ -99,6 +109,7 @@ impl<Req: WireMessage> Receiver<Req> {
             ahead: ReadAhead::new(),
             codec: FrameCodec::new(resources.config.max_frame_length),
             budget,
+            share,
             resources,
         }
     }
@@ -175,7 +186,9 @@ impl<Req: WireMessage> Receiver<Req> {
     }
 
     /// Charges `bytes` more to the connection's budget (waiting for room does not count against
-    /// the frame's deadline) and, for a large frame, to the receive budget (it does).
+    /// the frame's deadline) and, for a large frame, to its address's budget, its address's
+    /// share of the receive budget and the receive budget (waiting for those does; meanwhile the
+    /// socket is watched, and a peer that has gone ends the frame at once).
     async fn charge(
         &self,
         bytes: usize,
@@ -184,19 +197,42 @@ impl<Req: WireMessage> Receiver<Req> {
         clock: &mut FrameClock,
     ) -> Result<(), ReceiveError> {
         let waiting_since = Instant::now();
-        charge.connection.absorb(self.budget.charge(bytes).await);
+        self.budget.room(bytes).await;
         clock.paused(waiting_since.elapsed());
         if large {
             // `growth` keeps every step below 4 GiB.
-            let bytes = u32::try_from(bytes).map_err(|_| ReceiveError::Closed)?;
-            let allowed = clock.allowed();
-            let more = timeout_at(clock.deadline(), self.resources.receive.charge(bytes))
-                .await
-                .map_err(|_| ReceiveError::Starved { allowed })?
-                .ok_or(ReceiveError::Closed)?;
-            charge.receive.absorb(more);
+            let count = u32::try_from(bytes).map_err(|_| ReceiveError::Closed)?;
+            self.within_budget(clock, async {
+                self.budget.peer_room(bytes).await;
+                Some(())
+            })
+            .await?;
+            let share = self
+                .within_budget(clock, take_share(&self.share.receive, count))
+                .await?;
+            let more = self
+                .within_budget(clock, self.resources.receive.charge(count))
+                .await?;
+            charge.receive.absorb(more, share);
         }
+        charge.connection.absorb(self.budget.charge_now(bytes));
         Ok(())
+    }
+
+    /// Waits for a budget (`None`: it was closed) within the frame's deadline, while watching
+    /// the socket for the peer having gone.
+    async fn within_budget<T>(
+        &self,
+        clock: &FrameClock,
+        wait: impl Future<Output = Option<T>>,
+    ) -> Result<T, ReceiveError> {
+        let allowed = clock.allowed();
+        tokio::select! {
+            waited = timeout_at(clock.deadline(), wait) => waited
+                .map_err(|_| ReceiveError::Starved { allowed })?
+                .ok_or(ReceiveError::Closed),
+            gone = peer_gone(&self.read) => Err(gone),
+        }
     }
 
     /// Decodes a complete body: a large one on a blocking thread, under a decoder permit.
@@ -263,6 +299,18 @@ impl ReadAhead {
         let count = read.read(&mut self.bytes[self.end..]).await?;
         self.end += count;
         Ok(count)
+    }
+}
+
+/// Resolves once the peer has closed or reset the connection (checked every
+/// [`GONE_CHECK_INTERVAL`]), with the error that ends the frame.
+async fn peer_gone(read: &OwnedReadHalf) -> ReceiveError {
+    loop {
+        match read.ready(Interest::READABLE).await {
+            Ok(ready) if ready.is_read_closed() => return TransportError::Truncated.into(),
+            Ok(_) => sleep(GONE_CHECK_INTERVAL).await,
+            Err(error) => return TransportError::from(error).into(),
+        }
     }
 }
 

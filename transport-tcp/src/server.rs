@@ -167,8 +167,9 @@ impl Drop for Server {
 }
 
 /// The accept loop: one task per admitted connection, until `stop`; then waits for those tasks.
-/// Connections over the limits are closed at once; refusals and `accept` failures are logged
-/// at most once per [`ServerConfig::log_interval`].
+/// Connections over the limits are closed at once (or, when the server is full, another
+/// address's connection gives way to them); refusals and `accept` failures are logged at most
+/// once per [`ServerConfig::log_interval`].
 async fn accept_connections<Req, Resp, H>(
     listener: TcpListener,
     resources: Arc<Resources>,
@@ -200,13 +201,20 @@ async fn accept_connections<Req, Resp, H>(
                 Ok((stream, peer)) => {
                     backoff = ACCEPT_BACKOFF_MIN;
                     match resources.limits.admit(peer.ip()) {
-                        Ok(permit) => {
+                        Ok(admission) => {
+                            if admission.evicted_another {
+                                Recorder::count(&recorder.evicted_connections);
+                                metrics::counter!("quorum_connections_evicted_total").increment(1);
+                            }
+                            let permit = admission.permit;
                             let session = serve_connection(
                                 stream,
                                 peer,
                                 Arc::clone(&resources),
                                 Arc::clone(&handler),
                                 stop.clone(),
+                                admission.ticket,
+                                admission.share,
                             );
                             metrics::gauge!("quorum_connections_open").increment(1.0);
                             connections.spawn(async move {

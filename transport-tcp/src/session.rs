@@ -19,8 +19,9 @@ use crate::deadline::{ConnectionClock, Expiry, FrameClock};
 use crate::error::{log_closing, TransportError};
 use crate::frame::{Envelope, WireMessage};
 use crate::handler::Handler;
+use crate::limits::Ticket;
 use crate::receiver::{ReceiveError, Received, Receiver};
-use crate::resources::Resources;
+use crate::resources::{PeerShare, Resources};
 use crate::stats::Recorder;
 use crate::writer::write_frames;
 
@@ -34,6 +35,9 @@ enum End {
     Expired(Expiry),
     /// The writer task failed (it logged why).
     WriterFailed,
+    /// The server is full and this connection gave way to a newcomer from an address with
+    /// fewer connections.
+    Evicted,
     /// Unreadable input: malformed, oversize, truncated or stalled frame, or a read error.
     Fault(ReceiveError),
 }
@@ -47,6 +51,8 @@ pub(crate) async fn serve_connection<Req: WireMessage, Resp: WireMessage, H: Han
     resources: Arc<Resources>,
     handler: Arc<H>,
     stop: CancellationToken,
+    ticket: Arc<Ticket>,
+    share: Arc<PeerShare>,
 ) {
     let accepted = Instant::now();
     if let Err(error) = stream.set_nodelay(true) {
@@ -67,10 +73,17 @@ pub(crate) async fn serve_connection<Req: WireMessage, Resp: WireMessage, H: Han
         }
     }));
 
-    let budget = resources.connection_budget();
+    let budget = resources.connection_budget(&share);
     let mut session = Session {
         peer,
-        receiver: Receiver::new(read, Arc::clone(&budget), Arc::clone(&resources)),
+        receiver: Receiver::new(
+            read,
+            Arc::clone(&budget),
+            Arc::clone(&share),
+            Arc::clone(&resources),
+        ),
+        ticket,
+        share,
         clock: ConnectionClock::new(config, accepted),
         budget,
         requests: JoinSet::new(),
@@ -89,6 +102,11 @@ pub(crate) async fn serve_connection<Req: WireMessage, Resp: WireMessage, H: Han
             debug!(%peer, ?timeout, "closing connection: no frame began in time");
         }
         End::WriterFailed => return,
+        End::Evicted => {
+            // Its requests are abandoned: the connection's place is someone else's now.
+            debug!(%peer, "closing connection: it gave way to a newcomer");
+            return;
+        }
         End::Fault(ReceiveError::Closed) => debug!(%peer, "server resources closed"),
         End::Fault(fault) => {
             if fault.is_deadline() {
@@ -119,6 +137,10 @@ pub(crate) async fn serve_connection<Req: WireMessage, Resp: WireMessage, H: Han
 struct Session<Req, Resp, H> {
     peer: SocketAddr,
     receiver: Receiver<Req>,
+    /// The connection as the limits see it.
+    ticket: Arc<Ticket>,
+    /// What it shares with the other connections of its address.
+    share: Arc<PeerShare>,
     clock: ConnectionClock,
     budget: Arc<ConnectionBudget>,
     /// The handler calls in flight.
@@ -147,6 +169,7 @@ impl<Req: WireMessage, Resp: WireMessage, H: Handler<Req, Resp>> Session<Req, Re
                 biased;
                 () = stop.cancelled() => return End::Shutdown,
                 () = writer_failed.cancelled() => return End::WriterFailed,
+                () = self.ticket.evicted() => return End::Evicted,
                 slot = Arc::clone(&self.slots).acquire_owned() => match slot {
                     Ok(slot) => slot,
                     // The semaphore is never closed.
@@ -157,6 +180,7 @@ impl<Req: WireMessage, Resp: WireMessage, H: Handler<Req, Resp>> Session<Req, Re
                 biased;
                 () = stop.cancelled() => return End::Shutdown,
                 () = writer_failed.cancelled() => return End::WriterFailed,
+                () = self.ticket.evicted() => return End::Evicted,
                 () = self.budget.below_limit() => {}
             }
             let began = match self.next_frame_begins(stop, writer_failed).await {
@@ -164,11 +188,13 @@ impl<Req: WireMessage, Resp: WireMessage, H: Handler<Req, Resp>> Session<Req, Re
                 Err(end) => return end,
             };
             self.clock.frame_began();
+            self.ticket.touch();
             let mut frame = FrameClock::new(&self.resources.config, began);
             let received = tokio::select! {
                 biased;
                 () = stop.cancelled() => return End::Shutdown,
                 () = writer_failed.cancelled() => return End::WriterFailed,
+                () = self.ticket.evicted() => return End::Evicted,
                 received = self.receiver.rest_of_frame(&mut frame) => received,
             };
             let mut received = match received {
@@ -185,6 +211,7 @@ impl<Req: WireMessage, Resp: WireMessage, H: Handler<Req, Resp>> Session<Req, Re
             let stopping = tokio::select! {
                 biased;
                 () = writer_failed.cancelled() => return End::WriterFailed,
+                () = self.ticket.evicted() => return End::Evicted,
                 // Shutting down: still answer the request that was read.
                 () = stop.cancelled() => true,
                 more = self.budget.charge(reserve) => {
@@ -222,9 +249,11 @@ impl<Req: WireMessage, Resp: WireMessage, H: Handler<Req, Resp>> Session<Req, Re
                 biased;
                 () = stop.cancelled() => return Err(End::Shutdown),
                 () = writer_failed.cancelled() => return Err(End::WriterFailed),
+                () = self.ticket.evicted() => return Err(End::Evicted),
                 Some(joined) = self.requests.join_next(), if !self.requests.is_empty() => {
                     report_handler_failure(self.peer, joined);
                     self.clock.activity(Instant::now());
+                    self.ticket.touch();
                 }
                 read = self.receiver.first_bytes() => return match read {
                     Ok(0) => Err(End::PeerClosed),
@@ -243,12 +272,14 @@ impl<Req: WireMessage, Resp: WireMessage, H: Handler<Req, Resp>> Session<Req, Re
         }
     }
 
-    /// Runs the handler on one request in its own task (once a handler permit is free) and
-    /// queues the response, charged to the connection's budget.
+    /// Runs the handler on one request in its own task (once a handler permit of its address,
+    /// and one of the server, is free) and queues the response, charged to the connection's
+    /// budget.
     fn dispatch(&mut self, received: Received<Req>, slot: OwnedSemaphorePermit) {
         let handler = Arc::clone(&self.handler);
         let responses = self.responses.clone();
         let resources = Arc::clone(&self.resources);
+        let share = Arc::clone(&self.share);
         let peer = self.peer;
         self.requests.spawn(async move {
             let Received {
@@ -256,8 +287,12 @@ impl<Req: WireMessage, Resp: WireMessage, H: Handler<Req, Resp>> Session<Req, Re
                 charge,
             } = received;
             let answer = {
+                // The address's handler first, so that one waiting for it holds no server-wide
+                // handler. The semaphores are never closed.
+                let Ok(_ours) = share.handlers.acquire().await else {
+                    return;
+                };
                 let Ok(_running) = resources.handlers.acquire().await else {
-                    // The semaphore is never closed.
                     return;
                 };
                 handler.handle(body).await

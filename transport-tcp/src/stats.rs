@@ -21,6 +21,11 @@ pub struct ServerStats {
     pub refused_connections: u64,
     /// `accept` calls that failed (e.g. out of file descriptors).
     pub accept_errors: u64,
+    /// Connections closed to make room for a newcomer from an address holding fewer
+    /// connections, while the server held [`ServerConfig::max_connections`].
+    ///
+    /// [`ServerConfig::max_connections`]: crate::ServerConfig::max_connections
+    pub evicted_connections: u64,
     /// Connections closed by a deadline: no first frame in time, or a frame not completed in
     /// time.
     pub timed_out_connections: u64,
@@ -41,6 +46,10 @@ pub struct ServerStats {
     pub peak_connection_bytes: usize,
     /// Bytes of encoded responses waiting to be written, summed over all connections.
     pub queued_response_bytes: usize,
+    /// The most bytes ever charged at once to the connections of one peer address together
+    /// (bounded by [`ServerConfig::peer_budget`](crate::ServerConfig::peer_budget) and what its
+    /// documentation allows beyond it).
+    pub peak_peer_bytes: usize,
 }
 
 /// The live counters behind [`ServerStats`], shared by every part of a server.
@@ -48,6 +57,7 @@ pub struct ServerStats {
 pub(crate) struct Recorder {
     pub(crate) refused_connections: AtomicU64,
     pub(crate) accept_errors: AtomicU64,
+    pub(crate) evicted_connections: AtomicU64,
     pub(crate) timed_out_connections: AtomicU64,
     pub(crate) requests_received: AtomicU64,
     pub(crate) receive_bytes: AtomicUsize,
@@ -55,6 +65,7 @@ pub(crate) struct Recorder {
     pub(crate) connection_bytes: AtomicUsize,
     pub(crate) peak_connection_bytes: AtomicUsize,
     pub(crate) queued_response_bytes: AtomicUsize,
+    pub(crate) peak_peer_bytes: AtomicUsize,
 }
 
 impl Recorder {
@@ -82,6 +93,7 @@ impl Recorder {
             open_connections,
             refused_connections: self.refused_connections.load(Ordering::Relaxed),
             accept_errors: self.accept_errors.load(Ordering::Relaxed),
+            evicted_connections: self.evicted_connections.load(Ordering::Relaxed),
             timed_out_connections: self.timed_out_connections.load(Ordering::Relaxed),
             requests_received: self.requests_received.load(Ordering::Relaxed),
             running_handlers,
@@ -90,6 +102,7 @@ impl Recorder {
             connection_bytes: self.connection_bytes.load(Ordering::Relaxed),
             peak_connection_bytes: self.peak_connection_bytes.load(Ordering::Relaxed),
             queued_response_bytes: self.queued_response_bytes.load(Ordering::Relaxed),
+            peak_peer_bytes: self.peak_peer_bytes.load(Ordering::Relaxed),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Connection caps (DESIGN §6.1): connections beyond the per-IP or the total limit are closed at
 //! once, counted and logged in rate-limited summaries, while the connections already open, and
-//! an honest client from another address, keep being served.
+//! an honest client from another address, keep being served; when the server is full, the
+//! address holding the most connections gives one up to a newcomer holding fewer.
 //!
 //! Peers play different addresses from `127.0.0.0/8` (all local on Linux).
 
@@ -98,7 +99,7 @@ async fn the_per_ip_cap_refuses_the_excess_and_others_are_still_served() {
 }
 
 #[tokio::test]
-async fn the_total_cap_refuses_the_excess_and_the_open_connections_are_served() {
+async fn the_total_cap_refuses_the_excess_when_no_address_holds_more_than_its_fair_part() {
     let (server, _, _) = start_server(capped(5, 2)).await;
     let honest =
         Client::<Request, Response>::new(server.local_addr().to_string(), client_config()).unwrap();
@@ -106,14 +107,20 @@ async fn the_total_cap_refuses_the_excess_and_the_open_connections_are_served() 
         honest.request(Request::Echo(1)).await,
         Ok(Response::Value(1))
     );
-    let _a = hold(&server, "127.0.0.2", 2).await;
-    let _b = hold(&server, "127.0.0.3", 2).await;
+    let mut held = Vec::new();
+    for source in ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"] {
+        held.extend(hold(&server, source, 1).await);
+    }
     assert_eq!(server.active_connections(), 5);
 
-    // Below its own per-IP cap, a sixth peer is refused by the total.
-    let mut refused = connection_from("127.0.0.4", server.local_addr()).await;
+    // Every address holds one: a newcomer from a sixth address is refused, nobody evicted.
+    let mut refused = connection_from("127.0.0.6", server.local_addr()).await;
     assert!(closed_within(&mut refused, PATIENCE).await, "not refused");
-    assert_eq!(server.stats().refused_connections, 1);
+    let stats = server.stats();
+    assert_eq!(
+        (stats.refused_connections, stats.evicted_connections),
+        (1, 0)
+    );
 
     // The honest client got its place before the cap was reached and keeps it.
     for value in 2..5 {
@@ -122,6 +129,62 @@ async fn the_total_cap_refuses_the_excess_and_the_open_connections_are_served() 
             Ok(Response::Value(value))
         );
     }
+    for stream in &mut held {
+        assert!(is_served(stream).await);
+    }
+}
+
+#[tokio::test]
+async fn when_full_a_newcomer_takes_the_place_of_the_address_holding_the_most() {
+    // An attacker fills the server from two addresses, as one with many addresses would.
+    let (server, _, _) = start_server(capped(6, 4)).await;
+    let mut heavy = hold(&server, "127.0.0.2", 4).await;
+    let mut light = hold(&server, "127.0.0.3", 2).await;
+    assert_eq!(server.active_connections(), 6);
+
+    // An honest client from a third address is admitted and served at once: one of the
+    // heaviest address's connections gives way.
+    let honest =
+        Client::<Request, Response>::new(server.local_addr().to_string(), client_config()).unwrap();
+    assert_eq!(
+        honest.request(Request::Echo(1)).await,
+        Ok(Response::Value(1))
+    );
+    let stats = server.stats();
+    assert_eq!(
+        (stats.evicted_connections, stats.refused_connections),
+        (1, 0)
+    );
+    eventually("the evicted connection has closed", || {
+        server.active_connections() == 6
+    })
+    .await;
+    let mut closed = 0;
+    for stream in &mut heavy {
+        if closed_within(stream, Duration::from_millis(100)).await {
+            closed += 1;
+        }
+    }
+    assert_eq!(
+        closed, 1,
+        "exactly one of the heaviest address's connections"
+    );
+    for stream in &mut light {
+        assert!(
+            is_served(stream).await,
+            "the lighter address keeps its places"
+        );
+    }
+
+    // The heaviest address gains nothing by reconnecting: nobody holds two more than its 3, so
+    // it is refused, and neither the lighter address nor the honest client is evicted for it.
+    let mut again = connection_from("127.0.0.2", server.local_addr()).await;
+    assert!(closed_within(&mut again, PATIENCE).await, "not refused");
+    assert_eq!(server.stats().refused_connections, 1);
+    assert_eq!(
+        honest.request(Request::Echo(2)).await,
+        Ok(Response::Value(2))
+    );
 }
 
 #[tokio::test]
