@@ -18,6 +18,13 @@
 //! idle_timeout_secs = 600
 //! max_blob_bytes = 4194304
 //! max_uploaded_blobs = 1024
+//! max_connections = 1024
+//! max_connections_per_ip = 64
+//! peer_budget_bytes = 67108864
+//! receive_budget_bytes = 268435456
+//! receive_share_per_ip_bytes = 33554432
+//! max_handlers = 512
+//! max_handlers_per_ip = 32
 //! ```
 
 use std::net::SocketAddr;
@@ -30,8 +37,10 @@ use serde::{Deserialize, Serialize};
 use quorum_node::worker::{DEFAULT_MAX_BLOB_BYTES, DEFAULT_MAX_UPLOADED_BLOBS};
 use quorum_node::WorkerConfig;
 use quorum_transport_tcp::{
-    ServerConfig, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_FRAME_LENGTH, DEFAULT_MAX_IN_FLIGHT,
-    MAX_FRAME_LENGTH_LIMIT,
+    ServerConfig, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
+    DEFAULT_MAX_FRAME_LENGTH, DEFAULT_MAX_HANDLERS, DEFAULT_MAX_HANDLERS_PER_IP,
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_PEER_BUDGET, DEFAULT_RECEIVE_BUDGET,
+    DEFAULT_RECEIVE_SHARE_PER_IP, MAX_FRAME_LENGTH_LIMIT,
 };
 
 use crate::error::CliError;
@@ -93,6 +102,23 @@ pub struct Limits {
     pub max_blob_bytes: usize,
     /// Most uploaded blobs held until a certificate uses them (default 1,024).
     pub max_uploaded_blobs: usize,
+    /// Connections open at once, from all peers (default 1,024); when full, the address
+    /// holding the most gives one up to a newcomer holding at least two fewer.
+    pub max_connections: usize,
+    /// Connections open at once from one address (an IPv6 /64 counts as one) (default 64).
+    pub max_connections_per_ip: usize,
+    /// Memory all connections of one address may hold, requests and responses, in bytes
+    /// (default 64 MiB).
+    pub peer_budget_bytes: usize,
+    /// Memory all connections may hold for large frames being received and handled, in bytes
+    /// (default 256 MiB).
+    pub receive_budget_bytes: usize,
+    /// Bytes of the receive budget one address may hold (default 32 MiB).
+    pub receive_share_per_ip_bytes: usize,
+    /// Request handlers running at once, in all (default 512).
+    pub max_handlers: usize,
+    /// Request handlers running at once for one address (default 32).
+    pub max_handlers_per_ip: usize,
 }
 
 impl Default for Limits {
@@ -103,6 +129,13 @@ impl Default for Limits {
             idle_timeout_secs: DEFAULT_IDLE_TIMEOUT.as_secs(),
             max_blob_bytes: DEFAULT_MAX_BLOB_BYTES,
             max_uploaded_blobs: DEFAULT_MAX_UPLOADED_BLOBS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            peer_budget_bytes: DEFAULT_PEER_BUDGET,
+            receive_budget_bytes: DEFAULT_RECEIVE_BUDGET,
+            receive_share_per_ip_bytes: DEFAULT_RECEIVE_SHARE_PER_IP,
+            max_handlers: DEFAULT_MAX_HANDLERS,
+            max_handlers_per_ip: DEFAULT_MAX_HANDLERS_PER_IP,
         }
     }
 }
@@ -115,6 +148,13 @@ impl Limits {
             max_in_flight: self.max_in_flight_per_connection,
             idle_timeout: (self.idle_timeout_secs > 0)
                 .then(|| Duration::from_secs(self.idle_timeout_secs)),
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            peer_budget: self.peer_budget_bytes,
+            receive_budget: self.receive_budget_bytes,
+            receive_share_per_ip: self.receive_share_per_ip_bytes,
+            max_handlers: self.max_handlers,
+            max_handlers_per_ip: self.max_handlers_per_ip,
             ..ServerConfig::default()
         }
     }
@@ -229,6 +269,8 @@ mod tests {
             metrics: Some("127.0.0.1:9300".parse().unwrap()),
             limits: Limits {
                 max_frame_bytes: 1 << 20,
+                max_connections_per_ip: 8,
+                peer_budget_bytes: 8 << 20,
                 ..Limits::default()
             },
         }

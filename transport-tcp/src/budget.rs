@@ -250,7 +250,7 @@ pub(crate) async fn take_share(share: &Arc<Semaphore>, bytes: u32) -> Option<Own
 #[derive(Debug)]
 pub(crate) struct ReceiveCharge {
     permit: Option<OwnedSemaphorePermit>,
-    /// The same bytes taken from the peer address's share.
+    /// Bytes of the peer address's share of the receive budget (a whole frame's length).
     share: Option<OwnedSemaphorePermit>,
     recorder: Arc<Recorder>,
 }
@@ -265,10 +265,14 @@ impl ReceiveCharge {
         }
     }
 
-    /// Takes over `other`'s bytes, and `share`, the same bytes of the peer's share.
-    pub(crate) fn absorb(&mut self, mut other: ReceiveCharge, share: OwnedSemaphorePermit) {
-        merge(&mut self.share, Some(share));
+    /// Takes over `other`'s bytes.
+    pub(crate) fn absorb(&mut self, mut other: ReceiveCharge) {
         merge(&mut self.permit, other.permit.take());
+    }
+
+    /// Holds `share` (bytes of the peer address's share) until dropped.
+    pub(crate) fn hold_share(&mut self, share: OwnedSemaphorePermit) {
+        merge(&mut self.share, Some(share));
     }
 }
 
@@ -403,8 +407,8 @@ mod tests {
         let share = Arc::new(Semaphore::new(1000));
         let mut held = ReceiveCharge::empty(Arc::clone(&recorder));
         for _ in 0..4 {
-            let mine = take_share(&share, 25).await.unwrap();
-            held.absorb(receive.charge(25).await.unwrap(), mine);
+            held.hold_share(take_share(&share, 25).await.unwrap());
+            held.absorb(receive.charge(25).await.unwrap());
         }
         assert_eq!(share.available_permits(), 900);
         assert_eq!(recorder.receive_bytes.load(Ordering::Relaxed), 100);

@@ -214,12 +214,17 @@ pub struct ServerConfig {
     /// than their reserve are charged whatever it says. Values below one largest frame are
     /// raised to it. Default [`DEFAULT_PEER_BUDGET`] (64 MiB).
     pub peer_budget: usize,
-    /// Bytes of the [`receive_budget`](Self::receive_budget) the connections of one peer
-    /// address may hold together, so that a few addresses stalling large frames cannot starve
-    /// everyone else's (at the defaults, eight addresses are needed to take the whole receive
-    /// budget). A frame waiting for it counts that time against its frame deadline. Values
-    /// below one largest frame are raised to it, values above the receive budget lowered to it.
-    /// Default [`DEFAULT_RECEIVE_SHARE_PER_IP`] (32 MiB).
+    /// Large frames the connections of one peer address may receive at once, as the sum of
+    /// their lengths in bytes: each takes its whole length of this share when its first body
+    /// bytes arrive (a count, not memory: the frame's memory is charged to the
+    /// [`receive_budget`](Self::receive_budget) as its bytes arrive), so one address holds at
+    /// most this much of the receive budget, a few addresses stalling large frames cannot
+    /// starve everyone else's (at the defaults, eight addresses are needed to take the whole
+    /// receive budget), and the large frames of one address are admitted whole, one after the
+    /// other, never waiting on each other half-received. A frame waiting for it counts that
+    /// time against its frame deadline. Values below one largest frame are raised to it, values
+    /// above the receive budget lowered to it. Default [`DEFAULT_RECEIVE_SHARE_PER_IP`]
+    /// (32 MiB).
     pub receive_share_per_ip: usize,
     /// Memory all connections together may hold for large frames (longer than
     /// [`large_frame_length`](Self::large_frame_length)), in bytes: from the first byte of

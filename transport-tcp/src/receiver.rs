@@ -3,8 +3,9 @@
 //! The [`FrameCodec`] decides what a frame is (its length prefix, its maximum, its body); this
 //! module decides when bytes are read: the body goes into a buffer that grows only as bytes
 //! arrive (a length prefix alone reserves nothing), each growth charged first to the
-//! connection's budget and, for a large frame, to its address's budget, its address's share of
-//! the receive budget and the server's receive budget, all within the frame's deadline; while
+//! connection's budget and, for a large frame, to its address's budget and the server's receive
+//! budget, all within the frame's deadline (a large frame first takes its whole length of its
+//! address's share of the receive budget, a count that holds no memory); while
 //! it waits for them, the socket is watched, so a peer that has gone frees what its partial
 //! frame holds at once. A large body is then decoded on a blocking thread, under a decoder
 //! permit.
@@ -167,6 +168,17 @@ impl<Req: WireMessage> Receiver<Req> {
                 if self.ahead.is_empty() && within(clock, self.read.peek(&mut [0; 1])).await? == 0 {
                     return Err(TransportError::Truncated.into());
                 }
+                if large && filled == 0 {
+                    // The address's share is taken for the whole frame at once (it is a count,
+                    // not memory: memory is charged below as bytes arrive), so the frames of
+                    // one address are admitted whole, one after the other, and never wait on
+                    // each other half-received.
+                    let whole = u32::try_from(length).map_err(|_| ReceiveError::Closed)?;
+                    let share = self
+                        .within_budget(clock, take_share(&self.share.receive, whole))
+                        .await?;
+                    charge.receive.hold_share(share);
+                }
                 let grow = growth(filled, length);
                 self.charge(grow, large, &mut charge, clock).await?;
                 body.reserve_exact(grow);
@@ -186,9 +198,9 @@ impl<Req: WireMessage> Receiver<Req> {
     }
 
     /// Charges `bytes` more to the connection's budget (waiting for room does not count against
-    /// the frame's deadline) and, for a large frame, to its address's budget, its address's
-    /// share of the receive budget and the receive budget (waiting for those does; meanwhile the
-    /// socket is watched, and a peer that has gone ends the frame at once).
+    /// the frame's deadline) and, for a large frame, to its address's budget and the receive
+    /// budget (waiting for those does; meanwhile the socket is watched, and a peer that has
+    /// gone ends the frame at once).
     async fn charge(
         &self,
         bytes: usize,
@@ -207,13 +219,10 @@ impl<Req: WireMessage> Receiver<Req> {
                 Some(())
             })
             .await?;
-            let share = self
-                .within_budget(clock, take_share(&self.share.receive, count))
-                .await?;
             let more = self
                 .within_budget(clock, self.resources.receive.charge(count))
                 .await?;
-            charge.receive.absorb(more, share);
+            charge.receive.absorb(more);
         }
         charge.connection.absorb(self.budget.charge_now(bytes));
         Ok(())

@@ -237,3 +237,54 @@ async fn one_address_runs_at_most_its_handlers_while_another_is_served() {
         Ok(Response::Value(5))
     );
 }
+
+#[tokio::test]
+async fn large_frames_of_one_address_are_admitted_whole_and_never_wait_on_each_other() {
+    let max = 256 * KIB;
+    let config = ServerConfig {
+        max_frame_length: max,
+        large_frame_length: 16 * KIB,
+        receive_budget: 8 * max,
+        receive_share_per_ip: 2 * (max + LENGTH_PREFIX_LEN),
+        frame_read_timeout: Duration::from_secs(2),
+        ..server_config()
+    };
+    let (server, _, _) = start_server(config).await;
+
+    // Four connections of one address each send the first half of a large frame, then, a
+    // moment later, the second: halves of four frames are more than the address's share of
+    // two, so frames taking it bit by bit would all wait on each other until their deadline.
+    let frames: Vec<Vec<u8>> = (0..4)
+        .map(|id| request_frame(id, Request::Blob(vec![3; max - KIB])))
+        .collect();
+    let mut streams = Vec::new();
+    for frame in &frames {
+        let mut stream = connection_from("127.0.0.2", server.local_addr()).await;
+        let _ = timeout(
+            Duration::from_millis(500),
+            stream.write_all(&frame[..frame.len() / 2]),
+        )
+        .await;
+        streams.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let answers = streams
+        .into_iter()
+        .zip(frames)
+        .map(|(mut stream, frame)| async move {
+            stream.write_all(&frame[frame.len() / 2..]).await.unwrap();
+            let mut prefix = [0u8; LENGTH_PREFIX_LEN];
+            tokio::io::AsyncReadExt::read_exact(&mut stream, &mut prefix)
+                .await
+                .is_ok()
+        });
+    let started = Instant::now();
+    let answered = futures::future::join_all(answers).await;
+    assert_eq!(answered, vec![true; 4], "every frame answered");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.stats().timed_out_connections, 0);
+}
