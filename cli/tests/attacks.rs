@@ -15,8 +15,9 @@
 //! real-time test only asserts with a 10× margin), with a floor for each kind (the client's
 //! own allowance for one slow validator, [`CLIENT_SLOW_VALIDATOR_ALLOWANCE`]; and
 //! [`PROBE_BOUND_FLOOR`] for the requests to validator 0 alone). It prints a table row: attack
-//! | validator peak RSS | honest time vs baseline (the worst of each kind, and the ratio; the
-//! issue's target is [`ISSUE_TARGET_SLOWDOWN`]×) | validator alive | notes.
+//! | validator peak RSS | honest time vs baseline (the median and the worst of each kind, with
+//! their ratios; the issue's target is [`ISSUE_TARGET_SLOWDOWN`]×, printed, not asserted) |
+//! validator alive | notes.
 //!
 //! The attacker sends from loopback addresses other than the honest traffic's `127.0.0.1`
 //! (`127.0.0.2` and up), as a peer on another machine would; attacks that open more
@@ -66,16 +67,14 @@ use attack_kit::{
 };
 
 /// Memory an attack may add to validator 0's resident memory over its level just before the
-/// attack, in bytes: the server's receive budget for large frames
-/// ([`DEFAULT_RECEIVE_BUDGET`], 256 MiB, which an attacker sending large frames fills
-/// entirely) plus [`RSS_SLACK_BYTES`].
-const RSS_HEADROOM_BYTES: u64 = DEFAULT_RECEIVE_BUDGET as u64 + RSS_SLACK_BYTES;
-/// What the process holds beside the bytes a budget counts: allocator fragmentation, the
-/// zeroed part of each frame buffer's last growth step (up to a quarter of what arrived),
-/// read-ahead buffers and tasks of up to a few hundred connections, decoders' transient
-/// copies. Measured at 6–25 MiB beyond a full receive budget, and 53–69 MiB beyond 200 MiB of
-/// 1 MiB partial frames.
-const RSS_SLACK_BYTES: u64 = 64 * MIB;
+/// attack, in bytes: 256 MiB, the issue's bound. What the suite's attacks can make the server
+/// hold is far less: the attackers use at most four addresses for large frames, and an address
+/// holds at most its receive share (`receive_share_per_ip`, 32 MiB) of large frames and its
+/// peer budget (`peer_budget`, 64 MiB) in all, plus read-ahead buffers, tasks and allocator
+/// fragmentation; measured peaks are +5 to +178 MiB (BENCHMARKS.md). An attacker with eight
+/// addresses or more can fill the whole receive budget ([`DEFAULT_RECEIVE_BUDGET`], 256 MiB),
+/// which this bound does not cover.
+const RSS_HEADROOM_BYTES: u64 = 256 * MIB;
 /// Honest commands must finish within this many times their baseline during an attack, or
 /// within this many times (their baseline + [`CLIENT_SLOW_VALIDATOR_ALLOWANCE`]) if that is
 /// longer: the expected figure for a command that meets a slowed validator.
@@ -101,7 +100,7 @@ const PROBE_BOUND_FLOOR: Duration = if cfg!(debug_assertions) {
     Duration::from_millis(1_000)
 };
 /// Rounds of honest traffic whose median is the baseline.
-const BASELINE_ROUNDS: usize = 3;
+const BASELINE_ROUNDS: usize = 5;
 /// Once an attack stopped, validator 0 is asked with this timeout, again and again, until it
 /// answers (its recovery time) or [`RECOVERY_LIMIT`] has passed.
 const RECOVERY_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -323,20 +322,22 @@ impl Row {
     }
 
     fn honest_cell(&self) -> String {
-        let (worst, base) = (self.during.worst, self.baseline);
-        let part = |what: &str, during: Duration, baseline: Duration| {
+        let (worst, typical, base) = (self.during.worst, self.during.median(), self.baseline);
+        let part = |what: &str, during: Duration, median: Duration, baseline: Duration| {
             format!(
-                "{what} {} vs {} ({:.1}×)",
+                "{what} {} ({:.1}×), worst {} ({:.1}×), vs {}",
+                ms(median),
+                ratio(median, baseline),
                 ms(during),
+                ratio(during, baseline),
                 ms(baseline),
-                ratio(during, baseline)
             )
         };
         let mut cell = [
-            part("transfer", worst.transfer, base.transfer),
-            part("info", worst.info, base.info),
-            part("probe", worst.probe, base.probe),
-            part("large", worst.large, base.large),
+            part("transfer", worst.transfer, typical.transfer, base.transfer),
+            part("info", worst.info, typical.info, base.info),
+            part("probe", worst.probe, typical.probe, base.probe),
+            part("large", worst.large, typical.large, base.large),
         ]
         .join("; ");
         cell.push_str(&format!(", {} rounds", self.during.rounds));
@@ -361,7 +362,7 @@ impl Row {
     fn finish(mut self) {
         self.common_checks();
         println!();
-        println!("| attack | validator peak RSS | honest command time vs baseline (worst, ratio) | validator alive | notes |");
+        println!("| attack | validator peak RSS | honest time during the attack: median (ratio), worst (ratio), vs baseline | validator alive | notes |");
         println!("|---|---|---|---|---|");
         println!(
             "| {} | {} → **{}** (+{}), {} after; CPU {:.1} s; sockets {} → {} | {} | {} | {} |",

@@ -392,6 +392,8 @@ pub struct HonestDuring {
     pub rounds: usize,
     /// The slowest of each kind (a step that failed counts with the time it took to fail).
     pub worst: HonestTimes,
+    /// Every round's times (a step that failed, or did not run, counts with the time it took).
+    pub samples: Vec<HonestTimes>,
     /// Why rounds failed.
     pub failures: Vec<Failure>,
 }
@@ -400,12 +402,29 @@ impl HonestDuring {
     /// Adds one round.
     pub fn record(&mut self, round: Result<HonestTimes, (HonestTimes, Failure)>) {
         self.rounds += 1;
-        match round {
-            Ok(times) => self.worst = self.worst.max(times),
+        let times = match round {
+            Ok(times) => times,
             Err((times, error)) => {
-                self.worst = self.worst.max(times);
                 self.failures.push(error);
+                times
             }
+        };
+        self.worst = self.worst.max(times);
+        self.samples.push(times);
+    }
+
+    /// The median of each kind over the rounds (zero without rounds).
+    pub fn median(&self) -> HonestTimes {
+        if self.samples.is_empty() {
+            return HonestTimes::default();
+        }
+        let of =
+            |pick: fn(&HonestTimes) -> Duration| median(self.samples.iter().map(pick).collect());
+        HonestTimes {
+            transfer: of(|s| s.transfer),
+            info: of(|s| s.info),
+            probe: of(|s| s.probe),
+            large: of(|s| s.large),
         }
     }
 }
