@@ -54,8 +54,8 @@ use quorum_core::{
 };
 use quorum_transport_tcp::{
     Envelope, FrameCodec, Request, Response, DEFAULT_FIRST_FRAME_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_FRAME_LENGTH, DEFAULT_RECEIVE_BUDGET,
-    DEFAULT_SERVER_FRAME_READ_TIMEOUT, LENGTH_PREFIX_LEN,
+    DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_FRAME_LENGTH, DEFAULT_SERVER_FRAME_READ_TIMEOUT,
+    LENGTH_PREFIX_LEN,
 };
 
 use attack_kit::{
@@ -72,7 +72,8 @@ use attack_kit::{
 /// holds at most its receive share (`receive_share_per_ip`, 32 MiB) of large frames and its
 /// peer budget (`peer_budget`, 64 MiB) in all, plus read-ahead buffers, tasks and allocator
 /// fragmentation; measured peaks are +5 to +178 MiB (BENCHMARKS.md). An attacker with eight
-/// addresses or more can fill the whole receive budget ([`DEFAULT_RECEIVE_BUDGET`], 256 MiB),
+/// addresses or more can fill the whole receive budget
+/// ([`quorum_transport_tcp::DEFAULT_RECEIVE_BUDGET`], 256 MiB),
 /// which this bound does not cover.
 const RSS_HEADROOM_BYTES: u64 = 256 * MIB;
 /// Honest commands must finish within this many times their baseline during an attack, or
