@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use tracing::debug;
 
-use quorum_core::{BlockHeight, ChainId, CrossChainDelivery, Storage, ValidatorPublicKey};
+use quorum_core::{BlockHeight, ChainId, Storage, ValidatorPublicKey};
 
 use crate::updater::ValidatorUpdater;
 
@@ -78,7 +78,8 @@ impl CatchUp {
     }
 }
 
-/// One validator's worker: takes its queued targets one at a time until none is left.
+/// One validator's worker: takes all its queued targets at once, as one job, until none is
+/// left.
 async fn run<S: Storage + 'static>(
     queues: Arc<Mutex<BTreeMap<ValidatorPublicKey, Queue>>>,
     updater: ValidatorUpdater<S>,
@@ -91,33 +92,28 @@ async fn run<S: Storage + 'static>(
         if !pause.is_zero() {
             tokio::time::sleep(pause).await;
         }
-        let next = {
+        let targets = {
             let Ok(mut queues) = queues.lock() else {
                 return;
             };
             let Some(queue) = queues.get_mut(&key) else {
                 return;
             };
-            match queue.targets.pop_first() {
-                Some(next) => next,
-                None => {
-                    queues.remove(&key);
-                    return;
-                }
+            if queue.targets.is_empty() {
+                queues.remove(&key);
+                return;
             }
+            std::mem::take(&mut queue.targets)
         };
-        let (chain_id, target) = next;
-        // Each job has a budget of its own: a fresh updater.
+        // Each job has a budget of its own: a fresh updater. Every queued chain goes in one
+        // job, in an order their cross-chain messages allow.
         let job = updater.fresh();
-        let sent = tokio::time::timeout(
-            budget,
-            job.send_chain_information(chain_id, target, CrossChainDelivery::NonBlocking, 0),
-        )
-        .await;
+        let chains = targets.len();
+        let sent = tokio::time::timeout(budget, job.catch_up(targets)).await;
         match sent {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => debug!(validator = ?key, ?chain_id, %error, "catch-up failed"),
-            Err(_) => debug!(validator = ?key, ?chain_id, "catch-up ran out of time"),
+            Ok(Err(error)) => debug!(validator = ?key, chains, %error, "catch-up failed"),
+            Err(_) => debug!(validator = ?key, chains, "catch-up ran out of time"),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! * `action`: what is obtained ([`CommunicateAction`]).
 //! * `drive`: the send / plan / repair loop and the execution of each step.
 //! * `height_sync`: making a remote's chain reach a height.
+//! * `ordered_sync`: sending many heights of several chains in an order their messages allow.
 //! * `round_sync`: moving a remote at our height to our round.
 //! * `local_sync`: bringing the local node up to a remote that is ahead.
 //! * `blobs`: uploading the blobs a remote lacks.
@@ -17,6 +18,7 @@ mod blobs;
 mod drive;
 mod height_sync;
 mod local_sync;
+mod ordered_sync;
 mod round_sync;
 
 use std::future::Future;

@@ -77,13 +77,16 @@ async fn wrong_round_is_repaired_with_the_timeout_certificate() {
 #[tokio::test(start_paused = true)]
 async fn missing_cross_chain_update_is_sent_with_blocking_delivery() {
     let net = TestNet::new(4, 3, false).await;
-    let payer = net.client(1);
+    // No background catch-up: the repair under test is the proposal path's.
+    let payer = net.client_with(1, without_background_catch_up());
     let payee = payer.for_chain(net.chains[2], Some(net.owners[2].clone()));
     net.set_fault(3, Fault::Offline);
     payer.transfer(net.chains[2], 40).await.unwrap();
     net.settle().await;
     net.set_fault(3, Fault::Honest);
-    // The payee's block consumes the bundle validator 3 never received.
+    // The payee's block consumes the bundle validator 3 never received, and validator 3's vote
+    // is needed for it: the repair runs on the proposal path.
+    net.set_fault(2, Fault::Offline);
     payee.receive_messages().await.unwrap();
     net.settle().await;
     assert!(payee.stats().get(RecoveryKind::CrossChain) >= 1);
@@ -307,7 +310,8 @@ fn updater_for(
 #[tokio::test(start_paused = true)]
 async fn new_chain_description_is_sent_to_a_validator_that_missed_it() {
     let net = TestNet::new(4, 2, false).await;
-    let parent = net.client(1);
+    // No background catch-up: the repair under test is the proposal path's.
+    let parent = net.client_with(1, without_background_catch_up());
     net.set_fault(3, Fault::Offline);
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(5);
     let owner = quorum_core::AccountSecretKey::generate(&mut rng);
@@ -317,6 +321,8 @@ async fn new_chain_description_is_sent_to_a_validator_that_missed_it() {
         .unwrap();
     net.settle().await;
     net.set_fault(3, Fault::Honest);
+    // Validator 3's vote is needed: the repair runs on the proposal path.
+    net.set_fault(2, Fault::Offline);
     let child = parent.for_chain(child_id, Some(owner));
     child
         .emit_event(StreamId::user("s"), vec![1])
@@ -469,4 +475,60 @@ async fn clock_ahead_of_f_plus_one_validators_is_reported() {
         }
         other => panic!("expected ClockAhead, got {other}"),
     }
+}
+
+/// Test options without background catch-up (its budget is zero), so that a validator that
+/// missed something is repaired on the path of the next request, never before it.
+fn without_background_catch_up() -> quorum_updater::Options {
+    quorum_updater::Options {
+        background_catch_up: std::time::Duration::ZERO,
+        ..common::test_options()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_validator_far_behind_on_chains_that_pay_each_other_is_caught_up_in_their_order() {
+    // Chains 1 → 2 → 3 → 1 pay each other in a ring while validator 3 is away: nearly every
+    // block consumes a bundle of the block before it on another chain.
+    const ROUNDS: usize = 40;
+    let net = TestNet::new(4, 4, false).await;
+    let clients: Vec<_> = (1..4)
+        .map(|c| net.client_with(c, without_background_catch_up()))
+        .collect();
+    net.set_fault(3, Fault::Offline);
+    for _ in 0..ROUNDS {
+        for (i, client) in clients.iter().enumerate() {
+            let next = net.chains[1 + (i + 1) % 3];
+            client.transfer(next, 1).await.unwrap();
+        }
+    }
+    net.set_fault(3, Fault::Honest);
+
+    // One catch-up of the three chains: every certificate is sent after the ones whose
+    // messages it consumes, so the validator refuses none (sent one chain after the other,
+    // nearly every batch would stop at a missing cross-chain update, and the repairs would
+    // exhaust the action's budget of recoveries long before the end).
+    let (updater, handle) = updater_for(&net, &clients[0], 3);
+    let mut targets = std::collections::BTreeMap::new();
+    for chain in &net.chains[1..4] {
+        let tip = net.local.chain_state(*chain).await.unwrap().next_height;
+        assert_eq!(tip, BlockHeight(ROUNDS as u64));
+        targets.insert(*chain, tip);
+    }
+    updater.catch_up(targets).await.unwrap();
+    for chain in &net.chains[1..4] {
+        net.assert_in_sync(3, *chain).await;
+    }
+    assert_eq!(
+        handle.stats().calls(Method::HandleConfirmedCertificate),
+        0,
+        "no certificate refused and repaired one by one"
+    );
+    assert_eq!(clients[0].stats().get(RecoveryKind::CrossChain), 0);
+    let batches = handle.stats().calls(Method::HandleConfirmedCertificates);
+    assert!(
+        (1..=3 * ROUNDS as u64).contains(&batches),
+        "{batches} batches for {} certificates",
+        3 * ROUNDS
+    );
 }

@@ -1,26 +1,16 @@
 //! Height sync: making a remote's chain reach a height, by the last certificate alone when it
-//! takes it, else by batches from its own height, its parent chains first (DESIGN §5.2.6).
+//! takes it, else by batches from its own height (in an order its cross-chain messages allow,
+//! see `ordered_sync`), its parent chains first (DESIGN §5.2.6).
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use tracing::debug;
 
 use quorum_core::{
-    BlockHeight, ChainId, ChainInfoQuery, ChainInfoResponse, ChainOrigin,
-    ConfirmedBlockCertificate, CrossChainDelivery, NodeError, Storage, TransportErrorKind,
-    Violation,
+    BlockHeight, ChainId, ChainInfoQuery, ChainOrigin, ConfirmedBlockCertificate,
+    CrossChainDelivery, NodeError, Storage, Violation,
 };
 
-use super::{upload_batch_size, violation, ValidatorUpdater};
-use crate::stats::RecoveryKind;
-
-/// Whether a batch was refused for its size: too many certificates, or a frame too large.
-fn is_batch_too_large(error: &NodeError) -> bool {
-    matches!(
-        error,
-        NodeError::LimitExceeded(_) | NodeError::Transport(TransportErrorKind::FrameTooLarge)
-    )
-}
+use super::{violation, ValidatorUpdater};
 
 impl<S: Storage + 'static> ValidatorUpdater<S> {
     /// Makes the remote's chain `chain_id` reach at least `target` (DESIGN §5.2.6): height sync,
@@ -99,7 +89,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
     }
 
     /// The remote's next height for `chain_id`, activating the chain there first if needed.
-    async fn remote_next_height(
+    pub(super) async fn remote_next_height(
         &self,
         chain_id: ChainId,
         depth: usize,
@@ -119,71 +109,6 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
             }
             Err(error) => Err(error),
         }
-    }
-
-    /// Sends the certificates at heights `from..to` in batches, in order.
-    async fn send_heights(
-        &self,
-        chain_id: ChainId,
-        from: BlockHeight,
-        to: BlockHeight,
-        delivery: CrossChainDelivery,
-        depth: usize,
-    ) -> Result<Option<ChainInfoResponse>, NodeError> {
-        // Never more than a node takes in one batch, whatever the option says.
-        let mut batch_size = upload_batch_size(&self.options) as u64;
-        let mut next = from;
-        let mut last = None;
-        while next < to {
-            let end = to.0.min(next.0.saturating_add(batch_size));
-            let heights: Vec<BlockHeight> = (next.0..end).map(BlockHeight).collect();
-            let certificates: Vec<ConfirmedBlockCertificate> = self
-                .local
-                .storage()
-                .read_certificates_by_heights(chain_id, &heights)
-                .await?
-                .into_iter()
-                .collect::<Option<Vec<_>>>()
-                .ok_or(NodeError::NotFound)?;
-            let outcome = match self
-                .call(|| {
-                    self.remote
-                        .node
-                        .handle_confirmed_certificates(certificates.clone(), delivery)
-                })
-                .await
-            {
-                Ok(outcome) => outcome,
-                // A batch refused as too large (by count or by frame size) is halved.
-                Err(error) if is_batch_too_large(&error) && batch_size > 1 => {
-                    batch_size /= 2;
-                    debug!(validator = ?self.remote.public_key, batch_size, "batch too large: halved");
-                    continue;
-                }
-                Err(error) => return Err(error),
-            };
-            self.stats
-                .add(RecoveryKind::CertificatesSent, outcome.processed as u64);
-            if let Some(info) = outcome.info {
-                self.check_response(&info, chain_id)?;
-                last = Some(info);
-            }
-            let processed = outcome.processed.min(certificates.len());
-            next = BlockHeight(next.0 + processed as u64);
-            if let Some(stuck) = certificates.get(processed) {
-                if outcome.error.is_none() {
-                    // A batch that stops early must say why; otherwise this would never end.
-                    return Err(violation(Violation::RepeatedRecovery));
-                }
-                // Repair what stopped the batch through the single-certificate path, then go on.
-                let response = self
-                    .send_confirmed_certificate_at(stuck, delivery, false, depth)
-                    .await?;
-                last = Some(response);
-                next = BlockHeight(next.0 + 1);
-            }
-        }
-        Ok(last)
     }
 
     /// Makes the remote know the chain: sends the chains its description depends on (the parent,
