@@ -59,6 +59,7 @@ impl HealthWatch {
             latency_p99: quantile(&samples, 0.99),
             success_rate: record.success_rate(),
             lowest_success: self.lowest_success.min(record.success_rate()),
+            errors: record.failures(),
             times_suspect: self.times_suspect,
             suspect_time: self.suspect_time,
             healthy_at_end: record.state() == HealthState::Healthy,
@@ -88,6 +89,7 @@ mod tests {
         assert_eq!(row.times_suspect, 1);
         assert_eq!(row.suspect_time, 2 * tick);
         assert!(row.lowest_success < 0.7);
+        assert_eq!(row.errors, 2);
         assert!(row.healthy_at_end);
         assert_eq!(row.latency_p50, Some(Duration::from_millis(3)));
     }

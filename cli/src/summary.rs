@@ -42,6 +42,8 @@ pub struct ValidatorRow {
     pub success_rate: f64,
     /// The lowest that average went during the run.
     pub lowest_success: f64,
+    /// Requests it left without an answer (timeouts, transport errors) during the run.
+    pub errors: u64,
     /// How many times it became suspect.
     pub times_suspect: u32,
     /// How long it was suspect in all.
@@ -120,8 +122,8 @@ impl Summary {
         };
         let mut out = String::from("validators (latency of the latest answers, in ms)\n");
         out.push_str(&format!(
-            "  {:<12} {:<38} {:>8} {:>8} {:>13} {:>14} {:<8} {}\n",
-            "name", "what happened", "p50", "p99", "success", "suspect", "health", "sync"
+            "  {:<12} {:<38} {:>8} {:>8} {:>13} {:>7} {:>14} {:<8} {}\n",
+            "name", "what happened", "p50", "p99", "success", "errors", "suspect", "health", "sync"
         ));
         for row in &self.validator_rows {
             let success = format!(
@@ -135,12 +137,13 @@ impl Summary {
                 row.suspect_time.as_secs_f64()
             );
             out.push_str(&format!(
-                "  {:<12} {:<38} {:>8} {:>8} {:>13} {:>14} {:<8} {}\n",
+                "  {:<12} {:<38} {:>8} {:>8} {:>13} {:>7} {:>14} {:<8} {}\n",
                 row.name,
                 row.history,
                 ms(row.latency_p50),
                 ms(row.latency_p99),
                 success,
+                row.errors,
                 suspect,
                 if row.healthy_at_end {
                     "healthy"
@@ -154,7 +157,10 @@ impl Summary {
                 },
             ));
         }
-        out.push_str("  (success: moving average at the end / lowest during the run)\n");
+        out.push_str(
+            "  (success: moving average at the end / lowest during the run; errors: requests \
+             left without an answer)\n",
+        );
         out
     }
 }
@@ -180,6 +186,7 @@ mod tests {
             latency_p99: None,
             success_rate: 0.995,
             lowest_success: 0.21,
+            errors: 17,
             times_suspect: 1,
             suspect_time: Duration::from_millis(2_200),
             healthy_at_end: false,
@@ -205,6 +212,7 @@ mod tests {
             "hung mid-run",
             "1.50",
             "100% / 21%",
+            " 17 ",
             "1× 2.2 s",
             "suspect",
             "in sync",

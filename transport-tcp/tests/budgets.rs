@@ -21,8 +21,8 @@ use std::thread::ThreadId;
 use std::time::Duration;
 
 use common::{
-    client_config, eventually, raw_connection, request_frame, server_config, start_server,
-    LogCapture, Request, Response, PATIENCE,
+    client_config, connection_from, eventually, raw_connection, request_frame, server_config,
+    start_server, LogCapture, Request, Response, PATIENCE,
 };
 use quorum_transport_tcp::{Client, Server, ServerConfig, ServerStats};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -212,10 +212,13 @@ async fn the_receive_budget_caps_the_bytes_of_stalled_partial_frames() {
     let (server, _, _) = start_server(config).await;
     let honest = client(&server);
 
-    // Eight peers each send 700 KB of a 1 MiB frame and stall: 5.6 MB, against 2 MiB.
+    // Eight peers (each from an address of its own, so that the server-wide budget binds
+    // before any address's share) each send 700 KB of a 1 MiB frame and stall: 5.6 MB, against
+    // 2 MiB.
     let mut stalled = JoinSet::new();
-    for _ in 0..8 {
-        let (mut peer, _) = raw_connection(server.local_addr()).await;
+    for peer in 0..8 {
+        let source = format!("127.0.0.{}", 10 + peer);
+        let mut peer = connection_from(&source, server.local_addr()).await;
         stalled.spawn(async move {
             let mut bytes = (max as u32).to_be_bytes().to_vec();
             bytes.extend_from_slice(&vec![1; 700_000]);

@@ -98,6 +98,9 @@ fn micros(duration: Duration) -> u64 {
 pub struct HealthRecord {
     state: HealthState,
     consecutive_failures: u32,
+    /// Requests left without an answer (timeouts, transport errors) since this process made
+    /// or restored the record.
+    failures: u64,
     next_cooldown: Option<Duration>,
     latency: Option<Duration>,
     success: f64,
@@ -109,6 +112,7 @@ impl Default for HealthRecord {
         HealthRecord {
             state: HealthState::Healthy,
             consecutive_failures: 0,
+            failures: 0,
             next_cooldown: None,
             latency: None,
             success: 1.0,
@@ -136,6 +140,12 @@ impl HealthRecord {
     /// Consecutive failures.
     pub fn consecutive_failures(&self) -> u32 {
         self.consecutive_failures
+    }
+
+    /// Requests left without an answer (timeouts, transport errors) since this process made or
+    /// restored the record: an exact count, beside the moving average of success.
+    pub fn failures(&self) -> u64 {
+        self.failures
     }
 
     /// Moving average of the latency of its answers.
@@ -221,6 +231,7 @@ impl HealthRecord {
         HealthRecord {
             state,
             consecutive_failures: saved.consecutive_failures,
+            failures: 0,
             next_cooldown: saved.next_cooldown_micros.map(clamp),
             latency: saved.latency_micros.map(Duration::from_micros),
             success: if saved.success.is_finite() {
@@ -253,6 +264,7 @@ impl HealthRecord {
     /// probe) starts a cooldown twice as long, up to the cap.
     pub fn record_failure(&mut self, now: Duration, policy: &HealthPolicy) {
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        self.failures = self.failures.saturating_add(1);
         self.success *= 1.0 - EWMA_WEIGHT;
         if self.consecutive_failures < policy.suspect_after.max(1) || self.in_cooldown(now) {
             return;
@@ -474,6 +486,7 @@ mod tests {
             let mut record = HealthRecord::default();
             let mut now = Duration::ZERO;
             let mut failures = 0u32;
+            let mut all_failures = 0u64;
             for (success, advance, latency) in events {
                 now += Duration::from_millis(advance);
                 if success {
@@ -484,6 +497,7 @@ mod tests {
                     let was_healthy = !record.is_suspect();
                     record.record_failure(now, &POLICY);
                     failures += 1;
+                    all_failures += 1;
                     if failures >= POLICY.suspect_after {
                         prop_assert!(record.is_suspect());
                     } else {
@@ -491,6 +505,7 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(record.consecutive_failures(), failures);
+                prop_assert_eq!(record.failures(), all_failures);
                 if let HealthState::Suspect { until, cooldown } = record.state() {
                     prop_assert!(cooldown >= POLICY.min_cooldown && cooldown <= POLICY.max_cooldown);
                     prop_assert!(until <= now + POLICY.max_cooldown);
