@@ -72,6 +72,17 @@ impl Keyed {
     }
 }
 
+impl MemoryStorage {
+    /// Applies a copy of `batch` at once (what `write_batch` does, without an `await`).
+    pub(crate) fn apply(&self, batch: &Batch) {
+        let writes: Vec<Keyed> = batch.writes.iter().cloned().map(Keyed::new).collect();
+        let mut tables = self.write();
+        for write in writes {
+            tables.apply(write);
+        }
+    }
+}
+
 impl Tables {
     fn apply(&mut self, write: Keyed) {
         match write {

@@ -30,6 +30,16 @@ impl<'a, S: Storage + ?Sized> Overlay<'a, S> {
         }
     }
 
+    /// A buffer over `base` that starts with `changes` (a layer shared with its owner: reads
+    /// see it first).
+    pub(crate) fn with_changes(base: &'a S, changes: MemoryStorage) -> Self {
+        Overlay {
+            base,
+            changes,
+            writes: Mutex::new(Vec::new()),
+        }
+    }
+
     /// The buffered writes, in order, as one batch.
     pub(crate) fn into_batch(self) -> Batch {
         let writes = self

@@ -7,7 +7,10 @@
 //!
 //! Concurrency: certificate signatures are checked before any lock is taken; every state change
 //! then runs under one worker-wide lock, which also makes cross-chain delivery (writing the
-//! recipients' inboxes) atomic with the sender's block.
+//! recipients' inboxes) atomic with the sender's block. The lock covers computing the change
+//! and queueing its writes, not the commit: writes queued while a commit is in flight share
+//! the next one (group commit, `worker/store.rs`), and each answer waits for the commit that
+//! holds its writes.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -34,8 +37,10 @@ use quorum_core::{
 mod ahead;
 mod apply;
 mod held_blobs;
+mod store;
 
 use held_blobs::HeldBlobs;
+use store::Store;
 
 use crate::clock::Clock;
 use crate::overlay::Overlay;
@@ -53,7 +58,8 @@ struct Volatile {
 
 /// A validator (with a key) or a client's local node (without), over storage `S`.
 pub struct Worker<S> {
-    storage: S,
+    /// The storage, with the writes queued for the next group commit.
+    store: Store<S>,
     key: Option<ValidatorSecretKey>,
     clock: Arc<dyn Clock>,
     config: WorkerConfig,
@@ -73,7 +79,7 @@ impl<S> std::fmt::Debug for Worker<S> {
     }
 }
 
-impl<S: Storage> Worker<S> {
+impl<S: Storage + 'static> Worker<S> {
     /// A worker over `storage`; it signs votes if `key` is given.
     pub fn new(
         storage: S,
@@ -82,7 +88,7 @@ impl<S: Storage> Worker<S> {
         config: WorkerConfig,
     ) -> Self {
         Worker {
-            storage,
+            store: Store::new(storage),
             key,
             clock,
             config,
@@ -91,9 +97,23 @@ impl<S: Storage> Worker<S> {
         }
     }
 
-    /// The storage.
-    pub fn storage(&self) -> &S {
-        &self.storage
+    /// What the node stores, as the node itself reads it: what is committed, and over it the
+    /// writes queued for the next group commit (every answer of the node waits until its own
+    /// writes are committed). A write through it is queued the same way.
+    pub fn storage(&self) -> &dyn Storage {
+        &self.store
+    }
+
+    /// The storage itself: only what is committed.
+    pub fn committed_storage(&self) -> &S {
+        self.store.storage()
+    }
+
+    /// Waits until what `result`'s handler wrote is durable, then hands `result` on: nothing
+    /// is acknowledged, and no vote leaves the node, before its writes are committed.
+    async fn durable<T>(&self, result: Result<T, NodeError>) -> Result<T, NodeError> {
+        self.store.flush().await?;
+        result
     }
 
     /// The validator's public key, if this worker votes.
@@ -113,7 +133,7 @@ impl<S: Storage> Worker<S> {
 
     /// A chain's state, or an inactive placeholder.
     pub async fn chain_state(&self, chain_id: ChainId) -> Result<ChainState, NodeError> {
-        chain_state_in(&self.storage, chain_id).await
+        chain_state_in(&self.store, chain_id).await
     }
 
     /// The committee of `epoch`; `EventsNotFound` for the admin chain's announcement of it if
@@ -124,7 +144,7 @@ impl<S: Storage> Worker<S> {
                 return Ok(committee.clone());
             }
         }
-        let committee = self.storage.read_committee(epoch).await?.ok_or_else(|| {
+        let committee = self.store.read_committee(epoch).await?.ok_or_else(|| {
             NodeError::EventsNotFound(vec![epoch_event_id(self.config.admin_chain, epoch)])
         })?;
         let committee = Arc::new(committee);
@@ -143,7 +163,7 @@ impl<S: Storage> Worker<S> {
     ) -> Result<BlockValue, NodeError> {
         let volatile = self.volatile.lock().await;
         let state = self.chain_state(block.chain_id).await?;
-        let mut inputs = self.gather_inputs(&self.storage, &volatile, block).await?;
+        let mut inputs = self.gather_inputs(&self.store, &volatile, block).await?;
         for blob in extra_blobs {
             inputs
                 .blobs
@@ -214,7 +234,7 @@ impl<S: Storage> Worker<S> {
         volatile: &Volatile,
         block: &Block,
     ) -> Result<Vec<BlobId>, NodeError> {
-        let inputs = self.gather_inputs(&self.storage, volatile, block).await?;
+        let inputs = self.gather_inputs(&self.store, volatile, block).await?;
         Ok(block
             .required_blob_ids()
             .into_iter()
@@ -231,10 +251,10 @@ async fn chain_state_in(storage: &dyn Storage, chain_id: ChainId) -> Result<Chai
         .unwrap_or_else(|| ChainState::inactive(chain_id)))
 }
 
-#[async_trait]
-impl<S: Storage> ValidatorNode for Worker<S> {
+/// The handlers, under the Worker's rules; writes are queued (see `store.rs`).
+impl<S: Storage + 'static> Worker<S> {
     #[instrument(level = "debug", skip_all, fields(chain = ?proposal.block().chain_id, height = ?proposal.block().height, round = ?proposal.round()))]
-    async fn handle_block_proposal(
+    async fn do_handle_block_proposal(
         &self,
         proposal: BlockProposal,
     ) -> Result<ChainInfoResponse, NodeError> {
@@ -265,7 +285,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
                 local_time: now,
             });
         }
-        let inputs = self.gather_inputs(&self.storage, &volatile, &block).await?;
+        let inputs = self.gather_inputs(&self.store, &volatile, &block).await?;
         let execution = execute_block(&state, &block, &inputs)?;
         let value = BlockValue {
             block,
@@ -274,7 +294,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         state
             .manager
             .vote_for_proposal(proposal, value, self.key.as_ref());
-        self.storage
+        self.store
             .write_batch(Batch {
                 writes: vec![Write::ChainState(Box::new(state.clone()))],
             })
@@ -282,7 +302,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         Ok(self.response(&state, false))
     }
 
-    async fn handle_lite_certificate(
+    async fn do_handle_lite_certificate(
         &self,
         certificate: LiteCertificate,
         delivery: CrossChainDelivery,
@@ -292,7 +312,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         match certificate.kind {
             VoteKind::Confirmed => {
                 if self
-                    .storage
+                    .store
                     .read_certificate(certificate.value_hash)
                     .await?
                     .is_some()
@@ -304,7 +324,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
                     .value_for(VoteKind::Confirmed, certificate.value_hash)
                     .ok_or(NodeError::MissingCertificateValue)?;
                 let full = certificate.with_value(Hashed::new(ConfirmedBlock(value)))?;
-                self.handle_confirmed_certificate(full, delivery).await
+                self.do_handle_confirmed_certificate(full, delivery).await
             }
             VoteKind::Validated => {
                 let value = state
@@ -312,7 +332,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
                     .value_for(VoteKind::Validated, certificate.value_hash)
                     .ok_or(NodeError::MissingCertificateValue)?;
                 let full = certificate.with_value(Hashed::new(ValidatedBlock(value)))?;
-                self.handle_validated_certificate(full).await
+                self.do_handle_validated_certificate(full).await
             }
             VoteKind::Timeout => {
                 let value = Hashed::new(Timeout {
@@ -324,13 +344,13 @@ impl<S: Storage> ValidatorNode for Worker<S> {
                     return Err(NodeError::MissingCertificateValue);
                 }
                 let full = certificate.with_value(value)?;
-                self.handle_timeout_certificate(full).await
+                self.do_handle_timeout_certificate(full).await
             }
         }
     }
 
     #[instrument(level = "debug", skip_all, fields(chain = ?certificate.value().block().chain_id, height = ?certificate.value().block().height))]
-    async fn handle_confirmed_certificate(
+    async fn do_handle_confirmed_certificate(
         &self,
         certificate: ConfirmedBlockCertificate,
         _delivery: CrossChainDelivery,
@@ -357,7 +377,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         } else {
             let started = std::time::Instant::now();
             let applied = self
-                .apply_confirmed(&self.storage, &mut volatile, certificate)
+                .apply_confirmed(&self.store, &mut volatile, certificate)
                 .await;
             metrics::histogram!("quorum_block_apply_seconds")
                 .record(started.elapsed().as_secs_f64());
@@ -367,7 +387,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         Ok(self.response(&result?, false))
     }
 
-    async fn handle_validated_certificate(
+    async fn do_handle_validated_certificate(
         &self,
         certificate: ValidatedBlockCertificate,
     ) -> Result<ChainInfoResponse, NodeError> {
@@ -393,7 +413,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
             now,
             self.key.as_ref(),
         )?;
-        self.storage
+        self.store
             .write_batch(Batch {
                 writes: vec![Write::ChainState(Box::new(state.clone()))],
             })
@@ -401,7 +421,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         Ok(self.response(&state, false))
     }
 
-    async fn handle_timeout_certificate(
+    async fn do_handle_timeout_certificate(
         &self,
         certificate: TimeoutCertificate,
     ) -> Result<ChainInfoResponse, NodeError> {
@@ -423,7 +443,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         state
             .manager
             .handle_timeout_certificate(&description, &certificate, self.clock.now());
-        self.storage
+        self.store
             .write_batch(Batch {
                 writes: vec![Write::ChainState(Box::new(state.clone()))],
             })
@@ -431,7 +451,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         Ok(self.response(&state, false))
     }
 
-    async fn handle_confirmed_certificates(
+    async fn do_handle_confirmed_certificates(
         &self,
         certificates: Vec<ConfirmedBlockCertificate>,
         _delivery: CrossChainDelivery,
@@ -470,7 +490,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         // Then apply them in order through a buffer, and commit the buffer in one batch: one
         // storage transaction for the whole upload instead of one per block.
         let mut volatile = self.volatile.lock().await;
-        let overlay = Overlay::new(&self.storage);
+        let overlay = Overlay::new(&self.store);
         let mut processed = 0;
         let mut last_state = None;
         for certificate in checked {
@@ -489,12 +509,8 @@ impl<S: Storage> ValidatorNode for Worker<S> {
             }
         }
         let batch = overlay.into_batch();
-        if !batch.is_empty() {
-            let started = std::time::Instant::now();
-            self.storage.write_batch(batch).await?;
-            metrics::histogram!("quorum_commit_seconds").record(started.elapsed().as_secs_f64());
-            metrics::histogram!("quorum_commit_group_size").record(processed as f64);
-        }
+        // Queued for the next group commit (`store.rs`), which the answer waits for.
+        self.store.write_batch(batch).await?;
         if let Some(stop) = &error {
             self.note_wanted(&mut volatile, &Err::<(), _>(stop.clone()));
         }
@@ -507,7 +523,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         })
     }
 
-    async fn handle_chain_info_query(
+    async fn do_handle_chain_info_query(
         &self,
         query: ChainInfoQuery,
     ) -> Result<ChainInfoResponse, NodeError> {
@@ -530,7 +546,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
                     self.key.as_ref(),
                 );
                 if vote.is_some() {
-                    self.storage
+                    self.store
                         .write_batch(Batch {
                             writes: vec![Write::ChainState(Box::new(state.clone()))],
                         })
@@ -547,7 +563,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
             );
             let heights: Vec<BlockHeight> = (start.0..end.0).map(BlockHeight).collect();
             let hashes = self
-                .storage
+                .store
                 .read_certificate_hashes(state.chain_id, &heights)
                 .await?;
             info.requested_certificate_hashes = hashes.into_iter().map_while(|hash| hash).collect();
@@ -555,10 +571,10 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         Ok(ChainInfoResponse::new(info, self.key.as_ref()))
     }
 
-    async fn upload_blob(&self, blob: Blob) -> Result<BlobId, NodeError> {
+    async fn do_upload_blob(&self, blob: Blob) -> Result<BlobId, NodeError> {
         self.check_blob_size(&blob)?;
         let id = blob.id();
-        if self.storage.read_blob(id).await?.is_some() {
+        if self.store.read_blob(id).await?.is_some() {
             return Ok(id);
         }
         let mut volatile = self.volatile.lock().await;
@@ -568,7 +584,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         Ok(id)
     }
 
-    async fn handle_pending_blob(
+    async fn do_handle_pending_blob(
         &self,
         chain_id: ChainId,
         blob: Blob,
@@ -584,31 +600,31 @@ impl<S: Storage> ValidatorNode for Worker<S> {
         Ok(self.response(&state, false))
     }
 
-    async fn download_blob(&self, blob_id: BlobId) -> Result<Blob, NodeError> {
-        self.storage
+    async fn do_download_blob(&self, blob_id: BlobId) -> Result<Blob, NodeError> {
+        self.store
             .read_blob(blob_id)
             .await?
             .ok_or_else(|| NodeError::BlobsNotFound(vec![blob_id]))
     }
 
-    async fn missing_blob_ids(&self, blob_ids: Vec<BlobId>) -> Result<Vec<BlobId>, NodeError> {
+    async fn do_missing_blob_ids(&self, blob_ids: Vec<BlobId>) -> Result<Vec<BlobId>, NodeError> {
         if blob_ids.len() > MAX_CERTIFICATES_PER_BATCH {
             return Err(NodeError::LimitExceeded(Limit::BatchSize));
         }
-        Ok(self.storage.missing_blobs(&blob_ids).await?)
+        Ok(self.store.missing_blobs(&blob_ids).await?)
     }
 
-    async fn download_certificate(
+    async fn do_download_certificate(
         &self,
         hash: CryptoHash,
     ) -> Result<ConfirmedBlockCertificate, NodeError> {
-        self.storage
+        self.store
             .read_certificate(hash)
             .await?
             .ok_or(NodeError::NotFound)
     }
 
-    async fn download_certificates_by_heights(
+    async fn do_download_certificates_by_heights(
         &self,
         chain_id: ChainId,
         heights: Vec<BlockHeight>,
@@ -617,7 +633,7 @@ impl<S: Storage> ValidatorNode for Worker<S> {
             return Err(NodeError::LimitExceeded(Limit::BatchSize));
         }
         let certificates = self
-            .storage
+            .store
             .read_certificates_by_heights(chain_id, &heights)
             .await?;
         // Up to the byte budget, and at least one: a shorter answer says how far it got.
@@ -631,5 +647,110 @@ impl<S: Storage> ValidatorNode for Worker<S> {
             answer.push(certificate);
         }
         Ok(answer)
+    }
+}
+
+/// Every handler that may write answers only once what it wrote is durable.
+#[async_trait]
+impl<S: Storage + 'static> ValidatorNode for Worker<S> {
+    async fn handle_block_proposal(
+        &self,
+        proposal: BlockProposal,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        self.durable(self.do_handle_block_proposal(proposal).await)
+            .await
+    }
+
+    async fn handle_lite_certificate(
+        &self,
+        certificate: LiteCertificate,
+        delivery: CrossChainDelivery,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        self.durable(self.do_handle_lite_certificate(certificate, delivery).await)
+            .await
+    }
+
+    async fn handle_confirmed_certificate(
+        &self,
+        certificate: ConfirmedBlockCertificate,
+        _delivery: CrossChainDelivery,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        self.durable(
+            self.do_handle_confirmed_certificate(certificate, _delivery)
+                .await,
+        )
+        .await
+    }
+
+    async fn handle_validated_certificate(
+        &self,
+        certificate: ValidatedBlockCertificate,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        self.durable(self.do_handle_validated_certificate(certificate).await)
+            .await
+    }
+
+    async fn handle_timeout_certificate(
+        &self,
+        certificate: TimeoutCertificate,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        self.durable(self.do_handle_timeout_certificate(certificate).await)
+            .await
+    }
+
+    async fn handle_confirmed_certificates(
+        &self,
+        certificates: Vec<ConfirmedBlockCertificate>,
+        _delivery: CrossChainDelivery,
+    ) -> Result<BatchOutcome, NodeError> {
+        self.durable(
+            self.do_handle_confirmed_certificates(certificates, _delivery)
+                .await,
+        )
+        .await
+    }
+
+    async fn handle_chain_info_query(
+        &self,
+        query: ChainInfoQuery,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        self.durable(self.do_handle_chain_info_query(query).await)
+            .await
+    }
+
+    async fn upload_blob(&self, blob: Blob) -> Result<BlobId, NodeError> {
+        self.do_upload_blob(blob).await
+    }
+
+    async fn handle_pending_blob(
+        &self,
+        chain_id: ChainId,
+        blob: Blob,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        self.do_handle_pending_blob(chain_id, blob).await
+    }
+
+    async fn download_blob(&self, blob_id: BlobId) -> Result<Blob, NodeError> {
+        self.do_download_blob(blob_id).await
+    }
+
+    async fn missing_blob_ids(&self, blob_ids: Vec<BlobId>) -> Result<Vec<BlobId>, NodeError> {
+        self.do_missing_blob_ids(blob_ids).await
+    }
+
+    async fn download_certificate(
+        &self,
+        hash: CryptoHash,
+    ) -> Result<ConfirmedBlockCertificate, NodeError> {
+        self.do_download_certificate(hash).await
+    }
+
+    async fn download_certificates_by_heights(
+        &self,
+        chain_id: ChainId,
+        heights: Vec<BlockHeight>,
+    ) -> Result<Vec<ConfirmedBlockCertificate>, NodeError> {
+        self.do_download_certificates_by_heights(chain_id, heights)
+            .await
     }
 }

@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use quorum_core::block::epoch_event_id;
-use quorum_core::Storage;
 use quorum_core::{
     Blob, BlockHeight, BlockProposal, Certificate, CertificateError, ChainInfoQuery,
     CrossChainDelivery, Epoch, IncomingBundle, Message, NodeError, Operation, Round, Signature,

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use quorum_core::{
@@ -50,11 +51,59 @@ struct Inner {
     database: Database,
     path: PathBuf,
     durability: Durability,
-    /// Held (shared) by reads, and (exclusively) by a commit until it is done, on the
-    /// blocking pool, even when the caller stopped waiting for it: a read that starts after a
-    /// `write_batch` began sees all of it, so a caller cancelled mid-commit (a request that
-    /// timed out) can never let another caller read the state from before and write over it.
-    commits: Arc<tokio::sync::RwLock<()>>,
+    /// Commits whose caller stopped waiting before they were done: reads wait for them, so a
+    /// caller cancelled mid-commit (a request that timed out) can never let another caller
+    /// read the state from before and write over it. Commits whose callers wait block nobody:
+    /// reads meanwhile see the last committed state (redb's snapshots).
+    detached: Arc<Detached>,
+}
+
+/// The count of detached commits, and a signal when one lands.
+#[derive(Default)]
+struct Detached {
+    /// Detached commits not landed yet (may dip below zero for a moment, see [`CommitGuard`]).
+    count: AtomicI64,
+    landed: tokio::sync::Notify,
+}
+
+impl Detached {
+    /// Waits until no detached commit is in flight.
+    async fn settled(&self) {
+        loop {
+            let landed = self.landed.notified();
+            tokio::pin!(landed);
+            // Registered before checking, so a landing in between is not missed.
+            landed.as_mut().enable();
+            if self.count.load(Ordering::Acquire) <= 0 {
+                return;
+            }
+            landed.await;
+        }
+    }
+}
+
+/// A commit's state: running, done, or running with nobody waiting (detached).
+const RUNNING: u8 = 0;
+const DONE: u8 = 1;
+const DETACHED: u8 = 2;
+
+/// Held by a `write_batch` caller while it waits: dropped before the commit is done, it counts
+/// the commit as detached (synchronously, so any read that starts afterwards waits for it).
+struct CommitGuard {
+    state: Arc<AtomicU8>,
+    detached: Arc<Detached>,
+}
+
+impl Drop for CommitGuard {
+    fn drop(&mut self) {
+        if self
+            .state
+            .compare_exchange(RUNNING, DETACHED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.detached.count.fetch_add(1, Ordering::AcqRel);
+        }
+    }
 }
 
 impl fmt::Debug for RedbStorage {
@@ -106,7 +155,7 @@ impl RedbStorage {
                 database,
                 path,
                 durability: options.durability,
-                commits: Arc::new(tokio::sync::RwLock::new(())),
+                detached: Arc::new(Detached::default()),
             }),
         })
     }
@@ -128,8 +177,8 @@ impl RedbStorage {
         F: FnOnce(&ReadTransaction) -> Result<T, Error> + Send + 'static,
     {
         let inner = self.inner.clone();
-        // No commit is in flight past this point (see `Inner::commits`).
-        let _after_commits = self.inner.commits.read().await;
+        // No commit whose caller gave up is in flight past this point (see `Inner::detached`).
+        self.inner.detached.settled().await;
         let task = tokio::task::spawn_blocking(move || {
             let transaction = inner
                 .database
@@ -430,11 +479,18 @@ impl Storage for RedbStorage {
             return Ok(());
         }
         let inner = self.inner.clone();
-        // The commit holds the barrier until it is done, whether or not anyone still waits.
-        let barrier = self.inner.commits.clone().write_owned().await;
+        let state = Arc::new(AtomicU8::new(RUNNING));
+        // Dropped with this future: if the commit is not done by then, reads wait for it.
+        let _guard = CommitGuard {
+            state: state.clone(),
+            detached: self.inner.detached.clone(),
+        };
         let task = tokio::task::spawn_blocking(move || {
             let committed = inner.commit(batch);
-            drop(barrier);
+            if state.swap(DONE, Ordering::AcqRel) == DETACHED {
+                inner.detached.count.fetch_sub(1, Ordering::AcqRel);
+                inner.detached.landed.notify_waiters();
+            }
             committed
         });
         let result = task.await.map_err(|source| Error::Task {

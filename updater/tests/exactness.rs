@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{consensus, validate_directly, TestNet};
-use quorum_core::Storage;
 use quorum_core::{
     BlockHeight, BlockProposal, ChainDescription, CrossChainDelivery, NodeError, Round, TimeDelta,
     ValidatorNode,

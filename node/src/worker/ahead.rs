@@ -11,7 +11,7 @@ use quorum_core::{
 
 use super::{Volatile, Worker};
 
-impl<S: Storage> Worker<S> {
+impl<S: Storage + 'static> Worker<S> {
     /// Stores, with their blob states, the data blobs that `certificate` publishes, for a
     /// block beyond its chain's next height whose signatures were checked. The contents come
     /// from the blobs the node holds (pending for the chain, uploaded, or stored); when some
@@ -31,13 +31,13 @@ impl<S: Storage> Worker<S> {
         let mut missing = Vec::new();
         let mut taken: Vec<BlobId> = Vec::new();
         for id in published {
-            if self.storage.read_blob_state(id).await?.is_some() {
+            if self.store.read_blob_state(id).await?.is_some() {
                 continue;
             }
             let held = volatile.held.get(block.chain_id, &id).cloned();
             let blob = match held {
                 Some(blob) => Some(blob),
-                None => self.storage.read_blob(id).await?,
+                None => self.store.read_blob(id).await?,
             };
             match blob {
                 Some(blob) => {
@@ -58,7 +58,7 @@ impl<S: Storage> Worker<S> {
         if taken.is_empty() {
             return Ok(());
         }
-        self.storage.write_batch(batch).await?;
+        self.store.write_batch(batch).await?;
         // Stored now: the uploads are no longer needed (the chain's pending blobs stay, for
         // the proposals they came with).
         let used = taken.into_iter().collect();

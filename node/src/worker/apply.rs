@@ -14,7 +14,7 @@ use tracing::debug;
 
 use super::{chain_state_in, Volatile, Worker};
 
-impl<S: Storage> Worker<S> {
+impl<S: Storage + 'static> Worker<S> {
     /// The blobs and events `block` needs, from pending and uploaded blobs and storage. Missing
     /// ones are simply absent: execution reports them.
     pub(super) async fn gather_inputs(

@@ -1,0 +1,293 @@
+//! Group commit (DESIGN §4.5.1): the Worker's writes are queued, and every write queued while a
+//! commit is in flight goes into the next one, so blocks of different chains that are ready at
+//! the same moment share one storage transaction and one fsync.
+//!
+//! [`Store`] wraps the Worker's storage. Its `write_batch` only queues the batch (and makes it
+//! visible to the Store's own reads at once, so that the next request computes on top of it);
+//! [`Store::flush`] waits until everything queued so far is committed, and every handler of
+//! the Worker flushes before it answers, so nothing is acknowledged, and no vote leaves the
+//! node, before it is durable. One commit runs at a time, in a task of its own: a request that
+//! gives up while waiting never cancels a commit, and the writes of a commit stay readable
+//! until it has landed.
+//!
+//! A failed commit poisons the store: the writes queued after it were computed on top of it,
+//! so they fail too, and so does every later write, until the node is restarted from what its
+//! storage holds.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use thiserror::Error;
+use tokio::sync::watch;
+
+use quorum_core::error::StorageErrorKind;
+
+use quorum_core::{
+    Batch, Blob, BlobId, BlobState, BlockHeight, ChainId, ChainState, Committee,
+    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, Storage, StorageError, Write,
+};
+
+use crate::memory::MemoryStorage;
+use crate::overlay::Overlay;
+
+/// Why a write was refused after a commit failed.
+#[derive(Debug, Error)]
+#[error("an earlier commit failed ({0}); the node must be restarted from its storage")]
+struct Poisoned(String);
+
+/// The Worker's storage with its queue of writes not yet committed.
+pub(crate) struct Store<S> {
+    storage: Arc<S>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Batches committed so far (by number, in the order queued).
+    committed: watch::Sender<Progress>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Progress {
+    committed: u64,
+    /// Set once a commit failed: its error, as text.
+    poisoned: Option<String>,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Batches queued so far (by number).
+    queued: u64,
+    /// Writes queued and not yet taken by a commit, in order.
+    writes: Vec<Write>,
+    /// Batches among them.
+    batches: usize,
+    /// The same writes, readable.
+    current: MemoryStorage,
+    /// The writes of the commit in flight, readable until it has landed.
+    committing: MemoryStorage,
+    /// Whether a commit task runs.
+    leader: bool,
+}
+
+impl<S: Storage + 'static> Store<S> {
+    pub(crate) fn new(storage: S) -> Self {
+        Store {
+            storage: Arc::new(storage),
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue::default()),
+                committed: watch::Sender::new(Progress::default()),
+            }),
+        }
+    }
+
+    /// The storage itself (what is committed, without the queue).
+    pub(crate) fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // Nothing panics while the lock is held; the queue stays consistent.
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The queued writes over the storage: what every read sees.
+    fn view(&self) -> (MemoryStorage, MemoryStorage) {
+        let queue = self.queue();
+        (queue.current.clone(), queue.committing.clone())
+    }
+
+    /// Queues `batch` (readable at once) and starts a commit if none runs.
+    fn enqueue(&self, batch: Batch) -> Result<(), StorageError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if let Some(error) = self.shared.committed.borrow().poisoned.clone() {
+            return Err(poisoned(error));
+        }
+        let start = {
+            let mut queue = self.queue();
+            queue.current.apply(&batch);
+            queue.writes.extend(batch.writes);
+            queue.batches += 1;
+            queue.queued += 1;
+            !std::mem::replace(&mut queue.leader, true)
+        };
+        if start {
+            tokio::spawn(commit_loop(self.storage.clone(), self.shared.clone()));
+        }
+        Ok(())
+    }
+
+    /// Waits until every batch queued so far is committed.
+    pub(crate) async fn flush(&self) -> Result<(), StorageError> {
+        let target = self.queue().queued;
+        let mut progress = self.shared.committed.subscribe();
+        let reached = progress
+            .wait_for(|p| p.committed >= target || p.poisoned.is_some())
+            .await
+            .map_err(|_| poisoned("the commit task is gone".to_owned()))?;
+        match &reached.poisoned {
+            Some(error) if reached.committed < target => Err(poisoned(error.clone())),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn poisoned(error: String) -> StorageError {
+    StorageError {
+        kind: StorageErrorKind::Write,
+        source: Box::new(Poisoned(error)),
+    }
+}
+
+/// Commits what is queued, group after group, until the queue is empty.
+async fn commit_loop<S: Storage + 'static>(storage: Arc<S>, shared: Arc<Shared>) {
+    loop {
+        let (batch, batches, through) = {
+            let mut queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            if queue.writes.is_empty() {
+                queue.leader = false;
+                queue.committing = MemoryStorage::new();
+                return;
+            }
+            let writes = std::mem::take(&mut queue.writes);
+            let batches = std::mem::take(&mut queue.batches);
+            // The group's writes stay readable while they commit; new ones go on top.
+            queue.committing = std::mem::take(&mut queue.current);
+            (Batch { writes }, batches, queue.queued)
+        };
+        let started = Instant::now();
+        let result = storage.write_batch(batch).await;
+        metrics::histogram!("quorum_commit_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("quorum_commit_group_size").record(batches as f64);
+        match result {
+            Ok(()) => {
+                shared.committed.send_modify(|p| p.committed = through);
+            }
+            Err(error) => {
+                tracing::error!(%error, "group commit failed: the node refuses every write from now on");
+                {
+                    let mut queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+                    *queue = Queue {
+                        queued: queue.queued,
+                        ..Queue::default()
+                    };
+                }
+                shared
+                    .committed
+                    .send_modify(|p| p.poisoned = Some(error.to_string()));
+                return;
+            }
+        }
+    }
+}
+
+/// Runs a read on the queued writes over the storage.
+macro_rules! read_through {
+    ($store:expr, $method:ident ( $($arg:expr),* )) => {{
+        let (current, committing) = $store.view();
+        let committed = Overlay::with_changes(&*$store.storage, committing);
+        Overlay::with_changes(&committed, current).$method($($arg),*).await
+    }};
+}
+
+#[async_trait]
+impl<S: Storage + 'static> Storage for Store<S> {
+    async fn read_certificate(
+        &self,
+        hash: CryptoHash,
+    ) -> Result<Option<ConfirmedBlockCertificate>, StorageError> {
+        read_through!(self, read_certificate(hash))
+    }
+
+    async fn read_certificate_hashes(
+        &self,
+        chain_id: ChainId,
+        heights: &[BlockHeight],
+    ) -> Result<Vec<Option<CryptoHash>>, StorageError> {
+        read_through!(self, read_certificate_hashes(chain_id, heights))
+    }
+
+    async fn read_certificates_by_heights(
+        &self,
+        chain_id: ChainId,
+        heights: &[BlockHeight],
+    ) -> Result<Vec<Option<ConfirmedBlockCertificate>>, StorageError> {
+        read_through!(self, read_certificates_by_heights(chain_id, heights))
+    }
+
+    async fn read_blob(&self, id: BlobId) -> Result<Option<Blob>, StorageError> {
+        read_through!(self, read_blob(id))
+    }
+
+    async fn missing_blobs(&self, ids: &[BlobId]) -> Result<Vec<BlobId>, StorageError> {
+        read_through!(self, missing_blobs(ids))
+    }
+
+    async fn read_blob_state(&self, id: BlobId) -> Result<Option<BlobState>, StorageError> {
+        read_through!(self, read_blob_state(id))
+    }
+
+    async fn read_event(&self, id: &EventId) -> Result<Option<Vec<u8>>, StorageError> {
+        read_through!(self, read_event(id))
+    }
+
+    async fn read_chain_state(
+        &self,
+        chain_id: ChainId,
+    ) -> Result<Option<ChainState>, StorageError> {
+        read_through!(self, read_chain_state(chain_id))
+    }
+
+    async fn read_committee(&self, epoch: Epoch) -> Result<Option<Committee>, StorageError> {
+        read_through!(self, read_committee(epoch))
+    }
+
+    /// Queues the batch; it is durable once [`Store::flush`] returns.
+    async fn write_batch(&self, batch: Batch) -> Result<(), StorageError> {
+        self.enqueue(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quorum_core::ChainState;
+
+    fn state(chain: u8, balance: u64) -> Write {
+        let mut state = ChainState::inactive(ChainId(CryptoHash([chain; 32])));
+        state.balance = balance;
+        Write::ChainState(Box::new(state))
+    }
+
+    fn chain(chain: u8) -> ChainId {
+        ChainId(CryptoHash([chain; 32]))
+    }
+
+    #[tokio::test]
+    async fn queued_writes_are_read_at_once_and_committed_together() {
+        let base = MemoryStorage::new();
+        let store = Store::new(base.clone());
+        for balance in 1..=3u64 {
+            store
+                .write_batch(Batch {
+                    writes: vec![state(1, balance)],
+                })
+                .await
+                .unwrap();
+            let read = store.read_chain_state(chain(1)).await.unwrap().unwrap();
+            assert_eq!(read.balance, balance, "the newest queued write wins");
+        }
+        store.flush().await.unwrap();
+        let durable = base.read_chain_state(chain(1)).await.unwrap().unwrap();
+        assert_eq!(durable.balance, 3);
+        assert_eq!(store.shared.committed.borrow().committed, 3);
+        let queue = store.queue();
+        assert!(queue.writes.is_empty() && !queue.leader);
+    }
+}
