@@ -201,6 +201,7 @@ impl<S: Storage + 'static> Worker<S> {
     async fn check_confirmed(
         &self,
         certificate: &ConfirmedBlockCertificate,
+        signatures: Signatures,
     ) -> Result<bool, NodeError> {
         let block = certificate.value().block();
         let state = self.chain_state(block.chain_id).await?;
@@ -209,8 +210,39 @@ impl<S: Storage + 'static> Worker<S> {
             return Ok(false);
         }
         let committee = self.committee(block.epoch).await?;
-        certificate.check(&committee)?;
+        match signatures {
+            Signatures::Unchecked => certificate.check(&committee)?,
+            Signatures::CheckedByCaller => certificate.check_signers(&committee)?,
+        }
         Ok(true)
+    }
+
+    /// Processes a confirmed certificate the caller assembled from votes it checked one by
+    /// one as they arrived (a client and its own local node): the signers and their weight are
+    /// checked, the signatures are not verified a second time (DESIGN §4.5.1, verify once).
+    /// Never for a certificate that came from elsewhere.
+    pub async fn handle_assembled_confirmed_certificate(
+        &self,
+        certificate: ConfirmedBlockCertificate,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        self.durable(
+            self.confirmed_certificate(certificate, Signatures::CheckedByCaller)
+                .await,
+        )
+        .await
+    }
+
+    /// Records a validated certificate the caller assembled from votes it checked one by one
+    /// (see [`Worker::handle_assembled_confirmed_certificate`]).
+    pub async fn handle_assembled_validated_certificate(
+        &self,
+        certificate: ValidatedBlockCertificate,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        self.durable(
+            self.validated_certificate(certificate, Signatures::CheckedByCaller)
+                .await,
+        )
+        .await
     }
 
     /// After a certificate was answered with `BlobsNotFound`: uploads of those blobs are now
@@ -241,6 +273,15 @@ impl<S: Storage + 'static> Worker<S> {
             .filter(|id| !inputs.blobs.contains_key(id))
             .collect())
     }
+}
+
+/// Whether a certificate's signatures are still to be verified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Signatures {
+    /// They came with the certificate: verify them.
+    Unchecked,
+    /// The caller verified each as a vote: check only the signers and their weight.
+    CheckedByCaller,
 }
 
 /// A chain's state in `storage`, or an inactive placeholder.
@@ -357,7 +398,16 @@ impl<S: Storage + 'static> Worker<S> {
     ) -> Result<ChainInfoResponse, NodeError> {
         // Delivery to recipients' inboxes is part of the block's own write batch, so it is
         // always complete when this returns: Blocking and NonBlocking behave alike.
-        if !self.check_confirmed(&certificate).await? {
+        self.confirmed_certificate(certificate, Signatures::Unchecked)
+            .await
+    }
+
+    async fn confirmed_certificate(
+        &self,
+        certificate: ConfirmedBlockCertificate,
+        signatures: Signatures,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        if !self.check_confirmed(&certificate, signatures).await? {
             let state = self
                 .chain_state(certificate.value().block().chain_id)
                 .await?;
@@ -391,9 +441,21 @@ impl<S: Storage + 'static> Worker<S> {
         &self,
         certificate: ValidatedBlockCertificate,
     ) -> Result<ChainInfoResponse, NodeError> {
+        self.validated_certificate(certificate, Signatures::Unchecked)
+            .await
+    }
+
+    async fn validated_certificate(
+        &self,
+        certificate: ValidatedBlockCertificate,
+        signatures: Signatures,
+    ) -> Result<ChainInfoResponse, NodeError> {
         let block = certificate.value().block().clone();
         let committee = self.committee(block.epoch).await?;
-        certificate.check(&committee)?;
+        match signatures {
+            Signatures::Unchecked => certificate.check(&committee)?,
+            Signatures::CheckedByCaller => certificate.check_signers(&committee)?,
+        }
         let mut volatile = self.volatile.lock().await;
         let mut state = self.chain_state(block.chain_id).await?;
         let description = state.description()?.clone();
@@ -477,7 +539,9 @@ impl<S: Storage + 'static> Worker<S> {
                     quorum_core::Violation::WrongChain,
                 ))
             } else {
-                self.check_confirmed(&certificate).await.map(|_| ())
+                self.check_confirmed(&certificate, Signatures::Unchecked)
+                    .await
+                    .map(|_| ())
             };
             match check {
                 Ok(()) => checked.push(certificate),

@@ -191,8 +191,9 @@ impl<S: Storage + 'static> ChainClient<S> {
             if votes.first().map(|(_, v)| v.value_hash) != Some(value.hash()) {
                 return Err(ChainClientError::UnexpectedValue);
             }
+            // Each vote was checked as it arrived: only the signers and their weight are left.
             let certificate = Certificate::new(value, round, signatures);
-            certificate.check(&committee)?;
+            certificate.check_signers(&committee)?;
             certificate
         } else {
             let value = Hashed::new(ValidatedBlock(value));
@@ -200,14 +201,16 @@ impl<S: Storage + 'static> ChainClient<S> {
                 return Err(ChainClientError::UnexpectedValue);
             }
             let validated: ValidatedBlockCertificate = Certificate::new(value, round, signatures);
-            validated.check(&committee)?;
-            let _ =
-                ValidatorNode::handle_validated_certificate(&*self.local, validated.clone()).await;
+            validated.check_signers(&committee)?;
+            let _ = self
+                .local
+                .handle_assembled_validated_certificate(validated.clone())
+                .await;
             self.finalize(&committee, &remotes, validated, blobs)
                 .await?
         };
         self.local
-            .handle_confirmed_certificate(confirmed.clone(), CrossChainDelivery::Blocking)
+            .handle_assembled_confirmed_certificate(confirmed.clone())
             .await?;
         self.broadcast(&committee, &remotes, &confirmed).await;
         Ok(confirmed)
@@ -236,8 +239,9 @@ impl<S: Storage + 'static> ChainClient<S> {
             .iter()
             .map(|(key, vote)| (*key, vote.signature))
             .collect();
+        // Each vote was checked as it arrived: only the signers and their weight are left.
         let certificate = Certificate::new(value, round, signatures);
-        certificate.check(committee)?;
+        certificate.check_signers(committee)?;
         Ok(certificate)
     }
 
