@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use quorum_core::{
@@ -56,54 +56,6 @@ struct Inner {
     /// read the state from before and write over it. Commits whose callers wait block nobody:
     /// reads meanwhile see the last committed state (redb's snapshots).
     detached: Arc<Detached>,
-}
-
-/// The count of detached commits, and a signal when one lands.
-#[derive(Default)]
-struct Detached {
-    /// Detached commits not landed yet (may dip below zero for a moment, see [`CommitGuard`]).
-    count: AtomicI64,
-    landed: tokio::sync::Notify,
-}
-
-impl Detached {
-    /// Waits until no detached commit is in flight.
-    async fn settled(&self) {
-        loop {
-            let landed = self.landed.notified();
-            tokio::pin!(landed);
-            // Registered before checking, so a landing in between is not missed.
-            landed.as_mut().enable();
-            if self.count.load(Ordering::Acquire) <= 0 {
-                return;
-            }
-            landed.await;
-        }
-    }
-}
-
-/// A commit's state: running, done, or running with nobody waiting (detached).
-const RUNNING: u8 = 0;
-const DONE: u8 = 1;
-const DETACHED: u8 = 2;
-
-/// Held by a `write_batch` caller while it waits: dropped before the commit is done, it counts
-/// the commit as detached (synchronously, so any read that starts afterwards waits for it).
-struct CommitGuard {
-    state: Arc<AtomicU8>,
-    detached: Arc<Detached>,
-}
-
-impl Drop for CommitGuard {
-    fn drop(&mut self) {
-        if self
-            .state
-            .compare_exchange(RUNNING, DETACHED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            self.detached.count.fetch_add(1, Ordering::AcqRel);
-        }
-    }
 }
 
 impl fmt::Debug for RedbStorage {
@@ -693,6 +645,9 @@ impl<'txn> WriteTables<'txn> {
         Ok(())
     }
 }
+
+mod detached;
+use detached::{CommitGuard, Detached, DETACHED, DONE, RUNNING};
 
 #[cfg(test)]
 mod tests;

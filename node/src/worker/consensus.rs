@@ -1,0 +1,314 @@
+//! The Worker's consensus requests (DESIGN §4.3, §4.5): proposals, certificates (full, lite and
+//! in batches) and timeouts. Each computes its change under the worker-wide lock and queues its
+//! writes; the `ValidatorNode` implementation (`worker.rs`) answers once they are durable.
+
+use tracing::instrument;
+
+use quorum_core::chain::execute_block;
+use quorum_core::error::Limit;
+use quorum_core::info::BatchOutcome;
+use quorum_core::manager::ProposalDecision;
+use quorum_core::node::MAX_CERTIFICATES_PER_BATCH;
+use quorum_core::{
+    Batch, BlockProposal, BlockValue, ChainInfoResponse, ConfirmedBlock, ConfirmedBlockCertificate,
+    CrossChainDelivery, Hashed, LiteCertificate, NodeError, Storage, Timeout, TimeoutCertificate,
+    ValidatedBlock, ValidatedBlockCertificate, VoteKind, Write,
+};
+
+use super::{Signatures, Worker};
+use crate::overlay::Overlay;
+
+impl<S: Storage + 'static> Worker<S> {
+    #[instrument(level = "debug", skip_all, fields(chain = ?proposal.block().chain_id, height = ?proposal.block().height, round = ?proposal.round()))]
+    pub(super) async fn do_handle_block_proposal(
+        &self,
+        proposal: BlockProposal,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        if let Some(certificate) = &proposal.validated_block_certificate {
+            let committee = self.committee(certificate.value().block().epoch).await?;
+            certificate.check(&committee)?;
+        }
+        let volatile = self.volatile.lock().await;
+        let block = proposal.block().clone();
+        let mut state = self.chain_state(block.chain_id).await?;
+        let description = state.description()?.clone();
+        state.expect_next_height(block.height)?;
+        if block.epoch != state.epoch {
+            return Err(NodeError::WrongEpoch {
+                expected: state.epoch,
+                found: block.epoch,
+            });
+        }
+        if state.manager.check_proposal(&description, &proposal)?
+            == ProposalDecision::AlreadyVotedForThis
+        {
+            return Ok(self.response(&state, false));
+        }
+        let now = self.clock.now();
+        if block.timestamp > now.saturating_add(self.config.timestamp_grace) {
+            return Err(NodeError::InvalidTimestamp {
+                block_timestamp: block.timestamp,
+                local_time: now,
+            });
+        }
+        let inputs = self.gather_inputs(&self.store, &volatile, &block).await?;
+        let execution = execute_block(&state, &block, &inputs)?;
+        let value = BlockValue {
+            block,
+            outcome: execution.outcome,
+        };
+        state
+            .manager
+            .vote_for_proposal(proposal, value, self.key.as_ref());
+        self.store
+            .write_batch(Batch {
+                writes: vec![Write::ChainState(Box::new(state.clone()))],
+            })
+            .await?;
+        Ok(self.response(&state, false))
+    }
+
+    pub(super) async fn do_handle_lite_certificate(
+        &self,
+        certificate: LiteCertificate,
+        delivery: CrossChainDelivery,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        let state = self.chain_state(certificate.chain_id).await?;
+        state.description()?;
+        match certificate.kind {
+            VoteKind::Confirmed => {
+                if self
+                    .store
+                    .read_certificate(certificate.value_hash)
+                    .await?
+                    .is_some()
+                {
+                    return Ok(self.response(&state, false));
+                }
+                let value = state
+                    .manager
+                    .value_for(VoteKind::Confirmed, certificate.value_hash)
+                    .ok_or(NodeError::MissingCertificateValue)?;
+                let full = certificate.with_value(Hashed::new(ConfirmedBlock(value)))?;
+                self.do_handle_confirmed_certificate(full, delivery).await
+            }
+            VoteKind::Validated => {
+                let value = state
+                    .manager
+                    .value_for(VoteKind::Validated, certificate.value_hash)
+                    .ok_or(NodeError::MissingCertificateValue)?;
+                let full = certificate.with_value(Hashed::new(ValidatedBlock(value)))?;
+                self.do_handle_validated_certificate(full).await
+            }
+            VoteKind::Timeout => {
+                let value = Hashed::new(Timeout {
+                    chain_id: state.chain_id,
+                    height: state.next_height,
+                    epoch: state.epoch,
+                });
+                if value.hash() != certificate.value_hash {
+                    return Err(NodeError::MissingCertificateValue);
+                }
+                let full = certificate.with_value(value)?;
+                self.do_handle_timeout_certificate(full).await
+            }
+        }
+    }
+
+    #[instrument(level = "debug", skip_all, fields(chain = ?certificate.value().block().chain_id, height = ?certificate.value().block().height))]
+    pub(super) async fn do_handle_confirmed_certificate(
+        &self,
+        certificate: ConfirmedBlockCertificate,
+        _delivery: CrossChainDelivery,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        // Delivery to recipients' inboxes is part of the block's own write batch, so it is
+        // always complete when this returns: Blocking and NonBlocking behave alike.
+        self.confirmed_certificate(certificate, Signatures::Unchecked)
+            .await
+    }
+
+    pub(super) async fn confirmed_certificate(
+        &self,
+        certificate: ConfirmedBlockCertificate,
+        signatures: Signatures,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        if !self.check_confirmed(&certificate, signatures).await? {
+            let state = self
+                .chain_state(certificate.value().block().chain_id)
+                .await?;
+            return Ok(self.response(&state, false));
+        }
+        let mut volatile = self.volatile.lock().await;
+        let block = certificate.value().block();
+        let current = self.chain_state(block.chain_id).await?;
+        let result = if block.height > current.next_height {
+            // Ahead: the block waits, the blobs it publishes are taken now (`ahead.rs`).
+            self.take_published_blobs(&mut volatile, &certificate)
+                .await
+                .and(Err(NodeError::UnexpectedBlockHeight {
+                    expected_block_height: current.next_height,
+                    found_block_height: block.height,
+                }))
+        } else {
+            let started = std::time::Instant::now();
+            let applied = self
+                .apply_confirmed(&self.store, &mut volatile, certificate)
+                .await;
+            metrics::histogram!("quorum_block_apply_seconds")
+                .record(started.elapsed().as_secs_f64());
+            applied
+        };
+        self.note_wanted(&mut volatile, &result);
+        Ok(self.response(&result?, false))
+    }
+
+    pub(super) async fn do_handle_validated_certificate(
+        &self,
+        certificate: ValidatedBlockCertificate,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        self.validated_certificate(certificate, Signatures::Unchecked)
+            .await
+    }
+
+    pub(super) async fn validated_certificate(
+        &self,
+        certificate: ValidatedBlockCertificate,
+        signatures: Signatures,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        let block = certificate.value().block().clone();
+        let committee = self.committee(block.epoch).await?;
+        match signatures {
+            Signatures::Unchecked => certificate.check(&committee)?,
+            Signatures::CheckedByCaller => certificate.check_signers(&committee)?,
+        }
+        let mut volatile = self.volatile.lock().await;
+        let mut state = self.chain_state(block.chain_id).await?;
+        let description = state.description()?.clone();
+        if state.is_committed(block.height)? {
+            return Ok(self.response(&state, false));
+        }
+        let missing = self.missing_for_block(&volatile, &block).await?;
+        if !missing.is_empty() {
+            let refusal = Err(NodeError::BlobsNotFound(missing));
+            self.note_wanted(&mut volatile, &refusal);
+            return refusal;
+        }
+        let now = self.clock.now();
+        state.manager.handle_validated_certificate(
+            &description,
+            &certificate,
+            now,
+            self.key.as_ref(),
+        )?;
+        self.store
+            .write_batch(Batch {
+                writes: vec![Write::ChainState(Box::new(state.clone()))],
+            })
+            .await?;
+        Ok(self.response(&state, false))
+    }
+
+    pub(super) async fn do_handle_timeout_certificate(
+        &self,
+        certificate: TimeoutCertificate,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        let timeout = certificate.value().inner().clone();
+        let committee = self.committee(timeout.epoch).await?;
+        certificate.check(&committee)?;
+        let _volatile = self.volatile.lock().await;
+        let mut state = self.chain_state(timeout.chain_id).await?;
+        let description = state.description()?.clone();
+        if state.is_committed(timeout.height)? {
+            return Ok(self.response(&state, false));
+        }
+        if timeout.epoch != state.epoch {
+            return Err(NodeError::WrongEpoch {
+                expected: state.epoch,
+                found: timeout.epoch,
+            });
+        }
+        state
+            .manager
+            .handle_timeout_certificate(&description, &certificate, self.clock.now());
+        self.store
+            .write_batch(Batch {
+                writes: vec![Write::ChainState(Box::new(state.clone()))],
+            })
+            .await?;
+        Ok(self.response(&state, false))
+    }
+
+    pub(super) async fn do_handle_confirmed_certificates(
+        &self,
+        certificates: Vec<ConfirmedBlockCertificate>,
+        _delivery: CrossChainDelivery,
+    ) -> Result<BatchOutcome, NodeError> {
+        if certificates.len() > MAX_CERTIFICATES_PER_BATCH {
+            return Err(NodeError::LimitExceeded(Limit::BatchSize));
+        }
+        let Some(first) = certificates.first() else {
+            return Ok(BatchOutcome {
+                processed: 0,
+                info: None,
+                error: None,
+            });
+        };
+        let chain_id = first.value().block().chain_id;
+        // First, without any lock: every certificate must be about this chain and carry a
+        // quorum of its epoch's committee. The batch is cut at the first one that does not.
+        let mut error = None;
+        let mut checked = Vec::with_capacity(certificates.len());
+        for certificate in certificates {
+            let check = if certificate.value().block().chain_id != chain_id {
+                Err(NodeError::ProtocolViolation(
+                    quorum_core::Violation::WrongChain,
+                ))
+            } else {
+                self.check_confirmed(&certificate, Signatures::Unchecked)
+                    .await
+                    .map(|_| ())
+            };
+            match check {
+                Ok(()) => checked.push(certificate),
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        // Then apply them in order through a buffer, and commit the buffer in one batch: one
+        // storage transaction for the whole upload instead of one per block.
+        let mut volatile = self.volatile.lock().await;
+        let overlay = Overlay::new(&self.store);
+        let mut processed = 0;
+        let mut last_state = None;
+        for certificate in checked {
+            match self
+                .apply_confirmed(&overlay, &mut volatile, certificate)
+                .await
+            {
+                Ok(state) => {
+                    processed += 1;
+                    last_state = Some(state);
+                }
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        let batch = overlay.into_batch();
+        // Queued for the next group commit (`store.rs`), which the answer waits for.
+        self.store.write_batch(batch).await?;
+        if let Some(stop) = &error {
+            self.note_wanted(&mut volatile, &Err::<(), _>(stop.clone()));
+        }
+        drop(volatile);
+        let info = last_state.map(|state| self.response(&state, false));
+        Ok(BatchOutcome {
+            processed,
+            info,
+            error,
+        })
+    }
+}

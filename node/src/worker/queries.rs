@@ -1,0 +1,144 @@
+//! The Worker's queries and data requests (DESIGN §4.2, §4.5.2): chain information (which may
+//! sign a timeout vote), blob uploads and pending blobs held in memory, and downloads.
+
+use quorum_core::encoding::encoded_len;
+use quorum_core::error::Limit;
+use quorum_core::info::MAX_CERTIFICATE_HASHES_PER_QUERY;
+use quorum_core::node::MAX_CERTIFICATES_PER_BATCH;
+use quorum_core::{
+    Batch, Blob, BlobId, BlockHeight, ChainId, ChainInfoQuery, ChainInfoResponse,
+    ConfirmedBlockCertificate, CryptoHash, NodeError, Storage, Write,
+};
+
+use super::Worker;
+
+impl<S: Storage + 'static> Worker<S> {
+    pub(super) async fn do_handle_chain_info_query(
+        &self,
+        query: ChainInfoQuery,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        let _volatile = self.volatile.lock().await;
+        let mut state = self.chain_state(query.chain_id).await?;
+        state.description()?;
+        if let Some(height) = query.test_next_block_height {
+            state.expect_next_height(height)?;
+        }
+        if let Some((height, round)) = query.request_timeout {
+            // A timeout is for one height: a node at another height says so, so that the
+            // client brings it up to date (or catches up itself) and asks again.
+            state.expect_next_height(height)?;
+            if state.manager.timeout_vote.is_none() {
+                let vote = state.manager.vote_timeout(
+                    state.chain_id,
+                    state.epoch,
+                    round,
+                    self.clock.now(),
+                    self.key.as_ref(),
+                );
+                if vote.is_some() {
+                    self.store
+                        .write_batch(Batch {
+                            writes: vec![Write::ChainState(Box::new(state.clone()))],
+                        })
+                        .await?;
+                }
+            }
+        }
+        let mut info = self.info(&state, query.request_manager_values);
+        if let Some((start, end)) = query.request_certificate_hashes {
+            let end = BlockHeight(
+                end.0
+                    .min(state.next_height.0)
+                    .min(start.0.saturating_add(MAX_CERTIFICATE_HASHES_PER_QUERY)),
+            );
+            let heights: Vec<BlockHeight> = (start.0..end.0).map(BlockHeight).collect();
+            let hashes = self
+                .store
+                .read_certificate_hashes(state.chain_id, &heights)
+                .await?;
+            info.requested_certificate_hashes = hashes.into_iter().map_while(|hash| hash).collect();
+        }
+        Ok(ChainInfoResponse::new(info, self.key.as_ref()))
+    }
+
+    pub(super) async fn do_upload_blob(&self, blob: Blob) -> Result<BlobId, NodeError> {
+        self.check_blob_size(&blob)?;
+        let id = blob.id();
+        if self.store.read_blob(id).await?.is_some() {
+            return Ok(id);
+        }
+        let mut volatile = self.volatile.lock().await;
+        // Only blobs this node asked for, within the byte budget (`held_blobs.rs`).
+        let limits = self.config.held_limits();
+        volatile.held.upload(blob, self.clock.now(), &limits)?;
+        Ok(id)
+    }
+
+    pub(super) async fn do_handle_pending_blob(
+        &self,
+        chain_id: ChainId,
+        blob: Blob,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        self.check_blob_size(&blob)?;
+        let mut volatile = self.volatile.lock().await;
+        let state = self.chain_state(chain_id).await?;
+        state.description()?;
+        let limits = self.config.held_limits();
+        volatile
+            .held
+            .add_pending(chain_id, blob, self.clock.now(), &limits)?;
+        Ok(self.response(&state, false))
+    }
+
+    pub(super) async fn do_download_blob(&self, blob_id: BlobId) -> Result<Blob, NodeError> {
+        self.store
+            .read_blob(blob_id)
+            .await?
+            .ok_or_else(|| NodeError::BlobsNotFound(vec![blob_id]))
+    }
+
+    pub(super) async fn do_missing_blob_ids(
+        &self,
+        blob_ids: Vec<BlobId>,
+    ) -> Result<Vec<BlobId>, NodeError> {
+        if blob_ids.len() > MAX_CERTIFICATES_PER_BATCH {
+            return Err(NodeError::LimitExceeded(Limit::BatchSize));
+        }
+        Ok(self.store.missing_blobs(&blob_ids).await?)
+    }
+
+    pub(super) async fn do_download_certificate(
+        &self,
+        hash: CryptoHash,
+    ) -> Result<ConfirmedBlockCertificate, NodeError> {
+        self.store
+            .read_certificate(hash)
+            .await?
+            .ok_or(NodeError::NotFound)
+    }
+
+    pub(super) async fn do_download_certificates_by_heights(
+        &self,
+        chain_id: ChainId,
+        heights: Vec<BlockHeight>,
+    ) -> Result<Vec<ConfirmedBlockCertificate>, NodeError> {
+        if heights.len() > MAX_CERTIFICATES_PER_BATCH {
+            return Err(NodeError::LimitExceeded(Limit::BatchSize));
+        }
+        let certificates = self
+            .store
+            .read_certificates_by_heights(chain_id, &heights)
+            .await?;
+        // Up to the byte budget, and at least one: a shorter answer says how far it got.
+        let mut bytes = 0usize;
+        let mut answer = Vec::new();
+        for certificate in certificates.into_iter().flatten() {
+            bytes = bytes.saturating_add(encoded_len(&certificate).unwrap_or(usize::MAX));
+            if bytes > self.config.max_download_bytes && !answer.is_empty() {
+                break;
+            }
+            answer.push(certificate);
+        }
+        Ok(answer)
+    }
+}
