@@ -127,3 +127,128 @@ async fn blocks_of_many_chains_share_commits_and_are_answered_once_durable() {
         "{commits} commits for {CHAINS} blocks"
     );
 }
+
+mod interleavings {
+    use super::*;
+    use proptest::prelude::*;
+    use quorum_core::{Message, Operation};
+    use quorum_node::testing::{TestChain, TestCommittee};
+    use quorum_node::ManualClock;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    const CHAINS: usize = 5;
+
+    /// A node of the fixtures' genesis over memory storage, on a clock that never moves.
+    async fn node(
+        committee: &TestCommittee,
+        chains: &[TestChain],
+    ) -> (Worker<MemoryStorage>, MemoryStorage) {
+        let storage = MemoryStorage::new();
+        let genesis = quorum_node::Genesis {
+            committee: committee.committee.clone(),
+            chains: chains
+                .iter()
+                .map(|chain| chain.description.clone())
+                .collect(),
+        };
+        let admin = genesis
+            .initialize(&storage, quorum_core::Timestamp(0))
+            .await
+            .unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(quorum_core::Timestamp(0)));
+        let worker = Worker::new(storage.clone(), None, clock, WorkerConfig::new(admin));
+        (worker, storage)
+    }
+
+    /// Every chain's state as stored.
+    async fn states(storage: &MemoryStorage, chains: &[TestChain]) -> Vec<ChainState> {
+        let mut states = Vec::new();
+        for chain in chains {
+            states.push(storage.read_chain_state(chain.id()).await.unwrap().unwrap());
+        }
+        states
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Blocks of five chains paying each other, applied concurrently in a random
+        /// interleaving (each chain's blocks in order, the chains racing, commits grouped):
+        /// the stored states equal those of applying the same blocks one after the other, and
+        /// every bundle sits in its recipient's inbox exactly once.
+        #[test]
+        fn concurrent_blocks_deliver_every_bundle_exactly_once(
+            blocks in proptest::collection::vec(
+                proptest::collection::vec((0..CHAINS - 1, 1u64..100), 1..4),
+                1..30,
+            ),
+            seed in any::<u64>(),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let committee = TestCommittee::new(4, 7);
+                let mut chains: Vec<TestChain> =
+                    (0..CHAINS).map(|i| TestChain::new(i as u32, 100 + i as u64)).collect();
+                let ids: Vec<ChainId> = chains.iter().map(TestChain::id).collect();
+                // The blocks, round-robin over the chains: each pays the recipients drawn.
+                let mut per_chain: Vec<Vec<ConfirmedBlockCertificate>> = vec![Vec::new(); CHAINS];
+                let mut sent = 0usize;
+                for (index, transfers) in blocks.iter().enumerate() {
+                    let from = index % CHAINS;
+                    let operations = transfers
+                        .iter()
+                        // Never the paying chain itself.
+                        .map(|(to, amount)| Operation::Transfer { recipient: ids[(from + 1 + to) % CHAINS], amount: *amount })
+                        .collect();
+                    sent += transfers.len();
+                    per_chain[from].push(chains[from].commit_next(&committee, operations));
+                }
+
+                // Sequentially, on one node.
+                let (sequential, sequential_storage) = node(&committee, &chains).await;
+                for certificates in &per_chain {
+                    for certificate in certificates {
+                        sequential
+                            .handle_confirmed_certificate(certificate.clone(), CrossChainDelivery::Blocking)
+                            .await
+                            .unwrap();
+                    }
+                }
+
+                // Concurrently, on another, the chains racing in a seeded order.
+                let (concurrent, concurrent_storage) = node(&committee, &chains).await;
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                let lanes = per_chain.iter().map(|certificates| {
+                    let yields: Vec<usize> = certificates.iter().map(|_| rng.gen_range(0..4)).collect();
+                    let concurrent = &concurrent;
+                    async move {
+                        for (certificate, pause) in certificates.iter().zip(yields) {
+                            for _ in 0..pause {
+                                tokio::task::yield_now().await;
+                            }
+                            concurrent
+                                .handle_confirmed_certificate(certificate.clone(), CrossChainDelivery::Blocking)
+                                .await
+                                .unwrap();
+                        }
+                    }
+                });
+                futures::future::join_all(lanes).await;
+
+                let expected = states(&sequential_storage, &chains).await;
+                let found = states(&concurrent_storage, &chains).await;
+                prop_assert_eq!(&found, &expected);
+                // Every transfer is one credit in one inbox, once.
+                let credits: usize = found
+                    .iter()
+                    .flat_map(|state| state.inboxes.values())
+                    .flat_map(|inbox| inbox.bundles.values())
+                    .map(|messages| messages.iter().filter(|m| matches!(m, Message::Credit { .. })).count())
+                    .sum();
+                prop_assert_eq!(credits, sent);
+                Ok(())
+            })?;
+        }
+    }
+}

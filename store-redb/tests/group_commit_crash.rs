@@ -17,8 +17,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use quorum_core::{
-    BlockHeight, ConfirmedBlockCertificate, CrossChainDelivery, Storage, Timestamp,
-    ValidatorNode,
+    BlockHeight, ConfirmedBlockCertificate, CrossChainDelivery, Storage, Timestamp, ValidatorNode,
 };
 use quorum_node::testing::{TestChain, TestCommittee};
 use quorum_node::{Genesis, SystemClock, Worker, WorkerConfig};
@@ -50,7 +49,10 @@ fn fixtures() -> (TestCommittee, Vec<TestChain>) {
 fn genesis(committee: &TestCommittee, chains: &[TestChain]) -> Genesis {
     Genesis {
         committee: committee.committee.clone(),
-        chains: chains.iter().map(|chain| chain.description.clone()).collect(),
+        chains: chains
+            .iter()
+            .map(|chain| chain.description.clone())
+            .collect(),
     }
 }
 
@@ -212,7 +214,10 @@ async fn check_recovered(path: &std::path::Path, acks: &[Ack]) -> Vec<u64> {
             let expected = next_certificate(&committee, &mut chain);
             let found = found
                 .unwrap_or_else(|| panic!("chain {index}: certificate at height {height} lost"));
-            assert_eq!(found, expected, "chain {index}: certificate at height {height}");
+            assert_eq!(
+                found, expected,
+                "chain {index}: certificate at height {height}"
+            );
             hashes.push(found.hash().to_string());
         }
         assert_eq!(
@@ -225,7 +230,11 @@ async fn check_recovered(path: &std::path::Path, acks: &[Ack]) -> Vec<u64> {
             .read_certificate_hashes(chain.id(), &[BlockHeight(next)])
             .await
             .unwrap();
-        assert_eq!(beyond, vec![None], "chain {index}: a certificate beyond the state");
+        assert_eq!(
+            beyond,
+            vec![None],
+            "chain {index}: a certificate beyond the state"
+        );
         // Every acknowledged block of the chain survived.
         for ack in acks.iter().filter(|ack| ack.chain == index) {
             assert_eq!(
@@ -264,7 +273,9 @@ fn group_commit_loses_no_acknowledged_block() {
 fn group_acks_parse() {
     let hash = "ab".repeat(32);
     assert_eq!(
-        parse_ack(&format!("test group_commit_writer_child ... {ACK} 3 7 {hash}")),
+        parse_ack(&format!(
+            "test group_commit_writer_child ... {ACK} 3 7 {hash}"
+        )),
         Some(Ack {
             chain: 3,
             height: 7,
