@@ -18,6 +18,7 @@ pub mod fixtures;
 pub mod quorum;
 pub mod settings;
 pub mod sync;
+pub mod throughput;
 
 /// The value of `result`, or a panic naming what failed and why.
 pub fn must<T, E: std::fmt::Debug>(result: Result<T, E>, what: &str) -> T {

@@ -1,0 +1,73 @@
+//! Throughput (issue 12, DESIGN §9): blocks per second of a committee of four over loopback TCP
+//! with durable redb, with 1, 4, 16, 64 and 256 chains driven at once by one client; beside it,
+//! in the same run, the CPU floor of one block on one core (its signatures, verifications,
+//! hashes and commits done directly, `quorum_benches::throughput::Floor`). The floor in blocks
+//! per second for the machine is the floor's rate times the cores.
+//!
+//! Each iteration commits one block on every chain at once (criterion's throughput is in
+//! blocks). Reduced mode: `QUORUM_THROUGHPUT_CHAINS=1,4 cargo bench -p quorum-benches --bench
+//! throughput -- --quick`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput};
+use quorum_benches::throughput::{Floor, Network};
+use quorum_benches::{run_spawned, runtime, settings};
+
+/// Chain counts driven, unless `QUORUM_THROUGHPUT_CHAINS` lists others (comma-separated).
+const CHAIN_COUNTS: [usize; 5] = [1, 4, 16, 64, 256];
+
+fn chain_counts() -> Vec<usize> {
+    match std::env::var("QUORUM_THROUGHPUT_CHAINS") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|count| count.trim().parse().ok())
+            .filter(|count| *count > 0)
+            .collect(),
+        Err(_) => CHAIN_COUNTS.to_vec(),
+    }
+}
+
+fn throughput(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("throughput");
+    settings::slow(&mut group, 10, 10);
+
+    let floor = Floor::new();
+    let mut height = 0u64;
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("cpu_floor_one_block_one_core", |b| {
+        b.iter(|| {
+            floor.one_block(height);
+            height += 1;
+        })
+    });
+
+    for chains in chain_counts() {
+        let network = Arc::new(rt.block_on(Network::new(chains)));
+        // A first block per chain: connections, caches.
+        let first = network.clone();
+        run_spawned(&rt, async move { first.one_block_per_chain().await });
+        group.throughput(Throughput::Elements(chains as u64));
+        group.bench_function(format!("tcp_redb_4_validators/{chains}_chains"), |b| {
+            b.iter_custom(|iterations| {
+                let network = network.clone();
+                run_spawned(&rt, async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iterations {
+                        total += network.one_block_per_chain().await;
+                    }
+                    total
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+fn main() {
+    let mut criterion = settings::criterion();
+    throughput(&mut criterion);
+    criterion.final_summary();
+}

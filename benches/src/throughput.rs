@@ -1,0 +1,206 @@
+//! The throughput bench's network (DESIGN §9): a committee of four Workers over durable redb,
+//! each served over loopback TCP, and one client driving many chains at once; and the CPU
+//! floor of one block, the signature, hashing and storage work it needs done directly.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::{Signer, SigningKey};
+use quorum_core::{ChainId, ValidatorNode};
+use quorum_node::testing::{TestChain, TestCommittee};
+use quorum_node::{Clock, Genesis, MemoryStorage, SystemClock, Worker, WorkerConfig};
+use quorum_store_redb::RedbStorage;
+use quorum_transport_tcp::{serve_validator, ClientConfig, Server, ServerConfig, TcpValidatorNode};
+use quorum_updater::{ChainClient, Options, ValidatorSet};
+use redb::{Database, TableDefinition};
+use sha2::{Digest, Sha256};
+
+use crate::fixtures::committee;
+use crate::must;
+
+/// Validators in the committee.
+pub const VALIDATORS: usize = 4;
+
+/// Signatures one two-phase block needs: the owner's proposal, then a validated and a
+/// confirmed vote from each validator.
+pub const SIGNATURES_PER_BLOCK: usize = 1 + 2 * VALIDATORS;
+/// Single verifications: the proposal at each validator, each vote at the client.
+pub const SINGLE_VERIFICATIONS_PER_BLOCK: usize = VALIDATORS + 2 * VALIDATORS;
+/// Batch verifications of a quorum's signatures: the validated and the confirmed certificate
+/// at each validator.
+pub const BATCH_VERIFICATIONS_PER_BLOCK: usize = 2 * VALIDATORS;
+/// Signatures in a certificate: a quorum of four.
+pub const QUORUM: usize = 3;
+/// Hashes of the block's value: at the client and at each validator, in both phases.
+pub const HASHES_PER_BLOCK: usize = 2 * (VALIDATORS + 1);
+/// Storage commits: each validator stores its vote, then the confirmed block.
+pub const COMMITS_PER_BLOCK: usize = 2 * VALIDATORS;
+/// Bytes of one block's writes (certificate, chain state), about what the Worker commits.
+pub const BLOCK_BYTES: usize = 2_048;
+
+/// A running committee and one client per driven chain.
+pub struct Network {
+    _dir: tempfile::TempDir,
+    _servers: Vec<Server>,
+    clients: Vec<(ChainClient<MemoryStorage>, ChainId)>,
+}
+
+impl Network {
+    /// A committee of [`VALIDATORS`] over durable redb on loopback TCP, with `chains` chains
+    /// to drive (and the admin chain). Must run within a tokio runtime.
+    pub async fn new(chains: usize) -> Self {
+        let committee: TestCommittee = committee(VALIDATORS);
+        let all: Vec<TestChain> = (0..=chains)
+            .map(|index| TestChain::new(index as u32, 1_000 + index as u64))
+            .collect();
+        let genesis = Genesis {
+            committee: committee.committee.clone(),
+            chains: all.iter().map(|chain| chain.description.clone()).collect(),
+        };
+        let dir = must(tempfile::tempdir(), "a temporary directory");
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let validators = ValidatorSet::new();
+        let mut servers = Vec::new();
+        for (index, key) in committee.keys.iter().enumerate() {
+            let storage = must(
+                RedbStorage::open(dir.path().join(format!("validator-{index}.redb"))),
+                "opening redb",
+            );
+            let admin = must(genesis.initialize(&storage, clock.now()).await, "genesis");
+            let worker: Arc<dyn ValidatorNode> = Arc::new(Worker::new(
+                storage,
+                Some(key.clone()),
+                clock.clone(),
+                WorkerConfig::new(admin),
+            ));
+            let server = must(
+                serve_validator(worker, "127.0.0.1:0", ServerConfig::default()).await,
+                "serving a validator",
+            );
+            let remote = must(
+                TcpValidatorNode::new(server.local_addr().to_string(), ClientConfig::default()),
+                "a validator's client",
+            );
+            validators.insert(key.public(), Arc::new(remote));
+            servers.push(server);
+        }
+        let storage = MemoryStorage::new();
+        let admin = must(genesis.initialize(&storage, clock.now()).await, "genesis");
+        let local = Arc::new(Worker::new(storage, None, clock, WorkerConfig::new(admin)));
+        let ids: Vec<ChainId> = all.iter().map(TestChain::id).collect();
+        let clients = (1..=chains)
+            .map(|index| {
+                let client = ChainClient::new(
+                    ids[index],
+                    Some(all[index].owner.clone()),
+                    local.clone(),
+                    validators.clone(),
+                    Options::default(),
+                );
+                // Each chain pays the next one (the admin chain when it is alone).
+                let recipient = if chains == 1 {
+                    ids[0]
+                } else {
+                    ids[1 + index % chains]
+                };
+                (client, recipient)
+            })
+            .collect();
+        Network {
+            _dir: dir,
+            _servers: servers,
+            clients,
+        }
+    }
+
+    /// Commits one block on every chain at once (a transfer); returns the time it took.
+    pub async fn one_block_per_chain(&self) -> Duration {
+        let started = Instant::now();
+        let blocks = self.clients.iter().map(|(client, recipient)| async move {
+            must(client.transfer(*recipient, 1).await, "a transfer");
+        });
+        futures::future::join_all(blocks).await;
+        started.elapsed()
+    }
+}
+
+/// The CPU work of one block, done directly with the libraries (no layer of ours): its
+/// signatures, single and batch verifications, hashes and non-durable redb commits, as counted
+/// by the constants of this module.
+pub struct Floor {
+    keys: Vec<SigningKey>,
+    message: Vec<u8>,
+    database: Database,
+    _dir: tempfile::TempDir,
+}
+
+const FLOOR_TABLE: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("floor");
+
+impl Floor {
+    /// Keys, a block-sized message and a redb file.
+    pub fn new() -> Self {
+        let keys = (0..=VALIDATORS as u8)
+            .map(|i| SigningKey::from_bytes(&[i + 1; 32]))
+            .collect();
+        let dir = must(tempfile::tempdir(), "a temporary directory");
+        let database = must(Database::create(dir.path().join("floor.redb")), "redb");
+        Floor {
+            keys,
+            message: vec![7; BLOCK_BYTES],
+            database,
+            _dir: dir,
+        }
+    }
+
+    /// One block's work; `height` keys the storage writes.
+    pub fn one_block(&self, height: u64) {
+        let hash: [u8; 32] = Sha256::digest(&self.message).into();
+        for _ in 1..HASHES_PER_BLOCK {
+            std::hint::black_box(Sha256::digest(&self.message));
+        }
+        let signatures: Vec<_> = (0..SIGNATURES_PER_BLOCK)
+            .map(|i| self.keys[i % self.keys.len()].sign(&hash))
+            .collect();
+        for i in 0..SINGLE_VERIFICATIONS_PER_BLOCK {
+            let key = &self.keys[i % self.keys.len()];
+            let signature = &signatures[i % self.keys.len()];
+            must(
+                key.verifying_key().verify_strict(&hash, signature),
+                "a single verification",
+            );
+        }
+        let verifying: Vec<_> = self.keys[..QUORUM]
+            .iter()
+            .map(SigningKey::verifying_key)
+            .collect();
+        let quorum: Vec<_> = signatures[..QUORUM].to_vec();
+        let messages: Vec<&[u8]> = vec![&hash[..]; QUORUM];
+        for _ in 0..BATCH_VERIFICATIONS_PER_BLOCK {
+            must(
+                ed25519_dalek::verify_batch(&messages, &quorum, &verifying),
+                "a batch verification",
+            );
+        }
+        for commit in 0..COMMITS_PER_BLOCK {
+            let mut transaction = must(self.database.begin_write(), "a write transaction");
+            transaction.set_durability(redb::Durability::None);
+            {
+                let mut table = must(transaction.open_table(FLOOR_TABLE), "the table");
+                must(
+                    table.insert(
+                        height * COMMITS_PER_BLOCK as u64 + commit as u64,
+                        &self.message[..],
+                    ),
+                    "an insert",
+                );
+            }
+            must(transaction.commit(), "a commit");
+        }
+    }
+}
+
+impl Default for Floor {
+    fn default() -> Self {
+        Floor::new()
+    }
+}
