@@ -15,12 +15,19 @@ use quorum_core::{
 use quorum_node::testnet::{TestNet, START};
 use quorum_node::{Clock, MemoryStorage, Worker, WorkerConfig};
 
-/// Memory storage whose commits take `delay` (an fsync), counted.
+/// Memory storage whose commits take `delay` (an fsync), counted; once `fail_from` commits
+/// have been made, every further commit fails.
 struct SlowStorage {
     inner: MemoryStorage,
     delay: Duration,
     commits: Arc<AtomicUsize>,
+    fail_from: usize,
 }
+
+/// The failure of a [`SlowStorage`] commit.
+#[derive(Debug, thiserror::Error)]
+#[error("the disk is gone")]
+struct DiskGone;
 
 #[async_trait]
 impl Storage for SlowStorage {
@@ -69,7 +76,12 @@ impl Storage for SlowStorage {
     }
     async fn write_batch(&self, batch: Batch) -> Result<(), StorageError> {
         tokio::time::sleep(self.delay).await;
-        self.commits.fetch_add(1, Ordering::SeqCst);
+        if self.commits.fetch_add(1, Ordering::SeqCst) >= self.fail_from {
+            return Err(StorageError {
+                kind: quorum_core::error::StorageErrorKind::Write,
+                source: Box::new(DiskGone),
+            });
+        }
         self.inner.write_batch(batch).await
     }
 }
@@ -93,6 +105,7 @@ async fn blocks_of_many_chains_share_commits_and_are_answered_once_durable() {
         inner: base.clone(),
         delay: Duration::from_millis(10),
         commits: commits.clone(),
+        fail_from: usize::MAX,
     };
     let clock: Arc<dyn Clock> = Arc::new(net.clock.clone());
     let worker = Worker::new(slow, None, clock, WorkerConfig::new(admin));
@@ -125,6 +138,51 @@ async fn blocks_of_many_chains_share_commits_and_are_answered_once_durable() {
     assert!(
         (1..=3).contains(&commits),
         "{commits} commits for {CHAINS} blocks"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_commit_fails_its_requests_and_every_later_write() {
+    let net = TestNet::new(4, 3, false).await;
+    let mut certificates = Vec::new();
+    for c in 1..=2 {
+        let block = net.block(c, vec![]).await;
+        certificates.push(net.commit(c, block, Round::MultiLeader(0)).await);
+    }
+    let base = MemoryStorage::new();
+    let admin = net.genesis.initialize(&base, START).await.unwrap();
+    let slow = SlowStorage {
+        inner: base.clone(),
+        delay: Duration::from_millis(10),
+        commits: Arc::new(AtomicUsize::new(0)),
+        fail_from: 0,
+    };
+    let clock: Arc<dyn Clock> = Arc::new(net.clock.clone());
+    let worker = Worker::new(slow, None, clock, WorkerConfig::new(admin));
+    let first = worker
+        .handle_confirmed_certificate(certificates[0].clone(), CrossChainDelivery::Blocking)
+        .await;
+    assert!(
+        matches!(first, Err(quorum_core::NodeError::Storage(_))),
+        "{first:?}"
+    );
+    // Nothing of it is read back as if it had landed, and later writes are refused.
+    let chain = certificates[0].value().block().chain_id;
+    assert_eq!(
+        worker.chain_state(chain).await.unwrap().next_height,
+        BlockHeight(0)
+    );
+    let second = worker
+        .handle_confirmed_certificate(certificates[1].clone(), CrossChainDelivery::Blocking)
+        .await;
+    assert!(second.is_err(), "{second:?}");
+    assert_eq!(
+        base.read_chain_state(chain)
+            .await
+            .unwrap()
+            .unwrap()
+            .next_height,
+        BlockHeight(0)
     );
 }
 

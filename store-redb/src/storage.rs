@@ -433,19 +433,27 @@ impl Storage for RedbStorage {
         let inner = self.inner.clone();
         let state = Arc::new(AtomicU8::new(RUNNING));
         // Dropped with this future: if the commit is not done by then, reads wait for it.
-        let _guard = CommitGuard {
+        let guard = CommitGuard {
             state: state.clone(),
             detached: self.inner.detached.clone(),
         };
         let task = tokio::task::spawn_blocking(move || {
-            let committed = inner.commit(batch);
+            // Even a commit that panics (its transaction dropped: nothing of it lands) is done:
+            // nobody may wait for it forever.
+            let committed =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.commit(batch)));
             if state.swap(DONE, Ordering::AcqRel) == DETACHED {
                 inner.detached.count.fetch_sub(1, Ordering::AcqRel);
                 inner.detached.landed.notify_waiters();
             }
-            committed
+            match committed {
+                Ok(committed) => committed,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
         });
-        let result = task.await.map_err(|source| Error::Task {
+        let joined = task.await;
+        drop(guard);
+        let result = joined.map_err(|source| Error::Task {
             access: Access::Write,
             source,
         })?;

@@ -162,7 +162,16 @@ async fn commit_loop<S: Storage + 'static>(storage: Arc<S>, shared: Arc<Shared>)
             (Batch { writes }, batches, queue.queued)
         };
         let started = Instant::now();
-        let result = storage.write_batch(batch).await;
+        // In a task of its own, so that a storage that panics poisons the store instead of
+        // leaving every waiter waiting.
+        let committing = storage.clone();
+        let result = match tokio::spawn(async move { committing.write_batch(batch).await }).await {
+            Ok(result) => result,
+            Err(failure) => Err(StorageError {
+                kind: StorageErrorKind::Write,
+                source: Box::new(Poisoned(format!("the commit task failed: {failure}"))),
+            }),
+        };
         metrics::histogram!("quorum_commit_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("quorum_commit_group_size").record(batches as f64);
         match result {
