@@ -11,10 +11,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
-use std::io::{BufRead, BufReader, Write as _};
-use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
 
 use quorum_core::{
     BlockHeight, ConfirmedBlockCertificate, CrossChainDelivery, Storage, Timestamp, ValidatorNode,
@@ -138,60 +139,14 @@ fn parse_ack(line: &str) -> Option<Ack> {
 /// Starts a writer on `path`, kills it after [`KILL_AFTER`] acknowledgements, and returns every
 /// acknowledgement it printed before dying.
 fn run_writer_until_killed(path: &std::path::Path) -> Vec<Ack> {
-    let executable = std::env::current_exe().unwrap();
-    let mut child = Command::new(executable)
-        .args([
-            "group_commit_writer_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(WRITER_ENV, path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (lines, received) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut acks = Vec::new();
-    let mut other = Vec::new();
-    let deadline = Instant::now() + TIMEOUT;
-    while acks.len() < KILL_AFTER {
-        let wait = deadline.saturating_duration_since(Instant::now());
-        match received.recv_timeout(wait) {
-            Ok(line) => match parse_ack(&line) {
-                Some(ack) => acks.push(ack),
-                None => other.push(line),
-            },
-            Err(error) => {
-                let _ = child.kill();
-                let status = child.wait().unwrap();
-                panic!(
-                    "the writer stopped after {} acknowledgements ({error}; {status}); its \
-                     output:\n{}",
-                    acks.len(),
-                    other.join("\n")
-                );
-            }
-        }
-    }
-    // SIGKILL, most likely in the middle of a group commit.
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
-    assert!(!status.success(), "the writer was killed: {status}");
-    acks.extend(received.iter().filter_map(|line| parse_ack(&line)));
-    reader.join().unwrap();
-    acks
+    common::run_until_killed(
+        "group_commit_writer_child",
+        WRITER_ENV,
+        path,
+        KILL_AFTER,
+        TIMEOUT,
+        parse_ack,
+    )
 }
 
 /// Reopens the database and checks it against every acknowledgement so far; returns the

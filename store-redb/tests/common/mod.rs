@@ -1,0 +1,81 @@
+//! What the crash tests share: a writer child process (this same test binary, re-executed to run
+//! one ignored test) killed with SIGKILL once it has acknowledged enough writes.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Starts this test binary's ignored test `child_test` with `env` set to `path`, kills it with
+/// SIGKILL once `kill_after` of its output lines parse as acknowledgements, and returns every
+/// acknowledgement it printed before dying (those still in the pipe included). Panics if the
+/// child stops on its own or acknowledges too few within `timeout`.
+pub fn run_until_killed<T>(
+    child_test: &str,
+    env: &str,
+    path: &Path,
+    kill_after: usize,
+    timeout: Duration,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Vec<T> {
+    let executable = std::env::current_exe().unwrap();
+    let mut child = Command::new(executable)
+        .args([
+            child_test,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(env, path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines, received) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut acks = Vec::new();
+    let mut other = Vec::new();
+    let deadline = Instant::now() + timeout;
+    while acks.len() < kill_after {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match received.recv_timeout(wait) {
+            Ok(line) => match parse(&line) {
+                Some(ack) => acks.push(ack),
+                None => other.push(line),
+            },
+            Err(error) => {
+                let _ = child.kill();
+                let status = child.wait().unwrap();
+                panic!(
+                    "the writer stopped after {} acknowledgements ({error}; {status}); its \
+                     output:\n{}",
+                    acks.len(),
+                    other.join("\n")
+                );
+            }
+        }
+    }
+    // SIGKILL, most likely in the middle of a commit.
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the writer was killed: {status}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt as _;
+        assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status}");
+    }
+    acks.extend(received.iter().filter_map(|line| parse(&line)));
+    reader.join().unwrap();
+    acks
+}
