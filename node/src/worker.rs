@@ -23,10 +23,11 @@ use quorum_core::chain::execute_block;
 use quorum_core::error::Limit;
 use quorum_core::info::BatchOutcome;
 use quorum_core::{
-    Blob, BlobId, Block, BlockHeight, BlockProposal, BlockValue, ChainId, ChainInfo,
-    ChainInfoQuery, ChainInfoResponse, ChainState, Committee, ConfirmedBlockCertificate,
-    CrossChainDelivery, CryptoHash, Epoch, LiteCertificate, NodeError, Storage, TimeoutCertificate,
-    ValidatedBlockCertificate, ValidatorNode, ValidatorPublicKey, ValidatorSecretKey,
+    Blob, BlobId, Block, BlockHeight, BlockProposal, BlockValue, Certificate, CertificateError,
+    CertificateValue, ChainId, ChainInfo, ChainInfoQuery, ChainInfoResponse, ChainState, Committee,
+    ConfirmedBlockCertificate, CrossChainDelivery, CryptoHash, Epoch, LiteCertificate, NodeError,
+    Storage, TimeoutCertificate, ValidatedBlockCertificate, ValidatorNode, ValidatorPublicKey,
+    ValidatorSecretKey,
 };
 
 mod ahead;
@@ -206,10 +207,7 @@ impl<S: Storage + 'static> Worker<S> {
             return Ok(false);
         }
         let committee = self.committee(block.epoch).await?;
-        match signatures {
-            Signatures::Unchecked => certificate.check(&committee)?,
-            Signatures::CheckedByCaller => certificate.check_signers(&committee)?,
-        }
+        signatures.check(certificate, &committee)?;
         Ok(true)
     }
 
@@ -278,6 +276,20 @@ enum Signatures {
     Unchecked,
     /// The caller verified each as a vote: check only the signers and their weight.
     CheckedByCaller,
+}
+
+impl Signatures {
+    /// Checks `certificate` against `committee`, its signatures only if still unchecked.
+    fn check<T: CertificateValue>(
+        self,
+        certificate: &Certificate<T>,
+        committee: &Committee,
+    ) -> Result<(), CertificateError> {
+        match self {
+            Signatures::Unchecked => certificate.check(committee),
+            Signatures::CheckedByCaller => certificate.check_signers(committee),
+        }
+    }
 }
 
 /// A chain's state in `storage`, or an inactive placeholder.

@@ -177,10 +177,7 @@ impl<S: Storage + 'static> Worker<S> {
     ) -> Result<ChainInfoResponse, NodeError> {
         let block = certificate.value().block().clone();
         let committee = self.committee(block.epoch).await?;
-        match signatures {
-            Signatures::Unchecked => certificate.check(&committee)?,
-            Signatures::CheckedByCaller => certificate.check_signers(&committee)?,
-        }
+        signatures.check(&certificate, &committee)?;
         let mut volatile = self.volatile.lock().await;
         let mut state = self.chain_state(block.chain_id).await?;
         let description = state.description()?.clone();
