@@ -35,6 +35,7 @@ pub mod hash;
 pub mod info;
 pub mod manager;
 pub mod node;
+pub mod protocol;
 pub mod round;
 pub mod storage;
 pub mod tally;

@@ -20,8 +20,9 @@
 //! The layer is generic over the request and response types ([`WireMessage`]); the validator
 //! protocol plugs in by choosing those types and a [`Handler`] that forwards to a validator:
 //!
-//! * [`protocol`]: [`Request`] (one variant per `ValidatorNode` method) and [`Response`] (each
-//!   answer as `Result<_, NodeError>`, so a node's refusals cross the wire intact).
+//! * [`Request`] (one variant per `ValidatorNode` method) and [`Response`] (each answer as
+//!   `Result<_, NodeError>`, so a node's refusals cross the wire intact), defined once in
+//!   [`quorum_core::protocol`] with the one dispatch onto a node.
 //! * [`validator`]: [`TcpValidatorNode`], a client that is a `ValidatorNode`, and
 //!   [`serve_validator`] / [`ValidatorHandler`], which serve any `ValidatorNode` (e.g. a Worker).
 //!
@@ -53,7 +54,8 @@ pub mod frame;
 pub mod handler;
 mod limits;
 mod multiplexer;
-pub mod protocol;
+#[cfg(test)]
+mod protocol;
 mod receiver;
 mod refusal_log;
 mod resources;
@@ -81,7 +83,7 @@ pub use frame::{
     Envelope, WireMessage, DEFAULT_MAX_FRAME_LENGTH, LENGTH_PREFIX_LEN, MAX_FRAME_LENGTH_LIMIT,
 };
 pub use handler::Handler;
-pub use protocol::{Request, Response};
+pub use quorum_core::protocol::{Request, Response};
 pub use server::{Server, ShutdownOutcome};
 pub use stats::ServerStats;
 pub use validator::{serve_validator, TcpValidatorNode, ValidatorHandler};

@@ -25,8 +25,8 @@ use crate::config::{ClientConfig, ServerConfig};
 use crate::error::TransportError;
 use crate::frame::DEFAULT_MAX_FRAME_LENGTH;
 use crate::handler::Handler;
-use crate::protocol::{Request, Response};
 use crate::server::Server;
+use quorum_core::protocol::{dispatch, Request, Response};
 
 /// Bytes an [`Envelope`](crate::Envelope) adds to its body: the BCS `u64` request id.
 const ENVELOPE_OVERHEAD: usize = 8;
@@ -299,62 +299,10 @@ impl ValidatorHandler {
         &self.node
     }
 
-    /// Calls the node's method for `request` and wraps its answer (without the size check).
+    /// Calls the node's method for `request` and wraps its answer (without the size check):
+    /// [`quorum_core::protocol::dispatch`].
     pub async fn dispatch(&self, request: Request) -> Response {
-        let node = &*self.node;
-        match request {
-            Request::BlockProposal(proposal) => {
-                Response::BlockProposal(node.handle_block_proposal(*proposal).await)
-            }
-            Request::LiteCertificate {
-                certificate,
-                delivery,
-            } => Response::LiteCertificate(
-                node.handle_lite_certificate(*certificate, delivery).await,
-            ),
-            Request::ConfirmedCertificate {
-                certificate,
-                delivery,
-            } => Response::ConfirmedCertificate(
-                node.handle_confirmed_certificate(*certificate, delivery)
-                    .await,
-            ),
-            Request::ValidatedCertificate(certificate) => Response::ValidatedCertificate(
-                node.handle_validated_certificate(*certificate).await,
-            ),
-            Request::TimeoutCertificate(certificate) => {
-                Response::TimeoutCertificate(node.handle_timeout_certificate(*certificate).await)
-            }
-            Request::ConfirmedCertificates {
-                certificates,
-                delivery,
-            } => Response::ConfirmedCertificates(
-                node.handle_confirmed_certificates(certificates, delivery)
-                    .await,
-            ),
-            Request::ChainInfoQuery(query) => {
-                Response::ChainInfoQuery(node.handle_chain_info_query(*query).await)
-            }
-            Request::UploadBlob(blob) => Response::UploadBlob(node.upload_blob(blob).await),
-            Request::PendingBlob { chain_id, blob } => {
-                Response::PendingBlob(node.handle_pending_blob(chain_id, blob).await)
-            }
-            Request::DownloadBlob(blob_id) => {
-                Response::DownloadBlob(node.download_blob(blob_id).await)
-            }
-            Request::MissingBlobIds(blob_ids) => {
-                Response::MissingBlobIds(node.missing_blob_ids(blob_ids).await)
-            }
-            Request::DownloadCertificate(hash) => {
-                Response::DownloadCertificate(node.download_certificate(hash).await.map(Box::new))
-            }
-            Request::DownloadCertificatesByHeights { chain_id, heights } => {
-                Response::DownloadCertificatesByHeights(
-                    node.download_certificates_by_heights(chain_id, heights)
-                        .await,
-                )
-            }
-        }
+        dispatch(&*self.node, request).await
     }
 
     /// Replaces an answer that cannot be framed by the reason, in the same variant.

@@ -1,0 +1,250 @@
+//! The requests a validator answers, defined once (DESIGN §2): one [`Request`] variant per
+//! [`ValidatorNode`] method and, for each, one [`Response`] variant holding that method's answer
+//! as `Result<_, NodeError>`, so the node's refusals cross the wire intact; and [`dispatch`], the
+//! one mapping of a request onto a node's method. Every transport that carries requests as
+//! messages uses these (transport-tcp frames them, BCS-encoded).
+//!
+//! BCS encodes an enum variant by its index: variants are only ever appended, never reordered or
+//! removed, so that peers of different versions agree on what they understand (a peer sending a
+//! variant the other side does not know gets its connection closed as malformed input).
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+
+use crate::block::{
+    BlockProposal, ConfirmedBlockCertificate, TimeoutCertificate, ValidatedBlockCertificate,
+};
+use crate::certificate::LiteCertificate;
+use crate::data::{Blob, BlobId, BlockHeight, ChainId};
+use crate::error::NodeError;
+use crate::hash::CryptoHash;
+use crate::info::{BatchOutcome, ChainInfoQuery, ChainInfoResponse, CrossChainDelivery};
+use crate::node::ValidatorNode;
+
+/// A call of one [`ValidatorNode`] method, with its arguments.
+///
+/// Large arguments are boxed to keep the enum small; boxing does not change the encoding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// [`handle_block_proposal`](crate::ValidatorNode::handle_block_proposal).
+    BlockProposal(Box<BlockProposal>),
+    /// [`handle_lite_certificate`](crate::ValidatorNode::handle_lite_certificate).
+    LiteCertificate {
+        /// The certificate without its value.
+        certificate: Box<LiteCertificate>,
+        /// Whether to answer only after cross-chain delivery.
+        delivery: CrossChainDelivery,
+    },
+    /// [`handle_confirmed_certificate`](crate::ValidatorNode::handle_confirmed_certificate).
+    ConfirmedCertificate {
+        /// The certificate.
+        certificate: Box<ConfirmedBlockCertificate>,
+        /// Whether to answer only after cross-chain delivery.
+        delivery: CrossChainDelivery,
+    },
+    /// [`handle_validated_certificate`](crate::ValidatorNode::handle_validated_certificate).
+    ValidatedCertificate(Box<ValidatedBlockCertificate>),
+    /// [`handle_timeout_certificate`](crate::ValidatorNode::handle_timeout_certificate).
+    TimeoutCertificate(Box<TimeoutCertificate>),
+    /// [`ValidatorNode::handle_confirmed_certificates`].
+    ConfirmedCertificates {
+        /// The certificates of one chain, in height order.
+        certificates: Vec<ConfirmedBlockCertificate>,
+        /// Whether to answer only after cross-chain delivery.
+        delivery: CrossChainDelivery,
+    },
+    /// [`handle_chain_info_query`](crate::ValidatorNode::handle_chain_info_query).
+    ChainInfoQuery(Box<ChainInfoQuery>),
+    /// [`upload_blob`](crate::ValidatorNode::upload_blob).
+    UploadBlob(Blob),
+    /// [`handle_pending_blob`](crate::ValidatorNode::handle_pending_blob).
+    PendingBlob {
+        /// The chain whose pending proposal needs the blob.
+        chain_id: ChainId,
+        /// The blob.
+        blob: Blob,
+    },
+    /// [`download_blob`](crate::ValidatorNode::download_blob).
+    DownloadBlob(BlobId),
+    /// [`missing_blob_ids`](crate::ValidatorNode::missing_blob_ids).
+    MissingBlobIds(Vec<BlobId>),
+    /// [`download_certificate`](crate::ValidatorNode::download_certificate).
+    DownloadCertificate(CryptoHash),
+    /// [`ValidatorNode::download_certificates_by_heights`].
+    DownloadCertificatesByHeights {
+        /// The chain.
+        chain_id: ChainId,
+        /// The heights asked for, in the order the answer should follow.
+        heights: Vec<BlockHeight>,
+    },
+}
+
+/// The answer to a [`Request`]: the variant of the same name, holding what the node's method
+/// returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Answer to [`Request::BlockProposal`].
+    BlockProposal(Result<ChainInfoResponse, NodeError>),
+    /// Answer to [`Request::LiteCertificate`].
+    LiteCertificate(Result<ChainInfoResponse, NodeError>),
+    /// Answer to [`Request::ConfirmedCertificate`].
+    ConfirmedCertificate(Result<ChainInfoResponse, NodeError>),
+    /// Answer to [`Request::ValidatedCertificate`].
+    ValidatedCertificate(Result<ChainInfoResponse, NodeError>),
+    /// Answer to [`Request::TimeoutCertificate`].
+    TimeoutCertificate(Result<ChainInfoResponse, NodeError>),
+    /// Answer to [`Request::ConfirmedCertificates`].
+    ConfirmedCertificates(Result<BatchOutcome, NodeError>),
+    /// Answer to [`Request::ChainInfoQuery`].
+    ChainInfoQuery(Result<ChainInfoResponse, NodeError>),
+    /// Answer to [`Request::UploadBlob`].
+    UploadBlob(Result<BlobId, NodeError>),
+    /// Answer to [`Request::PendingBlob`].
+    PendingBlob(Result<ChainInfoResponse, NodeError>),
+    /// Answer to [`Request::DownloadBlob`].
+    DownloadBlob(Result<Blob, NodeError>),
+    /// Answer to [`Request::MissingBlobIds`].
+    MissingBlobIds(Result<Vec<BlobId>, NodeError>),
+    /// Answer to [`Request::DownloadCertificate`].
+    DownloadCertificate(Result<Box<ConfirmedBlockCertificate>, NodeError>),
+    /// Answer to [`Request::DownloadCertificatesByHeights`].
+    DownloadCertificatesByHeights(Result<Vec<ConfirmedBlockCertificate>, NodeError>),
+}
+
+impl Request {
+    /// The variant's name, for logs (also the name of the [`Response`] variant that answers it).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::BlockProposal(_) => "BlockProposal",
+            Request::LiteCertificate { .. } => "LiteCertificate",
+            Request::ConfirmedCertificate { .. } => "ConfirmedCertificate",
+            Request::ValidatedCertificate(_) => "ValidatedCertificate",
+            Request::TimeoutCertificate(_) => "TimeoutCertificate",
+            Request::ConfirmedCertificates { .. } => "ConfirmedCertificates",
+            Request::ChainInfoQuery(_) => "ChainInfoQuery",
+            Request::UploadBlob(_) => "UploadBlob",
+            Request::PendingBlob { .. } => "PendingBlob",
+            Request::DownloadBlob(_) => "DownloadBlob",
+            Request::MissingBlobIds(_) => "MissingBlobIds",
+            Request::DownloadCertificate(_) => "DownloadCertificate",
+            Request::DownloadCertificatesByHeights { .. } => "DownloadCertificatesByHeights",
+        }
+    }
+}
+
+impl Response {
+    /// The variant's name, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Response::BlockProposal(_) => "BlockProposal",
+            Response::LiteCertificate(_) => "LiteCertificate",
+            Response::ConfirmedCertificate(_) => "ConfirmedCertificate",
+            Response::ValidatedCertificate(_) => "ValidatedCertificate",
+            Response::TimeoutCertificate(_) => "TimeoutCertificate",
+            Response::ConfirmedCertificates(_) => "ConfirmedCertificates",
+            Response::ChainInfoQuery(_) => "ChainInfoQuery",
+            Response::UploadBlob(_) => "UploadBlob",
+            Response::PendingBlob(_) => "PendingBlob",
+            Response::DownloadBlob(_) => "DownloadBlob",
+            Response::MissingBlobIds(_) => "MissingBlobIds",
+            Response::DownloadCertificate(_) => "DownloadCertificate",
+            Response::DownloadCertificatesByHeights(_) => "DownloadCertificatesByHeights",
+        }
+    }
+
+    /// The same variant, answering `error` instead of what it holds.
+    pub fn with_error(&self, error: NodeError) -> Response {
+        match self {
+            Response::BlockProposal(_) => Response::BlockProposal(Err(error)),
+            Response::LiteCertificate(_) => Response::LiteCertificate(Err(error)),
+            Response::ConfirmedCertificate(_) => Response::ConfirmedCertificate(Err(error)),
+            Response::ValidatedCertificate(_) => Response::ValidatedCertificate(Err(error)),
+            Response::TimeoutCertificate(_) => Response::TimeoutCertificate(Err(error)),
+            Response::ConfirmedCertificates(_) => Response::ConfirmedCertificates(Err(error)),
+            Response::ChainInfoQuery(_) => Response::ChainInfoQuery(Err(error)),
+            Response::UploadBlob(_) => Response::UploadBlob(Err(error)),
+            Response::PendingBlob(_) => Response::PendingBlob(Err(error)),
+            Response::DownloadBlob(_) => Response::DownloadBlob(Err(error)),
+            Response::MissingBlobIds(_) => Response::MissingBlobIds(Err(error)),
+            Response::DownloadCertificate(_) => Response::DownloadCertificate(Err(error)),
+            Response::DownloadCertificatesByHeights(_) => {
+                Response::DownloadCertificatesByHeights(Err(error))
+            }
+        }
+    }
+
+    /// The error the answer holds, if it is one.
+    pub fn error(&self) -> Option<&NodeError> {
+        match self {
+            Response::BlockProposal(result)
+            | Response::LiteCertificate(result)
+            | Response::ConfirmedCertificate(result)
+            | Response::ValidatedCertificate(result)
+            | Response::TimeoutCertificate(result)
+            | Response::ChainInfoQuery(result)
+            | Response::PendingBlob(result) => result.as_ref().err(),
+            Response::ConfirmedCertificates(result) => result.as_ref().err(),
+            Response::UploadBlob(result) => result.as_ref().err(),
+            Response::DownloadBlob(result) => result.as_ref().err(),
+            Response::MissingBlobIds(result) => result.as_ref().err(),
+            Response::DownloadCertificate(result) => result.as_ref().err(),
+            Response::DownloadCertificatesByHeights(result) => result.as_ref().err(),
+        }
+    }
+}
+
+/// Calls `node`'s method for `request` and wraps its answer in the [`Response`] variant of the
+/// same name: the one place where a request meets a node's method.
+pub async fn dispatch(node: &dyn ValidatorNode, request: Request) -> Response {
+    match request {
+        Request::BlockProposal(proposal) => {
+            Response::BlockProposal(node.handle_block_proposal(*proposal).await)
+        }
+        Request::LiteCertificate {
+            certificate,
+            delivery,
+        } => Response::LiteCertificate(node.handle_lite_certificate(*certificate, delivery).await),
+        Request::ConfirmedCertificate {
+            certificate,
+            delivery,
+        } => Response::ConfirmedCertificate(
+            node.handle_confirmed_certificate(*certificate, delivery)
+                .await,
+        ),
+        Request::ValidatedCertificate(certificate) => {
+            Response::ValidatedCertificate(node.handle_validated_certificate(*certificate).await)
+        }
+        Request::TimeoutCertificate(certificate) => {
+            Response::TimeoutCertificate(node.handle_timeout_certificate(*certificate).await)
+        }
+        Request::ConfirmedCertificates {
+            certificates,
+            delivery,
+        } => Response::ConfirmedCertificates(
+            node.handle_confirmed_certificates(certificates, delivery)
+                .await,
+        ),
+        Request::ChainInfoQuery(query) => {
+            Response::ChainInfoQuery(node.handle_chain_info_query(*query).await)
+        }
+        Request::UploadBlob(blob) => Response::UploadBlob(node.upload_blob(blob).await),
+        Request::PendingBlob { chain_id, blob } => {
+            Response::PendingBlob(node.handle_pending_blob(chain_id, blob).await)
+        }
+        Request::DownloadBlob(blob_id) => Response::DownloadBlob(node.download_blob(blob_id).await),
+        Request::MissingBlobIds(blob_ids) => {
+            Response::MissingBlobIds(node.missing_blob_ids(blob_ids).await)
+        }
+        Request::DownloadCertificate(hash) => {
+            Response::DownloadCertificate(node.download_certificate(hash).await.map(Box::new))
+        }
+        Request::DownloadCertificatesByHeights { chain_id, heights } => {
+            Response::DownloadCertificatesByHeights(
+                node.download_certificates_by_heights(chain_id, heights)
+                    .await,
+            )
+        }
+    }
+}
