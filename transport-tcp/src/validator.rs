@@ -12,11 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use quorum_core::{
-    BatchOutcome, Blob, BlobId, BlockHeight, BlockProposal, ChainId, ChainInfoQuery,
-    ChainInfoResponse, ConfirmedBlockCertificate, CrossChainDelivery, CryptoHash, LiteCertificate,
-    NodeError, TimeoutCertificate, TransportErrorKind, ValidatedBlockCertificate, ValidatorNode,
-};
+use quorum_core::{NodeError, TransportErrorKind, ValidatorNode};
 use tokio::net::ToSocketAddrs;
 use tracing::{debug, warn};
 
@@ -26,7 +22,7 @@ use crate::error::TransportError;
 use crate::frame::DEFAULT_MAX_FRAME_LENGTH;
 use crate::handler::Handler;
 use crate::server::Server;
-use quorum_core::protocol::{dispatch, Request, Response};
+use quorum_core::protocol::{dispatch, Carrier, Request, Response};
 
 /// Bytes an [`Envelope`](crate::Envelope) adds to its body: the BCS `u64` request id.
 const ENVELOPE_OVERHEAD: usize = 8;
@@ -65,7 +61,8 @@ impl From<TransportError> for NodeError {
 }
 
 /// A remote validator reached over TCP: every [`ValidatorNode`] method is one request on a
-/// pooled, multiplexed [`Client`].
+/// pooled, multiplexed [`Client`] (it is a [`Carrier`] of the protocol, and so a
+/// `ValidatorNode`).
 ///
 /// Cloning is cheap and shares the connections. Answers come back as the node gave them;
 /// failures on the way become [`NodeError::Timeout`] or [`NodeError::Transport`] (see the
@@ -131,133 +128,14 @@ impl fmt::Debug for TcpValidatorNode {
     }
 }
 
-/// Sends a request and takes the answer out of the response variant `$variant`.
-macro_rules! call {
-    ($node:ident, $request:expr, $variant:ident) => {{
-        let request = $request;
-        let expected = request.kind();
-        match $node.exchange(request).await? {
-            Response::$variant(result) => result,
-            other => Err($node.malformed(expected, &other)),
-        }
-    }};
-}
-
 #[async_trait]
-impl ValidatorNode for TcpValidatorNode {
-    async fn handle_block_proposal(
-        &self,
-        proposal: BlockProposal,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        call!(
-            self,
-            Request::BlockProposal(Box::new(proposal)),
-            BlockProposal
-        )
+impl Carrier for TcpValidatorNode {
+    async fn carry(&self, request: Request) -> Result<Response, NodeError> {
+        self.exchange(request).await
     }
 
-    async fn handle_lite_certificate(
-        &self,
-        certificate: LiteCertificate,
-        delivery: CrossChainDelivery,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        let request = Request::LiteCertificate {
-            certificate: Box::new(certificate),
-            delivery,
-        };
-        call!(self, request, LiteCertificate)
-    }
-
-    async fn handle_confirmed_certificate(
-        &self,
-        certificate: ConfirmedBlockCertificate,
-        delivery: CrossChainDelivery,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        let request = Request::ConfirmedCertificate {
-            certificate: Box::new(certificate),
-            delivery,
-        };
-        call!(self, request, ConfirmedCertificate)
-    }
-
-    async fn handle_validated_certificate(
-        &self,
-        certificate: ValidatedBlockCertificate,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        let request = Request::ValidatedCertificate(Box::new(certificate));
-        call!(self, request, ValidatedCertificate)
-    }
-
-    async fn handle_timeout_certificate(
-        &self,
-        certificate: TimeoutCertificate,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        let request = Request::TimeoutCertificate(Box::new(certificate));
-        call!(self, request, TimeoutCertificate)
-    }
-
-    async fn handle_confirmed_certificates(
-        &self,
-        certificates: Vec<ConfirmedBlockCertificate>,
-        delivery: CrossChainDelivery,
-    ) -> Result<BatchOutcome, NodeError> {
-        let request = Request::ConfirmedCertificates {
-            certificates,
-            delivery,
-        };
-        call!(self, request, ConfirmedCertificates)
-    }
-
-    async fn handle_chain_info_query(
-        &self,
-        query: ChainInfoQuery,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        call!(
-            self,
-            Request::ChainInfoQuery(Box::new(query)),
-            ChainInfoQuery
-        )
-    }
-
-    async fn upload_blob(&self, blob: Blob) -> Result<BlobId, NodeError> {
-        call!(self, Request::UploadBlob(blob), UploadBlob)
-    }
-
-    async fn handle_pending_blob(
-        &self,
-        chain_id: ChainId,
-        blob: Blob,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        call!(self, Request::PendingBlob { chain_id, blob }, PendingBlob)
-    }
-
-    async fn download_blob(&self, blob_id: BlobId) -> Result<Blob, NodeError> {
-        call!(self, Request::DownloadBlob(blob_id), DownloadBlob)
-    }
-
-    async fn missing_blob_ids(&self, blob_ids: Vec<BlobId>) -> Result<Vec<BlobId>, NodeError> {
-        call!(self, Request::MissingBlobIds(blob_ids), MissingBlobIds)
-    }
-
-    async fn download_certificate(
-        &self,
-        hash: CryptoHash,
-    ) -> Result<ConfirmedBlockCertificate, NodeError> {
-        call!(
-            self,
-            Request::DownloadCertificate(hash),
-            DownloadCertificate
-        )
-        .map(|c| *c)
-    }
-
-    async fn download_certificates_by_heights(
-        &self,
-        chain_id: ChainId,
-        heights: Vec<BlockHeight>,
-    ) -> Result<Vec<ConfirmedBlockCertificate>, NodeError> {
-        let request = Request::DownloadCertificatesByHeights { chain_id, heights };
-        call!(self, request, DownloadCertificatesByHeights)
+    fn malformed(&self, expected: &'static str, found: &Response) -> NodeError {
+        TcpValidatorNode::malformed(self, expected, found)
     }
 }
 
@@ -395,6 +273,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use quorum_core::Blob;
 
     #[test]
     fn transport_errors_map_to_node_errors() {
