@@ -44,6 +44,8 @@ pub(crate) struct Store<S> {
 
 struct Shared {
     queue: Mutex<Queue>,
+    /// Committed chain states, so that reading one costs no storage read.
+    states: Mutex<StateCache>,
     /// Batches committed so far (by number, in the order queued).
     committed: watch::Sender<Progress>,
 }
@@ -53,6 +55,28 @@ struct Progress {
     committed: u64,
     /// Set once a commit failed: its error, as text.
     poisoned: Option<String>,
+}
+
+/// Most chain states kept in [`StateCache`]; past it the cache starts again empty.
+const CACHED_CHAIN_STATES: usize = 1_024;
+
+/// Chain states as committed, the most read values of a node. Filled by commits and by reads
+/// of the storage; a read fills it only if no commit landed while it read (`commits`), so it
+/// never holds a state older than the storage's.
+#[derive(Default)]
+struct StateCache {
+    states: std::collections::HashMap<ChainId, ChainState>,
+    /// Commits landed so far.
+    commits: u64,
+}
+
+impl StateCache {
+    fn insert(&mut self, state: ChainState) {
+        if self.states.len() >= CACHED_CHAIN_STATES && !self.states.contains_key(&state.chain_id) {
+            self.states.clear();
+        }
+        self.states.insert(state.chain_id, state);
+    }
 }
 
 #[derive(Default)]
@@ -77,6 +101,7 @@ impl<S: Storage + 'static> Store<S> {
             storage: Arc::new(storage),
             shared: Arc::new(Shared {
                 queue: Mutex::new(Queue::default()),
+                states: Mutex::new(StateCache::default()),
                 committed: watch::Sender::new(Progress::default()),
             }),
         }
@@ -91,6 +116,13 @@ impl<S: Storage + 'static> Store<S> {
         // Nothing panics while the lock is held; the queue stays consistent.
         self.shared
             .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn states(&self) -> MutexGuard<'_, StateCache> {
+        self.shared
+            .states
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -148,7 +180,7 @@ fn poisoned(error: String) -> StorageError {
 /// Commits what is queued, group after group, until the queue is empty.
 async fn commit_loop<S: Storage + 'static>(storage: Arc<S>, shared: Arc<Shared>) {
     loop {
-        let (batch, batches, through) = {
+        let (batch, batches, through, states) = {
             let mut queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
             if queue.writes.is_empty() {
                 queue.leader = false;
@@ -157,9 +189,16 @@ async fn commit_loop<S: Storage + 'static>(storage: Arc<S>, shared: Arc<Shared>)
             }
             let writes = std::mem::take(&mut queue.writes);
             let batches = std::mem::take(&mut queue.batches);
+            let states: Vec<ChainState> = writes
+                .iter()
+                .filter_map(|write| match write {
+                    Write::ChainState(state) => Some((**state).clone()),
+                    _ => None,
+                })
+                .collect();
             // The group's writes stay readable while they commit; new ones go on top.
             queue.committing = std::mem::take(&mut queue.current);
-            (Batch { writes }, batches, queue.queued)
+            (Batch { writes }, batches, queue.queued, states)
         };
         let started = Instant::now();
         // In a task of its own, so that a storage that panics poisons the store instead of
@@ -176,6 +215,13 @@ async fn commit_loop<S: Storage + 'static>(storage: Arc<S>, shared: Arc<Shared>)
         metrics::histogram!("quorum_commit_group_size").record(batches as f64);
         match result {
             Ok(()) => {
+                {
+                    let mut cache = shared.states.lock().unwrap_or_else(PoisonError::into_inner);
+                    cache.commits += 1;
+                    for state in states {
+                        cache.insert(state);
+                    }
+                }
                 shared.committed.send_modify(|p| p.committed = through);
             }
             Err(error) => {
@@ -250,7 +296,28 @@ impl<S: Storage + 'static> Storage for Store<S> {
         &self,
         chain_id: ChainId,
     ) -> Result<Option<ChainState>, StorageError> {
-        read_through!(self, read_chain_state(chain_id))
+        // Queued writes first, then the committed states cached, then the storage.
+        let (current, committing) = self.view();
+        for layer in [current, committing] {
+            if let Some(state) = layer.read_chain_state(chain_id).await? {
+                return Ok(Some(state));
+            }
+        }
+        let commits = {
+            let cache = self.states();
+            if let Some(state) = cache.states.get(&chain_id) {
+                return Ok(Some(state.clone()));
+            }
+            cache.commits
+        };
+        let read = self.storage.read_chain_state(chain_id).await?;
+        if let Some(state) = &read {
+            let mut cache = self.states();
+            if cache.commits == commits {
+                cache.insert(state.clone());
+            }
+        }
+        Ok(read)
     }
 
     async fn read_committee(&self, epoch: Epoch) -> Result<Option<Committee>, StorageError> {
