@@ -77,18 +77,22 @@ impl<S: Storage + 'static> Worker<S> {
         state.description()?;
         match certificate.kind {
             VoteKind::Confirmed => {
-                if self
-                    .store
-                    .read_certificate(certificate.value_hash)
-                    .await?
-                    .is_some()
-                {
-                    return Ok(self.response(&state, false));
-                }
-                let value = state
+                // The value of a block not committed yet is in the manager (the common case:
+                // no storage read); a block committed already is answered as it stands.
+                let Some(value) = state
                     .manager
                     .value_for(VoteKind::Confirmed, certificate.value_hash)
-                    .ok_or(NodeError::MissingCertificateValue)?;
+                else {
+                    if self
+                        .store
+                        .read_certificate(certificate.value_hash)
+                        .await?
+                        .is_some()
+                    {
+                        return Ok(self.response(&state, false));
+                    }
+                    return Err(NodeError::MissingCertificateValue);
+                };
                 let full = certificate.with_value(Hashed::new(ConfirmedBlock(value)))?;
                 self.do_handle_confirmed_certificate(full, delivery).await
             }
