@@ -104,7 +104,9 @@ impl<'txn> WriteTables<'txn> {
         )
     }
 
-    pub(super) fn certificate_hashes(&mut self) -> Result<&mut Table<'txn, HeightKey, HashKey>, Error> {
+    pub(super) fn certificate_hashes(
+        &mut self,
+    ) -> Result<&mut Table<'txn, HeightKey, HashKey>, Error> {
         open_write(
             &mut self.certificate_hashes,
             self.transaction,
