@@ -138,11 +138,13 @@ impl<S: Storage + 'static> Store<S> {
         if batch.is_empty() {
             return Ok(());
         }
-        if let Some(error) = self.shared.committed.borrow().poisoned.clone() {
-            return Err(poisoned(error));
-        }
         let start = {
             let mut queue = self.queue();
+            // Checked under the queue's lock: a failed commit marks the store poisoned before
+            // it clears the queue, so no batch slips in between to be committed on top of it.
+            if let Some(error) = self.shared.committed.borrow().poisoned.clone() {
+                return Err(poisoned(error));
+            }
             queue.current.apply(&batch);
             queue.writes.extend(batch.writes);
             queue.batches += 1;
@@ -226,16 +228,15 @@ async fn commit_loop<S: Storage + 'static>(storage: Arc<S>, shared: Arc<Shared>)
             }
             Err(error) => {
                 tracing::error!(%error, "group commit failed: the node refuses every write from now on");
-                {
-                    let mut queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
-                    *queue = Queue {
-                        queued: queue.queued,
-                        ..Queue::default()
-                    };
-                }
+                // Poisoned first, then the queue cleared (see `Store::enqueue`).
                 shared
                     .committed
                     .send_modify(|p| p.poisoned = Some(error.to_string()));
+                let mut queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+                *queue = Queue {
+                    queued: queue.queued,
+                    ..Queue::default()
+                };
                 return;
             }
         }
