@@ -326,7 +326,7 @@ impl<S: Storage + 'static> ValidatorNode for Worker<S> {
         _delivery: CrossChainDelivery,
     ) -> Result<ChainInfoResponse, NodeError> {
         self.durable(
-            self.do_handle_confirmed_certificate(certificate, _delivery)
+            self.confirmed_certificate(certificate, Signatures::Unchecked)
                 .await,
         )
         .await
@@ -336,8 +336,11 @@ impl<S: Storage + 'static> ValidatorNode for Worker<S> {
         &self,
         certificate: ValidatedBlockCertificate,
     ) -> Result<ChainInfoResponse, NodeError> {
-        self.durable(self.do_handle_validated_certificate(certificate).await)
-            .await
+        self.durable(
+            self.validated_certificate(certificate, Signatures::Unchecked)
+                .await,
+        )
+        .await
     }
 
     async fn handle_timeout_certificate(

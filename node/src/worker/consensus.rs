@@ -71,7 +71,7 @@ impl<S: Storage + 'static> Worker<S> {
     pub(super) async fn do_handle_lite_certificate(
         &self,
         certificate: LiteCertificate,
-        delivery: CrossChainDelivery,
+        _delivery: CrossChainDelivery,
     ) -> Result<ChainInfoResponse, NodeError> {
         let state = self.chain_state(certificate.chain_id).await?;
         state.description()?;
@@ -94,7 +94,8 @@ impl<S: Storage + 'static> Worker<S> {
                     return Err(NodeError::MissingCertificateValue);
                 };
                 let full = certificate.with_value(Hashed::new(ConfirmedBlock(value)))?;
-                self.do_handle_confirmed_certificate(full, delivery).await
+                self.confirmed_certificate(full, Signatures::Unchecked)
+                    .await
             }
             VoteKind::Validated => {
                 let value = state
@@ -102,7 +103,8 @@ impl<S: Storage + 'static> Worker<S> {
                     .value_for(VoteKind::Validated, certificate.value_hash)
                     .ok_or(NodeError::MissingCertificateValue)?;
                 let full = certificate.with_value(Hashed::new(ValidatedBlock(value)))?;
-                self.do_handle_validated_certificate(full).await
+                self.validated_certificate(full, Signatures::Unchecked)
+                    .await
             }
             VoteKind::Timeout => {
                 let value = Hashed::new(Timeout {
@@ -119,18 +121,10 @@ impl<S: Storage + 'static> Worker<S> {
         }
     }
 
+    /// A confirmed certificate. Delivery to recipients' inboxes is part of the block's own write
+    /// batch, so it is always complete when this returns: Blocking and NonBlocking delivery
+    /// behave alike, and none is asked for.
     #[instrument(level = "debug", skip_all, fields(chain = ?certificate.value().block().chain_id, height = ?certificate.value().block().height))]
-    pub(super) async fn do_handle_confirmed_certificate(
-        &self,
-        certificate: ConfirmedBlockCertificate,
-        _delivery: CrossChainDelivery,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        // Delivery to recipients' inboxes is part of the block's own write batch, so it is
-        // always complete when this returns: Blocking and NonBlocking behave alike.
-        self.confirmed_certificate(certificate, Signatures::Unchecked)
-            .await
-    }
-
     pub(super) async fn confirmed_certificate(
         &self,
         certificate: ConfirmedBlockCertificate,
@@ -164,14 +158,6 @@ impl<S: Storage + 'static> Worker<S> {
         };
         self.note_wanted(&mut volatile, &result);
         Ok(self.response(&result?, false))
-    }
-
-    pub(super) async fn do_handle_validated_certificate(
-        &self,
-        certificate: ValidatedBlockCertificate,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        self.validated_certificate(certificate, Signatures::Unchecked)
-            .await
     }
 
     pub(super) async fn validated_certificate(
