@@ -11,7 +11,7 @@ use criterion::{Criterion, Throughput};
 use quorum_benches::fixtures::committee;
 use quorum_benches::settings;
 use quorum_core::{BcsHashable, ConfirmedBlock, CryptoHash, Operation, StreamId};
-use quorum_node::testing::TestChain;
+use quorum_testkit::TestChain;
 use sha2::{Digest, Sha256};
 
 /// The bytes `CryptoHash::new` hashes: `"quorum::" ‖ DOMAIN ‖ "::" ‖ BCS(value)`.

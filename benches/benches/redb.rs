@@ -31,8 +31,8 @@ use quorum_benches::{criterion_dir, must, run_spawned, runtime, settings};
 use quorum_core::{
     Batch, ChainState, ConfirmedBlockCertificate, EventId, Operation, Storage, StreamId, Write,
 };
-use quorum_node::testing::TestChain;
 use quorum_store_redb::{Durability, RedbOptions, RedbStorage};
+use quorum_testkit::TestChain;
 use redb::{Database, TableDefinition};
 
 /// Blocks prepared (and cycled through).

@@ -5,7 +5,7 @@ use quorum_core::vote::vote_message;
 use quorum_core::{
     Certificate, CertificateValue, ConfirmedBlock, ConfirmedBlockCertificate, Hashed, LiteVote,
 };
-use quorum_node::testing::{TestChain, TestCommittee};
+use quorum_testkit::{TestChain, TestCommittee};
 
 use crate::must;
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quorum_core::{ChainId, Committee, ValidatorNode};
-use quorum_node::testing::TestChain;
 use quorum_node::{Clock, Genesis, MemoryStorage, SystemClock, Worker, WorkerConfig};
+use quorum_testkit::TestChain;
 use quorum_transport_mem::{Fault, MemoryNode};
 use quorum_updater::options::DEFAULT_QUORUM_GRACE;
 use quorum_updater::RemoteNode;

@@ -7,8 +7,8 @@ use quorum_core::{
     BlockHeight, ChainId, ConfirmedBlockCertificate, CrossChainDelivery, ValidatorNode,
     ValidatorSecretKey,
 };
-use quorum_node::testing::{TestChain, TestCommittee};
 use quorum_node::{Clock, Genesis, MemoryStorage, SystemClock, Worker, WorkerConfig};
+use quorum_testkit::{TestChain, TestCommittee};
 use quorum_updater::{Options, RecoveryStats, RemoteNode, ValidatorUpdater};
 
 use crate::fixtures::committee;

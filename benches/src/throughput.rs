@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signer, SigningKey};
 use quorum_core::{ChainId, ValidatorNode};
-use quorum_node::testing::{TestChain, TestCommittee};
 use quorum_node::{Clock, Genesis, MemoryStorage, SystemClock, Worker, WorkerConfig};
 use quorum_store_redb::RedbStorage;
+use quorum_testkit::{TestChain, TestCommittee};
 use quorum_transport_tcp::{serve_validator, ClientConfig, Server, ServerConfig, TcpValidatorNode};
 use quorum_updater::{ChainClient, Options, ValidatorSet};
 use redb::{Database, TableDefinition};

@@ -8,15 +8,9 @@
 //! [`Storage`]: quorum_core::Storage
 
 pub mod clock;
-#[cfg(feature = "testing")]
-pub mod conformance;
 pub mod genesis;
 pub mod memory;
 mod overlay;
-#[cfg(feature = "testing")]
-pub mod testing;
-#[cfg(feature = "testing")]
-pub mod testnet;
 pub mod worker;
 
 pub use clock::{Clock, ManualClock, Sleep, SystemClock, TokioClock};

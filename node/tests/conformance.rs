@@ -6,14 +6,13 @@
 use std::sync::Arc;
 
 use quorum_core::ValidatorNode;
-use quorum_node::conformance::{
-    check_block_proposals, run_transport_conformance, TestValidator, START,
-};
 use quorum_node::ManualClock;
+use quorum_testkit::transport_conformance::{self, check_block_proposals, TestValidator};
+use quorum_testkit::START;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_node_itself_conforms() {
-    run_transport_conformance(|node: Arc<dyn ValidatorNode>| async move { node }).await;
+    transport_conformance::run(|node: Arc<dyn ValidatorNode>| async move { node }).await;
 }
 
 #[tokio::test]

@@ -12,8 +12,8 @@ use quorum_core::{
     ConfirmedBlockCertificate, CrossChainDelivery, CryptoHash, Epoch, EventId, Round, Storage,
     StorageError, ValidatorNode,
 };
-use quorum_node::testnet::{TestNet, START};
 use quorum_node::{Clock, MemoryStorage, Worker, WorkerConfig};
+use quorum_testkit::{TestNet, START};
 
 /// Memory storage whose commits take `delay` (an fsync), counted; once `fail_from` commits
 /// have been made, every further commit fails.
@@ -190,8 +190,8 @@ mod interleavings {
     use super::*;
     use proptest::prelude::*;
     use quorum_core::{Message, Operation};
-    use quorum_node::testing::{TestChain, TestCommittee};
     use quorum_node::ManualClock;
+    use quorum_testkit::{TestChain, TestCommittee};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 

@@ -9,7 +9,7 @@ use quorum_core::{
     CrossChainDelivery, Epoch, IncomingBundle, Message, NodeError, Operation, Round, Signature,
     TimeDelta, Timestamp, ValidatorNode, ValidatorSecretKey,
 };
-use quorum_node::testnet::{genesis_description, TestNet as Net, START};
+use quorum_testkit::{genesis_description, TestNet as Net, START};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 

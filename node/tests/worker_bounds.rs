@@ -3,14 +3,11 @@
 //! and time, downloads stopped at a byte budget.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
 use quorum_core::{
     Blob, BlockHeight, CrossChainDelivery, NodeError, Operation, Round, TimeDelta, ValidatorNode,
     ValidatorSecretKey,
 };
-use quorum_node::testnet::{TestNet as Net, START};
-use quorum_node::{Clock, MemoryStorage, Worker, WorkerConfig};
+use quorum_testkit::TestNet as Net;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -74,28 +71,18 @@ async fn oversized_or_repeated_committees_are_refused_at_execution() {
     );
 }
 
-/// A validator with small blob and download budgets, sharing the test network's genesis and
-/// clock.
-async fn budgeted(net: &Net, configure: impl FnOnce(&mut WorkerConfig)) -> Worker<MemoryStorage> {
-    let storage = MemoryStorage::new();
-    let admin = net.genesis.initialize(&storage, START).await.unwrap();
-    let mut config = WorkerConfig::new(admin);
-    configure(&mut config);
-    let clock: Arc<dyn Clock> = Arc::new(net.clock.clone());
-    Worker::new(storage, Some(net.secrets[0].clone()), clock, config)
-}
-
 /// Memory a peer can fill is bounded in bytes and time: blobs nobody asked for are refused,
 /// pending blobs stop at the chain's byte quota without touching other chains, and expire.
 #[tokio::test]
 async fn blob_memory_is_bounded_in_bytes_and_time() {
     let net = Net::new(4, 3, false).await;
-    let worker = budgeted(&net, |config| {
-        config.max_pending_bytes_per_chain = 10_000;
-        config.max_held_blob_bytes = 20_000;
-        config.held_blob_expiry = TimeDelta::from_secs(60);
-    })
-    .await;
+    let worker = net
+        .new_worker_with(Some(net.secrets[0].clone()), |config| {
+            config.max_pending_bytes_per_chain = 10_000;
+            config.max_held_blob_bytes = 20_000;
+            config.held_blob_expiry = TimeDelta::from_secs(60);
+        })
+        .await;
     let attack = |n: u8| Blob::data(vec![n; 3_000]);
     // 4 MiB-style uploads in a loop, unasked: every one refused.
     for n in 0..10 {
@@ -153,7 +140,11 @@ async fn downloads_stop_at_the_byte_budget() {
     let size = quorum_core::encoding::encoded_len(&certificates[0]).unwrap();
     let heights: Vec<BlockHeight> = (0..4).map(BlockHeight).collect();
     for (budget, expected) in [(1, 1), (size * 2 + size / 2, 2), (size * 10, 4)] {
-        let worker = budgeted(&net, |config| config.max_download_bytes = budget).await;
+        let worker = net
+            .new_worker_with(Some(net.secrets[0].clone()), |config| {
+                config.max_download_bytes = budget
+            })
+            .await;
         worker
             .handle_confirmed_certificates(certificates.clone(), CrossChainDelivery::Blocking)
             .await

@@ -7,16 +7,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use quorum_core::error::StorageErrorKind;
 use quorum_core::{Batch, Epoch, Storage, Write};
-use quorum_node::testing::{
-    rich_chain_state, run_storage_conformance, sample_blobs, TestChain, TestCommittee,
-};
 use quorum_store_redb::{Durability, Error, RedbOptions, RedbStorage};
+use quorum_testkit::{
+    rich_chain_state, sample_blobs, storage_conformance, TestChain, TestCommittee,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redb_storage_conforms() {
     let dir = tempfile::tempdir().unwrap();
     let count = AtomicUsize::new(0);
-    run_storage_conformance(|| {
+    storage_conformance::run(|| {
         let index = count.fetch_add(1, Ordering::Relaxed);
         RedbStorage::open(dir.path().join(format!("db-{index}.redb"))).unwrap()
     })
@@ -32,7 +32,7 @@ async fn redb_storage_conforms_with_eventual_durability() {
         cache_size: Some(16 << 20),
         ..RedbOptions::default()
     };
-    run_storage_conformance(|| {
+    storage_conformance::run(|| {
         let index = count.fetch_add(1, Ordering::Relaxed);
         let path = dir.path().join(format!("db-{index}.redb"));
         RedbStorage::open_with(path, options.clone()).unwrap()

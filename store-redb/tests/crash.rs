@@ -19,8 +19,8 @@ use std::time::Duration;
 use quorum_core::{
     Batch, Blob, BlockHeight, ConfirmedBlockCertificate, CryptoHash, Storage, Write,
 };
-use quorum_node::testing::{TestChain, TestCommittee};
 use quorum_store_redb::RedbStorage;
+use quorum_testkit::{TestChain, TestCommittee};
 
 /// Environment variable that turns [`crash_writer_child`] on, holding the database path.
 const WRITER_ENV: &str = "QUORUM_STORE_REDB_CRASH_WRITER_DB";

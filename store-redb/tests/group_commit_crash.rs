@@ -20,9 +20,9 @@ use std::time::Duration;
 use quorum_core::{
     BlockHeight, ConfirmedBlockCertificate, CrossChainDelivery, Storage, Timestamp, ValidatorNode,
 };
-use quorum_node::testing::{TestChain, TestCommittee};
 use quorum_node::{Genesis, SystemClock, Worker, WorkerConfig};
 use quorum_store_redb::RedbStorage;
+use quorum_testkit::{TestChain, TestCommittee};
 
 /// Environment variable that turns [`group_commit_writer_child`] on, holding the database path.
 const WRITER_ENV: &str = "QUORUM_GROUP_COMMIT_CRASH_DB";

@@ -1,11 +1,33 @@
-//! The workspace's shared test kit (DESIGN §2, §10): helpers that several crates' tests use,
-//! kept out of the crates they test. Not published.
+//! The workspace's shared test kit (DESIGN §2, §10): what several crates' tests use, written
+//! once and kept out of the crates they test. Not published.
 //!
-//! For now it holds one thing:
-//!
+//! * [`TestNetwork`] (with its two clocks, [`TestNet`] and [`TokioTestNet`]): the one builder of
+//!   every test network of the workspace: validators over memory storage behind in-process
+//!   transports, a client's local node, owned genesis chains.
+//! * Fixtures: seeded keys ([`validator_keys`], [`committee_of`]), committees that certify anything ([`TestCommittee`]), chains
+//!   whose blocks are executed by the pure rules ([`TestChain`]), sample blobs and states.
+//! * [`storage_conformance`]: the suite every [`Storage`](quorum_core::Storage) passes.
+//! * [`transport_conformance`]: the suite every transport passes, differentially against a
+//!   Worker called directly.
 //! * [`proxy`]: a userspace TCP fault proxy ([`proxy::FaultProxy`]) that sits between a client
 //!   and a server on loopback and, switchable at run time, forwards, delays, black-holes,
 //!   resets, throttles or cuts their connections. It stands in for `netem` and `iptables`,
 //!   which test machines may not have.
+//! * [`must()`] and [`some()`]: unwrapping with a message naming what failed.
 
+mod fixtures;
+mod must;
+mod net;
 pub mod proxy;
+pub mod storage_conformance;
+pub mod transport_conformance;
+
+pub use fixtures::{
+    committee_of, genesis_description, rich_chain_state, sample_blobs, validator_keys, TestChain,
+    TestCommittee, GENESIS_BALANCE, START,
+};
+pub use must::{must, some};
+pub use net::{
+    test_consensus, test_description, test_options, NetClock, TestNet, TestNetwork,
+    TestNetworkBuilder, TokioTestNet, OWNER_SEED, SETTLE_TIME, VALIDATOR_SEED,
+};

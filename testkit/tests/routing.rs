@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quorum_core::{BlockHeight, ValidatorNode};
-use quorum_node::testnet::{TestNet, START};
-use quorum_node::{MemoryStorage, Worker, WorkerConfig};
+use quorum_node::MemoryStorage;
 use quorum_testkit::proxy::{FaultProxy, ProxyFault};
+use quorum_testkit::TestNet;
 use quorum_transport_tcp::{serve_validator, ClientConfig, Server, ServerConfig, TcpValidatorNode};
 use quorum_updater::health::UNKNOWN_HEDGE_DELAY;
 use quorum_updater::hedge::hedged;
@@ -59,14 +59,7 @@ async fn committee() -> Committee {
 
 async fn client(committee: &Committee) -> ChainClient<MemoryStorage> {
     let net = &committee.net;
-    let storage = MemoryStorage::new();
-    let admin = net.genesis.initialize(&storage, START).await.unwrap();
-    let local = Arc::new(Worker::new(
-        storage,
-        None,
-        Arc::new(net.clock.clone()),
-        WorkerConfig::new(admin),
-    ));
+    let local = net.new_worker(None).await;
     let options = Options {
         request_timeout: REQUEST_TIMEOUT,
         deadline: Duration::from_secs(120),

@@ -2,14 +2,12 @@
 //! FalseBlobsNotFound, DontSendValidateVote, DontSendConfirmVote, DontProcessValidated.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::Net;
 use quorum_core::{
     AggregatorError, Blob, BlockHeight, ChainInfoQuery, CrossChainDelivery, CryptoError, Hashed,
     NodeError, Operation, Round, SignatureAggregator, ValidatedBlock, ValidatorNode, VoteError,
     VoteKind,
 };
+use quorum_testkit::TestNet;
 use quorum_transport_mem::{Fault, MemoryNode, Method};
 
 /// The blob ids a `BlobsNotFound` names.
@@ -22,7 +20,7 @@ fn claimed(error: NodeError) -> Vec<quorum_core::BlobId> {
 
 #[tokio::test]
 async fn bad_signature_corrupts_votes_and_the_response_signature() {
-    let net = Net::new(4, 2, false).await;
+    let net = TestNet::new(4, 2, false).await;
     let node = &net.nodes[0];
     let public = net.secrets[0].public();
     node.set_fault(Fault::BadSignature);
@@ -68,7 +66,7 @@ async fn bad_signature_corrupts_votes_and_the_response_signature() {
 
 #[tokio::test]
 async fn wrong_key_relays_another_validators_votes() {
-    let net = Net::new(4, 2, false).await;
+    let net = TestNet::new(4, 2, false).await;
     let public = net.secrets[0].public();
     let other = net.secrets[1].public();
     let node = MemoryNode::new(net.workers[0].clone(), Some(net.secrets[0].clone()), 0)
@@ -112,7 +110,7 @@ async fn wrong_key_relays_another_validators_votes() {
 
 #[tokio::test]
 async fn equivocate_signs_a_vote_for_another_value() {
-    let net = Net::new(4, 2, false).await;
+    let net = TestNet::new(4, 2, false).await;
     let node = &net.nodes[0];
     let public = net.secrets[0].public();
     node.set_fault(Fault::Equivocate);
@@ -156,7 +154,7 @@ async fn equivocate_signs_a_vote_for_another_value() {
 
 #[tokio::test]
 async fn equivocate_without_a_key_withholds_votes() {
-    let net = Net::new(4, 2, false).await;
+    let net = TestNet::new(4, 2, false).await;
     let node = MemoryNode::new(net.workers[0].clone(), None, 0).with_fault(Fault::Equivocate);
     let answer = node
         .handle_block_proposal(net.empty_proposal(1).await)
@@ -169,7 +167,7 @@ async fn equivocate_without_a_key_withholds_votes() {
 
 #[tokio::test]
 async fn false_blobs_not_found_claims_blobs_the_request_does_not_need() {
-    let net = Net::new(4, 2, false).await;
+    let net = TestNet::new(4, 2, false).await;
     let node = &net.nodes[0];
     node.set_fault(Fault::FalseBlobsNotFound);
 
@@ -242,7 +240,7 @@ async fn false_blobs_not_found_claims_blobs_the_request_does_not_need() {
 
 #[tokio::test]
 async fn false_blobs_not_found_for_timeout_certificates() {
-    let net = Net::new(4, 2, false).await;
+    let net = TestNet::new(4, 2, false).await;
     let node = &net.nodes[0];
     net.pass_deadline(1).await;
     let certificate = net.timeout(&[1, 2, 3], 1, Round::MultiLeader(0)).await;
@@ -263,7 +261,7 @@ async fn false_blobs_not_found_for_timeout_certificates() {
 
 #[tokio::test]
 async fn dont_send_validate_vote_processes_but_withholds_the_validated_vote() {
-    let net = Net::new(4, 2, false).await;
+    let net = TestNet::new(4, 2, false).await;
     let node = &net.nodes[0];
     let public = net.secrets[0].public();
     node.set_fault(Fault::DontSendValidateVote);
@@ -294,7 +292,7 @@ async fn dont_send_validate_vote_processes_but_withholds_the_validated_vote() {
 
 #[tokio::test]
 async fn dont_send_confirm_vote_processes_but_withholds_the_confirmed_vote() {
-    let net = Net::new(4, 2, false).await;
+    let net = TestNet::new(4, 2, false).await;
     let node = &net.nodes[0];
     let public = net.secrets[0].public();
     node.set_fault(Fault::DontSendConfirmVote);
@@ -317,7 +315,7 @@ async fn dont_send_confirm_vote_processes_but_withholds_the_confirmed_vote() {
     );
 
     // In the fast round a proposal is answered with a confirmation vote: withheld too.
-    let fast = Net::new(4, 2, true).await;
+    let fast = TestNet::new(4, 2, true).await;
     let node = &fast.nodes[0];
     node.set_fault(Fault::DontSendConfirmVote);
     let block = fast.block(1, vec![]).await;
@@ -332,7 +330,7 @@ async fn dont_send_confirm_vote_processes_but_withholds_the_confirmed_vote() {
 
 #[tokio::test]
 async fn dont_process_validated_answers_current_info_without_a_vote() {
-    let net = Net::new(4, 2, false).await;
+    let net = TestNet::new(4, 2, false).await;
     let node = &net.nodes[0];
     let public = net.secrets[0].public();
 

@@ -1,16 +1,14 @@
 //! Switching faults at run time, determinism under a seed, and the BCS round trip.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Net;
 use quorum_core::{
     Blob, BlockHeight, ChainInfoQuery, CrossChainDelivery, NodeError, Round, TransportErrorKind,
     ValidatorNode,
 };
+use quorum_testkit::TestNet;
 use quorum_transport_mem::{Fault, MemoryNode, Method};
 use tokio::time::Instant;
 
@@ -25,7 +23,7 @@ async fn pattern(node: &MemoryNode, query: &ChainInfoQuery, calls: usize) -> Vec
 
 #[tokio::test]
 async fn faults_switch_at_run_time_through_a_cloned_handle() {
-    let net = Net::new(4, 2, false).await;
+    let net = TestNet::new(4, 2, false).await;
     let node: Arc<dyn ValidatorNode> = Arc::new(net.nodes[0].clone());
     let handle = net.nodes[0].handle();
     let query = ChainInfoQuery::new(net.chains[1]);
@@ -66,7 +64,7 @@ async fn faults_switch_at_run_time_through_a_cloned_handle() {
 
 #[tokio::test(start_paused = true)]
 async fn a_call_keeps_the_fault_it_started_under() {
-    let net = Net::new(4, 2, false).await;
+    let net = TestNet::new(4, 2, false).await;
     let node = net.nodes[0].clone();
     let query = ChainInfoQuery::new(net.chains[1]);
     node.set_fault(Fault::Slow(Duration::from_secs(10)));
@@ -86,7 +84,7 @@ async fn a_call_keeps_the_fault_it_started_under() {
 
 #[tokio::test]
 async fn the_same_seed_gives_the_same_flaky_pattern() {
-    let net = Net::new(1, 2, false).await;
+    let net = TestNet::new(1, 2, false).await;
     let query = ChainInfoQuery::new(net.chains[1]);
     let node = |seed| {
         MemoryNode::new(net.workers[0].clone(), Some(net.secrets[0].clone()), seed)
@@ -132,7 +130,7 @@ async fn the_same_seed_gives_the_same_flaky_pattern() {
 
 #[tokio::test]
 async fn bcs_round_trip_preserves_responses_and_errors() {
-    let net = Net::new(4, 3, false).await;
+    let net = TestNet::new(4, 3, false).await;
     let node =
         MemoryNode::new(net.workers[0].clone(), Some(net.secrets[0].clone()), 0).with_bcs(true);
     assert!(node.bcs());
@@ -257,7 +255,7 @@ async fn bcs_round_trip_preserves_responses_and_errors() {
 
 #[tokio::test]
 async fn byzantine_answers_survive_the_bcs_round_trip() {
-    let net = Net::new(4, 2, false).await;
+    let net = TestNet::new(4, 2, false).await;
     let public = net.secrets[0].public();
     let node = MemoryNode::new(net.workers[0].clone(), Some(net.secrets[0].clone()), 0)
         .with_bcs(true)

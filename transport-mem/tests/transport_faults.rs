@@ -1,13 +1,11 @@
 //! The transport faults against a real Worker: Honest, Offline, Slow, Hang, Flaky, CrashAfter.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Net;
 use quorum_core::{Blob, ChainInfoQuery, NodeError, TransportErrorKind, ValidatorNode, VoteKind};
+use quorum_testkit::TestNet;
 use quorum_transport_mem::{Fault, MemoryNode, Method};
 use tokio::time::Instant;
 
@@ -16,7 +14,7 @@ const IO: NodeError = NodeError::Transport(TransportErrorKind::Io);
 
 #[tokio::test]
 async fn honest_forwards_and_counts_every_method() {
-    let net = Net::new(4, 2, false).await;
+    let net = TestNet::new(4, 2, false).await;
     let node = &net.nodes[0];
     let public = net.secrets[0].public();
 
@@ -60,7 +58,7 @@ async fn honest_forwards_and_counts_every_method() {
 
 #[tokio::test]
 async fn offline_fails_every_call_at_once_and_the_worker_is_never_asked() {
-    let net = Net::new(4, 2, false).await;
+    let net = TestNet::new(4, 2, false).await;
     let node = &net.nodes[0];
     node.set_fault(Fault::Offline);
     let proposal = net.empty_proposal(1).await;
@@ -93,7 +91,7 @@ async fn offline_fails_every_call_at_once_and_the_worker_is_never_asked() {
 
 #[tokio::test(start_paused = true)]
 async fn slow_waits_its_delay_in_tokio_time_then_answers() {
-    let net = Net::new(4, 2, false).await;
+    let net = TestNet::new(4, 2, false).await;
     let node = &net.nodes[0];
     let delay = Duration::from_secs(3);
     node.set_fault(Fault::Slow(delay));
@@ -129,7 +127,7 @@ async fn slow_waits_its_delay_in_tokio_time_then_answers() {
 
 #[tokio::test(start_paused = true)]
 async fn hang_never_answers() {
-    let net = Net::new(4, 2, false).await;
+    let net = TestNet::new(4, 2, false).await;
     let node = &net.nodes[0];
     node.set_fault(Fault::Hang);
     let proposal = net.empty_proposal(1).await;
@@ -165,7 +163,7 @@ async fn hang_never_answers() {
 
 #[tokio::test]
 async fn flaky_fails_with_io_at_its_rate() {
-    let net = Net::new(4, 2, false).await;
+    let net = TestNet::new(4, 2, false).await;
     let node = &net.nodes[0];
     let query = ChainInfoQuery::new(net.chains[1]);
 
@@ -205,7 +203,7 @@ async fn flaky_fails_with_io_at_its_rate() {
 
 #[tokio::test]
 async fn crash_after_n_calls_stays_offline_until_switched() {
-    let net = Net::new(4, 2, false).await;
+    let net = TestNet::new(4, 2, false).await;
     let node = &net.nodes[0];
     let query = ChainInfoQuery::new(net.chains[1]);
     node.set_fault(Fault::CrashAfter(2));
@@ -238,7 +236,7 @@ async fn crash_after_n_calls_stays_offline_until_switched() {
 
 #[tokio::test]
 async fn crash_after_zero_crashes_on_the_first_call() {
-    let net = Net::new(1, 2, false).await;
+    let net = TestNet::new(1, 2, false).await;
     let node = MemoryNode::new(net.workers[0].clone(), None, 5).with_fault(Fault::CrashAfter(0));
     let node: Arc<dyn ValidatorNode> = Arc::new(node);
     assert_eq!(

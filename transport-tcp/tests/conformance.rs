@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use quorum_core::ValidatorNode;
-use quorum_node::conformance::run_transport_conformance;
+use quorum_testkit::transport_conformance;
 use quorum_transport_tcp::{
     serve_validator, ClientConfig, Server, ServerConfig, ShutdownOutcome, TcpValidatorNode,
 };
@@ -15,7 +15,7 @@ use quorum_transport_tcp::{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_transport_conforms() {
     let servers: Arc<Mutex<Vec<Server>>> = Arc::default();
-    run_transport_conformance(|node: Arc<dyn ValidatorNode>| {
+    transport_conformance::run(|node: Arc<dyn ValidatorNode>| {
         let servers = Arc::clone(&servers);
         async move {
             let server = serve_validator(node, "127.0.0.1:0", ServerConfig::default())

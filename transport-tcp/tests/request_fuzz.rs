@@ -47,8 +47,8 @@ use quorum_core::{
     ExecutionError, IncomingBundle, Limit, Message, NodeError, Operation, Round, StreamId,
     Timestamp, TransportErrorKind, ValidatorNode, Violation,
 };
-use quorum_node::testing::sample_blobs;
-use quorum_node::testnet::{committee_of, genesis_description, validator_keys, TestNet};
+use quorum_testkit::sample_blobs;
+use quorum_testkit::{committee_of, genesis_description, validator_keys, TestNet};
 use quorum_transport_tcp::{
     Envelope, FrameCodec, Request, Response, TransportError, LENGTH_PREFIX_LEN,
 };

@@ -13,8 +13,9 @@ use quorum_core::{
     Blob, BlockHeight, ChainInfoQuery, CrossChainDelivery, NodeError, TransportErrorKind,
     ValidatorNode,
 };
-use quorum_node::conformance::{TestValidator, START};
 use quorum_node::ManualClock;
+use quorum_testkit::transport_conformance::TestValidator;
+use quorum_testkit::START;
 use quorum_transport_tcp::{
     serve_validator, ClientConfig, Envelope, Request, Response, Server, ServerConfig,
     TcpValidatorNode, ValidatorHandler,

@@ -56,7 +56,7 @@ pub fn quorum_deadline(
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use quorum_node::testnet::{committee_of, validator_keys};
+    use quorum_testkit::{committee_of, validator_keys};
 
     fn setup(n: usize) -> (Committee, Vec<ValidatorPublicKey>) {
         let secrets = validator_keys(n, 5);

@@ -81,7 +81,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use quorum_node::testnet::TestNet;
+    use quorum_testkit::TestNet;
     use tokio::time::Instant;
 
     use crate::health::UNKNOWN_HEDGE_DELAY;

@@ -51,7 +51,7 @@ mod tests {
 
     use super::*;
     use proptest::prelude::*;
-    use quorum_node::testnet::{committee_of, validator_keys};
+    use quorum_testkit::{committee_of, validator_keys};
 
     const GRACE: TimeDelta = TimeDelta::from_millis(500);
 

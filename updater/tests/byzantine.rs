@@ -1,25 +1,23 @@
 //! Byzantine hygiene (DESIGN §5.3) and bounded recovery loops (§5.2.7).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::TestNet;
 use quorum_core::{
     BatchOutcome, Blob, BlobId, BlockHeight, BlockProposal, ChainId, ChainInfoQuery,
     ChainInfoResponse, ConfirmedBlockCertificate, CrossChainDelivery, CryptoHash, EventId,
     LiteCertificate, NodeError, Operation, Round, StreamId, TimeoutCertificate, Timestamp,
     ValidatedBlockCertificate, ValidatorNode, Violation,
 };
+use quorum_testkit::TokioTestNet;
 use quorum_transport_mem::{Fault, Method};
 use quorum_updater::{CommunicateAction, RemoteNode, ValidatorUpdater};
 
 fn updater(
-    net: &TestNet,
+    net: &TokioTestNet,
     v: usize,
     node: Arc<dyn ValidatorNode>,
 ) -> ValidatorUpdater<quorum_node::MemoryStorage> {
@@ -27,21 +25,21 @@ fn updater(
         RemoteNode::new(net.secrets[v].public(), node),
         net.local.clone(),
         net.chains[0],
-        Arc::new(common::test_options()),
+        Arc::new(quorum_testkit::test_options()),
         Arc::default(),
     )
 }
 
 #[tokio::test(start_paused = true)]
 async fn false_blobs_not_found_is_a_protocol_violation_and_uploads_nothing() {
-    let net = TestNet::new(4, 2, false).await;
+    let net = TokioTestNet::new(4, 2, false).await;
     let client = net.client(1);
     net.set_fault(3, Fault::FalseBlobsNotFound);
     // The block needs a blob, so the updater has blobs it could upload.
     let (blob_id, certificate) = client.publish_blob(b"data".to_vec()).await.unwrap();
     certificate.check(&net.committee).unwrap();
     net.settle().await;
-    let stats = net.handles[3].stats();
+    let stats = net.nodes[3].stats();
     assert_eq!(stats.calls(Method::UploadBlob), 0);
     assert_eq!(stats.calls(Method::HandlePendingBlob), 0);
     assert_eq!(stats.calls(Method::MissingBlobIds), 0);
@@ -74,7 +72,7 @@ async fn false_blobs_not_found_is_a_protocol_violation_and_uploads_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn votes_signed_by_another_key_are_refused() {
-    let net = TestNet::new(4, 2, false).await;
+    let net = TokioTestNet::new(4, 2, false).await;
     let client = net.client(1);
     let block = client.make_block(vec![]).await.unwrap();
     let proposal = BlockProposal::new(block, Round::MultiLeader(0), &net.owners[1]);
@@ -235,7 +233,7 @@ impl ValidatorNode for Adversary {
 
 #[tokio::test(start_paused = true)]
 async fn a_validator_answering_every_recoverable_error_cannot_loop_the_client() {
-    let net = TestNet::new(4, 2, false).await;
+    let net = TokioTestNet::new(4, 2, false).await;
     let client = net.client(1);
     client.transfer(net.chains[0], 1).await.unwrap();
     let adversary = Arc::new(Adversary {
@@ -272,7 +270,7 @@ async fn a_validator_answering_every_recoverable_error_cannot_loop_the_client() 
 
 #[tokio::test(start_paused = true)]
 async fn a_validator_claiming_more_blocks_than_it_serves_cannot_loop_the_local_sync() {
-    let net = TestNet::new(4, 2, false).await;
+    let net = TokioTestNet::new(4, 2, false).await;
     let client = net.client(1);
     let old = client.transfer(net.chains[0], 1).await.unwrap();
     let adversary = Arc::new(Adversary {
@@ -304,7 +302,7 @@ async fn a_validator_claiming_more_blocks_than_it_serves_cannot_loop_the_local_s
 
 #[tokio::test(start_paused = true)]
 async fn lying_batch_outcomes_end_in_errors_not_panics_or_loops() {
-    let net = TestNet::new(4, 2, false).await;
+    let net = TokioTestNet::new(4, 2, false).await;
     let client = net.client(1);
     net.set_fault(3, quorum_transport_mem::Fault::Offline);
     for _ in 0..3 {

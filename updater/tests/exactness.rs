@@ -2,17 +2,15 @@
 //! asserting the outcome a user expects.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{consensus, validate_directly, TestNet};
 use quorum_core::{
     BlockHeight, BlockProposal, ChainDescription, CrossChainDelivery, NodeError, Round, TimeDelta,
     ValidatorNode,
 };
+use quorum_testkit::{test_consensus, TokioTestNet};
 use quorum_transport_mem::{Fault, Method};
 use quorum_updater::{
     ChainClientError, CommunicateAction, Options, RecoveryKind, SkewReport, ValidatorUpdater,
@@ -25,14 +23,14 @@ const CHAIN: usize = 1;
 /// and then vote.
 #[tokio::test(start_paused = true)]
 async fn round_timeout_brings_lagging_validators_up_to_date() {
-    let net = TestNet::new(7, 2, false).await;
+    let net = TokioTestNet::new(7, 2, false).await;
     let client = net.client(CHAIN);
     let chain = net.chains[CHAIN];
     net.set_fault(5, Fault::Offline);
     net.set_fault(6, Fault::Offline);
     client.transfer(net.chains[0], 1).await.unwrap();
     net.settle().await;
-    assert_eq!(net.next_height(5, chain).await, BlockHeight(0));
+    assert_eq!(net.height_of(5, chain).await, BlockHeight(0));
     net.set_fault(5, Fault::Honest);
     net.set_fault(6, Fault::Honest);
     let start = Instant::now();
@@ -55,7 +53,7 @@ use twisted::Twisted;
 /// Item 2: one validator naming a deadline a year away does not hold the timeout back.
 #[tokio::test(start_paused = true)]
 async fn a_far_deadline_from_one_validator_does_not_stall_the_timeout() {
-    let net = TestNet::new(4, 2, false).await;
+    let net = TokioTestNet::new(4, 2, false).await;
     net.validators.insert(
         net.secrets[0].public(),
         Arc::new(Twisted {
@@ -81,13 +79,13 @@ async fn a_far_deadline_from_one_validator_does_not_stall_the_timeout() {
 /// missed all of them, and its vote makes the quorum.
 #[tokio::test(start_paused = true)]
 async fn five_generations_of_chains_are_repaired() {
-    let net = TestNet::new(4, 2, false).await;
+    let net = TokioTestNet::new(4, 2, false).await;
     let owner = net.owners[CHAIN].clone();
     net.set_fault(3, Fault::Offline);
     let mut client = net.client(CHAIN);
     for _ in 0..5 {
         let (child, _) = client
-            .open_chain(owner.public(), consensus())
+            .open_chain(owner.public(), test_consensus())
             .await
             .unwrap();
         client = client.for_chain(child, Some(owner.clone()));
@@ -115,11 +113,11 @@ async fn five_generations_of_chains_are_repaired() {
 /// Item 4: a batch size above the node's limit is capped, so a laggard is caught up.
 #[tokio::test(start_paused = true)]
 async fn an_oversized_batch_option_still_catches_a_laggard_up() {
-    let net = TestNet::new(4, 2, true).await;
+    let net = TokioTestNet::new(4, 2, true).await;
     let chain = net.chains[CHAIN];
     let options = Options {
         certificate_upload_batch_size: 2_000,
-        ..common::test_options()
+        ..quorum_testkit::test_options()
     };
     let client = net.client_with(CHAIN, options);
     net.set_fault(3, Fault::Offline);
@@ -129,14 +127,14 @@ async fn an_oversized_batch_option_still_catches_a_laggard_up() {
     net.set_fault(3, Fault::Honest);
     let failed = client.update_validators(chain).await.unwrap();
     assert!(failed.is_empty(), "{failed:?}");
-    assert_eq!(net.next_height(3, chain).await, BlockHeight(1_500));
+    assert_eq!(net.height_of(3, chain).await, BlockHeight(1_500));
     net.assert_in_sync(3, chain).await;
 }
 
 /// Item 5, first half: equal clocks and 50 ms of latency report no skew at all.
 #[tokio::test(start_paused = true)]
 async fn latency_is_not_taken_for_clock_skew() {
-    let net = TestNet::new(4, 2, false).await;
+    let net = TokioTestNet::new(4, 2, false).await;
     for v in 0..4 {
         net.set_fault(v, Fault::Slow(Duration::from_millis(50)));
     }
@@ -152,7 +150,7 @@ async fn latency_is_not_taken_for_clock_skew() {
             node,
             net.local.clone(),
             net.chains[0],
-            Arc::new(common::test_options()),
+            Arc::new(quorum_testkit::test_options()),
             client.stats().clone(),
         );
         let action = CommunicateAction::SubmitBlock {
@@ -179,7 +177,12 @@ async fn latency_is_not_taken_for_clock_skew() {
 /// Item 5, second half: f+1 clocks really behind: `ClockAhead`, carrying the real error.
 #[tokio::test(start_paused = true)]
 async fn clock_ahead_carries_the_real_error() {
-    let net = TestNet::with_clock_offsets(4, 2, false, &[0, 0, -10_000_000, -10_000_000]).await;
+    let net = TokioTestNet::builder()
+        .validators(4)
+        .chains(2)
+        .clock_offsets(&[0, 0, -10_000_000, -10_000_000])
+        .build()
+        .await;
     let client = net.client(CHAIN);
     match client.transfer(net.chains[0], 1).await.unwrap_err() {
         ChainClientError::ClockAhead { skew_micros, error } => {
@@ -197,7 +200,7 @@ async fn clock_ahead_carries_the_real_error() {
 /// Item 6: round sync sends our proposal to a remote whose only vote is of an earlier round.
 #[tokio::test(start_paused = true)]
 async fn round_sync_sends_the_proposal_over_an_earlier_round_vote() {
-    let net = TestNet::new(4, 2, false).await;
+    let net = TokioTestNet::new(4, 2, false).await;
     let client = net.client(CHAIN);
     let chain = net.chains[CHAIN];
     let block = client.make_block(vec![]).await.unwrap();
@@ -222,7 +225,7 @@ async fn round_sync_sends_the_proposal_over_an_earlier_round_vote() {
         quorum_updater::RemoteNode::new(net.secrets[3].public(), Arc::new(node)),
         net.local.clone(),
         net.chains[0],
-        Arc::new(common::test_options()),
+        Arc::new(quorum_testkit::test_options()),
         client.stats().clone(),
     );
     updater
@@ -244,7 +247,7 @@ async fn round_sync_sends_the_proposal_over_an_earlier_round_vote() {
 async fn thousands_of_waiting_bundles_commit_over_several_blocks() {
     const SENDERS: usize = 3;
     const BUNDLES: usize = 2_500;
-    let net = TestNet::new(1, SENDERS as u32 + 1, true).await;
+    let net = TokioTestNet::new(1, SENDERS as u32 + 1, true).await;
     let receiver = net.chains[0];
     for i in 0..BUNDLES {
         let sender = net.client(1 + i % SENDERS);
@@ -283,7 +286,7 @@ fn two_owners(
     owner: &quorum_core::AccountSecretKey,
     other: quorum_core::AccountPublicKey,
 ) -> ChainDescription {
-    let mut description = common::description(index, owner, false);
+    let mut description = quorum_testkit::test_description(index, owner, false);
     if index == CHAIN as u32 {
         description.owners = BTreeMap::from([(owner.public(), 1), (other, 1)]);
     }
@@ -296,8 +299,12 @@ fn two_owners(
 async fn another_owner_re_proposes_a_locked_block() {
     let second = quorum_core::AccountSecretKey::generate(&mut rand_chacha::rand_core::OsRng);
     let second_public = second.public();
-    let net =
-        TestNet::with_descriptions(4, 2, |i, owner| two_owners(i, owner, second_public)).await;
+    let net = TokioTestNet::builder()
+        .validators(4)
+        .chains(2)
+        .describe(move |i, owner| two_owners(i, owner, second_public))
+        .build()
+        .await;
     let chain = net.chains[CHAIN];
     // Owner A's block is validated by 0..3 and the validators lock on it; A vanishes.
     let first_client = net.client(CHAIN);
@@ -310,7 +317,7 @@ async fn another_owner_re_proposes_a_locked_block() {
         .unwrap();
     let value = net.local.stage_block_execution(&block, &[]).await.unwrap();
     let proposal = BlockProposal::new(block.clone(), Round::MultiLeader(0), &net.owners[CHAIN]);
-    let validated = validate_directly(&net, &proposal, value).await;
+    let validated = net.validate_directly(&proposal, value).await;
     for v in 0..4 {
         net.workers[v]
             .handle_validated_certificate(validated.clone())
@@ -318,13 +325,13 @@ async fn another_owner_re_proposes_a_locked_block() {
             .unwrap();
     }
     // Owner B, with its own local node, commits A's block and then its own.
-    let local = TestNet::worker(&net.genesis, None, net.clock.clone()).await;
+    let local = net.new_worker(None).await;
     let client = quorum_updater::ChainClient::new(
         chain,
         Some(second),
         local,
         net.validators.clone(),
-        common::test_options(),
+        quorum_testkit::test_options(),
     );
     let own = client.transfer(net.chains[0], 3).await.unwrap();
     assert_eq!(own.value().block().height, BlockHeight(1));
@@ -336,7 +343,7 @@ async fn another_owner_re_proposes_a_locked_block() {
         .unwrap();
     assert_eq!(*first[0].value().block(), block);
     for v in 0..4 {
-        assert_eq!(net.next_height(v, chain).await, BlockHeight(2));
+        assert_eq!(net.height_of(v, chain).await, BlockHeight(2));
     }
 }
 
@@ -344,7 +351,7 @@ async fn another_owner_re_proposes_a_locked_block() {
 /// sync that cannot complete names what is missing.
 #[tokio::test(start_paused = true)]
 async fn a_sync_fetches_the_blobs_of_what_it_downloads() {
-    let net = TestNet::new(4, 3, false).await;
+    let net = TokioTestNet::new(4, 3, false).await;
     let publisher = net.client(1);
     let (blob_id, _) = publisher
         .publish_blob(b"the contents".to_vec())
@@ -352,13 +359,13 @@ async fn a_sync_fetches_the_blobs_of_what_it_downloads() {
         .unwrap();
     net.settle().await;
     // A wallet with its own local node that never saw the blob.
-    let local = TestNet::worker(&net.genesis, None, net.clock.clone()).await;
+    let local = net.new_worker(None).await;
     let wallet = quorum_updater::ChainClient::new(
         net.chains[2],
         Some(net.owners[2].clone()),
         local.clone(),
         net.validators.clone(),
-        common::test_options(),
+        quorum_testkit::test_options(),
     );
     wallet.synchronize_chain(net.chains[1]).await.unwrap();
     assert_eq!(
@@ -372,7 +379,7 @@ async fn a_sync_fetches_the_blobs_of_what_it_downloads() {
 /// Item 9, second half: validators that serve certificates but withhold the blobs they need.
 #[tokio::test(start_paused = true)]
 async fn an_incomplete_sync_names_what_is_missing() {
-    let net = TestNet::new(4, 3, false).await;
+    let net = TokioTestNet::new(4, 3, false).await;
     let (blob_id, _) = net
         .client(1)
         .publish_blob(b"kept back".to_vec())
@@ -389,13 +396,13 @@ async fn an_incomplete_sync_names_what_is_missing() {
             }),
         );
     }
-    let local = TestNet::worker(&net.genesis, None, net.clock.clone()).await;
+    let local = net.new_worker(None).await;
     let wallet = quorum_updater::ChainClient::new(
         net.chains[2],
         Some(net.owners[2].clone()),
         local,
         net.validators.clone(),
-        common::test_options(),
+        quorum_testkit::test_options(),
     );
     match wallet.synchronize_chain(net.chains[1]).await.unwrap_err() {
         ChainClientError::SyncIncomplete {
@@ -422,12 +429,16 @@ async fn an_incomplete_sync_names_what_is_missing() {
 async fn a_non_leader_waits_for_the_next_round() {
     let second = quorum_core::AccountSecretKey::generate(&mut rand_chacha::rand_core::OsRng);
     let second_public = second.public();
-    let net = TestNet::with_descriptions(4, 2, |i, owner| {
-        let mut description = two_owners(i, owner, second_public);
-        description.consensus.multi_leader_rounds = 0;
-        description
-    })
-    .await;
+    let net = TokioTestNet::builder()
+        .validators(4)
+        .chains(2)
+        .describe(move |i, owner| {
+            let mut description = two_owners(i, owner, second_public);
+            description.consensus.multi_leader_rounds = 0;
+            description
+        })
+        .build()
+        .await;
     let chain = net.chains[CHAIN];
     let description = net.local.chain_state(chain).await.unwrap();
     let description = description.description().unwrap().clone();
@@ -444,7 +455,7 @@ async fn a_non_leader_waits_for_the_next_round() {
         Some(secret.clone()),
         net.local.clone(),
         net.validators.clone(),
-        common::test_options(),
+        quorum_testkit::test_options(),
     );
     let certificate = client.transfer(net.chains[0], 1).await.unwrap();
     let round = certificate.round();
@@ -460,7 +471,7 @@ async fn a_non_leader_waits_for_the_next_round() {
 /// votes once the round is due. Here its vote is needed for the quorum.
 #[tokio::test(start_paused = true)]
 async fn a_validator_in_an_earlier_round_is_moved_up_and_votes() {
-    let net = TestNet::new(4, 2, false).await;
+    let net = TokioTestNet::new(4, 2, false).await;
     let client = net.client(CHAIN);
     let chain = net.chains[CHAIN];
     net.set_fault(3, Fault::Offline);
@@ -483,7 +494,7 @@ async fn a_validator_in_an_earlier_round_is_moved_up_and_votes() {
 /// the publishing block, not the chain up to it, and votes for a block reading the blob.
 #[tokio::test(start_paused = true)]
 async fn a_missing_blob_comes_with_its_publishing_block_alone() {
-    let net = TestNet::new(4, 3, false).await;
+    let net = TokioTestNet::new(4, 3, false).await;
     let publisher = net.client(1);
     let reader = net.client(2);
     net.set_fault(3, Fault::Offline);
@@ -515,7 +526,7 @@ async fn a_missing_blob_comes_with_its_publishing_block_alone() {
         .await
         .unwrap()
         .is_some());
-    assert_eq!(net.next_height(3, net.chains[1]).await, BlockHeight(0));
+    assert_eq!(net.height_of(3, net.chains[1]).await, BlockHeight(0));
     assert_eq!(
         reader.stats().get(RecoveryKind::CertificatesSent),
         sent_before,

@@ -5,12 +5,10 @@
 //! bounded (virtual) time, and nothing panics or hangs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::TestNet;
 use quorum_core::BlockHeight;
+use quorum_testkit::TokioTestNet;
 use quorum_transport_mem::Fault;
 
 fn faults() -> Vec<Fault> {
@@ -43,7 +41,7 @@ fn prevents_quorum(fault: &Fault) -> bool {
 const HANG_BOUND: Duration = Duration::from_secs(3_600);
 
 /// Two chains: chain 1 pays chain 2, chain 2 consumes the payment, chain 1 pays again.
-async fn workload(net: &TestNet) -> Result<(), quorum_updater::ChainClientError> {
+async fn workload(net: &TokioTestNet) -> Result<(), quorum_updater::ChainClientError> {
     let payer = net.client(1);
     let payee = payer.for_chain(net.chains[2], Some(net.owners[2].clone()));
     for certificate in [
@@ -64,7 +62,7 @@ async fn run(
     faulty: usize,
     fault: Fault,
 ) -> Result<(), quorum_updater::ChainClientError> {
-    let net = TestNet::new(n, 3, false).await;
+    let net = TokioTestNet::new(n, 3, false).await;
     // Faulty validators are the last ones.
     for v in n - faulty..n {
         net.set_fault(v, fault);

@@ -3,12 +3,10 @@
 //! Paused clock: every duration below is virtual and exact.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::TestNet;
 use quorum_core::BlockHeight;
+use quorum_testkit::TokioTestNet;
 use quorum_transport_mem::Fault;
 use quorum_updater::HealthState;
 use tokio::time::Instant;
@@ -18,7 +16,7 @@ const CHAIN: usize = 1;
 const SLACK: Duration = Duration::from_millis(100);
 
 async fn hung_validator_costs_nothing(n: usize) {
-    let net = TestNet::new(n, 2, false).await;
+    let net = TokioTestNet::new(n, 2, false).await;
     let client = net.client(CHAIN);
     let hung = n - 1;
     // The all-honest times, measured the same way.
@@ -57,7 +55,7 @@ async fn hung_validator_costs_nothing(n: usize) {
     let local_next = client.local().chain_state(chain).await.unwrap().next_height;
     assert_eq!(local_next, BlockHeight(6));
     for v in 0..hung {
-        assert_eq!(net.next_height(v, chain).await, local_next, "validator {v}");
+        assert_eq!(net.height_of(v, chain).await, local_next, "validator {v}");
     }
 
     // It answers again: after its cooldown it is probed, healthy, and brought up to date.
@@ -70,11 +68,7 @@ async fn hung_validator_costs_nothing(n: usize) {
         HealthState::Healthy,
         "n = {n}"
     );
-    assert_eq!(
-        net.next_height(hung, chain).await,
-        BlockHeight(7),
-        "n = {n}"
-    );
+    assert_eq!(net.height_of(hung, chain).await, BlockHeight(7), "n = {n}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -91,7 +85,7 @@ async fn a_hung_validator_among_seven_costs_no_time() {
 /// it misses; once it answers again (and its cooldown ends) the worker brings it up to date.
 #[tokio::test(start_paused = true)]
 async fn catch_up_is_one_worker_per_validator_with_merged_targets() {
-    let net = TestNet::new(4, 3, false).await;
+    let net = TokioTestNet::new(4, 3, false).await;
     let payer = net.client(1);
     let other = payer.for_chain(net.chains[2], Some(net.owners[2].clone()));
     net.set_fault(3, Fault::Hang);
@@ -107,7 +101,7 @@ async fn catch_up_is_one_worker_per_validator_with_merged_targets() {
     // Longer than the longest cooldown: the worker resumes and delivers everything.
     tokio::time::sleep(Duration::from_secs(120)).await;
     for chain in [net.chains[1], net.chains[2]] {
-        assert_eq!(net.next_height(3, chain).await, BlockHeight(20));
+        assert_eq!(net.height_of(3, chain).await, BlockHeight(20));
     }
     assert!(!payer.catch_up().is_running(&key));
 }

@@ -1,8 +1,6 @@
 //! `communicate_with_quorum` timing and results, with controlled delays under paused time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,7 +24,7 @@ struct Setup {
 }
 
 async fn setup(weights: &[u64]) -> Setup {
-    let secrets = common::keys(weights.len(), 3);
+    let secrets = quorum_testkit::validator_keys(weights.len(), 3);
     let committee = Committee::new(
         secrets
             .iter()
@@ -44,7 +42,7 @@ async fn setup(weights: &[u64]) -> Setup {
     )
     .unwrap();
     // The node behind each remote is irrelevant here: `execute` decides the answers.
-    let net = common::TestNet::new(1, 1, false).await;
+    let net = quorum_testkit::TokioTestNet::new(1, 1, false).await;
     let placeholder: Arc<dyn ValidatorNode> = net.workers[0].clone();
     let remotes = secrets
         .iter()

@@ -2,28 +2,26 @@
 //! epoch 1 and keep committing; the updater brings the new validator up to date.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::sync::Arc;
 
-use common::TestNet;
 use quorum_core::{BlockHeight, Epoch, ValidatorNode};
+use quorum_testkit::TokioTestNet;
 use quorum_transport_mem::{Fault, MemoryNode};
 use quorum_updater::RecoveryKind;
 
 #[tokio::test(start_paused = true)]
 async fn new_committee_with_a_replaced_validator() {
-    let net = TestNet::new(4, 2, false).await;
+    let net = TokioTestNet::new(4, 2, false).await;
     let admin = net.client(0);
     let user = admin.for_chain(net.chains[1], Some(net.owners[1].clone()));
     user.transfer(net.chains[0], 7).await.unwrap();
 
     // Validator 3 leaves; a new validator joins, knowing only the genesis.
-    let newcomer = common::keys(1, 777).remove(0);
+    let newcomer = quorum_testkit::validator_keys(1, 777).remove(0);
     let mut members: Vec<_> = net.secrets[..3].to_vec();
     members.push(newcomer.clone());
-    let committee = common::committee_of(&members);
-    let worker = TestNet::worker(&net.genesis, Some(newcomer.clone()), net.clock.clone()).await;
+    let committee = quorum_testkit::committee_of(&members);
+    let worker = net.new_worker(Some(newcomer.clone())).await;
     let node = MemoryNode::new(
         worker.clone() as Arc<dyn ValidatorNode>,
         Some(newcomer.clone()),

@@ -2,23 +2,21 @@
 //! block committed on the lagging validator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::TestNet;
 use quorum_core::{
     Blob, BlockHeight, BlockProposal, Certificate, ChainInfoQuery, CrossChainDelivery, Epoch,
     EventId, Hashed, Operation, Round, StreamId, ValidatedBlock, ValidatedBlockCertificate,
     ValidatorNode, VoteKind,
 };
+use quorum_testkit::TokioTestNet;
 use quorum_transport_mem::{Fault, Method};
 use quorum_updater::{CommunicateAction, RecoveryKind, ValidatorUpdater};
 
 #[tokio::test(start_paused = true)]
 async fn honest_committee_commits_two_phase_and_fast() {
-    let net = TestNet::new(4, 2, false).await;
+    let net = TokioTestNet::new(4, 2, false).await;
     let client = net.client(1);
     let certificate = client.transfer(net.chains[0], 10).await.unwrap();
     assert_eq!(certificate.round(), Round::MultiLeader(0));
@@ -26,21 +24,21 @@ async fn honest_committee_commits_two_phase_and_fast() {
     for v in 0..4 {
         net.assert_in_sync(v, net.chains[1]).await;
     }
-    let fast = TestNet::new(4, 2, true).await;
+    let fast = TokioTestNet::new(4, 2, true).await;
     let certificate = fast.client(1).transfer(fast.chains[0], 10).await.unwrap();
     assert_eq!(certificate.round(), Round::Fast);
 }
 
 #[tokio::test(start_paused = true)]
 async fn remote_behind_in_height_is_sent_the_missing_blocks() {
-    let net = TestNet::new(4, 2, false).await;
+    let net = TokioTestNet::new(4, 2, false).await;
     let client = net.client(1);
     net.set_fault(3, Fault::Offline);
     for _ in 0..3 {
         client.transfer(net.chains[0], 1).await.unwrap();
     }
     net.settle().await;
-    assert_eq!(net.next_height(3, net.chains[1]).await, BlockHeight(0));
+    assert_eq!(net.height_of(3, net.chains[1]).await, BlockHeight(0));
     net.set_fault(3, Fault::Honest);
     // Its vote is needed: the repair runs on the proposal path, not in the background.
     net.set_fault(2, Fault::Offline);
@@ -48,12 +46,12 @@ async fn remote_behind_in_height_is_sent_the_missing_blocks() {
     net.settle().await;
     assert!(client.stats().get(RecoveryKind::BlockHeight) >= 1);
     net.assert_in_sync(3, net.chains[1]).await;
-    assert_eq!(net.next_height(3, net.chains[1]).await, BlockHeight(4));
+    assert_eq!(net.height_of(3, net.chains[1]).await, BlockHeight(4));
 }
 
 #[tokio::test(start_paused = true)]
 async fn wrong_round_is_repaired_with_the_timeout_certificate() {
-    let net = TestNet::new(4, 2, false).await;
+    let net = TokioTestNet::new(4, 2, false).await;
     let client = net.client(1);
     // Validator 3 misses the timeout certificate of round 0.
     net.set_fault(3, Fault::Offline);
@@ -76,7 +74,7 @@ async fn wrong_round_is_repaired_with_the_timeout_certificate() {
 
 #[tokio::test(start_paused = true)]
 async fn missing_cross_chain_update_is_sent_with_blocking_delivery() {
-    let net = TestNet::new(4, 3, false).await;
+    let net = TokioTestNet::new(4, 3, false).await;
     // No background catch-up: the repair under test is the proposal path's.
     let payer = net.client_with(1, without_background_catch_up());
     let payee = payer.for_chain(net.chains[2], Some(net.owners[2].clone()));
@@ -104,7 +102,7 @@ async fn missing_cross_chain_update_is_sent_with_blocking_delivery() {
 
 #[tokio::test(start_paused = true)]
 async fn missing_events_are_sent_from_the_publisher_chain() {
-    let net = TestNet::new(4, 3, false).await;
+    let net = TokioTestNet::new(4, 3, false).await;
     let emitter = net.client(1);
     let reader = emitter.for_chain(net.chains[2], Some(net.owners[2].clone()));
     net.set_fault(3, Fault::Offline);
@@ -128,7 +126,7 @@ async fn missing_events_are_sent_from_the_publisher_chain() {
 
 #[tokio::test(start_paused = true)]
 async fn missing_blobs_are_found_through_their_publishing_block() {
-    let net = TestNet::new(4, 3, false).await;
+    let net = TokioTestNet::new(4, 3, false).await;
     let publisher = net.client(1);
     let reader = publisher.for_chain(net.chains[2], Some(net.owners[2].clone()));
     net.set_fault(3, Fault::Offline);
@@ -143,7 +141,7 @@ async fn missing_blobs_are_found_through_their_publishing_block() {
     reader.read_blob(blob_id).await.unwrap();
     net.settle().await;
     assert!(reader.stats().get(RecoveryKind::Blobs) >= 1);
-    assert!(net.handles[3].stats().calls(Method::MissingBlobIds) >= 1);
+    assert!(net.nodes[3].stats().calls(Method::MissingBlobIds) >= 1);
     net.assert_in_sync(3, net.chains[1]).await;
     net.assert_in_sync(3, net.chains[2]).await;
     let missing = net.workers[3]
@@ -156,7 +154,12 @@ async fn missing_blobs_are_found_through_their_publishing_block() {
 #[tokio::test(start_paused = true)]
 async fn invalid_timestamp_reports_skew_before_sleeping_then_commits() {
     // Validator 3's clock is 2 s behind; its grace is 0.5 s.
-    let net = TestNet::with_clock_offsets(4, 2, false, &[0, 0, 0, -2_000_000]).await;
+    let net = TokioTestNet::builder()
+        .validators(4)
+        .chains(2)
+        .clock_offsets(&[0, 0, 0, -2_000_000])
+        .build()
+        .await;
     let client = net.client(1);
     let block = client.make_block(vec![]).await.unwrap();
     let proposal = quorum_core::BlockProposal::new(block, Round::MultiLeader(0), &net.owners[1]);
@@ -189,7 +192,12 @@ async fn invalid_timestamp_reports_skew_before_sleeping_then_commits() {
 
 #[tokio::test(start_paused = true)]
 async fn invalid_timestamp_beyond_the_maximum_skew_fails_without_sleeping() {
-    let net = TestNet::with_clock_offsets(4, 2, false, &[0, 0, 0, -10_000_000]).await;
+    let net = TokioTestNet::builder()
+        .validators(4)
+        .chains(2)
+        .clock_offsets(&[0, 0, 0, -10_000_000])
+        .build()
+        .await;
     let client = net.client(1);
     let block = client.make_block(vec![]).await.unwrap();
     let proposal = quorum_core::BlockProposal::new(block, Round::MultiLeader(0), &net.owners[1]);
@@ -211,7 +219,7 @@ async fn invalid_timestamp_beyond_the_maximum_skew_fails_without_sleeping() {
 
 #[tokio::test(start_paused = true)]
 async fn finalize_uploads_the_locking_blocks_blobs() {
-    let net = TestNet::new(4, 2, false).await;
+    let net = TokioTestNet::new(4, 2, false).await;
     let client = net.client(1);
     let blob = Blob::data(b"contract".to_vec());
     let block = client
@@ -274,7 +282,7 @@ async fn finalize_uploads_the_locking_blocks_blobs() {
         .handle_confirmed_certificate(confirmed, CrossChainDelivery::Blocking)
         .await
         .unwrap();
-    assert_eq!(net.next_height(3, net.chains[1]).await, BlockHeight(1));
+    assert_eq!(net.height_of(3, net.chains[1]).await, BlockHeight(1));
     assert!(net.workers[3]
         .missing_blob_ids(vec![blob.id()])
         .await
@@ -283,7 +291,7 @@ async fn finalize_uploads_the_locking_blocks_blobs() {
 }
 
 fn updater_for(
-    net: &TestNet,
+    net: &TokioTestNet,
     client: &quorum_updater::ChainClient<quorum_node::MemoryStorage>,
     v: usize,
 ) -> (
@@ -301,7 +309,7 @@ fn updater_for(
         quorum_updater::RemoteNode::new(net.secrets[v].public(), Arc::new(node)),
         net.local.clone(),
         net.chains[0],
-        Arc::new(common::test_options()),
+        Arc::new(quorum_testkit::test_options()),
         client.stats().clone(),
     );
     (updater, handle)
@@ -309,14 +317,14 @@ fn updater_for(
 
 #[tokio::test(start_paused = true)]
 async fn new_chain_description_is_sent_to_a_validator_that_missed_it() {
-    let net = TestNet::new(4, 2, false).await;
+    let net = TokioTestNet::new(4, 2, false).await;
     // No background catch-up: the repair under test is the proposal path's.
     let parent = net.client_with(1, without_background_catch_up());
     net.set_fault(3, Fault::Offline);
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(5);
     let owner = quorum_core::AccountSecretKey::generate(&mut rng);
     let (child_id, _) = parent
-        .open_chain(owner.public(), common::consensus())
+        .open_chain(owner.public(), quorum_testkit::test_consensus())
         .await
         .unwrap();
     net.settle().await;
@@ -336,7 +344,7 @@ async fn new_chain_description_is_sent_to_a_validator_that_missed_it() {
 
 #[tokio::test(start_paused = true)]
 async fn confirmed_certificate_with_missing_epoch_events_updates_the_admin_chain() {
-    let net = TestNet::new(4, 2, false).await;
+    let net = TokioTestNet::new(4, 2, false).await;
     let admin = net.client(0);
     let user = admin.for_chain(net.chains[1], Some(net.owners[1].clone()));
     net.set_fault(3, Fault::Offline);
@@ -361,15 +369,15 @@ async fn confirmed_certificate_with_missing_epoch_events_updates_the_admin_chain
 
 #[tokio::test(start_paused = true)]
 async fn local_node_behind_synchronizes_from_validators() {
-    let net = TestNet::new(4, 2, false).await;
+    let net = TokioTestNet::new(4, 2, false).await;
     // Another client, with its own local node, advances the chain.
-    let other_local = TestNet::worker(&net.genesis, None, net.clock.clone()).await;
+    let other_local = net.new_worker(None).await;
     let other = quorum_updater::ChainClient::new(
         net.chains[1],
         Some(net.owners[1].clone()),
         other_local,
         net.validators.clone(),
-        common::test_options(),
+        quorum_testkit::test_options(),
     );
     other.transfer(net.chains[0], 1).await.unwrap();
     other.transfer(net.chains[0], 1).await.unwrap();
@@ -389,7 +397,7 @@ async fn local_node_behind_synchronizes_from_validators() {
 /// Brings validator `v` back online and sends it chain 1's information (height and round
 /// sync); returns the call counters of the transport used.
 async fn reconnect_and_sync(
-    net: &TestNet,
+    net: &TokioTestNet,
     client: &quorum_updater::ChainClient<quorum_node::MemoryStorage>,
     v: usize,
 ) -> quorum_transport_mem::FaultHandle {
@@ -407,11 +415,9 @@ async fn reconnect_and_sync(
     handle
 }
 
-use common::validate_directly;
-
 #[tokio::test(start_paused = true)]
 async fn round_sync_sends_the_locking_block() {
-    let net = TestNet::new(4, 2, false).await;
+    let net = TokioTestNet::new(4, 2, false).await;
     let client = net.client(1);
     // Round 0 times out without validator 3; in round 1 a block is validated, again without it.
     net.set_fault(3, Fault::Offline);
@@ -419,7 +425,7 @@ async fn round_sync_sends_the_locking_block() {
     let block = client.make_block(vec![]).await.unwrap();
     let value = net.local.stage_block_execution(&block, &[]).await.unwrap();
     let proposal = BlockProposal::new(block, Round::MultiLeader(1), &net.owners[1]);
-    let validated = validate_directly(&net, &proposal, value).await;
+    let validated = net.validate_directly(&proposal, value).await;
     net.local
         .handle_validated_certificate(validated.clone())
         .await
@@ -439,7 +445,7 @@ async fn round_sync_sends_the_locking_block() {
 
 #[tokio::test(start_paused = true)]
 async fn round_sync_sends_the_timeout_certificate_and_then_the_proposal() {
-    let net = TestNet::new(4, 2, false).await;
+    let net = TokioTestNet::new(4, 2, false).await;
     let client = net.client(1);
     net.set_fault(3, Fault::Offline);
     client.time_out_round(Round::MultiLeader(0)).await.unwrap();
@@ -465,7 +471,12 @@ async fn round_sync_sends_the_timeout_certificate_and_then_the_proposal() {
 #[tokio::test(start_paused = true)]
 async fn clock_ahead_of_f_plus_one_validators_is_reported() {
     // Two validators (f + 1 of the weight) run 10 s behind; the client waits at most 5 s.
-    let net = TestNet::with_clock_offsets(4, 2, false, &[0, 0, -10_000_000, -10_000_000]).await;
+    let net = TokioTestNet::builder()
+        .validators(4)
+        .chains(2)
+        .clock_offsets(&[0, 0, -10_000_000, -10_000_000])
+        .build()
+        .await;
     let client = net.client(1);
     let error = client.transfer(net.chains[0], 1).await.unwrap_err();
     assert_eq!(client.stats().max_skew(), Some(10_000_000));
@@ -482,7 +493,7 @@ async fn clock_ahead_of_f_plus_one_validators_is_reported() {
 fn without_background_catch_up() -> quorum_updater::Options {
     quorum_updater::Options {
         background_catch_up: std::time::Duration::ZERO,
-        ..common::test_options()
+        ..quorum_testkit::test_options()
     }
 }
 
@@ -491,7 +502,7 @@ async fn a_validator_far_behind_on_chains_that_pay_each_other_is_caught_up_in_th
     // Chains 1 → 2 → 3 → 1 pay each other in a ring while validator 3 is away: nearly every
     // block consumes a bundle of the block before it on another chain.
     const ROUNDS: usize = 40;
-    let net = TestNet::new(4, 4, false).await;
+    let net = TokioTestNet::new(4, 4, false).await;
     let clients: Vec<_> = (1..4)
         .map(|c| net.client_with(c, without_background_catch_up()))
         .collect();

@@ -3,7 +3,7 @@
 
 use quorum_core::error::StorageErrorKind;
 use quorum_core::{BlobType, StreamId};
-use quorum_node::testing::{TestChain, TestCommittee};
+use quorum_testkit::{TestChain, TestCommittee};
 
 use super::*;
 

@@ -1,156 +1,18 @@
-//! A committee of Workers driven directly, without the updater (crate feature `testing`).
-//!
-//! [`TestNet`] builds `n` equal-weight validators with seeded keys over [`MemoryStorage`], a
-//! genesis of owned chains (chain 0 is the admin chain) and one [`ManualClock`], and runs the
-//! protocol by hand: propose, aggregate votes into certificates, confirm, deliver, time out.
-//! Everything panics on failure with a message naming what failed: it is meant for tests.
-
-use std::collections::BTreeMap;
-use std::sync::Arc;
+//! Running the protocol by hand on a [`TestNetwork`]'s Workers, without the updater: blocks,
+//! proposals, votes aggregated into certificates, confirmation, delivery and timeouts.
 
 use quorum_core::{
-    AccountPublicKey, AccountSecretKey, Block, BlockHeight, BlockProposal, BlockValue,
-    ChainDescription, ChainId, ChainInfoQuery, ChainInfoResponse, ChainOrigin, Committee,
-    ConfirmedBlock, ConfirmedBlockCertificate, ConsensusConfig, CrossChainDelivery, Epoch, Hashed,
+    Block, BlockHeight, BlockProposal, BlockValue, Certificate, ChainId, ChainInfoQuery,
+    ChainInfoResponse, ConfirmedBlock, ConfirmedBlockCertificate, CrossChainDelivery, Hashed,
     IncomingBundle, LiteVote, NodeError, Operation, Round, SignatureAggregator, TimeDelta, Timeout,
-    TimeoutCertificate, Timestamp, ValidatedBlock, ValidatedBlockCertificate, ValidatorInfo,
-    ValidatorNode, ValidatorSecretKey,
+    TimeoutCertificate, ValidatedBlock, ValidatedBlockCertificate, ValidatorNode,
 };
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use quorum_node::ManualClock;
 
-use crate::testing::must;
-use crate::{Clock, Genesis, ManualClock, MemoryStorage, Worker, WorkerConfig};
+use super::{NetClock, TestNetwork};
+use crate::must::must;
 
-/// Where the manual clock starts, in microseconds.
-pub const START: Timestamp = Timestamp(1_000_000_000);
-
-/// Balance of every chain of a [`TestNet`] genesis.
-pub const GENESIS_BALANCE: u64 = 1_000;
-
-/// `n` validator keys from `seed`, sorted like a committee's members.
-pub fn validator_keys(n: usize, seed: u64) -> Vec<ValidatorSecretKey> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut secrets: Vec<_> = (0..n)
-        .map(|_| ValidatorSecretKey::generate(&mut rng))
-        .collect();
-    secrets.sort_by_key(ValidatorSecretKey::public);
-    secrets
-}
-
-/// A committee of `secrets`, each of weight 1.
-pub fn committee_of(secrets: &[ValidatorSecretKey]) -> Committee {
-    let members = secrets
-        .iter()
-        .map(|s| {
-            (
-                s.public(),
-                ValidatorInfo {
-                    votes: 1,
-                    address: String::new(),
-                },
-            )
-        })
-        .collect();
-    must(Committee::new(members), "building the committee")
-}
-
-/// Genesis chain number `index`, owned by `owner` (its super owner when `fast`), with
-/// [`GENESIS_BALANCE`].
-pub fn genesis_description(
-    index: u32,
-    owner: AccountPublicKey,
-    fast: bool,
-    consensus: ConsensusConfig,
-) -> ChainDescription {
-    ChainDescription {
-        origin: ChainOrigin::Genesis(index),
-        owners: BTreeMap::from([(owner, 1)]),
-        super_owner: fast.then_some(owner),
-        epoch: Epoch(0),
-        timestamp: Timestamp(0),
-        consensus,
-        balance: GENESIS_BALANCE,
-    }
-}
-
-/// A committee of Workers and the chains' owners.
-pub struct TestNet {
-    /// The clock every worker reads.
-    pub clock: ManualClock,
-    /// Validator keys, in committee order.
-    pub secrets: Vec<ValidatorSecretKey>,
-    /// One Worker per validator.
-    pub workers: Vec<Arc<Worker<MemoryStorage>>>,
-    /// The committee of epoch 0.
-    pub committee: Committee,
-    /// The genesis every worker started from.
-    pub genesis: Genesis,
-    /// Owner keys, one per chain.
-    pub owners: Vec<AccountSecretKey>,
-    /// The genesis chains; chain 0 is the admin chain.
-    pub chains: Vec<ChainId>,
-}
-
-impl TestNet {
-    /// `n` validators of weight 1 and `chains` genesis chains with default consensus settings;
-    /// chains have a super owner (fast round) when `fast`.
-    pub async fn new(n: usize, chains: u32, fast: bool) -> TestNet {
-        let secrets = validator_keys(n, 42);
-        let mut rng = ChaCha8Rng::seed_from_u64(43);
-        let owners: Vec<_> = (0..chains)
-            .map(|_| AccountSecretKey::generate(&mut rng))
-            .collect();
-        let committee = committee_of(&secrets);
-        let descriptions: Vec<_> = owners
-            .iter()
-            .zip(0..)
-            .map(|(owner, i)| {
-                genesis_description(i, owner.public(), fast, ConsensusConfig::default())
-            })
-            .collect();
-        let genesis = Genesis {
-            committee: committee.clone(),
-            chains: descriptions.clone(),
-        };
-        let clock = ManualClock::new(START);
-        let mut workers = Vec::new();
-        for secret in &secrets {
-            let storage = MemoryStorage::new();
-            let admin = must(
-                genesis.initialize(&storage, START).await,
-                "writing the genesis",
-            );
-            let clock: Arc<dyn Clock> = Arc::new(clock.clone());
-            workers.push(Arc::new(Worker::new(
-                storage,
-                Some(secret.clone()),
-                clock,
-                WorkerConfig::new(admin),
-            )));
-        }
-        let chains = descriptions.iter().map(ChainDescription::id).collect();
-        TestNet {
-            clock,
-            secrets,
-            workers,
-            committee,
-            genesis,
-            owners,
-            chains,
-        }
-    }
-
-    /// The admin chain.
-    pub fn admin(&self) -> ChainId {
-        self.chains[0]
-    }
-
-    /// The current time.
-    pub fn now(&self) -> Timestamp {
-        self.clock.now()
-    }
-
+impl<C: NetClock> TestNetwork<C> {
     /// A block for chain `c` on top of what validator `v` has.
     pub async fn block_on(
         &self,
@@ -310,19 +172,6 @@ impl TestNet {
         confirmed
     }
 
-    /// Moves the clock past chain `c`'s current round deadline (as validator 0 sees it).
-    pub async fn pass_deadline(&self, c: usize) {
-        let state = must(
-            self.workers[0].chain_state(self.chains[c]).await,
-            "reading the chain",
-        );
-        let deadline = state
-            .manager
-            .round_timeout
-            .unwrap_or_else(|| panic!("the round has no deadline"));
-        self.clock.set(deadline.saturating_add(TimeDelta(1)));
-    }
-
     /// A timeout certificate for chain `c`'s current height at `round`, from validators `to`
     /// (the clock must be past the round's deadline).
     pub async fn timeout(&self, to: &[usize], c: usize, round: Round) -> TimeoutCertificate {
@@ -383,5 +232,57 @@ impl TestNet {
             "reading the chain",
         )
         .balance
+    }
+
+    /// Validator `v`'s next height on the chain `chain`.
+    pub async fn height_of(&self, v: usize, chain: ChainId) -> BlockHeight {
+        must(
+            self.workers[v].chain_state(chain).await,
+            "reading the chain",
+        )
+        .next_height
+    }
+
+    /// Validators 0..3 validate `proposal` directly (not through the transports); returns the
+    /// validated certificate their votes make, checked against the committee.
+    pub async fn validate_directly(
+        &self,
+        proposal: &BlockProposal,
+        value: BlockValue,
+    ) -> ValidatedBlockCertificate {
+        let mut signatures = Vec::new();
+        for v in 0..3 {
+            let vote = Self::pending_vote(
+                self.workers[v]
+                    .handle_block_proposal(proposal.clone())
+                    .await,
+            );
+            signatures.push((vote.validator, vote.signature));
+        }
+        let certificate = Certificate::new(
+            Hashed::new(ValidatedBlock(value)),
+            proposal.round(),
+            signatures,
+        );
+        must(
+            certificate.check(&self.committee),
+            "checking the validated certificate",
+        );
+        certificate
+    }
+}
+
+impl TestNetwork<ManualClock> {
+    /// Moves the clock past chain `c`'s current round deadline (as validator 0 sees it).
+    pub async fn pass_deadline(&self, c: usize) {
+        let state = must(
+            self.workers[0].chain_state(self.chains[c]).await,
+            "reading the chain",
+        );
+        let deadline = state
+            .manager
+            .round_timeout
+            .unwrap_or_else(|| panic!("the round has no deadline"));
+        self.clock.set(deadline.saturating_add(TimeDelta(1)));
     }
 }

@@ -15,14 +15,14 @@
 //! ```ignore
 //! #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 //! async fn transport_conformance() {
-//!     quorum_node::conformance::run_transport_conformance(|node| async move {
+//!     quorum_testkit::transport_conformance::run(|node| async move {
 //!         Arc::new(MyTransportNode::new(node)) as Arc<dyn ValidatorNode>
 //!     })
 //!     .await;
 //! }
 //! ```
 //!
-//! [`run_transport_conformance`] runs every `check_*` function, each on a fresh pair of
+//! [`run`] runs every `check_*` function, each on a fresh pair of
 //! validators (so `connect` is called once per check). The checks can also be run one by one.
 //! Everything here panics on failure with a message naming the method and the check.
 
@@ -36,42 +36,23 @@ use quorum_core::{
     CertificateError, ChainId, ChainInfoQuery, ChainInfoResponse, ConfirmedBlock,
     ConfirmedBlockCertificate, CrossChainDelivery, CryptoHash, Epoch, ExecutionError,
     IncomingBundle, Limit, LiteVote, Message, NodeError, Operation, Round, Signature, TimeDelta,
-    Timeout, Timestamp, ValidatedBlock, ValidatorNode, ValidatorPublicKey, Violation, VoteKind,
+    Timeout, ValidatedBlock, ValidatorNode, ValidatorPublicKey, Violation, VoteKind,
 };
 use tokio::task::JoinSet;
 
-use crate::clock::{Clock, ManualClock};
-use crate::genesis::Genesis;
-use crate::memory::MemoryStorage;
-use crate::testing::{TestChain, TestCommittee};
-use crate::worker::{Worker, WorkerConfig};
+use quorum_node::{Clock, Genesis, ManualClock, MemoryStorage, Worker, WorkerConfig};
+
+use crate::fixtures::{TestChain, TestCommittee, START};
+use crate::must::{must, some};
 
 /// Seed of the suite's committee and chains.
 pub const SEED: u64 = 0x7472_616e_7370; // "transp"
-/// Where the suite's manual clock starts, in microseconds.
-pub const START: Timestamp = Timestamp(1_000_000_000);
 /// Validators in the suite's committee (the validator under test is the first).
 pub const COMMITTEE_SIZE: usize = 4;
 /// Genesis chains of [`TestValidator`]; chain 0 is the admin chain.
 pub const CHAINS: usize = 4;
 /// Requests sent at once by [`check_concurrent_requests`].
 pub const CONCURRENT_REQUESTS: usize = 120;
-
-/// The value of `result`, or a panic naming `what` failed and why.
-fn must<T, E: std::fmt::Debug>(result: Result<T, E>, what: &str) -> T {
-    match result {
-        Ok(value) => value,
-        Err(error) => panic!("{what}: {error:?}"),
-    }
-}
-
-/// The value of `option`, or a panic naming what is missing.
-fn some<T>(option: Option<T>, what: &str) -> T {
-    match option {
-        Some(value) => value,
-        None => panic!("{what}: missing"),
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -349,7 +330,7 @@ fn signed_vote(
 ///
 /// [`check_concurrent_requests`] spawns tokio tasks: a multi-thread runtime makes them really
 /// run in parallel (`#[tokio::test(flavor = "multi_thread")]`), a current-thread one works too.
-pub async fn run_transport_conformance(connect: impl Connector) {
+pub async fn run(connect: impl Connector) {
     check_block_proposals(&connect).await;
     check_certificates(&connect).await;
     check_timeouts(&connect).await;
