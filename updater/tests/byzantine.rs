@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::TestNet;
+use quorum_core::protocol::RequestKind;
 use quorum_core::{
     BatchOutcome, Blob, BlobId, BlockHeight, BlockProposal, ChainId, ChainInfoQuery,
     ChainInfoResponse, ConfirmedBlockCertificate, CrossChainDelivery, CryptoHash, EventId,
     LiteCertificate, NodeError, Operation, Round, StreamId, TimeoutCertificate, Timestamp,
     ValidatedBlockCertificate, ValidatorNode, Violation,
 };
-use quorum_transport_mem::{Fault, Method};
+use quorum_transport_mem::Fault;
 use quorum_updater::{CommunicateAction, RemoteNode, ValidatorUpdater};
 
 fn updater(
@@ -42,9 +43,9 @@ async fn false_blobs_not_found_is_a_protocol_violation_and_uploads_nothing() {
     certificate.check(&net.committee).unwrap();
     net.settle().await;
     let stats = net.handles[3].stats();
-    assert_eq!(stats.calls(Method::UploadBlob), 0);
-    assert_eq!(stats.calls(Method::HandlePendingBlob), 0);
-    assert_eq!(stats.calls(Method::MissingBlobIds), 0);
+    assert_eq!(stats.calls(RequestKind::UploadBlob), 0);
+    assert_eq!(stats.calls(RequestKind::PendingBlob), 0);
+    assert_eq!(stats.calls(RequestKind::MissingBlobIds), 0);
     // Directly: the updater names the violation.
     let block = client
         .make_block(vec![Operation::ReadBlob(blob_id)])
