@@ -1,8 +1,9 @@
 //! The requests a validator answers, defined once (DESIGN §2): one [`Request`] variant per
 //! [`ValidatorNode`] method and, for each, one [`Response`] variant holding that method's answer
-//! as `Result<_, NodeError>`, so the node's refusals cross the wire intact; and [`dispatch`], the
-//! one mapping of a request onto a node's method. Every transport that carries requests as
-//! messages uses these (transport-tcp frames them, BCS-encoded).
+//! as `Result<_, NodeError>`, so the node's refusals cross the wire intact; [`RequestKind`], which
+//! request it is without its arguments (for logs, metrics and counts); and [`dispatch`], the one
+//! mapping of a request onto a node's method. Every transport uses these: transport-tcp frames
+//! requests BCS-encoded, transport-mem carries them in process; both are [`Carrier`]s.
 //!
 //! BCS encodes an enum variant by its index: variants are only ever appended, never reordered or
 //! removed, so that peers of different versions agree on what they understand (a peer sending a
@@ -10,6 +11,7 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::fmt;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -114,44 +116,144 @@ pub enum Response {
     DownloadCertificatesByHeights(Result<Vec<ConfirmedBlockCertificate>, NodeError>),
 }
 
+/// Declares [`RequestKind`], one line per [`Request`] variant (same name, same order) with the
+/// [`ValidatorNode`] method it calls, so that the list, [`RequestKind::ALL`] and the names
+/// cannot disagree.
+macro_rules! request_kinds {
+    ($($variant:ident => $method:ident,)+) => {
+        /// Which [`Request`] a request is, without its arguments (and so which [`Response`]
+        /// variant answers it): one variant per [`Request`] variant, of the same name and in
+        /// the same order. For logs, metric labels and per-request counts.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum RequestKind {
+            $(
+                #[doc = concat!(
+                    "[`Request::", stringify!($variant), "`]: [`ValidatorNode::",
+                    stringify!($method), "`]."
+                )]
+                $variant,
+            )+
+        }
+
+        impl RequestKind {
+            /// Every kind, in declaration order: `ALL[kind.index()] == kind`.
+            pub const ALL: [RequestKind; [$(RequestKind::$variant),+].len()] =
+                [$(RequestKind::$variant),+];
+
+            /// The variant's name (`"BlockProposal"`), the same in [`Request`] and
+            /// [`Response`]; what [`Display`](fmt::Display) shows.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(RequestKind::$variant => stringify!($variant),)+
+                }
+            }
+
+            /// The name of the [`ValidatorNode`] method the request calls
+            /// (`"handle_block_proposal"`).
+            pub fn method_name(self) -> &'static str {
+                match self {
+                    $(RequestKind::$variant => stringify!($method),)+
+                }
+            }
+        }
+    };
+}
+
+request_kinds! {
+    BlockProposal => handle_block_proposal,
+    LiteCertificate => handle_lite_certificate,
+    ConfirmedCertificate => handle_confirmed_certificate,
+    ValidatedCertificate => handle_validated_certificate,
+    TimeoutCertificate => handle_timeout_certificate,
+    ConfirmedCertificates => handle_confirmed_certificates,
+    ChainInfoQuery => handle_chain_info_query,
+    UploadBlob => upload_blob,
+    PendingBlob => handle_pending_blob,
+    DownloadBlob => download_blob,
+    MissingBlobIds => missing_blob_ids,
+    DownloadCertificate => download_certificate,
+    DownloadCertificatesByHeights => download_certificates_by_heights,
+}
+
+impl RequestKind {
+    /// The kind's position in [`RequestKind::ALL`], from 0: an index for per-kind arrays.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for RequestKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl Request {
-    /// The variant's name, for logs (also the name of the [`Response`] variant that answers it).
-    pub fn kind(&self) -> &'static str {
+    /// Which request this is (also which [`Response`] variant answers it).
+    pub fn kind(&self) -> RequestKind {
         match self {
-            Request::BlockProposal(_) => "BlockProposal",
-            Request::LiteCertificate { .. } => "LiteCertificate",
-            Request::ConfirmedCertificate { .. } => "ConfirmedCertificate",
-            Request::ValidatedCertificate(_) => "ValidatedCertificate",
-            Request::TimeoutCertificate(_) => "TimeoutCertificate",
-            Request::ConfirmedCertificates { .. } => "ConfirmedCertificates",
-            Request::ChainInfoQuery(_) => "ChainInfoQuery",
-            Request::UploadBlob(_) => "UploadBlob",
-            Request::PendingBlob { .. } => "PendingBlob",
-            Request::DownloadBlob(_) => "DownloadBlob",
-            Request::MissingBlobIds(_) => "MissingBlobIds",
-            Request::DownloadCertificate(_) => "DownloadCertificate",
-            Request::DownloadCertificatesByHeights { .. } => "DownloadCertificatesByHeights",
+            Request::BlockProposal(_) => RequestKind::BlockProposal,
+            Request::LiteCertificate { .. } => RequestKind::LiteCertificate,
+            Request::ConfirmedCertificate { .. } => RequestKind::ConfirmedCertificate,
+            Request::ValidatedCertificate(_) => RequestKind::ValidatedCertificate,
+            Request::TimeoutCertificate(_) => RequestKind::TimeoutCertificate,
+            Request::ConfirmedCertificates { .. } => RequestKind::ConfirmedCertificates,
+            Request::ChainInfoQuery(_) => RequestKind::ChainInfoQuery,
+            Request::UploadBlob(_) => RequestKind::UploadBlob,
+            Request::PendingBlob { .. } => RequestKind::PendingBlob,
+            Request::DownloadBlob(_) => RequestKind::DownloadBlob,
+            Request::MissingBlobIds(_) => RequestKind::MissingBlobIds,
+            Request::DownloadCertificate(_) => RequestKind::DownloadCertificate,
+            Request::DownloadCertificatesByHeights { .. } => {
+                RequestKind::DownloadCertificatesByHeights
+            }
         }
     }
 }
 
 impl Response {
-    /// The variant's name, for logs.
-    pub fn kind(&self) -> &'static str {
+    /// Which request this answers.
+    pub fn kind(&self) -> RequestKind {
         match self {
-            Response::BlockProposal(_) => "BlockProposal",
-            Response::LiteCertificate(_) => "LiteCertificate",
-            Response::ConfirmedCertificate(_) => "ConfirmedCertificate",
-            Response::ValidatedCertificate(_) => "ValidatedCertificate",
-            Response::TimeoutCertificate(_) => "TimeoutCertificate",
-            Response::ConfirmedCertificates(_) => "ConfirmedCertificates",
-            Response::ChainInfoQuery(_) => "ChainInfoQuery",
-            Response::UploadBlob(_) => "UploadBlob",
-            Response::PendingBlob(_) => "PendingBlob",
-            Response::DownloadBlob(_) => "DownloadBlob",
-            Response::MissingBlobIds(_) => "MissingBlobIds",
-            Response::DownloadCertificate(_) => "DownloadCertificate",
-            Response::DownloadCertificatesByHeights(_) => "DownloadCertificatesByHeights",
+            Response::BlockProposal(_) => RequestKind::BlockProposal,
+            Response::LiteCertificate(_) => RequestKind::LiteCertificate,
+            Response::ConfirmedCertificate(_) => RequestKind::ConfirmedCertificate,
+            Response::ValidatedCertificate(_) => RequestKind::ValidatedCertificate,
+            Response::TimeoutCertificate(_) => RequestKind::TimeoutCertificate,
+            Response::ConfirmedCertificates(_) => RequestKind::ConfirmedCertificates,
+            Response::ChainInfoQuery(_) => RequestKind::ChainInfoQuery,
+            Response::UploadBlob(_) => RequestKind::UploadBlob,
+            Response::PendingBlob(_) => RequestKind::PendingBlob,
+            Response::DownloadBlob(_) => RequestKind::DownloadBlob,
+            Response::MissingBlobIds(_) => RequestKind::MissingBlobIds,
+            Response::DownloadCertificate(_) => RequestKind::DownloadCertificate,
+            Response::DownloadCertificatesByHeights(_) => {
+                RequestKind::DownloadCertificatesByHeights
+            }
+        }
+    }
+
+    /// The chain information this answer carries, if any: what a successful answer of the
+    /// [`ChainInfoResponse`] kinds holds, and the `info` of a [`BatchOutcome`]. For carriers that
+    /// inspect or alter answers (transport-mem's Byzantine faults).
+    pub fn info_mut(&mut self) -> Option<&mut ChainInfoResponse> {
+        match self {
+            Response::BlockProposal(result)
+            | Response::LiteCertificate(result)
+            | Response::ConfirmedCertificate(result)
+            | Response::ValidatedCertificate(result)
+            | Response::TimeoutCertificate(result)
+            | Response::ChainInfoQuery(result)
+            | Response::PendingBlob(result) => result.as_mut().ok(),
+            Response::ConfirmedCertificates(result) => result
+                .as_mut()
+                .ok()
+                .and_then(|outcome| outcome.info.as_mut()),
+            Response::UploadBlob(_)
+            | Response::DownloadBlob(_)
+            | Response::MissingBlobIds(_)
+            | Response::DownloadCertificate(_)
+            | Response::DownloadCertificatesByHeights(_) => None,
         }
     }
 
@@ -260,9 +362,9 @@ pub trait Carrier: Send + Sync {
     /// [`NodeError`] (a transport error, a timeout).
     async fn carry(&self, request: Request) -> Result<Response, NodeError>;
 
-    /// What an answer of another kind than the `expected` one (a [`Request::kind`]) becomes:
+    /// What an answer of another kind than the `expected` one becomes:
     /// [`NodeError::MalformedResponse`]. A carrier may override it to log `found` first.
-    fn malformed(&self, expected: &'static str, found: &Response) -> NodeError {
+    fn malformed(&self, expected: RequestKind, found: &Response) -> NodeError {
         let _ = (expected, found);
         NodeError::MalformedResponse
     }
@@ -395,5 +497,53 @@ impl<C: Carrier + ?Sized> ValidatorNode for C {
     ) -> Result<Vec<ConfirmedBlockCertificate>, NodeError> {
         let request = Request::DownloadCertificatesByHeights { chain_id, heights };
         call!(self, request, DownloadCertificatesByHeights)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_index_their_slot_and_have_distinct_names() {
+        for (i, kind) in RequestKind::ALL.iter().enumerate() {
+            assert_eq!(kind.index(), i);
+            assert_eq!(RequestKind::ALL[kind.index()], *kind);
+        }
+        for (i, a) in RequestKind::ALL.iter().enumerate() {
+            for b in &RequestKind::ALL[i + 1..] {
+                assert_ne!(a.name(), b.name());
+                assert_ne!(a.method_name(), b.method_name());
+            }
+        }
+        assert_eq!(RequestKind::BlockProposal.name(), "BlockProposal");
+        assert_eq!(
+            RequestKind::BlockProposal.method_name(),
+            "handle_block_proposal"
+        );
+        assert_eq!(
+            alloc::format!("{}", RequestKind::DownloadCertificatesByHeights),
+            "DownloadCertificatesByHeights"
+        );
+    }
+
+    #[test]
+    fn a_response_has_the_kind_of_its_request() {
+        let request = Request::DownloadBlob(BlobId {
+            hash: CryptoHash([7; 32]),
+            blob_type: crate::data::BlobType::Data,
+        });
+        let mut response = Response::DownloadBlob(Err(NodeError::MalformedResponse));
+        assert_eq!(request.kind(), RequestKind::DownloadBlob);
+        assert_eq!(response.kind(), request.kind());
+        assert!(response.info_mut().is_none());
+        let mut refused = Response::ChainInfoQuery(Err(NodeError::MalformedResponse));
+        assert!(refused.info_mut().is_none());
+        let mut batch = Response::ConfirmedCertificates(Ok(BatchOutcome {
+            processed: 0,
+            info: None,
+            error: None,
+        }));
+        assert!(batch.info_mut().is_none());
     }
 }

@@ -4,12 +4,13 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use quorum_core::protocol::RequestKind;
 use quorum_core::TransportErrorKind;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::fault::Fault;
-use crate::stats::{CallStats, Counters, Method};
+use crate::stats::{CallStats, Counters};
 
 /// A cloneable handle on one [`MemoryNode`](crate::MemoryNode)'s fault and call counts.
 ///
@@ -102,11 +103,11 @@ impl FaultHandle {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
 
-    /// Counts a call of `method` and decides, under the fault in force, what happens to it.
-    /// Advances [`Fault::CrashAfter`] and draws [`Fault::Flaky`]'s coin.
-    pub(crate) fn admit(&self, method: Method) -> Admission {
+    /// Counts a call (a request of kind `request`) and decides, under the fault in force, what
+    /// happens to it. Advances [`Fault::CrashAfter`] and draws [`Fault::Flaky`]'s coin.
+    pub(crate) fn admit(&self, request: RequestKind) -> Admission {
         let counters = &self.shared.counters;
-        counters.record_call(method);
+        counters.record_call(request);
         let admission = {
             let mut state = self.state();
             match state.fault {
@@ -149,11 +150,15 @@ impl FaultHandle {
         match admission {
             Admission::Fail(kind) => {
                 counters.record_failed();
-                tracing::debug!(%method, ?kind, "fault injected: call failed");
+                tracing::debug!(
+                    method = request.method_name(),
+                    ?kind,
+                    "fault injected: call failed"
+                );
             }
             Admission::Hang => {
                 counters.record_hung();
-                tracing::debug!(%method, "fault injected: call hangs");
+                tracing::debug!(method = request.method_name(), "fault injected: call hangs");
             }
             Admission::Serve { .. } => {}
         }
@@ -177,15 +182,15 @@ mod tests {
             delay: None,
             fault: Fault::Honest,
         };
-        assert_eq!(handle.admit(Method::DownloadBlob), honest);
+        assert_eq!(handle.admit(RequestKind::DownloadBlob), honest);
         assert_eq!(handle.fault(), Fault::CrashAfter(1));
-        assert_eq!(handle.admit(Method::DownloadBlob), honest);
+        assert_eq!(handle.admit(RequestKind::DownloadBlob), honest);
         let offline = Admission::Fail(TransportErrorKind::Unavailable);
-        assert_eq!(handle.admit(Method::DownloadBlob), offline);
+        assert_eq!(handle.admit(RequestKind::DownloadBlob), offline);
         assert_eq!(handle.fault(), Fault::Offline);
-        assert_eq!(handle.admit(Method::DownloadBlob), offline);
+        assert_eq!(handle.admit(RequestKind::DownloadBlob), offline);
         let stats = handle.stats();
-        assert_eq!(stats.calls(Method::DownloadBlob), 4);
+        assert_eq!(stats.calls(RequestKind::DownloadBlob), 4);
         assert_eq!(stats.failed, 2);
     }
 
@@ -194,7 +199,7 @@ mod tests {
         let handle = FaultHandle::new(Fault::Flaky(1.5), 3);
         for _ in 0..20 {
             assert_eq!(
-                handle.admit(Method::UploadBlob),
+                handle.admit(RequestKind::UploadBlob),
                 Admission::Fail(TransportErrorKind::Io)
             );
         }
@@ -202,7 +207,7 @@ mod tests {
             handle.set_fault(Fault::Flaky(p));
             for _ in 0..20 {
                 assert!(matches!(
-                    handle.admit(Method::UploadBlob),
+                    handle.admit(RequestKind::UploadBlob),
                     Admission::Serve { .. }
                 ));
             }
@@ -215,7 +220,7 @@ mod tests {
         let clone = handle.clone();
         clone.set_fault(Fault::Hang);
         assert_eq!(handle.fault(), Fault::Hang);
-        assert_eq!(handle.admit(Method::MissingBlobIds), Admission::Hang);
+        assert_eq!(handle.admit(RequestKind::MissingBlobIds), Admission::Hang);
         assert_eq!(clone.stats().hung, 1);
         assert!(handle.same_node(&clone));
         assert!(!handle.same_node(&FaultHandle::new(Fault::Honest, 0)));

@@ -1,16 +1,15 @@
-//! [`MemoryNode`]: a [`ValidatorNode`] in process, with optional BCS round trips and fault
-//! injection.
+//! [`MemoryNode`]: a [`ValidatorNode`] in process (a [`Carrier`] of the protocol's requests),
+//! with optional BCS round trips and fault injection.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use quorum_core::protocol::{dispatch, Carrier, Request, RequestKind, Response};
 use quorum_core::{
-    BatchOutcome, Blob, BlobId, BlobType, BlockHeight, BlockProposal, ChainId, ChainInfoQuery,
-    ChainInfoResponse, ConfirmedBlockCertificate, CrossChainDelivery, CryptoHash, LiteCertificate,
-    NodeError, TimeoutCertificate, ValidatedBlockCertificate, ValidatorNode, ValidatorPublicKey,
-    ValidatorSecretKey, VoteKind,
+    BatchOutcome, BlobId, BlobType, ChainId, ChainInfoQuery, ChainInfoResponse, CryptoHash,
+    NodeError, ValidatorNode, ValidatorPublicKey, ValidatorSecretKey, VoteKind,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -20,7 +19,7 @@ use serde::Serialize;
 use crate::codec::round_trip;
 use crate::fault::Fault;
 use crate::handle::{Admission, FaultHandle};
-use crate::stats::{CallStats, Method};
+use crate::stats::CallStats;
 use crate::tamper::{strip_votes, tamper_response, Signers};
 
 /// Mixed into the seed to derive [`Fault::WrongKey`]'s default key, so that drawing it does not
@@ -29,6 +28,10 @@ const WRONG_KEY_SEED_MIX: u64 = 0x5752_4f4e_475f_4b45;
 
 /// A [`ValidatorNode`] that passes every request in process to another one (normally a
 /// Worker), optionally through a BCS round trip, and misbehaves as its [`Fault`] says.
+///
+/// It is a [`Carrier`]: each [`ValidatorNode`] method becomes a [`Request`], which
+/// [`Carrier::carry`] hands to the wrapped node through [`dispatch`], so a request added to the
+/// protocol needs no change here.
 ///
 /// * Built with [`MemoryNode::new`], then the builder methods [`MemoryNode::with_bcs`],
 ///   [`MemoryNode::with_fault`] and [`MemoryNode::with_wrong_key`].
@@ -40,15 +43,16 @@ const WRONG_KEY_SEED_MIX: u64 = 0x5752_4f4e_475f_4b45;
 ///   generator seeded at construction, so the same seed and the same sequence of calls give the
 ///   same behaviour. Delays use `tokio::time`, so tests with paused time are deterministic too.
 ///
-/// A call goes through these steps:
-/// 1. it is counted;
+/// A call (a [`Request`]) goes through these steps:
+/// 1. it is counted by its [`RequestKind`];
 /// 2. the transport faults act ([`Fault::Offline`], [`Fault::Flaky`], [`Fault::CrashAfter`]
 ///    fail it, [`Fault::Hang`] never answers, [`Fault::Slow`] waits);
-/// 3. with BCS on, the request is encoded and decoded;
-/// 4. the wrapped node handles it, unless [`Fault::FalseBlobsNotFound`] or
+/// 3. with BCS on, the [`Request`] is encoded and decoded;
+/// 4. the wrapped node handles it ([`dispatch`]), unless [`Fault::FalseBlobsNotFound`] or
 ///    [`Fault::DontProcessValidated`] answers instead;
-/// 5. the vote faults alter the response;
-/// 6. with BCS on, the response (or error) is encoded and decoded.
+/// 5. the vote faults alter the chain information the [`Response`] carries
+///    ([`Response::info_mut`]);
+/// 6. with BCS on, the [`Response`] is encoded and decoded.
 ///
 /// Clones share the wrapped node and the fault state: they are the same node.
 #[derive(Clone)]
@@ -163,8 +167,8 @@ impl MemoryNode {
 
     /// Steps 1 and 2: counts the call and applies the transport faults; returns the fault the
     /// call is then served under.
-    async fn admit(&self, method: Method) -> Result<Fault, NodeError> {
-        match self.handle.admit(method) {
+    async fn admit(&self, request: RequestKind) -> Result<Fault, NodeError> {
+        match self.handle.admit(request) {
             Admission::Fail(kind) => Err(NodeError::Transport(kind)),
             Admission::Hang => std::future::pending().await,
             Admission::Serve { delay, fault } => {
@@ -176,39 +180,67 @@ impl MemoryNode {
         }
     }
 
-    /// Step 3: the request as the node receives it.
-    fn request<T: Serialize + DeserializeOwned>(&self, request: T) -> Result<T, NodeError> {
+    /// Steps 3 and 6: `value` as the other side receives it.
+    fn wire<T: Serialize + DeserializeOwned>(&self, value: T) -> Result<T, NodeError> {
         if self.bcs {
-            round_trip(&request)
+            round_trip(&value)
         } else {
-            Ok(request)
+            Ok(value)
         }
     }
 
-    /// Step 6: the answer as the client receives it.
-    fn answer<T: Serialize + DeserializeOwned>(
-        &self,
-        answer: Result<T, NodeError>,
-    ) -> Result<T, NodeError> {
-        if self.bcs {
-            round_trip(&answer)?
-        } else {
-            answer
+    /// Step 4's exceptions: the answer `fault` gives instead of passing `request` to the
+    /// wrapped node, if it does.
+    async fn intercept(&self, fault: Fault, request: &Request) -> Option<Response> {
+        match fault {
+            Fault::FalseBlobsNotFound => self.false_blobs_not_found(request),
+            Fault::DontProcessValidated => self.ignore_validated(request).await,
+            _ => None,
         }
     }
 
-    /// Step 5 for a chain information response.
-    fn tamper(
-        &self,
-        fault: &Fault,
-        answer: Result<ChainInfoResponse, NodeError>,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        answer.map(|response| tamper_response(fault, self.signers(), response))
+    /// [`Fault::FalseBlobsNotFound`]: block proposals and certificates are refused with a
+    /// false claim; other requests (and an empty batch) are passed on.
+    fn false_blobs_not_found(&self, request: &Request) -> Option<Response> {
+        let response = match request {
+            Request::BlockProposal(proposal) => {
+                let mut needed = proposal.block().required_blob_ids();
+                if let Some(certificate) = &proposal.validated_block_certificate {
+                    needed.extend(certificate.value().block().required_blob_ids());
+                }
+                Response::BlockProposal(Err(self.blob_not_needed(&needed)))
+            }
+            // Without the value, no blob is known to be needed.
+            Request::LiteCertificate { .. } => {
+                Response::LiteCertificate(Err(self.blob_not_needed(&[])))
+            }
+            Request::ConfirmedCertificate { certificate, .. } => {
+                let needed = certificate.value().block().required_blob_ids();
+                Response::ConfirmedCertificate(Err(self.blob_not_needed(&needed)))
+            }
+            Request::ValidatedCertificate(certificate) => {
+                let needed = certificate.value().block().required_blob_ids();
+                Response::ValidatedCertificate(Err(self.blob_not_needed(&needed)))
+            }
+            Request::TimeoutCertificate(_) => {
+                Response::TimeoutCertificate(Err(self.blob_not_needed(&[])))
+            }
+            Request::ConfirmedCertificates { certificates, .. } => {
+                let needed = certificates.first()?.value().block().required_blob_ids();
+                Response::ConfirmedCertificates(Ok(BatchOutcome {
+                    processed: 0,
+                    info: None,
+                    error: Some(self.blob_not_needed(&needed)),
+                }))
+            }
+            _ => return None,
+        };
+        Some(response)
     }
 
     /// A false claim for [`Fault::FalseBlobsNotFound`]: a blob id from the seeded generator
     /// that is not among `needed`.
-    fn false_blobs_not_found(&self, needed: &[BlobId]) -> NodeError {
+    fn blob_not_needed(&self, needed: &[BlobId]) -> NodeError {
         let needed: BTreeSet<BlobId> = needed.iter().copied().collect();
         loop {
             let id = BlobId {
@@ -222,203 +254,48 @@ impl MemoryNode {
         }
     }
 
-    /// [`Fault::DontProcessValidated`]: the chain's current information, without votes.
-    async fn ignore_validated(&self, chain_id: ChainId) -> Result<ChainInfoResponse, NodeError> {
+    /// [`Fault::DontProcessValidated`]: a validated certificate (full, or lite of kind
+    /// `Validated`) is answered with the chain's current information, without votes; other
+    /// requests are passed on.
+    async fn ignore_validated(&self, request: &Request) -> Option<Response> {
+        type Answer = fn(Result<ChainInfoResponse, NodeError>) -> Response;
+        let (chain_id, answer): (ChainId, Answer) = match request {
+            Request::ValidatedCertificate(certificate) => (
+                certificate.value().block().chain_id,
+                Response::ValidatedCertificate,
+            ),
+            Request::LiteCertificate { certificate, .. }
+                if certificate.kind == VoteKind::Validated =>
+            {
+                (certificate.chain_id, Response::LiteCertificate)
+            }
+            _ => return None,
+        };
         tracing::debug!(?chain_id, "fault injected: validated certificate ignored");
-        let response = self
+        let info = self
             .inner
             .handle_chain_info_query(ChainInfoQuery::new(chain_id))
-            .await?;
-        Ok(strip_votes(response, None, self.key.as_ref()))
+            .await
+            .map(|mut info| {
+                strip_votes(&mut info, None, self.key.as_ref());
+                info
+            });
+        Some(answer(info))
     }
 }
 
 #[async_trait]
-impl ValidatorNode for MemoryNode {
-    async fn handle_block_proposal(
-        &self,
-        proposal: BlockProposal,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        let fault = self.admit(Method::HandleBlockProposal).await?;
-        let proposal = self.request(proposal)?;
-        let answer = if fault == Fault::FalseBlobsNotFound {
-            let mut needed = proposal.block().required_blob_ids();
-            if let Some(certificate) = &proposal.validated_block_certificate {
-                needed.extend(certificate.value().block().required_blob_ids());
-            }
-            Err(self.false_blobs_not_found(&needed))
-        } else {
-            self.inner.handle_block_proposal(proposal).await
+impl Carrier for MemoryNode {
+    async fn carry(&self, request: Request) -> Result<Response, NodeError> {
+        let fault = self.admit(request.kind()).await?;
+        let request = self.wire(request)?;
+        let mut response = match self.intercept(fault, &request).await {
+            Some(response) => response,
+            None => dispatch(self.inner.as_ref(), request).await,
         };
-        self.answer(self.tamper(&fault, answer))
-    }
-
-    async fn handle_lite_certificate(
-        &self,
-        certificate: LiteCertificate,
-        delivery: CrossChainDelivery,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        let fault = self.admit(Method::HandleLiteCertificate).await?;
-        let (certificate, delivery) = self.request((certificate, delivery))?;
-        let answer = match fault {
-            // Without the value, no blob is known to be needed.
-            Fault::FalseBlobsNotFound => Err(self.false_blobs_not_found(&[])),
-            Fault::DontProcessValidated if certificate.kind == VoteKind::Validated => {
-                self.ignore_validated(certificate.chain_id).await
-            }
-            _ => {
-                self.inner
-                    .handle_lite_certificate(certificate, delivery)
-                    .await
-            }
-        };
-        self.answer(self.tamper(&fault, answer))
-    }
-
-    async fn handle_confirmed_certificate(
-        &self,
-        certificate: ConfirmedBlockCertificate,
-        delivery: CrossChainDelivery,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        let fault = self.admit(Method::HandleConfirmedCertificate).await?;
-        let (certificate, delivery) = self.request((certificate, delivery))?;
-        let answer = if fault == Fault::FalseBlobsNotFound {
-            Err(self.false_blobs_not_found(&certificate.value().block().required_blob_ids()))
-        } else {
-            self.inner
-                .handle_confirmed_certificate(certificate, delivery)
-                .await
-        };
-        self.answer(self.tamper(&fault, answer))
-    }
-
-    async fn handle_validated_certificate(
-        &self,
-        certificate: ValidatedBlockCertificate,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        let fault = self.admit(Method::HandleValidatedCertificate).await?;
-        let certificate = self.request(certificate)?;
-        let answer = match fault {
-            Fault::FalseBlobsNotFound => {
-                Err(self.false_blobs_not_found(&certificate.value().block().required_blob_ids()))
-            }
-            Fault::DontProcessValidated => {
-                self.ignore_validated(certificate.value().block().chain_id)
-                    .await
-            }
-            _ => self.inner.handle_validated_certificate(certificate).await,
-        };
-        self.answer(self.tamper(&fault, answer))
-    }
-
-    async fn handle_timeout_certificate(
-        &self,
-        certificate: TimeoutCertificate,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        let fault = self.admit(Method::HandleTimeoutCertificate).await?;
-        let certificate = self.request(certificate)?;
-        let answer = if fault == Fault::FalseBlobsNotFound {
-            Err(self.false_blobs_not_found(&[]))
-        } else {
-            self.inner.handle_timeout_certificate(certificate).await
-        };
-        self.answer(self.tamper(&fault, answer))
-    }
-
-    async fn handle_confirmed_certificates(
-        &self,
-        certificates: Vec<ConfirmedBlockCertificate>,
-        delivery: CrossChainDelivery,
-    ) -> Result<BatchOutcome, NodeError> {
-        let fault = self.admit(Method::HandleConfirmedCertificates).await?;
-        let (certificates, delivery) = self.request((certificates, delivery))?;
-        let answer = match certificates.first() {
-            Some(first) if fault == Fault::FalseBlobsNotFound => {
-                let needed = first.value().block().required_blob_ids();
-                Ok(BatchOutcome {
-                    processed: 0,
-                    info: None,
-                    error: Some(self.false_blobs_not_found(&needed)),
-                })
-            }
-            _ => {
-                self.inner
-                    .handle_confirmed_certificates(certificates, delivery)
-                    .await
-            }
-        };
-        let answer = answer.map(|mut outcome| {
-            outcome.info = outcome
-                .info
-                .map(|info| tamper_response(&fault, self.signers(), info));
-            outcome
-        });
-        self.answer(answer)
-    }
-
-    async fn handle_chain_info_query(
-        &self,
-        query: ChainInfoQuery,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        let fault = self.admit(Method::HandleChainInfoQuery).await?;
-        let query = self.request(query)?;
-        let answer = self.inner.handle_chain_info_query(query).await;
-        self.answer(self.tamper(&fault, answer))
-    }
-
-    async fn upload_blob(&self, blob: Blob) -> Result<BlobId, NodeError> {
-        self.admit(Method::UploadBlob).await?;
-        let blob = self.request(blob)?;
-        let answer = self.inner.upload_blob(blob).await;
-        self.answer(answer)
-    }
-
-    async fn handle_pending_blob(
-        &self,
-        chain_id: ChainId,
-        blob: Blob,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        let fault = self.admit(Method::HandlePendingBlob).await?;
-        let (chain_id, blob) = self.request((chain_id, blob))?;
-        let answer = self.inner.handle_pending_blob(chain_id, blob).await;
-        self.answer(self.tamper(&fault, answer))
-    }
-
-    async fn download_blob(&self, blob_id: BlobId) -> Result<Blob, NodeError> {
-        self.admit(Method::DownloadBlob).await?;
-        let blob_id = self.request(blob_id)?;
-        let answer = self.inner.download_blob(blob_id).await;
-        self.answer(answer)
-    }
-
-    async fn missing_blob_ids(&self, blob_ids: Vec<BlobId>) -> Result<Vec<BlobId>, NodeError> {
-        self.admit(Method::MissingBlobIds).await?;
-        let blob_ids = self.request(blob_ids)?;
-        let answer = self.inner.missing_blob_ids(blob_ids).await;
-        self.answer(answer)
-    }
-
-    async fn download_certificate(
-        &self,
-        hash: CryptoHash,
-    ) -> Result<ConfirmedBlockCertificate, NodeError> {
-        self.admit(Method::DownloadCertificate).await?;
-        let hash = self.request(hash)?;
-        let answer = self.inner.download_certificate(hash).await;
-        self.answer(answer)
-    }
-
-    async fn download_certificates_by_heights(
-        &self,
-        chain_id: ChainId,
-        heights: Vec<BlockHeight>,
-    ) -> Result<Vec<ConfirmedBlockCertificate>, NodeError> {
-        self.admit(Method::DownloadCertificatesByHeights).await?;
-        let (chain_id, heights) = self.request((chain_id, heights))?;
-        let answer = self
-            .inner
-            .download_certificates_by_heights(chain_id, heights)
-            .await;
-        self.answer(answer)
+        if let Some(info) = response.info_mut() {
+            tamper_response(&fault, self.signers(), info);
+        }
+        self.wire(response)
     }
 }

@@ -50,12 +50,12 @@ fn map_votes(response: &mut ChainInfoResponse, mut f: impl FnMut(LiteVote) -> Op
 /// Removes the votes of `kind` (every vote if `kind` is `None`) from `response`, signing it
 /// again with `key` if anything was removed.
 pub(crate) fn strip_votes(
-    mut response: ChainInfoResponse,
+    response: &mut ChainInfoResponse,
     kind: Option<VoteKind>,
     key: Option<&ValidatorSecretKey>,
-) -> ChainInfoResponse {
+) {
     let mut changed = false;
-    map_votes(&mut response, |vote| {
+    map_votes(response, |vote| {
         if kind.is_none_or(|kind| vote.kind == kind) {
             changed = true;
             None
@@ -64,28 +64,26 @@ pub(crate) fn strip_votes(
         }
     });
     if changed {
-        reseal(&mut response, key);
+        reseal(response, key);
     }
-    response
 }
 
-/// What `fault` makes of a response the wrapped node gave.
+/// Alters, as `fault` says, a response the wrapped node gave.
 pub(crate) fn tamper_response(
     fault: &Fault,
     signers: Signers<'_>,
-    mut response: ChainInfoResponse,
-) -> ChainInfoResponse {
+    response: &mut ChainInfoResponse,
+) {
     match fault {
         Fault::BadSignature => {
-            map_votes(&mut response, |mut vote| {
+            map_votes(response, |mut vote| {
                 vote.signature = corrupt_signature(&vote.signature);
                 Some(vote)
             });
             response.signature = response.signature.as_ref().map(corrupt_signature);
-            response
         }
         Fault::WrongKey => {
-            map_votes(&mut response, |vote| {
+            map_votes(response, |vote| {
                 Some(LiteVote::new(
                     vote.value_hash,
                     vote.kind,
@@ -93,12 +91,11 @@ pub(crate) fn tamper_response(
                     signers.wrong,
                 ))
             });
-            reseal(&mut response, Some(signers.wrong));
-            response
+            reseal(response, Some(signers.wrong));
         }
         Fault::Equivocate => match signers.own {
             Some(key) => {
-                map_votes(&mut response, |vote| {
+                map_votes(response, |vote| {
                     Some(LiteVote::new(
                         equivocation_hash(&vote.value_hash),
                         vote.kind,
@@ -106,18 +103,19 @@ pub(crate) fn tamper_response(
                         key,
                     ))
                 });
-                reseal(&mut response, Some(key));
-                response
+                reseal(response, Some(key));
             }
             None => {
                 tracing::warn!("Equivocate without the validator's key: removing the votes");
-                strip_votes(response, None, None)
+                strip_votes(response, None, None);
             }
         },
         Fault::DontSendValidateVote => {
-            strip_votes(response, Some(VoteKind::Validated), signers.own)
+            strip_votes(response, Some(VoteKind::Validated), signers.own);
         }
-        Fault::DontSendConfirmVote => strip_votes(response, Some(VoteKind::Confirmed), signers.own),
+        Fault::DontSendConfirmVote => {
+            strip_votes(response, Some(VoteKind::Confirmed), signers.own);
+        }
         Fault::Honest
         | Fault::Offline
         | Fault::Slow(_)
@@ -125,6 +123,6 @@ pub(crate) fn tamper_response(
         | Fault::Flaky(_)
         | Fault::CrashAfter(_)
         | Fault::FalseBlobsNotFound
-        | Fault::DontProcessValidated => response,
+        | Fault::DontProcessValidated => {}
     }
 }

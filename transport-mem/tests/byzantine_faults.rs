@@ -2,13 +2,14 @@
 //! FalseBlobsNotFound, DontSendValidateVote, DontSendConfirmVote, DontProcessValidated.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use quorum_core::protocol::RequestKind;
 use quorum_core::{
     AggregatorError, Blob, BlockHeight, ChainInfoQuery, CrossChainDelivery, CryptoError, Hashed,
     NodeError, Operation, Round, SignatureAggregator, ValidatedBlock, ValidatorNode, VoteError,
     VoteKind,
 };
 use quorum_testkit::TestNet;
-use quorum_transport_mem::{Fault, MemoryNode, Method};
+use quorum_transport_mem::{Fault, MemoryNode};
 
 /// The blob ids a `BlobsNotFound` names.
 fn claimed(error: NodeError) -> Vec<quorum_core::BlobId> {
@@ -235,7 +236,7 @@ async fn false_blobs_not_found_claims_blobs_the_request_does_not_need() {
         .await
         .unwrap();
     assert_eq!(answer.info.next_block_height, BlockHeight(1));
-    assert_eq!(node.stats().calls(Method::HandleConfirmedCertificate), 2);
+    assert_eq!(node.stats().calls(RequestKind::ConfirmedCertificate), 2);
 }
 
 #[tokio::test]
@@ -362,8 +363,8 @@ async fn dont_process_validated_answers_current_info_without_a_vote() {
         VoteKind::Validated
     );
     let stats = node.stats();
-    assert_eq!(stats.calls(Method::HandleValidatedCertificate), 1);
-    assert_eq!(stats.calls(Method::HandleLiteCertificate), 1);
+    assert_eq!(stats.calls(RequestKind::ValidatedCertificate), 1);
+    assert_eq!(stats.calls(RequestKind::LiteCertificate), 1);
 
     // Honest again: the lite certificate is processed and confirmed.
     node.set_fault(Fault::Honest);

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use quorum_core::protocol::RequestKind;
 use quorum_core::{
     Blob, BlockHeight, ChainInfoQuery, CrossChainDelivery, NodeError, Round, TransportErrorKind,
     ValidatorNode,
 };
 use quorum_testkit::TestNet;
-use quorum_transport_mem::{Fault, MemoryNode, Method};
+use quorum_transport_mem::{Fault, MemoryNode};
 use tokio::time::Instant;
 
 /// Which of `calls` queries succeed on `node` under its fault.
@@ -56,8 +57,8 @@ async fn faults_switch_at_run_time_through_a_cloned_handle() {
     assert!(answer.info.manager.pending.is_some());
 
     let stats = handle.stats();
-    assert_eq!(stats.calls(Method::HandleChainInfoQuery), 4);
-    assert_eq!(stats.calls(Method::HandleBlockProposal), 1);
+    assert_eq!(stats.calls(RequestKind::ChainInfoQuery), 4);
+    assert_eq!(stats.calls(RequestKind::BlockProposal), 1);
     assert_eq!(stats.failed, 1);
     assert!(handle.same_node(&net.nodes[0].handle()));
 }

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use quorum_core::protocol::RequestKind;
 use quorum_core::{Blob, ChainInfoQuery, NodeError, TransportErrorKind, ValidatorNode, VoteKind};
 use quorum_testkit::TestNet;
-use quorum_transport_mem::{Fault, MemoryNode, Method};
+use quorum_transport_mem::{Fault, MemoryNode};
 use tokio::time::Instant;
 
 const UNAVAILABLE: NodeError = NodeError::Transport(TransportErrorKind::Unavailable);
@@ -45,11 +46,11 @@ async fn honest_forwards_and_counts_every_method() {
     );
 
     let stats = node.stats();
-    assert_eq!(stats.calls(Method::HandleBlockProposal), 1);
-    assert_eq!(stats.calls(Method::HandleChainInfoQuery), 2);
-    assert_eq!(stats.calls(Method::UploadBlob), 1);
-    assert_eq!(stats.calls(Method::MissingBlobIds), 1);
-    assert_eq!(stats.calls(Method::DownloadBlob), 0);
+    assert_eq!(stats.calls(RequestKind::BlockProposal), 1);
+    assert_eq!(stats.calls(RequestKind::ChainInfoQuery), 2);
+    assert_eq!(stats.calls(RequestKind::UploadBlob), 1);
+    assert_eq!(stats.calls(RequestKind::MissingBlobIds), 1);
+    assert_eq!(stats.calls(RequestKind::DownloadBlob), 0);
     assert_eq!(stats.total(), 5);
     assert_eq!((stats.failed, stats.hung), (0, 0));
     node.handle().reset_stats();
@@ -86,7 +87,7 @@ async fn offline_fails_every_call_at_once_and_the_worker_is_never_asked() {
     let stats = node.stats();
     assert_eq!(stats.total(), 4);
     assert_eq!(stats.failed, 4);
-    assert_eq!(stats.calls(Method::HandleBlockProposal), 1);
+    assert_eq!(stats.calls(RequestKind::BlockProposal), 1);
 }
 
 #[tokio::test(start_paused = true)]

@@ -22,7 +22,7 @@ use crate::error::TransportError;
 use crate::frame::DEFAULT_MAX_FRAME_LENGTH;
 use crate::handler::Handler;
 use crate::server::Server;
-use quorum_core::protocol::{dispatch, Carrier, Request, Response};
+use quorum_core::protocol::{dispatch, Carrier, Request, RequestKind, Response};
 
 /// Bytes an [`Envelope`](crate::Envelope) adds to its body: the BCS `u64` request id.
 const ENVELOPE_OVERHEAD: usize = 8;
@@ -101,7 +101,7 @@ impl TcpValidatorNode {
 
     /// Sends `request`; transport failures become [`NodeError`]s.
     async fn exchange(&self, request: Request) -> Result<Response, NodeError> {
-        let kind = request.kind();
+        let kind = request.kind().name();
         self.client.request(request).await.map_err(|error| {
             debug!(address = self.address(), request = kind, %error, "request failed");
             NodeError::from(error)
@@ -109,11 +109,11 @@ impl TcpValidatorNode {
     }
 
     /// Reports an answer of the wrong kind.
-    fn malformed(&self, expected: &'static str, found: &Response) -> NodeError {
+    fn malformed(&self, expected: RequestKind, found: &Response) -> NodeError {
         warn!(
             address = self.address(),
-            expected,
-            found = found.kind(),
+            expected = expected.name(),
+            found = found.kind().name(),
             "validator answered with the wrong kind of response"
         );
         NodeError::MalformedResponse
@@ -134,7 +134,7 @@ impl Carrier for TcpValidatorNode {
         self.exchange(request).await
     }
 
-    fn malformed(&self, expected: &'static str, found: &Response) -> NodeError {
+    fn malformed(&self, expected: RequestKind, found: &Response) -> NodeError {
         TcpValidatorNode::malformed(self, expected, found)
     }
 }
@@ -217,7 +217,7 @@ impl fmt::Debug for ValidatorHandler {
 
 impl Handler<Request, Response> for ValidatorHandler {
     async fn handle(&self, request: Request) -> Response {
-        let kind = request.kind();
+        let kind = request.kind().name();
         let started = std::time::Instant::now();
         let response = self.dispatch(request).await;
         let outcome = match response.error() {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use quorum_core::protocol::RequestKind;
 use quorum_core::{
     BatchOutcome, Blob, BlobId, BlockHeight, BlockProposal, ChainId, ChainInfoQuery,
     ChainInfoResponse, ConfirmedBlockCertificate, CrossChainDelivery, CryptoHash, EventId,
@@ -13,7 +14,7 @@ use quorum_core::{
     ValidatedBlockCertificate, ValidatorNode, Violation,
 };
 use quorum_testkit::TokioTestNet;
-use quorum_transport_mem::{Fault, Method};
+use quorum_transport_mem::Fault;
 use quorum_updater::{CommunicateAction, RemoteNode, ValidatorUpdater};
 
 fn updater(
@@ -40,9 +41,9 @@ async fn false_blobs_not_found_is_a_protocol_violation_and_uploads_nothing() {
     certificate.check(&net.committee).unwrap();
     net.settle().await;
     let stats = net.nodes[3].stats();
-    assert_eq!(stats.calls(Method::UploadBlob), 0);
-    assert_eq!(stats.calls(Method::HandlePendingBlob), 0);
-    assert_eq!(stats.calls(Method::MissingBlobIds), 0);
+    assert_eq!(stats.calls(RequestKind::UploadBlob), 0);
+    assert_eq!(stats.calls(RequestKind::PendingBlob), 0);
+    assert_eq!(stats.calls(RequestKind::MissingBlobIds), 0);
     // Directly: the updater names the violation.
     let block = client
         .make_block(vec![Operation::ReadBlob(blob_id)])

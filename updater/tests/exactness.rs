@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use quorum_core::protocol::RequestKind;
 use quorum_core::{
     BlockHeight, BlockProposal, ChainDescription, CrossChainDelivery, NodeError, Round, TimeDelta,
     ValidatorNode,
 };
 use quorum_testkit::{test_consensus, TokioTestNet};
-use quorum_transport_mem::{Fault, Method};
+use quorum_transport_mem::Fault;
 use quorum_updater::{
     ChainClientError, CommunicateAction, Options, RecoveryKind, SkewReport, ValidatorUpdater,
 };
@@ -232,7 +233,7 @@ async fn round_sync_sends_the_proposal_over_an_earlier_round_vote() {
         .send_chain_information(chain, BlockHeight(0), CrossChainDelivery::NonBlocking, 0)
         .await
         .unwrap();
-    assert_eq!(handle.stats().calls(Method::HandleBlockProposal), 1);
+    assert_eq!(handle.stats().calls(RequestKind::BlockProposal), 1);
     let state = net.workers[3].chain_state(chain).await.unwrap();
     assert_eq!(state.manager.proposed.as_deref(), Some(&second));
     assert_eq!(

@@ -5,13 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use quorum_core::protocol::RequestKind;
 use quorum_core::{
     Blob, BlockHeight, BlockProposal, Certificate, ChainInfoQuery, CrossChainDelivery, Epoch,
     EventId, Hashed, Operation, Round, StreamId, ValidatedBlock, ValidatedBlockCertificate,
     ValidatorNode, VoteKind,
 };
 use quorum_testkit::TokioTestNet;
-use quorum_transport_mem::{Fault, Method};
+use quorum_transport_mem::Fault;
 use quorum_updater::{CommunicateAction, RecoveryKind, ValidatorUpdater};
 
 #[tokio::test(start_paused = true)]
@@ -141,7 +142,7 @@ async fn missing_blobs_are_found_through_their_publishing_block() {
     reader.read_blob(blob_id).await.unwrap();
     net.settle().await;
     assert!(reader.stats().get(RecoveryKind::Blobs) >= 1);
-    assert!(net.nodes[3].stats().calls(Method::MissingBlobIds) >= 1);
+    assert!(net.nodes[3].stats().calls(RequestKind::MissingBlobIds) >= 1);
     net.assert_in_sync(3, net.chains[1]).await;
     net.assert_in_sync(3, net.chains[2]).await;
     let missing = net.workers[3]
@@ -261,7 +262,7 @@ async fn finalize_uploads_the_locking_blocks_blobs() {
         .unwrap();
     assert_eq!(vote.kind, VoteKind::Confirmed);
     assert_eq!(client.stats().get(RecoveryKind::Blobs), 1);
-    assert_eq!(handle.stats().calls(Method::HandlePendingBlob), 1);
+    assert_eq!(handle.stats().calls(RequestKind::PendingBlob), 1);
     // With the others' confirmations the block commits on validator 3 too.
     let mut confirmations = vec![(vote.validator, vote.signature)];
     for v in 0..2 {
@@ -439,8 +440,8 @@ async fn round_sync_sends_the_locking_block() {
     );
     // The locking block alone moved it: it was sent no timeout certificate.
     assert!(state.manager.timeout_certificate.is_none());
-    assert_eq!(handle.stats().calls(Method::HandleTimeoutCertificate), 0);
-    assert_eq!(handle.stats().calls(Method::HandleValidatedCertificate), 1);
+    assert_eq!(handle.stats().calls(RequestKind::TimeoutCertificate), 0);
+    assert_eq!(handle.stats().calls(RequestKind::ValidatedCertificate), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -459,9 +460,9 @@ async fn round_sync_sends_the_timeout_certificate_and_then_the_proposal() {
     let handle = reconnect_and_sync(&net, &client, 3).await;
     let state = net.workers[3].chain_state(net.chains[1]).await.unwrap();
     assert_eq!(state.manager.current_round, Round::MultiLeader(1));
-    assert_eq!(handle.stats().calls(Method::HandleTimeoutCertificate), 1);
+    assert_eq!(handle.stats().calls(RequestKind::TimeoutCertificate), 1);
     // Now in our round without a vote, it was sent our proposal and voted for it.
-    assert_eq!(handle.stats().calls(Method::HandleBlockProposal), 1);
+    assert_eq!(handle.stats().calls(RequestKind::BlockProposal), 1);
     assert_eq!(state.manager.proposed.as_deref(), Some(&proposal));
     let vote = state.manager.pending_vote.unwrap();
     assert_eq!(vote.round, Round::MultiLeader(1));
@@ -531,12 +532,12 @@ async fn a_validator_far_behind_on_chains_that_pay_each_other_is_caught_up_in_th
         net.assert_in_sync(3, *chain).await;
     }
     assert_eq!(
-        handle.stats().calls(Method::HandleConfirmedCertificate),
+        handle.stats().calls(RequestKind::ConfirmedCertificate),
         0,
         "no certificate refused and repaired one by one"
     );
     assert_eq!(clients[0].stats().get(RecoveryKind::CrossChain), 0);
-    let batches = handle.stats().calls(Method::HandleConfirmedCertificates);
+    let batches = handle.stats().calls(RequestKind::ConfirmedCertificates);
     assert!(
         (1..=3 * ROUNDS as u64).contains(&batches),
         "{batches} batches for {} certificates",
