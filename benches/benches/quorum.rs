@@ -28,7 +28,7 @@ use quorum_benches::quorum::{
 };
 use quorum_benches::{must, run_spawned, runtime, settings};
 use quorum_core::{ChainInfoQuery, ChainInfoResponse};
-use quorum_updater::options::DEFAULT_QUORUM_GRACE;
+use quorum_updater::DEFAULT_QUORUM_GRACE;
 use quorum_updater::{communicate_with_quorum, Options, RemoteNode};
 use tokio::time::Instant;
 

@@ -8,8 +8,8 @@ use quorum_core::{ChainId, Committee, ValidatorNode};
 use quorum_node::{Clock, Genesis, MemoryStorage, SystemClock, Worker, WorkerConfig};
 use quorum_testkit::TestChain;
 use quorum_transport_mem::{Fault, MemoryNode};
-use quorum_updater::options::DEFAULT_QUORUM_GRACE;
 use quorum_updater::RemoteNode;
+use quorum_updater::DEFAULT_QUORUM_GRACE;
 
 use crate::fixtures::committee;
 use crate::must;

@@ -20,7 +20,7 @@ pub const LAG: usize = 1_000;
 pub const COMMITTEE_SIZE: usize = 4;
 /// Certificates per `handle_confirmed_certificates` call when the floor hands them over in
 /// batches (the updater's default batch size).
-pub const DIRECT_BATCH: usize = quorum_updater::options::DEFAULT_CERTIFICATE_UPLOAD_BATCH_SIZE;
+pub const DIRECT_BATCH: usize = quorum_updater::DEFAULT_CERTIFICATE_UPLOAD_BATCH_SIZE;
 
 /// The chain and committee every sync bench uses, and the client's local node.
 pub struct SyncFixture {

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use quorum_core::ValidatorPublicKey;
-use quorum_updater::catch_up::CatchUp;
+use quorum_updater::CatchUp;
 use quorum_updater::{RemoteNode, SavedHealth};
 
 /// Default of `--update-budget-ms`: the longest the final update phase lasts (1 s).

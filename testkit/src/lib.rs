@@ -15,6 +15,8 @@
 //!   which test machines may not have.
 //! * [`must()`] and [`some()`]: unwrapping with a message naming what failed.
 
+#![warn(unreachable_pub)]
+
 mod fixtures;
 mod must;
 mod net;

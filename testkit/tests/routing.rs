@@ -12,8 +12,8 @@ use quorum_node::MemoryStorage;
 use quorum_testkit::proxy::{FaultProxy, ProxyFault};
 use quorum_testkit::TestNet;
 use quorum_transport_tcp::{serve_validator, ClientConfig, Server, ServerConfig, TcpValidatorNode};
-use quorum_updater::health::UNKNOWN_HEDGE_DELAY;
-use quorum_updater::hedge::hedged;
+use quorum_updater::hedged;
+use quorum_updater::UNKNOWN_HEDGE_DELAY;
 use quorum_updater::{ChainClient, Options, RemoteNode, ValidatorSet};
 use tokio::time::Instant;
 

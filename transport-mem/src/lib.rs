@@ -32,15 +32,17 @@
 //! # }
 //! ```
 
-pub mod codec;
-pub mod fault;
-pub mod handle;
-pub mod node;
-pub mod stats;
+#![warn(unreachable_pub)]
+
+mod fault;
+mod handle;
+mod node;
+mod round_trip;
+mod stats;
 mod tamper;
 
-pub use codec::round_trip;
 pub use fault::Fault;
 pub use handle::FaultHandle;
 pub use node::MemoryNode;
+pub use round_trip::round_trip;
 pub use stats::CallStats;

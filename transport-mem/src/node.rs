@@ -16,9 +16,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::codec::round_trip;
 use crate::fault::Fault;
 use crate::handle::{Admission, FaultHandle};
+use crate::round_trip::round_trip;
 use crate::stats::CallStats;
 use crate::tamper::{strip_votes, tamper_response, Signers};
 

@@ -8,7 +8,7 @@ use quorum_core::{Committee, Timestamp, ValidatorPublicKey};
 /// How validators that named no deadline (unreachable, or not asked because a quorum call
 /// stopped early) are counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Silent {
+pub(crate) enum Silent {
     /// As possibly due from the start: the answer is then the earliest instant at which a
     /// quorum can be due, never later than the real one.
     MayBeDue,
@@ -21,7 +21,7 @@ pub enum Silent {
 /// quorum-th smallest of their deadlines, by weight. Each validator counts once (its earliest
 /// deadline); the silent ones count as `silent` says. `None` when no quorum can be reached
 /// from what was named.
-pub fn quorum_deadline(
+pub(crate) fn quorum_deadline(
     committee: &Committee,
     deadlines: &[(ValidatorPublicKey, Timestamp)],
     silent: Silent,

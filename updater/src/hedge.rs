@@ -13,7 +13,7 @@ use crate::remote::RemoteNode;
 
 /// `remotes` best first: healthy before suspect, then by average latency. The order among
 /// equals is kept (callers put their preference first).
-pub fn by_health(mut remotes: Vec<RemoteNode>) -> Vec<RemoteNode> {
+pub(crate) fn by_health(mut remotes: Vec<RemoteNode>) -> Vec<RemoteNode> {
     remotes.sort_by_key(|remote| remote.health.rank());
     remotes
 }

@@ -39,24 +39,39 @@
 //! }
 //! ```
 
-pub mod catch_up;
-pub mod client;
-pub mod deadline;
-pub mod health;
-pub mod hedge;
-pub mod metrics;
-pub mod options;
-pub mod planner;
-pub mod quorum;
-pub mod remote;
-pub mod skew;
-pub mod stats;
-pub mod updater;
+#![warn(unreachable_pub)]
 
-pub use client::{ChainClient, ChainClientError, ValidatorSet};
-pub use health::{Health, HealthPolicy, HealthState, SavedHealth};
-pub use options::{Options, RetryPolicy};
+mod catch_up;
+mod chain_client;
+mod deadline;
+mod health;
+mod hedge;
+mod metrics;
+mod options;
+mod planner;
+mod quorum;
+mod remote;
+mod skew;
+mod stats;
+mod updater;
+
+pub use catch_up::CatchUp;
+pub use chain_client::{
+    ChainClient, ChainClientError, ValidatorSet, MAX_ROUNDS_PER_BLOCK, MAX_TIMEOUT_WAITS,
+    TIMEOUT_RETRY_DELAY,
+};
+pub use health::{
+    Health, HealthPolicy, HealthState, SavedHealth, DEFAULT_MAX_COOLDOWN, DEFAULT_MIN_COOLDOWN,
+    DEFAULT_SUSPECT_AFTER, LATENCY_SAMPLES, MIN_HEDGE_DELAY, UNKNOWN_HEDGE_DELAY,
+};
+pub use hedge::hedged;
+pub use options::{
+    Options, RetryPolicy, DEFAULT_BACKGROUND_CATCH_UP, DEFAULT_CERTIFICATE_UPLOAD_BATCH_SIZE,
+    DEFAULT_DEADLINE, DEFAULT_MAX_CLOCK_SKEW, DEFAULT_MAX_HEDGE_FANOUT, DEFAULT_MAX_RECOVERY_DEPTH,
+    DEFAULT_PROBE_TIMEOUT, DEFAULT_QUORUM_GRACE, DEFAULT_RECOVERY_BUDGET, DEFAULT_REQUEST_TIMEOUT,
+    MIN_RETRY_DELAY,
+};
 pub use quorum::{communicate_with_quorum, QuorumError, QuorumTiming};
 pub use remote::RemoteNode;
 pub use stats::{RecoveryKind, RecoveryStats};
-pub use updater::{CommunicateAction, SkewReport, ValidatorUpdater};
+pub use updater::{CommunicateAction, SkewReport, ValidatorUpdater, MAX_RECOVERIES_PER_CALL};

@@ -22,7 +22,7 @@ use quorum_core::{NodeError, ValidatorPublicKey};
 use crate::stats::RecoveryKind;
 
 /// The label of a validator: the first eight hex digits of its key.
-pub fn validator_label(key: &ValidatorPublicKey) -> String {
+pub(crate) fn validator_label(key: &ValidatorPublicKey) -> String {
     key.as_bytes()[..4]
         .iter()
         .map(|byte| format!("{byte:02x}"))
@@ -30,7 +30,7 @@ pub fn validator_label(key: &ValidatorPublicKey) -> String {
 }
 
 /// The label of an error: its variant.
-pub fn error_kind(error: &NodeError) -> &'static str {
+pub(crate) fn error_kind(error: &NodeError) -> &'static str {
     match error {
         NodeError::Timeout => "timeout",
         NodeError::Transport(_) => "transport",

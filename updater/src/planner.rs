@@ -18,11 +18,11 @@ use quorum_core::{
 use crate::stats::RecoveryKind;
 
 /// Most times one proposal waits for a validator's clock.
-pub const MAX_TIMESTAMP_WAITS: usize = 2;
+pub(crate) const MAX_TIMESTAMP_WAITS: usize = 2;
 
 /// What was asked of the remote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Request {
+pub(crate) enum Request {
     /// A block proposal, for a vote.
     Proposal,
     /// A validated certificate (finalize), for a confirmation vote.
@@ -35,7 +35,7 @@ pub enum Request {
 
 /// What the request is about: the facts the planner decides on, read beforehand.
 #[derive(Clone, Debug)]
-pub struct Subject {
+pub(crate) struct Subject {
     /// The request.
     pub request: Request,
     /// The chain.
@@ -62,7 +62,7 @@ pub struct Subject {
 
 impl Subject {
     /// The subject of a request about `block`.
-    pub fn for_block(
+    pub(crate) fn for_block(
         request: Request,
         block: &Block,
         round: Round,
@@ -90,7 +90,7 @@ impl Subject {
     }
 
     /// The subject of a timeout request for `round` at `height`.
-    pub fn for_timeout(
+    pub(crate) fn for_timeout(
         chain_id: ChainId,
         height: BlockHeight,
         round: Round,
@@ -115,7 +115,7 @@ impl Subject {
 
 /// What to do before asking again.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Make the remote's `chain_id` reach `target` (height sync, then round sync).
     SendChainInfo {
         /// The chain.
@@ -152,7 +152,7 @@ pub enum Step {
 
 /// The planner's answer to a refusal.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Carry out `step`, then ask again. `kind` is the recovery counted (none for switching
     /// a lite certificate to a full one, which is no repair).
     Recover {
@@ -168,16 +168,16 @@ pub enum Decision {
 /// Recoveries left for one action, shared by every call made on its behalf (nested calls
 /// included, concurrent ones too).
 #[derive(Debug)]
-pub struct Budget(AtomicUsize);
+pub(crate) struct Budget(AtomicUsize);
 
 impl Budget {
     /// A budget of `recoveries`.
-    pub fn new(recoveries: usize) -> Self {
+    pub(crate) fn new(recoveries: usize) -> Self {
         Budget(AtomicUsize::new(recoveries))
     }
 
     /// Takes one recovery; `false` once none is left.
-    pub fn try_spend(&self) -> bool {
+    pub(crate) fn try_spend(&self) -> bool {
         self.0
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
                 left.checked_sub(1)
@@ -186,14 +186,14 @@ impl Budget {
     }
 
     /// Recoveries left.
-    pub fn left(&self) -> usize {
+    pub(crate) fn left(&self) -> usize {
         self.0.load(Ordering::SeqCst)
     }
 }
 
 /// How far our clock is ahead of a remote's: `max(0, our send time − its time)`. Reading our
 /// time when the request leaves means latency never looks like skew.
-pub fn clock_skew(sent_at: Timestamp, remote_time: Timestamp) -> TimeDelta {
+pub(crate) fn clock_skew(sent_at: Timestamp, remote_time: Timestamp) -> TimeDelta {
     sent_at.saturating_since(remote_time)
 }
 
@@ -215,7 +215,7 @@ struct Tried {
 
 /// Decides the recoveries of one request to one validator.
 #[derive(Clone, Debug)]
-pub struct Planner {
+pub(crate) struct Planner {
     subject: Subject,
     tried: Tried,
     lite: bool,
@@ -227,7 +227,7 @@ fn violation(kind: Violation) -> NodeError {
 
 impl Planner {
     /// A planner for `subject`; `lite` says whether a certificate goes lite first.
-    pub fn new(subject: Subject, lite: bool) -> Self {
+    pub(crate) fn new(subject: Subject, lite: bool) -> Self {
         Planner {
             subject,
             tried: Tried::default(),
@@ -236,23 +236,28 @@ impl Planner {
     }
 
     /// Whether the certificate should be sent lite now.
-    pub fn lite(&self) -> bool {
+    pub(crate) fn lite(&self) -> bool {
         self.lite && !self.tried.full
     }
 
     /// The subject.
-    pub fn subject(&self) -> &Subject {
+    pub(crate) fn subject(&self) -> &Subject {
         &self.subject
     }
 
     /// Records the local node's next height on the chain as it is now: a local sync moves it.
-    pub fn observe_local_next(&mut self, local_next: BlockHeight) {
+    pub(crate) fn observe_local_next(&mut self, local_next: BlockHeight) {
         self.subject.local_next = local_next;
     }
 
     /// What to do about `error`, the remote's answer to a request sent at `sent_at` (our
     /// clock). A recovery draws on `budget`; none left is `RepeatedRecovery`.
-    pub fn plan(&mut self, error: &NodeError, sent_at: Timestamp, budget: &Budget) -> Decision {
+    pub(crate) fn plan(
+        &mut self,
+        error: &NodeError,
+        sent_at: Timestamp,
+        budget: &Budget,
+    ) -> Decision {
         let decision = match self.subject.request {
             Request::Proposal => self.plan_proposal(error, sent_at),
             Request::Validated => self.plan_validated(error),

@@ -198,7 +198,7 @@ where
 /// but nothing should wait on the slow. Stops when all answered, when the grace period after
 /// validators holding a quorum of the weight answered has passed (`options.quorum_grace` ×
 /// the time that took), or after `options.request_timeout`. Unfinished calls are dropped.
-pub async fn gather<V, F, Fut>(
+pub(crate) async fn gather<V, F, Fut>(
     validators: &[RemoteNode],
     committee: &Committee,
     options: &Options,

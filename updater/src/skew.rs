@@ -13,7 +13,11 @@ use crate::updater::SkewReport;
 ///
 /// Each validator counts once, by its weight, with the largest skew it reported; validators
 /// outside the committee or of zero weight do not count.
-pub fn clock_ahead(committee: &Committee, reports: &[SkewReport], grace: TimeDelta) -> Option<i64> {
+pub(crate) fn clock_ahead(
+    committee: &Committee,
+    reports: &[SkewReport],
+    grace: TimeDelta,
+) -> Option<i64> {
     let grace = i64::try_from(grace.as_micros()).unwrap_or(i64::MAX);
     let mut largest: BTreeMap<ValidatorPublicKey, i64> = BTreeMap::new();
     for (validator, skew) in reports {

@@ -257,7 +257,7 @@ async fn a_validator_answering_every_recoverable_error_cannot_loop_the_client() 
     assert!(result.is_err());
     let asked = adversary.proposals.load(Ordering::SeqCst);
     assert!(
-        asked <= quorum_updater::updater::MAX_RECOVERIES_PER_CALL as u64,
+        asked <= quorum_updater::MAX_RECOVERIES_PER_CALL as u64,
         "asked {asked} times"
     );
     assert!(start.elapsed() < Duration::from_secs(60));
