@@ -20,7 +20,7 @@ fn hashed_bytes(value: &ConfirmedBlock) -> Vec<u8> {
     bytes.extend_from_slice(b"quorum::");
     bytes.extend_from_slice(<ConfirmedBlock as BcsHashable>::DOMAIN.as_bytes());
     bytes.extend_from_slice(b"::");
-    bytes.extend_from_slice(&quorum_benches::must(
+    bytes.extend_from_slice(&quorum_testkit::must(
         bcs::to_bytes(value),
         "encoding a block",
     ));
@@ -29,7 +29,7 @@ fn hashed_bytes(value: &ConfirmedBlock) -> Vec<u8> {
 
 /// The naive way: encode with `bcs`, then hash prefix and bytes.
 fn naive(value: &ConfirmedBlock) -> [u8; 32] {
-    let bytes = quorum_benches::must(bcs::to_bytes(value), "encoding a block");
+    let bytes = quorum_testkit::must(bcs::to_bytes(value), "encoding a block");
     let mut hasher = Sha256::new();
     hasher.update(b"quorum::");
     hasher.update(<ConfirmedBlock as BcsHashable>::DOMAIN.as_bytes());

@@ -26,8 +26,9 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use quorum_benches::quorum::{
     ideal, scenario_id, Ideal, QuorumNet, Spread, ALLOWANCE, SIZES, SLOW,
 };
-use quorum_benches::{must, run_spawned, runtime, settings};
+use quorum_benches::{run_spawned, runtime, settings};
 use quorum_core::{ChainInfoQuery, ChainInfoResponse};
+use quorum_testkit::must;
 use quorum_updater::DEFAULT_QUORUM_GRACE;
 use quorum_updater::{communicate_with_quorum, Options, RemoteNode};
 use tokio::time::Instant;

@@ -27,11 +27,12 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use quorum_benches::fixtures::committee;
-use quorum_benches::{criterion_dir, must, run_spawned, runtime, settings};
+use quorum_benches::{criterion_dir, run_spawned, runtime, settings};
 use quorum_core::{
     Batch, ChainState, ConfirmedBlockCertificate, EventId, Operation, Storage, StreamId, Write,
 };
 use quorum_store_redb::{Durability, RedbOptions, RedbStorage};
+use quorum_testkit::must;
 use quorum_testkit::TestChain;
 use redb::{Database, TableDefinition};
 

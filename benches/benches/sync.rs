@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput};
 use quorum_benches::settings;
 use quorum_benches::sync::{SyncFixture, DIRECT_BATCH, LAG};
-use quorum_benches::{must, run_spawned, runtime};
+use quorum_benches::{run_spawned, runtime};
 use quorum_core::{ConfirmedBlockCertificate, CrossChainDelivery, ValidatorNode};
 use quorum_node::{MemoryStorage, Worker};
+use quorum_testkit::must;
 use quorum_transport_mem::MemoryNode;
 use quorum_transport_tcp::{serve_validator, ClientConfig, ServerConfig, TcpValidatorNode};
 

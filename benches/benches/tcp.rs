@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use futures::future::join_all;
-use quorum_benches::{must, run_spawned, runtime, settings};
+use quorum_benches::{run_spawned, runtime, settings};
+use quorum_testkit::must;
 use quorum_transport_tcp::{Client, ClientConfig, Envelope, Server, ServerConfig, WireMessage};
 use serde::de::{Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};

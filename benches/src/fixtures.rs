@@ -7,7 +7,7 @@ use quorum_core::{
 };
 use quorum_testkit::{TestChain, TestCommittee};
 
-use crate::must;
+use quorum_testkit::must;
 
 /// Seed of every committee of the benches.
 pub const COMMITTEE_SEED: u64 = 0x0062_656e_6368; // "bench"

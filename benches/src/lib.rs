@@ -20,13 +20,7 @@ pub mod settings;
 pub mod sync;
 pub mod throughput;
 
-/// The value of `result`, or a panic naming what failed and why.
-pub fn must<T, E: std::fmt::Debug>(result: Result<T, E>, what: &str) -> T {
-    match result {
-        Ok(value) => value,
-        Err(error) => panic!("{what}: {error:?}"),
-    }
-}
+use quorum_testkit::must;
 
 /// A tokio runtime with every driver, on as many worker threads as the machine has cores.
 pub fn runtime() -> tokio::runtime::Runtime {

@@ -12,7 +12,7 @@ use quorum_updater::RemoteNode;
 use quorum_updater::DEFAULT_QUORUM_GRACE;
 
 use crate::fixtures::committee;
-use crate::must;
+use quorum_testkit::must;
 
 /// Committee sizes measured.
 pub const SIZES: [usize; 3] = [4, 10, 100];

@@ -12,7 +12,7 @@ use quorum_testkit::{TestChain, TestCommittee};
 use quorum_updater::{Options, RecoveryStats, RemoteNode, ValidatorUpdater};
 
 use crate::fixtures::committee;
-use crate::must;
+use quorum_testkit::must;
 
 /// How many blocks the validator lags by.
 pub const LAG: usize = 1_000;

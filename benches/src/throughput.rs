@@ -16,7 +16,7 @@ use redb::{Database, TableDefinition};
 use sha2::{Digest, Sha256};
 
 use crate::fixtures::committee;
-use crate::must;
+use quorum_testkit::must;
 
 /// Validators in the committee.
 pub const VALIDATORS: usize = 4;

@@ -60,11 +60,12 @@ use quorum_transport_tcp::{
 
 use attack_kit::{
     attacker_addresses, closed_by_server, connect_from, connect_many, cpu_time, encode_request,
-    honest_baseline, honest_round, join_all, many_attacker_addresses, mib, ms, open_file_limit,
+    honest_baseline, honest_round, join_all, many_attacker_addresses, mib, open_file_limit,
     query_chain, rss_bytes, socket_count, stopped, write_within, Attacker, Committee, HonestDuring,
     HonestTimes, ProcessSampler, Step, Stop, CLIENT_REQUEST_TIMEOUT, CLIENT_UPDATE_BUDGET, MIB,
     PROBE_TIMEOUT,
 };
+use common::ms;
 
 /// Memory an attack may add to validator 0's resident memory over its level just before the
 /// attack, in bytes: 256 MiB, the bound. What the suite's attacks can make the server

@@ -17,7 +17,7 @@ use quorum_core::{BlockHeight, ChainId, ChainInfoQuery, CryptoHash, ValidatorNod
 use quorum_node::Genesis;
 use quorum_transport_tcp::{ClientConfig, TcpValidatorNode};
 
-use common::{free_ports, run_timed, Validators};
+use common::{free_ports, ms, run_timed, Validators};
 
 const VALIDATORS: usize = 4;
 /// The validator frozen (committee order, like the `validator-N.toml` files).
@@ -124,10 +124,6 @@ fn client(dir: &Path, args: &[&str]) -> (String, Duration) {
         output.stderr
     );
     (output.stdout, elapsed)
-}
-
-fn ms(duration: Duration) -> String {
-    format!("{:.0} ms", duration.as_secs_f64() * 1e3)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,12 +18,12 @@ use common::{free_ports, quorum, Validators};
 const VALIDATORS: usize = 4;
 
 /// Starts validator `index` of a `dev-genesis` directory and waits until it listens.
-fn start_validator(dir: &Path, index: usize) -> Child {
+fn start_numbered(dir: &Path, index: usize) -> Child {
     common::start_validator(&dir.join(format!("validator-{index}.toml")))
 }
 
 /// Each validator's (height, tip) of `chain`, `None` if unreachable.
-async fn heights(
+async fn chain_tips(
     genesis: &Genesis,
     chain: ChainId,
 ) -> Vec<Option<(BlockHeight, Option<CryptoHash>)>> {
@@ -55,7 +55,7 @@ async fn killed_validator_restarts_from_its_data_and_catches_up() {
     let genesis: Genesis =
         bcs::from_bytes(&std::fs::read(path.join("genesis.bcs")).unwrap()).unwrap();
     let chains: Vec<ChainId> = genesis.chains.iter().map(|c| c.id()).collect();
-    let mut children = Validators((0..VALIDATORS).map(|i| start_validator(path, i)).collect());
+    let mut children = Validators((0..VALIDATORS).map(|i| start_numbered(path, i)).collect());
     let d = path.to_str().unwrap();
 
     // A workload with everyone up.
@@ -70,7 +70,7 @@ async fn killed_validator_restarts_from_its_data_and_catches_up() {
     quorum(path, &["client", "--dir", d, "receive", "--chain", "2"]);
     // Validator files are numbered in committee order, like `genesis.committee.validators()`.
     let victim = 3;
-    let before = heights(&genesis, chains[1]).await;
+    let before = chain_tips(&genesis, chains[1]).await;
     assert!(
         before.iter().all(|h| *h == before[0]),
         "not in sync before the kill: {before:?}"
@@ -94,11 +94,11 @@ async fn killed_validator_restarts_from_its_data_and_catches_up() {
             "client", "--dir", d, "transfer", "--from", "2", "--to", "1", "--amount", "7",
         ],
     );
-    assert!(heights(&genesis, chains[1]).await[victim].is_none());
+    assert!(chain_tips(&genesis, chains[1]).await[victim].is_none());
 
     // Restart from its data directory: nothing acknowledged is lost.
-    children.0[victim] = start_validator(path, victim);
-    let restarted = heights(&genesis, chains[1]).await;
+    children.0[victim] = start_numbered(path, victim);
+    let restarted = chain_tips(&genesis, chains[1]).await;
     assert_eq!(
         restarted[victim], before[victim],
         "the restarted validator lost blocks"
@@ -118,14 +118,14 @@ async fn killed_validator_restarts_from_its_data_and_catches_up() {
         ],
     );
     for chain in [chains[1], chains[2]] {
-        let after = heights(&genesis, chain).await;
+        let after = chain_tips(&genesis, chain).await;
         assert!(
             after.iter().all(|h| h.is_some() && *h == after[0]),
             "out of sync after restart: {after:?}"
         );
     }
     assert_eq!(
-        heights(&genesis, chains[1]).await[victim].unwrap().0,
+        chain_tips(&genesis, chains[1]).await[victim].unwrap().0,
         BlockHeight(6)
     );
     let info = quorum(path, &["client", "--dir", d, "info"]);

@@ -16,9 +16,7 @@ mod common;
 use std::io::Write as _;
 use std::time::Duration;
 
-use quorum_core::{
-    Batch, Blob, BlockHeight, ConfirmedBlockCertificate, CryptoHash, Storage, Write,
-};
+use quorum_core::{Batch, Blob, BlockHeight, CryptoHash, Storage, Write};
 use quorum_store_redb::RedbStorage;
 use quorum_testkit::{TestChain, TestCommittee};
 
@@ -46,11 +44,6 @@ fn blob(height: u64) -> Blob {
     Blob::data(seed.iter().copied().cycle().take(16 * 1024).collect())
 }
 
-/// Commits the fixture chain's next block (one event, so the outcome changes each time).
-fn next_certificate(committee: &TestCommittee, chain: &mut TestChain) -> ConfirmedBlockCertificate {
-    chain.commit_blocks(committee, 1).remove(0)
-}
-
 /// The writer process. Does nothing unless started by [`crash_loses_no_acknowledged_write`].
 #[tokio::test]
 #[ignore = "the crash test's writer process, started by crash_loses_no_acknowledged_write"]
@@ -63,7 +56,7 @@ async fn crash_writer_child() {
     // Resume after what an earlier writer committed.
     if let Some(state) = storage.read_chain_state(chain.id()).await.unwrap() {
         while chain.state.next_height < state.next_height {
-            next_certificate(&committee, &mut chain);
+            chain.commit_blocks(&committee, 1).remove(0);
         }
         assert_eq!(chain.state, state, "the recovered state is the fixture's");
     }
@@ -71,7 +64,7 @@ async fn crash_writer_child() {
     let mut stdout = std::io::stdout();
     while chain.state.next_height.0 < MAX_BLOCKS {
         let height = chain.state.next_height.0;
-        let certificate = next_certificate(&committee, &mut chain);
+        let certificate = chain.commit_blocks(&committee, 1).remove(0);
         let mut batch = Batch::new();
         batch.push(Write::Certificate(Box::new(certificate.clone())));
         batch.push(Write::Blob(blob(height)));
@@ -89,25 +82,28 @@ struct Ack {
     hash: String,
 }
 
-fn parse_ack(line: &str) -> Option<Ack> {
-    // The harness may print its own text before ours on the same line.
-    let rest = &line[line.find(ACK)? + ACK.len()..];
-    let mut fields = rest.split_whitespace();
-    let height = fields.next()?.parse().ok()?;
-    let hash = fields.next()?.to_owned();
-    (hash.len() == 64 && fields.next().is_none()).then_some(Ack { height, hash })
+/// An acknowledgement line: `<ACK> <height> <certificate hash>`.
+fn parse_block_ack(line: &str) -> Option<Ack> {
+    let [height, hash] = common::ack_fields(line, ACK)?[..] else {
+        return None;
+    };
+    let height = height.parse().ok()?;
+    (hash.len() == 64).then(|| Ack {
+        height,
+        hash: hash.to_owned(),
+    })
 }
 
 /// Starts a writer on `path`, kills it after [`KILL_AFTER`] acknowledgements, and returns
 /// every acknowledgement it printed before dying.
-fn run_writer_until_killed(path: &std::path::Path) -> Vec<Ack> {
+fn run_block_writer_until_killed(path: &std::path::Path) -> Vec<Ack> {
     let acks = common::run_until_killed(
         "crash_writer_child",
         WRITER_ENV,
         path,
         KILL_AFTER,
         TIMEOUT,
-        parse_ack,
+        parse_block_ack,
     );
     for pair in acks.windows(2) {
         assert_eq!(pair[1].height, pair[0].height + 1, "consecutive heights");
@@ -140,7 +136,7 @@ async fn check_recovered(path: &std::path::Path, acks: &[Ack]) -> u64 {
         .unwrap();
     let mut hashes = Vec::new();
     for (height, found) in certificates.into_iter().enumerate() {
-        let expected = next_certificate(&committee, &mut chain);
+        let expected = chain.commit_blocks(&committee, 1).remove(0);
         let found = found.unwrap_or_else(|| panic!("certificate at height {height} lost"));
         assert_eq!(found, expected, "certificate at height {height}");
         found.check(&committee.committee).unwrap();
@@ -178,7 +174,7 @@ fn crash_loses_no_acknowledged_write() {
     let mut acks: Vec<Ack> = Vec::new();
     let mut recovered = 0;
     for round in 0..ROUNDS {
-        let new = run_writer_until_killed(&path);
+        let new = run_block_writer_until_killed(&path);
         assert!(new.len() >= KILL_AFTER, "round {round}");
         assert_eq!(
             new.first().map(|ack| ack.height),
@@ -198,9 +194,9 @@ fn crash_loses_no_acknowledged_write() {
 fn acks_parse() {
     let hash = "ab".repeat(32);
     assert_eq!(
-        parse_ack(&format!("test crash_writer_child ... {ACK} 7 {hash}")),
+        parse_block_ack(&format!("test crash_writer_child ... {ACK} 7 {hash}")),
         Some(Ack { height: 7, hash })
     );
-    assert_eq!(parse_ack("running 1 test"), None);
-    assert_eq!(parse_ack(&format!("{ACK} 7 abc")), None);
+    assert_eq!(parse_block_ack("running 1 test"), None);
+    assert_eq!(parse_block_ack(&format!("{ACK} 7 abc")), None);
 }

@@ -17,9 +17,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use quorum_core::{
-    BlockHeight, ConfirmedBlockCertificate, CrossChainDelivery, Storage, Timestamp, ValidatorNode,
-};
+use quorum_core::{BlockHeight, CrossChainDelivery, Storage, Timestamp, ValidatorNode};
 use quorum_node::{Genesis, SystemClock, Worker, WorkerConfig};
 use quorum_store_redb::RedbStorage;
 use quorum_testkit::{TestChain, TestCommittee};
@@ -57,10 +55,6 @@ fn genesis(committee: &TestCommittee, chains: &[TestChain]) -> Genesis {
     }
 }
 
-fn next_certificate(committee: &TestCommittee, chain: &mut TestChain) -> ConfirmedBlockCertificate {
-    chain.commit_blocks(committee, 1).remove(0)
-}
-
 /// The writer process. Does nothing unless started by [`group_commit_loses_no_acknowledged_block`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the group commit crash test's writer, started by group_commit_loses_no_acknowledged_block"]
@@ -78,7 +72,7 @@ async fn group_commit_writer_child() {
     for chain in &mut chains {
         let state = storage.read_chain_state(chain.id()).await.unwrap().unwrap();
         while chain.state.next_height < state.next_height {
-            next_certificate(&committee, chain);
+            chain.commit_blocks(&committee, 1).remove(0);
         }
         assert_eq!(chain.state.tip_hash, state.tip_hash, "the recovered tip");
     }
@@ -93,7 +87,7 @@ async fn group_commit_writer_child() {
         // The next block of every chain, handed over at once: they share commits.
         let mut handles = Vec::new();
         for (index, chain) in chains.iter_mut().enumerate() {
-            let certificate = next_certificate(&committee, chain);
+            let certificate = chain.commit_blocks(&committee, 1).remove(0);
             let worker = worker.clone();
             let stdout = stdout.clone();
             handles.push(tokio::spawn(async move {
@@ -123,29 +117,30 @@ struct Ack {
     hash: String,
 }
 
-fn parse_ack(line: &str) -> Option<Ack> {
-    let rest = &line[line.find(ACK)? + ACK.len()..];
-    let mut fields = rest.split_whitespace();
-    let chain = fields.next()?.parse().ok()?;
-    let height = fields.next()?.parse().ok()?;
-    let hash = fields.next()?.to_owned();
-    (chain < CHAINS && hash.len() == 64 && fields.next().is_none()).then_some(Ack {
+/// An acknowledgement line: `<ACK> <chain> <height> <certificate hash>`.
+fn parse_chain_ack(line: &str) -> Option<Ack> {
+    let [chain, height, hash] = common::ack_fields(line, ACK)?[..] else {
+        return None;
+    };
+    let chain = chain.parse().ok()?;
+    let height = height.parse().ok()?;
+    (chain < CHAINS && hash.len() == 64).then(|| Ack {
         chain,
         height,
-        hash,
+        hash: hash.to_owned(),
     })
 }
 
 /// Starts a writer on `path`, kills it after [`KILL_AFTER`] acknowledgements, and returns every
 /// acknowledgement it printed before dying.
-fn run_writer_until_killed(path: &std::path::Path) -> Vec<Ack> {
+fn run_group_writer_until_killed(path: &std::path::Path) -> Vec<Ack> {
     common::run_until_killed(
         "group_commit_writer_child",
         WRITER_ENV,
         path,
         KILL_AFTER,
         TIMEOUT,
-        parse_ack,
+        parse_chain_ack,
     )
 }
 
@@ -166,7 +161,7 @@ async fn check_recovered(path: &std::path::Path, acks: &[Ack]) -> Vec<u64> {
             .unwrap();
         let mut hashes = Vec::new();
         for (height, found) in found.into_iter().enumerate() {
-            let expected = next_certificate(&committee, &mut chain);
+            let expected = chain.commit_blocks(&committee, 1).remove(0);
             let found = found
                 .unwrap_or_else(|| panic!("chain {index}: certificate at height {height} lost"));
             assert_eq!(
@@ -213,7 +208,7 @@ fn group_commit_loses_no_acknowledged_block() {
         .unwrap();
     let mut acks: Vec<Ack> = Vec::new();
     for round in 0..ROUNDS {
-        let new = run_writer_until_killed(&path);
+        let new = run_group_writer_until_killed(&path);
         assert!(new.len() >= KILL_AFTER, "round {round}");
         acks.extend(new);
         let recovered = runtime.block_on(check_recovered(&path, &acks));
@@ -228,7 +223,7 @@ fn group_commit_loses_no_acknowledged_block() {
 fn group_acks_parse() {
     let hash = "ab".repeat(32);
     assert_eq!(
-        parse_ack(&format!(
+        parse_chain_ack(&format!(
             "test group_commit_writer_child ... {ACK} 3 7 {hash}"
         )),
         Some(Ack {
@@ -237,6 +232,6 @@ fn group_acks_parse() {
             hash: hash.clone()
         })
     );
-    assert_eq!(parse_ack(&format!("{ACK} 99 7 {hash}")), None);
-    assert_eq!(parse_ack("running 1 test"), None);
+    assert_eq!(parse_chain_ack(&format!("{ACK} 99 7 {hash}")), None);
+    assert_eq!(parse_chain_ack("running 1 test"), None);
 }

@@ -151,7 +151,7 @@ impl Committee {
 
 /// Runs `quorum ARGS` in `dir` with at most `timeout`; how long it took and its standard
 /// output, or why it failed (never panics, so that a failure during an attack is recorded).
-pub fn run_timed(
+pub fn run_honest(
     dir: &Path,
     args: &[&str],
     timeout: Duration,
@@ -315,7 +315,7 @@ pub fn honest_round(committee: &Committee) -> Result<HonestTimes, (HonestTimes, 
         &budget,
     ];
     let started = Instant::now();
-    let transfer = run_timed(
+    let transfer = run_honest(
         dir,
         &[
             &client[..],
@@ -331,7 +331,7 @@ pub fn honest_round(committee: &Committee) -> Result<HonestTimes, (HonestTimes, 
         Err(error) => return Err((times, (Step::Transfer, error))),
     }
     let started = Instant::now();
-    let info = run_timed(
+    let info = run_honest(
         dir,
         &[&client[..], &["info"]].concat(),
         HONEST_COMMAND_TIMEOUT,
@@ -432,13 +432,4 @@ impl HonestDuring {
 /// Formats bytes as MiB with one decimal.
 pub fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / MIB as f64)
-}
-
-/// Formats a duration in milliseconds (below 10 s) or seconds.
-pub fn ms(duration: Duration) -> String {
-    if duration < Duration::from_secs(10) {
-        format!("{:.0} ms", duration.as_secs_f64() * 1000.0)
-    } else {
-        format!("{:.1} s", duration.as_secs_f64())
-    }
 }

@@ -18,7 +18,7 @@ struct StallFigures {
 /// Announces a frame of 16 MiB − 1 and writes at most `body` bytes of it for as long as
 /// `window` allows (the write waits when the server stops reading); the bytes written and
 /// whether the connection failed.
-async fn partial_frame(
+async fn stalled_frame(
     stream: &mut tokio::net::TcpStream,
     body: usize,
     window: Duration,
@@ -57,7 +57,7 @@ async fn stalled_frames(
     let (streams, _) = connect_many(&sources, target, count, CONNECT_BATCH).await;
     let connected = streams.len();
     let written = join_all(streams.into_iter().map(|mut stream| async move {
-        let (written, failed) = partial_frame(&mut stream, body, STALL_WRITE_WINDOW).await;
+        let (written, failed) = stalled_frame(&mut stream, body, STALL_WRITE_WINDOW).await;
         (stream, written, failed)
     }))
     .await;

@@ -197,3 +197,12 @@ pub fn dev_genesis(dir: &Path, base: u16) {
         ],
     );
 }
+
+/// Formats a duration in milliseconds (below 10 s) or seconds.
+pub fn ms(duration: Duration) -> String {
+    if duration < Duration::from_secs(10) {
+        format!("{:.0} ms", duration.as_secs_f64() * 1000.0)
+    } else {
+        format!("{:.1} s", duration.as_secs_f64())
+    }
+}

@@ -79,3 +79,10 @@ pub fn run_until_killed<T>(
     reader.join().unwrap();
     acks
 }
+
+/// The whitespace-separated fields after `prefix` on an output line of a child (the harness may
+/// print its own text before it on the same line), or `None` if the line has no `prefix`.
+pub fn ack_fields<'a>(line: &'a str, prefix: &str) -> Option<Vec<&'a str>> {
+    let rest = &line[line.find(prefix)? + prefix.len()..];
+    Some(rest.split_whitespace().collect())
+}
