@@ -10,7 +10,6 @@
 //!
 //! Everything panics on failure with a message naming what failed: it is meant for tests.
 
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +23,9 @@ use quorum_updater::{ChainClient, Options, ValidatorSet};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::fixtures::{committee_of, genesis_description, validator_keys, START};
+use crate::fixtures::{
+    committee_of, genesis_description, validator_keys, TestChain, TestCommittee, START,
+};
 use crate::must::must;
 
 mod protocol;
@@ -118,7 +119,10 @@ pub struct TestNetworkBuilder<C> {
     offsets: Vec<i64>,
     bcs: bool,
     config: Box<dyn Fn(WorkerConfig) -> WorkerConfig>,
-    clock: PhantomData<C>,
+    validator_seed: u64,
+    chains_given: Option<Vec<TestChain>>,
+    running: Option<usize>,
+    clock: Option<C>,
 }
 
 impl<C: NetClock> TestNetworkBuilder<C> {
@@ -131,6 +135,33 @@ impl<C: NetClock> TestNetworkBuilder<C> {
     /// `count` genesis chains (default 2); chain 0 is the admin chain.
     pub fn chains(mut self, count: u32) -> Self {
         self.chains = count;
+        self
+    }
+
+    /// The genesis chains are `chains` (their descriptions and owners) instead of `count`
+    /// chains described by the builder; chain 0 is the admin chain.
+    pub fn genesis_chains(mut self, chains: &[TestChain]) -> Self {
+        self.chains_given = Some(chains.to_vec());
+        self
+    }
+
+    /// Validator keys drawn from `seed` (default [`VALIDATOR_SEED`]), as
+    /// [`TestCommittee::new`] draws them.
+    pub fn validator_seed(mut self, seed: u64) -> Self {
+        self.validator_seed = seed;
+        self
+    }
+
+    /// Runs a Worker for the first `count` validators of the committee only (default all): the
+    /// others exist as keys, e.g. to sign certificates with [`TestNetwork::test_committee`].
+    pub fn running(mut self, count: usize) -> Self {
+        self.running = Some(count);
+        self
+    }
+
+    /// Every Worker reads `clock` (shared with whoever holds a copy) instead of a new one.
+    pub fn clock(mut self, clock: C) -> Self {
+        self.clock = Some(clock);
         self
     }
 
@@ -172,26 +203,34 @@ impl<C: NetClock> TestNetworkBuilder<C> {
 
     /// The network, its clocks starting at [`START`].
     pub async fn build(self) -> TestNetwork<C> {
-        let secrets = validator_keys(self.validators, VALIDATOR_SEED);
-        let mut rng = ChaCha8Rng::seed_from_u64(OWNER_SEED);
-        let owners: Vec<_> = (0..self.chains)
-            .map(|_| AccountSecretKey::generate(&mut rng))
-            .collect();
+        let secrets = validator_keys(self.validators, self.validator_seed);
         let committee = committee_of(&secrets);
-        let descriptions: Vec<_> = owners
-            .iter()
-            .zip(0..)
-            .map(|(owner, index)| (self.describe)(index, owner))
-            .collect();
+        let (owners, descriptions): (Vec<_>, Vec<_>) = match &self.chains_given {
+            Some(chains) => chains
+                .iter()
+                .map(|chain| (chain.owner.clone(), chain.description.clone()))
+                .unzip(),
+            None => {
+                let mut rng = ChaCha8Rng::seed_from_u64(OWNER_SEED);
+                (0..self.chains)
+                    .map(|index| {
+                        let owner = AccountSecretKey::generate(&mut rng);
+                        let description = (self.describe)(index, &owner);
+                        (owner, description)
+                    })
+                    .unzip()
+            }
+        };
         let genesis = Genesis {
             committee: committee.clone(),
             chains: descriptions.clone(),
         };
-        let clock = C::starting_at(START);
+        let clock = self.clock.unwrap_or_else(|| C::starting_at(START));
         let validators = ValidatorSet::new();
         let mut workers = Vec::new();
         let mut nodes = Vec::new();
-        for (index, secret) in secrets.iter().enumerate() {
+        let running = self.running.unwrap_or(secrets.len());
+        for (index, secret) in secrets.iter().enumerate().take(running) {
             let offset = self.offsets.get(index).copied().unwrap_or(0);
             let worker = new_worker(
                 &genesis,
@@ -253,7 +292,7 @@ pub struct TestNetwork<C> {
     pub clock: C,
     /// Validator keys, in committee order.
     pub secrets: Vec<ValidatorSecretKey>,
-    /// One Worker per validator, called directly by the `protocol.rs` methods.
+    /// One Worker per running validator, called directly by the `protocol.rs` methods.
     pub workers: Vec<Arc<Worker<MemoryStorage>>>,
     /// One [`MemoryNode`] per validator in front of its Worker (seeded with its index); they
     /// share their faults and call counts with [`TestNetwork::validators`].
@@ -282,7 +321,10 @@ impl<C: NetClock> TestNetwork<C> {
             offsets: Vec::new(),
             bcs: true,
             config: Box::new(|config| config),
-            clock: PhantomData,
+            validator_seed: VALIDATOR_SEED,
+            chains_given: None,
+            running: None,
+            clock: None,
         }
     }
 
@@ -295,6 +337,14 @@ impl<C: NetClock> TestNetwork<C> {
             .fast(fast)
             .build()
             .await
+    }
+
+    /// The committee with its keys, able to certify any value.
+    pub fn test_committee(&self) -> TestCommittee {
+        TestCommittee {
+            committee: self.committee.clone(),
+            keys: self.secrets.clone(),
+        }
     }
 
     /// The admin chain.

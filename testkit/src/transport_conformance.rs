@@ -40,10 +40,11 @@ use quorum_core::{
 };
 use tokio::task::JoinSet;
 
-use quorum_node::{Clock, Genesis, ManualClock, MemoryStorage, Worker, WorkerConfig};
+use quorum_node::{Clock, ManualClock, MemoryStorage, Worker};
 
 use crate::fixtures::{TestChain, TestCommittee, START};
 use crate::must::{must, some};
+use crate::net::TestNet;
 
 /// Seed of the suite's committee and chains.
 pub const SEED: u64 = 0x7472_616e_7370; // "transp"
@@ -100,35 +101,23 @@ pub struct TestValidator {
 impl TestValidator {
     /// A validator whose Worker reads `clock` (shared by clones of the clock). Deterministic.
     pub async fn new(clock: ManualClock) -> Self {
-        let committee = TestCommittee::new(COMMITTEE_SIZE, SEED);
         let chains: Vec<TestChain> = (0..CHAINS)
             .map(|index| {
                 let index = must(u32::try_from(index), "chain index");
                 TestChain::new(index, SEED.wrapping_add(u64::from(index)))
             })
             .collect();
-        let genesis = Genesis {
-            committee: committee.committee.clone(),
-            chains: chains
-                .iter()
-                .map(|chain| chain.description.clone())
-                .collect(),
-        };
-        let storage = MemoryStorage::new();
-        let admin = must(
-            genesis.initialize(&storage, clock.now()).await,
-            "initializing the genesis",
-        );
-        let key = some(committee.keys.first().cloned(), "the validator's key");
-        let worker = Worker::new(
-            storage,
-            Some(key),
-            Arc::new(clock.clone()),
-            WorkerConfig::new(admin),
-        );
+        let net = TestNet::builder()
+            .validators(COMMITTEE_SIZE)
+            .validator_seed(SEED)
+            .genesis_chains(&chains)
+            .running(1)
+            .clock(clock.clone())
+            .build()
+            .await;
         TestValidator {
-            worker: Arc::new(worker),
-            committee,
+            worker: net.workers[0].clone(),
+            committee: net.test_committee(),
             chains,
             clock,
         }
