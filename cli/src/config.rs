@@ -13,7 +13,7 @@
 //! # metrics = "127.0.0.1:9300"
 //!
 //! [limits]
-//! max_frame_bytes = 16777216
+//! # max_frame_bytes = 16777216   (default: the frame the protocol limits need)
 //! max_in_flight_per_connection = 256
 //! idle_timeout_secs = 600
 //! max_blob_bytes = 4194304
@@ -34,13 +34,13 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use quorum_node::worker::{DEFAULT_MAX_BLOB_BYTES, DEFAULT_MAX_UPLOADED_BLOBS};
+use quorum_core::Limits as ProtocolLimits;
+use quorum_node::worker::DEFAULT_MAX_UPLOADED_BLOBS;
 use quorum_node::WorkerConfig;
 use quorum_transport_tcp::{
     ServerConfig, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
-    DEFAULT_MAX_FRAME_LENGTH, DEFAULT_MAX_HANDLERS, DEFAULT_MAX_HANDLERS_PER_IP,
-    DEFAULT_MAX_IN_FLIGHT, DEFAULT_PEER_BUDGET, DEFAULT_RECEIVE_BUDGET,
-    DEFAULT_RECEIVE_SHARE_PER_IP, MAX_FRAME_LENGTH_LIMIT,
+    DEFAULT_MAX_HANDLERS, DEFAULT_MAX_HANDLERS_PER_IP, DEFAULT_MAX_IN_FLIGHT, DEFAULT_PEER_BUDGET,
+    DEFAULT_RECEIVE_BUDGET, DEFAULT_RECEIVE_SHARE_PER_IP, MAX_FRAME_LENGTH_LIMIT,
 };
 
 use crate::error::CliError;
@@ -59,7 +59,9 @@ const HEADER: &str = "\
 #             group or others can read)
 #   genesis   the committee's genesis, the same file on every machine
 #   metrics   optional address for a metrics endpoint (host:port)
-#   [limits]  sizes in bytes, times in seconds (idle_timeout_secs = 0: never close idle)
+#   [limits]  sizes in bytes, times in seconds (idle_timeout_secs = 0: never close idle);
+#             max_frame_bytes, when absent, is what the protocol limits need (twice the
+#             larger of max_blob_bytes and the 8 MiB download budget: 16 MiB by default)
 ";
 
 /// One validator's configuration, as written in its TOML file.
@@ -87,18 +89,27 @@ fn default_genesis() -> PathBuf {
     PathBuf::from(GENESIS_FILE)
 }
 
-/// A validator's resource limits, with the defaults of the transport and the Worker.
+/// A validator's `[limits]`: the protocol bound an operator may set
+/// ([`max_blob_bytes`](Self::max_blob_bytes), which every validator of the committee must
+/// share; the others are [`quorum_core::Limits::DEFAULT`]'s, see [`Limits::protocol`]), and
+/// this node's own transport and memory budgets, with the defaults of the transport and the
+/// Worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Largest request or response frame, in bytes (default 16 MiB).
-    pub max_frame_bytes: usize,
+    /// Largest request or response frame, in bytes. When absent (the default), the frame the
+    /// protocol limits need ([`quorum_core::Limits::max_frame_length`], 16 MiB by default); a
+    /// value below that is refused, as this validator could not carry every message the
+    /// protocol allows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_frame_bytes: Option<usize>,
     /// Requests of one connection handled at once (default 256).
     pub max_in_flight_per_connection: usize,
     /// Seconds a connection with nothing in flight is kept open; 0 keeps it forever (default
     /// 600).
     pub idle_timeout_secs: u64,
-    /// Largest blob accepted, in bytes (default 4 MiB).
+    /// Largest blob accepted, in bytes (default 4 MiB): the protocol's
+    /// [`quorum_core::Limits::max_blob_bytes`], the same on every validator of the committee.
     pub max_blob_bytes: usize,
     /// Most uploaded blobs held until a certificate uses them (default 1,024).
     pub max_uploaded_blobs: usize,
@@ -124,10 +135,10 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_frame_bytes: DEFAULT_MAX_FRAME_LENGTH,
+            max_frame_bytes: None,
             max_in_flight_per_connection: DEFAULT_MAX_IN_FLIGHT,
             idle_timeout_secs: DEFAULT_IDLE_TIMEOUT.as_secs(),
-            max_blob_bytes: DEFAULT_MAX_BLOB_BYTES,
+            max_blob_bytes: ProtocolLimits::DEFAULT.max_blob_bytes,
             max_uploaded_blobs: DEFAULT_MAX_UPLOADED_BLOBS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
@@ -141,10 +152,26 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The protocol's bounds these limits give: [`max_blob_bytes`](Self::max_blob_bytes), the
+    /// rest at [`quorum_core::Limits::DEFAULT`].
+    pub fn protocol(&self) -> ProtocolLimits {
+        ProtocolLimits {
+            max_blob_bytes: self.max_blob_bytes,
+            ..ProtocolLimits::DEFAULT
+        }
+    }
+
+    /// The largest frame body, in bytes: [`max_frame_bytes`](Self::max_frame_bytes) if set,
+    /// else what [`protocol`](Self::protocol) needs.
+    pub fn max_frame_length(&self) -> usize {
+        self.max_frame_bytes
+            .unwrap_or_else(|| self.protocol().max_frame_length())
+    }
+
     /// The server settings these limits give (other settings at their defaults).
     pub fn server_config(&self) -> ServerConfig {
         ServerConfig {
-            max_frame_length: self.max_frame_bytes,
+            max_frame_length: self.max_frame_length(),
             max_in_flight: self.max_in_flight_per_connection,
             idle_timeout: (self.idle_timeout_secs > 0)
                 .then(|| Duration::from_secs(self.idle_timeout_secs)),
@@ -159,10 +186,11 @@ impl Limits {
         }
     }
 
-    /// `config` with these limits applied.
+    /// `config` with these limits applied: the [`protocol`](Self::protocol) bounds and the
+    /// Worker's own budget of uploaded blobs.
     pub fn apply(&self, config: WorkerConfig) -> WorkerConfig {
         WorkerConfig {
-            max_blob_bytes: self.max_blob_bytes,
+            limits: self.protocol(),
             max_uploaded_blobs: self.max_uploaded_blobs,
             ..config
         }
@@ -171,7 +199,7 @@ impl Limits {
     /// Checks every limit is in range; `path` names the file in errors.
     pub fn validate(&self, path: &Path) -> Result<(), CliError> {
         for (field, value) in [
-            ("max_frame_bytes", self.max_frame_bytes),
+            ("max_frame_bytes", self.max_frame_bytes.unwrap_or(1)),
             (
                 "max_in_flight_per_connection",
                 self.max_in_flight_per_connection,
@@ -186,11 +214,31 @@ impl Limits {
                 });
             }
         }
-        if self.max_frame_bytes > MAX_FRAME_LENGTH_LIMIT {
-            return Err(CliError::LimitTooLarge {
+        let protocol = self.protocol();
+        protocol
+            .validate()
+            .map_err(|source| CliError::ProtocolLimits {
                 path: path.to_owned(),
-                field: "max_frame_bytes",
-                max: MAX_FRAME_LENGTH_LIMIT as u64,
+                source,
+            })?;
+        let too_large = |field, max: usize| CliError::LimitTooLarge {
+            path: path.to_owned(),
+            field,
+            max: max as u64,
+        };
+        // The frame the blob bound needs must fit a frame's length prefix too.
+        let needed = protocol.max_frame_length();
+        if needed > MAX_FRAME_LENGTH_LIMIT {
+            let max = MAX_FRAME_LENGTH_LIMIT / ProtocolLimits::FRAME_HEADROOM;
+            return Err(too_large("max_blob_bytes", max));
+        }
+        if self.max_frame_length() > MAX_FRAME_LENGTH_LIMIT {
+            return Err(too_large("max_frame_bytes", MAX_FRAME_LENGTH_LIMIT));
+        }
+        if self.max_frame_length() < needed {
+            return Err(CliError::FrameTooSmall {
+                path: path.to_owned(),
+                min: needed,
             });
         }
         // The transport's own checks, for whatever the ones above do not cover.
@@ -268,7 +316,7 @@ mod tests {
             genesis: "genesis.bcs".into(),
             metrics: Some("127.0.0.1:9300".parse().unwrap()),
             limits: Limits {
-                max_frame_bytes: 1 << 20,
+                max_frame_bytes: Some(32 << 20),
                 max_connections_per_ip: 8,
                 peer_budget_bytes: 8 << 20,
                 ..Limits::default()
@@ -324,6 +372,8 @@ mod tests {
             ("listen = \"x\"\nstorage = \"s\"\nkey_file = \"k\"\n[limits]\nmax_blob_bytes = 0\n", "max_blob_bytes"),
             ("listen = \"x\"\nstorage = \"s\"\nkey_file = \"k\"\n[limits]\nmax_frame_bytes = 0\n", "max_frame_bytes"),
             ("listen = \"x\"\nstorage = \"s\"\nkey_file = \"k\"\n[limits]\nmax_frame_bytes = 1099511627776\n", "max_frame_bytes"),
+            ("listen = \"x\"\nstorage = \"s\"\nkey_file = \"k\"\n[limits]\nmax_frame_bytes = 1048576\n", "max_frame_bytes must be at least 16777216"),
+            ("listen = \"x\"\nstorage = \"s\"\nkey_file = \"k\"\n[limits]\nmax_blob_bytes = 4294967296\n", "max_blob_bytes"),
         ];
         for (text, needle) in cases {
             std::fs::write(&path, text).unwrap();
@@ -331,5 +381,32 @@ mod tests {
             assert!(error.contains("bad.toml"), "{error}");
             assert!(error.contains(needle), "{needle}: {error}");
         }
+    }
+
+    #[test]
+    fn the_frame_is_derived_from_the_protocol_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("validator.toml");
+        let base = "listen = \"127.0.0.1:1\"\nstorage = \"v.redb\"\nkey_file = \"v.key\"\n";
+        // Written by an earlier version: every field, the frame at its old default.
+        let old = "[limits]\nmax_frame_bytes = 16777216\nmax_blob_bytes = 4194304\n";
+        std::fs::write(&path, format!("{base}{old}")).unwrap();
+        let limits = ValidatorConfig::load(&path).unwrap().limits;
+        assert_eq!(limits.max_frame_length(), 16 << 20);
+        assert_eq!(limits.protocol(), ProtocolLimits::DEFAULT);
+
+        // Left out: what the protocol limits need, following a larger blob bound.
+        let larger = "[limits]\nmax_blob_bytes = 33554432\n";
+        std::fs::write(&path, format!("{base}{larger}")).unwrap();
+        let limits = ValidatorConfig::load(&path).unwrap().limits;
+        assert_eq!(limits.max_frame_bytes, None);
+        assert_eq!(limits.protocol().max_blob_bytes, 32 << 20);
+        assert_eq!(limits.server_config().max_frame_length, 64 << 20);
+        let worker = limits.apply(WorkerConfig::new(quorum_core::ChainId(
+            quorum_core::CryptoHash([0; 32]),
+        )));
+        assert_eq!(worker.limits, limits.protocol());
+        let written = toml::to_string(&Limits::default()).unwrap();
+        assert!(!written.contains("max_frame_bytes"), "{written}");
     }
 }

@@ -125,6 +125,26 @@ pub enum CliError {
         /// The largest value allowed.
         max: u64,
     },
+    /// `max_frame_bytes` is below the frame the protocol limits need.
+    #[error(
+        "{path}: [limits] max_frame_bytes must be at least {min}, the largest frame the protocol \
+         limits need (twice the larger of max_blob_bytes and the download budget); leave it out \
+         to use that"
+    )]
+    FrameTooSmall {
+        /// The configuration file.
+        path: PathBuf,
+        /// The frame the protocol limits need, in bytes.
+        min: usize,
+    },
+    /// The protocol limits of a configuration file are not consistent.
+    #[error("{path}: invalid [limits]: {source}")]
+    ProtocolLimits {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is inconsistent.
+        source: quorum_core::LimitsError,
+    },
     /// The transport limits of a configuration file are out of range.
     #[error("{path}: invalid [limits]: {source}")]
     TransportLimits {

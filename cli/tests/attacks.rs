@@ -47,23 +47,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use quorum_core::committee::MAX_COMMITTEE_MEMBERS;
 use quorum_core::{
     Blob, Block, BlockHeight, BlockProposal, CommitteeError, EncodedCommittee, Epoch,
-    ExecutionError, NodeError, Operation, Timestamp,
+    ExecutionError, Limits, NodeError, Operation, Timestamp,
 };
 use quorum_transport_tcp::{
     Envelope, FrameCodec, Request, Response, DEFAULT_FIRST_FRAME_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_FRAME_LENGTH, DEFAULT_SERVER_FRAME_READ_TIMEOUT,
-    LENGTH_PREFIX_LEN,
+    DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_SERVER_FRAME_READ_TIMEOUT, LENGTH_PREFIX_LEN,
 };
 
 use attack_kit::{
     attacker_addresses, closed_by_server, connect_from, connect_many, cpu_time, encode_request,
     honest_baseline, honest_round, join_all, many_attacker_addresses, mib, open_file_limit,
     query_chain, rss_bytes, socket_count, stopped, write_within, Attacker, Committee, HonestDuring,
-    HonestTimes, ProcessSampler, Step, Stop, CLIENT_REQUEST_TIMEOUT, CLIENT_UPDATE_BUDGET, MIB,
-    PROBE_TIMEOUT,
+    HonestTimes, ProcessSampler, Step, Stop, CLIENT_REQUEST_TIMEOUT, CLIENT_UPDATE_BUDGET,
+    MAX_FRAME_LENGTH, MIB, PROBE_TIMEOUT,
 };
 use common::ms;
 
@@ -153,7 +151,7 @@ const PIPELINE_CONNECTIONS: usize = 10;
 const PIPELINE_HOLD: Duration = Duration::from_secs(5);
 /// Heights asked for in one download (all of them height 0: the largest answer a small
 /// request gets).
-const PIPELINE_HEIGHTS: usize = quorum_core::node::MAX_CERTIFICATES_PER_BATCH;
+const PIPELINE_HEIGHTS: usize = Limits::DEFAULT.max_certificates_per_batch;
 
 /// Big proposals: connections sending at once, and frames each sends.
 const PROPOSAL_CONNECTIONS: usize = 4;

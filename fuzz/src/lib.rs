@@ -27,15 +27,15 @@
 use std::fmt::Debug;
 
 use bytes::BytesMut;
-use quorum_transport_tcp::{
-    Envelope, FrameCodec, TransportError, DEFAULT_MAX_FRAME_LENGTH, LENGTH_PREFIX_LEN,
-};
+use quorum_core::Limits;
+use quorum_transport_tcp::{Envelope, FrameCodec, TransportError, LENGTH_PREFIX_LEN};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio_util::codec::Decoder;
 
-/// Largest frame body the decoders accept, in bytes: the servers' and clients' default.
-pub const MAX_FRAME_BYTES: usize = DEFAULT_MAX_FRAME_LENGTH;
+/// Largest frame body the decoders accept, in bytes: the servers' and clients' default, the
+/// frame the protocol's default limits derive.
+pub const MAX_FRAME_BYTES: usize = Limits::DEFAULT.max_frame_length();
 
 /// Smallest frame that can carry an envelope, in bytes: the length prefix, the 8-byte request
 /// id and a one-byte variant index.

@@ -249,7 +249,7 @@ impl<S: Storage + 'static> Worker<S> {
     }
 
     fn check_blob_size(&self, blob: &Blob) -> Result<(), NodeError> {
-        if blob.content.len() > self.config.max_blob_bytes {
+        if blob.content.len() > self.config.limits.max_blob_bytes {
             return Err(NodeError::LimitExceeded(Limit::BlobSize));
         }
         Ok(())

@@ -1,27 +1,28 @@
 //! The bounds of the reference validator against what a peer sends (DESIGN §4.5.2, §6.1):
 //! committees inside blocks decoded only at execution and capped, blob memory bounded in bytes
-//! and time, downloads stopped at a byte budget.
+//! and time, downloads stopped at a byte budget, the protocol's `Limits` taken from the
+//! Worker's configuration.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use quorum_core::{
-    Blob, BlockHeight, CrossChainDelivery, NodeError, Operation, Round, TimeDelta, ValidatorNode,
-    ValidatorSecretKey,
+    Blob, BlockHeight, CrossChainDelivery, ExecutionError, Limit, Limits, NodeError, Operation,
+    Round, TimeDelta, ValidatorNode, ValidatorSecretKey,
 };
 use quorum_testkit::TestNet as Net;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// A committee inside a block travels as bytes: a proposal naming more members than
-/// `MAX_COMMITTEE_MEMBERS` is refused when executed, before any key is decoded, and leaves no
-/// trace in the chain's state; a block may create one committee only.
+/// `Limits::max_committee_members` is refused when executed, before any key is decoded, and
+/// leaves no trace in the chain's state; a block may create one committee only.
 #[tokio::test]
 async fn oversized_or_repeated_committees_are_refused_at_execution() {
-    use quorum_core::committee::MAX_COMMITTEE_MEMBERS;
+    const MAX_MEMBERS: usize = quorum_core::Limits::DEFAULT.max_committee_members;
     use quorum_core::{CommitteeError, EncodedCommittee, ExecutionError};
 
     let net = Net::new(4, 2, false).await;
     let mut rng = ChaCha8Rng::seed_from_u64(99);
-    let members: std::collections::BTreeMap<_, _> = (0..=MAX_COMMITTEE_MEMBERS)
+    let members: std::collections::BTreeMap<_, _> = (0..=MAX_MEMBERS)
         .map(|_| {
             let info = quorum_core::ValidatorInfo {
                 votes: 1,
@@ -36,8 +37,8 @@ async fn oversized_or_repeated_committees_are_refused_at_execution() {
     assert_eq!(
         bomb.decode(),
         Err(CommitteeError::TooManyMembers {
-            members: MAX_COMMITTEE_MEMBERS + 1,
-            max: MAX_COMMITTEE_MEMBERS
+            members: MAX_MEMBERS + 1,
+            max: MAX_MEMBERS
         })
     );
     let block = net.block(0, vec![Operation::CreateCommittee(bomb)]).await;
@@ -47,8 +48,8 @@ async fn oversized_or_repeated_committees_are_refused_at_execution() {
         answer.unwrap_err(),
         NodeError::Execution(ExecutionError::InvalidCommittee(
             CommitteeError::TooManyMembers {
-                members: MAX_COMMITTEE_MEMBERS + 1,
-                max: MAX_COMMITTEE_MEMBERS
+                members: MAX_MEMBERS + 1,
+                max: MAX_MEMBERS
             }
         ))
     );
@@ -142,7 +143,7 @@ async fn downloads_stop_at_the_byte_budget() {
     for (budget, expected) in [(1, 1), (size * 2 + size / 2, 2), (size * 10, 4)] {
         let worker = net
             .new_worker_with(Some(net.secrets[0].clone()), |config| {
-                config.max_download_bytes = budget
+                config.limits.max_download_bytes = budget
             })
             .await;
         worker
@@ -155,4 +156,52 @@ async fn downloads_stop_at_the_byte_budget() {
             .unwrap();
         assert_eq!(got, certificates[..expected].to_vec(), "budget {budget}");
     }
+}
+
+/// The Worker applies the protocol's limits of its configuration: to blocks it executes, blobs,
+/// batches and queries.
+#[tokio::test]
+async fn the_configured_limits_are_the_ones_enforced() {
+    let net = Net::new(4, 2, false).await;
+    let limits = Limits {
+        max_operations_per_block: 1,
+        max_blob_bytes: 100,
+        max_certificates_per_batch: 2,
+        ..Limits::DEFAULT
+    };
+    let worker = net
+        .new_worker_with(Some(net.secrets[0].clone()), move |config| {
+            config.limits = limits
+        })
+        .await;
+    let transfer = Operation::Transfer {
+        recipient: net.chains[0],
+        amount: 1,
+    };
+    let block = net.block(1, vec![transfer.clone(), transfer]).await;
+    let proposal = net.proposal(1, block, Round::MultiLeader(0));
+    assert_eq!(
+        worker.handle_block_proposal(proposal).await.unwrap_err(),
+        NodeError::Execution(ExecutionError::TooLarge(Limit::Operations))
+    );
+    assert_eq!(
+        worker
+            .handle_pending_blob(net.chains[1], Blob::data(vec![1; 101]))
+            .await
+            .unwrap_err(),
+        NodeError::LimitExceeded(Limit::BlobSize)
+    );
+    let ids = (0..3u8).map(|n| Blob::data(vec![n]).id()).collect();
+    assert_eq!(
+        worker.missing_blob_ids(ids).await.unwrap_err(),
+        NodeError::LimitExceeded(Limit::BatchSize)
+    );
+    let heights = vec![BlockHeight(0); 3];
+    assert_eq!(
+        worker
+            .download_certificates_by_heights(net.chains[1], heights)
+            .await
+            .unwrap_err(),
+        NodeError::LimitExceeded(Limit::BatchSize)
+    );
 }

@@ -16,14 +16,8 @@ use crate::data::{
 };
 use crate::error::{ExecutionError, Limit, NodeError};
 use crate::hash::{BcsHashable, CryptoHash};
+use crate::limits::Limits;
 use crate::manager::ChainManager;
-
-/// Most operations one block may carry.
-pub const MAX_OPERATIONS_PER_BLOCK: usize = 1_000;
-/// Most incoming bundles one block may consume.
-pub const MAX_INCOMING_BUNDLES_PER_BLOCK: usize = 1_000;
-/// Largest event payload, in bytes.
-pub const MAX_EVENT_PAYLOAD_BYTES: usize = 64 * 1024;
 
 /// Bundles received from one origin chain and not consumed yet.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,6 +166,9 @@ pub struct ExecutionInputs {
     pub blobs: BTreeMap<BlobId, Blob>,
     /// Events available to the block, by id.
     pub events: BTreeMap<EventId, Vec<u8>>,
+    /// The protocol's bounds the block must respect (operations, incoming bundles, event
+    /// payloads); [`Limits::DEFAULT`] by default.
+    pub limits: Limits,
 }
 
 /// Everything executing a block produced, for the node to persist.
@@ -220,10 +217,11 @@ pub fn execute_block(
     if !description.owners.contains_key(&block.authenticated_owner) {
         return Err(NodeError::UnauthorizedOwner);
     }
-    if block.operations.len() > MAX_OPERATIONS_PER_BLOCK {
+    let limits = &inputs.limits;
+    if block.operations.len() > limits.max_operations_per_block {
         return Err(ExecutionError::TooLarge(Limit::Operations).into());
     }
-    if block.incoming_bundles.len() > MAX_INCOMING_BUNDLES_PER_BLOCK {
+    if block.incoming_bundles.len() > limits.max_incoming_bundles_per_block {
         return Err(ExecutionError::TooLarge(Limit::IncomingBundles).into());
     }
 
@@ -306,7 +304,7 @@ pub fn execute_block(
                 if stream.is_system() {
                     return Err(ExecutionError::SystemStream(stream.clone()).into());
                 }
-                if payload.len() > MAX_EVENT_PAYLOAD_BYTES {
+                if payload.len() > limits.max_event_payload_bytes {
                     return Err(ExecutionError::TooLarge(Limit::EventSize).into());
                 }
                 let index = emit(&mut next, stream)?;

@@ -9,14 +9,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::crypto::{CryptoError, PreparedKey, ValidatorPublicKey};
 use crate::hash::BcsHashable;
+use crate::limits::Limits;
 
 mod encoded;
 
 pub use encoded::EncodedCommittee;
 
-/// Most members of a committee (zero-weight ones included). Decoding a member's key costs tens
-/// of microseconds, so this bounds what building one committee can cost (about 50 ms).
-pub const MAX_COMMITTEE_MEMBERS: usize = 1_024;
+/// Most members of a committee: [`Limits::max_committee_members`], fixed at its default
+/// because committees are checked where no `Limits` is at hand (serde decoding).
+const MAX_MEMBERS: usize = Limits::DEFAULT.max_committee_members;
 
 /// A reconfiguration epoch: the index of the committee in force.
 #[derive(
@@ -58,7 +59,7 @@ pub enum CommitteeError {
     /// No validator has a non-zero weight.
     #[error("committee has no weight")]
     NoWeight,
-    /// More members than [`MAX_COMMITTEE_MEMBERS`].
+    /// More members than [`Limits::max_committee_members`].
     #[error("committee of {members} members exceeds the maximum of {max}")]
     TooManyMembers {
         /// Members given.
@@ -129,16 +130,16 @@ pub fn thresholds(total_votes: u64) -> (u64, u64) {
 }
 
 impl Committee {
-    /// Builds a committee, checking that it has at most [`MAX_COMMITTEE_MEMBERS`] members, that
-    /// the total weight fits and is non-zero and that every key is strong (prime order,
-    /// canonical).
+    /// Builds a committee, checking that it has at most [`Limits::max_committee_members`] (of
+    /// [`Limits::DEFAULT`]) members, that the total weight fits and is non-zero and that every
+    /// key is strong (prime order, canonical).
     pub fn new(
         validators: BTreeMap<ValidatorPublicKey, ValidatorInfo>,
     ) -> Result<Self, CommitteeError> {
-        if validators.len() > MAX_COMMITTEE_MEMBERS {
+        if validators.len() > MAX_MEMBERS {
             return Err(CommitteeError::TooManyMembers {
                 members: validators.len(),
-                max: MAX_COMMITTEE_MEMBERS,
+                max: MAX_MEMBERS,
             });
         }
         let mut total: u64 = 0;

@@ -13,9 +13,6 @@ use crate::hash::{BcsHashable, CryptoHash};
 use crate::round::Round;
 use crate::vote::LiteVote;
 
-/// Most certificate hashes one query may ask for.
-pub const MAX_CERTIFICATE_HASHES_PER_QUERY: u64 = 1_000;
-
 /// Whether a confirmed certificate's messages must reach their recipients' inboxes before the
 /// node answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -37,8 +34,8 @@ pub struct ChainInfoQuery {
     pub request_manager_values: bool,
     /// Ask for a timeout vote for this height and round (given only past the round's deadline).
     pub request_timeout: Option<(BlockHeight, Round)>,
-    /// Ask for the hashes of the certificates at heights `start..end` (at most
-    /// [`MAX_CERTIFICATE_HASHES_PER_QUERY`]).
+    /// Ask for the hashes of the certificates at heights `start..end` (at most the
+    /// [`Limits`](crate::Limits)' `max_certificate_hashes_per_query`).
     pub request_certificate_hashes: Option<(BlockHeight, BlockHeight)>,
 }
 

@@ -13,6 +13,7 @@
 //! * [`chain`] and [`manager`]: the pure chain rules (execution, inboxes) and per-chain
 //!   consensus (rounds, locks, timeouts) that the validator applies.
 //! * [`error`]: [`NodeError`], what validators answer instead of a result.
+//! * [`limits`]: [`Limits`], every bound of the protocol, and the frame length derived from it.
 //! * [`node`] and [`storage`]: the two plug-in traits, [`ValidatorNode`] and [`Storage`].
 
 #![no_std]
@@ -33,6 +34,7 @@ pub mod encoding;
 pub mod error;
 pub mod hash;
 pub mod info;
+pub mod limits;
 pub mod manager;
 pub mod node;
 pub mod protocol;
@@ -61,6 +63,7 @@ pub use data::{
 pub use error::{ExecutionError, Limit, NodeError, TransportErrorKind, Violation};
 pub use hash::{BcsHashable, CryptoHash, Hashed};
 pub use info::{BatchOutcome, ChainInfo, ChainInfoQuery, ChainInfoResponse, CrossChainDelivery};
+pub use limits::{Limits, LimitsError};
 pub use node::ValidatorNode;
 pub use round::Round;
 pub use storage::{Batch, Storage, StorageError, Write};

@@ -12,9 +12,6 @@ use crate::error::NodeError;
 use crate::hash::CryptoHash;
 use crate::info::{BatchOutcome, ChainInfoQuery, ChainInfoResponse, CrossChainDelivery};
 
-/// Most certificates one `handle_confirmed_certificates` batch or one download may carry.
-pub const MAX_CERTIFICATES_PER_BATCH: usize = 1_000;
-
 /// One validator, as a client sees it. Implemented by the Worker (in process) and by every
 /// transport's client. Object safe: use it as `dyn ValidatorNode`.
 #[async_trait::async_trait]
@@ -52,7 +49,8 @@ pub trait ValidatorNode: Send + Sync {
         certificate: TimeoutCertificate,
     ) -> Result<ChainInfoResponse, NodeError>;
 
-    /// Sends confirmed certificates of one chain in height order; they are processed in order
+    /// Sends confirmed certificates of one chain in height order (at most the
+    /// [`Limits`](crate::Limits)' `max_certificates_per_batch`); they are processed in order
     /// and the batch stops at the first error, saying how far it got.
     async fn handle_confirmed_certificates(
         &self,
@@ -89,7 +87,7 @@ pub trait ValidatorNode: Send + Sync {
     ) -> Result<ConfirmedBlockCertificate, NodeError>;
 
     /// Downloads a chain's confirmed certificates at the given heights (those it has, in the
-    /// order asked, at most [`MAX_CERTIFICATES_PER_BATCH`]).
+    /// order asked, at most the [`Limits`](crate::Limits)' `max_certificates_per_batch`).
     async fn download_certificates_by_heights(
         &self,
         chain_id: ChainId,

@@ -30,13 +30,12 @@ use std::future::Future;
 use std::sync::Arc;
 
 use quorum_core::block::epoch_event_id;
-use quorum_core::node::MAX_CERTIFICATES_PER_BATCH;
 use quorum_core::{
     BatchOutcome, Blob, BlobId, Block, BlockHeight, BlockProposal, BlockValue, Certificate,
     CertificateError, ChainId, ChainInfoQuery, ChainInfoResponse, ConfirmedBlock,
     ConfirmedBlockCertificate, CrossChainDelivery, CryptoHash, Epoch, ExecutionError,
-    IncomingBundle, Limit, LiteVote, Message, NodeError, Operation, Round, Signature, TimeDelta,
-    Timeout, ValidatedBlock, ValidatorNode, ValidatorPublicKey, Violation, VoteKind,
+    IncomingBundle, Limit, Limits, LiteVote, Message, NodeError, Operation, Round, Signature,
+    TimeDelta, Timeout, ValidatedBlock, ValidatorNode, ValidatorPublicKey, Violation, VoteKind,
 };
 use tokio::task::JoinSet;
 

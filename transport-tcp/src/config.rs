@@ -2,14 +2,18 @@
 //!
 //! Both structs have public fields and a [`Default`]: start from the default and override what
 //! you need, e.g. `ClientConfig { request_timeout: Duration::from_secs(2), ..Default::default() }`.
-//! Values are checked when a client or server is created.
+//! Values are checked when a client or server is created. The largest frame is not a setting
+//! of its own: it is derived from the protocol's [`Limits`] ([`Limits::max_frame_length`], 16
+//! MiB by default), with [`ClientConfig::from_limits`] and [`ServerConfig::from_limits`] for
+//! other limits.
 
 use std::time::Duration;
 
+use quorum_core::Limits;
 use tokio::sync::Semaphore;
 
 use crate::error::TransportError;
-use crate::frame::{DEFAULT_MAX_FRAME_LENGTH, LENGTH_PREFIX_LEN, MAX_FRAME_LENGTH_LIMIT};
+use crate::frame::{LENGTH_PREFIX_LEN, MAX_FRAME_LENGTH_LIMIT};
 
 /// Default [`ClientConfig::request_timeout`]: 30 s.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -68,8 +72,9 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Options of a [`Client`](crate::Client).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientConfig {
-    /// Largest frame body sent or accepted, in bytes. Default [`DEFAULT_MAX_FRAME_LENGTH`]
-    /// (16 MiB); at most [`MAX_FRAME_LENGTH_LIMIT`]. A request that encodes larger fails with
+    /// Largest frame body sent or accepted, in bytes. Default [`Limits::max_frame_length`] of
+    /// [`Limits::DEFAULT`] (16 MiB; [`ClientConfig::from_limits`] for other limits); at most
+    /// [`MAX_FRAME_LENGTH_LIMIT`]. A request that encodes larger fails with
     /// [`TransportError::FrameTooLarge`] without touching the connection.
     pub max_frame_length: usize,
     /// Time allowed for one whole request (getting a connection, waiting for an in-flight slot,
@@ -96,7 +101,7 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
-            max_frame_length: DEFAULT_MAX_FRAME_LENGTH,
+            max_frame_length: Limits::DEFAULT.max_frame_length(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             pool_size: DEFAULT_POOL_SIZE,
@@ -108,6 +113,15 @@ impl Default for ClientConfig {
 }
 
 impl ClientConfig {
+    /// The default options, with the largest frame that `limits` need
+    /// ([`Limits::max_frame_length`]).
+    pub fn from_limits(limits: &Limits) -> Self {
+        ClientConfig {
+            max_frame_length: limits.max_frame_length(),
+            ..ClientConfig::default()
+        }
+    }
+
     /// Checks that every value is in range.
     pub fn validate(&self) -> Result<(), TransportError> {
         check_frame_length(self.max_frame_length)?;
@@ -143,8 +157,9 @@ impl ClientConfig {
 /// share, and for all addresses together at most `receive_budget`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
-    /// Largest frame body accepted or sent, in bytes. Default [`DEFAULT_MAX_FRAME_LENGTH`]
-    /// (16 MiB); at most [`MAX_FRAME_LENGTH_LIMIT`]. A longer length prefix closes the connection.
+    /// Largest frame body accepted or sent, in bytes. Default [`Limits::max_frame_length`] of
+    /// [`Limits::DEFAULT`] (16 MiB; [`ServerConfig::from_limits`] for other limits); at most
+    /// [`MAX_FRAME_LENGTH_LIMIT`]. A longer length prefix closes the connection.
     pub max_frame_length: usize,
     /// Requests of one connection handled at once; when all slots are taken the server stops
     /// reading that connection until one frees up. Default [`DEFAULT_MAX_IN_FLIGHT`] (256);
@@ -267,7 +282,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            max_frame_length: DEFAULT_MAX_FRAME_LENGTH,
+            max_frame_length: Limits::DEFAULT.max_frame_length(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
@@ -292,6 +307,15 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// The default options, with the largest frame that `limits` need
+    /// ([`Limits::max_frame_length`]).
+    pub fn from_limits(limits: &Limits) -> Self {
+        ServerConfig {
+            max_frame_length: limits.max_frame_length(),
+            ..ServerConfig::default()
+        }
+    }
+
     /// Checks that every value is in range.
     pub fn validate(&self) -> Result<(), TransportError> {
         check_frame_length(self.max_frame_length)?;

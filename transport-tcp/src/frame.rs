@@ -11,12 +11,6 @@ use serde::{Deserialize, Serialize};
 /// Size of the length prefix in front of every frame body, in bytes (a big-endian `u32`).
 pub const LENGTH_PREFIX_LEN: usize = 4;
 
-/// Default largest accepted frame body, in bytes: 16 MiB.
-///
-/// Large enough for a batch of certificates during a sync, small enough that a peer cannot make us
-/// buffer an unbounded amount of memory. The length prefix is not counted.
-pub const DEFAULT_MAX_FRAME_LENGTH: usize = 16 * 1024 * 1024;
-
 /// The largest maximum frame length that can be configured, in bytes: what a `u32` prefix can
 /// express.
 pub const MAX_FRAME_LENGTH_LIMIT: usize = u32::MAX as usize;

@@ -3,7 +3,9 @@
 //!
 //! * Every message is one frame: a big-endian `u32` length, then the BCS encoding of an
 //!   [`Envelope`] `{ request_id, body }` ([`frame`], [`FrameCodec`]). Bodies longer than the
-//!   configured maximum ([`DEFAULT_MAX_FRAME_LENGTH`], 16 MiB) are refused.
+//!   configured maximum are refused; by default it is the largest frame the protocol's
+//!   [`Limits`](quorum_core::Limits) need
+//!   ([`max_frame_length`](quorum_core::Limits::max_frame_length), 16 MiB).
 //! * A [`Client`] keeps a small pool of connections to one address; each carries many requests
 //!   at once, matched to their responses by request id, with a bound on requests in flight and a
 //!   timeout per request. A broken connection fails its requests with the reason and is replaced
@@ -79,9 +81,7 @@ pub use config::{
     DEFAULT_SHUTDOWN_GRACE, DEFAULT_WRITE_TIMEOUT,
 };
 pub use error::TransportError;
-pub use frame::{
-    Envelope, WireMessage, DEFAULT_MAX_FRAME_LENGTH, LENGTH_PREFIX_LEN, MAX_FRAME_LENGTH_LIMIT,
-};
+pub use frame::{Envelope, WireMessage, LENGTH_PREFIX_LEN, MAX_FRAME_LENGTH_LIMIT};
 pub use handler::Handler;
 pub use quorum_core::protocol::{Request, Response};
 pub use server::{Server, ShutdownOutcome};

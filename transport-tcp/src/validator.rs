@@ -12,20 +12,21 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use quorum_core::{NodeError, TransportErrorKind, ValidatorNode};
+use quorum_core::{Limits, NodeError, TransportErrorKind, ValidatorNode};
 use tokio::net::ToSocketAddrs;
 use tracing::{debug, warn};
 
 use crate::client::Client;
 use crate::config::{ClientConfig, ServerConfig};
 use crate::error::TransportError;
-use crate::frame::DEFAULT_MAX_FRAME_LENGTH;
 use crate::handler::Handler;
 use crate::server::Server;
 use quorum_core::protocol::{dispatch, Carrier, Request, RequestKind, Response};
 
 /// Bytes an [`Envelope`](crate::Envelope) adds to its body: the BCS `u64` request id.
 const ENVELOPE_OVERHEAD: usize = 8;
+// The frame the limits derive counts the envelope in their message overhead.
+const _: () = assert!(ENVELOPE_OVERHEAD <= Limits::MESSAGE_OVERHEAD);
 
 /// How a failure to reach the node shows to the code that asked it.
 ///
@@ -155,21 +156,22 @@ pub struct ValidatorHandler {
 
 impl ValidatorHandler {
     /// A handler that forwards to `node`. Served by a [`Server`], it takes the server's maximum
-    /// frame length; until then (e.g. when calling [`Handler::handle`] directly) it assumes
-    /// [`DEFAULT_MAX_FRAME_LENGTH`].
+    /// frame length; until then (e.g. when calling [`Handler::handle`] directly) it assumes the
+    /// frame of [`Limits::DEFAULT`] ([`Limits::max_frame_length`]).
     pub fn new(node: Arc<dyn ValidatorNode>) -> Self {
-        ValidatorHandler {
-            node,
-            max_frame_length: DEFAULT_MAX_FRAME_LENGTH,
-        }
+        ValidatorHandler::with_limits(node, &Limits::DEFAULT)
     }
 
-    /// The same handler, assuming a maximum frame length of `max_frame_length` bytes. A
-    /// [`Server`] replaces it with its own [`ServerConfig::max_frame_length`] when it starts
-    /// serving the handler, so this matters only for a handler used outside a server.
-    pub fn with_max_frame_length(mut self, max_frame_length: usize) -> Self {
-        self.max_frame_length = max_frame_length;
-        self
+    /// A handler that forwards to `node`, assuming the largest frame of `limits`
+    /// ([`Limits::max_frame_length`]). A [`Server`] replaces it with its own
+    /// [`ServerConfig::max_frame_length`] (built with [`ServerConfig::from_limits`] from the
+    /// same limits) when it starts serving the handler, so this matters only for a handler
+    /// used outside a server.
+    pub fn with_limits(node: Arc<dyn ValidatorNode>, limits: &Limits) -> Self {
+        ValidatorHandler {
+            node,
+            max_frame_length: limits.max_frame_length(),
+        }
     }
 
     /// The node served.
@@ -340,6 +342,48 @@ mod tests {
         assert_eq!(
             bcs::serialized_size(&envelope).unwrap(),
             bcs::serialized_size(&response).unwrap() + ENVELOPE_OVERHEAD
+        );
+    }
+
+    #[test]
+    fn the_default_frame_is_the_limits_frame_and_carries_the_largest_blob_messages() {
+        let limits = Limits::DEFAULT;
+        let max = limits.max_frame_length();
+        assert_eq!(ServerConfig::default().max_frame_length, max);
+        assert_eq!(ClientConfig::default().max_frame_length, max);
+        assert_eq!(ServerConfig::from_limits(&limits), ServerConfig::default());
+        let blob = Blob::data(vec![1; limits.max_blob_bytes]);
+        let chain_id = quorum_core::ChainId(quorum_core::CryptoHash([2; 32]));
+        let requests = [
+            Request::UploadBlob(blob.clone()),
+            Request::PendingBlob {
+                chain_id,
+                blob: blob.clone(),
+            },
+        ];
+        for body in requests {
+            let envelope = crate::Envelope {
+                request_id: u64::MAX,
+                body,
+            };
+            let length = bcs::serialized_size(&envelope).unwrap();
+            assert!(length <= limits.max_bounded_message_bytes() && length <= max);
+        }
+        let response = Response::DownloadBlob(Ok(blob));
+        let length = bcs::serialized_size(&response).unwrap() + ENVELOPE_OVERHEAD;
+        assert!(length <= limits.max_bounded_message_bytes() && length <= max);
+        // Larger limits, a larger frame: both configurations follow them.
+        let larger = Limits {
+            max_blob_bytes: 32 << 20,
+            ..limits
+        };
+        assert_eq!(
+            ServerConfig::from_limits(&larger).max_frame_length,
+            larger.max_frame_length()
+        );
+        assert_eq!(
+            ClientConfig::from_limits(&larger).max_frame_length,
+            larger.max_frame_length()
         );
     }
 

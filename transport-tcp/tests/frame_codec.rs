@@ -9,9 +9,12 @@
 use bytes::BytesMut;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
-use quorum_transport_tcp::{Envelope, FrameCodec, TransportError, DEFAULT_MAX_FRAME_LENGTH};
+use quorum_transport_tcp::{Envelope, FrameCodec, TransportError};
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::{Decoder, Encoder};
+
+/// The servers' and clients' default largest frame: the one the protocol's limits derive.
+const DEFAULT_FRAME: usize = quorum_core::Limits::DEFAULT.max_frame_length();
 
 /// Seed of every run of these properties.
 const SEED: u64 = 0x5155_4f52_554d; // "QUORUM"
@@ -42,7 +45,7 @@ fn message() -> impl Strategy<Value = Sample> {
 }
 
 fn max_frame_length() -> impl Strategy<Value = usize> {
-    prop_oneof![Just(16usize), Just(1024), Just(DEFAULT_MAX_FRAME_LENGTH)]
+    prop_oneof![Just(16usize), Just(1024), Just(DEFAULT_FRAME)]
 }
 
 /// Splits `bytes` at the given cut points (taken modulo the length).
@@ -118,7 +121,7 @@ fn encode_decode_round_trips(cases: u32) {
             .into_iter()
             .map(|(request_id, body)| Envelope { request_id, body })
             .collect();
-        let mut codec = FrameCodec::<Sample>::new(DEFAULT_MAX_FRAME_LENGTH);
+        let mut codec = FrameCodec::<Sample>::new(DEFAULT_FRAME);
         let mut wire = BytesMut::new();
         for envelope in &envelopes {
             codec.encode(envelope, &mut wire).unwrap();
@@ -133,7 +136,7 @@ fn encode_decode_round_trips(cases: u32) {
 fn cut_short_stream_is_truncated(cases: u32) {
     let strategy = (message(), any::<usize>());
     run(cases, strategy, |(body, cut)| {
-        let mut codec = FrameCodec::<Sample>::new(DEFAULT_MAX_FRAME_LENGTH);
+        let mut codec = FrameCodec::<Sample>::new(DEFAULT_FRAME);
         let wire = codec
             .encode_frame(&Envelope {
                 request_id: 1,

@@ -31,11 +31,10 @@ use rand::SeedableRng;
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use quorum_core::node::MAX_CERTIFICATES_PER_BATCH;
 use quorum_core::{
     Blob, Block, BlockHeight, BlockProposal, ChainId, ChainInfoQuery, ChainInfoResponse,
-    ConfirmedBlockCertificate, CrossChainDelivery, LiteVote, NodeError, Round, Storage, TimeDelta,
-    ValidatedBlockCertificate, Violation, VoteKind,
+    ConfirmedBlockCertificate, CrossChainDelivery, Limits, LiteVote, NodeError, Round, Storage,
+    TimeDelta, ValidatedBlockCertificate, Violation, VoteKind,
 };
 use quorum_node::Worker;
 
@@ -93,11 +92,12 @@ fn is_retryable(error: &NodeError) -> bool {
 }
 
 /// Certificates per upload or download batch: the option, but never more than a node takes
-/// ([`MAX_CERTIFICATES_PER_BATCH`]) nor less than one.
-pub(crate) fn upload_batch_size(options: &Options) -> usize {
+/// (the committee's [`Limits::max_certificates_per_batch`], as the local node has them) nor
+/// less than one.
+pub(crate) fn upload_batch_size(options: &Options, limits: &Limits) -> usize {
     options
         .certificate_upload_batch_size
-        .clamp(1, MAX_CERTIFICATES_PER_BATCH)
+        .clamp(1, limits.max_certificates_per_batch.max(1))
 }
 
 /// `duration` in the protocol's microseconds, saturating.

@@ -18,11 +18,9 @@ use serde::Deserialize;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 
-use quorum_core::{AccountSecretKey, Blob, ChainId, ChainInfoQuery, ChainInfoResponse};
+use quorum_core::{AccountSecretKey, Blob, ChainId, ChainInfoQuery, ChainInfoResponse, Limits};
 use quorum_node::Genesis;
-use quorum_transport_tcp::{
-    Envelope, FrameCodec, Request, Response, DEFAULT_MAX_FRAME_LENGTH, LENGTH_PREFIX_LEN,
-};
+use quorum_transport_tcp::{Envelope, FrameCodec, Request, Response, LENGTH_PREFIX_LEN};
 
 use crate::common::{free_ports, quorum, run_within, start_validator, Validators};
 
@@ -168,9 +166,13 @@ pub fn run_honest(
     }
 }
 
+/// The validators' largest frame body, in bytes: the one their (default) protocol limits
+/// derive.
+pub const MAX_FRAME_LENGTH: usize = Limits::DEFAULT.max_frame_length();
+
 /// Encodes `request` as one frame (length prefix included).
 pub fn encode_request(request_id: u64, request: Request) -> Vec<u8> {
-    FrameCodec::<Response>::new(DEFAULT_MAX_FRAME_LENGTH)
+    FrameCodec::<Response>::new(MAX_FRAME_LENGTH)
         .encode_frame(&Envelope {
             request_id,
             body: request,
@@ -186,7 +188,7 @@ fn read_response(stream: &mut StdTcpStream) -> Result<Envelope<Response>, String
         .read_exact(&mut prefix)
         .map_err(|error| format!("reading a response's length: {error}"))?;
     let length = u32::from_be_bytes(prefix) as usize;
-    if length > DEFAULT_MAX_FRAME_LENGTH {
+    if length > MAX_FRAME_LENGTH {
         return Err(format!("response frame of {length} bytes"));
     }
     let mut body = vec![0u8; length];

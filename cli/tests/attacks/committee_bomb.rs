@@ -66,10 +66,10 @@ fn biggest_proposal(committee: &Committee) -> (Vec<u8>, usize) {
     };
     let overhead = frame(0).len() - LENGTH_PREFIX_LEN;
     // The member count's and the byte string's length prefixes take at most 5 bytes each.
-    let mut members = (DEFAULT_MAX_FRAME_LENGTH - overhead - 10) / COMMITTEE_MEMBER_BYTES;
+    let mut members = (MAX_FRAME_LENGTH - overhead - 10) / COMMITTEE_MEMBER_BYTES;
     loop {
         let encoded = frame(members);
-        if encoded.len() - LENGTH_PREFIX_LEN <= DEFAULT_MAX_FRAME_LENGTH {
+        if encoded.len() - LENGTH_PREFIX_LEN <= MAX_FRAME_LENGTH {
             return (encoded, members);
         }
         members -= 1;
@@ -165,7 +165,7 @@ fn big_proposals_row(per_connection: usize) -> Row {
     let expected = NodeError::Execution(ExecutionError::InvalidCommittee(
         CommitteeError::TooManyMembers {
             members,
-            max: MAX_COMMITTEE_MEMBERS,
+            max: Limits::DEFAULT.max_committee_members,
         },
     ));
     let slowest = answers.iter().map(|a| a.after).max().unwrap_or_default();

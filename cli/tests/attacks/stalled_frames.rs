@@ -23,7 +23,7 @@ async fn stalled_frame(
     body: usize,
     window: Duration,
 ) -> (u64, bool) {
-    let length = DEFAULT_MAX_FRAME_LENGTH - 1;
+    let length = MAX_FRAME_LENGTH - 1;
     let until = Instant::now() + window;
     let total = LENGTH_PREFIX_LEN + body.min(length);
     let (mut written, failed) = write_within(stream, &(length as u32).to_be_bytes(), window).await;
@@ -65,7 +65,7 @@ async fn stalled_frames(
         connected,
         ..StallFigures::default()
     };
-    let wanted = (LENGTH_PREFIX_LEN + body.min(DEFAULT_MAX_FRAME_LENGTH - 1)) as u64;
+    let wanted = (LENGTH_PREFIX_LEN + body.min(MAX_FRAME_LENGTH - 1)) as u64;
     for (_, bytes, failed) in &written {
         figures.written += bytes;
         figures.blocked += usize::from(!failed && *bytes < wanted);
@@ -127,7 +127,7 @@ fn almost_whole_16_mib_frames_then_a_stall() {
     let _serial = serial();
     let name = format!("3. {STALL_CONNECTIONS} × almost 16 MiB frames, stalled");
     let hold = STALL_WRITE_WINDOW + Duration::from_secs(3);
-    let (row, _) = stalled_frames_row(DEFAULT_MAX_FRAME_LENGTH, hold, &name);
+    let (row, _) = stalled_frames_row(MAX_FRAME_LENGTH, hold, &name);
     row.finish();
 }
 
@@ -138,8 +138,7 @@ fn almost_whole_16_mib_frames_then_a_stall() {
 fn almost_whole_16_mib_frames_stalled_until_the_frame_deadline() {
     let _serial = serial();
     let name = format!("3b. {STALL_CONNECTIONS} × almost 16 MiB frames, stalled 30 s");
-    let (mut row, figures) =
-        stalled_frames_row(DEFAULT_MAX_FRAME_LENGTH, Duration::from_secs(30), &name);
+    let (mut row, figures) = stalled_frames_row(MAX_FRAME_LENGTH, Duration::from_secs(30), &name);
     row.check(
         figures.closed == figures.connected,
         format!(

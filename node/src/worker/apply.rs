@@ -25,6 +25,7 @@ impl<S: Storage + 'static> Worker<S> {
     ) -> Result<ExecutionInputs, NodeError> {
         let mut inputs = ExecutionInputs {
             admin_chain: Some(self.config.admin_chain),
+            limits: self.config.limits,
             ..ExecutionInputs::default()
         };
         for id in block.required_blob_ids() {

@@ -1,14 +1,13 @@
-//! [`WorkerConfig`]: the Worker's settings and their defaults, with units.
+//! [`WorkerConfig`]: the Worker's settings and their defaults, with units: the protocol's
+//! [`Limits`], which the whole committee shares, and this node's own memory budgets.
 
-use quorum_core::{ChainId, TimeDelta};
+use quorum_core::{ChainId, Limits, TimeDelta};
 
 use super::held_blobs::HeldLimits;
 
 /// Default for [`WorkerConfig::timestamp_grace`]: how far ahead of the node's clock a block's
 /// timestamp may be, in microseconds (500 ms).
 pub const DEFAULT_TIMESTAMP_GRACE: TimeDelta = TimeDelta::from_millis(500);
-/// Default for [`WorkerConfig::max_blob_bytes`]: 4 MiB.
-pub const DEFAULT_MAX_BLOB_BYTES: usize = 4 << 20;
 /// Default for [`WorkerConfig::max_pending_blobs_per_chain`].
 pub const DEFAULT_MAX_PENDING_BLOBS_PER_CHAIN: usize = 64;
 /// Default for [`WorkerConfig::max_pending_chains`].
@@ -23,8 +22,6 @@ pub const DEFAULT_MAX_PENDING_BYTES_PER_CHAIN: usize = 16 << 20;
 pub const DEFAULT_MAX_WANTED_BLOBS: usize = 4_096;
 /// Default for [`WorkerConfig::held_blob_expiry`]: 5 minutes.
 pub const DEFAULT_HELD_BLOB_EXPIRY: TimeDelta = TimeDelta::from_secs(300);
-/// Default for [`WorkerConfig::max_download_bytes`]: 8 MiB, half the default frame.
-pub const DEFAULT_MAX_DOWNLOAD_BYTES: usize = 8 << 20;
 
 /// Settings of a [`Worker`](super::Worker).
 #[derive(Clone, Debug)]
@@ -34,8 +31,10 @@ pub struct WorkerConfig {
     /// How far ahead of the node's clock a proposed block's timestamp may be (default
     /// [`DEFAULT_TIMESTAMP_GRACE`]).
     pub timestamp_grace: TimeDelta,
-    /// Largest blob accepted, in bytes (default [`DEFAULT_MAX_BLOB_BYTES`]).
-    pub max_blob_bytes: usize,
+    /// The protocol's bounds, the same on every node of the committee (default
+    /// [`Limits::DEFAULT`]): block sizes, batches, queries, blob bytes
+    /// ([`Limits::max_blob_bytes`]) and download answer bytes ([`Limits::max_download_bytes`]).
+    pub limits: Limits,
     /// Most pending blobs held for one chain (default [`DEFAULT_MAX_PENDING_BLOBS_PER_CHAIN`]).
     pub max_pending_blobs_per_chain: usize,
     /// Most chains with pending blobs at once (default [`DEFAULT_MAX_PENDING_CHAINS`]).
@@ -55,10 +54,6 @@ pub struct WorkerConfig {
     /// How long a held blob, or a wanted id, is kept, in microseconds (default
     /// [`DEFAULT_HELD_BLOB_EXPIRY`]).
     pub held_blob_expiry: TimeDelta,
-    /// Bytes of certificates one download returns at most; a download that reaches it stops
-    /// there, and the shorter answer says how far it got (default
-    /// [`DEFAULT_MAX_DOWNLOAD_BYTES`]; at least one certificate is always returned).
-    pub max_download_bytes: usize,
 }
 
 impl WorkerConfig {
@@ -67,7 +62,7 @@ impl WorkerConfig {
         WorkerConfig {
             admin_chain,
             timestamp_grace: DEFAULT_TIMESTAMP_GRACE,
-            max_blob_bytes: DEFAULT_MAX_BLOB_BYTES,
+            limits: Limits::DEFAULT,
             max_pending_blobs_per_chain: DEFAULT_MAX_PENDING_BLOBS_PER_CHAIN,
             max_pending_chains: DEFAULT_MAX_PENDING_CHAINS,
             max_uploaded_blobs: DEFAULT_MAX_UPLOADED_BLOBS,
@@ -75,7 +70,6 @@ impl WorkerConfig {
             max_pending_bytes_per_chain: DEFAULT_MAX_PENDING_BYTES_PER_CHAIN,
             max_wanted_blobs: DEFAULT_MAX_WANTED_BLOBS,
             held_blob_expiry: DEFAULT_HELD_BLOB_EXPIRY,
-            max_download_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
         }
     }
 

@@ -8,7 +8,6 @@ use quorum_core::chain::execute_block;
 use quorum_core::error::Limit;
 use quorum_core::info::BatchOutcome;
 use quorum_core::manager::ProposalDecision;
-use quorum_core::node::MAX_CERTIFICATES_PER_BATCH;
 use quorum_core::{
     Batch, BlockProposal, BlockValue, ChainInfoResponse, ConfirmedBlock, ConfirmedBlockCertificate,
     CrossChainDelivery, Hashed, LiteCertificate, NodeError, Storage, Timeout, TimeoutCertificate,
@@ -230,7 +229,7 @@ impl<S: Storage + 'static> Worker<S> {
         certificates: Vec<ConfirmedBlockCertificate>,
         _delivery: CrossChainDelivery,
     ) -> Result<BatchOutcome, NodeError> {
-        if certificates.len() > MAX_CERTIFICATES_PER_BATCH {
+        if certificates.len() > self.config.limits.max_certificates_per_batch {
             return Err(NodeError::LimitExceeded(Limit::BatchSize));
         }
         let Some(first) = certificates.first() else {

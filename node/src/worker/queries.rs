@@ -3,8 +3,6 @@
 
 use quorum_core::encoding::encoded_len;
 use quorum_core::error::Limit;
-use quorum_core::info::MAX_CERTIFICATE_HASHES_PER_QUERY;
-use quorum_core::node::MAX_CERTIFICATES_PER_BATCH;
 use quorum_core::{
     Batch, Blob, BlobId, BlockHeight, ChainId, ChainInfoQuery, ChainInfoResponse,
     ConfirmedBlockCertificate, CryptoHash, NodeError, Storage, Write,
@@ -46,10 +44,11 @@ impl<S: Storage + 'static> Worker<S> {
         }
         let mut info = self.info(&state, query.request_manager_values);
         if let Some((start, end)) = query.request_certificate_hashes {
+            let most = self.config.limits.max_certificate_hashes_per_query;
             let end = BlockHeight(
                 end.0
                     .min(state.next_height.0)
-                    .min(start.0.saturating_add(MAX_CERTIFICATE_HASHES_PER_QUERY)),
+                    .min(start.0.saturating_add(most)),
             );
             let heights: Vec<BlockHeight> = (start.0..end.0).map(BlockHeight).collect();
             let hashes = self
@@ -101,7 +100,7 @@ impl<S: Storage + 'static> Worker<S> {
         &self,
         blob_ids: Vec<BlobId>,
     ) -> Result<Vec<BlobId>, NodeError> {
-        if blob_ids.len() > MAX_CERTIFICATES_PER_BATCH {
+        if blob_ids.len() > self.config.limits.max_certificates_per_batch {
             return Err(NodeError::LimitExceeded(Limit::BatchSize));
         }
         Ok(self.store.missing_blobs(&blob_ids).await?)
@@ -122,7 +121,7 @@ impl<S: Storage + 'static> Worker<S> {
         chain_id: ChainId,
         heights: Vec<BlockHeight>,
     ) -> Result<Vec<ConfirmedBlockCertificate>, NodeError> {
-        if heights.len() > MAX_CERTIFICATES_PER_BATCH {
+        if heights.len() > self.config.limits.max_certificates_per_batch {
             return Err(NodeError::LimitExceeded(Limit::BatchSize));
         }
         let certificates = self
@@ -134,7 +133,7 @@ impl<S: Storage + 'static> Worker<S> {
         let mut answer = Vec::new();
         for certificate in certificates.into_iter().flatten() {
             bytes = bytes.saturating_add(encoded_len(&certificate).unwrap_or(usize::MAX));
-            if bytes > self.config.max_download_bytes && !answer.is_empty() {
+            if bytes > self.config.limits.max_download_bytes && !answer.is_empty() {
                 break;
             }
             answer.push(certificate);

@@ -5,7 +5,7 @@
 //! Inside blocks a committee is therefore carried as bytes, which cost what they weigh to
 //! receive, hash and sign; it is decoded only when the block executes, on the admin chain,
 //! after the proposal's signature and the block's limits were checked, and never with more
-//! than [`MAX_COMMITTEE_MEMBERS`](super::MAX_COMMITTEE_MEMBERS) members.
+//! than [`Limits::max_committee_members`](crate::Limits::max_committee_members) members.
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Committee, CommitteeError, ValidatorInfo, MAX_COMMITTEE_MEMBERS};
+use super::{Committee, CommitteeError, ValidatorInfo, MAX_MEMBERS};
 use crate::crypto::ValidatorPublicKey;
 
 /// A committee's canonical encoding (the bytes of its committee blob), decoded on demand.
@@ -41,16 +41,17 @@ impl EncodedCommittee {
         self.0.is_empty()
     }
 
-    /// Decodes and checks the committee: at most [`MAX_COMMITTEE_MEMBERS`] members (counted
+    /// Decodes and checks the committee: at most
+    /// [`Limits::max_committee_members`](crate::Limits::max_committee_members) members (counted
     /// before any key is decoded), strong keys, a weight that fits, and canonical bytes (the
     /// committee's own encoding, so that its blob id is the one every node computes).
     pub fn decode(&self) -> Result<Committee, CommitteeError> {
         let mut reader = Reader(&self.0);
         let members = reader.length()?;
-        if members > MAX_COMMITTEE_MEMBERS {
+        if members > MAX_MEMBERS {
             return Err(CommitteeError::TooManyMembers {
                 members,
-                max: MAX_COMMITTEE_MEMBERS,
+                max: MAX_MEMBERS,
             });
         }
         let mut validators = BTreeMap::new();
@@ -156,7 +157,7 @@ mod tests {
     fn too_many_members_are_refused_before_any_key_is_decoded() {
         // A count above the cap with no members behind it: refused on the count alone.
         let mut bytes = Vec::new();
-        let mut count = (MAX_COMMITTEE_MEMBERS + 1) as u32;
+        let mut count = (MAX_MEMBERS + 1) as u32;
         while count >= 0x80 {
             bytes.push((count as u8 & 0x7f) | 0x80);
             count >>= 7;
@@ -165,8 +166,8 @@ mod tests {
         assert_eq!(
             EncodedCommittee(bytes).decode(),
             Err(CommitteeError::TooManyMembers {
-                members: MAX_COMMITTEE_MEMBERS + 1,
-                max: MAX_COMMITTEE_MEMBERS
+                members: MAX_MEMBERS + 1,
+                max: MAX_MEMBERS
             })
         );
     }

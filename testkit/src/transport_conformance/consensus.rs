@@ -397,7 +397,7 @@ pub async fn check_confirmed_batches(connect: &impl Connector) {
         Some(NodeError::ProtocolViolation(Violation::WrongChain))
     );
 
-    let oversize = vec![history[5].clone(); MAX_CERTIFICATES_PER_BATCH + 1];
+    let oversize = vec![history[5].clone(); Limits::DEFAULT.max_certificates_per_batch + 1];
     both_fail!(
         pair,
         "handle_confirmed_certificates (oversize)",

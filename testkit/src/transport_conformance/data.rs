@@ -193,7 +193,7 @@ pub async fn check_blobs(connect: &impl Connector) {
     let missing = both!(pair, "missing_blob_ids (after publishing)", |node| node
         .missing_blob_ids(asked.clone()));
     assert_eq!(missing, Ok(vec![unknown.id(), pending.id()]));
-    let oversize = vec![unknown.id(); MAX_CERTIFICATES_PER_BATCH + 1];
+    let oversize = vec![unknown.id(); Limits::DEFAULT.max_certificates_per_batch + 1];
     both_fail!(
         pair,
         "missing_blob_ids (oversize)",
@@ -248,7 +248,7 @@ pub async fn check_certificate_downloads(connect: &impl Connector) {
         |node| node.download_certificates_by_heights(v.chain_id(2), vec![BlockHeight(0)])
     );
     assert_eq!(none, Ok(Vec::new()));
-    let oversize = vec![BlockHeight(0); MAX_CERTIFICATES_PER_BATCH + 1];
+    let oversize = vec![BlockHeight(0); Limits::DEFAULT.max_certificates_per_batch + 1];
     both_fail!(
         pair,
         "download_certificates_by_heights (oversize)",

@@ -3,7 +3,6 @@
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use quorum_core::chain::MAX_INCOMING_BUNDLES_PER_BLOCK;
 use quorum_core::manager::leader;
 use quorum_core::{
     Blob, Block, BlockProposal, BlockValue, Certificate, Committee, ConfirmedBlock,
@@ -20,8 +19,9 @@ use super::{ChainClient, ChainClientError, MAX_ROUNDS_PER_BLOCK};
 
 impl<S: Storage + 'static> ChainClient<S> {
     /// The block this chain would commit next with `operations`: on top of the local state,
-    /// consuming the bundles waiting in the local inbox, at most
-    /// [`MAX_INCOMING_BUNDLES_PER_BLOCK`] of them (the rest wait for the next block).
+    /// consuming the bundles waiting in the local inbox, at most the committee's
+    /// [`Limits::max_incoming_bundles_per_block`](quorum_core::Limits::max_incoming_bundles_per_block)
+    /// of them, as the local node has them (the rest wait for the next block).
     pub async fn make_block(&self, operations: Vec<Operation>) -> Result<Block, ChainClientError> {
         let owner = self.owner.as_ref().ok_or(ChainClientError::NotOwner)?;
         let state = self.local.chain_state(self.chain_id).await?;
@@ -40,7 +40,7 @@ impl<S: Storage + 'static> ChainClient<S> {
                         messages: messages.clone(),
                     })
             })
-            .take(MAX_INCOMING_BUNDLES_PER_BLOCK)
+            .take(self.local.config().limits.max_incoming_bundles_per_block)
             .collect();
         let now = self.local.clock().now();
         Ok(Block {

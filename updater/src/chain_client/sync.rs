@@ -111,7 +111,7 @@ impl<S: Storage + 'static> ChainClient<S> {
         chain_id: ChainId,
         infos: &[(RemoteNode, ChainInfoResponse)],
     ) -> Result<Option<NodeError>, ChainClientError> {
-        let batch = upload_batch_size(&self.options) as u64;
+        let batch = upload_batch_size(&self.options, &self.local.config().limits) as u64;
         let mut sources: Vec<(RemoteNode, BlockHeight)> = infos
             .iter()
             .map(|(remote, response)| (remote.clone(), response.info.next_block_height))

@@ -19,7 +19,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         chain_id: ChainId,
         target: BlockHeight,
     ) -> Result<(), NodeError> {
-        let batch_size = upload_batch_size(&self.options) as u64;
+        let batch_size = upload_batch_size(&self.options, &self.local.config().limits) as u64;
         loop {
             let next = self.local.chain_state(chain_id).await?.next_height;
             if next >= target {

@@ -156,7 +156,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         delivery: CrossChainDelivery,
         depth: usize,
     ) -> Result<(), NodeError> {
-        let mut batch_size = upload_batch_size(&self.options);
+        let mut batch_size = upload_batch_size(&self.options, &self.local.config().limits);
         loop {
             let mut progressed = false;
             let mut wanted = BTreeMap::new();
