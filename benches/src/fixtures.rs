@@ -1,7 +1,7 @@
 //! Committees, certificates with a chosen number of signatures, and the raw ed25519 inputs of a
 //! certificate for the floors.
 
-use quorum_core::vote::vote_message;
+use quorum_core::vote_message;
 use quorum_core::{
     Certificate, CertificateValue, ConfirmedBlock, ConfirmedBlockCertificate, Hashed, LiteVote,
 };

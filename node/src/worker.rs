@@ -1,7 +1,7 @@
 //! The Worker: the reference validator's state machine driver (DESIGN §4.5).
 //!
 //! It loads chain state from a [`Storage`], applies the pure rules of `quorum-core`
-//! ([`execute_block`], [`ChainManager`](quorum_core::manager::ChainManager)), persists every change in one atomic batch, and signs
+//! ([`execute_block`], [`ChainManager`](quorum_core::ChainManager)), persists every change in one atomic batch, and signs
 //! votes when it holds a validator key. Without a key it is a client's local node: it executes
 //! and stores certified blocks but never votes.
 //!
@@ -18,10 +18,10 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 
-use quorum_core::block::epoch_event_id;
-use quorum_core::chain::execute_block;
-use quorum_core::error::Limit;
-use quorum_core::info::BatchOutcome;
+use quorum_core::epoch_event_id;
+use quorum_core::execute_block;
+use quorum_core::BatchOutcome;
+use quorum_core::Limit;
 use quorum_core::{
     Blob, BlobId, Block, BlockHeight, BlockProposal, BlockValue, Certificate, CertificateError,
     CertificateValue, ChainId, ChainInfo, ChainInfoQuery, ChainInfoResponse, ChainState, Committee,

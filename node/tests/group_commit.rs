@@ -78,7 +78,7 @@ impl Storage for SlowStorage {
         tokio::time::sleep(self.delay).await;
         if self.commits.fetch_add(1, Ordering::SeqCst) >= self.fail_from {
             return Err(StorageError {
-                kind: quorum_core::error::StorageErrorKind::Write,
+                kind: quorum_core::StorageErrorKind::Write,
                 source: Box::new(DiskGone),
             });
         }

@@ -3,7 +3,7 @@
 //! four committing a cross-chain transfer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use quorum_core::block::epoch_event_id;
+use quorum_core::epoch_event_id;
 use quorum_core::{
     Blob, BlockHeight, BlockProposal, Certificate, CertificateError, ChainInfoQuery,
     CrossChainDelivery, Epoch, IncomingBundle, Message, NodeError, Operation, Round, Signature,

@@ -66,9 +66,7 @@ async fn oversized_or_repeated_committees_are_refused_at_execution() {
     let answer = net.workers[0].handle_block_proposal(proposal).await;
     assert_eq!(
         answer.unwrap_err(),
-        NodeError::Execution(ExecutionError::TooLarge(
-            quorum_core::error::Limit::Committees
-        ))
+        NodeError::Execution(ExecutionError::TooLarge(quorum_core::Limit::Committees))
     );
 }
 
@@ -138,7 +136,7 @@ async fn downloads_stop_at_the_byte_budget() {
         let block = net.block(1, vec![]).await;
         certificates.push(net.commit(1, block, Round::MultiLeader(0)).await);
     }
-    let size = quorum_core::encoding::encoded_len(&certificates[0]).unwrap();
+    let size = quorum_core::encoded_len(&certificates[0]).unwrap();
     let heights: Vec<BlockHeight> = (0..4).map(BlockHeight).collect();
     for (budget, expected) in [(1, 1), (size * 2 + size / 2, 2), (size * 10, 4)] {
         let worker = net

@@ -156,8 +156,8 @@ mod tests {
     }
     impl CertificateValue for Block {
         const KIND: VoteKind = VoteKind::Confirmed;
-        fn chain_id(&self) -> crate::data::ChainId {
-            crate::data::ChainId(crate::hash::CryptoHash::default())
+        fn chain_id(&self) -> crate::ChainId {
+            crate::ChainId(crate::hash::CryptoHash::default())
         }
     }
 

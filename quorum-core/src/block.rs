@@ -8,12 +8,12 @@ use serde::{Deserialize, Serialize};
 use crate::certificate::Certificate;
 use crate::committee::{Committee, EncodedCommittee, Epoch};
 use crate::crypto::{AccountPublicKey, AccountSecretKey, AccountSignature, CryptoError};
-use crate::data::{
-    Blob, BlobId, BlobType, BlockHeight, ChainDescription, ChainId, EventId, StreamId, Timestamp,
-};
-use crate::hash::{BcsHashable, CryptoHash, Hashed};
+use crate::hash::{BcsHashable, CryptoHash};
 use crate::round::Round;
 use crate::vote::{CertificateValue, VoteKind};
+use crate::{
+    Blob, BlobId, BlobType, BlockHeight, ChainDescription, ChainId, EventId, StreamId, Timestamp,
+};
 
 /// A message from one chain to another.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -387,6 +387,3 @@ impl BlockProposal {
         self.content.round
     }
 }
-
-/// Hashed forms, for convenience.
-pub type HashedConfirmedBlock = Hashed<ConfirmedBlock>;

@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::committee::Committee;
 use crate::crypto::{self, BatchItem, ValidatorPublicKey, ValidatorSignature};
-use crate::data::ChainId;
 use crate::hash::{CryptoHash, Hashed};
 use crate::round::Round;
 use crate::vote::{vote_message, CertificateValue, VoteKind};
+use crate::ChainId;
 
 /// Why a certificate was refused.
 #[derive(

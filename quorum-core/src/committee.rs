@@ -120,7 +120,7 @@ fn key_prefix(key: &ValidatorPublicKey) -> u64 {
 }
 
 /// Computes `(quorum, validity)` for a total weight, without overflow.
-pub fn thresholds(total_votes: u64) -> (u64, u64) {
+pub(crate) fn thresholds(total_votes: u64) -> (u64, u64) {
     // 2·total fits in u128; the quotient fits back in u64 since it is at most total.
     let quorum = (2 * u128::from(total_votes) / 3) as u64 + 1;
     // For total >= 1, quorum <= total, so this is exactly total - quorum + 1 (and for the

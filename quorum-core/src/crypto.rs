@@ -377,7 +377,7 @@ impl<'de> Deserialize<'de> for Signature {
 
 /// One signature to check in a batch: the signer, the signed hash and the signature.
 #[derive(Clone, Copy, Debug)]
-pub struct BatchItem<'a> {
+pub(crate) struct BatchItem<'a> {
     /// The signer's decoded key.
     pub signer: &'a PreparedKey,
     /// The signed hash.
@@ -389,7 +389,7 @@ pub struct BatchItem<'a> {
 /// Checks every signature of `items` in one batch.
 ///
 /// On failure returns the indices (ascending) of exactly the bad signatures, found by bisection.
-pub fn verify_batch(items: &[BatchItem<'_>]) -> Result<(), Vec<usize>> {
+pub(crate) fn verify_batch(items: &[BatchItem<'_>]) -> Result<(), Vec<usize>> {
     // Byte-level checks on R first: a bad R is a bad signature, no equation needed.
     let mut bad: Vec<usize> = Vec::new();
     let mut candidates: Vec<usize> = Vec::with_capacity(items.len());

@@ -13,10 +13,10 @@ use core::fmt;
 use serde::ser::{self, Serialize};
 
 /// Longest sequence BCS accepts (its `MAX_SEQUENCE_LENGTH`), in elements.
-pub const MAX_SEQUENCE_LENGTH: usize = (1 << 31) - 1;
+pub(crate) const MAX_SEQUENCE_LENGTH: usize = (1 << 31) - 1;
 
 /// Deepest nesting of containers BCS accepts (its `MAX_CONTAINER_DEPTH`).
-pub const MAX_CONTAINER_DEPTH: usize = 500;
+pub(crate) const MAX_CONTAINER_DEPTH: usize = 500;
 
 /// Why a value could not be encoded canonically.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,7 +48,7 @@ impl ser::Error for EncodeError {
 }
 
 /// Where encoded bytes go.
-pub trait Sink {
+pub(crate) trait Sink {
     /// Appends bytes.
     fn write(&mut self, bytes: &[u8]);
 }
@@ -73,7 +73,7 @@ pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError
 }
 
 /// Streams the BCS encoding of `value` into `sink`.
-pub fn encode_into<T: Serialize + ?Sized, S: Sink>(
+pub(crate) fn encode_into<T: Serialize + ?Sized, S: Sink>(
     value: &T,
     sink: &mut S,
 ) -> Result<(), EncodeError> {

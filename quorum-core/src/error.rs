@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use crate::certificate::CertificateError;
 use crate::committee::{CommitteeError, Epoch};
 use crate::crypto::CryptoError;
-use crate::data::{BlobId, BlockHeight, ChainId, EventId, StreamId, Timestamp};
 use crate::hash::CryptoHash;
 use crate::round::Round;
+use crate::{BlobId, BlockHeight, ChainId, EventId, StreamId, Timestamp};
 
 /// Why a block could not be executed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]

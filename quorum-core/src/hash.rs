@@ -251,7 +251,7 @@ mod tests {
     #[test]
     fn buffered_hashing_of_large_and_fragmented_values() {
         // A long byte string, then many small fields: crosses the buffer both ways.
-        let blob = crate::data::Blob::data((0..1_000u32).map(|i| i as u8).collect());
+        let blob = crate::Blob::data((0..1_000u32).map(|i| i as u8).collect());
         let fields: Vec<(u8, u64, bool)> = (0..300u32)
             .map(|i| (i as u8, u64::from(i), i % 2 == 0))
             .collect();

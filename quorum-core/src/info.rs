@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use crate::block::{BlockProposal, TimeoutCertificate, ValidatedBlockCertificate};
 use crate::committee::Epoch;
 use crate::crypto::{CryptoError, ValidatorPublicKey, ValidatorSecretKey, ValidatorSignature};
-use crate::data::{BlockHeight, ChainDescription, ChainId, Timestamp};
 use crate::hash::{BcsHashable, CryptoHash};
 use crate::round::Round;
 use crate::vote::LiteVote;
+use crate::{BlockHeight, ChainDescription, ChainId, Timestamp};
 
 /// Whether a confirmed certificate's messages must reach their recipients' inboxes before the
 /// node answers.

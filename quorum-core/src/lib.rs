@@ -17,55 +17,70 @@
 //! * [`node`] and [`storage`]: the two plug-in traits, [`ValidatorNode`] and [`Storage`].
 
 #![no_std]
+#![warn(unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
-pub mod aggregator;
-pub mod block;
-pub mod certificate;
-pub mod chain;
-pub mod committee;
-pub mod crypto;
-pub mod data;
-pub mod encoding;
-pub mod error;
-pub mod hash;
-pub mod info;
-pub mod limits;
-pub mod manager;
-pub mod node;
+mod aggregator;
+mod blob;
+mod block;
+mod certificate;
+mod chain_description;
+mod chain_state;
+mod committee;
+mod crypto;
+mod encoding;
+mod error;
+mod event;
+mod execution;
+mod hash;
+mod info;
+mod limits;
+mod manager;
 pub mod protocol;
-pub mod round;
-pub mod storage;
-pub mod tally;
-pub mod vote;
+mod round;
+mod storage;
+mod tally;
+mod units;
+mod validator_node;
+mod vote;
 
 pub use aggregator::{AggregatorError, Equivocation, SignatureAggregator};
+pub use blob::{Blob, BlobId, BlobState, BlobType};
 pub use block::{
-    Block, BlockOutcome, BlockProposal, BlockValue, ConfirmedBlock, ConfirmedBlockCertificate,
-    IncomingBundle, Message, Operation, OutgoingBundle, Timeout, TimeoutCertificate,
-    ValidatedBlock, ValidatedBlockCertificate,
+    committee_blob, epoch_event_id, Block, BlockOutcome, BlockProposal, BlockValue, ConfirmedBlock,
+    ConfirmedBlockCertificate, IncomingBundle, Message, Operation, OutgoingBundle, Timeout,
+    TimeoutCertificate, ValidatedBlock, ValidatedBlockCertificate,
 };
 pub use certificate::{Certificate, CertificateError, LiteCertificate};
-pub use chain::ChainState;
+pub use chain_description::{ChainDescription, ChainId, ChainOrigin, ConsensusConfig};
+pub use chain_state::{ChainState, Inbox};
 pub use committee::{Committee, CommitteeError, EncodedCommittee, Epoch, ValidatorInfo};
 pub use crypto::{
     AccountPublicKey, AccountSecretKey, AccountSignature, CryptoError, PreparedKey, Signature,
-    ValidatorPublicKey, ValidatorSecretKey, ValidatorSignature,
+    ValidatorPublicKey, ValidatorSecretKey, ValidatorSignature, PUBLIC_KEY_LENGTH,
+    SIGNATURE_LENGTH,
 };
-pub use data::{
-    Blob, BlobId, BlobState, BlobType, BlockHeight, ChainDescription, ChainId, ChainOrigin,
-    ConsensusConfig, Event, EventId, StreamId, StreamNamespace, TimeDelta, Timestamp,
+pub use encoding::{encoded_len, to_bytes, EncodeError};
+pub use error::{
+    ExecutionError, Limit, NodeError, StorageErrorKind, TransportErrorKind, Violation,
 };
-pub use error::{ExecutionError, Limit, NodeError, TransportErrorKind, Violation};
-pub use hash::{BcsHashable, CryptoHash, Hashed};
-pub use info::{BatchOutcome, ChainInfo, ChainInfoQuery, ChainInfoResponse, CrossChainDelivery};
+pub use event::{Event, EventId, StreamId, StreamNamespace, EPOCH_STREAM};
+pub use execution::{execute_block, Execution, ExecutionInputs};
+pub use hash::{BcsHashable, CryptoHash, Hashed, HASH_LENGTH};
+pub use info::{
+    BatchOutcome, ChainInfo, ChainInfoQuery, ChainInfoResponse, CrossChainDelivery, ManagerInfo,
+};
 pub use limits::{Limits, LimitsError};
-pub use node::ValidatorNode;
+pub use manager::{
+    first_round, leader, round_duration, ChainManager, Lock, ProposalDecision, VoteValue,
+};
 pub use round::Round;
 pub use storage::{Batch, Storage, StorageError, Write};
-pub use tally::{QuorumTally, QuorumValues, Rejected, TallyError, TallyOutcome};
-pub use vote::{CertificateValue, LiteVote, Vote, VoteError, VoteKind};
+pub use tally::{QuorumTally, QuorumValues, Rejected, TallyError, TallyOutcome, ERROR_SAMPLE_SIZE};
+pub use units::{BlockHeight, TimeDelta, Timestamp};
+pub use validator_node::ValidatorNode;
+pub use vote::{vote_message, CertificateValue, LiteVote, Vote, VoteError, VoteKind};

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 /// The protocol's bounds, each with its unit and default ([`Limits::DEFAULT`]).
 ///
-/// Who reads what: the pure execution rule ([`execute_block`](crate::chain::execute_block))
+/// Who reads what: the pure execution rule ([`execute_block`](crate::execute_block))
 /// takes the block bounds from its inputs, which the Worker fills from its configuration; the
 /// Worker checks uploads, batches, queries and downloads against the same value; transports
 /// size their frames with [`Limits::max_frame_length`]. Committees are checked where they are
@@ -244,10 +244,10 @@ mod tests {
     use alloc::vec::Vec;
 
     use super::*;
-    use crate::data::{Blob, BlobId, BlobType, BlockHeight, ChainId};
     use crate::hash::CryptoHash;
     use crate::protocol::{Request, Response};
     use crate::ConfirmedBlockCertificate;
+    use crate::{Blob, BlobId, BlobType, BlockHeight, ChainId};
 
     /// BCS size of `body` in a transport envelope (a `u64` request id, then the body).
     fn framed<T: Serialize>(body: &T) -> usize {

@@ -11,12 +11,12 @@ use crate::block::{
 };
 use crate::committee::Epoch;
 use crate::crypto::{AccountPublicKey, ValidatorSecretKey};
-use crate::data::{BlockHeight, ChainDescription, ChainId, TimeDelta, Timestamp};
 use crate::error::NodeError;
 use crate::hash::{BcsHashable, CryptoHash, Hashed};
 use crate::info::ManagerInfo;
 use crate::round::Round;
 use crate::vote::{LiteVote, VoteKind};
+use crate::{BlockHeight, ChainDescription, ChainId, TimeDelta, Timestamp};
 
 /// The block a validator is locked on at this height: it will vote for no other, unless shown a
 /// validated certificate of a later round.
@@ -82,7 +82,7 @@ impl VoteValue {
 }
 
 /// How long `round` lasts before it may be timed out.
-pub fn round_duration(config: &crate::data::ConsensusConfig, round: Round) -> TimeDelta {
+pub fn round_duration(config: &crate::ConsensusConfig, round: Round) -> TimeDelta {
     let extra = |n: u32| TimeDelta(config.timeout_increment.0.saturating_mul(u64::from(n)));
     match round {
         Round::Fast => config.fast_round_duration,

@@ -20,11 +20,11 @@ use crate::block::{
     BlockProposal, ConfirmedBlockCertificate, TimeoutCertificate, ValidatedBlockCertificate,
 };
 use crate::certificate::LiteCertificate;
-use crate::data::{Blob, BlobId, BlockHeight, ChainId};
 use crate::error::NodeError;
 use crate::hash::CryptoHash;
 use crate::info::{BatchOutcome, ChainInfoQuery, ChainInfoResponse, CrossChainDelivery};
-use crate::node::ValidatorNode;
+use crate::ValidatorNode;
+use crate::{Blob, BlobId, BlockHeight, ChainId};
 
 /// A call of one [`ValidatorNode`] method, with its arguments.
 ///
@@ -531,7 +531,7 @@ mod tests {
     fn a_response_has_the_kind_of_its_request() {
         let request = Request::DownloadBlob(BlobId {
             hash: CryptoHash([7; 32]),
-            blob_type: crate::data::BlobType::Data,
+            blob_type: crate::BlobType::Data,
         });
         let mut response = Response::DownloadBlob(Err(NodeError::MalformedResponse));
         assert_eq!(request.kind(), RequestKind::DownloadBlob);

@@ -4,11 +4,11 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use crate::block::ConfirmedBlockCertificate;
-use crate::chain::ChainState;
 use crate::committee::{Committee, Epoch};
-use crate::data::{Blob, BlobId, BlobState, BlockHeight, ChainId, EventId};
 use crate::error::{NodeError, StorageErrorKind};
 use crate::hash::CryptoHash;
+use crate::ChainState;
+use crate::{Blob, BlobId, BlobState, BlockHeight, ChainId, EventId};
 
 /// A storage failure, with the back end's own error as its source.
 #[derive(Debug, thiserror::Error)]

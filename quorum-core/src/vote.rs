@@ -5,9 +5,9 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{CryptoError, ValidatorPublicKey, ValidatorSecretKey, ValidatorSignature};
-use crate::data::ChainId;
 use crate::hash::{BcsHashable, CryptoHash, Hashed};
 use crate::round::Round;
+use crate::ChainId;
 
 /// What a vote is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -8,7 +8,7 @@
 //!   never leaves half a batch.
 //! * [`Error`]: what failed (opening, transaction, table, storage, commit, encoding, a corrupt
 //!   value); it converts into [`StorageError`](quorum_core::StorageError) with the matching
-//!   [`StorageErrorKind`](quorum_core::error::StorageErrorKind).
+//!   [`StorageErrorKind`](quorum_core::StorageErrorKind).
 //!
 //! The tables and their encodings are described in one place, the private `tables` module:
 //! structured values are BCS, blob contents and event payloads raw bytes.

@@ -36,7 +36,7 @@ use crate::tables::{
 ///   runtime. A `write_batch` whose future is dropped once started still completes (all or
 ///   nothing) in the background.
 /// * Stored values are checked when read: a value that does not decode, or does not belong
-///   under its key, is a [`StorageErrorKind::Corrupted`](quorum_core::error::StorageErrorKind)
+///   under its key, is a [`StorageErrorKind::Corrupted`](quorum_core::StorageErrorKind)
 ///   error, never a panic.
 ///
 /// Cloning is cheap and shares the open database. The file is locked while open: opening it a

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use quorum_core::error::StorageErrorKind;
+use quorum_core::StorageErrorKind;
 use quorum_core::{Batch, Epoch, Storage, Write};
 use quorum_store_redb::{Durability, Error, RedbOptions, RedbStorage};
 use quorum_testkit::{

@@ -8,9 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use quorum_core::block::committee_blob;
-use quorum_core::chain::{execute_block, ExecutionInputs};
-use quorum_core::manager::{ChainManager, Lock};
+use quorum_core::committee_blob;
+use quorum_core::{execute_block, ExecutionInputs};
 use quorum_core::{
     AccountPublicKey, AccountSecretKey, Blob, Block, BlockHeight, BlockProposal, BlockValue,
     Certificate, CertificateValue, ChainDescription, ChainId, ChainOrigin, ChainState, Committee,
@@ -18,6 +17,7 @@ use quorum_core::{
     Operation, Round, StreamId, Timeout, Timestamp, ValidatedBlock, ValidatorInfo,
     ValidatorSecretKey,
 };
+use quorum_core::{ChainManager, Lock};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 

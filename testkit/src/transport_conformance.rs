@@ -29,7 +29,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use quorum_core::block::epoch_event_id;
+use quorum_core::epoch_event_id;
 use quorum_core::{
     BatchOutcome, Blob, BlobId, Block, BlockHeight, BlockProposal, BlockValue, Certificate,
     CertificateError, ChainId, ChainInfoQuery, ChainInfoResponse, ConfirmedBlock,

@@ -66,7 +66,7 @@ mod tests {
             NodeError::MalformedResponse,
             NodeError::Transport(TransportErrorKind::Codec),
             NodeError::Timeout,
-            NodeError::Storage(quorum_core::error::StorageErrorKind::Corrupted),
+            NodeError::Storage(quorum_core::StorageErrorKind::Corrupted),
         ]
     }
 
@@ -87,7 +87,7 @@ mod tests {
                     timestamp: Timestamp(0),
                     state_hash: None,
                     balance: 0,
-                    manager: quorum_core::info::ManagerInfo {
+                    manager: quorum_core::ManagerInfo {
                         current_round: Round::Fast,
                         round_timeout: None,
                         pending: None,

@@ -9,8 +9,8 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use quorum_core::tally::{QuorumValues, TallyError, TallyOutcome};
 use quorum_core::{Committee, NodeError, QuorumTally, ValidatorPublicKey};
+use quorum_core::{QuorumValues, TallyError, TallyOutcome};
 
 use crate::options::Options;
 use crate::remote::RemoteNode;

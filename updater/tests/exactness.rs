@@ -444,8 +444,7 @@ async fn a_non_leader_waits_for_the_next_round() {
     let description = net.local.chain_state(chain).await.unwrap();
     let description = description.description().unwrap().clone();
     // Whoever is not round 0's leader proposes.
-    let leader =
-        quorum_core::manager::leader(&description, chain, BlockHeight(0), Round::SingleLeader(0));
+    let leader = quorum_core::leader(&description, chain, BlockHeight(0), Round::SingleLeader(0));
     let secret = if leader == Some(second_public) {
         net.owners[CHAIN].clone()
     } else {
@@ -462,7 +461,7 @@ async fn a_non_leader_waits_for_the_next_round() {
     let round = certificate.round();
     assert!(round > Round::SingleLeader(0), "{round:?}");
     assert_eq!(
-        quorum_core::manager::leader(&description, chain, BlockHeight(0), round),
+        quorum_core::leader(&description, chain, BlockHeight(0), round),
         Some(secret.public())
     );
 }

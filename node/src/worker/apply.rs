@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use quorum_core::chain::{execute_block, ExecutionInputs};
-use quorum_core::manager::ChainManager;
+use quorum_core::ChainManager;
+use quorum_core::{execute_block, ExecutionInputs};
 use quorum_core::{
     Batch, BlobState, Block, ChainId, ChainState, ConfirmedBlockCertificate, NodeError, Storage,
     Write,

@@ -4,10 +4,10 @@
 
 use tracing::instrument;
 
-use quorum_core::chain::execute_block;
-use quorum_core::error::Limit;
-use quorum_core::info::BatchOutcome;
-use quorum_core::manager::ProposalDecision;
+use quorum_core::execute_block;
+use quorum_core::BatchOutcome;
+use quorum_core::Limit;
+use quorum_core::ProposalDecision;
 use quorum_core::{
     Batch, BlockProposal, BlockValue, ChainInfoResponse, ConfirmedBlock, ConfirmedBlockCertificate,
     CrossChainDelivery, Hashed, LiteCertificate, NodeError, Storage, Timeout, TimeoutCertificate,

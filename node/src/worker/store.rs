@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 use tokio::sync::watch;
 
-use quorum_core::error::StorageErrorKind;
+use quorum_core::StorageErrorKind;
 
 use quorum_core::{
     Batch, Blob, BlobId, BlobState, BlockHeight, ChainId, ChainState, Committee,

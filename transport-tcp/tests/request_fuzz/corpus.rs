@@ -372,7 +372,7 @@ pub(super) fn every_node_error(net: &TestNet, blobs: &[Blob]) -> Vec<NodeError> 
         NodeError::MalformedResponse,
         NodeError::Transport(TransportErrorKind::Codec),
         NodeError::Timeout,
-        NodeError::Storage(quorum_core::error::StorageErrorKind::Corrupted),
+        NodeError::Storage(quorum_core::StorageErrorKind::Corrupted),
     ]
 }
 

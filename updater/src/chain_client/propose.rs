@@ -3,7 +3,7 @@
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use quorum_core::manager::leader;
+use quorum_core::leader;
 use quorum_core::{
     Blob, Block, BlockProposal, BlockValue, Certificate, Committee, ConfirmedBlock,
     ConfirmedBlockCertificate, CrossChainDelivery, Hashed, IncomingBundle, Operation, Round,

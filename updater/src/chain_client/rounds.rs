@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use tracing::{debug, info, warn};
 
-use quorum_core::manager::round_duration;
+use quorum_core::round_duration;
 use quorum_core::{
     BlockHeight, Certificate, Hashed, LiteVote, NodeError, Round, Storage, TimeDelta, Timeout,
     TimeoutCertificate, Timestamp, ValidatorNode, ValidatorPublicKey,

@@ -7,10 +7,10 @@ use crate::block::{
     BlockProposal, ConfirmedBlockCertificate, TimeoutCertificate, ValidatedBlockCertificate,
 };
 use crate::certificate::LiteCertificate;
-use crate::data::{Blob, BlobId, BlockHeight, ChainId};
 use crate::error::NodeError;
 use crate::hash::CryptoHash;
 use crate::info::{BatchOutcome, ChainInfoQuery, ChainInfoResponse, CrossChainDelivery};
+use crate::{Blob, BlobId, BlockHeight, ChainId};
 
 /// One validator, as a client sees it. Implemented by the Worker (in process) and by every
 /// transport's client. Object safe: use it as `dyn ValidatorNode`.
