@@ -35,8 +35,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use quorum_core::Limits as ProtocolLimits;
-use quorum_node::worker::DEFAULT_MAX_UPLOADED_BLOBS;
 use quorum_node::WorkerConfig;
+use quorum_node::DEFAULT_MAX_UPLOADED_BLOBS;
 use quorum_transport_tcp::{
     ServerConfig, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
     DEFAULT_MAX_HANDLERS, DEFAULT_MAX_HANDLERS_PER_IP, DEFAULT_MAX_IN_FLIGHT, DEFAULT_PEER_BUDGET,

@@ -47,12 +47,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
+use quorum_core::protocol::{Request, Response};
 use quorum_core::{
     Blob, Block, BlockHeight, BlockProposal, CommitteeError, EncodedCommittee, Epoch,
     ExecutionError, Limits, NodeError, Operation, Timestamp,
 };
 use quorum_transport_tcp::{
-    Envelope, FrameCodec, Request, Response, DEFAULT_FIRST_FRAME_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    Envelope, FrameCodec, DEFAULT_FIRST_FRAME_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_SERVER_FRAME_READ_TIMEOUT, LENGTH_PREFIX_LEN,
 };
 

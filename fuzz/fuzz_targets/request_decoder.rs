@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use quorum_fuzz::check_stream;
-use quorum_transport_tcp::Request;
+use quorum_core::protocol::Request;
 
 /// The client-side decoder also reads the input in chunks of this many bytes, so that frames
 /// split across reads are exercised.

@@ -7,13 +7,20 @@
 //!
 //! [`Storage`]: quorum_core::Storage
 
-pub mod clock;
-pub mod genesis;
-pub mod memory;
+#![warn(unreachable_pub)]
+
+mod clock;
+mod genesis;
+mod memory;
 mod overlay;
-pub mod worker;
+mod worker;
 
 pub use clock::{Clock, ManualClock, Sleep, SystemClock, TokioClock};
 pub use genesis::{Genesis, GenesisError};
 pub use memory::MemoryStorage;
-pub use worker::{Worker, WorkerConfig};
+pub use worker::{
+    Worker, WorkerConfig, DEFAULT_HELD_BLOB_EXPIRY, DEFAULT_MAX_HELD_BLOB_BYTES,
+    DEFAULT_MAX_PENDING_BLOBS_PER_CHAIN, DEFAULT_MAX_PENDING_BYTES_PER_CHAIN,
+    DEFAULT_MAX_PENDING_CHAINS, DEFAULT_MAX_UPLOADED_BLOBS, DEFAULT_MAX_WANTED_BLOBS,
+    DEFAULT_TIMESTAMP_GRACE,
+};

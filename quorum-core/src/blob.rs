@@ -11,7 +11,7 @@ use crate::{BcsHashable, BlockHeight, ChainId, CryptoHash};
 pub enum BlobType {
     /// Opaque application data.
     Data,
-    /// A BCS-encoded [`ChainDescription`].
+    /// A BCS-encoded [`ChainDescription`](crate::ChainDescription).
     ChainDescription,
     /// A BCS-encoded committee.
     Committee,

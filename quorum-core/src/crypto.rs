@@ -186,7 +186,7 @@ fn check_strong(bytes: &[u8; PUBLIC_KEY_LENGTH]) -> Result<(), CryptoError> {
 /// A public key decoded once, for repeated verification (committees keep one per member).
 ///
 /// Only strong keys can be prepared: a weak or mixed-order key is where single and batch
-/// verdicts may differ, so [`verify_batch`], which takes prepared keys, never meets one.
+/// verdicts may differ, so `verify_batch`, which takes prepared keys, never meets one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PreparedKey(VerifyingKey);
 

@@ -13,10 +13,10 @@ use core::fmt;
 use serde::ser::{self, Serialize};
 
 /// Longest sequence BCS accepts (its `MAX_SEQUENCE_LENGTH`), in elements.
-pub(crate) const MAX_SEQUENCE_LENGTH: usize = (1 << 31) - 1;
+pub const MAX_SEQUENCE_LENGTH: usize = (1 << 31) - 1;
 
 /// Deepest nesting of containers BCS accepts (its `MAX_CONTAINER_DEPTH`).
-pub(crate) const MAX_CONTAINER_DEPTH: usize = 500;
+pub const MAX_CONTAINER_DEPTH: usize = 500;
 
 /// Why a value could not be encoded canonically.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

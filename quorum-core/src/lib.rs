@@ -4,17 +4,27 @@
 //! (answers, votes, the current time as an argument). It builds with `#![no_std]` and `alloc`;
 //! the default `std` feature only adds `std::error::Error` integration.
 //!
-//! * [`crypto`]: ed25519 keys and signatures, batch verification with bisection.
-//! * [`hash`] and [`encoding`]: domain-separated hashes over canonical BCS bytes.
-//! * [`committee`]: weighted committees and the quorum / validity thresholds.
-//! * [`tally`]: the quorum tally behind `communicate_with_quorum`.
-//! * [`vote`], [`aggregator`], [`certificate`]: votes, aggregation and certificates.
-//! * [`data`], [`block`], [`info`]: the protocol's data, blocks, proposals and chain queries.
-//! * [`chain`] and [`manager`]: the pure chain rules (execution, inboxes) and per-chain
-//!   consensus (rounds, locks, timeouts) that the validator applies.
-//! * [`error`]: [`NodeError`], what validators answer instead of a result.
-//! * [`limits`]: [`Limits`], every bound of the protocol, and the frame length derived from it.
-//! * [`node`] and [`storage`]: the two plug-in traits, [`ValidatorNode`] and [`Storage`].
+//! Every item has one path: the crate root, except the messages of the protocol, which live in
+//! [`protocol`]. What the root holds, by concept:
+//!
+//! * Keys and signatures: [`ValidatorSecretKey`], [`AccountSecretKey`], [`PreparedKey`]; batch
+//!   verification with bisection.
+//! * Hashes over canonical BCS bytes, domain-separated: [`CryptoHash`], [`Hashed`],
+//!   [`encoded_len`].
+//! * Weighted committees and their quorum / validity thresholds: [`Committee`],
+//!   [`EncodedCommittee`].
+//! * The quorum tally behind `communicate_with_quorum`: [`QuorumTally`].
+//! * Votes, aggregation and certificates: [`LiteVote`], [`SignatureAggregator`],
+//!   [`Certificate`].
+//! * The protocol's data: heights and time ([`BlockHeight`], [`Timestamp`]), chains
+//!   ([`ChainDescription`]), blobs ([`Blob`]), events ([`Event`]), blocks and proposals
+//!   ([`Block`], [`BlockProposal`]), chain queries ([`ChainInfoQuery`]).
+//! * The pure chain rules the validator applies: a chain's state ([`ChainState`]), the
+//!   execution of blocks ([`execute_block`]), per-chain consensus ([`ChainManager`]: rounds,
+//!   locks, timeouts).
+//! * [`Limits`]: every bound of the protocol, and the frame length derived from it.
+//! * [`NodeError`]: what validators answer instead of a result.
+//! * The two plug-in traits, [`ValidatorNode`] and [`Storage`].
 
 #![no_std]
 #![warn(unreachable_pub)]
@@ -64,7 +74,7 @@ pub use crypto::{
     ValidatorPublicKey, ValidatorSecretKey, ValidatorSignature, PUBLIC_KEY_LENGTH,
     SIGNATURE_LENGTH,
 };
-pub use encoding::{encoded_len, to_bytes, EncodeError};
+pub use encoding::{encoded_len, to_bytes, EncodeError, MAX_CONTAINER_DEPTH, MAX_SEQUENCE_LENGTH};
 pub use error::{
     ExecutionError, Limit, NodeError, StorageErrorKind, TransportErrorKind, Violation,
 };

@@ -246,7 +246,7 @@ pub fn rich_chain_state(chain: &TestChain, committee: &TestCommittee) -> ChainSt
 /// Where every test clock starts, in microseconds since the epoch.
 pub const START: Timestamp = Timestamp(1_000_000_000);
 
-/// Balance of every chain of a [`TestNet`] genesis.
+/// Balance of every chain of a [`TestNet`](crate::TestNet) genesis.
 pub const GENESIS_BALANCE: u64 = 1_000;
 
 /// `n` validator keys from `seed`, sorted like a committee's members.

@@ -2,7 +2,7 @@
 //! server with graceful shutdown.
 //!
 //! * Every message is one frame: a big-endian `u32` length, then the BCS encoding of an
-//!   [`Envelope`] `{ request_id, body }` ([`frame`], [`FrameCodec`]). Bodies longer than the
+//!   [`Envelope`] `{ request_id, body }` ([`FrameCodec`]). Bodies longer than the
 //!   configured maximum are refused; by default it is the largest frame the protocol's
 //!   [`Limits`](quorum_core::Limits) need
 //!   ([`max_frame_length`](quorum_core::Limits::max_frame_length), 16 MiB).
@@ -22,10 +22,11 @@
 //! The layer is generic over the request and response types ([`WireMessage`]); the validator
 //! protocol plugs in by choosing those types and a [`Handler`] that forwards to a validator:
 //!
-//! * [`Request`] (one variant per `ValidatorNode` method) and [`Response`] (each answer as
+//! * [`Request`](quorum_core::protocol::Request) (one variant per `ValidatorNode` method) and
+//!   [`Response`](quorum_core::protocol::Response) (each answer as
 //!   `Result<_, NodeError>`, so a node's refusals cross the wire intact), defined once in
 //!   [`quorum_core::protocol`] with the one dispatch onto a node.
-//! * [`validator`]: [`TcpValidatorNode`], a client that is a `ValidatorNode`, and
+//! * [`TcpValidatorNode`], a client that is a `ValidatorNode`, and
 //!   [`serve_validator`] / [`ValidatorHandler`], which serve any `ValidatorNode` (e.g. a Worker).
 //!
 //! ```no_run
@@ -46,14 +47,16 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(unreachable_pub)]
+
 mod budget;
-pub mod client;
-pub mod codec;
-pub mod config;
+mod client;
+mod codec;
+mod config;
 mod deadline;
-pub mod error;
-pub mod frame;
-pub mod handler;
+mod error;
+mod frame;
+mod handler;
 mod limits;
 mod multiplexer;
 #[cfg(test)]
@@ -61,11 +64,11 @@ mod protocol;
 mod receiver;
 mod refusal_log;
 mod resources;
-pub mod server;
+mod server;
 mod session;
 mod stall;
-pub mod stats;
-pub mod validator;
+mod stats;
+mod validator;
 mod writer;
 
 pub use client::Client;
@@ -83,7 +86,6 @@ pub use config::{
 pub use error::TransportError;
 pub use frame::{Envelope, WireMessage, LENGTH_PREFIX_LEN, MAX_FRAME_LENGTH_LIMIT};
 pub use handler::Handler;
-pub use quorum_core::protocol::{Request, Response};
 pub use server::{Server, ShutdownOutcome};
 pub use stats::ServerStats;
 pub use validator::{serve_validator, TcpValidatorNode, ValidatorHandler};

@@ -41,6 +41,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use harness::{check_stream, Decoded, MAX_FRAME_BYTES};
+use quorum_core::protocol::{Request, Response};
 use quorum_core::{
     BatchOutcome, Blob, BlockHeight, BlockProposal, CertificateError, ChainInfoQuery,
     CommitteeError, CrossChainDelivery, CryptoError, CryptoHash, EncodedCommittee, Epoch, EventId,
@@ -49,9 +50,7 @@ use quorum_core::{
 };
 use quorum_testkit::sample_blobs;
 use quorum_testkit::{committee_of, genesis_description, validator_keys, TestNet};
-use quorum_transport_tcp::{
-    Envelope, FrameCodec, Request, Response, TransportError, LENGTH_PREFIX_LEN,
-};
+use quorum_transport_tcp::{Envelope, FrameCodec, TransportError, LENGTH_PREFIX_LEN};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;

@@ -9,6 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{client_config, eventually, expect_closed, raw_connection, server_config, LogCapture};
+use quorum_core::protocol::{Request, Response};
 use quorum_core::{
     Blob, BlockHeight, ChainInfoQuery, CrossChainDelivery, NodeError, TransportErrorKind,
     ValidatorNode,
@@ -17,8 +18,8 @@ use quorum_node::ManualClock;
 use quorum_testkit::transport_conformance::TestValidator;
 use quorum_testkit::START;
 use quorum_transport_tcp::{
-    serve_validator, ClientConfig, Envelope, Request, Response, Server, ServerConfig,
-    TcpValidatorNode, ValidatorHandler,
+    serve_validator, ClientConfig, Envelope, Server, ServerConfig, TcpValidatorNode,
+    ValidatorHandler,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;

@@ -61,8 +61,9 @@ pub use chain_client::{
     TIMEOUT_RETRY_DELAY,
 };
 pub use health::{
-    Health, HealthPolicy, HealthState, SavedHealth, DEFAULT_MAX_COOLDOWN, DEFAULT_MIN_COOLDOWN,
-    DEFAULT_SUSPECT_AFTER, LATENCY_SAMPLES, MIN_HEDGE_DELAY, UNKNOWN_HEDGE_DELAY,
+    Health, HealthPolicy, HealthRecord, HealthState, SavedHealth, DEFAULT_MAX_COOLDOWN,
+    DEFAULT_MIN_COOLDOWN, DEFAULT_SUSPECT_AFTER, LATENCY_SAMPLES, MIN_HEDGE_DELAY,
+    UNKNOWN_HEDGE_DELAY,
 };
 pub use hedge::hedged;
 pub use options::{

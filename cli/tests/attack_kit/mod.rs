@@ -18,9 +18,10 @@ use serde::Deserialize;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 
+use quorum_core::protocol::{Request, Response};
 use quorum_core::{AccountSecretKey, Blob, ChainId, ChainInfoQuery, ChainInfoResponse, Limits};
 use quorum_node::Genesis;
-use quorum_transport_tcp::{Envelope, FrameCodec, Request, Response, LENGTH_PREFIX_LEN};
+use quorum_transport_tcp::{Envelope, FrameCodec, LENGTH_PREFIX_LEN};
 
 use crate::common::{free_ports, quorum, run_within, start_validator, Validators};
 

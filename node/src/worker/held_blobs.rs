@@ -52,12 +52,12 @@ pub(crate) struct HeldBlobs {
 impl HeldBlobs {
     /// Bytes held in all.
     #[cfg(test)]
-    pub fn bytes(&self) -> usize {
+    pub(super) fn bytes(&self) -> usize {
         self.bytes
     }
 
     /// The blob `id`, pending for `chain_id` or uploaded.
-    pub fn get(&self, chain_id: ChainId, id: &BlobId) -> Option<&Blob> {
+    pub(super) fn get(&self, chain_id: ChainId, id: &BlobId) -> Option<&Blob> {
         self.pending
             .get(&chain_id)
             .and_then(|chain| chain.blobs.get(id))
@@ -67,7 +67,7 @@ impl HeldBlobs {
 
     /// Records that the node answered a certificate with `BlobsNotFound(ids)`: uploads of
     /// those blobs are welcome until the expiry. Beyond the limit the oldest wishes go.
-    pub fn want(&mut self, ids: &[BlobId], now: Timestamp, limits: &HeldLimits) {
+    pub(super) fn want(&mut self, ids: &[BlobId], now: Timestamp, limits: &HeldLimits) {
         let until = now.saturating_add(limits.expiry);
         for id in ids {
             self.wanted.insert(*id, until);
@@ -90,7 +90,7 @@ impl HeldBlobs {
 
     /// Takes an uploaded blob: only one the node asked for (`UnexpectedBlob` otherwise), within
     /// the count and byte budgets (`LimitExceeded`; nothing held is ever evicted for it).
-    pub fn upload(
+    pub(super) fn upload(
         &mut self,
         blob: Blob,
         now: Timestamp,
@@ -118,7 +118,7 @@ impl HeldBlobs {
 
     /// Takes a pending blob for `chain_id`, within the chain's quota (count and bytes), the
     /// number of chains and the byte budget; a refusal leaves no entry.
-    pub fn add_pending(
+    pub(super) fn add_pending(
         &mut self,
         chain_id: ChainId,
         blob: Blob,
@@ -159,7 +159,7 @@ impl HeldBlobs {
     }
 
     /// Drops everything whose time has passed.
-    pub fn expire(&mut self, now: Timestamp) {
+    pub(super) fn expire(&mut self, now: Timestamp) {
         let mut freed = 0;
         self.uploaded.retain(|_, held| {
             let keep = held.expires > now;
@@ -185,7 +185,7 @@ impl HeldBlobs {
 
     /// A block of `chain_id` committed, using `used`: the chain's pending blobs and the used
     /// uploads are no longer needed.
-    pub fn committed(&mut self, chain_id: ChainId, used: &BTreeSet<BlobId>) {
+    pub(super) fn committed(&mut self, chain_id: ChainId, used: &BTreeSet<BlobId>) {
         if let Some(chain) = self.pending.remove(&chain_id) {
             self.bytes -= chain.bytes;
         }
@@ -193,7 +193,7 @@ impl HeldBlobs {
     }
 
     /// The uploads `used` are stored now: they, and the wish for them, go.
-    pub fn release_uploads(&mut self, used: &BTreeSet<BlobId>) {
+    pub(super) fn release_uploads(&mut self, used: &BTreeSet<BlobId>) {
         for id in used {
             if let Some(held) = self.uploaded.remove(id) {
                 self.bytes -= held.blob.content.len();
