@@ -107,7 +107,7 @@ impl SyncFixture {
     pub async fn assert_synced(&self, worker: &Worker<MemoryStorage>) {
         let state = must(worker.chain_state(self.chain_id).await, "reading the chain");
         assert_eq!(
-            state.next_height,
+            state.next_height(),
             self.target(),
             "the validator is not synced"
         );
@@ -115,7 +115,7 @@ impl SyncFixture {
             .certificates
             .last()
             .map(ConfirmedBlockCertificate::hash);
-        assert_eq!(state.tip_hash, last, "the validator's tip differs");
+        assert_eq!(state.tip_hash(), last, "the validator's tip differs");
     }
 }
 

@@ -436,8 +436,8 @@ async fn in_sync(local: &Worker<MemoryStorage>, remote: &RemoteNode, chains: &[C
             .await
         {
             Ok(response) => {
-                if response.info.next_block_height != state.next_height
-                    || response.info.block_hash != state.tip_hash
+                if response.info.next_block_height != state.next_height()
+                    || response.info.block_hash != state.tip_hash()
                 {
                     return false;
                 }

@@ -188,7 +188,8 @@ pub async fn info(session: &Session) -> Result<(), CliError> {
         let _ = writeln!(
             out,
             "chain {c} {chain_id} height {} balance {}",
-            state.next_height.0, state.balance
+            state.next_height().0,
+            state.balance()
         );
         for (v, remote) in remotes.iter().enumerate() {
             let answer = answers.get(&(v, c)).cloned().unwrap_or(Answer::NotWaited);
@@ -203,11 +204,11 @@ pub async fn info(session: &Session) -> Result<(), CliError> {
             );
             // Behind the client: brought up to date in the final update phase.
             if let Answer::At { height, .. } = answer {
-                if height < state.next_height {
+                if height < state.next_height() {
                     catch_up.enqueue(
                         session.updater(remote.clone()),
                         *chain_id,
-                        state.next_height,
+                        state.next_height(),
                     );
                 }
             }

@@ -103,7 +103,7 @@ impl Tables {
                 self.events.insert(id, payload);
             }
             Keyed::ChainState(state) => {
-                self.chain_states.insert(state.chain_id, *state);
+                self.chain_states.insert(state.chain_id(), *state);
             }
             Keyed::Committee(epoch, committee) => {
                 self.committees.insert(epoch, committee);

@@ -180,15 +180,15 @@ impl<S: Storage + 'static> Worker<S> {
 
     fn info(&self, state: &ChainState, with_values: bool) -> ChainInfo {
         ChainInfo {
-            chain_id: state.chain_id,
-            epoch: state.description.as_ref().map(|_| state.epoch),
-            description: state.description.clone(),
-            next_block_height: state.next_height,
-            block_hash: state.tip_hash,
-            timestamp: state.timestamp,
-            state_hash: state.state_hash,
-            balance: state.balance,
-            manager: state.manager.info(with_values),
+            chain_id: state.chain_id(),
+            epoch: state.known_description().map(|_| state.epoch()),
+            description: state.known_description().cloned(),
+            next_block_height: state.next_height(),
+            block_hash: state.tip_hash(),
+            timestamp: state.timestamp(),
+            state_hash: state.state_hash(),
+            balance: state.balance(),
+            manager: state.manager().info(with_values),
             requested_certificate_hashes: Vec::new(),
         }
     }
@@ -203,7 +203,7 @@ impl<S: Storage + 'static> Worker<S> {
         let block = certificate.value().block();
         let state = self.chain_state(block.chain_id).await?;
         state.description()?;
-        if block.height < state.next_height {
+        if block.height < state.next_height() {
             return Ok(false);
         }
         let committee = self.committee(block.epoch).await?;

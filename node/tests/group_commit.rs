@@ -121,7 +121,7 @@ async fn blocks_of_many_chains_share_commits_and_are_answered_once_durable() {
                 .await
                 .unwrap();
             let durable = base.read_chain_state(chain).await.unwrap().unwrap();
-            (answer.info.next_block_height, durable.next_height)
+            (answer.info.next_block_height, durable.next_height())
         }
     });
     let heights = futures::future::join_all(answers).await;
@@ -169,7 +169,7 @@ async fn a_failed_commit_fails_its_requests_and_every_later_write() {
     // Nothing of it is read back as if it had landed, and later writes are refused.
     let chain = certificates[0].value().block().chain_id;
     assert_eq!(
-        worker.chain_state(chain).await.unwrap().next_height,
+        worker.chain_state(chain).await.unwrap().next_height(),
         BlockHeight(0)
     );
     let second = worker
@@ -181,7 +181,7 @@ async fn a_failed_commit_fails_its_requests_and_every_later_write() {
             .await
             .unwrap()
             .unwrap()
-            .next_height,
+            .next_height(),
         BlockHeight(0)
     );
 }
@@ -300,8 +300,8 @@ mod interleavings {
                 // Every transfer is one credit in one inbox, once.
                 let credits: usize = found
                     .iter()
-                    .flat_map(|state| state.inboxes.values())
-                    .flat_map(|inbox| inbox.bundles.values())
+                    .flat_map(|state| state.inboxes().values())
+                    .flat_map(|inbox| inbox.bundles().values())
                     .map(|messages| messages.iter().filter(|m| matches!(m, Message::Credit { .. })).count())
                     .sum();
                 prop_assert_eq!(credits, sent);

@@ -181,7 +181,7 @@ async fn fast_round_commit() {
         assert_eq!(net.balance(v, 1).await, 995);
         // The recipient's inbox holds the credit until a block consumes it.
         let state = net.workers[v].chain_state(net.chains[0]).await.unwrap();
-        assert_eq!(state.inboxes[&net.chains[1]].bundles.len(), 1);
+        assert_eq!(state.inboxes()[&net.chains[1]].bundles().len(), 1);
     }
 }
 
@@ -192,8 +192,8 @@ async fn two_phase_commit() {
     let confirmed = net.commit(1, block, Round::MultiLeader(0)).await;
     for v in ALL {
         let state = net.workers[v].chain_state(net.chains[1]).await.unwrap();
-        assert_eq!(state.next_height, BlockHeight(1));
-        assert_eq!(state.tip_hash, Some(confirmed.hash()));
+        assert_eq!(state.next_height(), BlockHeight(1));
+        assert_eq!(state.tip_hash(), Some(confirmed.hash()));
     }
     // The next height chains on.
     let block = net.block(1, vec![]).await;
@@ -402,7 +402,7 @@ async fn four_validators_commit_on_two_chains_with_a_cross_chain_transfer() {
         assert_eq!(net.balance(v, 2).await, 1_250);
         assert_eq!(net.next_height(v, 2).await, BlockHeight(1));
         let state = net.workers[v].chain_state(net.chains[2]).await.unwrap();
-        assert!(state.inboxes[&net.chains[1]].bundles.is_empty());
+        assert!(state.inboxes()[&net.chains[1]].bundles().is_empty());
     }
     // Consuming the same bundle twice is refused.
     let block = net.block_on(0, 2, vec![], vec![bundle]).await;
@@ -453,8 +453,8 @@ async fn a_batch_is_applied_in_order_and_cut_at_the_first_bad_certificate() {
         .unwrap();
     assert_eq!((outcome.processed, outcome.error), (5, None));
     let state = net.workers[3].chain_state(net.chains[1]).await.unwrap();
-    assert_eq!(state.next_height, BlockHeight(5));
-    assert_eq!(state.tip_hash, Some(certificates[4].hash()));
+    assert_eq!(state.next_height(), BlockHeight(5));
+    assert_eq!(state.tip_hash(), Some(certificates[4].hash()));
 }
 
 /// A certificate beyond a chain's height: the block waits, but the data blobs it publishes

@@ -54,7 +54,7 @@ async fn oversized_or_repeated_committees_are_refused_at_execution() {
         ))
     );
     let state = net.workers[0].chain_state(net.admin()).await.unwrap();
-    assert!(state.manager.proposed.is_none());
+    assert!(state.manager().proposed().is_none());
 
     let good = EncodedCommittee::new(&net.committee);
     let twice = vec![

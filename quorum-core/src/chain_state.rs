@@ -16,37 +16,37 @@ use crate::{BlockHeight, ChainDescription, ChainId, StreamId, Timestamp};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inbox {
     /// Received bundles by the sending block's height.
-    pub bundles: BTreeMap<BlockHeight, Vec<Message>>,
+    pub(crate) bundles: BTreeMap<BlockHeight, Vec<Message>>,
     /// Every bundle below this height was consumed.
-    pub next_height_to_consume: BlockHeight,
+    pub(crate) next_height_to_consume: BlockHeight,
 }
 
 /// Everything a node keeps about one chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainState {
     /// The chain.
-    pub chain_id: ChainId,
+    pub(crate) chain_id: ChainId,
     /// Its description; `None` while the chain is not active on this node (it may still have
     /// received messages).
-    pub description: Option<ChainDescription>,
+    pub(crate) description: Option<ChainDescription>,
     /// The epoch the chain is in.
-    pub epoch: Epoch,
+    pub(crate) epoch: Epoch,
     /// Its balance.
-    pub balance: u64,
+    pub(crate) balance: u64,
     /// The next height to commit.
-    pub next_height: BlockHeight,
+    pub(crate) next_height: BlockHeight,
     /// Hash of the latest confirmed block.
-    pub tip_hash: Option<CryptoHash>,
+    pub(crate) tip_hash: Option<CryptoHash>,
     /// Timestamp of the latest block (or the chain's creation).
-    pub timestamp: Timestamp,
+    pub(crate) timestamp: Timestamp,
     /// Hash of the execution state after the latest block.
-    pub state_hash: Option<CryptoHash>,
+    pub(crate) state_hash: Option<CryptoHash>,
     /// Received, unconsumed bundles per origin.
-    pub inboxes: BTreeMap<ChainId, Inbox>,
+    pub(crate) inboxes: BTreeMap<ChainId, Inbox>,
     /// Number of events emitted per stream.
-    pub event_counts: BTreeMap<StreamId, u32>,
+    pub(crate) event_counts: BTreeMap<StreamId, u32>,
     /// Consensus at the current height.
-    pub manager: ChainManager,
+    pub(crate) manager: ChainManager,
 }
 
 /// The part of the state that block outcomes commit to.
@@ -61,6 +61,18 @@ struct ExecutionState<'a> {
 
 impl BcsHashable for ExecutionState<'_> {
     const DOMAIN: &'static str = "ExecutionState";
+}
+
+impl Inbox {
+    /// Received bundles by the sending block's height.
+    pub fn bundles(&self) -> &BTreeMap<BlockHeight, Vec<Message>> {
+        &self.bundles
+    }
+
+    /// Every bundle below this height was consumed.
+    pub fn next_height_to_consume(&self) -> BlockHeight {
+        self.next_height_to_consume
+    }
 }
 
 impl ChainState {
@@ -127,6 +139,79 @@ impl ChainState {
     /// Whether the chain is active here.
     pub fn is_active(&self) -> bool {
         self.description.is_some()
+    }
+
+    /// The chain.
+    pub fn chain_id(&self) -> ChainId {
+        self.chain_id
+    }
+
+    /// Its description, `None` while the chain is not active on this node (see
+    /// [`ChainState::description`] for the same as a `Result`).
+    pub fn known_description(&self) -> Option<&ChainDescription> {
+        self.description.as_ref()
+    }
+
+    /// The epoch the chain is in.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// Its balance.
+    pub fn balance(&self) -> u64 {
+        self.balance
+    }
+
+    /// The next height to commit.
+    pub fn next_height(&self) -> BlockHeight {
+        self.next_height
+    }
+
+    /// Hash of the latest confirmed block (`None` before the first).
+    pub fn tip_hash(&self) -> Option<CryptoHash> {
+        self.tip_hash
+    }
+
+    /// Timestamp of the latest block (or the chain's creation).
+    pub fn timestamp(&self) -> Timestamp {
+        self.timestamp
+    }
+
+    /// Hash of the execution state after the latest block.
+    pub fn state_hash(&self) -> Option<CryptoHash> {
+        self.state_hash
+    }
+
+    /// Received, unconsumed bundles per origin.
+    pub fn inboxes(&self) -> &BTreeMap<ChainId, Inbox> {
+        &self.inboxes
+    }
+
+    /// Number of events emitted per stream.
+    pub fn event_counts(&self) -> &BTreeMap<StreamId, u32> {
+        &self.event_counts
+    }
+
+    /// Consensus at the current height.
+    pub fn manager(&self) -> &ChainManager {
+        &self.manager
+    }
+
+    /// Consensus at the current height, to move it on with its own methods (votes,
+    /// certificates, timeouts).
+    pub fn manager_mut(&mut self) -> &mut ChainManager {
+        &mut self.manager
+    }
+
+    /// Seals the block just executed into this state as committed: `tip` is its certificate's
+    /// hash, and consensus starts afresh at the next height, its first round's clock at `now`.
+    /// Does nothing to a chain that is not active.
+    pub fn seal(&mut self, tip: CryptoHash, now: Timestamp) {
+        let Some(description) = &self.description else {
+            return;
+        };
+        self.tip_hash = Some(tip);
+        self.manager = ChainManager::new(description, self.next_height, now);
     }
 
     pub(crate) fn execution_state_hash(&self) -> CryptoHash {

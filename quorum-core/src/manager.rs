@@ -32,25 +32,25 @@ pub struct Lock {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainManager {
     /// The height this state is about.
-    pub height: BlockHeight,
+    pub(crate) height: BlockHeight,
     /// The current round.
-    pub current_round: Round,
+    pub(crate) current_round: Round,
     /// When the current round started on this node.
-    pub round_started: Timestamp,
+    pub(crate) round_started: Timestamp,
     /// When the current round may be timed out (`None`: the chain has no owners).
-    pub round_timeout: Option<Timestamp>,
+    pub(crate) round_timeout: Option<Timestamp>,
     /// The latest proposal this node voted for at this height.
-    pub proposed: Option<Box<BlockProposal>>,
+    pub(crate) proposed: Option<Box<BlockProposal>>,
     /// The lock (see [`Lock`]).
-    pub lock: Option<Lock>,
+    pub(crate) lock: Option<Lock>,
     /// The highest validated certificate seen at this height.
-    pub locking_certificate: Option<Box<ValidatedBlockCertificate>>,
+    pub(crate) locking_certificate: Option<Box<ValidatedBlockCertificate>>,
     /// The node's latest vote at this height (validated or confirmed).
-    pub pending_vote: Option<LiteVote>,
+    pub(crate) pending_vote: Option<LiteVote>,
     /// The highest timeout certificate seen at this height.
-    pub timeout_certificate: Option<Box<TimeoutCertificate>>,
+    pub(crate) timeout_certificate: Option<Box<TimeoutCertificate>>,
     /// The node's timeout vote for the current round, once given.
-    pub timeout_vote: Option<LiteVote>,
+    pub(crate) timeout_vote: Option<LiteVote>,
 }
 
 /// What a proposal check concluded.
@@ -151,6 +151,56 @@ pub fn leader(
 }
 
 impl ChainManager {
+    /// The height this state is about.
+    pub fn height(&self) -> BlockHeight {
+        self.height
+    }
+
+    /// The current round.
+    pub fn current_round(&self) -> Round {
+        self.current_round
+    }
+
+    /// When the current round started on this node.
+    pub fn round_started(&self) -> Timestamp {
+        self.round_started
+    }
+
+    /// When the current round may be timed out (`None`: the chain has no owners).
+    pub fn round_timeout(&self) -> Option<Timestamp> {
+        self.round_timeout
+    }
+
+    /// The latest proposal this node voted for at this height.
+    pub fn proposed(&self) -> Option<&BlockProposal> {
+        self.proposed.as_deref()
+    }
+
+    /// The lock (see [`Lock`]).
+    pub fn lock(&self) -> Option<&Lock> {
+        self.lock.as_ref()
+    }
+
+    /// The highest validated certificate seen at this height.
+    pub fn locking_certificate(&self) -> Option<&ValidatedBlockCertificate> {
+        self.locking_certificate.as_deref()
+    }
+
+    /// The node's latest vote at this height (validated or confirmed).
+    pub fn pending_vote(&self) -> Option<&LiteVote> {
+        self.pending_vote.as_ref()
+    }
+
+    /// The highest timeout certificate seen at this height.
+    pub fn timeout_certificate(&self) -> Option<&TimeoutCertificate> {
+        self.timeout_certificate.as_deref()
+    }
+
+    /// The node's timeout vote for the current round, once given.
+    pub fn timeout_vote(&self) -> Option<&LiteVote> {
+        self.timeout_vote.as_ref()
+    }
+
     /// The state of a chain not active on this node.
     pub fn inactive() -> Self {
         ChainManager {

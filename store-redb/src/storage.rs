@@ -408,9 +408,9 @@ impl Storage for RedbStorage {
             let state: Option<ChainState> =
                 bcs_value(&table, names::CHAIN_STATES, hash_key(&chain_id.0))?;
             match state {
-                Some(state) if state.chain_id != chain_id => Err(Error::Inconsistent {
+                Some(state) if state.chain_id() != chain_id => Err(Error::Inconsistent {
                     table: names::CHAIN_STATES,
-                    reason: format!("the state stored for {chain_id} is {}'s", state.chain_id),
+                    reason: format!("the state stored for {chain_id} is {}'s", state.chain_id()),
                 }),
                 state => Ok(state),
             }

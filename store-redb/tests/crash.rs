@@ -55,15 +55,15 @@ async fn crash_writer_child() {
     let (committee, mut chain) = fixtures();
     // Resume after what an earlier writer committed.
     if let Some(state) = storage.read_chain_state(chain.id()).await.unwrap() {
-        while chain.state.next_height < state.next_height {
+        while chain.state.next_height() < state.next_height() {
             chain.commit_blocks(&committee, 1).remove(0);
         }
         assert_eq!(chain.state, state, "the recovered state is the fixture's");
     }
     // Written straight to the file descriptor: the test harness does not capture it.
     let mut stdout = std::io::stdout();
-    while chain.state.next_height.0 < MAX_BLOCKS {
-        let height = chain.state.next_height.0;
+    while chain.state.next_height().0 < MAX_BLOCKS {
+        let height = chain.state.next_height().0;
         let certificate = chain.commit_blocks(&committee, 1).remove(0);
         let mut batch = Batch::new();
         batch.push(Write::Certificate(Box::new(certificate.clone())));
@@ -121,7 +121,7 @@ async fn check_recovered(path: &std::path::Path, acks: &[Ack]) -> u64 {
         .await
         .unwrap()
         .expect("the chain state survived");
-    let next_height = state.next_height.0;
+    let next_height = state.next_height().0;
     let last_acked = acks.last().map_or(0, |ack| ack.height);
     assert!(
         next_height > last_acked,
@@ -154,7 +154,7 @@ async fn check_recovered(path: &std::path::Path, acks: &[Ack]) -> u64 {
         );
     }
     // The state matches its last certificate, and nothing was committed beyond it.
-    assert_eq!(state.tip_hash, hashes.last().copied(), "tip hash");
+    assert_eq!(state.tip_hash(), hashes.last().copied(), "tip hash");
     assert_eq!(state, chain.state, "the recovered chain state");
     let beyond = storage
         .read_certificate_hashes(chain.id(), &[BlockHeight(next_height)])

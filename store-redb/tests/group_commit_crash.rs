@@ -71,10 +71,14 @@ async fn group_commit_writer_child() {
     // Resume after what an earlier writer committed.
     for chain in &mut chains {
         let state = storage.read_chain_state(chain.id()).await.unwrap().unwrap();
-        while chain.state.next_height < state.next_height {
+        while chain.state.next_height() < state.next_height() {
             chain.commit_blocks(&committee, 1).remove(0);
         }
-        assert_eq!(chain.state.tip_hash, state.tip_hash, "the recovered tip");
+        assert_eq!(
+            chain.state.tip_hash(),
+            state.tip_hash(),
+            "the recovered tip"
+        );
     }
     let worker = Arc::new(Worker::new(
         storage,
@@ -152,7 +156,7 @@ async fn check_recovered(path: &std::path::Path, acks: &[Ack]) -> Vec<u64> {
     let mut recovered = Vec::new();
     for (index, mut chain) in chains.into_iter().enumerate() {
         let state = storage.read_chain_state(chain.id()).await.unwrap().unwrap();
-        let next = state.next_height.0;
+        let next = state.next_height().0;
         // Every block below the state's height is there and is the fixture's.
         let heights: Vec<BlockHeight> = (0..next).map(BlockHeight).collect();
         let found = storage
@@ -171,11 +175,15 @@ async fn check_recovered(path: &std::path::Path, acks: &[Ack]) -> Vec<u64> {
             hashes.push(found.hash().to_string());
         }
         assert_eq!(
-            state.tip_hash.map(|hash| hash.to_string()),
+            state.tip_hash().map(|hash| hash.to_string()),
             hashes.last().cloned(),
             "chain {index}: the tip is the last certificate"
         );
-        assert_eq!(state.balance, chain.state.balance, "chain {index}: balance");
+        assert_eq!(
+            state.balance(),
+            chain.state.balance(),
+            "chain {index}: balance"
+        );
         let beyond = storage
             .read_certificate_hashes(chain.id(), &[BlockHeight(next)])
             .await

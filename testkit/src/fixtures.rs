@@ -17,11 +17,10 @@ use quorum_core::{
     Operation, Round, StreamId, Timeout, Timestamp, ValidatedBlock, ValidatorInfo,
     ValidatorSecretKey,
 };
-use quorum_core::{ChainManager, Lock};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::must::must;
+use crate::must::{must, some};
 
 /// A committee of validators with equal weights and keys derived from a seed, able to certify
 /// any value.
@@ -101,7 +100,7 @@ impl TestChain {
 
     /// The chain's id.
     pub fn id(&self) -> ChainId {
-        self.state.chain_id
+        self.state.chain_id()
     }
 
     /// The next block (at the state's next height, extending its tip, one millisecond after
@@ -109,10 +108,10 @@ impl TestChain {
     pub fn next_block(&self, operations: Vec<Operation>) -> Block {
         Block {
             chain_id: self.id(),
-            epoch: self.state.epoch,
-            height: self.state.next_height,
-            timestamp: Timestamp(self.state.timestamp.0.saturating_add(1_000)),
-            previous_block_hash: self.state.tip_hash,
+            epoch: self.state.epoch(),
+            height: self.state.next_height(),
+            timestamp: Timestamp(self.state.timestamp().0.saturating_add(1_000)),
+            previous_block_hash: self.state.tip_hash(),
             authenticated_owner: self.owner.public(),
             incoming_bundles: Vec::new(),
             operations,
@@ -142,8 +141,8 @@ impl TestChain {
         });
         let certificate = committee.certify(value, Round::MultiLeader(0));
         let mut state = execution.state;
-        state.tip_hash = Some(certificate.hash());
-        state.manager = ChainManager::new(&self.description, state.next_height, state.timestamp);
+        let sealed_at = state.timestamp();
+        state.seal(certificate.hash(), sealed_at);
         self.state = state;
         certificate
     }
@@ -182,62 +181,72 @@ pub fn sample_blobs() -> Vec<Blob> {
 /// and a consensus manager holding a proposal, a lock, a validated certificate, votes and a
 /// timeout certificate. Round-trips through a storage only if nothing is lost.
 pub fn rich_chain_state(chain: &TestChain, committee: &TestCommittee) -> ChainState {
-    let mut state = chain.state.clone();
+    let key = some(committee.keys.first(), "a validator key");
     let origin = TestChain::new(1_000, 1_000).id();
+    // A block emitting three events on a stream of its own, committed.
+    let mut rich = chain.clone();
+    let events = (0..3u8)
+        .map(|index| Operation::EmitEvent {
+            stream: StreamId::user("rich"),
+            payload: vec![index],
+        })
+        .collect();
+    rich.commit_next(committee, events);
+    let mut state = rich.state.clone();
     state.receive_bundle(
         origin,
         BlockHeight(3),
         vec![Message::Credit { amount: 5 }, Message::Credit { amount: 7 }],
     );
-    state.event_counts.insert(StreamId::user("rich"), 3);
+    let description = must(state.description(), "the chain's description").clone();
+    let (chain_id, epoch, now) = (state.chain_id(), state.epoch(), state.timestamp());
 
-    let round = Round::MultiLeader(1);
-    let block = chain.next_block(vec![Operation::Transfer {
+    // Round 0 times out: its certificate moves consensus to round 1.
+    let timeout = committee.certify(
+        Timeout {
+            chain_id,
+            height: state.next_height(),
+            epoch,
+        },
+        Round::MultiLeader(0),
+    );
+    state
+        .manager_mut()
+        .handle_timeout_certificate(&description, &timeout, now);
+    let round = state.manager().current_round();
+
+    // A proposal of round 1, voted for: the proposal, a lock and a pending vote.
+    let block = rich.next_block(vec![Operation::Transfer {
         recipient: origin,
         amount: 10,
     }]);
     let execution = must(
-        execute_block(&chain.state, &block, &ExecutionInputs::default()),
+        execute_block(&rich.state, &block, &ExecutionInputs::default()),
         "executing the rich state's proposal",
     );
     let value = BlockValue {
         block: block.clone(),
         outcome: execution.outcome,
     };
-    let validated = committee.certify(ValidatedBlock(value.clone()), round);
-    let timeout = committee.certify(
-        Timeout {
-            chain_id: chain.id(),
-            height: block.height,
-            epoch: block.epoch,
-        },
-        Round::MultiLeader(0),
+    let proposal = BlockProposal::new(block, round, &chain.owner);
+    state
+        .manager_mut()
+        .vote_for_proposal(proposal, value.clone(), Some(key));
+
+    // Its validated certificate: the locking certificate and a confirmation vote.
+    let validated = committee.certify(ValidatedBlock(value), round);
+    must(
+        state
+            .manager_mut()
+            .handle_validated_certificate(&description, &validated, now, Some(key)),
+        "handling the validated certificate",
     );
-    let manager = &mut state.manager;
-    manager.current_round = round;
-    manager.proposed = Some(Box::new(BlockProposal::new(block, round, &chain.owner)));
-    manager.lock = Some(Lock {
-        round,
-        value: value.clone(),
-    });
-    manager.pending_vote = committee.keys.first().map(|key| {
-        LiteVote::new(
-            validated.hash(),
-            <ValidatedBlock as CertificateValue>::KIND,
-            round,
-            key,
-        )
-    });
-    manager.locking_certificate = Some(Box::new(validated));
-    manager.timeout_vote = committee.keys.first().map(|key| {
-        LiteVote::new(
-            timeout.hash(),
-            <Timeout as CertificateValue>::KIND,
-            round,
-            key,
-        )
-    });
-    manager.timeout_certificate = Some(Box::new(timeout));
+
+    // Past round 1's deadline: a timeout vote.
+    let deadline = some(state.manager().round_timeout(), "round 1's deadline");
+    state
+        .manager_mut()
+        .vote_timeout(chain_id, epoch, round, deadline, Some(key));
     state
 }
 

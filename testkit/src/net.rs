@@ -419,15 +419,18 @@ impl<C: NetClock> TestNetwork<C> {
             "reading the chain",
         );
         assert_eq!(
-            remote.next_height, local.next_height,
+            remote.next_height(),
+            local.next_height(),
             "validator {v} height on {chain:?}"
         );
         assert_eq!(
-            remote.tip_hash, local.tip_hash,
+            remote.tip_hash(),
+            local.tip_hash(),
             "validator {v} tip on {chain:?}"
         );
         assert_eq!(
-            remote.balance, local.balance,
+            remote.balance(),
+            local.balance(),
             "validator {v} balance on {chain:?}"
         );
     }

@@ -148,10 +148,10 @@ impl TestValidator {
         let state = must(self.worker.chain_state(chain_id).await, "reading a chain");
         Block {
             chain_id,
-            epoch: state.epoch,
-            height: state.next_height,
-            timestamp: self.clock.now().max(state.timestamp),
-            previous_block_hash: state.tip_hash,
+            epoch: state.epoch(),
+            height: state.next_height(),
+            timestamp: self.clock.now().max(state.timestamp()),
+            previous_block_hash: state.tip_hash(),
             authenticated_owner: self.chains[chain].owner.public(),
             incoming_bundles: Vec::new(),
             operations,

@@ -104,7 +104,12 @@ async fn transfers_go_at_the_speed_of_the_fastest_quorum() {
     }
     println!("near {near:?}; with a black hole and a far validator: {took:?}");
     let chain = committee.net.chains[1];
-    let height = client.local().chain_state(chain).await.unwrap().next_height;
+    let height = client
+        .local()
+        .chain_state(chain)
+        .await
+        .unwrap()
+        .next_height();
     assert_eq!(height, BlockHeight(4));
 }
 

@@ -245,7 +245,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         round: Round,
         lite: bool,
     ) -> Result<Planner, NodeError> {
-        let local_next = self.local.chain_state(block.chain_id).await?.next_height;
+        let local_next = self.local.chain_state(block.chain_id).await?.next_height();
         let subject = Subject::for_block(
             request,
             block,
@@ -381,7 +381,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         height: BlockHeight,
         round: Round,
     ) -> Result<ChainInfoResponse, NodeError> {
-        let local_next = self.local.chain_state(chain_id).await?.next_height;
+        let local_next = self.local.chain_state(chain_id).await?.next_height();
         let subject = Subject::for_timeout(chain_id, height, round, self.admin_chain, local_next);
         let query = ChainInfoQuery::new(chain_id).with_timeout(height, round);
         self.drive(Planner::new(subject, false), Context::default(), |_| {

@@ -296,7 +296,7 @@ async fn a_validator_claiming_more_blocks_than_it_serves_cannot_loop_the_local_s
             .chain_state(net.chains[1])
             .await
             .unwrap()
-            .next_height,
+            .next_height(),
         BlockHeight(1)
     );
 }

@@ -41,8 +41,8 @@ async fn round_timeout_brings_lagging_validators_up_to_date() {
     net.settle().await;
     for v in [5, 6] {
         let state = net.workers[v].chain_state(chain).await.unwrap();
-        assert_eq!(state.next_height, BlockHeight(1), "validator {v}");
-        assert_eq!(state.manager.current_round, Round::MultiLeader(1));
+        assert_eq!(state.next_height(), BlockHeight(1), "validator {v}");
+        assert_eq!(state.manager().current_round(), Round::MultiLeader(1));
     }
 }
 
@@ -73,7 +73,7 @@ async fn a_far_deadline_from_one_validator_does_not_stall_the_timeout() {
         start.elapsed()
     );
     let state = net.local.chain_state(net.chains[CHAIN]).await.unwrap();
-    assert_eq!(state.manager.current_round, Round::MultiLeader(1));
+    assert_eq!(state.manager().current_round(), Round::MultiLeader(1));
 }
 
 /// Item 3: a chain five generations below a genesis chain is repaired on a validator that
@@ -235,9 +235,9 @@ async fn round_sync_sends_the_proposal_over_an_earlier_round_vote() {
         .unwrap();
     assert_eq!(handle.stats().calls(RequestKind::BlockProposal), 1);
     let state = net.workers[3].chain_state(chain).await.unwrap();
-    assert_eq!(state.manager.proposed.as_deref(), Some(&second));
+    assert_eq!(state.manager().proposed(), Some(&second));
     assert_eq!(
-        state.manager.pending_vote.unwrap().round,
+        state.manager().pending_vote().unwrap().round,
         Round::MultiLeader(1)
     );
 }
@@ -257,9 +257,9 @@ async fn thousands_of_waiting_bundles_commit_over_several_blocks() {
     let client = net.client(0);
     let waiting = |state: &quorum_core::ChainState| {
         state
-            .inboxes
+            .inboxes()
             .values()
-            .map(|inbox| inbox.bundles.len())
+            .map(|inbox| inbox.bundles().len())
             .sum::<usize>()
     };
     assert_eq!(
@@ -370,7 +370,11 @@ async fn a_sync_fetches_the_blobs_of_what_it_downloads() {
     );
     wallet.synchronize_chain(net.chains[1]).await.unwrap();
     assert_eq!(
-        local.chain_state(net.chains[1]).await.unwrap().next_height,
+        local
+            .chain_state(net.chains[1])
+            .await
+            .unwrap()
+            .next_height(),
         BlockHeight(1)
     );
     let read = wallet.read_blob(blob_id).await.unwrap();
@@ -478,16 +482,19 @@ async fn a_validator_in_an_earlier_round_is_moved_up_and_votes() {
     client.time_out_round(Round::MultiLeader(0)).await.unwrap();
     net.settle().await;
     let behind = net.workers[3].chain_state(chain).await.unwrap();
-    assert_eq!(behind.manager.current_round, Round::MultiLeader(0));
+    assert_eq!(behind.manager().current_round(), Round::MultiLeader(0));
     net.set_fault(3, Fault::Honest);
     net.set_fault(2, Fault::Offline);
     // Validators 0, 1 and 3 are the only quorum left: validator 3 must vote in round 1.
     client.time_out_round(Round::MultiLeader(1)).await.unwrap();
     let local = client.local().chain_state(chain).await.unwrap();
-    assert!(local.manager.current_round > Round::MultiLeader(1));
+    assert!(local.manager().current_round() > Round::MultiLeader(1));
     net.settle().await;
     let moved = net.workers[3].chain_state(chain).await.unwrap();
-    assert_eq!(moved.manager.current_round, local.manager.current_round);
+    assert_eq!(
+        moved.manager().current_round(),
+        local.manager().current_round()
+    );
 }
 
 /// Item 7 (blob path): a validator far behind on the chain that published a blob gets only

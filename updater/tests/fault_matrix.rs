@@ -82,7 +82,7 @@ async fn run(
                 .chain_state(net.chains[1])
                 .await
                 .unwrap()
-                .next_height,
+                .next_height(),
             BlockHeight(2),
             "n={n} faulty={faulty} {fault:?}"
         );

@@ -52,7 +52,12 @@ async fn hung_validator_costs_nothing(n: usize) {
         "n = {n}: the hung validator is suspect"
     );
     let chain = net.chains[CHAIN];
-    let local_next = client.local().chain_state(chain).await.unwrap().next_height;
+    let local_next = client
+        .local()
+        .chain_state(chain)
+        .await
+        .unwrap()
+        .next_height();
     assert_eq!(local_next, BlockHeight(6));
     for v in 0..hung {
         assert_eq!(net.height_of(v, chain).await, local_next, "validator {v}");

@@ -33,7 +33,11 @@ async fn new_committee_with_a_replaced_validator() {
     admin.create_committee(committee.clone()).await.unwrap();
     user.process_new_epoch(Epoch(1)).await.unwrap();
     assert_eq!(
-        user.local().chain_state(net.chains[1]).await.unwrap().epoch,
+        user.local()
+            .chain_state(net.chains[1])
+            .await
+            .unwrap()
+            .epoch(),
         Epoch(1)
     );
 
@@ -49,8 +53,8 @@ async fn new_committee_with_a_replaced_validator() {
     assert!(user.stats().get(RecoveryKind::BlockHeight) >= 1);
     assert!(user.stats().get(RecoveryKind::CertificatesSent) >= 1);
     let state = worker.chain_state(net.chains[1]).await.unwrap();
-    assert_eq!(state.next_height, BlockHeight(3));
-    assert_eq!(state.epoch, Epoch(1));
+    assert_eq!(state.next_height(), BlockHeight(3));
+    assert_eq!(state.epoch(), Epoch(1));
     // The chain keeps committing in epoch 1.
     user.transfer(net.chains[0], 1).await.unwrap();
     net.settle().await;
@@ -58,7 +62,11 @@ async fn new_committee_with_a_replaced_validator() {
         net.assert_in_sync(v, net.chains[1]).await;
     }
     assert_eq!(
-        worker.chain_state(net.chains[1]).await.unwrap().next_height,
+        worker
+            .chain_state(net.chains[1])
+            .await
+            .unwrap()
+            .next_height(),
         BlockHeight(4)
     );
 }

@@ -96,7 +96,7 @@ async fn missing_cross_chain_update_is_sent_with_blocking_delivery() {
             .chain_state(net.chains[2])
             .await
             .unwrap()
-            .balance,
+            .balance(),
         1_040
     );
 }
@@ -363,7 +363,7 @@ async fn confirmed_certificate_with_missing_epoch_events_updates_the_admin_chain
             .chain_state(net.chains[1])
             .await
             .unwrap()
-            .epoch,
+            .epoch(),
         Epoch(1)
     );
 }
@@ -433,13 +433,13 @@ async fn round_sync_sends_the_locking_block() {
         .unwrap();
     let handle = reconnect_and_sync(&net, &client, 3).await;
     let state = net.workers[3].chain_state(net.chains[1]).await.unwrap();
-    assert_eq!(state.manager.current_round, Round::MultiLeader(1));
+    assert_eq!(state.manager().current_round(), Round::MultiLeader(1));
     assert_eq!(
-        state.manager.locking_certificate.as_deref(),
+        state.manager().locking_certificate(),
         Some(&validated)
     );
     // The locking block alone moved it: it was sent no timeout certificate.
-    assert!(state.manager.timeout_certificate.is_none());
+    assert!(state.manager().timeout_certificate().is_none());
     assert_eq!(handle.stats().calls(RequestKind::TimeoutCertificate), 0);
     assert_eq!(handle.stats().calls(RequestKind::ValidatedCertificate), 1);
 }
@@ -459,12 +459,12 @@ async fn round_sync_sends_the_timeout_certificate_and_then_the_proposal() {
         .unwrap();
     let handle = reconnect_and_sync(&net, &client, 3).await;
     let state = net.workers[3].chain_state(net.chains[1]).await.unwrap();
-    assert_eq!(state.manager.current_round, Round::MultiLeader(1));
+    assert_eq!(state.manager().current_round(), Round::MultiLeader(1));
     assert_eq!(handle.stats().calls(RequestKind::TimeoutCertificate), 1);
     // Now in our round without a vote, it was sent our proposal and voted for it.
     assert_eq!(handle.stats().calls(RequestKind::BlockProposal), 1);
-    assert_eq!(state.manager.proposed.as_deref(), Some(&proposal));
-    let vote = state.manager.pending_vote.unwrap();
+    assert_eq!(state.manager().proposed(), Some(&proposal));
+    let vote = state.manager().pending_vote().unwrap();
     assert_eq!(vote.round, Round::MultiLeader(1));
     vote.check(&net.secrets[3].public()).unwrap();
 }
@@ -523,7 +523,7 @@ async fn a_validator_far_behind_on_chains_that_pay_each_other_is_caught_up_in_th
     let (updater, handle) = updater_for(&net, &clients[0], 3);
     let mut targets = std::collections::BTreeMap::new();
     for chain in &net.chains[1..4] {
-        let tip = net.local.chain_state(*chain).await.unwrap().next_height;
+        let tip = net.local.chain_state(*chain).await.unwrap().next_height();
         assert_eq!(tip, BlockHeight(ROUNDS as u64));
         targets.insert(*chain, tip);
     }

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use quorum_core::ChainManager;
 use quorum_core::{execute_block, ExecutionInputs};
 use quorum_core::{
     Batch, BlobState, Block, ChainId, ChainState, ConfirmedBlockCertificate, NodeError, Storage,
@@ -70,9 +69,7 @@ impl<S: Storage + 'static> Worker<S> {
         }
         let now = self.clock.now();
         let mut new_state = execution.state;
-        let description = new_state.description()?.clone();
-        new_state.tip_hash = Some(certificate.hash());
-        new_state.manager = ChainManager::new(&description, new_state.next_height, now);
+        new_state.seal(certificate.hash(), now);
 
         let mut batch = Batch::new();
         let mut others: BTreeMap<ChainId, ChainState> = BTreeMap::new();

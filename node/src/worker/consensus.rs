@@ -32,13 +32,13 @@ impl<S: Storage + 'static> Worker<S> {
         let mut state = self.chain_state(block.chain_id).await?;
         let description = state.description()?.clone();
         state.expect_next_height(block.height)?;
-        if block.epoch != state.epoch {
+        if block.epoch != state.epoch() {
             return Err(NodeError::WrongEpoch {
-                expected: state.epoch,
+                expected: state.epoch(),
                 found: block.epoch,
             });
         }
-        if state.manager.check_proposal(&description, &proposal)?
+        if state.manager().check_proposal(&description, &proposal)?
             == ProposalDecision::AlreadyVotedForThis
         {
             return Ok(self.response(&state, false));
@@ -57,7 +57,7 @@ impl<S: Storage + 'static> Worker<S> {
             outcome: execution.outcome,
         };
         state
-            .manager
+            .manager_mut()
             .vote_for_proposal(proposal, value, self.key.as_ref());
         self.store
             .write_batch(Batch {
@@ -79,7 +79,7 @@ impl<S: Storage + 'static> Worker<S> {
                 // The value of a block not committed yet is in the manager (the common case:
                 // no storage read); a block committed already is answered as it stands.
                 let Some(value) = state
-                    .manager
+                    .manager()
                     .value_for(VoteKind::Confirmed, certificate.value_hash)
                 else {
                     if self
@@ -98,7 +98,7 @@ impl<S: Storage + 'static> Worker<S> {
             }
             VoteKind::Validated => {
                 let value = state
-                    .manager
+                    .manager()
                     .value_for(VoteKind::Validated, certificate.value_hash)
                     .ok_or(NodeError::MissingCertificateValue)?;
                 let full = certificate.with_value(Hashed::new(ValidatedBlock(value)))?;
@@ -107,9 +107,9 @@ impl<S: Storage + 'static> Worker<S> {
             }
             VoteKind::Timeout => {
                 let value = Hashed::new(Timeout {
-                    chain_id: state.chain_id,
-                    height: state.next_height,
-                    epoch: state.epoch,
+                    chain_id: state.chain_id(),
+                    height: state.next_height(),
+                    epoch: state.epoch(),
                 });
                 if value.hash() != certificate.value_hash {
                     return Err(NodeError::MissingCertificateValue);
@@ -138,12 +138,12 @@ impl<S: Storage + 'static> Worker<S> {
         let mut volatile = self.volatile.lock().await;
         let block = certificate.value().block();
         let current = self.chain_state(block.chain_id).await?;
-        let result = if block.height > current.next_height {
+        let result = if block.height > current.next_height() {
             // Ahead: the block waits, the blobs it publishes are taken now (`ahead.rs`).
             self.take_published_blobs(&mut volatile, &certificate)
                 .await
                 .and(Err(NodeError::UnexpectedBlockHeight {
-                    expected_block_height: current.next_height,
+                    expected_block_height: current.next_height(),
                     found_block_height: block.height,
                 }))
         } else {
@@ -180,7 +180,7 @@ impl<S: Storage + 'static> Worker<S> {
             return refusal;
         }
         let now = self.clock.now();
-        state.manager.handle_validated_certificate(
+        state.manager_mut().handle_validated_certificate(
             &description,
             &certificate,
             now,
@@ -207,15 +207,17 @@ impl<S: Storage + 'static> Worker<S> {
         if state.is_committed(timeout.height)? {
             return Ok(self.response(&state, false));
         }
-        if timeout.epoch != state.epoch {
+        if timeout.epoch != state.epoch() {
             return Err(NodeError::WrongEpoch {
-                expected: state.epoch,
+                expected: state.epoch(),
                 found: timeout.epoch,
             });
         }
-        state
-            .manager
-            .handle_timeout_certificate(&description, &certificate, self.clock.now());
+        state.manager_mut().handle_timeout_certificate(
+            &description,
+            &certificate,
+            self.clock.now(),
+        );
         self.store
             .write_batch(Batch {
                 writes: vec![Write::ChainState(Box::new(state.clone()))],

@@ -25,10 +25,11 @@ impl<S: Storage + 'static> Worker<S> {
             // A timeout is for one height: a node at another height says so, so that the
             // client brings it up to date (or catches up itself) and asks again.
             state.expect_next_height(height)?;
-            if state.manager.timeout_vote.is_none() {
-                let vote = state.manager.vote_timeout(
-                    state.chain_id,
-                    state.epoch,
+            if state.manager().timeout_vote().is_none() {
+                let (chain_id, epoch) = (state.chain_id(), state.epoch());
+                let vote = state.manager_mut().vote_timeout(
+                    chain_id,
+                    epoch,
                     round,
                     self.clock.now(),
                     self.key.as_ref(),
@@ -47,13 +48,13 @@ impl<S: Storage + 'static> Worker<S> {
             let most = self.config.limits.max_certificate_hashes_per_query;
             let end = BlockHeight(
                 end.0
-                    .min(state.next_height.0)
+                    .min(state.next_height().0)
                     .min(start.0.saturating_add(most)),
             );
             let heights: Vec<BlockHeight> = (start.0..end.0).map(BlockHeight).collect();
             let hashes = self
                 .store
-                .read_certificate_hashes(state.chain_id, &heights)
+                .read_certificate_hashes(state.chain_id(), &heights)
                 .await?;
             info.requested_certificate_hashes = hashes.into_iter().map_while(|hash| hash).collect();
         }

@@ -72,10 +72,11 @@ struct StateCache {
 
 impl StateCache {
     fn insert(&mut self, state: ChainState) {
-        if self.states.len() >= CACHED_CHAIN_STATES && !self.states.contains_key(&state.chain_id) {
+        if self.states.len() >= CACHED_CHAIN_STATES && !self.states.contains_key(&state.chain_id())
+        {
             self.states.clear();
         }
-        self.states.insert(state.chain_id, state);
+        self.states.insert(state.chain_id(), state);
     }
 }
 
@@ -334,11 +335,25 @@ impl<S: Storage + 'static> Storage for Store<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quorum_core::ChainState;
+    use std::collections::BTreeMap;
 
+    use quorum_core::{
+        ChainDescription, ChainOrigin, ChainState, ConsensusConfig, Epoch, Timestamp,
+    };
+
+    /// A chain state of balance `balance`: a genesis chain's, activated.
     fn state(chain: u8, balance: u64) -> Write {
+        let description = ChainDescription {
+            origin: ChainOrigin::Genesis(u32::from(chain)),
+            owners: BTreeMap::new(),
+            super_owner: None,
+            epoch: Epoch(0),
+            timestamp: Timestamp(0),
+            consensus: ConsensusConfig::default(),
+            balance,
+        };
         let mut state = ChainState::inactive(ChainId(CryptoHash([chain; 32])));
-        state.balance = balance;
+        state.activate(description, Timestamp(0));
         Write::ChainState(Box::new(state))
     }
 
@@ -358,11 +373,11 @@ mod tests {
                 .await
                 .unwrap();
             let read = store.read_chain_state(chain(1)).await.unwrap().unwrap();
-            assert_eq!(read.balance, balance, "the newest queued write wins");
+            assert_eq!(read.balance(), balance, "the newest queued write wins");
         }
         store.flush().await.unwrap();
         let durable = base.read_chain_state(chain(1)).await.unwrap().unwrap();
-        assert_eq!(durable.balance, 3);
+        assert_eq!(durable.balance(), 3);
         assert_eq!(store.shared.committed.borrow().committed, 3);
         let queue = store.queue();
         assert!(queue.writes.is_empty() && !queue.leader);

@@ -184,7 +184,7 @@ impl<'txn> WriteTables<'txn> {
             Write::ChainState(state) => {
                 let bytes = encode(names::CHAIN_STATES, &*state)?;
                 self.chain_states()?
-                    .insert(hash_key(&state.chain_id.0), bytes.as_slice())
+                    .insert(hash_key(&state.chain_id().0), bytes.as_slice())
                     .map_err(storage_error(names::CHAIN_STATES, Access::Write))?;
             }
             Write::Committee(epoch, committee) => {

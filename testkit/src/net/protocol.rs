@@ -27,10 +27,10 @@ impl<C: NetClock> TestNetwork<C> {
         );
         Block {
             chain_id: self.chains[c],
-            epoch: state.epoch,
-            height: state.next_height,
+            epoch: state.epoch(),
+            height: state.next_height(),
             timestamp: self.now(),
-            previous_block_hash: state.tip_hash,
+            previous_block_hash: state.tip_hash(),
             authenticated_owner: self.owners[c].public(),
             incoming_bundles: bundles,
             operations,
@@ -181,12 +181,13 @@ impl<C: NetClock> TestNetwork<C> {
         );
         let value = Hashed::new(Timeout {
             chain_id: self.chains[c],
-            height: state.next_height,
-            epoch: state.epoch,
+            height: state.next_height(),
+            epoch: state.epoch(),
         });
         let mut votes = Vec::new();
         for &v in to {
-            let query = ChainInfoQuery::new(self.chains[c]).with_timeout(state.next_height, round);
+            let query =
+                ChainInfoQuery::new(self.chains[c]).with_timeout(state.next_height(), round);
             let answer = must(
                 self.workers[v].handle_chain_info_query(query).await,
                 "asking for a timeout",
@@ -222,7 +223,7 @@ impl<C: NetClock> TestNetwork<C> {
             self.workers[v].chain_state(self.chains[c]).await,
             "reading the chain",
         )
-        .next_height
+        .next_height()
     }
 
     /// Validator `v`'s balance of chain `c`.
@@ -231,7 +232,7 @@ impl<C: NetClock> TestNetwork<C> {
             self.workers[v].chain_state(self.chains[c]).await,
             "reading the chain",
         )
-        .balance
+        .balance()
     }
 
     /// Validator `v`'s next height on the chain `chain`.
@@ -240,7 +241,7 @@ impl<C: NetClock> TestNetwork<C> {
             self.workers[v].chain_state(chain).await,
             "reading the chain",
         )
-        .next_height
+        .next_height()
     }
 
     /// Validators 0..3 validate `proposal` directly (not through the transports); returns the
@@ -280,8 +281,8 @@ impl TestNetwork<ManualClock> {
             "reading the chain",
         );
         let deadline = state
-            .manager
-            .round_timeout
+            .manager()
+            .round_timeout()
             .unwrap_or_else(|| panic!("the round has no deadline"));
         self.clock.set(deadline.saturating_add(TimeDelta(1)));
     }

@@ -63,7 +63,7 @@ pub async fn check_batch_contents<S: Storage + ?Sized>(storage: &S) {
     );
     assert_eq!(found.as_ref(), Some(&chain.state));
     assert_eq!(
-        found.and_then(|state| state.tip_hash),
+        found.and_then(|state| state.tip_hash()),
         Some(certificate.hash())
     );
     let found = must(storage.read_committee(Epoch(0)).await, "read_committee");
@@ -171,21 +171,24 @@ pub async fn check_batch_later_writes_win<S: Storage + ?Sized>(storage: &S) {
 /// Number of batches [`check_batches_atomic_for_readers`] writes.
 const ATOMICITY_ROUNDS: u64 = 200;
 
-/// A reader running beside a writer never sees half a batch: each batch sets chain A's balance
-/// then chain B's to the same value; reading A then B must never find B behind A.
+/// A reader running beside a writer never sees half a batch: batch `r` writes the states of
+/// chains A and B at height `r` together; reading A then B must never find B behind A.
 pub async fn check_batches_atomic_for_readers<S: Storage + 'static>(storage: Arc<S>) {
-    let a = TestChain::new(0, 81).state;
-    let b = TestChain::new(1, 82).state;
-    let (chain_a, chain_b) = (a.chain_id, b.chain_id);
+    let committee = TestCommittee::new(4, 80);
+    let (mut chain_a, mut chain_b) = (TestChain::new(0, 81), TestChain::new(1, 82));
+    let (id_a, id_b) = (chain_a.id(), chain_b.id());
+    let rounds: Vec<(ChainState, ChainState)> = (0..ATOMICITY_ROUNDS)
+        .map(|_| {
+            chain_a.commit_blocks(&committee, 1);
+            chain_b.commit_blocks(&committee, 1);
+            (chain_a.state.clone(), chain_b.state.clone())
+        })
+        .collect();
 
     let writer = {
         let storage = storage.clone();
         tokio::spawn(async move {
-            for round in 1..=ATOMICITY_ROUNDS {
-                let mut a = a.clone();
-                let mut b = b.clone();
-                a.balance = round;
-                b.balance = round;
+            for (a, b) in rounds {
                 write(
                     &*storage,
                     vec![
@@ -201,13 +204,13 @@ pub async fn check_batches_atomic_for_readers<S: Storage + 'static>(storage: Arc
     let reader = {
         let done = done.clone();
         tokio::spawn(async move {
-            let balance = |state: Option<ChainState>| state.map_or(0, |state| state.balance);
+            let height = |state: Option<ChainState>| state.map_or(0, |state| state.next_height().0);
             let mut observed = 0;
             loop {
                 // Read after the writer finished: the final values must be there.
                 let last = done.load(Ordering::Acquire);
-                let a = balance(must(storage.read_chain_state(chain_a).await, "reading A"));
-                let b = balance(must(storage.read_chain_state(chain_b).await, "reading B"));
+                let a = height(must(storage.read_chain_state(id_a).await, "reading A"));
+                let b = height(must(storage.read_chain_state(id_b).await, "reading B"));
                 assert!(
                     b >= a,
                     "saw half a batch: A at {a} but B (written in the same batch) at {b}"
@@ -242,15 +245,11 @@ pub async fn check_concurrent_batches<S: Storage + 'static>(storage: Arc<S>) {
     let mut expected = Vec::new();
     for task in 0..CONCURRENT_TASKS {
         let mut chain = TestChain::new(task, 100 + u64::from(task));
-        let batches: Vec<Batch> = chain
-            .commit_blocks(&committee, BLOCKS_PER_TASK)
-            .into_iter()
-            .enumerate()
-            .map(|(index, certificate)| {
-                let mut state = chain.state.clone();
+        let batches: Vec<Batch> = (0..BLOCKS_PER_TASK)
+            .map(|index| {
+                let certificate = chain.commit_blocks(&committee, 1).remove(0);
                 // The state as of this block (the chain's final state is the last one's).
-                state.next_height = BlockHeight(index as u64 + 1);
-                state.tip_hash = Some(certificate.hash());
+                let state = chain.state.clone();
                 let event = event_id(chain.id(), "concurrent", index as u32);
                 Batch {
                     writes: vec![
@@ -310,8 +309,8 @@ pub async fn check_concurrent_batches<S: Storage + 'static>(storage: Arc<S>) {
         let Some(state) = state else {
             panic!("task {task}: chain state lost");
         };
-        assert_eq!(state.next_height, BlockHeight(BLOCKS_PER_TASK as u64));
-        assert_eq!(state.tip_hash, certificates.last().map(Certificate::hash));
+        assert_eq!(state.next_height(), BlockHeight(BLOCKS_PER_TASK as u64));
+        assert_eq!(state.tip_hash(), certificates.last().map(Certificate::hash));
         assert_eq!(state, chain.state, "task {task}: final chain state");
     }
 }

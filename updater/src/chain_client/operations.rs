@@ -78,13 +78,13 @@ impl<S: Storage + 'static> ChainClient<S> {
         let description = ChainDescription {
             origin: ChainOrigin::Child {
                 parent: self.chain_id,
-                height: state.next_height,
+                height: state.next_height(),
                 index: 0,
             },
             owners: BTreeMap::from([(owner, 1)]),
             super_owner: None,
-            epoch: state.epoch,
-            timestamp: self.local.clock().now().max(state.timestamp),
+            epoch: state.epoch(),
+            timestamp: self.local.clock().now().max(state.timestamp()),
             consensus,
             balance: 0,
         };
@@ -121,12 +121,12 @@ impl<S: Storage + 'static> ChainClient<S> {
 
     /// The chain's balance on the local node.
     pub async fn local_balance(&self) -> Result<u64, ChainClientError> {
-        Ok(self.local.chain_state(self.chain_id).await?.balance)
+        Ok(self.local.chain_state(self.chain_id).await?.balance())
     }
 
     /// The chain's next height on the local node.
     pub async fn local_next_height(&self) -> Result<BlockHeight, ChainClientError> {
-        Ok(self.local.chain_state(self.chain_id).await?.next_height)
+        Ok(self.local.chain_state(self.chain_id).await?.next_height())
     }
 
     /// The current time on the local node's clock.

@@ -28,11 +28,11 @@ impl<S: Storage + 'static> ChainClient<S> {
         state.description()?;
         // At most what execution takes in one block; the rest wait for the next block.
         let incoming_bundles: Vec<IncomingBundle> = state
-            .inboxes
+            .inboxes()
             .iter()
             .flat_map(|(origin, inbox)| {
                 inbox
-                    .bundles
+                    .bundles()
                     .iter()
                     .map(move |(height, messages)| IncomingBundle {
                         origin: *origin,
@@ -45,10 +45,10 @@ impl<S: Storage + 'static> ChainClient<S> {
         let now = self.local.clock().now();
         Ok(Block {
             chain_id: self.chain_id,
-            epoch: state.epoch,
-            height: state.next_height,
-            timestamp: now.max(state.timestamp),
-            previous_block_hash: state.tip_hash,
+            epoch: state.epoch(),
+            height: state.next_height(),
+            timestamp: now.max(state.timestamp()),
+            previous_block_hash: state.tip_hash(),
             authenticated_owner: owner.public(),
             incoming_bundles,
             operations,
@@ -79,12 +79,12 @@ impl<S: Storage + 'static> ChainClient<S> {
             let state = self.local.chain_state(self.chain_id).await?;
             // A block validated by a quorum at this height must be re-proposed before ours.
             let locked = state
-                .manager
-                .locking_certificate
+                .manager()
+                .locking_certificate()
                 .as_ref()
                 .filter(|certificate| certificate.value().block().height == block.height)
                 .map(|certificate| (**certificate).clone());
-            let round = state.manager.current_round;
+            let round = state.manager().current_round();
             let owner = self.owner.as_ref().ok_or(ChainClientError::NotOwner)?;
             // In a single-leader round only the leader proposes: another owner waits for the
             // round's timeout and tries the next round (DESIGN §5.4.1).

@@ -54,8 +54,8 @@ impl<S: Storage + 'static> ChainClient<S> {
         debug!(%error, ?round, "round failed; synchronizing");
         self.synchronize_from_validators().await?;
         let state = self.local.chain_state(self.chain_id).await?;
-        if state.manager.current_round > round
-            || state.next_height > BlockHeight(0) && self.moved_on(&error)
+        if state.manager().current_round() > round
+            || state.next_height() > BlockHeight(0) && self.moved_on(&error)
         {
             return Ok(());
         }
@@ -78,8 +78,8 @@ impl<S: Storage + 'static> ChainClient<S> {
     /// plus [`Options::max_clock_skew`](crate::Options::max_clock_skew) (DESIGN §5.4.1). Waits go through the node's clock.
     pub async fn time_out_round(&self, round: Round) -> Result<(), ChainClientError> {
         let state = self.local.chain_state(self.chain_id).await?;
-        let (committee, remotes) = self.committee_and_remotes(state.epoch).await?;
-        let height = state.next_height;
+        let (committee, remotes) = self.committee_and_remotes(state.epoch()).await?;
+        let height = state.next_height();
         let duration = round_duration(&state.description()?.consensus, round);
         let allowance =
             TimeDelta(u64::try_from(self.options.max_clock_skew.as_micros()).unwrap_or(u64::MAX));
@@ -152,7 +152,7 @@ impl<S: Storage + 'static> ChainClient<S> {
         let value = Hashed::new(Timeout {
             chain_id: self.chain_id,
             height,
-            epoch: state.epoch,
+            epoch: state.epoch(),
         });
         let signatures = votes
             .iter()

@@ -39,7 +39,7 @@ impl<S: Storage + 'static> ChainClient<S> {
     /// this chain will read).
     pub async fn synchronize_chain(&self, chain_id: ChainId) -> Result<(), ChainClientError> {
         let state = self.local.chain_state(chain_id).await?;
-        let epoch = state.epoch;
+        let epoch = state.epoch();
         let (committee, remotes) = self.committee_and_remotes(epoch).await?;
         let query = ChainInfoQuery::new(chain_id).with_manager_values();
         // Everyone at once; nothing waits on the slow beyond a quorum and its grace.
@@ -65,7 +65,7 @@ impl<S: Storage + 'static> ChainClient<S> {
         // not reaching its claim is no error.
         let target = trusted_height(&committee, &infos);
         let last_error = self.download_hedged(chain_id, &infos).await?;
-        let local_next = self.local.chain_state(chain_id).await?.next_height;
+        let local_next = self.local.chain_state(chain_id).await?.next_height();
         if local_next < target {
             return Err(ChainClientError::SyncIncomplete {
                 chain_id,
@@ -118,7 +118,7 @@ impl<S: Storage + 'static> ChainClient<S> {
             .collect();
         let mut last_error = None;
         loop {
-            let local_next = self.local.chain_state(chain_id).await?.next_height;
+            let local_next = self.local.chain_state(chain_id).await?.next_height();
             sources.retain(|(_, claimed)| *claimed > local_next);
             let Some(goal) = sources.iter().map(|(_, claimed)| *claimed).max() else {
                 return Ok(last_error);
@@ -175,7 +175,7 @@ impl<S: Storage + 'static> ChainClient<S> {
                     updater.process_downloaded(certificate).await
                 };
             }
-            let progressed = self.local.chain_state(chain_id).await?.next_height > local_next;
+            let progressed = self.local.chain_state(chain_id).await?.next_height() > local_next;
             if let Err(error) = outcome {
                 warn!(validator = ?source.public_key, %error, "could not synchronize from validator");
                 last_error = Some(error);
@@ -195,8 +195,8 @@ impl<S: Storage + 'static> ChainClient<S> {
         chain_id: ChainId,
     ) -> Result<Vec<(ValidatorPublicKey, NodeError)>, ChainClientError> {
         let state = self.local.chain_state(chain_id).await?;
-        let (_, remotes) = self.committee_and_remotes(state.epoch).await?;
-        let target = state.next_height;
+        let (_, remotes) = self.committee_and_remotes(state.epoch()).await?;
+        let target = state.next_height();
         let updates = remotes.into_iter().map(|remote| {
             let updater = self.updater(remote.clone());
             let deadline = if remote.health.in_cooldown() {

@@ -59,7 +59,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                 let _ = reports.send((self.remote.public_key, micros));
             }
             if let Ok(state) = self.local.chain_state(chain_id).await {
-                planner.observe_local_next(state.next_height);
+                planner.observe_local_next(state.next_height());
             }
             match planner.plan(&error, sent_at, &self.budget) {
                 Decision::Fail(error) => {
@@ -102,7 +102,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
             }
             Step::SendPublishers(chains) => {
                 let sends = chains.into_iter().map(|publisher| async move {
-                    let target = self.local.chain_state(publisher).await?.next_height;
+                    let target = self.local.chain_state(publisher).await?.next_height();
                     self.send_chain_information(
                         publisher,
                         target,

@@ -38,7 +38,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                 return Err(violation(Violation::RepeatedRecovery));
             }
             let local = self.local.chain_state(chain_id).await?;
-            let target = target.min(local.next_height);
+            let target = target.min(local.next_height());
             let mut remote_info = None;
             if target == BlockHeight(0) {
                 self.send_chain_description(chain_id, depth).await?;
@@ -65,7 +65,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                     }
                 }
             }
-            if target == local.next_height {
+            if target == local.next_height() {
                 self.sync_round(chain_id, remote_info).await;
             }
             Ok(())

@@ -21,7 +21,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
     ) -> Result<(), NodeError> {
         let batch_size = upload_batch_size(&self.options, &self.local.config().limits) as u64;
         loop {
-            let next = self.local.chain_state(chain_id).await?.next_height;
+            let next = self.local.chain_state(chain_id).await?.next_height();
             if next >= target {
                 return Ok(());
             }
@@ -49,7 +49,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
             }
             // A remote that serves only what we already have (while claiming more) would keep
             // this loop going forever: no progress is an error.
-            if self.local.chain_state(chain_id).await?.next_height <= next {
+            if self.local.chain_state(chain_id).await?.next_height() <= next {
                 return Err(violation(Violation::BadCertificate));
             }
         }
@@ -111,7 +111,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
             .call(|| self.remote.node.handle_chain_info_query(query.clone()))
             .await?;
         self.check_response(&response, chain_id)?;
-        let local_next = self.local.chain_state(chain_id).await?.next_height;
+        let local_next = self.local.chain_state(chain_id).await?.next_height();
         if response.info.next_block_height > local_next {
             self.synchronize_chain_from_remote(chain_id, response.info.next_block_height)
                 .await?;

@@ -114,7 +114,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
             .send_chains(targets.clone(), CrossChainDelivery::NonBlocking)
             .await?;
         for (chain_id, target) in targets {
-            if target >= self.local.chain_state(chain_id).await?.next_height {
+            if target >= self.local.chain_state(chain_id).await?.next_height() {
                 self.sync_round(chain_id, answers.remove(&chain_id)).await;
             }
         }
@@ -129,7 +129,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         chain_id: ChainId,
         target: BlockHeight,
     ) -> Result<bool, NodeError> {
-        let local_next = self.local.chain_state(chain_id).await?.next_height;
+        let local_next = self.local.chain_state(chain_id).await?.next_height();
         let target = target.min(local_next);
         if let Some(lane) = lanes.get_mut(&chain_id) {
             let raised = target > lane.target;

@@ -35,11 +35,11 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                 None => return,
             },
         };
-        if remote.info.next_block_height != local.next_height {
+        if remote.info.next_block_height != local.next_height() {
             return;
         }
-        let manager = &local.manager;
-        if let Some(certificate) = &manager.locking_certificate {
+        let manager = &local.manager();
+        if let Some(certificate) = &manager.locking_certificate() {
             if certificate.round() > remote.info.manager.current_round {
                 let sent = self
                     .call(|| {
@@ -56,7 +56,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                 }
             }
         }
-        if let Some(certificate) = &manager.timeout_certificate {
+        if let Some(certificate) = &manager.timeout_certificate() {
             if certificate.round() >= remote.info.manager.current_round {
                 let sent = self
                     .call(|| {
@@ -73,7 +73,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                 }
             }
         }
-        if let Some(proposal) = &manager.proposed {
+        if let Some(proposal) = &manager.proposed() {
             let same_round = proposal.round() == remote.info.manager.current_round;
             // No vote in this round: none at all, or one left from an earlier round.
             let voted_here = remote
