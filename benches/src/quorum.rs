@@ -4,15 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use quorum_core::{ChainId, Committee, ValidatorNode};
-use quorum_node::{Clock, Genesis, MemoryStorage, SystemClock, Worker, WorkerConfig};
-use quorum_testkit::TestChain;
-use quorum_transport_mem::{Fault, MemoryNode};
+use quorum_core::{ChainId, Committee};
+use quorum_node::SystemClock;
+use quorum_testkit::{TestChain, TestNetwork};
+use quorum_transport_mem::Fault;
 use quorum_updater::RemoteNode;
 use quorum_updater::DEFAULT_QUORUM_GRACE;
 
-use crate::fixtures::committee;
-use quorum_testkit::must;
+use crate::fixtures::COMMITTEE_SEED;
 
 /// Committee sizes measured.
 pub const SIZES: [usize; 3] = [4, 10, 100];
@@ -100,32 +99,27 @@ pub struct QuorumNet {
 impl QuorumNet {
     /// The network of scenario (`spread`, `n`).
     pub async fn new(spread: Spread, n: usize) -> Self {
-        let committee = committee(n);
         let chain = TestChain::new(0, 20);
-        let genesis = Genesis {
-            committee: committee.committee.clone(),
-            chains: vec![chain.description.clone()],
-        };
+        let net = TestNetwork::<SystemClock>::builder()
+            .validators(n)
+            .validator_seed(COMMITTEE_SEED)
+            .genesis_chains(std::slice::from_ref(&chain))
+            .bcs(false)
+            .build()
+            .await;
         let delays = spread.delays(n);
-        let mut remotes = Vec::with_capacity(n);
-        for (index, (key, delay)) in committee.keys.iter().zip(&delays).enumerate() {
-            let storage = MemoryStorage::new();
-            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-            let admin = must(
-                genesis.initialize(&storage, clock.now()).await,
-                "initializing the genesis",
-            );
-            let worker = Worker::new(storage, Some(key.clone()), clock, WorkerConfig::new(admin));
-            let node = MemoryNode::new(
-                Arc::new(worker) as Arc<dyn ValidatorNode>,
-                Some(key.clone()),
-                index as u64,
-            )
-            .with_fault(Fault::Slow(*delay));
-            remotes.push(RemoteNode::new(key.public(), Arc::new(node)));
-        }
+        let remotes = net
+            .secrets
+            .iter()
+            .zip(&net.nodes)
+            .zip(&delays)
+            .map(|((key, node), delay)| {
+                node.set_fault(Fault::Slow(*delay));
+                RemoteNode::new(key.public(), Arc::new(node.clone()))
+            })
+            .collect();
         QuorumNet {
-            committee: committee.committee,
+            committee: net.committee.clone(),
             remotes,
             chain_id: chain.id(),
             delays,

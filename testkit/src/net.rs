@@ -17,7 +17,9 @@ use quorum_core::{
     AccountSecretKey, ChainDescription, ChainId, Committee, ConsensusConfig, TimeDelta, Timestamp,
     ValidatorNode, ValidatorSecretKey,
 };
-use quorum_node::{Clock, Genesis, ManualClock, MemoryStorage, TokioClock, Worker, WorkerConfig};
+use quorum_node::{
+    Clock, Genesis, ManualClock, MemoryStorage, SystemClock, TokioClock, Worker, WorkerConfig,
+};
 use quorum_transport_mem::{Fault, FaultHandle, MemoryNode};
 use quorum_updater::{ChainClient, Options, ValidatorSet};
 use rand::SeedableRng;
@@ -60,6 +62,21 @@ impl NetClock for ManualClock {
             "a ManualClock network cannot shift a validator's clock: use a TokioTestNet"
         );
         self.clone()
+    }
+}
+
+impl NetClock for SystemClock {
+    /// The system clock reads the real time, whatever `start` says.
+    fn starting_at(_start: Timestamp) -> Self {
+        SystemClock
+    }
+
+    fn shifted(&self, offset_micros: i64) -> Self {
+        assert_eq!(
+            offset_micros, 0,
+            "a SystemClock network cannot shift a validator's clock: use a TokioTestNet"
+        );
+        SystemClock
     }
 }
 

@@ -434,10 +434,7 @@ async fn round_sync_sends_the_locking_block() {
     let handle = reconnect_and_sync(&net, &client, 3).await;
     let state = net.workers[3].chain_state(net.chains[1]).await.unwrap();
     assert_eq!(state.manager().current_round(), Round::MultiLeader(1));
-    assert_eq!(
-        state.manager().locking_certificate(),
-        Some(&validated)
-    );
+    assert_eq!(state.manager().locking_certificate(), Some(&validated));
     // The locking block alone moved it: it was sent no timeout certificate.
     assert!(state.manager().timeout_certificate().is_none());
     assert_eq!(handle.stats().calls(RequestKind::TimeoutCertificate), 0);
