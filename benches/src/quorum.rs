@@ -83,7 +83,7 @@ pub fn ideal(delays: &[Duration]) -> Ideal {
     }
 }
 
-/// `n` validators (Workers over memory storage) each behind a [`MemoryNode`] that delays every
+/// `n` validators (Workers over memory storage) each behind a [`MemoryNode`](quorum_transport_mem::MemoryNode) that delays every
 /// call by its scenario's delay.
 pub struct QuorumNet {
     /// The committee.
