@@ -25,9 +25,9 @@ use quorum_core::Limit;
 use quorum_core::{
     Blob, BlobId, Block, BlockHeight, BlockProposal, BlockValue, Certificate, CertificateError,
     CertificateValue, ChainId, ChainInfo, ChainInfoQuery, ChainInfoResponse, ChainState, Committee,
-    ConfirmedBlockCertificate, CrossChainDelivery, CryptoHash, Epoch, LiteCertificate, NodeError,
-    Storage, TimeoutCertificate, ValidatedBlockCertificate, ValidatorNode, ValidatorPublicKey,
-    ValidatorSecretKey,
+    ConfirmedBlockCertificate, CrossChainDelivery, CryptoHash, Epoch, LiteCertificate, LiteVote,
+    NodeError, Storage, TimeoutCertificate, ValidatedBlockCertificate, ValidatorNode,
+    ValidatorPublicKey, ValidatorSecretKey,
 };
 
 mod ahead;
@@ -270,12 +270,15 @@ impl<S: Storage + 'static> Worker<S> {
 }
 
 /// Whether a certificate's signatures are still to be verified.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Signatures {
     /// They came with the certificate: verify them.
     Unchecked,
     /// The caller verified each as a vote: check only the signers and their weight.
     CheckedByCaller,
+    /// They came with the certificate, and one may be this node's own vote (its latest at the
+    /// chain's height): verify all the others (DESIGN §4.5.1, verify once).
+    UncheckedButOwn(Option<LiteVote>),
 }
 
 impl Signatures {
@@ -288,6 +291,8 @@ impl Signatures {
         match self {
             Signatures::Unchecked => certificate.check(committee),
             Signatures::CheckedByCaller => certificate.check_signers(committee),
+            Signatures::UncheckedButOwn(Some(own)) => certificate.check_except(committee, &own),
+            Signatures::UncheckedButOwn(None) => certificate.check(committee),
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::committee::Committee;
 use crate::crypto::{self, BatchItem, ValidatorPublicKey, ValidatorSignature};
 use crate::hash::{CryptoHash, Hashed};
 use crate::round::Round;
-use crate::vote::{vote_message, CertificateValue, VoteKind};
+use crate::vote::{vote_message, CertificateValue, LiteVote, VoteKind};
 use crate::ChainId;
 
 /// Why a certificate was refused.
@@ -51,23 +51,45 @@ pub(crate) fn check_signatures(
     round: Round,
     signatures: &[(ValidatorPublicKey, ValidatorSignature)],
 ) -> Result<(), CertificateError> {
-    check_signers(committee, kind, value_hash, round, signatures, true)
+    check_signers(committee, kind, value_hash, round, signatures, Verify::All)
 }
 
-/// What [`check_signatures`] checks, the signatures themselves only if `verify`.
+/// Which signatures [`check_signers`] verifies.
+#[derive(Clone, Copy)]
+enum Verify<'a> {
+    /// Every one.
+    All,
+    /// Every one but `known`'s, if the certificate holds exactly it: a vote this node made or
+    /// verified itself, over the same kind, value and round.
+    AllBut(&'a LiteVote),
+    /// None (the caller verified each as a vote).
+    None,
+}
+
+/// What [`check_signatures`] checks, the signatures themselves as `verify` says.
 fn check_signers(
     committee: &Committee,
     kind: VoteKind,
     value_hash: CryptoHash,
     round: Round,
     signatures: &[(ValidatorPublicKey, ValidatorSignature)],
-    verify: bool,
+    verify: Verify<'_>,
 ) -> Result<(), CertificateError> {
     let message = vote_message(kind, value_hash, round);
+    let known = match verify {
+        Verify::AllBut(vote)
+            if vote.kind == kind && vote.value_hash == value_hash && vote.round == round =>
+        {
+            Some((&vote.validator, &vote.signature))
+        }
+        _ => None,
+    };
     let mut weight: u64 = 0;
     let mut previous: Option<&ValidatorPublicKey> = None;
     let mut items: Vec<BatchItem<'_>> = Vec::with_capacity(signatures.len());
-    for (signer, signature) in signatures {
+    // Index in `signatures` of each item.
+    let mut positions: Vec<usize> = Vec::with_capacity(signatures.len());
+    for (position, (signer, signature)) in signatures.iter().enumerate() {
         if previous.is_some_and(|previous| previous >= signer) {
             return Err(CertificateError::DuplicateOrUnsorted(*signer));
         }
@@ -81,11 +103,15 @@ fn check_signers(
         };
         // Cannot overflow: distinct members' weights sum to at most the committee total.
         weight += member.info.votes;
+        if known == Some((signer, signature)) {
+            continue;
+        }
         items.push(BatchItem {
             signer: &member.key,
             hash: &message,
             signature,
         });
+        positions.push(position);
     }
     if weight < committee.quorum_threshold() {
         return Err(CertificateError::InsufficientWeight {
@@ -93,11 +119,15 @@ fn check_signers(
             threshold: committee.quorum_threshold(),
         });
     }
-    if !verify {
+    if matches!(verify, Verify::None) || items.is_empty() {
         return Ok(());
     }
     crypto::verify_batch(&items).map_err(|bad| {
-        CertificateError::BadSignatures(bad.into_iter().map(|index| signatures[index].0).collect())
+        CertificateError::BadSignatures(
+            bad.into_iter()
+                .map(|index| signatures[positions[index]].0)
+                .collect(),
+        )
     })
 }
 
@@ -159,7 +189,28 @@ impl<T: CertificateValue> Certificate<T> {
             self.value.hash(),
             self.round,
             &self.signatures,
-            false,
+            Verify::None,
+        )
+    }
+
+    /// Checks everything [`Certificate::check`] does, but does not verify again the signature
+    /// of `known`, a vote this node made (or verified) itself, when the certificate holds
+    /// exactly it: the same signer and signature, over the same kind, value and round. Any
+    /// other signature, and `known`'s if it differs in anything, is verified as usual. A
+    /// validator checking a certificate it voted for so verifies its own signature once: when
+    /// it made it.
+    pub fn check_except(
+        &self,
+        committee: &Committee,
+        known: &LiteVote,
+    ) -> Result<(), CertificateError> {
+        check_signers(
+            committee,
+            T::KIND,
+            self.value.hash(),
+            self.round,
+            &self.signatures,
+            Verify::AllBut(known),
         )
     }
 
@@ -269,3 +320,6 @@ impl LiteCertificate {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -201,6 +201,11 @@ impl PreparedKey {
             .map_err(|_| CryptoError::MalformedKey)
     }
 
+    /// The key this was decoded from, as a validator's key.
+    pub fn public(&self) -> ValidatorPublicKey {
+        ValidatorPublicKey(self.0.to_bytes())
+    }
+
     /// Verifies `signature` over `hash` with `verify_strict` semantics.
     pub fn verify_hash(&self, hash: &CryptoHash, signature: &Signature) -> Result<(), CryptoError> {
         self.0

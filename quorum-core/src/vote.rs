@@ -4,7 +4,9 @@ use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{CryptoError, ValidatorPublicKey, ValidatorSecretKey, ValidatorSignature};
+use crate::crypto::{
+    CryptoError, PreparedKey, ValidatorPublicKey, ValidatorSecretKey, ValidatorSignature,
+};
 use crate::hash::{BcsHashable, CryptoHash, Hashed};
 use crate::round::Round;
 use crate::ChainId;
@@ -129,6 +131,20 @@ impl LiteVote {
             .verify_hash(&self.message(), &self.signature)?;
         Ok(())
     }
+
+    /// [`LiteVote::check`] against the expected signer's key decoded once
+    /// ([`PreparedKey::decode`] of it), which saves decoding the key for every vote.
+    pub fn check_prepared(&self, expected_signer: &PreparedKey) -> Result<(), VoteError> {
+        let expected = expected_signer.public();
+        if self.validator != expected {
+            return Err(VoteError::WrongSigner {
+                expected,
+                found: self.validator,
+            });
+        }
+        expected_signer.verify_hash(&self.message(), &self.signature)?;
+        Ok(())
+    }
 }
 
 /// A vote that carries the full value.
@@ -193,6 +209,33 @@ mod tests {
         fn chain_id(&self) -> ChainId {
             ChainId(CryptoHash::default())
         }
+    }
+
+    #[test]
+    fn a_check_with_a_prepared_key_agrees_with_the_plain_check() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let alice = ValidatorSecretKey::generate(&mut rng);
+        let bob = ValidatorSecretKey::generate(&mut rng);
+        let prepared = |key: &ValidatorSecretKey| {
+            PreparedKey::decode(key.public().as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let value = Hashed::new(Thing(1));
+        let vote = LiteVote::new(value.hash(), VoteKind::Validated, Round::Fast, &alice);
+        assert_eq!(vote.check_prepared(&prepared(&alice)), Ok(()));
+        assert_eq!(
+            vote.check_prepared(&prepared(&bob)),
+            vote.check(&bob.public())
+        );
+        assert!(vote.check_prepared(&prepared(&bob)).is_err());
+        // Bob's signature under Alice's name: refused by both.
+        let mut forged = vote.clone();
+        forged.signature =
+            LiteVote::new(value.hash(), VoteKind::Validated, Round::Fast, &bob).signature;
+        assert!(forged.check_prepared(&prepared(&alice)).is_err());
+        assert_eq!(
+            forged.check_prepared(&prepared(&alice)),
+            forged.check(&alice.public())
+        );
     }
 
     #[test]

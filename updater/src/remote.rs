@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use quorum_core::{ValidatorNode, ValidatorPublicKey};
+use quorum_core::{LiteVote, PreparedKey, ValidatorNode, ValidatorPublicKey, VoteError};
 
 use crate::health::Health;
 
@@ -18,6 +18,9 @@ pub struct RemoteNode {
     pub node: Arc<dyn ValidatorNode>,
     /// What is known of its health.
     pub health: Arc<Health>,
+    /// Its key decoded once, to check its votes (`None` for a key that cannot be prepared: a
+    /// malformed or weak one, whose votes are checked the slow way and fail).
+    prepared: Option<PreparedKey>,
 }
 
 impl RemoteNode {
@@ -36,6 +39,15 @@ impl RemoteNode {
             public_key,
             node,
             health,
+            prepared: PreparedKey::decode(public_key.as_bytes()).ok(),
+        }
+    }
+
+    /// Checks `vote`'s signature and that this validator made it, with the key decoded once.
+    pub fn check_vote(&self, vote: &LiteVote) -> Result<(), VoteError> {
+        match &self.prepared {
+            Some(key) => vote.check_prepared(key),
+            None => vote.check(&self.public_key),
         }
     }
 }

@@ -232,7 +232,8 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         if vote.kind != kind || vote.round != round {
             return Err(violation(Violation::WrongVote));
         }
-        vote.check(&self.remote.public_key)
+        self.remote
+            .check_vote(vote)
             .map_err(|_| violation(Violation::WrongVote))?;
         Ok(vote.clone())
     }

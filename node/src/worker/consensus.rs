@@ -93,7 +93,8 @@ impl<S: Storage + 'static> Worker<S> {
                     return Err(NodeError::MissingCertificateValue);
                 };
                 let full = certificate.with_value(Hashed::new(ConfirmedBlock(value)))?;
-                self.confirmed_certificate(full, Signatures::Unchecked)
+                let own = state.manager().pending_vote().cloned();
+                self.confirmed_certificate(full, Signatures::UncheckedButOwn(own))
                     .await
             }
             VoteKind::Validated => {
@@ -102,7 +103,8 @@ impl<S: Storage + 'static> Worker<S> {
                     .value_for(VoteKind::Validated, certificate.value_hash)
                     .ok_or(NodeError::MissingCertificateValue)?;
                 let full = certificate.with_value(Hashed::new(ValidatedBlock(value)))?;
-                self.validated_certificate(full, Signatures::Unchecked)
+                let own = state.manager().pending_vote().cloned();
+                self.validated_certificate(full, Signatures::UncheckedButOwn(own))
                     .await
             }
             VoteKind::Timeout => {
