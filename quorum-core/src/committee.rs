@@ -220,6 +220,12 @@ impl Committee {
             .map(|(_, key, votes)| (key, *votes))
     }
 
+    /// The key of member `key` as the committee decoded it once, to verify its signatures
+    /// without decoding it again.
+    pub fn prepared_key(&self, key: &ValidatorPublicKey) -> Option<&PreparedKey> {
+        self.members.get(key).map(|member| &member.key)
+    }
+
     pub(crate) fn member(&self, key: &ValidatorPublicKey) -> Option<&Member> {
         self.members.get(key)
     }

@@ -84,9 +84,12 @@ impl ValidatorSet {
         committee
             .voting_members()
             .filter_map(|(key, _)| {
-                nodes
-                    .get(key)
-                    .map(|node| RemoteNode::with_health(*key, node.clone(), self.health(key)))
+                let node = nodes.get(key)?;
+                let remote = RemoteNode::with_health(*key, node.clone(), self.health(key));
+                Some(match committee.prepared_key(key) {
+                    Some(prepared) => remote.with_prepared_key(*prepared),
+                    None => remote,
+                })
             })
             .collect()
     }
