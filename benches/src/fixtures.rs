@@ -1,13 +1,8 @@
 //! Committees, certificates with a chosen number of signatures, and the raw ed25519 inputs of a
 //! certificate for the floors.
 
-use quorum_core::vote_message;
-use quorum_core::{
-    Certificate, CertificateValue, ConfirmedBlock, ConfirmedBlockCertificate, Hashed, LiteVote,
-};
-use quorum_testkit::{TestChain, TestCommittee};
-
-use quorum_testkit::must;
+use quorum_core::{vote_message, CertificateValue, ConfirmedBlock, ConfirmedBlockCertificate};
+use quorum_testkit::{must, TestChain, TestCommittee};
 
 /// Seed of every committee of the benches.
 pub const COMMITTEE_SEED: u64 = 0x0062_656e_6368; // "bench"
@@ -24,15 +19,7 @@ pub fn partial_certificate(committee: &TestCommittee, signers: usize) -> Confirm
     // Any full certificate gives the value; it is signed again by `signers` validators only.
     let full = chain.commit_blocks(committee, 1).remove(0);
     let (value, round, _) = full.into_parts();
-    let value: Hashed<ConfirmedBlock> = value;
-    let signatures = committee.keys[..signers]
-        .iter()
-        .map(|key| {
-            let vote = LiteVote::new(value.hash(), ConfirmedBlock::KIND, round, key);
-            (vote.validator, vote.signature)
-        })
-        .collect();
-    Certificate::new(value, round, signatures)
+    committee.certify_by_first(value, round, signers)
 }
 
 /// What ed25519-dalek needs to check a certificate's signatures without our layers: the signed

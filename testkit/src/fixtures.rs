@@ -8,8 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use quorum_core::committee_blob;
-use quorum_core::{execute_block, ExecutionInputs};
+use quorum_core::{committee_blob, execute_block, ExecutionInputs};
 use quorum_core::{
     AccountPublicKey, AccountSecretKey, Blob, Block, BlockHeight, BlockProposal, BlockValue,
     Certificate, CertificateValue, ChainDescription, ChainId, ChainOrigin, ChainState, Committee,
@@ -46,9 +45,18 @@ impl TestCommittee {
 
     /// A certificate for `value` in `round`, signed by every validator.
     pub fn certify<T: CertificateValue>(&self, value: T, round: Round) -> Certificate<T> {
-        let value = Hashed::new(value);
-        let signatures = self
-            .keys
+        self.certify_by_first(Hashed::new(value), round, self.keys.len())
+    }
+
+    /// A certificate for `value` in `round`, signed by the first `signers` validators only (in
+    /// the committee's key order), whether they make a quorum or not.
+    pub fn certify_by_first<T: CertificateValue>(
+        &self,
+        value: Hashed<T>,
+        round: Round,
+        signers: usize,
+    ) -> Certificate<T> {
+        let signatures = self.keys[..signers]
             .iter()
             .map(|key| {
                 let vote = LiteVote::new(value.hash(), T::KIND, round, key);
