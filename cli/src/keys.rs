@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use rand::rngs::OsRng;
 use tracing::info;
 
-use quorum_core::PUBLIC_KEY_LENGTH;
-use quorum_core::{ValidatorPublicKey, ValidatorSecretKey};
+use quorum_core::{ValidatorPublicKey, ValidatorSecretKey, PUBLIC_KEY_LENGTH};
 
 use crate::config::ValidatorConfig;
 use crate::error::CliError;

@@ -18,16 +18,13 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 
-use quorum_core::epoch_event_id;
-use quorum_core::execute_block;
-use quorum_core::BatchOutcome;
-use quorum_core::Limit;
 use quorum_core::{
-    Blob, BlobId, Block, BlockHeight, BlockProposal, BlockValue, Certificate, CertificateError,
-    CertificateValue, ChainId, ChainInfo, ChainInfoQuery, ChainInfoResponse, ChainState, Committee,
-    ConfirmedBlockCertificate, CrossChainDelivery, CryptoHash, Epoch, LiteCertificate, LiteVote,
-    NodeError, Storage, TimeoutCertificate, ValidatedBlockCertificate, ValidatorNode,
-    ValidatorPublicKey, ValidatorSecretKey,
+    epoch_event_id, execute_block, BatchOutcome, Blob, BlobId, Block, BlockHeight, BlockProposal,
+    BlockValue, Certificate, CertificateError, CertificateValue, ChainId, ChainInfo,
+    ChainInfoQuery, ChainInfoResponse, ChainState, Committee, ConfirmedBlockCertificate,
+    CrossChainDelivery, CryptoHash, Epoch, Limit, LiteCertificate, LiteVote, NodeError, Storage,
+    TimeoutCertificate, ValidatedBlockCertificate, ValidatorNode, ValidatorPublicKey,
+    ValidatorSecretKey,
 };
 
 mod ahead;
@@ -272,13 +269,15 @@ impl<S: Storage + 'static> Worker<S> {
 /// Whether a certificate's signatures are still to be verified.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Signatures {
-    /// They came with the certificate: verify them.
-    Unchecked,
+    /// They came with the certificate: verify them, except `own` if it is among them: this
+    /// node's own latest vote at the chain's height, which it made and so need not verify
+    /// again (DESIGN §4.5.1, verify once).
+    Unchecked {
+        /// This node's latest vote at the certificate's height, if any.
+        own: Option<LiteVote>,
+    },
     /// The caller verified each as a vote: check only the signers and their weight.
     CheckedByCaller,
-    /// They came with the certificate, and one may be this node's own vote (its latest at the
-    /// chain's height): verify all the others (DESIGN §4.5.1, verify once).
-    UncheckedButOwn(Option<LiteVote>),
 }
 
 impl Signatures {
@@ -289,10 +288,9 @@ impl Signatures {
         committee: &Committee,
     ) -> Result<(), CertificateError> {
         match self {
-            Signatures::Unchecked => certificate.check(committee),
+            Signatures::Unchecked { own: None } => certificate.check(committee),
+            Signatures::Unchecked { own: Some(own) } => certificate.check_except(committee, &own),
             Signatures::CheckedByCaller => certificate.check_signers(committee),
-            Signatures::UncheckedButOwn(Some(own)) => certificate.check_except(committee, &own),
-            Signatures::UncheckedButOwn(None) => certificate.check(committee),
         }
     }
 }
@@ -331,7 +329,7 @@ impl<S: Storage + 'static> ValidatorNode for Worker<S> {
         _delivery: CrossChainDelivery,
     ) -> Result<ChainInfoResponse, NodeError> {
         self.durable(
-            self.confirmed_certificate(certificate, Signatures::Unchecked)
+            self.confirmed_certificate(certificate, Signatures::Unchecked { own: None })
                 .await,
         )
         .await
@@ -342,7 +340,7 @@ impl<S: Storage + 'static> ValidatorNode for Worker<S> {
         certificate: ValidatedBlockCertificate,
     ) -> Result<ChainInfoResponse, NodeError> {
         self.durable(
-            self.validated_certificate(certificate, Signatures::Unchecked)
+            self.validated_certificate(certificate, Signatures::Unchecked { own: None })
                 .await,
         )
         .await

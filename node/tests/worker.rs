@@ -3,11 +3,10 @@
 //! four committing a cross-chain transfer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use quorum_core::epoch_event_id;
 use quorum_core::{
-    Blob, BlockHeight, BlockProposal, Certificate, CertificateError, ChainInfoQuery,
-    CrossChainDelivery, Epoch, IncomingBundle, Message, NodeError, Operation, Round, Signature,
-    TimeDelta, Timestamp, ValidatorNode, ValidatorSecretKey,
+    epoch_event_id, Blob, BlockHeight, BlockProposal, Certificate, CertificateError,
+    ChainInfoQuery, CrossChainDelivery, Epoch, IncomingBundle, Message, NodeError, Operation,
+    Round, Signature, TimeDelta, Timestamp, ValidatorNode, ValidatorSecretKey,
 };
 use quorum_testkit::{genesis_description, TestNet as Net, START};
 use rand::SeedableRng;

@@ -169,13 +169,7 @@ impl<T: CertificateValue> Certificate<T> {
 
     /// Checks the certificate against `committee` (see [`CertificateError`] for what is checked).
     pub fn check(&self, committee: &Committee) -> Result<(), CertificateError> {
-        check_signatures(
-            committee,
-            T::KIND,
-            self.value.hash(),
-            self.round,
-            &self.signatures,
-        )
+        self.check_verifying(committee, Verify::All)
     }
 
     /// Checks everything [`Certificate::check`] does but the signatures themselves (signers
@@ -183,14 +177,7 @@ impl<T: CertificateValue> Certificate<T> {
     /// certificate assembled from votes that were each checked on arrival
     /// ([`LiteVote::check`](crate::LiteVote::check)), so that no signature is verified twice.
     pub fn check_signers(&self, committee: &Committee) -> Result<(), CertificateError> {
-        check_signers(
-            committee,
-            T::KIND,
-            self.value.hash(),
-            self.round,
-            &self.signatures,
-            Verify::None,
-        )
+        self.check_verifying(committee, Verify::None)
     }
 
     /// Checks everything [`Certificate::check`] does, but does not verify again the signature
@@ -204,13 +191,22 @@ impl<T: CertificateValue> Certificate<T> {
         committee: &Committee,
         known: &LiteVote,
     ) -> Result<(), CertificateError> {
+        self.check_verifying(committee, Verify::AllBut(known))
+    }
+
+    /// The checks of [`Certificate::check`], verifying the signatures `verify` says.
+    fn check_verifying(
+        &self,
+        committee: &Committee,
+        verify: Verify<'_>,
+    ) -> Result<(), CertificateError> {
         check_signers(
             committee,
             T::KIND,
             self.value.hash(),
             self.round,
             &self.signatures,
-            Verify::AllBut(known),
+            verify,
         )
     }
 

@@ -4,8 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use quorum_core::StorageError;
-use quorum_core::StorageErrorKind;
+use quorum_core::{StorageError, StorageErrorKind};
 
 /// Whether a failed operation was reading or writing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

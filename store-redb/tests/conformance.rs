@@ -5,8 +5,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use quorum_core::StorageErrorKind;
-use quorum_core::{Batch, Epoch, Storage, Write};
+use quorum_core::{Batch, Epoch, Storage, StorageErrorKind, Write};
 use quorum_store_redb::{Durability, Error, RedbOptions, RedbStorage};
 use quorum_testkit::{
     rich_chain_state, sample_blobs, storage_conformance, TestChain, TestCommittee,

@@ -29,10 +29,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use quorum_core::epoch_event_id;
 use quorum_core::{
-    BatchOutcome, Blob, BlobId, Block, BlockHeight, BlockProposal, BlockValue, Certificate,
-    CertificateError, ChainId, ChainInfoQuery, ChainInfoResponse, ConfirmedBlock,
+    epoch_event_id, BatchOutcome, Blob, BlobId, Block, BlockHeight, BlockProposal, BlockValue,
+    Certificate, CertificateError, ChainId, ChainInfoQuery, ChainInfoResponse, ConfirmedBlock,
     ConfirmedBlockCertificate, CrossChainDelivery, CryptoHash, Epoch, ExecutionError,
     IncomingBundle, Limit, Limits, LiteVote, Message, NodeError, Operation, Round, Signature,
     TimeDelta, Timeout, ValidatedBlock, ValidatorNode, ValidatorPublicKey, Violation, VoteKind,

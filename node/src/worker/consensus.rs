@@ -4,14 +4,11 @@
 
 use tracing::instrument;
 
-use quorum_core::execute_block;
-use quorum_core::BatchOutcome;
-use quorum_core::Limit;
-use quorum_core::ProposalDecision;
 use quorum_core::{
-    Batch, BlockProposal, BlockValue, ChainInfoResponse, ConfirmedBlock, ConfirmedBlockCertificate,
-    CrossChainDelivery, Hashed, LiteCertificate, NodeError, Storage, Timeout, TimeoutCertificate,
-    ValidatedBlock, ValidatedBlockCertificate, VoteKind, Write,
+    execute_block, Batch, BatchOutcome, BlockProposal, BlockValue, ChainInfoResponse,
+    ConfirmedBlock, ConfirmedBlockCertificate, CrossChainDelivery, Hashed, Limit, LiteCertificate,
+    NodeError, ProposalDecision, Storage, Timeout, TimeoutCertificate, ValidatedBlock,
+    ValidatedBlockCertificate, VoteKind, Write,
 };
 
 use super::{Signatures, Worker};
@@ -94,7 +91,7 @@ impl<S: Storage + 'static> Worker<S> {
                 };
                 let full = certificate.with_value(Hashed::new(ConfirmedBlock(value)))?;
                 let own = state.manager().pending_vote().cloned();
-                self.confirmed_certificate(full, Signatures::UncheckedButOwn(own))
+                self.confirmed_certificate(full, Signatures::Unchecked { own })
                     .await
             }
             VoteKind::Validated => {
@@ -104,7 +101,7 @@ impl<S: Storage + 'static> Worker<S> {
                     .ok_or(NodeError::MissingCertificateValue)?;
                 let full = certificate.with_value(Hashed::new(ValidatedBlock(value)))?;
                 let own = state.manager().pending_vote().cloned();
-                self.validated_certificate(full, Signatures::UncheckedButOwn(own))
+                self.validated_certificate(full, Signatures::Unchecked { own })
                     .await
             }
             VoteKind::Timeout => {
@@ -254,7 +251,7 @@ impl<S: Storage + 'static> Worker<S> {
                     quorum_core::Violation::WrongChain,
                 ))
             } else {
-                self.check_confirmed(&certificate, Signatures::Unchecked)
+                self.check_confirmed(&certificate, Signatures::Unchecked { own: None })
                     .await
                     .map(|_| ())
             };

@@ -1,11 +1,9 @@
 //! The Worker's queries and data requests (DESIGN §4.2, §4.5.2): chain information (which may
 //! sign a timeout vote), blob uploads and pending blobs held in memory, and downloads.
 
-use quorum_core::encoded_len;
-use quorum_core::Limit;
 use quorum_core::{
-    Batch, Blob, BlobId, BlockHeight, ChainId, ChainInfoQuery, ChainInfoResponse,
-    ConfirmedBlockCertificate, CryptoHash, NodeError, Storage, Write,
+    encoded_len, Batch, Blob, BlobId, BlockHeight, ChainId, ChainInfoQuery, ChainInfoResponse,
+    ConfirmedBlockCertificate, CryptoHash, Limit, NodeError, Storage, Write,
 };
 
 use super::Worker;

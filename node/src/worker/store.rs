@@ -21,11 +21,10 @@ use async_trait::async_trait;
 use thiserror::Error;
 use tokio::sync::watch;
 
-use quorum_core::StorageErrorKind;
-
 use quorum_core::{
     Batch, Blob, BlobId, BlobState, BlockHeight, ChainId, ChainState, Committee,
-    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, Storage, StorageError, Write,
+    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, Storage, StorageError, StorageErrorKind,
+    Write,
 };
 
 use crate::memory::MemoryStorage;

@@ -1,8 +1,7 @@
 //! Tests of the redb store that need its internals (the shared conformance suite is in
 //! `tests/`).
 
-use quorum_core::StorageErrorKind;
-use quorum_core::{BlobType, StreamId};
+use quorum_core::{BlobType, StorageErrorKind, StreamId};
 use quorum_testkit::{TestChain, TestCommittee};
 
 use super::*;

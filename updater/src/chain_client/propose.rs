@@ -3,9 +3,8 @@
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use quorum_core::leader;
 use quorum_core::{
-    Blob, Block, BlockProposal, BlockValue, Certificate, Committee, ConfirmedBlock,
+    leader, Blob, Block, BlockProposal, BlockValue, Certificate, Committee, ConfirmedBlock,
     ConfirmedBlockCertificate, CrossChainDelivery, Hashed, IncomingBundle, Operation, Round,
     Storage, ValidatedBlock, ValidatedBlockCertificate, ValidatorNode,
 };

@@ -4,10 +4,9 @@ use std::sync::{Arc, Mutex};
 
 use tracing::{debug, info, warn};
 
-use quorum_core::round_duration;
 use quorum_core::{
-    BlockHeight, Certificate, Hashed, LiteVote, NodeError, Round, Storage, TimeDelta, Timeout,
-    TimeoutCertificate, Timestamp, ValidatorNode, ValidatorPublicKey,
+    round_duration, BlockHeight, Certificate, Hashed, LiteVote, NodeError, Round, Storage,
+    TimeDelta, Timeout, TimeoutCertificate, Timestamp, ValidatorNode, ValidatorPublicKey,
 };
 
 use crate::deadline::{quorum_deadline, Silent};

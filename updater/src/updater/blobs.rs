@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tracing::debug;
 
-use quorum_core::{Blob, BlobId, BlockHeight, ChainId, CrossChainDelivery, NodeError, Storage};
+use quorum_core::{
+    Blob, BlobId, BlockHeight, ChainId, CrossChainDelivery, NodeError, Storage, Violation,
+};
 
 use super::{violation, ValidatorUpdater};
-use quorum_core::Violation;
 
 impl<S: Storage + 'static> ValidatorUpdater<S> {
     /// Uploads the proposal's own blobs (`own`) as pending blobs, then makes sure the remote

@@ -7,12 +7,13 @@ use futures::future::try_join_all;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use quorum_core::{Blob, BlobId, ChainInfoResponse, CrossChainDelivery, NodeError, Storage};
+use quorum_core::{
+    Blob, BlobId, ChainInfoResponse, CrossChainDelivery, NodeError, Storage, Violation,
+};
 
 use super::action::SkewReport;
 use super::{is_retryable, violation, ValidatorUpdater, MAX_RECOVERIES_PER_CALL};
 use crate::planner::{clock_skew, Decision, Planner, Step};
-use quorum_core::Violation;
 
 /// What a request carries besides its subject: what its steps may need.
 #[derive(Clone, Copy, Default)]
