@@ -521,3 +521,23 @@ async fn a_certificate_ahead_gives_its_published_blobs() {
     net.deliver(&[3], &second).await;
     assert_eq!(net.next_height(3, 1).await, BlockHeight(2));
 }
+
+/// DESIGN §4.2: answers to chain-info queries are signed by the validator; answers to proposals
+/// carry their votes, each signed on its own, and no signature over the whole answer.
+#[tokio::test]
+async fn only_answers_to_queries_are_signed_as_a_whole() {
+    let net = Net::new(4, 2, false).await;
+    let public = net.secrets[0].public();
+    let block = net.block(1, vec![]).await;
+    let proposal = net.proposal(1, block, Round::MultiLeader(0));
+    let answer = net.workers[0]
+        .handle_block_proposal(proposal)
+        .await
+        .unwrap();
+    assert_eq!(answer.signature, None);
+    answer.info.manager.pending.unwrap().check(&public).unwrap();
+    let query = ChainInfoQuery::new(net.chains[1]).with_manager_values();
+    let answer = net.workers[0].handle_chain_info_query(query).await.unwrap();
+    answer.check(&public).unwrap();
+    assert!(answer.check(&net.secrets[1].public()).is_err());
+}

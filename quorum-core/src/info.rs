@@ -119,12 +119,16 @@ impl BcsHashable for ChainInfo {
     const DOMAIN: &'static str = "ChainInfo";
 }
 
-/// A [`ChainInfo`] signed by the validator that gave it, so a relayed answer can be attributed.
+/// A [`ChainInfo`] as a validator gave it. The reference validator signs its answers to
+/// chain-info queries, so a relayed answer can be attributed (DESIGN §4.2); its answers to
+/// proposals, certificates and blobs are unsigned, since the votes they carry are signed each
+/// on its own.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainInfoResponse {
     /// The information.
     pub info: Box<ChainInfo>,
-    /// The validator's signature over it (absent from a node without a key).
+    /// The validator's signature over it (absent from a node without a key, and from answers
+    /// other than to chain-info queries).
     pub signature: Option<ValidatorSignature>,
 }
 

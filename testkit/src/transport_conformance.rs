@@ -296,13 +296,14 @@ impl Pair {
     }
 }
 
-/// Checks that a response is signed by `validator` and returns its vote in `pending`.
-fn signed_vote(
+/// Returns the vote in a response's `pending`, checking that `validator` signed it. (Only
+/// answers to queries are signed as a whole, DESIGN §4.2; `both!` already requires the same
+/// signature, or none, from both sides.)
+fn checked_vote(
     response: &ChainInfoResponse,
     validator: &ValidatorPublicKey,
     what: &str,
 ) -> LiteVote {
-    must(response.check(validator), what);
     let vote = some(response.info.manager.pending.clone(), what);
     must(vote.check(validator), what);
     vote

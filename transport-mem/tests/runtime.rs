@@ -146,7 +146,13 @@ async fn bcs_round_trip_preserves_responses_and_errors() {
         .await
         .unwrap();
     assert_eq!(through, direct);
-    through.check(&net.secrets[0].public()).unwrap();
+    through
+        .info
+        .manager
+        .pending
+        .unwrap()
+        .check(&net.secrets[0].public())
+        .unwrap();
 
     // Errors.
     let block = net.block(2, vec![]).await;

@@ -23,7 +23,6 @@ async fn honest_forwards_and_counts_every_method() {
         .handle_block_proposal(net.empty_proposal(1).await)
         .await
         .unwrap();
-    answer.check(&public).unwrap();
     let vote = answer.info.manager.pending.clone().unwrap();
     vote.check(&public).unwrap();
     assert_eq!(vote.kind, VoteKind::Validated);

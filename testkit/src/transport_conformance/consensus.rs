@@ -21,7 +21,7 @@ pub async fn check_block_proposals(connect: &impl Connector) {
     let answer = both!(pair, "handle_block_proposal", |node| node
         .handle_block_proposal(proposal.clone()));
     let response = must(answer, "handle_block_proposal");
-    let vote = signed_vote(&response, &key, "the vote on a proposal");
+    let vote = checked_vote(&response, &key, "the vote on a proposal");
     assert_eq!(vote.kind, VoteKind::Validated, "the vote on a proposal");
     assert_eq!(vote.round, Round::MultiLeader(0), "the vote on a proposal");
     let again = both!(pair, "handle_block_proposal (repeated)", |node| node
@@ -156,7 +156,7 @@ pub async fn check_certificates(connect: &impl Connector) {
     let answer = both!(pair, "handle_validated_certificate", |node| node
         .handle_validated_certificate(validated.clone()));
     let response = must(answer, "handle_validated_certificate");
-    let vote = signed_vote(&response, &key, "the vote on a validated certificate");
+    let vote = checked_vote(&response, &key, "the vote on a validated certificate");
     assert_eq!(
         vote.kind,
         VoteKind::Confirmed,
@@ -174,10 +174,6 @@ pub async fn check_certificates(connect: &impl Connector) {
             CrossChainDelivery::Blocking
         ));
     let response = must(answer, "handle_confirmed_certificate");
-    must(
-        response.check(&key),
-        "the response to a confirmed certificate",
-    );
     assert_eq!(response.info.next_block_height, BlockHeight(1));
     assert_eq!(response.info.block_hash, Some(confirmed.hash()));
     let again = both!(pair, "handle_confirmed_certificate (repeated)", |node| node
@@ -202,7 +198,7 @@ pub async fn check_certificates(connect: &impl Connector) {
     let lite = v.validated(&block, &[], round).await.lite();
     let answer = both!(pair, "handle_lite_certificate (validated)", |node| node
         .handle_lite_certificate(lite.clone(), CrossChainDelivery::NonBlocking));
-    let vote = signed_vote(
+    let vote = checked_vote(
         &must(answer, "handle_lite_certificate (validated)"),
         &key,
         "the vote on a lite validated certificate",
@@ -356,7 +352,6 @@ pub async fn check_confirmed_batches(connect: &impl Connector) {
     let outcome = must(outcome, "handle_confirmed_certificates");
     assert_eq!((outcome.processed, &outcome.error), (3, &None));
     let info = some(outcome.info, "the batch's chain information");
-    must(info.check(&v.public_key()), "the batch's chain information");
     assert_eq!(info.info.next_block_height, BlockHeight(3));
 
     // Height 2 again (already there, counts as processed), 3, then a gap before 5.

@@ -173,7 +173,7 @@ pub async fn check_blobs(connect: &impl Connector) {
     assert_eq!(response.info.chain_id, v.chain_id(2));
     let answer = both!(pair, "handle_block_proposal (blob pending)", |node| node
         .handle_block_proposal(proposal.clone()));
-    signed_vote(
+    checked_vote(
         &must(answer, "handle_block_proposal (blob pending)"),
         &v.public_key(),
         "the vote on a proposal publishing a pending blob",
