@@ -84,8 +84,8 @@ fn blocks() -> Vec<Block> {
             let batch = Batch {
                 writes: vec![
                     Write::Event(event.clone(), payload.clone()),
-                    Write::Certificate(Box::new(certificate.clone())),
-                    Write::ChainState(Box::new(state.clone())),
+                    Write::Certificate(Arc::new(certificate.clone())),
+                    Write::ChainState(Arc::new(state.clone())),
                 ],
             };
             Block {

@@ -1,5 +1,7 @@
 //! The starting point every node shares: the first committee and the genesis chains.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use quorum_core::{
@@ -56,7 +58,7 @@ impl Genesis {
             }
             let mut state = existing.unwrap_or_else(|| ChainState::inactive(chain_id));
             state.activate(description.clone(), now);
-            batch.push(Write::ChainState(Box::new(state)));
+            batch.push(Write::ChainState(Arc::new(state)));
         }
         storage.write_batch(batch).await?;
         Ok(admin)

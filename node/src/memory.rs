@@ -33,7 +33,7 @@ pub struct MemoryStorage {
 #[derive(Debug, Default)]
 struct Tables {
     /// Certificates by value hash.
-    certificates: HashMap<CryptoHash, ConfirmedBlockCertificate>,
+    certificates: HashMap<CryptoHash, Arc<ConfirmedBlockCertificate>>,
     /// Certificate hashes by chain and height.
     certificate_hashes: BTreeMap<(ChainId, BlockHeight), CryptoHash>,
     /// Blobs by id.
@@ -43,18 +43,18 @@ struct Tables {
     /// Event payloads.
     events: HashMap<EventId, Vec<u8>>,
     /// Chain states.
-    chain_states: HashMap<ChainId, ChainState>,
+    chain_states: HashMap<ChainId, Arc<ChainState>>,
     /// Committees by epoch.
     committees: BTreeMap<Epoch, Committee>,
 }
 
 /// A write with its keys computed, ready to apply under the lock.
 enum Keyed {
-    Certificate(Box<ConfirmedBlockCertificate>),
+    Certificate(Arc<ConfirmedBlockCertificate>),
     Blob(BlobId, Blob),
     BlobState(BlobId, BlobState),
     Event(EventId, Vec<u8>),
-    ChainState(Box<ChainState>),
+    ChainState(Arc<ChainState>),
     Committee(Epoch, Committee),
 }
 
@@ -73,6 +73,11 @@ impl Keyed {
 }
 
 impl MemoryStorage {
+    /// A chain's state, shared with the storage (no copy).
+    pub(crate) fn shared_chain_state(&self, chain_id: ChainId) -> Option<Arc<ChainState>> {
+        self.read().chain_states.get(&chain_id).cloned()
+    }
+
     /// Applies a copy of `batch` at once (what `write_batch` does, without an `await`).
     pub(crate) fn apply(&self, batch: &Batch) {
         let writes: Vec<Keyed> = batch.writes.iter().cloned().map(Keyed::new).collect();
@@ -91,7 +96,7 @@ impl Tables {
                 let block = certificate.value().block();
                 self.certificate_hashes
                     .insert((block.chain_id, block.height), hash);
-                self.certificates.insert(hash, *certificate);
+                self.certificates.insert(hash, certificate);
             }
             Keyed::Blob(id, blob) => {
                 self.blobs.insert(id, blob);
@@ -103,7 +108,7 @@ impl Tables {
                 self.events.insert(id, payload);
             }
             Keyed::ChainState(state) => {
-                self.chain_states.insert(state.chain_id(), *state);
+                self.chain_states.insert(state.chain_id(), state);
             }
             Keyed::Committee(epoch, committee) => {
                 self.committees.insert(epoch, committee);
@@ -137,7 +142,7 @@ impl Storage for MemoryStorage {
         &self,
         hash: CryptoHash,
     ) -> Result<Option<ConfirmedBlockCertificate>, StorageError> {
-        Ok(self.read().certificates.get(&hash).cloned())
+        Ok(self.read().certificates.get(&hash).map(|c| (**c).clone()))
     }
 
     async fn read_certificate_hashes(
@@ -162,7 +167,7 @@ impl Storage for MemoryStorage {
             .iter()
             .map(|height| {
                 let hash = tables.certificate_hash(chain_id, *height)?;
-                tables.certificates.get(&hash).cloned()
+                tables.certificates.get(&hash).map(|c| (**c).clone())
             })
             .collect())
     }
@@ -192,7 +197,11 @@ impl Storage for MemoryStorage {
         &self,
         chain_id: ChainId,
     ) -> Result<Option<ChainState>, StorageError> {
-        Ok(self.read().chain_states.get(&chain_id).cloned())
+        Ok(self
+            .read()
+            .chain_states
+            .get(&chain_id)
+            .map(|s| (**s).clone()))
     }
 
     async fn read_committee(&self, epoch: Epoch) -> Result<Option<Committee>, StorageError> {

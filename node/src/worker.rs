@@ -130,6 +130,15 @@ impl<S: Storage + 'static> Worker<S> {
         chain_state_in(&self.store, chain_id).await
     }
 
+    /// [`Worker::chain_state`] without a copy, for the handlers that only read it.
+    async fn shared_chain_state(&self, chain_id: ChainId) -> Result<Arc<ChainState>, NodeError> {
+        Ok(self
+            .store
+            .shared_chain_state(chain_id)
+            .await?
+            .unwrap_or_else(|| Arc::new(ChainState::inactive(chain_id))))
+    }
+
     /// The committee of `epoch`; `EventsNotFound` for the admin chain's announcement of it if
     /// this node does not know it yet.
     pub async fn committee(&self, epoch: Epoch) -> Result<Arc<Committee>, NodeError> {
@@ -202,7 +211,7 @@ impl<S: Storage + 'static> Worker<S> {
         signatures: Signatures,
     ) -> Result<bool, NodeError> {
         let block = certificate.value().block();
-        let state = self.chain_state(block.chain_id).await?;
+        let state = self.shared_chain_state(block.chain_id).await?;
         state.description()?;
         if block.height < state.next_height() {
             return Ok(false);

@@ -1,6 +1,7 @@
 //! The `Storage` trait: what a node persists (DESIGN §7).
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use crate::block::ConfirmedBlockCertificate;
@@ -44,15 +45,17 @@ impl From<StorageError> for NodeError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Write {
     /// A confirmed certificate, indexed by its value's hash and by its block's chain and height.
-    Certificate(Box<ConfirmedBlockCertificate>),
+    /// Shared, so that a node can keep the value it wrote (in a cache, or for its answer)
+    /// without copying it.
+    Certificate(Arc<ConfirmedBlockCertificate>),
     /// A blob, indexed by its id.
     Blob(Blob),
     /// Where a blob was published.
     BlobState(BlobId, BlobState),
     /// An event's payload.
     Event(EventId, Vec<u8>),
-    /// A chain's state (replaces the previous one).
-    ChainState(Box<ChainState>),
+    /// A chain's state (replaces the previous one). Shared, as certificates are.
+    ChainState(Arc<ChainState>),
     /// The committee of an epoch.
     Committee(Epoch, Committee),
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use quorum_core::{Batch, Epoch, Storage, StorageErrorKind, Write};
 use quorum_store_redb::{Durability, Error, RedbOptions, RedbStorage};
@@ -54,9 +55,9 @@ async fn data_survives_reopening() {
     assert_eq!(storage.durability(), Durability::Immediate);
     let mut batch = Batch::new();
     for certificate in &certificates {
-        batch.push(Write::Certificate(Box::new(certificate.clone())));
+        batch.push(Write::Certificate(Arc::new(certificate.clone())));
     }
-    batch.push(Write::ChainState(Box::new(state.clone())));
+    batch.push(Write::ChainState(Arc::new(state.clone())));
     batch.push(Write::Committee(Epoch(0), committee.committee.clone()));
     for blob in &blobs {
         batch.push(Write::Blob(blob.clone()));

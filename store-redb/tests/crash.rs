@@ -14,6 +14,7 @@
 mod common;
 
 use std::io::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use quorum_core::{Batch, Blob, BlockHeight, CryptoHash, Storage, Write};
@@ -66,9 +67,9 @@ async fn crash_writer_child() {
         let height = chain.state.next_height().0;
         let certificate = chain.commit_blocks(&committee, 1).remove(0);
         let mut batch = Batch::new();
-        batch.push(Write::Certificate(Box::new(certificate.clone())));
+        batch.push(Write::Certificate(Arc::new(certificate.clone())));
         batch.push(Write::Blob(blob(height)));
-        batch.push(Write::ChainState(Box::new(chain.state.clone())));
+        batch.push(Write::ChainState(Arc::new(chain.state.clone())));
         storage.write_batch(batch).await.unwrap();
         writeln!(stdout, "{ACK} {height} {}", certificate.hash()).unwrap();
         stdout.flush().unwrap();

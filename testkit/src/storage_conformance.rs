@@ -159,27 +159,27 @@ pub async fn check_certificates<S: Storage + ?Sized>(storage: &S) {
     write(
         storage,
         vec![
-            Write::Certificate(Box::new(a[0].clone())),
-            Write::Certificate(Box::new(a[1].clone())),
+            Write::Certificate(Arc::new(a[0].clone())),
+            Write::Certificate(Arc::new(a[1].clone())),
         ],
     )
     .await;
     for index in [2, 4] {
         write(
             storage,
-            vec![Write::Certificate(Box::new(a[index].clone()))],
+            vec![Write::Certificate(Arc::new(a[index].clone()))],
         )
         .await;
     }
     write(
         storage,
         b.iter()
-            .map(|certificate| Write::Certificate(Box::new(certificate.clone())))
+            .map(|certificate| Write::Certificate(Arc::new(certificate.clone())))
             .collect(),
     )
     .await;
     // Writing a certificate again changes nothing.
-    write(storage, vec![Write::Certificate(Box::new(a[1].clone()))]).await;
+    write(storage, vec![Write::Certificate(Arc::new(a[1].clone()))]).await;
 
     for certificate in [&a[0], &a[1], &a[2], &a[4], &b[0], &b[1], &b[2]] {
         let found = must(
@@ -397,7 +397,7 @@ pub async fn check_chain_states<S: Storage + ?Sized>(storage: &S) {
     let chain_b = TestChain::new(1, 43);
 
     let first = rich_chain_state(&chain_a, &committee);
-    write(storage, vec![Write::ChainState(Box::new(first.clone()))]).await;
+    write(storage, vec![Write::ChainState(Arc::new(first.clone()))]).await;
     let found = must(
         storage.read_chain_state(chain_a.id()).await,
         "read_chain_state",
@@ -411,7 +411,7 @@ pub async fn check_chain_states<S: Storage + ?Sized>(storage: &S) {
 
     chain_a.commit_blocks(&committee, 2);
     let second = chain_a.state.clone();
-    write(storage, vec![Write::ChainState(Box::new(second.clone()))]).await;
+    write(storage, vec![Write::ChainState(Arc::new(second.clone()))]).await;
     let found = must(
         storage.read_chain_state(chain_a.id()).await,
         "read_chain_state",
@@ -420,7 +420,7 @@ pub async fn check_chain_states<S: Storage + ?Sized>(storage: &S) {
 
     write(
         storage,
-        vec![Write::ChainState(Box::new(chain_b.state.clone()))],
+        vec![Write::ChainState(Arc::new(chain_b.state.clone()))],
     )
     .await;
     let found = must(

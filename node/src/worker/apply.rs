@@ -3,6 +3,7 @@
 //! events, committees and the recipients' inboxes — in one batch (DESIGN §4.5).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use quorum_core::{execute_block, ExecutionInputs};
 use quorum_core::{
@@ -53,14 +54,14 @@ impl<S: Storage + 'static> Worker<S> {
         storage: &dyn Storage,
         volatile: &mut Volatile,
         certificate: ConfirmedBlockCertificate,
-    ) -> Result<ChainState, NodeError> {
+    ) -> Result<Arc<ChainState>, NodeError> {
         let block = certificate.value().block();
         let chain_id = block.chain_id;
         let height = block.height;
         let state = chain_state_in(storage, chain_id).await?;
         state.description()?;
         if state.is_committed(height)? {
-            return Ok(state);
+            return Ok(Arc::new(state));
         }
         let inputs = self.gather_inputs(storage, volatile, block).await?;
         let execution = execute_block(&state, block, &inputs)?;
@@ -103,10 +104,11 @@ impl<S: Storage + 'static> Worker<S> {
         if let Some((epoch, committee)) = execution.new_committee {
             batch.push(Write::Committee(epoch, committee));
         }
-        batch.push(Write::Certificate(Box::new(certificate)));
-        batch.push(Write::ChainState(Box::new(new_state.clone())));
+        batch.push(Write::Certificate(Arc::new(certificate)));
+        let new_state = Arc::new(new_state);
+        batch.push(Write::ChainState(new_state.clone()));
         for (_, other) in others {
-            batch.push(Write::ChainState(Box::new(other)));
+            batch.push(Write::ChainState(Arc::new(other)));
         }
         storage.write_batch(batch).await?;
         metrics::counter!("quorum_blocks_committed_total").increment(1);

@@ -2,6 +2,8 @@
 //! in batches) and timeouts. Each computes its change under the worker-wide lock and queues its
 //! writes; the `ValidatorNode` implementation (`worker.rs`) answers once they are durable.
 
+use std::sync::Arc;
+
 use tracing::instrument;
 
 use quorum_core::{
@@ -56,9 +58,10 @@ impl<S: Storage + 'static> Worker<S> {
         state
             .manager_mut()
             .vote_for_proposal(proposal, value, self.key.as_ref());
+        let state = Arc::new(state);
         self.store
             .write_batch(Batch {
-                writes: vec![Write::ChainState(Box::new(state.clone()))],
+                writes: vec![Write::ChainState(state.clone())],
             })
             .await?;
         Ok(self.response(&state, false))
@@ -69,7 +72,7 @@ impl<S: Storage + 'static> Worker<S> {
         certificate: LiteCertificate,
         _delivery: CrossChainDelivery,
     ) -> Result<ChainInfoResponse, NodeError> {
-        let state = self.chain_state(certificate.chain_id).await?;
+        let state = self.shared_chain_state(certificate.chain_id).await?;
         state.description()?;
         match certificate.kind {
             VoteKind::Confirmed => {
@@ -130,13 +133,13 @@ impl<S: Storage + 'static> Worker<S> {
     ) -> Result<ChainInfoResponse, NodeError> {
         if !self.check_confirmed(&certificate, signatures).await? {
             let state = self
-                .chain_state(certificate.value().block().chain_id)
+                .shared_chain_state(certificate.value().block().chain_id)
                 .await?;
             return Ok(self.response(&state, false));
         }
         let mut volatile = self.volatile.lock().await;
         let block = certificate.value().block();
-        let current = self.chain_state(block.chain_id).await?;
+        let current = self.shared_chain_state(block.chain_id).await?;
         let result = if block.height > current.next_height() {
             // Ahead: the block waits, the blobs it publishes are taken now (`ahead.rs`).
             self.take_published_blobs(&mut volatile, &certificate)
@@ -155,7 +158,8 @@ impl<S: Storage + 'static> Worker<S> {
             applied
         };
         self.note_wanted(&mut volatile, &result);
-        Ok(self.response(&result?, false))
+        let state = result?;
+        Ok(self.response(&state, false))
     }
 
     pub(super) async fn validated_certificate(
@@ -185,9 +189,10 @@ impl<S: Storage + 'static> Worker<S> {
             now,
             self.key.as_ref(),
         )?;
+        let state = Arc::new(state);
         self.store
             .write_batch(Batch {
-                writes: vec![Write::ChainState(Box::new(state.clone()))],
+                writes: vec![Write::ChainState(state.clone())],
             })
             .await?;
         Ok(self.response(&state, false))
@@ -217,9 +222,10 @@ impl<S: Storage + 'static> Worker<S> {
             &certificate,
             self.clock.now(),
         );
+        let state = Arc::new(state);
         self.store
             .write_batch(Batch {
-                writes: vec![Write::ChainState(Box::new(state.clone()))],
+                writes: vec![Write::ChainState(state.clone())],
             })
             .await?;
         Ok(self.response(&state, false))

@@ -1,6 +1,8 @@
 //! The Worker's queries and data requests (DESIGN §4.2, §4.5.2): chain information (which may
 //! sign a timeout vote), blob uploads and pending blobs held in memory, and downloads.
 
+use std::sync::Arc;
+
 use quorum_core::{
     encoded_len, Batch, Blob, BlobId, BlockHeight, ChainId, ChainInfoQuery, ChainInfoResponse,
     ConfirmedBlockCertificate, CryptoHash, Limit, NodeError, Storage, Write,
@@ -35,7 +37,7 @@ impl<S: Storage + 'static> Worker<S> {
                 if vote.is_some() {
                     self.store
                         .write_batch(Batch {
-                            writes: vec![Write::ChainState(Box::new(state.clone()))],
+                            writes: vec![Write::ChainState(Arc::new(state.clone()))],
                         })
                         .await?;
                 }

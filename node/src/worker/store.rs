@@ -64,13 +64,13 @@ const CACHED_CHAIN_STATES: usize = 1_024;
 /// never holds a state older than the storage's.
 #[derive(Default)]
 struct StateCache {
-    states: std::collections::HashMap<ChainId, ChainState>,
+    states: std::collections::HashMap<ChainId, Arc<ChainState>>,
     /// Commits landed so far.
     commits: u64,
 }
 
 impl StateCache {
-    fn insert(&mut self, state: ChainState) {
+    fn insert(&mut self, state: Arc<ChainState>) {
         if self.states.len() >= CACHED_CHAIN_STATES && !self.states.contains_key(&state.chain_id())
         {
             self.states.clear();
@@ -157,6 +157,36 @@ impl<S: Storage + 'static> Store<S> {
         Ok(())
     }
 
+    /// A chain's state as every read sees it, shared with the queue or the cache that holds
+    /// it (no copy): queued writes first, then the committed states cached, then the storage.
+    pub(crate) async fn shared_chain_state(
+        &self,
+        chain_id: ChainId,
+    ) -> Result<Option<Arc<ChainState>>, StorageError> {
+        let (current, committing) = self.view();
+        for layer in [current, committing] {
+            if let Some(state) = layer.shared_chain_state(chain_id) {
+                return Ok(Some(state));
+            }
+        }
+        let commits = {
+            let cache = self.states();
+            if let Some(state) = cache.states.get(&chain_id) {
+                return Ok(Some(state.clone()));
+            }
+            cache.commits
+        };
+        let Some(read) = self.storage.read_chain_state(chain_id).await? else {
+            return Ok(None);
+        };
+        let read = Arc::new(read);
+        let mut cache = self.states();
+        if cache.commits == commits {
+            cache.insert(read.clone());
+        }
+        Ok(Some(read))
+    }
+
     /// Waits until every batch queued so far is committed.
     pub(crate) async fn flush(&self) -> Result<(), StorageError> {
         let target = self.queue().queued;
@@ -191,10 +221,10 @@ async fn commit_loop<S: Storage + 'static>(storage: Arc<S>, shared: Arc<Shared>)
             }
             let writes = std::mem::take(&mut queue.writes);
             let batches = std::mem::take(&mut queue.batches);
-            let states: Vec<ChainState> = writes
+            let states: Vec<Arc<ChainState>> = writes
                 .iter()
                 .filter_map(|write| match write {
-                    Write::ChainState(state) => Some((**state).clone()),
+                    Write::ChainState(state) => Some(state.clone()),
                     _ => None,
                 })
                 .collect();
@@ -297,28 +327,10 @@ impl<S: Storage + 'static> Storage for Store<S> {
         &self,
         chain_id: ChainId,
     ) -> Result<Option<ChainState>, StorageError> {
-        // Queued writes first, then the committed states cached, then the storage.
-        let (current, committing) = self.view();
-        for layer in [current, committing] {
-            if let Some(state) = layer.read_chain_state(chain_id).await? {
-                return Ok(Some(state));
-            }
-        }
-        let commits = {
-            let cache = self.states();
-            if let Some(state) = cache.states.get(&chain_id) {
-                return Ok(Some(state.clone()));
-            }
-            cache.commits
-        };
-        let read = self.storage.read_chain_state(chain_id).await?;
-        if let Some(state) = &read {
-            let mut cache = self.states();
-            if cache.commits == commits {
-                cache.insert(state.clone());
-            }
-        }
-        Ok(read)
+        Ok(self
+            .shared_chain_state(chain_id)
+            .await?
+            .map(Arc::unwrap_or_clone))
     }
 
     async fn read_committee(&self, epoch: Epoch) -> Result<Option<Committee>, StorageError> {
@@ -353,7 +365,7 @@ mod tests {
         };
         let mut state = ChainState::inactive(ChainId(CryptoHash([chain; 32])));
         state.activate(description, Timestamp(0));
-        Write::ChainState(Box::new(state))
+        Write::ChainState(Arc::new(state))
     }
 
     fn chain(chain: u8) -> ChainId {

@@ -1,6 +1,8 @@
 //! Tests of the redb store that need its internals (the shared conformance suite is in
 //! `tests/`).
 
+use std::sync::Arc;
+
 use quorum_core::{BlobType, StorageErrorKind, StreamId};
 use quorum_testkit::{TestChain, TestCommittee};
 
@@ -179,10 +181,10 @@ async fn an_uncommitted_batch_leaves_nothing() {
     {
         let mut tables = WriteTables::new(&transaction);
         tables
-            .apply(Write::Certificate(Box::new(certificate.clone())))
+            .apply(Write::Certificate(Arc::new(certificate.clone())))
             .unwrap();
         tables
-            .apply(Write::ChainState(Box::new(chain.state.clone())))
+            .apply(Write::ChainState(Arc::new(chain.state.clone())))
             .unwrap();
     }
     drop(transaction);
@@ -210,8 +212,8 @@ async fn a_commit_whose_caller_gave_up_lands_before_any_later_read() {
         let certificate = chain.commit_blocks(&committee, 1).remove(0);
         let batch = Batch {
             writes: vec![
-                Write::Certificate(Box::new(certificate.clone())),
-                Write::ChainState(Box::new(chain.state.clone())),
+                Write::Certificate(Arc::new(certificate.clone())),
+                Write::ChainState(Arc::new(chain.state.clone())),
             ],
         };
         {

@@ -2,6 +2,7 @@
 //! concurrent readers, and concurrent writers.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use super::*;
 
@@ -32,8 +33,8 @@ pub async fn check_batch_contents<S: Storage + ?Sized>(storage: &S) {
             Write::Blob(blob.clone()),
             Write::BlobState(blob.id(), blob_state),
             Write::Event(event.clone(), b"payload".to_vec()),
-            Write::Certificate(Box::new(certificate.clone())),
-            Write::ChainState(Box::new(chain.state.clone())),
+            Write::Certificate(Arc::new(certificate.clone())),
+            Write::ChainState(Arc::new(chain.state.clone())),
             Write::Committee(Epoch(0), committee.committee.clone()),
         ],
     )
@@ -104,16 +105,16 @@ pub async fn check_batch_later_writes_win<S: Storage + ?Sized>(storage: &S) {
     write(
         storage,
         vec![
-            Write::ChainState(Box::new(old_state)),
-            Write::Certificate(Box::new(first.clone())),
+            Write::ChainState(Arc::new(old_state)),
+            Write::Certificate(Arc::new(first.clone())),
             Write::Event(event.clone(), b"first".to_vec()),
             Write::BlobState(blob.id(), state_1),
             Write::Committee(Epoch(3), committee_1),
             Write::Event(event.clone(), b"second".to_vec()),
-            Write::Certificate(Box::new(second.clone())),
+            Write::Certificate(Arc::new(second.clone())),
             Write::BlobState(blob.id(), state_2),
             Write::Committee(Epoch(3), committee_2.clone()),
-            Write::ChainState(Box::new(chain.state.clone())),
+            Write::ChainState(Arc::new(chain.state.clone())),
         ],
     )
     .await;
@@ -192,8 +193,8 @@ pub async fn check_batches_atomic_for_readers<S: Storage + 'static>(storage: Arc
                 write(
                     &*storage,
                     vec![
-                        Write::ChainState(Box::new(a)),
-                        Write::ChainState(Box::new(b)),
+                        Write::ChainState(Arc::new(a)),
+                        Write::ChainState(Arc::new(b)),
                     ],
                 )
                 .await;
@@ -253,9 +254,9 @@ pub async fn check_concurrent_batches<S: Storage + 'static>(storage: Arc<S>) {
                 let event = event_id(chain.id(), "concurrent", index as u32);
                 Batch {
                     writes: vec![
-                        Write::Certificate(Box::new(certificate)),
+                        Write::Certificate(Arc::new(certificate)),
                         Write::Event(event, vec![task as u8, index as u8]),
-                        Write::ChainState(Box::new(state)),
+                        Write::ChainState(Arc::new(state)),
                     ],
                 }
             })
