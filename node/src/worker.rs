@@ -125,18 +125,20 @@ impl<S: Storage + 'static> Worker<S> {
         &self.clock
     }
 
-    /// A chain's state, or an inactive placeholder.
-    pub async fn chain_state(&self, chain_id: ChainId) -> Result<ChainState, NodeError> {
-        chain_state_in(&self.store, chain_id).await
-    }
-
-    /// [`Worker::chain_state`] without a copy, for the handlers that only read it.
-    async fn shared_chain_state(&self, chain_id: ChainId) -> Result<Arc<ChainState>, NodeError> {
+    /// A chain's state, or an inactive placeholder: shared with the node (the state as the
+    /// node holds it, queued writes included, without a copy). `Arc::unwrap_or_clone` gives an
+    /// owned copy to change.
+    pub async fn chain_state(&self, chain_id: ChainId) -> Result<Arc<ChainState>, NodeError> {
         Ok(self
             .store
             .shared_chain_state(chain_id)
             .await?
             .unwrap_or_else(|| Arc::new(ChainState::inactive(chain_id))))
+    }
+
+    /// A chain's state to change: an owned copy of [`Worker::chain_state`].
+    async fn owned_chain_state(&self, chain_id: ChainId) -> Result<ChainState, NodeError> {
+        chain_state_in(&self.store, chain_id).await
     }
 
     /// The committee of `epoch`; `EventsNotFound` for the admin chain's announcement of it if
@@ -211,7 +213,7 @@ impl<S: Storage + 'static> Worker<S> {
         signatures: Signatures,
     ) -> Result<bool, NodeError> {
         let block = certificate.value().block();
-        let state = self.shared_chain_state(block.chain_id).await?;
+        let state = self.chain_state(block.chain_id).await?;
         state.description()?;
         if block.height < state.next_height() {
             return Ok(false);

@@ -28,7 +28,7 @@ impl<S: Storage + 'static> Worker<S> {
         }
         let volatile = self.volatile.lock().await;
         let block = proposal.block().clone();
-        let mut state = self.chain_state(block.chain_id).await?;
+        let mut state = self.owned_chain_state(block.chain_id).await?;
         let description = state.description()?.clone();
         state.expect_next_height(block.height)?;
         if block.epoch != state.epoch() {
@@ -72,7 +72,7 @@ impl<S: Storage + 'static> Worker<S> {
         certificate: LiteCertificate,
         _delivery: CrossChainDelivery,
     ) -> Result<ChainInfoResponse, NodeError> {
-        let state = self.shared_chain_state(certificate.chain_id).await?;
+        let state = self.chain_state(certificate.chain_id).await?;
         state.description()?;
         match certificate.kind {
             VoteKind::Confirmed => {
@@ -133,13 +133,13 @@ impl<S: Storage + 'static> Worker<S> {
     ) -> Result<ChainInfoResponse, NodeError> {
         if !self.check_confirmed(&certificate, signatures).await? {
             let state = self
-                .shared_chain_state(certificate.value().block().chain_id)
+                .chain_state(certificate.value().block().chain_id)
                 .await?;
             return Ok(self.response(&state, false));
         }
         let mut volatile = self.volatile.lock().await;
         let block = certificate.value().block();
-        let current = self.shared_chain_state(block.chain_id).await?;
+        let current = self.chain_state(block.chain_id).await?;
         let result = if block.height > current.next_height() {
             // Ahead: the block waits, the blobs it publishes are taken now (`ahead.rs`).
             self.take_published_blobs(&mut volatile, &certificate)
@@ -171,7 +171,7 @@ impl<S: Storage + 'static> Worker<S> {
         let committee = self.committee(block.epoch).await?;
         signatures.check(&certificate, &committee)?;
         let mut volatile = self.volatile.lock().await;
-        let mut state = self.chain_state(block.chain_id).await?;
+        let mut state = self.owned_chain_state(block.chain_id).await?;
         let description = state.description()?.clone();
         if state.is_committed(block.height)? {
             return Ok(self.response(&state, false));
@@ -206,7 +206,7 @@ impl<S: Storage + 'static> Worker<S> {
         let committee = self.committee(timeout.epoch).await?;
         certificate.check(&committee)?;
         let _volatile = self.volatile.lock().await;
-        let mut state = self.chain_state(timeout.chain_id).await?;
+        let mut state = self.owned_chain_state(timeout.chain_id).await?;
         let description = state.description()?.clone();
         if state.is_committed(timeout.height)? {
             return Ok(self.response(&state, false));

@@ -16,7 +16,7 @@ impl<S: Storage + 'static> Worker<S> {
         query: ChainInfoQuery,
     ) -> Result<ChainInfoResponse, NodeError> {
         let _volatile = self.volatile.lock().await;
-        let mut state = self.chain_state(query.chain_id).await?;
+        let mut state = self.owned_chain_state(query.chain_id).await?;
         state.description()?;
         if let Some(height) = query.test_next_block_height {
             state.expect_next_height(height)?;
