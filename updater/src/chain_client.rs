@@ -5,6 +5,7 @@
 //! * `validators`: [`ValidatorSet`], how to reach each validator.
 //! * `propose`: making, proposing and finalizing blocks.
 //! * `rounds`: catching up after a failed round, and round timeouts.
+//! * `signatures`: which votes go into a certificate.
 //! * `sync`: bringing the local node and the validators up to date.
 //! * `operations`: transfers, blobs, events, chains and committees.
 
@@ -12,6 +13,7 @@ mod error;
 mod operations;
 mod propose;
 mod rounds;
+mod signatures;
 mod sync;
 mod validators;
 

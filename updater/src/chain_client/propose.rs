@@ -14,6 +14,7 @@ use crate::remote::RemoteNode;
 use crate::skew::clock_ahead;
 use crate::updater::{CommunicateAction, SkewReport};
 
+use super::signatures::quorum_signatures;
 use super::{ChainClient, ChainClientError, MAX_ROUNDS_PER_BLOCK};
 
 impl<S: Storage + 'static> ChainClient<S> {
@@ -181,10 +182,7 @@ impl<S: Storage + 'static> ChainClient<S> {
             Ok(votes) => votes,
             Err(error) => return Err(self.explain_failure(error, &committee, reports)),
         };
-        let signatures: Vec<_> = votes
-            .iter()
-            .map(|(key, vote)| (*key, vote.signature))
-            .collect();
+        let signatures = quorum_signatures(&committee, &votes);
         let confirmed = if round.is_fast() {
             let value = Hashed::new(ConfirmedBlock(value));
             if votes.first().map(|(_, v)| v.value_hash) != Some(value.hash()) {
@@ -234,10 +232,7 @@ impl<S: Storage + 'static> ChainClient<S> {
         if votes.first().map(|(_, v)| v.value_hash) != Some(value.hash()) {
             return Err(ChainClientError::UnexpectedValue);
         }
-        let signatures = votes
-            .iter()
-            .map(|(key, vote)| (*key, vote.signature))
-            .collect();
+        let signatures = quorum_signatures(committee, &votes);
         // Each vote was checked as it arrived: only the signers and their weight are left.
         let certificate = Certificate::new(value, round, signatures);
         certificate.check_signers(committee)?;

@@ -13,6 +13,7 @@ use crate::deadline::{quorum_deadline, Silent};
 use crate::quorum::{communicate_with_quorum, QuorumError};
 use crate::updater::CommunicateAction;
 
+use super::signatures::quorum_signatures;
 use super::{ChainClient, ChainClientError};
 
 /// Most rounds one block is tried in before the client gives up.
@@ -153,10 +154,7 @@ impl<S: Storage + 'static> ChainClient<S> {
             height,
             epoch: state.epoch(),
         });
-        let signatures = votes
-            .iter()
-            .map(|(key, vote)| (*key, vote.signature))
-            .collect();
+        let signatures = quorum_signatures(&committee, &votes);
         let certificate: TimeoutCertificate = Certificate::new(value, round, signatures);
         certificate.check(&committee)?;
         ValidatorNode::handle_timeout_certificate(&*self.local, certificate.clone()).await?;
