@@ -238,6 +238,17 @@ impl<S: Storage + 'static> Worker<S> {
         .await
     }
 
+    /// Records a proposal the caller signed itself (a client and its own local node): the
+    /// proposer's signature is not verified (DESIGN §4.5.1, verify once); everything else is
+    /// checked as for any proposal. Never for a proposal that came from elsewhere.
+    pub async fn handle_own_block_proposal(
+        &self,
+        proposal: BlockProposal,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        self.durable(self.do_handle_block_proposal(proposal, Ok(())).await)
+            .await
+    }
+
     /// Records a validated certificate the caller assembled from votes it checked one by one
     /// (see [`Worker::handle_assembled_confirmed_certificate`]).
     pub async fn handle_assembled_validated_certificate(
@@ -325,7 +336,8 @@ impl<S: Storage + 'static> ValidatorNode for Worker<S> {
         &self,
         proposal: BlockProposal,
     ) -> Result<ChainInfoResponse, NodeError> {
-        self.durable(self.do_handle_block_proposal(proposal).await)
+        let signature = proposal.check_signature();
+        self.durable(self.do_handle_block_proposal(proposal, signature).await)
             .await
     }
 

@@ -541,3 +541,39 @@ async fn only_answers_to_queries_are_signed_as_a_whole() {
     answer.check(&public).unwrap();
     assert!(answer.check(&net.secrets[1].public()).is_err());
 }
+
+/// The proposer's signature is verified before the worker-wide lock, yet refusals come in the
+/// same order as before: a wrong round first, then a bad signature. A proposal the node's own
+/// client signed is recorded without that verification (`handle_own_block_proposal`).
+#[tokio::test]
+async fn proposal_signatures_are_verified_before_the_lock_in_the_same_order() {
+    let net = Net::new(4, 2, false).await;
+    let block = net.block(1, vec![]).await;
+    let other = net.block(0, vec![]).await;
+    let forged = |round| {
+        let mut proposal = net.proposal(1, block.clone(), round);
+        proposal.signature = net.proposal(0, other.clone(), round).signature;
+        proposal
+    };
+    let worker = &net.workers[0];
+    assert!(matches!(
+        worker
+            .handle_block_proposal(forged(Round::MultiLeader(0)))
+            .await,
+        Err(NodeError::InvalidSignature(_))
+    ));
+    assert_eq!(
+        worker
+            .handle_block_proposal(forged(Round::MultiLeader(1)))
+            .await
+            .unwrap_err(),
+        NodeError::WrongRound(Round::MultiLeader(0))
+    );
+    let own = net.proposal(1, block.clone(), Round::MultiLeader(0));
+    let answer = worker.handle_own_block_proposal(own.clone()).await.unwrap();
+    let vote = answer.info.manager.pending.unwrap();
+    vote.check(&net.secrets[0].public()).unwrap();
+    // The same proposal through the public path gets the same vote.
+    let again = net.workers[0].handle_block_proposal(own).await.unwrap();
+    assert_eq!(again.info.manager.pending, Some(vote));
+}

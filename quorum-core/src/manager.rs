@@ -10,7 +10,7 @@ use crate::block::{
     ValidatedBlockCertificate,
 };
 use crate::committee::Epoch;
-use crate::crypto::{AccountPublicKey, ValidatorSecretKey};
+use crate::crypto::{AccountPublicKey, CryptoError, ValidatorSecretKey};
 use crate::error::NodeError;
 use crate::hash::{BcsHashable, CryptoHash, Hashed};
 use crate::info::ManagerInfo;
@@ -246,6 +246,28 @@ impl ChainManager {
         description: &ChainDescription,
         proposal: &BlockProposal,
     ) -> Result<ProposalDecision, NodeError> {
+        self.check_proposal_signed(description, proposal, || proposal.check_signature())
+    }
+
+    /// [`ChainManager::check_proposal`] with the outcome of the proposer's signature check
+    /// ([`BlockProposal::check_signature`]) given: a node verifies it before it takes its lock,
+    /// so that the verification does not hold back other chains. The outcome counts where
+    /// `check_proposal` would verify, so the answer is the same, error for error.
+    pub fn check_verified_proposal(
+        &self,
+        description: &ChainDescription,
+        proposal: &BlockProposal,
+        signature: Result<(), CryptoError>,
+    ) -> Result<ProposalDecision, NodeError> {
+        self.check_proposal_signed(description, proposal, || signature)
+    }
+
+    fn check_proposal_signed(
+        &self,
+        description: &ChainDescription,
+        proposal: &BlockProposal,
+        signature: impl FnOnce() -> Result<(), CryptoError>,
+    ) -> Result<ProposalDecision, NodeError> {
         let block = proposal.block();
         let round = proposal.round();
         if round != self.current_round {
@@ -264,9 +286,7 @@ impl ChainManager {
         if !allowed {
             return Err(NodeError::UnauthorizedOwner);
         }
-        proposal
-            .check_signature()
-            .map_err(NodeError::InvalidSignature)?;
+        signature().map_err(NodeError::InvalidSignature)?;
         if let Some(previous) = &self.proposed {
             if previous.round() == round {
                 return if previous.content == proposal.content {

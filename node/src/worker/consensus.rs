@@ -8,9 +8,9 @@ use tracing::instrument;
 
 use quorum_core::{
     execute_block, Batch, BatchOutcome, BlockProposal, BlockValue, ChainInfoResponse,
-    ConfirmedBlock, ConfirmedBlockCertificate, CrossChainDelivery, Hashed, Limit, LiteCertificate,
-    NodeError, ProposalDecision, Storage, Timeout, TimeoutCertificate, ValidatedBlock,
-    ValidatedBlockCertificate, VoteKind, Write,
+    ConfirmedBlock, ConfirmedBlockCertificate, CrossChainDelivery, CryptoError, Hashed, Limit,
+    LiteCertificate, NodeError, ProposalDecision, Storage, Timeout, TimeoutCertificate,
+    ValidatedBlock, ValidatedBlockCertificate, VoteKind, Write,
 };
 
 use super::{Signatures, Worker};
@@ -18,9 +18,12 @@ use crate::overlay::Overlay;
 
 impl<S: Storage + 'static> Worker<S> {
     #[instrument(level = "debug", skip_all, fields(chain = ?proposal.block().chain_id, height = ?proposal.block().height, round = ?proposal.round()))]
+    /// A proposal, with the outcome of its signature check (`signature`), which the caller
+    /// makes before the worker-wide lock is taken.
     pub(super) async fn do_handle_block_proposal(
         &self,
         proposal: BlockProposal,
+        signature: Result<(), CryptoError>,
     ) -> Result<ChainInfoResponse, NodeError> {
         if let Some(certificate) = &proposal.validated_block_certificate {
             let committee = self.committee(certificate.value().block().epoch).await?;
@@ -37,7 +40,9 @@ impl<S: Storage + 'static> Worker<S> {
                 found: block.epoch,
             });
         }
-        if state.manager().check_proposal(&description, &proposal)?
+        if state
+            .manager()
+            .check_verified_proposal(&description, &proposal, signature)?
             == ProposalDecision::AlreadyVotedForThis
         {
             return Ok(self.response(&state, false));

@@ -166,7 +166,7 @@ impl<S: Storage + 'static> ChainClient<S> {
             ValidatorNode::handle_pending_blob(&*self.local, self.chain_id, blob.clone()).await?;
         }
         // The local node records the proposal, as evidence of our round for lagging validators.
-        let _ = ValidatorNode::handle_block_proposal(&*self.local, proposal.clone()).await;
+        let _ = self.local.handle_own_block_proposal(proposal.clone()).await;
         let action = CommunicateAction::SubmitBlock {
             proposal: Box::new(proposal.clone()),
             blobs: blobs.clone(),
