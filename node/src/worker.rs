@@ -22,9 +22,9 @@ use quorum_core::{
     epoch_event_id, execute_block, BatchOutcome, Blob, BlobId, Block, BlockHeight, BlockProposal,
     BlockValue, Certificate, CertificateError, CertificateValue, ChainId, ChainInfo,
     ChainInfoQuery, ChainInfoResponse, ChainState, Committee, ConfirmedBlockCertificate,
-    CrossChainDelivery, CryptoHash, Epoch, Limit, LiteCertificate, LiteVote, NodeError, Storage,
-    TimeoutCertificate, ValidatedBlockCertificate, ValidatorNode, ValidatorPublicKey,
-    ValidatorSecretKey,
+    CrossChainDelivery, CryptoError, CryptoHash, Epoch, Limit, LiteCertificate, LiteVote,
+    NodeError, Storage, TimeoutCertificate, ValidatedBlockCertificate, ValidatorNode,
+    ValidatorPublicKey, ValidatorSecretKey,
 };
 
 mod ahead;
@@ -33,9 +33,11 @@ mod consensus;
 mod held_blobs;
 mod queries;
 mod store;
+mod verifier;
 
 use held_blobs::HeldBlobs;
 use store::Store;
+use verifier::Verifier;
 
 use crate::clock::Clock;
 
@@ -59,6 +61,8 @@ pub struct Worker<S> {
     config: WorkerConfig,
     volatile: Mutex<Volatile>,
     committees: RwLock<BTreeMap<Epoch, Arc<Committee>>>,
+    /// Verifies the signatures of concurrent requests together (`worker/verifier.rs`).
+    verifier: Arc<Verifier>,
 }
 
 impl<S> std::fmt::Debug for Worker<S> {
@@ -88,6 +92,7 @@ impl<S: Storage + 'static> Worker<S> {
             config,
             volatile: Mutex::new(Volatile::default()),
             committees: RwLock::new(BTreeMap::new()),
+            verifier: Arc::new(Verifier::default()),
         }
     }
 
@@ -219,7 +224,8 @@ impl<S: Storage + 'static> Worker<S> {
             return Ok(false);
         }
         let committee = self.committee(block.epoch).await?;
-        signatures.check(certificate, &committee)?;
+        self.check_certificate(certificate, &committee, signatures)
+            .await?;
         Ok(true)
     }
 
@@ -306,17 +312,34 @@ enum Signatures {
     CheckedByCaller,
 }
 
-impl Signatures {
-    /// Checks `certificate` against `committee`, its signatures only if still unchecked.
-    fn check<T: CertificateValue>(
-        self,
+impl<S: Storage + 'static> Worker<S> {
+    /// Checks `certificate` against `committee`, its signatures only if still unchecked: those
+    /// with the signatures of concurrent requests, in one batch (`worker/verifier.rs`).
+    async fn check_certificate<T: CertificateValue>(
+        &self,
         certificate: &Certificate<T>,
         committee: &Committee,
+        signatures: Signatures,
     ) -> Result<(), CertificateError> {
-        match self {
-            Signatures::Unchecked { own: None } => certificate.check(committee),
-            Signatures::Unchecked { own: Some(own) } => certificate.check_except(committee, &own),
-            Signatures::CheckedByCaller => certificate.check_signers(committee),
+        let own = match signatures {
+            Signatures::Unchecked { own } => own,
+            Signatures::CheckedByCaller => return certificate.check_signers(committee),
+        };
+        let mut pending = certificate.pending_signatures(committee, own.as_ref())?;
+        let outcome = self.verifier.verify(pending.take_checks()).await;
+        pending.finish(outcome)
+    }
+
+    /// The outcome of checking a proposal's signature ([`BlockProposal::check_signature`]),
+    /// verified with the signatures of concurrent requests when the owner's key allows it.
+    async fn check_proposal_signature(&self, proposal: &BlockProposal) -> Result<(), CryptoError> {
+        match proposal.signature_check()? {
+            Some(check) => self
+                .verifier
+                .verify(vec![check])
+                .await
+                .map_err(|_| CryptoError::InvalidSignature),
+            None => proposal.check_signature(),
         }
     }
 }
@@ -336,7 +359,7 @@ impl<S: Storage + 'static> ValidatorNode for Worker<S> {
         &self,
         proposal: BlockProposal,
     ) -> Result<ChainInfoResponse, NodeError> {
-        let signature = proposal.check_signature();
+        let signature = self.check_proposal_signature(&proposal).await;
         self.durable(self.do_handle_block_proposal(proposal, signature).await)
             .await
     }

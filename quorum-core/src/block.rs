@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::certificate::Certificate;
 use crate::committee::{Committee, EncodedCommittee, Epoch};
-use crate::crypto::{AccountPublicKey, AccountSecretKey, AccountSignature, CryptoError};
+use crate::crypto::{
+    AccountPublicKey, AccountSecretKey, AccountSignature, CryptoError, PreparedKey, SignatureCheck,
+};
 use crate::hash::{BcsHashable, CryptoHash};
 use crate::round::Round;
 use crate::vote::{CertificateValue, VoteKind};
@@ -360,6 +362,30 @@ impl BlockProposal {
     /// Checks the proposer's signature, and that a proposal by another owner than the block's
     /// is a re-proposal carrying the validated certificate of that very block.
     pub fn check_signature(&self) -> Result<(), CryptoError> {
+        self.check_justified()?;
+        self.content.owner.verify(&self.content, &self.signature)
+    }
+
+    /// [`BlockProposal::check_signature`] split for a node that verifies the signatures of
+    /// several requests together: the justification is checked here, and the signature is
+    /// returned to verify. `None` when the owner's key is not a strong key
+    /// ([`PreparedKey::decode`]): such a signature must be checked on its own, with
+    /// `check_signature`, so that every node reaches the same verdict.
+    pub fn signature_check(&self) -> Result<Option<SignatureCheck>, CryptoError> {
+        self.check_justified()?;
+        let Ok(owner) = PreparedKey::decode(self.content.owner.as_bytes()) else {
+            return Ok(None);
+        };
+        Ok(Some(SignatureCheck::new(
+            owner,
+            CryptoHash::new(&self.content),
+            self.signature,
+        )))
+    }
+
+    /// A proposal by another owner than the block's must re-propose the block of the validated
+    /// certificate it carries.
+    fn check_justified(&self) -> Result<(), CryptoError> {
         if self.content.owner != self.content.block.authenticated_owner {
             let justified = self
                 .validated_block_certificate
@@ -369,7 +395,7 @@ impl BlockProposal {
                 return Err(CryptoError::InvalidSignature);
             }
         }
-        self.content.owner.verify(&self.content, &self.signature)
+        Ok(())
     }
 
     /// The owner who made this proposal (for a re-proposal, not necessarily the block's).

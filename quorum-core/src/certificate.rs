@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::committee::Committee;
-use crate::crypto::{self, BatchItem, ValidatorPublicKey, ValidatorSignature};
+use crate::crypto::{self, SignatureCheck, ValidatorPublicKey, ValidatorSignature};
 use crate::hash::{CryptoHash, Hashed};
 use crate::round::Round;
 use crate::vote::{vote_message, CertificateValue, LiteVote, VoteKind};
@@ -75,21 +75,41 @@ fn check_signers(
     signatures: &[(ValidatorPublicKey, ValidatorSignature)],
     verify: Verify<'_>,
 ) -> Result<(), CertificateError> {
-    let message = vote_message(kind, value_hash, round);
     let known = match verify {
-        Verify::AllBut(vote)
-            if vote.kind == kind && vote.value_hash == value_hash && vote.round == round =>
-        {
-            Some((&vote.validator, &vote.signature))
-        }
-        _ => None,
+        Verify::AllBut(vote) => Some(vote),
+        Verify::All | Verify::None => None,
     };
+    let collect = !matches!(verify, Verify::None);
+    pending_signatures(
+        committee, kind, value_hash, round, signatures, known, collect,
+    )?
+    .verify()
+}
+
+/// Checks the signers of `signatures` over `(kind, value_hash, round)` (sorted, distinct,
+/// members of `committee` with weight, together a quorum) and returns their signatures to
+/// verify (none unless `collect`), but `known`'s if the certificate holds exactly it.
+fn pending_signatures(
+    committee: &Committee,
+    kind: VoteKind,
+    value_hash: CryptoHash,
+    round: Round,
+    signatures: &[(ValidatorPublicKey, ValidatorSignature)],
+    known: Option<&LiteVote>,
+    collect: bool,
+) -> Result<PendingSignatures, CertificateError> {
+    let message = vote_message(kind, value_hash, round);
+    let known = known
+        .filter(|vote| vote.kind == kind && vote.value_hash == value_hash && vote.round == round)
+        .map(|vote| (&vote.validator, &vote.signature));
     let mut weight: u64 = 0;
     let mut previous: Option<&ValidatorPublicKey> = None;
-    let mut items: Vec<BatchItem<'_>> = Vec::with_capacity(signatures.len());
-    // Index in `signatures` of each item.
-    let mut positions: Vec<usize> = Vec::with_capacity(signatures.len());
-    for (position, (signer, signature)) in signatures.iter().enumerate() {
+    let capacity = if collect { signatures.len() } else { 0 };
+    let mut pending = PendingSignatures {
+        checks: Vec::with_capacity(capacity),
+        signers: Vec::with_capacity(capacity),
+    };
+    for (signer, signature) in signatures {
         if previous.is_some_and(|previous| previous >= signer) {
             return Err(CertificateError::DuplicateOrUnsorted(*signer));
         }
@@ -103,15 +123,13 @@ fn check_signers(
         };
         // Cannot overflow: distinct members' weights sum to at most the committee total.
         weight += member.info.votes;
-        if known == Some((signer, signature)) {
+        if !collect || known == Some((signer, signature)) {
             continue;
         }
-        items.push(BatchItem {
-            signer: &member.key,
-            hash: &message,
-            signature,
-        });
-        positions.push(position);
+        pending
+            .checks
+            .push(SignatureCheck::new(member.key, message, *signature));
+        pending.signers.push(*signer);
     }
     if weight < committee.quorum_threshold() {
         return Err(CertificateError::InsufficientWeight {
@@ -119,16 +137,53 @@ fn check_signers(
             threshold: committee.quorum_threshold(),
         });
     }
-    if matches!(verify, Verify::None) || items.is_empty() {
-        return Ok(());
+    Ok(pending)
+}
+
+/// The signatures of a certificate whose signers were checked (sorted, distinct, members with
+/// weight, together a quorum), left to verify: here ([`PendingSignatures::verify`]), or by a
+/// caller that verifies the checks of several requests together
+/// ([`PendingSignatures::take_checks`], then [`PendingSignatures::finish`] with the outcome).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSignatures {
+    checks: Vec<SignatureCheck>,
+    /// The signer of each check, to name the bad ones.
+    signers: Vec<ValidatorPublicKey>,
+}
+
+impl PendingSignatures {
+    /// The signatures still to verify.
+    pub fn checks(&self) -> &[SignatureCheck] {
+        &self.checks
     }
-    crypto::verify_batch(&items).map_err(|bad| {
-        CertificateError::BadSignatures(
-            bad.into_iter()
-                .map(|index| signatures[positions[index]].0)
-                .collect(),
-        )
-    })
+
+    /// Takes the signatures to verify, leaving none (the signers stay, for
+    /// [`PendingSignatures::finish`]).
+    pub fn take_checks(&mut self) -> Vec<SignatureCheck> {
+        core::mem::take(&mut self.checks)
+    }
+
+    /// The certificate's verdict from the outcome of verifying its checks, in their order
+    /// ([`verify_signatures`](crate::verify_signatures)'s): the bad ones' signers named as
+    /// [`Certificate::check`] names them.
+    pub fn finish(&self, outcome: Result<(), Vec<usize>>) -> Result<(), CertificateError> {
+        outcome.map_err(|bad| {
+            CertificateError::BadSignatures(
+                bad.into_iter()
+                    .filter_map(|index| self.signers.get(index).copied())
+                    .collect(),
+            )
+        })
+    }
+
+    /// Verifies the signatures here, in one batch.
+    pub fn verify(mut self) -> Result<(), CertificateError> {
+        let checks = self.take_checks();
+        if checks.is_empty() {
+            return Ok(());
+        }
+        self.finish(crypto::verify_signatures(&checks))
+    }
 }
 
 /// Sorts signatures by signer and drops exact repeats.
@@ -192,6 +247,25 @@ impl<T: CertificateValue> Certificate<T> {
         known: &LiteVote,
     ) -> Result<(), CertificateError> {
         self.check_verifying(committee, Verify::AllBut(known))
+    }
+
+    /// Checks everything [`Certificate::check_except`] does but the signatures themselves, and
+    /// returns those to verify (without `known`'s, as there): for a node that verifies the
+    /// signatures of several requests together. `finish` the result with the outcome.
+    pub fn pending_signatures(
+        &self,
+        committee: &Committee,
+        known: Option<&LiteVote>,
+    ) -> Result<PendingSignatures, CertificateError> {
+        pending_signatures(
+            committee,
+            T::KIND,
+            self.value.hash(),
+            self.round,
+            &self.signatures,
+            known,
+            true,
+        )
     }
 
     /// The checks of [`Certificate::check`], verifying the signatures `verify` says.

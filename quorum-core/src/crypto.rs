@@ -380,6 +380,52 @@ impl<'de> Deserialize<'de> for Signature {
     }
 }
 
+/// One signature to verify, owned, so that checks gathered from several requests can be
+/// verified together ([`verify_signatures`]).
+///
+/// Only a [`PreparedKey`] (a strong key) can sign a check: with such keys a batch accepts what
+/// `verify_strict` accepts but for the residual case of this module's documentation, a signer
+/// adding a small-order component to its own `R`. In a batch gathered from several requests
+/// the verdict on such a signature depends on the batch; it can only ever concern the signer's
+/// own vote or proposal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignatureCheck {
+    signer: PreparedKey,
+    hash: CryptoHash,
+    signature: Signature,
+}
+
+impl SignatureCheck {
+    /// A check that `signer` signed `hash` with `signature`.
+    pub fn new(signer: PreparedKey, hash: CryptoHash, signature: Signature) -> Self {
+        SignatureCheck {
+            signer,
+            hash,
+            signature,
+        }
+    }
+
+    /// The signer's key.
+    pub fn signer(&self) -> &PreparedKey {
+        &self.signer
+    }
+}
+
+/// Verifies every signature of `checks` in one batch (the batch rule of this module).
+///
+/// On failure returns the indices (ascending) of exactly the bad ones, found by bisection.
+pub fn verify_signatures(checks: &[SignatureCheck]) -> Result<(), Vec<usize>> {
+    let items: Vec<BatchItem<'_>> = checks
+        .iter()
+        .map(|check| BatchItem {
+            signer: &check.signer,
+            hash: &check.hash,
+            signature: &check.signature,
+        })
+        .collect();
+    verify_batch(&items)
+}
+
 /// One signature to check in a batch: the signer, the signed hash and the signature.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BatchItem<'a> {

@@ -65,14 +65,14 @@ pub use block::{
     ConfirmedBlockCertificate, IncomingBundle, Message, Operation, OutgoingBundle, Timeout,
     TimeoutCertificate, ValidatedBlock, ValidatedBlockCertificate,
 };
-pub use certificate::{Certificate, CertificateError, LiteCertificate};
+pub use certificate::{Certificate, CertificateError, LiteCertificate, PendingSignatures};
 pub use chain_description::{ChainDescription, ChainId, ChainOrigin, ConsensusConfig};
 pub use chain_state::{ChainState, Inbox};
 pub use committee::{Committee, CommitteeError, EncodedCommittee, Epoch, ValidatorInfo};
 pub use crypto::{
-    AccountPublicKey, AccountSecretKey, AccountSignature, CryptoError, PreparedKey, Signature,
-    ValidatorPublicKey, ValidatorSecretKey, ValidatorSignature, PUBLIC_KEY_LENGTH,
-    SIGNATURE_LENGTH,
+    verify_signatures, AccountPublicKey, AccountSecretKey, AccountSignature, CryptoError,
+    PreparedKey, Signature, SignatureCheck, ValidatorPublicKey, ValidatorSecretKey,
+    ValidatorSignature, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH,
 };
 pub use encoding::{encoded_len, to_bytes, EncodeError, MAX_CONTAINER_DEPTH, MAX_SEQUENCE_LENGTH};
 pub use error::{

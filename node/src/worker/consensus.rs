@@ -27,7 +27,9 @@ impl<S: Storage + 'static> Worker<S> {
     ) -> Result<ChainInfoResponse, NodeError> {
         if let Some(certificate) = &proposal.validated_block_certificate {
             let committee = self.committee(certificate.value().block().epoch).await?;
-            certificate.check(&committee)?;
+            let unchecked = Signatures::Unchecked { own: None };
+            self.check_certificate(certificate, &committee, unchecked)
+                .await?;
         }
         let volatile = self.volatile.lock().await;
         let block = proposal.block().clone();
@@ -174,7 +176,8 @@ impl<S: Storage + 'static> Worker<S> {
     ) -> Result<ChainInfoResponse, NodeError> {
         let block = certificate.value().block().clone();
         let committee = self.committee(block.epoch).await?;
-        signatures.check(&certificate, &committee)?;
+        self.check_certificate(&certificate, &committee, signatures)
+            .await?;
         let mut volatile = self.volatile.lock().await;
         let mut state = self.owned_chain_state(block.chain_id).await?;
         let description = state.description()?.clone();
@@ -209,7 +212,9 @@ impl<S: Storage + 'static> Worker<S> {
     ) -> Result<ChainInfoResponse, NodeError> {
         let timeout = certificate.value().inner().clone();
         let committee = self.committee(timeout.epoch).await?;
-        certificate.check(&committee)?;
+        let unchecked = Signatures::Unchecked { own: None };
+        self.check_certificate(&certificate, &committee, unchecked)
+            .await?;
         let _volatile = self.volatile.lock().await;
         let mut state = self.owned_chain_state(timeout.chain_id).await?;
         let description = state.description()?.clone();

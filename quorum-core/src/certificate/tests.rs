@@ -152,4 +152,48 @@ proptest! {
             certificate.check(&committee)
         );
     }
+
+    /// Verifying the pending signatures of several certificates as one batch, then giving each
+    /// its share of the outcome, gives every certificate the verdict of its own `check`
+    /// (the bad signers named alike).
+    #[test]
+    fn pending_signatures_verified_together_agree_with_check(
+        certificates in proptest::collection::vec(
+            (
+                proptest::sample::subsequence((0..MEMBERS).collect::<Vec<_>>(), 0..=MEMBERS),
+                proptest::collection::vec(0..MEMBERS, 0..2),
+            ),
+            1..5,
+        ),
+    ) {
+        let keys = keys();
+        let committee = committee(&keys);
+        let value = timeout(1);
+        let round = Round::MultiLeader(0);
+        let mut all = Vec::new();
+        let mut shares = Vec::new();
+        for (signers, forged) in &certificates {
+            let certificate = certificate(&keys, &value, round, signers, forged);
+            let expected = certificate.check(&committee);
+            match certificate.pending_signatures(&committee, None) {
+                Err(error) => prop_assert_eq!(Err(error), expected),
+                Ok(mut pending) => {
+                    let checks = pending.take_checks();
+                    let range = all.len()..all.len() + checks.len();
+                    all.extend(checks);
+                    shares.push((pending, range, expected));
+                }
+            }
+        }
+        let bad = crate::verify_signatures(&all).err().unwrap_or_default();
+        for (pending, range, expected) in shares {
+            let mine: Vec<usize> = bad
+                .iter()
+                .filter(|&&index| range.contains(&index))
+                .map(|&index| index - range.start)
+                .collect();
+            let outcome = if mine.is_empty() { Ok(()) } else { Err(mine) };
+            prop_assert_eq!(pending.finish(outcome), expected);
+        }
+    }
 }
