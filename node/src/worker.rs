@@ -5,7 +5,8 @@
 //! votes when it holds a validator key. Without a key it is a client's local node: it executes
 //! and stores certified blocks but never votes.
 //!
-//! Concurrency: certificate signatures are checked before any lock is taken; every state change
+//! Concurrency: certificate and proposal signatures are checked before any lock is taken, those
+//! of concurrent requests together in one batch (`worker/verifier.rs`); every state change
 //! then runs under one worker-wide lock, which also makes cross-chain delivery (writing the
 //! recipients' inboxes) atomic with the sender's block. The lock covers computing the change
 //! and queueing its writes, not the commit: writes queued while a commit is in flight share
