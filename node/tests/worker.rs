@@ -577,3 +577,61 @@ async fn proposal_signatures_are_verified_before_the_lock_in_the_same_order() {
     let again = net.workers[0].handle_block_proposal(own).await.unwrap();
     assert_eq!(again.info.manager.pending, Some(vote));
 }
+
+/// The signatures of a batch are verified together after the other checks, yet the batch is
+/// still cut at its first bad certificate, whatever the kind of fault and its place.
+#[tokio::test]
+async fn a_batch_is_cut_at_its_first_fault_whether_signature_or_other() {
+    let net = Net::new(4, 3, false).await;
+    let mut certificates = Vec::new();
+    for _ in 0..4 {
+        let block = net.block(1, vec![]).await;
+        let proposal = net.proposal(1, block, Round::MultiLeader(0));
+        let validated = net.validate(&[0, 1, 2], &proposal).await;
+        let confirmed = net.confirm(&[0, 1, 2], &validated).await;
+        net.deliver(&[0, 1, 2], &confirmed).await;
+        certificates.push(confirmed);
+    }
+    let block = net.block(2, vec![]).await;
+    let proposal = net.proposal(2, block, Round::MultiLeader(0));
+    let validated = net.validate(&[0, 1, 2], &proposal).await;
+    let other_chain = net.confirm(&[0, 1, 2], &validated).await;
+    let forged = {
+        let (value, round, mut signatures) = certificates[1].clone().into_parts();
+        signatures[0].1 = Signature::from_bytes(&[5; 64]);
+        Certificate::new(value, round, signatures)
+    };
+    // A bad signature at 1, another chain's block at 3: cut at 1.
+    let batch = vec![
+        certificates[0].clone(),
+        forged.clone(),
+        certificates[2].clone(),
+        other_chain.clone(),
+    ];
+    let outcome = net.workers[3]
+        .handle_confirmed_certificates(batch, CrossChainDelivery::NonBlocking)
+        .await
+        .unwrap();
+    assert_eq!(outcome.processed, 1);
+    assert!(matches!(
+        outcome.error,
+        Some(NodeError::InvalidCertificate(_))
+    ));
+    // Another chain's block at 2, a bad signature at 3: cut at 2.
+    let batch = vec![
+        certificates[1].clone(),
+        certificates[2].clone(),
+        other_chain,
+        forged,
+    ];
+    let outcome = net.workers[3]
+        .handle_confirmed_certificates(batch, CrossChainDelivery::NonBlocking)
+        .await
+        .unwrap();
+    assert_eq!(outcome.processed, 2);
+    assert!(matches!(
+        outcome.error,
+        Some(NodeError::ProtocolViolation(_))
+    ));
+    assert_eq!(net.next_height(3, 1).await, BlockHeight(3));
+}

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use tracing::instrument;
 
 use quorum_core::{
-    execute_block, Batch, BatchOutcome, BlockProposal, BlockValue, ChainInfoResponse,
+    execute_block, Batch, BatchOutcome, BlockProposal, BlockValue, ChainId, ChainInfoResponse,
     ConfirmedBlock, ConfirmedBlockCertificate, CrossChainDelivery, CryptoError, Hashed, Limit,
-    LiteCertificate, NodeError, ProposalDecision, Storage, Timeout, TimeoutCertificate,
-    ValidatedBlock, ValidatedBlockCertificate, VoteKind, Write,
+    LiteCertificate, NodeError, PendingSignatures, ProposalDecision, Storage, Timeout,
+    TimeoutCertificate, ValidatedBlock, ValidatedBlockCertificate, VoteKind, Write,
 };
 
+use super::verifier::MAX_BATCH_SIGNATURES;
 use super::{Signatures, Worker};
 use crate::overlay::Overlay;
 
@@ -259,26 +260,7 @@ impl<S: Storage + 'static> Worker<S> {
         let chain_id = first.value().block().chain_id;
         // First, without any lock: every certificate must be about this chain and carry a
         // quorum of its epoch's committee. The batch is cut at the first one that does not.
-        let mut error = None;
-        let mut checked = Vec::with_capacity(certificates.len());
-        for certificate in certificates {
-            let check = if certificate.value().block().chain_id != chain_id {
-                Err(NodeError::ProtocolViolation(
-                    quorum_core::Violation::WrongChain,
-                ))
-            } else {
-                self.check_confirmed(&certificate, Signatures::Unchecked { own: None })
-                    .await
-                    .map(|_| ())
-            };
-            match check {
-                Ok(()) => checked.push(certificate),
-                Err(e) => {
-                    error = Some(e);
-                    break;
-                }
-            }
-        }
+        let (checked, mut error) = self.check_batch(chain_id, certificates).await;
         // Then apply them in order through a buffer, and commit the buffer in one batch: one
         // storage transaction for the whole upload instead of one per block.
         let mut volatile = self.volatile.lock().await;
@@ -313,5 +295,91 @@ impl<S: Storage + 'static> Worker<S> {
             info,
             error,
         })
+    }
+
+    /// The certificates of a batch that pass, in order up to the first that does not, and why
+    /// that one does not. Their signatures are verified together, in batches of the
+    /// Verifier's size, not one certificate at a time.
+    async fn check_batch(
+        &self,
+        chain_id: ChainId,
+        certificates: Vec<ConfirmedBlockCertificate>,
+    ) -> (Vec<ConfirmedBlockCertificate>, Option<NodeError>) {
+        // First the checks of each certificate but its signatures, cut at the first failure.
+        let mut pending: Vec<(ConfirmedBlockCertificate, Option<PendingSignatures>)> =
+            Vec::with_capacity(certificates.len());
+        let mut stop = None;
+        for certificate in certificates {
+            match self.pending_for_batch(chain_id, &certificate).await {
+                Ok(signatures) => pending.push((certificate, signatures)),
+                Err(error) => {
+                    stop = Some(error);
+                    break;
+                }
+            }
+        }
+        // Then the signatures of all that passed, a batch at a time; a bad one cuts the batch
+        // there, before any later failure.
+        let mut checked = Vec::with_capacity(pending.len());
+        let mut group: Vec<(ConfirmedBlockCertificate, Option<PendingSignatures>)> = Vec::new();
+        let mut signatures = 0;
+        let mut rest = pending.into_iter().peekable();
+        while rest.peek().is_some() {
+            while let Some((_, next)) = rest.peek() {
+                let size = next.as_ref().map_or(0, |p| p.checks().len());
+                if !group.is_empty() && signatures + size > MAX_BATCH_SIGNATURES {
+                    break;
+                }
+                signatures += size;
+                if let Some(item) = rest.next() {
+                    group.push(item);
+                }
+            }
+            let mut all = Vec::with_capacity(signatures);
+            let mut ranges = Vec::with_capacity(group.len());
+            for (_, signatures) in &mut group {
+                let checks = signatures.as_mut().map(PendingSignatures::take_checks);
+                let checks = checks.unwrap_or_default();
+                ranges.push(all.len()..all.len() + checks.len());
+                all.extend(checks);
+            }
+            let bad = self.verifier.verify(all).await.err().unwrap_or_default();
+            for ((certificate, signatures), range) in group.drain(..).zip(ranges) {
+                let mine: Vec<usize> = bad
+                    .iter()
+                    .filter(|&&index| range.contains(&index))
+                    .map(|&index| index - range.start)
+                    .collect();
+                let outcome = if mine.is_empty() { Ok(()) } else { Err(mine) };
+                match signatures.map_or(Ok(()), |signatures| signatures.finish(outcome)) {
+                    Ok(()) => checked.push(certificate),
+                    Err(error) => return (checked, Some(error.into())),
+                }
+            }
+            signatures = 0;
+        }
+        (checked, stop)
+    }
+
+    /// A certificate of a batch checked but for its signatures, which it returns to verify
+    /// (none for a block the node has already).
+    async fn pending_for_batch(
+        &self,
+        chain_id: ChainId,
+        certificate: &ConfirmedBlockCertificate,
+    ) -> Result<Option<PendingSignatures>, NodeError> {
+        let block = certificate.value().block();
+        if block.chain_id != chain_id {
+            return Err(NodeError::ProtocolViolation(
+                quorum_core::Violation::WrongChain,
+            ));
+        }
+        let state = self.chain_state(chain_id).await?;
+        state.description()?;
+        if block.height < state.next_height() {
+            return Ok(None);
+        }
+        let committee = self.committee(block.epoch).await?;
+        Ok(Some(certificate.pending_signatures(&committee, None)?))
     }
 }
