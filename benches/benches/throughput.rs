@@ -1,8 +1,9 @@
 //! Throughput (issue 12, DESIGN §9): blocks per second of a committee of four over loopback TCP
 //! with durable redb, with 1, 4, 16, 64 and 256 chains driven at once by one client; beside it,
 //! in the same run, the CPU floor of one block on one core (its signatures, verifications,
-//! hashes and commits done directly, `quorum_benches::throughput::Floor`). The floor in blocks
-//! per second for the machine is the floor's rate times the cores.
+//! hashes and commits done directly, `quorum_benches::throughput::Floor`), and a lower floor
+//! with all of a block's verifications in one batch. The floor in blocks per second for the
+//! machine is the floor's rate times the cores.
 //!
 //! Each iteration commits one block on every chain at once (criterion's throughput is in
 //! blocks). Reduced mode: `QUORUM_THROUGHPUT_CHAINS=1,4 cargo bench -p quorum-benches --bench
@@ -40,6 +41,12 @@ fn throughput(c: &mut Criterion) {
     group.bench_function("cpu_floor_one_block_one_core", |b| {
         b.iter(|| {
             floor.one_block(height);
+            height += 1;
+        })
+    });
+    group.bench_function("cpu_floor_batched_one_block_one_core", |b| {
+        b.iter(|| {
+            floor.one_block_batched(height);
             height += 1;
         })
     });
