@@ -13,19 +13,19 @@
 //! the next one (group commit, `worker/store.rs`), and each answer waits for the commit that
 //! holds its writes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 
 use quorum_core::{
-    epoch_event_id, execute_block, BatchOutcome, Blob, BlobId, Block, BlockHeight, BlockProposal,
-    BlockValue, Certificate, CertificateError, CertificateValue, ChainId, ChainInfo,
-    ChainInfoQuery, ChainInfoResponse, ChainState, Committee, ConfirmedBlockCertificate,
-    CrossChainDelivery, CryptoError, CryptoHash, Epoch, Limit, LiteCertificate, LiteVote,
-    NodeError, Storage, TimeoutCertificate, ValidatedBlockCertificate, ValidatorNode,
-    ValidatorPublicKey, ValidatorSecretKey,
+    epoch_event_id, execute_block, AccountPublicKey, BatchOutcome, Blob, BlobId, Block,
+    BlockHeight, BlockProposal, BlockValue, Certificate, CertificateError, CertificateValue,
+    ChainId, ChainInfo, ChainInfoQuery, ChainInfoResponse, ChainState, Committee,
+    ConfirmedBlockCertificate, CrossChainDelivery, CryptoError, CryptoHash, Epoch, Limit,
+    LiteCertificate, LiteVote, NodeError, PreparedKey, Storage, TimeoutCertificate,
+    ValidatedBlockCertificate, ValidatorNode, ValidatorPublicKey, ValidatorSecretKey,
 };
 
 mod ahead;
@@ -64,7 +64,15 @@ pub struct Worker<S> {
     committees: RwLock<BTreeMap<Epoch, Arc<Committee>>>,
     /// Verifies the signatures of concurrent requests together (`worker/verifier.rs`).
     verifier: Arc<Verifier>,
+    /// Owners' keys as decoded for verification (`None`: not a strong key), so that a chain's
+    /// proposals do not each pay the decoding and its strength check (a scalar
+    /// multiplication). At most [`OWNER_KEYS_CACHED`] entries; past it the cache starts again.
+    owner_keys: std::sync::Mutex<HashMap<AccountPublicKey, Option<PreparedKey>>>,
 }
+
+/// Most owner keys the Worker keeps decoded. A peer proposing with many keys only makes the
+/// cache start again empty; each entry is about 200 bytes.
+pub(crate) const OWNER_KEYS_CACHED: usize = 4_096;
 
 impl<S> std::fmt::Debug for Worker<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,6 +102,7 @@ impl<S: Storage + 'static> Worker<S> {
             volatile: Mutex::new(Volatile::default()),
             committees: RwLock::new(BTreeMap::new()),
             verifier: Arc::new(Verifier::default()),
+            owner_keys: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -332,16 +341,33 @@ impl<S: Storage + 'static> Worker<S> {
     }
 
     /// The outcome of checking a proposal's signature ([`BlockProposal::check_signature`]),
-    /// verified with the signatures of concurrent requests when the owner's key allows it.
+    /// verified with the signatures of concurrent requests when the owner's key is strong.
     async fn check_proposal_signature(&self, proposal: &BlockProposal) -> Result<(), CryptoError> {
-        match proposal.signature_check()? {
-            Some(check) => self
-                .verifier
-                .verify(vec![check])
-                .await
-                .map_err(|_| CryptoError::InvalidSignature),
-            None => proposal.check_signature(),
+        let Some(owner) = self.owner_key(proposal.owner()) else {
+            return proposal.check_signature();
+        };
+        let check = proposal.signature_check(&owner)?;
+        self.verifier
+            .verify(vec![check])
+            .await
+            .map_err(|_| CryptoError::InvalidSignature)
+    }
+
+    /// `owner` decoded for verification, `None` if it is not a strong key.
+    fn owner_key(&self, owner: AccountPublicKey) -> Option<PreparedKey> {
+        let mut cache = self
+            .owner_keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(prepared) = cache.get(&owner) {
+            return *prepared;
         }
+        if cache.len() >= OWNER_KEYS_CACHED {
+            cache.clear();
+        }
+        let prepared = PreparedKey::decode(owner.as_bytes()).ok();
+        cache.insert(owner, prepared);
+        prepared
     }
 }
 

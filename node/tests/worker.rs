@@ -635,3 +635,28 @@ async fn a_batch_is_cut_at_its_first_fault_whether_signature_or_other() {
     ));
     assert_eq!(net.next_height(3, 1).await, BlockHeight(3));
 }
+
+/// `BlockProposal::signature_check` (what the Worker verifies in batches, with the owner's key
+/// decoded once) agrees with `check_signature`, and refuses a key that is not the proposer's.
+#[tokio::test]
+async fn a_proposals_signature_check_agrees_with_check_signature() {
+    let net = Net::new(4, 2, false).await;
+    let block = net.block(1, vec![]).await;
+    let good = net.proposal(1, block.clone(), Round::MultiLeader(0));
+    let mut bad = good.clone();
+    bad.signature = net
+        .proposal(0, net.block(0, vec![]).await, Round::Fast)
+        .signature;
+    let owner = quorum_core::PreparedKey::decode(good.owner().as_bytes()).unwrap();
+    for proposal in [&good, &bad] {
+        let check = proposal.signature_check(&owner).unwrap();
+        let batched = quorum_core::verify_signatures(&[check]).is_ok();
+        assert_eq!(batched, proposal.check_signature().is_ok());
+    }
+    assert!(good.check_signature().is_ok() && bad.check_signature().is_err());
+    let stranger = net
+        .proposal(0, net.block(0, vec![]).await, Round::Fast)
+        .owner();
+    let stranger = quorum_core::PreparedKey::decode(stranger.as_bytes()).unwrap();
+    assert!(good.signature_check(&stranger).is_err());
+}

@@ -368,19 +368,21 @@ impl BlockProposal {
 
     /// [`BlockProposal::check_signature`] split for a node that verifies the signatures of
     /// several requests together: the justification is checked here, and the signature is
-    /// returned to verify. `None` when the owner's key is not a strong key
-    /// ([`PreparedKey::decode`]): such a signature must be checked on its own, with
-    /// `check_signature`, so that every node reaches the same verdict.
-    pub fn signature_check(&self) -> Result<Option<SignatureCheck>, CryptoError> {
+    /// returned to verify against `owner`, the proposer's key decoded
+    /// ([`PreparedKey::decode`], which a node may keep from one proposal to the next). A key
+    /// that is not the proposer's is refused. A proposer whose key cannot be prepared (not a
+    /// strong key) is checked on its own, with `check_signature`, so that every node reaches
+    /// the same verdict.
+    pub fn signature_check(&self, owner: &PreparedKey) -> Result<SignatureCheck, CryptoError> {
         self.check_justified()?;
-        let Ok(owner) = PreparedKey::decode(self.content.owner.as_bytes()) else {
-            return Ok(None);
-        };
-        Ok(Some(SignatureCheck::new(
-            owner,
+        if owner.public().as_bytes() != self.content.owner.as_bytes() {
+            return Err(CryptoError::InvalidSignature);
+        }
+        Ok(SignatureCheck::new(
+            *owner,
             CryptoHash::new(&self.content),
             self.signature,
-        )))
+        ))
     }
 
     /// A proposal by another owner than the block's must re-propose the block of the validated
