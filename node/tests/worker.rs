@@ -422,12 +422,7 @@ async fn a_batch_is_applied_in_order_and_cut_at_the_first_bad_certificate() {
     // Validators 0..3 commit five blocks; validator 3 sees none of them.
     let mut certificates = Vec::new();
     for _ in 0..5 {
-        let block = net.block(1, vec![]).await;
-        let proposal = net.proposal(1, block, Round::MultiLeader(0));
-        let validated = net.validate(&[0, 1, 2], &proposal).await;
-        let confirmed = net.confirm(&[0, 1, 2], &validated).await;
-        net.deliver(&[0, 1, 2], &confirmed).await;
-        certificates.push(confirmed);
+        certificates.push(commit_on_first_three(&net, 1).await);
     }
     // The fourth is tampered with: the batch stops there, the first three are stored.
     let (value, round, mut signatures) = certificates[3].clone().into_parts();
@@ -585,17 +580,9 @@ async fn a_batch_is_cut_at_its_first_fault_whether_signature_or_other() {
     let net = Net::new(4, 3, false).await;
     let mut certificates = Vec::new();
     for _ in 0..4 {
-        let block = net.block(1, vec![]).await;
-        let proposal = net.proposal(1, block, Round::MultiLeader(0));
-        let validated = net.validate(&[0, 1, 2], &proposal).await;
-        let confirmed = net.confirm(&[0, 1, 2], &validated).await;
-        net.deliver(&[0, 1, 2], &confirmed).await;
-        certificates.push(confirmed);
+        certificates.push(commit_on_first_three(&net, 1).await);
     }
-    let block = net.block(2, vec![]).await;
-    let proposal = net.proposal(2, block, Round::MultiLeader(0));
-    let validated = net.validate(&[0, 1, 2], &proposal).await;
-    let other_chain = net.confirm(&[0, 1, 2], &validated).await;
+    let other_chain = commit_on_first_three(&net, 2).await;
     let forged = {
         let (value, round, mut signatures) = certificates[1].clone().into_parts();
         signatures[0].1 = Signature::from_bytes(&[5; 64]);
@@ -659,4 +646,15 @@ async fn a_proposals_signature_check_agrees_with_check_signature() {
         .owner();
     let stranger = quorum_core::PreparedKey::decode(stranger.as_bytes()).unwrap();
     assert!(good.signature_check(&stranger).is_err());
+}
+
+/// An empty block on chain `c`, validated, confirmed and delivered by validators 0 to 2 (not 3):
+/// its confirmed certificate.
+async fn commit_on_first_three(net: &Net, c: usize) -> quorum_core::ConfirmedBlockCertificate {
+    let block = net.block(c, vec![]).await;
+    let proposal = net.proposal(c, block, Round::MultiLeader(0));
+    let validated = net.validate(&[0, 1, 2], &proposal).await;
+    let confirmed = net.confirm(&[0, 1, 2], &validated).await;
+    net.deliver(&[0, 1, 2], &confirmed).await;
+    confirmed
 }

@@ -176,6 +176,18 @@ impl PendingSignatures {
         })
     }
 
+    /// [`PendingSignatures::finish`] for checks that were verified within a larger batch,
+    /// from `offset` on: `bad` are the indices of the bad signatures of that whole batch.
+    pub fn finish_in_batch(&self, offset: usize, bad: &[usize]) -> Result<(), CertificateError> {
+        let range = offset..offset.saturating_add(self.signers.len());
+        let mine: Vec<usize> = bad
+            .iter()
+            .filter(|index| range.contains(index))
+            .map(|index| index - offset)
+            .collect();
+        self.finish(if mine.is_empty() { Ok(()) } else { Err(mine) })
+    }
+
     /// Verifies the signatures here, in one batch.
     pub fn verify(mut self) -> Result<(), CertificateError> {
         let checks = self.take_checks();

@@ -336,22 +336,19 @@ impl<S: Storage + 'static> Worker<S> {
                 }
             }
             let mut all = Vec::with_capacity(signatures);
-            let mut ranges = Vec::with_capacity(group.len());
+            let mut offsets = Vec::with_capacity(group.len());
             for (_, signatures) in &mut group {
-                let checks = signatures.as_mut().map(PendingSignatures::take_checks);
-                let checks = checks.unwrap_or_default();
-                ranges.push(all.len()..all.len() + checks.len());
-                all.extend(checks);
+                offsets.push(all.len());
+                if let Some(signatures) = signatures {
+                    all.extend(signatures.take_checks());
+                }
             }
             let bad = self.verifier.verify(all).await.err().unwrap_or_default();
-            for ((certificate, signatures), range) in group.drain(..).zip(ranges) {
-                let mine: Vec<usize> = bad
-                    .iter()
-                    .filter(|&&index| range.contains(&index))
-                    .map(|&index| index - range.start)
-                    .collect();
-                let outcome = if mine.is_empty() { Ok(()) } else { Err(mine) };
-                match signatures.map_or(Ok(()), |signatures| signatures.finish(outcome)) {
+            for ((certificate, signatures), offset) in group.drain(..).zip(offsets) {
+                let verdict = signatures.map_or(Ok(()), |signatures| {
+                    signatures.finish_in_batch(offset, &bad)
+                });
+                match verdict {
                     Ok(()) => checked.push(certificate),
                     Err(error) => return (checked, Some(error.into())),
                 }

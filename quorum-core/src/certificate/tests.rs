@@ -178,22 +178,15 @@ proptest! {
             match certificate.pending_signatures(&committee, None) {
                 Err(error) => prop_assert_eq!(Err(error), expected),
                 Ok(mut pending) => {
-                    let checks = pending.take_checks();
-                    let range = all.len()..all.len() + checks.len();
-                    all.extend(checks);
-                    shares.push((pending, range, expected));
+                    let offset = all.len();
+                    all.extend(pending.take_checks());
+                    shares.push((pending, offset, expected));
                 }
             }
         }
         let bad = crate::verify_signatures(&all).err().unwrap_or_default();
-        for (pending, range, expected) in shares {
-            let mine: Vec<usize> = bad
-                .iter()
-                .filter(|&&index| range.contains(&index))
-                .map(|&index| index - range.start)
-                .collect();
-            let outcome = if mine.is_empty() { Ok(()) } else { Err(mine) };
-            prop_assert_eq!(pending.finish(outcome), expected);
+        for (pending, offset, expected) in shares {
+            prop_assert_eq!(pending.finish_in_batch(offset, &bad), expected);
         }
     }
 }
