@@ -498,6 +498,74 @@ fn committee_with_baseline() -> (Committee, HonestTimes) {
     (committee, baseline)
 }
 
+/// What one pipelined request got back, and when.
+#[derive(Debug)]
+struct PipelinedAnswer {
+    after: Duration,
+    answer: Result<Response, String>,
+}
+
+/// Sends `count` copies of `frame` (fresh request ids) on one connection, then reads the
+/// answers.
+async fn send_pipelined(
+    source: Ipv4Addr,
+    target: SocketAddr,
+    frame: Arc<Vec<u8>>,
+    count: usize,
+) -> Vec<PipelinedAnswer> {
+    let started = Instant::now();
+    let mut stream = match connect_from(source, target).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            return vec![PipelinedAnswer {
+                after: started.elapsed(),
+                answer: Err(format!("connect: {error}")),
+            }]
+        }
+    };
+    let id_at = LENGTH_PREFIX_LEN..LENGTH_PREFIX_LEN + 8;
+    for id in 0..count as u64 {
+        let sent = async {
+            stream.write_all(&frame[..id_at.start]).await?;
+            stream.write_all(&id.to_le_bytes()).await?;
+            stream.write_all(&frame[id_at.end..]).await
+        };
+        if let Err(error) = sent.await {
+            return vec![PipelinedAnswer {
+                after: started.elapsed(),
+                answer: Err(format!("send: {error}")),
+            }];
+        }
+    }
+    let mut answers = Vec::new();
+    for _ in 0..count {
+        let read = async {
+            let mut prefix = [0u8; LENGTH_PREFIX_LEN];
+            stream.read_exact(&mut prefix).await?;
+            let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
+            stream.read_exact(&mut body).await?;
+            Ok::<_, std::io::Error>(body)
+        };
+        let answer = match read.await {
+            Ok(body) => FrameCodec::<Response>::decode_body(&body)
+                .map(|envelope: Envelope<Response>| envelope.body)
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(format!("read: {error}")),
+        };
+        let failed = answer.is_err();
+        answers.push(PipelinedAnswer {
+            after: started.elapsed(),
+            answer,
+        });
+        if failed {
+            break;
+        }
+    }
+    answers
+}
+
+#[path = "attacks/bad_signatures.rs"]
+mod bad_signatures;
 #[path = "attacks/blob_flood.rs"]
 mod blob_flood;
 #[path = "attacks/committee_bomb.rs"]

@@ -2,13 +2,6 @@
 
 use super::*;
 
-/// What one big proposal got back.
-#[derive(Debug)]
-struct ProposalAnswer {
-    after: Duration,
-    answer: Result<Response, String>,
-}
-
 /// Encodes a committee of `members` members as a committee's bytes: pseudo-random keys in
 /// increasing order (distinct, as a map's keys are), weight 1, empty addresses. Decompressing
 /// a key costs about the same whether or not it lands on the curve, so they are as costly to
@@ -76,65 +69,6 @@ fn biggest_proposal(committee: &Committee) -> (Vec<u8>, usize) {
     }
 }
 
-/// Sends `count` copies of `frame` (fresh request ids) on one connection, then reads the
-/// answers.
-async fn send_proposals(
-    source: Ipv4Addr,
-    target: SocketAddr,
-    frame: Arc<Vec<u8>>,
-    count: usize,
-) -> Vec<ProposalAnswer> {
-    let started = Instant::now();
-    let mut stream = match connect_from(source, target).await {
-        Ok(stream) => stream,
-        Err(error) => {
-            return vec![ProposalAnswer {
-                after: started.elapsed(),
-                answer: Err(format!("connect: {error}")),
-            }]
-        }
-    };
-    let id_at = LENGTH_PREFIX_LEN..LENGTH_PREFIX_LEN + 8;
-    for id in 0..count as u64 {
-        let sent = async {
-            stream.write_all(&frame[..id_at.start]).await?;
-            stream.write_all(&id.to_le_bytes()).await?;
-            stream.write_all(&frame[id_at.end..]).await
-        };
-        if let Err(error) = sent.await {
-            return vec![ProposalAnswer {
-                after: started.elapsed(),
-                answer: Err(format!("send: {error}")),
-            }];
-        }
-    }
-    let mut answers = Vec::new();
-    for _ in 0..count {
-        let read = async {
-            let mut prefix = [0u8; LENGTH_PREFIX_LEN];
-            stream.read_exact(&mut prefix).await?;
-            let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
-            stream.read_exact(&mut body).await?;
-            Ok::<_, std::io::Error>(body)
-        };
-        let answer = match read.await {
-            Ok(body) => FrameCodec::<Response>::decode_body(&body)
-                .map(|envelope: Envelope<Response>| envelope.body)
-                .map_err(|error| error.to_string()),
-            Err(error) => Err(format!("read: {error}")),
-        };
-        let failed = answer.is_err();
-        answers.push(ProposalAnswer {
-            after: started.elapsed(),
-            answer,
-        });
-        if failed {
-            break;
-        }
-    }
-    answers
-}
-
 /// Sends the largest committee proposal `per_connection` times on each of
 /// [`PROPOSAL_CONNECTIONS`] connections at once and checks every one is refused at execution.
 fn big_proposals_row(per_connection: usize) -> Row {
@@ -146,7 +80,7 @@ fn big_proposals_row(per_connection: usize) -> Row {
     let attacker = Attacker::launch(move |mut stop| async move {
         let sources = attacker_addresses(1);
         let sends = (0..PROPOSAL_CONNECTIONS)
-            .map(|_| send_proposals(sources[0], target, frame.clone(), per_connection));
+            .map(|_| send_pipelined(sources[0], target, frame.clone(), per_connection));
         // Told to stop before every answer came (the hold's end): what came is what counts.
         tokio::select! {
             answers = join_all(sends) => answers.into_iter().flatten().collect::<Vec<_>>(),
