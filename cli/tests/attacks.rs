@@ -498,6 +498,26 @@ fn committee_with_baseline() -> (Committee, HonestTimes) {
     (committee, baseline)
 }
 
+/// An attacker sending `frame` `per_connection` times pipelined on each of `connections`
+/// connections at once from one address (see [`send_pipelined`]); what it got back. Told to
+/// stop before every answer came (the hold's end), what came is what counts.
+fn pipelined_attacker(
+    target: SocketAddr,
+    frame: Arc<Vec<u8>>,
+    connections: usize,
+    per_connection: usize,
+) -> Attacker<Vec<PipelinedAnswer>> {
+    Attacker::launch(move |mut stop| async move {
+        let sources = attacker_addresses(1);
+        let sends = (0..connections)
+            .map(|_| send_pipelined(sources[0], target, frame.clone(), per_connection));
+        tokio::select! {
+            answers = join_all(sends) => answers.into_iter().flatten().collect::<Vec<_>>(),
+            () = stopped(&mut stop) => Vec::new(),
+        }
+    })
+}
+
 /// What one pipelined request got back, and when.
 #[derive(Debug)]
 struct PipelinedAnswer {

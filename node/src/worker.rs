@@ -227,16 +227,27 @@ impl<S: Storage + 'static> Worker<S> {
         certificate: &ConfirmedBlockCertificate,
         signatures: Signatures,
     ) -> Result<bool, NodeError> {
+        let Some(committee) = self.committee_if_new(certificate).await? else {
+            return Ok(false);
+        };
+        self.check_certificate(certificate, &committee, signatures)
+            .await?;
+        Ok(true)
+    }
+
+    /// The committee to check a confirmed certificate against (its epoch's), or `None` if the
+    /// node already has a block at that height. Refuses a certificate of an inactive chain.
+    async fn committee_if_new(
+        &self,
+        certificate: &ConfirmedBlockCertificate,
+    ) -> Result<Option<Arc<Committee>>, NodeError> {
         let block = certificate.value().block();
         let state = self.chain_state(block.chain_id).await?;
         state.description()?;
         if block.height < state.next_height() {
-            return Ok(false);
+            return Ok(None);
         }
-        let committee = self.committee(block.epoch).await?;
-        self.check_certificate(certificate, &committee, signatures)
-            .await?;
-        Ok(true)
+        Ok(Some(self.committee(block.epoch).await?))
     }
 
     /// Processes a confirmed certificate the caller assembled from votes it checked one by

@@ -152,11 +152,6 @@ pub struct PendingSignatures {
 }
 
 impl PendingSignatures {
-    /// The signatures still to verify.
-    pub fn checks(&self) -> &[SignatureCheck] {
-        &self.checks
-    }
-
     /// Takes the signatures to verify, leaving none (the signers stay, for
     /// [`PendingSignatures::finish`]).
     pub fn take_checks(&mut self) -> Vec<SignatureCheck> {

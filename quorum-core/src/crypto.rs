@@ -404,11 +404,6 @@ impl SignatureCheck {
             signature,
         }
     }
-
-    /// The signer's key.
-    pub fn signer(&self) -> &PreparedKey {
-        &self.signer
-    }
 }
 
 /// Verifies every signature of `checks` in one batch (the batch rule of this module).

@@ -50,15 +50,7 @@ fn bad_signatures_row(per_connection: usize) -> Row {
     let (frame, signers) = forged_timeout_certificate(&committee);
     let frame = Arc::new(frame);
     let target = committee.target;
-    let attacker = Attacker::launch(move |mut stop| async move {
-        let sources = attacker_addresses(1);
-        let sends = (0..BAD_SIGNATURE_CONNECTIONS)
-            .map(|_| send_pipelined(sources[0], target, frame.clone(), per_connection));
-        tokio::select! {
-            answers = join_all(sends) => answers.into_iter().flatten().collect::<Vec<_>>(),
-            () = stopped(&mut stop) => Vec::new(),
-        }
-    });
+    let attacker = pipelined_attacker(target, frame, BAD_SIGNATURE_CONNECTIONS, per_connection);
     let sent = BAD_SIGNATURE_CONNECTIONS * per_connection;
     let name = format!(
         "7. {BAD_SIGNATURE_CONNECTIONS} × {per_connection} timeout certificates with bad signatures, pipelined"

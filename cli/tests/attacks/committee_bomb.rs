@@ -77,16 +77,7 @@ fn big_proposals_row(per_connection: usize) -> Row {
     let frame = Arc::new(frame);
     let frame_bytes = frame.len() as u64;
     let target = committee.target;
-    let attacker = Attacker::launch(move |mut stop| async move {
-        let sources = attacker_addresses(1);
-        let sends = (0..PROPOSAL_CONNECTIONS)
-            .map(|_| send_pipelined(sources[0], target, frame.clone(), per_connection));
-        // Told to stop before every answer came (the hold's end): what came is what counts.
-        tokio::select! {
-            answers = join_all(sends) => answers.into_iter().flatten().collect::<Vec<_>>(),
-            () = stopped(&mut stop) => Vec::new(),
-        }
-    });
+    let attacker = pipelined_attacker(target, frame, PROPOSAL_CONNECTIONS, per_connection);
     let name = format!(
         "5. {PROPOSAL_CONNECTIONS} × {per_connection} proposals of {} creating a committee of {members} members",
         mib(frame_bytes)

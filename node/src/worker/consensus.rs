@@ -13,7 +13,6 @@ use quorum_core::{
     TimeoutCertificate, ValidatedBlock, ValidatedBlockCertificate, VoteKind, Write,
 };
 
-use super::verifier::MAX_BATCH_SIGNATURES;
 use super::{Signatures, Worker};
 use crate::overlay::Overlay;
 
@@ -298,62 +297,46 @@ impl<S: Storage + 'static> Worker<S> {
     }
 
     /// The certificates of a batch that pass, in order up to the first that does not, and why
-    /// that one does not. Their signatures are verified together, in batches of the
-    /// Verifier's size, not one certificate at a time.
+    /// that one does not. Their signatures are verified together (the Verifier splits them
+    /// into batches of its size), not one certificate at a time.
     async fn check_batch(
         &self,
         chain_id: ChainId,
         certificates: Vec<ConfirmedBlockCertificate>,
     ) -> (Vec<ConfirmedBlockCertificate>, Option<NodeError>) {
-        // First the checks of each certificate but its signatures, cut at the first failure.
-        let mut pending: Vec<(ConfirmedBlockCertificate, Option<PendingSignatures>)> =
-            Vec::with_capacity(certificates.len());
+        // First the checks of each certificate but its signatures, cut at the first failure;
+        // each passing certificate's signatures from `offset` on in `all`.
+        let mut pending = Vec::with_capacity(certificates.len());
+        let mut all = Vec::new();
         let mut stop = None;
         for certificate in certificates {
             match self.pending_for_batch(chain_id, &certificate).await {
-                Ok(signatures) => pending.push((certificate, signatures)),
+                Ok(signatures) => {
+                    let offset = all.len();
+                    let signatures = signatures.map(|mut signatures| {
+                        all.extend(signatures.take_checks());
+                        signatures
+                    });
+                    pending.push((certificate, signatures, offset));
+                }
                 Err(error) => {
                     stop = Some(error);
                     break;
                 }
             }
         }
-        // Then the signatures of all that passed, a batch at a time; a bad one cuts the batch
-        // there, before any later failure.
+        // Then the signatures of all that passed; a bad one cuts the batch there, before any
+        // later failure.
+        let bad = self.verifier.verify(all).await.err().unwrap_or_default();
         let mut checked = Vec::with_capacity(pending.len());
-        let mut group: Vec<(ConfirmedBlockCertificate, Option<PendingSignatures>)> = Vec::new();
-        let mut signatures = 0;
-        let mut rest = pending.into_iter().peekable();
-        while rest.peek().is_some() {
-            while let Some((_, next)) = rest.peek() {
-                let size = next.as_ref().map_or(0, |p| p.checks().len());
-                if !group.is_empty() && signatures + size > MAX_BATCH_SIGNATURES {
-                    break;
-                }
-                signatures += size;
-                if let Some(item) = rest.next() {
-                    group.push(item);
-                }
+        for (certificate, signatures, offset) in pending {
+            let verdict = signatures.map_or(Ok(()), |signatures| {
+                signatures.finish_in_batch(offset, &bad)
+            });
+            if let Err(error) = verdict {
+                return (checked, Some(error.into()));
             }
-            let mut all = Vec::with_capacity(signatures);
-            let mut offsets = Vec::with_capacity(group.len());
-            for (_, signatures) in &mut group {
-                offsets.push(all.len());
-                if let Some(signatures) = signatures {
-                    all.extend(signatures.take_checks());
-                }
-            }
-            let bad = self.verifier.verify(all).await.err().unwrap_or_default();
-            for ((certificate, signatures), offset) in group.drain(..).zip(offsets) {
-                let verdict = signatures.map_or(Ok(()), |signatures| {
-                    signatures.finish_in_batch(offset, &bad)
-                });
-                match verdict {
-                    Ok(()) => checked.push(certificate),
-                    Err(error) => return (checked, Some(error.into())),
-                }
-            }
-            signatures = 0;
+            checked.push(certificate);
         }
         (checked, stop)
     }
@@ -365,18 +348,14 @@ impl<S: Storage + 'static> Worker<S> {
         chain_id: ChainId,
         certificate: &ConfirmedBlockCertificate,
     ) -> Result<Option<PendingSignatures>, NodeError> {
-        let block = certificate.value().block();
-        if block.chain_id != chain_id {
+        if certificate.value().block().chain_id != chain_id {
             return Err(NodeError::ProtocolViolation(
                 quorum_core::Violation::WrongChain,
             ));
         }
-        let state = self.chain_state(chain_id).await?;
-        state.description()?;
-        if block.height < state.next_height() {
+        let Some(committee) = self.committee_if_new(certificate).await? else {
             return Ok(None);
-        }
-        let committee = self.committee(block.epoch).await?;
+        };
         Ok(Some(certificate.pending_signatures(&committee, None)?))
     }
 }

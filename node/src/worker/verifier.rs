@@ -22,10 +22,11 @@ use tokio::sync::oneshot;
 
 use quorum_core::{verify_signatures, SignatureCheck};
 
-/// Most signatures verified in one batch. Past it the queue is left for the next batch, so
-/// that one verification holds a runtime thread for about a millisecond at most
-/// (ed25519 batches cost about 16 µs per signature on this project's reference machine).
-pub(crate) const MAX_BATCH_SIGNATURES: usize = 64;
+/// Most signatures verified in one batch, and so in one job: a request with more is queued as
+/// several jobs. Past it the queue is left for the next batch, so that one verification holds
+/// a runtime thread for about a millisecond at most (ed25519 batches cost about 16 µs per
+/// signature on this project's reference machine).
+const MAX_BATCH_SIGNATURES: usize = 64;
 
 /// The outcome of verifying a request's checks: the indices of the bad ones, if any.
 type Outcome = Result<(), Vec<usize>>;
@@ -52,15 +53,18 @@ impl Verifier {
     /// Verifies `checks`, with those of other requests queued at the same moment. Returns the
     /// indices (in `checks`) of exactly the bad signatures, as
     /// [`verify_signatures`] alone would.
-    pub(crate) async fn verify(self: &Arc<Self>, checks: Vec<SignatureCheck>) -> Outcome {
-        if checks.is_empty() {
-            return Ok(());
-        }
-        let (reply, outcome) = oneshot::channel();
+    pub(crate) async fn verify(self: &Arc<Self>, mut checks: Vec<SignatureCheck>) -> Outcome {
+        let mut answers = Vec::new();
         let start = {
             let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            queue.jobs.push(Job { checks, reply });
-            !std::mem::replace(&mut queue.running, true)
+            while !checks.is_empty() {
+                let rest = checks.split_off(checks.len().min(MAX_BATCH_SIGNATURES));
+                let (reply, answer) = oneshot::channel();
+                answers.push((checks.len(), answer));
+                queue.jobs.push(Job { checks, reply });
+                checks = rest;
+            }
+            !answers.is_empty() && !std::mem::replace(&mut queue.running, true)
         };
         if start {
             // A task of its own, even for a lone request: a request that gives up while
@@ -68,11 +72,22 @@ impl Verifier {
             // requests that arrive while it verifies join the next batch.
             tokio::spawn(run(self.clone()));
         }
-        match outcome.await {
-            Ok(outcome) => outcome,
-            // The task is gone without answering (it cannot panic on any input): nothing was
-            // verified, so nothing is accepted.
-            Err(_) => Err(Vec::new()),
+        let mut bad = Vec::new();
+        let mut offset = 0;
+        for (len, answer) in answers {
+            match answer.await {
+                Ok(Ok(())) => {}
+                Ok(Err(indices)) => bad.extend(indices.into_iter().map(|index| index + offset)),
+                // The task is gone without answering (it cannot panic on any input): nothing
+                // was verified, so nothing is accepted.
+                Err(_) => return Err(Vec::new()),
+            }
+            offset += len;
+        }
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(bad)
         }
     }
 }
@@ -97,8 +112,8 @@ async fn run(verifier: Arc<Verifier>) {
     }
 }
 
-/// Takes jobs from the front of `queued` up to [`MAX_BATCH_SIGNATURES`] signatures (always at
-/// least one job).
+/// Takes jobs from the front of `queued` up to [`MAX_BATCH_SIGNATURES`] signatures (at least
+/// one job, which never holds more).
 fn take_batch(queued: &mut Vec<Job>) -> Vec<Job> {
     let mut signatures = 0;
     let mut count = 0;
@@ -177,6 +192,8 @@ mod tests {
             (checks(2, 4, &[1, 3]), Err(vec![1, 3])),
             (checks(3, 1, &[0]), Err(vec![0])),
             (checks(4, 70, &[]), Ok(())),
+            // More than a batch: queued as three jobs, the bad ones found in each.
+            (checks(8, 150, &[0, 70, 149]), Err(vec![0, 70, 149])),
             (checks(5, 2, &[]), Ok(())),
         ];
         let handles: Vec<_> = requests
@@ -186,7 +203,12 @@ mod tests {
                 tokio::spawn(async move { verifier.verify(checks).await })
             })
             .collect();
-        while verifier.queue.lock().unwrap().jobs.len() < requests.len() {
+        let total: usize = requests.iter().map(|(checks, _)| checks.len()).sum();
+        let queued = |verifier: &Verifier| -> usize {
+            let queue = verifier.queue.lock().unwrap();
+            queue.jobs.iter().map(|job| job.checks.len()).sum()
+        };
+        while queued(&verifier) < total {
             tokio::task::yield_now().await;
         }
         // The batch in progress ends and the task takes the queue.
