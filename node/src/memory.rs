@@ -197,11 +197,7 @@ impl Storage for MemoryStorage {
         &self,
         chain_id: ChainId,
     ) -> Result<Option<ChainState>, StorageError> {
-        Ok(self
-            .read()
-            .chain_states
-            .get(&chain_id)
-            .map(|s| (**s).clone()))
+        Ok(self.shared_chain_state(chain_id).map(Arc::unwrap_or_clone))
     }
 
     async fn read_committee(&self, epoch: Epoch) -> Result<Option<Committee>, StorageError> {
