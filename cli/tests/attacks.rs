@@ -53,16 +53,16 @@ use quorum_core::{
     ExecutionError, Limits, NodeError, Operation, Timestamp,
 };
 use quorum_transport_tcp::{
-    Envelope, FrameCodec, DEFAULT_FIRST_FRAME_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    FrameCodec, DEFAULT_FIRST_FRAME_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_SERVER_FRAME_READ_TIMEOUT, LENGTH_PREFIX_LEN,
 };
 
 use attack_kit::{
     attacker_addresses, closed_by_server, connect_from, connect_many, cpu_time, encode_request,
     honest_baseline, honest_round, join_all, many_attacker_addresses, mib, open_file_limit,
-    query_chain, rss_bytes, socket_count, stopped, write_within, Attacker, Committee, HonestDuring,
-    HonestTimes, ProcessSampler, Step, Stop, CLIENT_REQUEST_TIMEOUT, CLIENT_UPDATE_BUDGET,
-    MAX_FRAME_LENGTH, MIB, PROBE_TIMEOUT,
+    pipelined_attacker, query_chain, rss_bytes, socket_count, stopped, write_within, Attacker,
+    Committee, HonestDuring, HonestTimes, ProcessSampler, Step, Stop, CLIENT_REQUEST_TIMEOUT,
+    CLIENT_UPDATE_BUDGET, MAX_FRAME_LENGTH, MIB, PROBE_TIMEOUT,
 };
 use common::ms;
 
@@ -496,92 +496,6 @@ fn committee_with_baseline() -> (Committee, HonestTimes) {
     }
     let baseline = honest_baseline(&committee, BASELINE_ROUNDS);
     (committee, baseline)
-}
-
-/// An attacker sending `frame` `per_connection` times pipelined on each of `connections`
-/// connections at once from one address (see [`send_pipelined`]); what it got back. Told to
-/// stop before every answer came (the hold's end), what came is what counts.
-fn pipelined_attacker(
-    target: SocketAddr,
-    frame: Arc<Vec<u8>>,
-    connections: usize,
-    per_connection: usize,
-) -> Attacker<Vec<PipelinedAnswer>> {
-    Attacker::launch(move |mut stop| async move {
-        let sources = attacker_addresses(1);
-        let sends = (0..connections)
-            .map(|_| send_pipelined(sources[0], target, frame.clone(), per_connection));
-        tokio::select! {
-            answers = join_all(sends) => answers.into_iter().flatten().collect::<Vec<_>>(),
-            () = stopped(&mut stop) => Vec::new(),
-        }
-    })
-}
-
-/// What one pipelined request got back, and when.
-#[derive(Debug)]
-struct PipelinedAnswer {
-    after: Duration,
-    answer: Result<Response, String>,
-}
-
-/// Sends `count` copies of `frame` (fresh request ids) on one connection, then reads the
-/// answers.
-async fn send_pipelined(
-    source: Ipv4Addr,
-    target: SocketAddr,
-    frame: Arc<Vec<u8>>,
-    count: usize,
-) -> Vec<PipelinedAnswer> {
-    let started = Instant::now();
-    let mut stream = match connect_from(source, target).await {
-        Ok(stream) => stream,
-        Err(error) => {
-            return vec![PipelinedAnswer {
-                after: started.elapsed(),
-                answer: Err(format!("connect: {error}")),
-            }]
-        }
-    };
-    let id_at = LENGTH_PREFIX_LEN..LENGTH_PREFIX_LEN + 8;
-    for id in 0..count as u64 {
-        let sent = async {
-            stream.write_all(&frame[..id_at.start]).await?;
-            stream.write_all(&id.to_le_bytes()).await?;
-            stream.write_all(&frame[id_at.end..]).await
-        };
-        if let Err(error) = sent.await {
-            return vec![PipelinedAnswer {
-                after: started.elapsed(),
-                answer: Err(format!("send: {error}")),
-            }];
-        }
-    }
-    let mut answers = Vec::new();
-    for _ in 0..count {
-        let read = async {
-            let mut prefix = [0u8; LENGTH_PREFIX_LEN];
-            stream.read_exact(&mut prefix).await?;
-            let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
-            stream.read_exact(&mut body).await?;
-            Ok::<_, std::io::Error>(body)
-        };
-        let answer = match read.await {
-            Ok(body) => FrameCodec::<Response>::decode_body(&body)
-                .map(|envelope: Envelope<Response>| envelope.body)
-                .map_err(|error| error.to_string()),
-            Err(error) => Err(format!("read: {error}")),
-        };
-        let failed = answer.is_err();
-        answers.push(PipelinedAnswer {
-            after: started.elapsed(),
-            answer,
-        });
-        if failed {
-            break;
-        }
-    }
-    answers
 }
 
 #[path = "attacks/bad_signatures.rs"]

@@ -26,9 +26,11 @@ use quorum_transport_tcp::{Envelope, FrameCodec, LENGTH_PREFIX_LEN};
 use crate::common::{free_ports, quorum, run_within, start_validator, Validators};
 
 mod attackers;
+mod pipelined;
 mod process;
 
 pub use attackers::*;
+pub use pipelined::*;
 pub use process::*;
 
 /// Validators in the committee.
