@@ -1,19 +1,20 @@
 //! Throughput (issue 12, DESIGN §9): blocks per second of a committee of four over loopback TCP
-//! with durable redb, with 1, 4, 16, 64 and 256 chains driven at once by one client; beside it,
-//! in the same run, the CPU floor of one block on one core (its signatures, verifications,
+//! with durable redb, with 1, 4, 16, 64 and 256 chains driven at once by one client, their
+//! blocks agreed in the fast round of their single owner and in two phases; beside each, in
+//! the same run, the CPU floor of one such block on one core (its signatures, verifications,
 //! hashes and commits done directly, `quorum_benches::throughput::Floor`), and a lower floor
 //! with all of a block's verifications in one batch. The floor in blocks per second for the
 //! machine is the floor's rate times the cores.
 //!
 //! Each iteration commits one block on every chain at once (criterion's throughput is in
-//! blocks). Reduced mode: `QUORUM_THROUGHPUT_CHAINS=1,4 cargo bench -p quorum-benches --bench
-//! throughput -- --quick`.
+//! blocks). Reduced mode: `QUORUM_THROUGHPUT_CHAINS=1,4 QUORUM_THROUGHPUT_ROUNDS=fast cargo
+//! bench -p quorum-benches --bench throughput -- --quick`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
-use quorum_benches::throughput::{Floor, Network};
+use quorum_benches::throughput::{Floor, Network, Rounds};
 use quorum_benches::{run_spawned, runtime, settings};
 
 /// Chain counts driven, unless `QUORUM_THROUGHPUT_CHAINS` lists others (comma-separated).
@@ -30,37 +31,73 @@ fn chain_counts() -> Vec<usize> {
     }
 }
 
+/// Ways of agreeing on blocks driven, unless `QUORUM_THROUGHPUT_ROUNDS` lists some
+/// (comma-separated, among `fast` and `two-phase`).
+fn rounds() -> Vec<Rounds> {
+    match std::env::var("QUORUM_THROUGHPUT_ROUNDS") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|name| match name.trim() {
+                "fast" => Some(Rounds::Fast),
+                "two-phase" => Some(Rounds::TwoPhase),
+                _ => None,
+            })
+            .collect(),
+        Err(_) => vec![Rounds::Fast, Rounds::TwoPhase],
+    }
+}
+
 fn throughput(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("throughput");
     settings::slow(&mut group, 10, 10);
 
-    let floor = Floor::new();
-    let mut height = 0u64;
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("cpu_floor_one_block_one_core", |b| {
-        b.iter(|| {
-            floor.one_block(height);
-            height += 1;
-        })
-    });
-    group.bench_function("cpu_floor_batched_one_block_one_core", |b| {
-        b.iter(|| {
-            floor.one_block_batched(height);
-            height += 1;
-        })
-    });
+    for rounds in rounds() {
+        let name = rounds.name();
+        let floor = Floor::new(rounds);
+        let mut height = 0u64;
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(format!("cpu_floor_one_block_one_core/{name}"), |b| {
+            b.iter(|| {
+                floor.one_block(height);
+                height += 1;
+            })
+        });
+        group.bench_function(
+            format!("cpu_floor_batched_one_block_one_core/{name}"),
+            |b| {
+                b.iter(|| {
+                    floor.one_block_batched(height);
+                    height += 1;
+                })
+            },
+        );
+        for chains in chain_counts() {
+            drive(&rt, &mut group, rounds, chains);
+        }
+    }
+    group.finish();
+}
 
-    for chains in chain_counts() {
-        let network = Arc::new(rt.block_on(Network::new(chains)));
-        // A first block per chain: connections, caches.
-        let first = network.clone();
-        run_spawned(&rt, async move { first.one_block_per_chain().await });
-        group.throughput(Throughput::Elements(chains as u64));
-        group.bench_function(format!("tcp_redb_4_validators/{chains}_chains"), |b| {
+/// Benches `chains` chains driven at once, their blocks agreed in `rounds`.
+fn drive(
+    rt: &tokio::runtime::Runtime,
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rounds: Rounds,
+    chains: usize,
+) {
+    let network = Arc::new(rt.block_on(Network::new(chains, rounds)));
+    // A first block per chain: connections, caches.
+    let first = network.clone();
+    run_spawned(rt, async move { first.one_block_per_chain().await });
+    group.throughput(Throughput::Elements(chains as u64));
+    let name = rounds.name();
+    group.bench_function(
+        format!("tcp_redb_4_validators/{name}/{chains}_chains"),
+        |b| {
             b.iter_custom(|iterations| {
                 let network = network.clone();
-                run_spawned(&rt, async move {
+                run_spawned(rt, async move {
                     let mut total = Duration::ZERO;
                     for _ in 0..iterations {
                         total += network.one_block_per_chain().await;
@@ -68,9 +105,8 @@ fn throughput(c: &mut Criterion) {
                     total
                 })
             })
-        });
-    }
-    group.finish();
+        },
+    );
 }
 
 fn main() {

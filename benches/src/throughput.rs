@@ -21,22 +21,67 @@ use quorum_testkit::must;
 /// Validators in the committee.
 pub const VALIDATORS: usize = 4;
 
-/// Signatures one two-phase block needs: the owner's proposal, then a validated and a
-/// confirmed vote from each validator.
-pub const SIGNATURES_PER_BLOCK: usize = 1 + 2 * VALIDATORS;
-/// Single verifications: the proposal at each validator, each vote at the client.
-pub const SINGLE_VERIFICATIONS_PER_BLOCK: usize = VALIDATORS + 2 * VALIDATORS;
-/// Batch verifications of a quorum's signatures: the validated and the confirmed certificate
-/// at each validator.
-pub const BATCH_VERIFICATIONS_PER_BLOCK: usize = 2 * VALIDATORS;
 /// Signatures in a certificate: a quorum of four.
 pub const QUORUM: usize = 3;
-/// Hashes of the block's value: at the client and at each validator, in both phases.
-pub const HASHES_PER_BLOCK: usize = 2 * (VALIDATORS + 1);
-/// Storage commits: each validator stores its vote, then the confirmed block.
-pub const COMMITS_PER_BLOCK: usize = 2 * VALIDATORS;
 /// Bytes of one block's writes (certificate, chain state), about what the Worker commits.
 pub const BLOCK_BYTES: usize = 2_048;
+
+/// How the driven chains agree on their blocks (DESIGN §4.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rounds {
+    /// The chain's single owner is its super owner: one round of (confirmed) votes per block.
+    Fast,
+    /// No super owner: validated votes, then confirmed votes.
+    TwoPhase,
+}
+
+impl Rounds {
+    /// Its name in bench ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rounds::Fast => "fast_round",
+            Rounds::TwoPhase => "two_phases",
+        }
+    }
+
+    /// Rounds of votes per block.
+    fn phases(self) -> usize {
+        match self {
+            Rounds::Fast => 1,
+            Rounds::TwoPhase => 2,
+        }
+    }
+}
+
+/// The CPU work one block needs, counted from the protocol (DESIGN §4.3, §5.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockWork {
+    /// Signatures: the owner's proposal, then one vote from each validator per phase.
+    pub signatures: usize,
+    /// Single verifications: the proposal at each validator, each vote at the client.
+    pub single_verifications: usize,
+    /// Batch verifications of a quorum's signatures: each phase's certificate at each
+    /// validator.
+    pub certificate_verifications: usize,
+    /// Hashes of the block's value: at the client and at each validator, per phase.
+    pub hashes: usize,
+    /// Storage commits: each validator stores its vote, then the confirmed block.
+    pub commits: usize,
+}
+
+impl BlockWork {
+    /// One block's work with [`VALIDATORS`] validators.
+    pub fn of(rounds: Rounds) -> Self {
+        let phases = rounds.phases();
+        BlockWork {
+            signatures: 1 + phases * VALIDATORS,
+            single_verifications: VALIDATORS + phases * VALIDATORS,
+            certificate_verifications: phases * VALIDATORS,
+            hashes: phases * (VALIDATORS + 1),
+            commits: 2 * VALIDATORS,
+        }
+    }
+}
 
 /// A running committee and one client per driven chain.
 pub struct Network {
@@ -47,11 +92,18 @@ pub struct Network {
 
 impl Network {
     /// A committee of [`VALIDATORS`] over durable redb on loopback TCP, with `chains` chains
-    /// to drive (and the admin chain). Must run within a tokio runtime.
-    pub async fn new(chains: usize) -> Self {
+    /// to drive (and the admin chain) agreeing on blocks in `rounds`. Must run within a tokio
+    /// runtime.
+    pub async fn new(chains: usize, rounds: Rounds) -> Self {
         let committee: TestCommittee = committee(VALIDATORS);
         let all: Vec<TestChain> = (0..=chains)
-            .map(|index| TestChain::new(index as u32, 1_000 + index as u64))
+            .map(|index| {
+                let (index, seed) = (index as u32, 1_000 + index as u64);
+                match rounds {
+                    Rounds::Fast => TestChain::fast(index, seed),
+                    Rounds::TwoPhase => TestChain::new(index, seed),
+                }
+            })
             .collect();
         let genesis = Genesis {
             committee: committee.committee.clone(),
@@ -126,8 +178,9 @@ impl Network {
 
 /// The CPU work of one block, done directly with the libraries (no layer of ours): its
 /// signatures, single and batch verifications, hashes and non-durable redb commits, as counted
-/// by the constants of this module.
+/// by its [`BlockWork`].
 pub struct Floor {
+    work: BlockWork,
     keys: Vec<SigningKey>,
     message: Vec<u8>,
     database: Database,
@@ -137,14 +190,15 @@ pub struct Floor {
 const FLOOR_TABLE: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("floor");
 
 impl Floor {
-    /// Keys, a block-sized message and a redb file.
-    pub fn new() -> Self {
+    /// Keys, a block-sized message and a redb file, for blocks agreed in `rounds`.
+    pub fn new(rounds: Rounds) -> Self {
         let keys = (0..=VALIDATORS as u8)
             .map(|i| SigningKey::from_bytes(&[i + 1; 32]))
             .collect();
         let dir = must(tempfile::tempdir(), "a temporary directory");
         let database = must(Database::create(dir.path().join("floor.redb")), "redb");
         Floor {
+            work: BlockWork::of(rounds),
             keys,
             message: vec![7; BLOCK_BYTES],
             database,
@@ -166,15 +220,16 @@ impl Floor {
     }
 
     fn block_work(&self, height: u64, verification: Verification) {
+        let work = self.work;
         let hash: [u8; 32] = Sha256::digest(&self.message).into();
-        for _ in 1..HASHES_PER_BLOCK {
+        for _ in 1..work.hashes {
             std::hint::black_box(Sha256::digest(&self.message));
         }
-        let signatures: Vec<_> = (0..SIGNATURES_PER_BLOCK)
+        let signatures: Vec<_> = (0..work.signatures)
             .map(|i| self.keys[i % self.keys.len()].sign(&hash))
             .collect();
         if verification == Verification::OneBatch {
-            let all = SINGLE_VERIFICATIONS_PER_BLOCK + BATCH_VERIFICATIONS_PER_BLOCK * QUORUM;
+            let all = work.single_verifications + work.certificate_verifications * QUORUM;
             let verifying: Vec<_> = (0..all)
                 .map(|i| self.keys[i % self.keys.len()].verifying_key())
                 .collect();
@@ -187,7 +242,7 @@ impl Floor {
             self.commit(height);
             return;
         }
-        for i in 0..SINGLE_VERIFICATIONS_PER_BLOCK {
+        for i in 0..work.single_verifications {
             let key = &self.keys[i % self.keys.len()];
             let signature = &signatures[i % self.keys.len()];
             must(
@@ -201,7 +256,7 @@ impl Floor {
             .collect();
         let quorum: Vec<_> = signatures[..QUORUM].to_vec();
         let messages: Vec<&[u8]> = vec![&hash[..]; QUORUM];
-        for _ in 0..BATCH_VERIFICATIONS_PER_BLOCK {
+        for _ in 0..work.certificate_verifications {
             must(
                 ed25519_dalek::verify_batch(&messages, &quorum, &verifying),
                 "a batch verification",
@@ -212,16 +267,14 @@ impl Floor {
 
     /// The block's storage commits.
     fn commit(&self, height: u64) {
-        for commit in 0..COMMITS_PER_BLOCK {
+        let commits = self.work.commits as u64;
+        for commit in 0..commits {
             let mut transaction = must(self.database.begin_write(), "a write transaction");
             transaction.set_durability(redb::Durability::None);
             {
                 let mut table = must(transaction.open_table(FLOOR_TABLE), "the table");
                 must(
-                    table.insert(
-                        height * COMMITS_PER_BLOCK as u64 + commit as u64,
-                        &self.message[..],
-                    ),
+                    table.insert(height * commits + commit, &self.message[..]),
                     "an insert",
                 );
             }
@@ -237,10 +290,4 @@ enum Verification {
     AsCounted,
     /// All in one batch.
     OneBatch,
-}
-
-impl Default for Floor {
-    fn default() -> Self {
-        Floor::new()
-    }
 }

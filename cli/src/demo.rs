@@ -46,6 +46,10 @@ pub struct DemoArgs {
     /// Chains to spread them over (each pays the next).
     #[arg(long, default_value_t = 4)]
     pub chains: usize,
+    /// Start every block in the first multi-leader round (two rounds of votes per block)
+    /// instead of the fast round of the chain's single owner.
+    #[arg(long)]
+    pub no_fast_round: bool,
     /// Validators that misbehave (at most f): a number (the first starts late, the others are
     /// stopped mid-run and restarted from their data), or kinds, one validator each, among
     /// `late`, `restart` and `hang` (stops answering mid-run, connections still accepted, then
@@ -205,7 +209,12 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
         addresses,
         owners,
         genesis,
-    } = setup::all_in_one(addresses, args.chains, args.insecure_seed)?;
+    } = setup::all_in_one(
+        addresses,
+        args.chains,
+        setup::FastRound::unless(args.no_fast_round),
+        args.insecure_seed,
+    )?;
     let admin = genesis
         .admin_chain()
         .ok_or_else(|| CliError::Usage("no chains".into()))?;
@@ -394,6 +403,11 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
     let summary = Summary {
         validators: args.validators,
         chains: args.chains,
+        rounds: if args.no_fast_round {
+            "two phases"
+        } else {
+            "fast round"
+        },
         transport: match args.transport {
             Transport::Tcp => "tcp",
             Transport::Mem => "in-process",

@@ -28,6 +28,33 @@ pub fn consensus() -> ConsensusConfig {
     }
 }
 
+/// Whether the genesis chains' single owner may commit in the fast round (DESIGN §4.3).
+///
+/// In the fast round a proposal gets confirmed votes at once: one round of votes per block
+/// instead of two, which is how a chain with one owner runs best. The owner is then trusted
+/// not to propose two blocks at one height (only its own chain could suffer from it), which a
+/// client that records its proposals before sending them does not do. Without it every block
+/// goes through a validated and a confirmed certificate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FastRound {
+    /// Each genesis chain's owner is its super owner: blocks start in the fast round.
+    #[default]
+    Enabled,
+    /// No super owner: blocks start in the first multi-leader round (two phases).
+    Disabled,
+}
+
+impl FastRound {
+    /// [`FastRound::Disabled`] when a `--no-fast-round` flag is set.
+    pub fn unless(disabled: bool) -> Self {
+        if disabled {
+            FastRound::Disabled
+        } else {
+            FastRound::Enabled
+        }
+    }
+}
+
 /// A committee whose every key was made in one place, with its genesis.
 ///
 /// Insecure: whoever ran the set-up holds every validator's key. For the demo and tests only;
@@ -50,17 +77,24 @@ pub struct CommitteeSetup {
 pub fn all_in_one(
     addresses: Vec<String>,
     chains: usize,
+    fast_round: FastRound,
     insecure_seed: Option<u64>,
 ) -> Result<CommitteeSetup, CliError> {
     match insecure_seed {
-        Some(seed) => all_in_one_from(addresses, chains, &mut StdRng::seed_from_u64(seed)),
-        None => all_in_one_from(addresses, chains, &mut OsRng),
+        Some(seed) => all_in_one_from(
+            addresses,
+            chains,
+            fast_round,
+            &mut StdRng::seed_from_u64(seed),
+        ),
+        None => all_in_one_from(addresses, chains, fast_round, &mut OsRng),
     }
 }
 
 fn all_in_one_from<R: RngCore + CryptoRng>(
     addresses: Vec<String>,
     chains: usize,
+    fast_round: FastRound,
     rng: &mut R,
 ) -> Result<CommitteeSetup, CliError> {
     if addresses.is_empty() {
@@ -94,7 +128,7 @@ fn all_in_one_from<R: RngCore + CryptoRng>(
     Ok(CommitteeSetup {
         validator_keys,
         addresses,
-        genesis: genesis(committee, &owners),
+        genesis: genesis(committee, &owners, fast_round),
         owners,
     })
 }
@@ -105,12 +139,13 @@ fn all_in_one_from<R: RngCore + CryptoRng>(
 pub fn genesis_for(
     committee: Committee,
     chains: usize,
+    fast_round: FastRound,
 ) -> Result<(Genesis, Vec<AccountSecretKey>), CliError> {
     check_chains(chains)?;
     let owners: Vec<AccountSecretKey> = (0..chains)
         .map(|_| AccountSecretKey::generate(&mut OsRng))
         .collect();
-    Ok((genesis(committee, &owners), owners))
+    Ok((genesis(committee, &owners, fast_round), owners))
 }
 
 fn check_chains(chains: usize) -> Result<(), CliError> {
@@ -122,15 +157,16 @@ fn check_chains(chains: usize) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The genesis of `committee` with one chain per owner, in order (the first is the admin chain).
-fn genesis(committee: Committee, owners: &[AccountSecretKey]) -> Genesis {
+/// The genesis of `committee` with one chain per owner, in order (the first is the admin chain),
+/// each owner its chain's super owner when `fast_round` is enabled.
+fn genesis(committee: Committee, owners: &[AccountSecretKey], fast_round: FastRound) -> Genesis {
     let chains = owners
         .iter()
         .enumerate()
         .map(|(index, owner)| ChainDescription {
             origin: ChainOrigin::Genesis(index as u32),
             owners: BTreeMap::from([(owner.public(), 1)]),
-            super_owner: None,
+            super_owner: (fast_round == FastRound::Enabled).then(|| owner.public()),
             epoch: Epoch(0),
             timestamp: Timestamp(0),
             consensus: consensus(),

@@ -11,6 +11,8 @@ pub struct Summary {
     pub validators: usize,
     /// Chains used.
     pub chains: usize,
+    /// How their blocks were agreed: `"fast round"` or `"two phases"`.
+    pub rounds: &'static str,
     /// Transport used.
     pub transport: &'static str,
     /// Blocks committed by the workload.
@@ -81,8 +83,8 @@ impl Summary {
         let mut out = String::new();
         out.push_str("\n=== quorum demo summary ===\n");
         out.push_str(&format!(
-            "committee            {} validators, {} chains, {} transport\n",
-            self.validators, self.chains, self.transport
+            "committee            {} validators, {} chains ({}), {} transport\n",
+            self.validators, self.chains, self.rounds, self.transport
         ));
         out.push_str(&format!("blocks committed     {}\n", self.blocks));
         out.push_str(&format!(
@@ -195,6 +197,7 @@ mod tests {
         let summary = Summary {
             validators: 4,
             chains: 4,
+            rounds: "fast round",
             transport: "tcp",
             blocks: 10,
             elapsed: Duration::from_secs(1),
@@ -204,6 +207,7 @@ mod tests {
             validator_rows: vec![row],
         };
         let text = summary.render();
+        assert!(text.contains("4 validators, 4 chains (fast round), tcp transport"));
         let line = text
             .lines()
             .find(|line| line.contains("validator-3"))

@@ -86,12 +86,21 @@ impl TestChain {
     /// The genesis chain number `index`, its owner's key drawn from a ChaCha8 generator seeded
     /// with `seed`. Deterministic.
     pub fn new(index: u32, seed: u64) -> Self {
+        Self::with_rounds(index, seed, false)
+    }
+
+    /// [`TestChain::new`] with its owner as its super owner: blocks start in the fast round.
+    pub fn fast(index: u32, seed: u64) -> Self {
+        Self::with_rounds(index, seed, true)
+    }
+
+    fn with_rounds(index: u32, seed: u64, fast: bool) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let owner = AccountSecretKey::generate(&mut rng);
         let description = ChainDescription {
             origin: ChainOrigin::Genesis(index),
             owners: BTreeMap::from([(owner.public(), 1)]),
-            super_owner: None,
+            super_owner: fast.then(|| owner.public()),
             epoch: Epoch(0),
             timestamp: Timestamp(0),
             consensus: ConsensusConfig::default(),

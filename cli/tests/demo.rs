@@ -1,0 +1,83 @@
+//! `quorum demo` (issue 12): its chains commit in the fast round of their single owner by
+//! default and in two phases with `--no-fast-round`; either way a validator stopped mid-run
+//! and restarted ends in sync, and the summary says which way the blocks were agreed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::quorum;
+
+/// Blocks each demo run commits: enough for the restart fault to happen mid-run.
+const BLOCKS: usize = 300;
+/// Chains they are spread over.
+const CHAINS: usize = 6;
+
+/// Runs the demo with `extra` arguments; its summary.
+fn demo(extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let (blocks, chains) = (BLOCKS.to_string(), CHAINS.to_string());
+    let mut args = vec![
+        "demo",
+        "--blocks",
+        &blocks,
+        "--chains",
+        &chains,
+        "--faults",
+        "restart",
+        "--insecure-seed",
+        "7",
+    ];
+    args.extend_from_slice(extra);
+    quorum(dir.path(), &args)
+}
+
+/// The number after `label` in the summary.
+fn figure(summary: &str, label: &str) -> usize {
+    summary
+        .lines()
+        .find_map(|line| line.strip_prefix(label))
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} in {summary}"))
+}
+
+/// Every validator row says the validator ended in sync, the restarted one included.
+fn all_in_sync(summary: &str) {
+    let rows: Vec<&str> = summary
+        .lines()
+        .filter(|line| line.trim_start().starts_with("validator-"))
+        .collect();
+    assert_eq!(rows.len(), 4, "{summary}");
+    assert!(
+        rows.iter().any(|row| row.contains("stopped mid-run, restarted")),
+        "{summary}"
+    );
+    for row in rows {
+        assert!(row.ends_with("in sync"), "{row}");
+    }
+}
+
+#[test]
+fn the_demo_commits_in_the_fast_round_by_default() {
+    let summary = demo(&[]);
+    assert!(
+        summary.contains(&format!("{CHAINS} chains (fast round)")),
+        "{summary}"
+    );
+    assert_eq!(figure(&summary, "blocks committed"), BLOCKS);
+    // One round of votes and the certificate's broadcast per block, at least.
+    assert!(figure(&summary, "quorum calls") >= 2 * BLOCKS, "{summary}");
+    all_in_sync(&summary);
+}
+
+#[test]
+fn the_demo_commits_in_two_phases_without_the_fast_round() {
+    let summary = demo(&["--no-fast-round"]);
+    assert!(
+        summary.contains(&format!("{CHAINS} chains (two phases)")),
+        "{summary}"
+    );
+    assert_eq!(figure(&summary, "blocks committed"), BLOCKS);
+    // Validated votes, confirmed votes and the broadcast per block, at least.
+    assert!(figure(&summary, "quorum calls") >= 3 * BLOCKS, "{summary}");
+    all_in_sync(&summary);
+}
