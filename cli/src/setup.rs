@@ -31,10 +31,10 @@ pub fn consensus() -> ConsensusConfig {
 /// Whether the genesis chains' single owner may commit in the fast round (DESIGN §4.3).
 ///
 /// In the fast round a proposal gets confirmed votes at once: one round of votes per block
-/// instead of two, which is how a chain with one owner runs best. The owner is then trusted
-/// not to propose two blocks at one height (only its own chain could suffer from it), which a
-/// client that records its proposals before sending them does not do. Without it every block
-/// goes through a validated and a confirmed certificate.
+/// instead of two, which is how a chain with one owner runs best. Validators that voted for a
+/// fast proposal are locked on its block, so the owner is trusted not to propose two blocks
+/// at one height in the fast round: only its own chain could stall if it did. Without the
+/// fast round every block goes through a validated and a confirmed certificate.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FastRound {
     /// Each genesis chain's owner is its super owner: blocks start in the fast round.
