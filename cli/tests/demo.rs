@@ -48,7 +48,8 @@ fn all_in_sync(summary: &str) {
         .collect();
     assert_eq!(rows.len(), 4, "{summary}");
     assert!(
-        rows.iter().any(|row| row.contains("stopped mid-run, restarted")),
+        rows.iter()
+            .any(|row| row.contains("stopped mid-run, restarted")),
         "{summary}"
     );
     for row in rows {

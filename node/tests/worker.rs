@@ -236,18 +236,68 @@ async fn timeout_votes_only_after_the_deadline_and_certificates_move_the_round()
     assert_eq!(net.next_height(0, 1).await, BlockHeight(1));
 }
 
+/// Times round `round` of chain 1 out on every validator.
+async fn time_out(net: &Net, round: Round) {
+    net.pass_deadline(1).await;
+    let certificate = net.timeout(&[0, 1, 2], 1, round).await;
+    for v in ALL {
+        net.workers[v]
+            .handle_timeout_certificate(certificate.clone())
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
-async fn locking_refuses_other_blocks_until_a_higher_validated_certificate() {
+async fn a_validated_certificate_binds_and_a_vote_alone_does_not() {
     let net = Net::new(4, 2, false).await;
-    let b1 = net
-        .block(
-            1,
-            vec![Operation::Transfer {
-                recipient: net.chains[0],
-                amount: 1,
-            }],
-        )
+    let transfer = |amount| {
+        vec![Operation::Transfer {
+            recipient: net.chains[0],
+            amount,
+        }]
+    };
+    let b1 = net.block(1, transfer(1)).await;
+    let b2 = net.block(1, transfer(2)).await;
+    // Validator 0 alone votes for b1 in round 0, then round 0 times out.
+    let answers = net
+        .propose(&[0], &net.proposal(1, b1.clone(), Round::MultiLeader(0)))
         .await;
+    assert!(answers[0].is_ok());
+    time_out(&net, Round::MultiLeader(0)).await;
+    // That vote binds nothing: in round 1 validator 0 votes for b2 like the others, which
+    // validate it.
+    let p2 = net.proposal(1, b2.clone(), Round::MultiLeader(1));
+    let c2 = net.validate(&[1, 2, 3], &p2).await;
+    let answer = net.propose(&[0], &p2).await.remove(0).unwrap();
+    assert_eq!(
+        answer.info.manager.pending.unwrap().round,
+        Round::MultiLeader(1)
+    );
+    // Once it saw b2's validated certificate, validator 0 is bound to b2: b1 is refused in a
+    // later round, unless a later validated certificate carries it.
+    net.workers[0]
+        .handle_validated_certificate(c2.clone())
+        .await
+        .unwrap();
+    time_out(&net, Round::MultiLeader(1)).await;
+    let round = Round::SingleLeader(0);
+    assert_eq!(
+        net.workers[0]
+            .handle_block_proposal(net.proposal(1, b1.clone(), round))
+            .await
+            .unwrap_err(),
+        NodeError::HasLockedBlock
+    );
+    let retry = BlockProposal::new_retry(round, c2, &net.owners[1]);
+    let answer = net.workers[0].handle_block_proposal(retry).await.unwrap();
+    assert_eq!(answer.info.manager.pending.unwrap().round, round);
+}
+
+#[tokio::test]
+async fn a_validator_that_voted_in_a_later_round_does_not_confirm_an_earlier_certificate() {
+    let net = Net::new(4, 2, false).await;
+    let b1 = net.block(1, vec![]).await;
     let b2 = net
         .block(
             1,
@@ -257,47 +307,33 @@ async fn locking_refuses_other_blocks_until_a_higher_validated_certificate() {
             }],
         )
         .await;
-    // Validator 0 alone votes for b1 in round 0: it is now locked on b1.
-    let answers = net
-        .propose(&[0], &net.proposal(1, b1.clone(), Round::MultiLeader(0)))
+    // Validators 1, 2 and 3 validate b1 in round 0; validator 0 never hears of it.
+    let c1 = net
+        .validate(
+            &[1, 2, 3],
+            &net.proposal(1, b1.clone(), Round::MultiLeader(0)),
+        )
         .await;
-    assert!(answers[0].is_ok());
-    // Round 0 times out everywhere.
-    net.pass_deadline(1).await;
-    let t0 = net.timeout(&[0, 1, 2], 1, Round::MultiLeader(0)).await;
-    for v in ALL {
-        net.workers[v]
-            .handle_timeout_certificate(t0.clone())
-            .await
-            .unwrap();
-    }
-    // In round 1 the others validate b2; validator 0 refuses it.
-    let p2 = net.proposal(1, b2.clone(), Round::MultiLeader(1));
-    let c2 = net.validate(&[1, 2, 3], &p2).await;
+    time_out(&net, Round::MultiLeader(0)).await;
+    // Validator 0 votes for b2 in round 1, then sees b1's round-0 certificate: confirming it
+    // now could contradict a quorum its round-1 vote helps form, so it refuses.
+    let p2 = net.proposal(1, b2, Round::MultiLeader(1));
+    net.propose(&[0], &p2).await.remove(0).unwrap();
     assert_eq!(
-        net.propose(&[0], &p2).await[0].clone().unwrap_err(),
+        net.workers[0]
+            .handle_validated_certificate(c1.clone())
+            .await
+            .unwrap_err(),
         NodeError::HasLockedBlock
     );
-    // Round 1 times out; in round 2 b2 comes back with its round-1 validated certificate.
-    net.pass_deadline(1).await;
-    let t1 = net.timeout(&[0, 1, 2], 1, Round::MultiLeader(1)).await;
-    for v in ALL {
-        net.workers[v]
-            .handle_timeout_certificate(t1.clone())
-            .await
-            .unwrap();
-    }
-    let round = Round::SingleLeader(0);
-    let retry = BlockProposal::new_retry(round, c2, &net.owners[1]);
+    // The certified block proposed again in a later round gathers its vote.
+    time_out(&net, Round::MultiLeader(1)).await;
+    let retry = BlockProposal::new_retry(Round::SingleLeader(0), c1, &net.owners[1]);
     let answer = net.workers[0].handle_block_proposal(retry).await.unwrap();
-    let vote = answer.info.manager.pending.unwrap();
-    assert_eq!(vote.round, round);
-    // A block other than b2 is now refused by validator 0 (locked on b2 at round 1).
-    let p1 = net.proposal(1, b1, round);
-    assert!(matches!(
-        net.workers[0].handle_block_proposal(p1).await.unwrap_err(),
-        NodeError::AlreadyVoted | NodeError::HasLockedBlock
-    ));
+    assert_eq!(
+        answer.info.manager.pending.unwrap().round,
+        Round::SingleLeader(0)
+    );
 }
 
 #[tokio::test]

@@ -18,11 +18,17 @@ use crate::round::Round;
 use crate::vote::{LiteVote, VoteKind};
 use crate::{BlockHeight, ChainDescription, ChainId, TimeDelta, Timestamp};
 
-/// The block a validator is locked on at this height: it will vote for no other, unless shown a
-/// validated certificate of a later round.
+/// The latest block a node voted for or saw validated at this height, with its outcome.
+///
+/// What binds the node's later votes is narrower (DESIGN §4.3, see
+/// [`ChainManager::binding_lock`]): a vote in the fast round, or a validated certificate. A
+/// vote in another round binds nothing: were it to, validators whose votes split between two
+/// blocks of one round (two owners proposing at once, or an owner whose proposal reached too
+/// few) would refuse each other's block forever, and the chain would never commit again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lock {
-    /// The round in which the validator voted for it, or of the certificate it saw.
+    /// The round in which the node voted for it (the fast round stays, when the node voted for
+    /// the same block again later), or of the certificate it saw.
     pub round: Round,
     /// The block and its outcome.
     pub value: BlockValue,
@@ -181,6 +187,19 @@ impl ChainManager {
         self.lock.as_ref()
     }
 
+    /// The block this node votes for alone at this height, and the round from which a
+    /// validated certificate of another block frees it: the highest validated certificate it
+    /// saw, or else the block it voted for in the fast round (where a vote confirms at once).
+    pub fn binding_lock(&self) -> Option<(&Block, Round)> {
+        if let Some(certificate) = &self.locking_certificate {
+            return Some((certificate.value().block(), certificate.round()));
+        }
+        self.lock
+            .as_ref()
+            .filter(|lock| lock.round.is_fast())
+            .map(|lock| (&lock.value.block, lock.round))
+    }
+
     /// The highest validated certificate seen at this height.
     pub fn locking_certificate(&self) -> Option<&ValidatedBlockCertificate> {
         self.locking_certificate.as_deref()
@@ -296,13 +315,13 @@ impl ChainManager {
                 };
             }
         }
-        if let Some(lock) = &self.lock {
-            if lock.value.block != *block {
+        if let Some((locked, lock_round)) = self.binding_lock() {
+            if locked != block {
                 // Only a validated certificate from a later round than the lock unlocks.
                 let unlocked = proposal
                     .validated_block_certificate
                     .as_ref()
-                    .is_some_and(|certificate| certificate.round() > lock.round);
+                    .is_some_and(|certificate| certificate.round() > lock_round);
                 if !unlocked {
                     return Err(NodeError::HasLockedBlock);
                 }
@@ -328,8 +347,14 @@ impl ChainManager {
         if let Some(certificate) = &proposal.validated_block_certificate {
             self.observe_validated(certificate);
         }
+        // A fast-round vote binds (see `binding_lock`): a later vote for the same block keeps
+        // its round.
+        let keeps_fast_vote = self
+            .lock
+            .as_ref()
+            .is_some_and(|lock| lock.round.is_fast() && lock.value.block == value.block);
         let lock_round = self.lock.as_ref().map(|lock| lock.round);
-        if lock_round.is_none_or(|lock_round| lock_round <= round) {
+        if !keeps_fast_vote && lock_round.is_none_or(|lock_round| lock_round <= round) {
             self.lock = Some(Lock {
                 round,
                 value: value.clone(),
@@ -369,8 +394,11 @@ impl ChainManager {
     /// Handles a checked validated certificate at this height: updates the lock and the round,
     /// and returns the confirmation vote (none without a key).
     ///
-    /// Refused with `HasLockedBlock` when the node is locked on another block in a later round:
-    /// confirming then could contradict a quorum it helped form.
+    /// Refused with `HasLockedBlock` when the node is bound to another block by a later
+    /// certificate, or voted in a later round than the certificate's: confirming then could
+    /// contradict a quorum it helped form. (Its votes in later rounds bind nothing, so one of
+    /// them may have gone to another block even when the latest is for this one.) The owner
+    /// then proposes the certified block again in the current round.
     pub fn handle_validated_certificate(
         &mut self,
         description: &ChainDescription,
@@ -379,10 +407,16 @@ impl ChainManager {
         key: Option<&ValidatorSecretKey>,
     ) -> Result<Option<LiteVote>, NodeError> {
         let round = certificate.round();
-        if let Some(lock) = &self.lock {
-            if lock.round > round && lock.value.block != *certificate.value().block() {
-                return Err(NodeError::HasLockedBlock);
-            }
+        let block = certificate.value().block();
+        let bound_elsewhere = self
+            .binding_lock()
+            .is_some_and(|(locked, lock_round)| lock_round > round && locked != block);
+        let voted_later = self
+            .proposed
+            .as_ref()
+            .is_some_and(|proposal| proposal.round() > round);
+        if bound_elsewhere || voted_later {
+            return Err(NodeError::HasLockedBlock);
         }
         self.observe_validated(certificate);
         if round > self.current_round {

@@ -4,9 +4,10 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use quorum_core::{
-    leader, Blob, Block, BlockProposal, BlockValue, Certificate, Committee, ConfirmedBlock,
-    ConfirmedBlockCertificate, CrossChainDelivery, Hashed, IncomingBundle, Operation, Round,
-    Storage, ValidatedBlock, ValidatedBlockCertificate, ValidatorNode,
+    leader, AccountSecretKey, Blob, Block, BlockProposal, BlockValue, Certificate, ChainState,
+    Committee, ConfirmedBlock, ConfirmedBlockCertificate, CrossChainDelivery, Hashed,
+    IncomingBundle, Operation, Round, Storage, ValidatedBlock, ValidatedBlockCertificate,
+    ValidatorNode,
 };
 
 use crate::quorum::{communicate_with_quorum, QuorumError};
@@ -96,14 +97,22 @@ impl<S: Storage + 'static> ChainClient<S> {
                     continue;
                 }
             }
-            let (proposal, value, own) = match locked {
-                Some(certificate) if *certificate.value().block() != block => {
+            let earlier = match &locked {
+                Some(_) => None,
+                None => self.earlier_block(&state, &block, owner).await,
+            };
+            let (proposal, value, own) = match (locked, earlier) {
+                (Some(certificate), _) if *certificate.value().block() != block => {
                     let value = certificate.value().inner().0.clone();
                     (
                         BlockProposal::new_retry(round, certificate, owner),
                         value,
                         false,
                     )
+                }
+                (_, Some((earlier, value))) => {
+                    let own = proposed.contains(&earlier);
+                    (BlockProposal::new(earlier, round, owner), value, own)
                 }
                 _ => {
                     let value = self.local.stage_block_execution(&block, &blobs).await?;
@@ -125,6 +134,35 @@ impl<S: Storage + 'static> ChainClient<S> {
                     }
                 }
                 Err(error) => self.recover_round(round, error).await?,
+            }
+        }
+    }
+
+    /// The block other than `block` that this owner proposed at this height (by this call,
+    /// or by an earlier one that stopped before it was committed, as the local node recorded
+    /// it), with its outcome: it is proposed again before any other. In the fast round the
+    /// validators that voted for it vote for no other block, so a new block could never
+    /// gather a quorum; in other rounds its votes so far still count. `None` when there is
+    /// none, or when it no longer executes (then a new block is proposed, and the refusal
+    /// logged).
+    async fn earlier_block(
+        &self,
+        state: &ChainState,
+        block: &Block,
+        owner: &AccountSecretKey,
+    ) -> Option<(Block, BlockValue)> {
+        let earlier = state
+            .manager()
+            .proposed()
+            .filter(|proposal| proposal.owner() == owner.public())
+            .map(BlockProposal::block)
+            .filter(|earlier| earlier.height == block.height && *earlier != block)?
+            .clone();
+        match self.local.stage_block_execution(&earlier, &[]).await {
+            Ok(value) => Some((earlier, value)),
+            Err(error) => {
+                warn!(%error, height = ?earlier.height, "an earlier proposal no longer executes");
+                None
             }
         }
     }

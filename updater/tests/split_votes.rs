@@ -1,0 +1,131 @@
+//! Rounds whose votes split so that no block reached a quorum (DESIGN §4.3): the chain still
+//! commits. A validator that only voted for a block in a multi-leader round is not locked on
+//! it, and an owner whose proposal reached too few validators proposes that same block again
+//! before anything else (in the fast round, where a vote does lock, nothing else could ever
+//! gather a quorum).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use quorum_core::{
+    AccountPublicKey, AccountSecretKey, Block, BlockHeight, BlockProposal, ChainDescription,
+    ConfirmedBlockCertificate, Operation, Round, ValidatorNode,
+};
+use quorum_testkit::{test_options, TokioTestNet};
+use quorum_updater::ChainClient;
+use rand::SeedableRng;
+
+const CHAIN: usize = 1;
+
+fn transfer(net: &TokioTestNet, amount: u64) -> Vec<Operation> {
+    vec![Operation::Transfer {
+        recipient: net.chains[0],
+        amount,
+    }]
+}
+
+/// The certificate every validator has at `height` of `CHAIN`, once all are at `expected`.
+async fn committed(
+    net: &TokioTestNet,
+    height: u64,
+    expected: u64,
+) -> Vec<ConfirmedBlockCertificate> {
+    net.settle().await;
+    let chain = net.chains[CHAIN];
+    let mut certificates = Vec::new();
+    for v in 0..net.workers.len() {
+        assert_eq!(
+            net.height_of(v, chain).await,
+            BlockHeight(expected),
+            "validator {v}"
+        );
+        let mut found = net.workers[v]
+            .download_certificates_by_heights(chain, vec![BlockHeight(height)])
+            .await
+            .unwrap();
+        certificates.push(found.remove(0));
+    }
+    certificates
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_owner_finishes_its_fast_proposal_that_reached_too_few_validators() {
+    let net = TokioTestNet::new(4, 2, true).await;
+    let client = net.client(CHAIN);
+    // The owner's first attempt is recorded by its local node, then reaches validators 0 and 1
+    // only before the client stops: they voted for it in the fast round.
+    let first = client.make_block(transfer(&net, 7)).await.unwrap();
+    let proposal = BlockProposal::new(first.clone(), Round::Fast, &net.owners[CHAIN]);
+    net.local
+        .handle_own_block_proposal(proposal.clone())
+        .await
+        .unwrap();
+    for answer in net.propose(&[0, 1], &proposal).await {
+        assert!(answer.unwrap().info.manager.pending.is_some());
+    }
+    // Later, the owner transfers something else: its first block is committed first.
+    tokio::time::advance(Duration::from_millis(10)).await;
+    let own = client.transfer(net.chains[0], 3).await.unwrap();
+    assert_eq!(own.value().block().height, BlockHeight(1));
+    for certificate in committed(&net, 0, 2).await {
+        assert_eq!(*certificate.value().block(), first);
+    }
+    assert_eq!(
+        net.balance(0, CHAIN).await,
+        net.genesis.chains[CHAIN].balance - 10
+    );
+}
+
+/// A genesis description whose `CHAIN` has two owners (the test's owner and `other`), with no
+/// fast round.
+fn two_owners(index: u32, owner: &AccountSecretKey, other: AccountPublicKey) -> ChainDescription {
+    let mut description = quorum_testkit::test_description(index, owner, false);
+    if index == CHAIN as u32 {
+        description.owners = BTreeMap::from([(owner.public(), 1), (other, 1)]);
+    }
+    description
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_owners_whose_votes_split_still_commit() {
+    let second = AccountSecretKey::generate(&mut rand_chacha::ChaCha8Rng::seed_from_u64(9));
+    let second_public = second.public();
+    let net = TokioTestNet::builder()
+        .validators(4)
+        .chains(2)
+        .describe(move |index, owner| two_owners(index, owner, second_public))
+        .build()
+        .await;
+    // In the first multi-leader round both owners propose: validators 0 and 1 vote for the
+    // first owner's block, 2 and 3 for the second's. Neither has a quorum.
+    let first = net.block(CHAIN, transfer(&net, 7)).await;
+    let proposal = net.proposal(CHAIN, first.clone(), Round::MultiLeader(0));
+    for answer in net.propose(&[0, 1], &proposal).await {
+        answer.unwrap();
+    }
+    let other = Block {
+        authenticated_owner: second_public,
+        operations: transfer(&net, 5),
+        ..first
+    };
+    let proposal = BlockProposal::new(other, Round::MultiLeader(0), &second);
+    for answer in net.propose(&[2, 3], &proposal).await {
+        answer.unwrap();
+    }
+    // The second owner, from a local node of its own that saw none of it, commits a block.
+    let local = net.new_worker(None).await;
+    let client = ChainClient::new(
+        net.chains[CHAIN],
+        Some(second),
+        local,
+        net.validators.clone(),
+        test_options(),
+    );
+    let own = client.transfer(net.chains[0], 3).await.unwrap();
+    assert_eq!(own.value().block().height, BlockHeight(0));
+    assert!(own.round() > Round::MultiLeader(0));
+    for certificate in committed(&net, 0, 1).await {
+        assert_eq!(certificate, own);
+    }
+}
