@@ -203,8 +203,13 @@ impl<S: Storage + 'static> ChainClient<S> {
         for blob in &blobs {
             ValidatorNode::handle_pending_blob(&*self.local, self.chain_id, blob.clone()).await?;
         }
-        // The local node records the proposal, as evidence of our round for lagging validators.
-        let _ = self.local.handle_own_block_proposal(proposal.clone()).await;
+        // The local node records the proposal before it is sent: as evidence of our round for
+        // lagging validators, and so that a later call proposes the same block again
+        // (`earlier_block`). In the fast round, where a vote binds, nothing is sent unrecorded.
+        let recorded = self.local.handle_own_block_proposal(proposal.clone()).await;
+        if round.is_fast() {
+            recorded?;
+        }
         let action = CommunicateAction::SubmitBlock {
             proposal: Box::new(proposal.clone()),
             blobs: blobs.clone(),
