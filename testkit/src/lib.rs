@@ -30,6 +30,6 @@ pub use fixtures::{
 };
 pub use must::{must, some};
 pub use net::{
-    test_consensus, test_description, test_options, NetClock, TestNet, TestNetwork,
-    TestNetworkBuilder, TokioTestNet, OWNER_SEED, SETTLE_TIME, VALIDATOR_SEED,
+    test_consensus, test_description, test_description_shared, test_options, NetClock, TestNet,
+    TestNetwork, TestNetworkBuilder, TokioTestNet, OWNER_SEED, SETTLE_TIME, VALIDATOR_SEED,
 };

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quorum_core::{
-    AccountSecretKey, ChainDescription, ChainId, Committee, ConsensusConfig, TimeDelta, Timestamp,
-    ValidatorNode, ValidatorSecretKey,
+    AccountPublicKey, AccountSecretKey, ChainDescription, ChainId, Committee, ConsensusConfig,
+    TimeDelta, Timestamp, ValidatorNode, ValidatorSecretKey,
 };
 use quorum_node::{
     Clock, Genesis, ManualClock, MemoryStorage, SystemClock, TokioClock, Worker, WorkerConfig,
@@ -123,6 +123,21 @@ pub fn test_options() -> Options {
 /// [`test_consensus`].
 pub fn test_description(index: u32, owner: &AccountSecretKey, fast: bool) -> ChainDescription {
     genesis_description(index, owner.public(), fast, test_consensus())
+}
+
+/// [`test_description`] without a fast round, the chain `shared` (a genesis index) owned by
+/// `other` too, with the same weight: two owners who may propose in multi-leader rounds.
+pub fn test_description_shared(
+    index: u32,
+    owner: &AccountSecretKey,
+    shared: u32,
+    other: AccountPublicKey,
+) -> ChainDescription {
+    let mut description = test_description(index, owner, false);
+    if index == shared {
+        description.owners.insert(other, 1);
+    }
+    description
 }
 
 /// Describes genesis chain `index` given its owner.

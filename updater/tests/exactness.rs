@@ -2,14 +2,12 @@
 //! asserting the outcome a user expects.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use quorum_core::protocol::RequestKind;
 use quorum_core::{
-    BlockHeight, BlockProposal, ChainDescription, CrossChainDelivery, NodeError, Round, TimeDelta,
-    ValidatorNode,
+    BlockHeight, BlockProposal, CrossChainDelivery, NodeError, Round, TimeDelta, ValidatorNode,
 };
 use quorum_testkit::{test_consensus, TokioTestNet};
 use quorum_transport_mem::Fault;
@@ -281,19 +279,6 @@ async fn thousands_of_waiting_bundles_commit_over_several_blocks() {
     );
 }
 
-/// A genesis description whose chain has two owners (the test's owner and `other`).
-fn two_owners(
-    index: u32,
-    owner: &quorum_core::AccountSecretKey,
-    other: quorum_core::AccountPublicKey,
-) -> ChainDescription {
-    let mut description = quorum_testkit::test_description(index, owner, false);
-    if index == CHAIN as u32 {
-        description.owners = BTreeMap::from([(owner.public(), 1), (other, 1)]);
-    }
-    description
-}
-
 /// Item 8: another owner finishes a block the first owner left validated, then commits its
 /// own.
 #[tokio::test(start_paused = true)]
@@ -303,7 +288,9 @@ async fn another_owner_re_proposes_a_locked_block() {
     let net = TokioTestNet::builder()
         .validators(4)
         .chains(2)
-        .describe(move |i, owner| two_owners(i, owner, second_public))
+        .describe(move |i, owner| {
+            quorum_testkit::test_description_shared(i, owner, CHAIN as u32, second_public)
+        })
         .build()
         .await;
     let chain = net.chains[CHAIN];
@@ -438,7 +425,8 @@ async fn a_non_leader_waits_for_the_next_round() {
         .validators(4)
         .chains(2)
         .describe(move |i, owner| {
-            let mut description = two_owners(i, owner, second_public);
+            let mut description =
+                quorum_testkit::test_description_shared(i, owner, CHAIN as u32, second_public);
             description.consensus.multi_leader_rounds = 0;
             description
         })

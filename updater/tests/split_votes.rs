@@ -5,14 +5,13 @@
 //! gather a quorum).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use quorum_core::{
-    AccountPublicKey, AccountSecretKey, Block, BlockHeight, BlockProposal, ChainDescription,
-    ConfirmedBlockCertificate, Operation, Round, ValidatorNode,
+    AccountSecretKey, Block, BlockHeight, BlockProposal, ConfirmedBlockCertificate, Operation,
+    Round, ValidatorNode,
 };
-use quorum_testkit::{test_options, TokioTestNet};
+use quorum_testkit::{test_description_shared, test_options, TokioTestNet};
 use quorum_updater::ChainClient;
 use rand::SeedableRng;
 
@@ -77,16 +76,6 @@ async fn an_owner_finishes_its_fast_proposal_that_reached_too_few_validators() {
     );
 }
 
-/// A genesis description whose `CHAIN` has two owners (the test's owner and `other`), with no
-/// fast round.
-fn two_owners(index: u32, owner: &AccountSecretKey, other: AccountPublicKey) -> ChainDescription {
-    let mut description = quorum_testkit::test_description(index, owner, false);
-    if index == CHAIN as u32 {
-        description.owners = BTreeMap::from([(owner.public(), 1), (other, 1)]);
-    }
-    description
-}
-
 #[tokio::test(start_paused = true)]
 async fn two_owners_whose_votes_split_still_commit() {
     let second = AccountSecretKey::generate(&mut rand_chacha::ChaCha8Rng::seed_from_u64(9));
@@ -94,7 +83,9 @@ async fn two_owners_whose_votes_split_still_commit() {
     let net = TokioTestNet::builder()
         .validators(4)
         .chains(2)
-        .describe(move |index, owner| two_owners(index, owner, second_public))
+        .describe(move |index, owner| {
+            test_description_shared(index, owner, CHAIN as u32, second_public)
+        })
         .build()
         .await;
     // In the first multi-leader round both owners propose: validators 0 and 1 vote for the
