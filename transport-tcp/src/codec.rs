@@ -80,7 +80,7 @@ impl<In> FrameCodec<In> {
 impl<In: DeserializeOwned> FrameCodec<In> {
     /// Decodes a complete frame body (without its length prefix).
     pub fn decode_body(body: &[u8]) -> Result<Envelope<In>, TransportError> {
-        bcs::from_bytes(body).map_err(|error| TransportError::Decode(error.to_string()))
+        bcs::from_bytes(body).map_err(TransportError::Decode)
     }
 }
 
@@ -121,8 +121,7 @@ impl<In, T: Serialize> Encoder<&Envelope<T>> for FrameCodec<In> {
     type Error = TransportError;
 
     fn encode(&mut self, envelope: &Envelope<T>, dst: &mut BytesMut) -> Result<(), TransportError> {
-        let body =
-            bcs::to_bytes(envelope).map_err(|error| TransportError::Encode(error.to_string()))?;
+        let body = bcs::to_bytes(envelope).map_err(TransportError::Encode)?;
         let too_large = || TransportError::FrameTooLarge {
             length: body.len() as u64,
             max: self.max_frame_length,

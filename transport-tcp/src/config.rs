@@ -12,7 +12,7 @@ use std::time::Duration;
 use quorum_core::Limits;
 use tokio::sync::Semaphore;
 
-use crate::error::TransportError;
+use crate::error::{ConfigError, TransportError};
 use crate::frame::{LENGTH_PREFIX_LEN, MAX_FRAME_LENGTH_LIMIT};
 
 /// Default [`ClientConfig::request_timeout`]: 30 s.
@@ -325,9 +325,12 @@ impl ServerConfig {
         check_positive("first_frame_timeout", self.first_frame_timeout)?;
         check_positive("frame_read_timeout", self.frame_read_timeout)?;
         if self.min_receive_rate == 0 {
-            return Err(TransportError::InvalidConfig(
-                "min_receive_rate must be at least 1 byte per second".to_owned(),
-            ));
+            return Err(ConfigError::TooSmall {
+                field: "min_receive_rate",
+                min: 1,
+                value: 0,
+            }
+            .into());
         }
         if let Some(idle) = self.idle_timeout {
             check_positive("idle_timeout", idle)?;
@@ -376,14 +379,8 @@ impl ServerConfig {
 }
 
 fn check_frame_length(max_frame_length: usize) -> Result<(), TransportError> {
-    if (1..=MAX_FRAME_LENGTH_LIMIT).contains(&max_frame_length) {
-        Ok(())
-    } else {
-        Err(TransportError::InvalidConfig(format!(
-            "max_frame_length must be between 1 and {MAX_FRAME_LENGTH_LIMIT} bytes, \
-             got {max_frame_length}"
-        )))
-    }
+    check_at_least_one("max_frame_length", max_frame_length)?;
+    check_at_most("max_frame_length", max_frame_length, MAX_FRAME_LENGTH_LIMIT)
 }
 
 fn check_in_flight(max_in_flight: usize) -> Result<(), TransportError> {
@@ -391,31 +388,43 @@ fn check_in_flight(max_in_flight: usize) -> Result<(), TransportError> {
 }
 
 /// A value used as the size of a [`Semaphore`]: at least 1, at most what one can hold.
-fn check_permits(name: &str, value: usize) -> Result<(), TransportError> {
-    check_at_least_one(name, value)?;
-    if value > Semaphore::MAX_PERMITS {
-        return Err(TransportError::InvalidConfig(format!(
-            "{name} must be at most {}, got {value}",
-            Semaphore::MAX_PERMITS
-        )));
-    }
-    Ok(())
+fn check_permits(field: &'static str, value: usize) -> Result<(), TransportError> {
+    check_at_least_one(field, value)?;
+    check_at_most(field, value, Semaphore::MAX_PERMITS)
 }
 
-fn check_at_least_one(name: &str, value: usize) -> Result<(), TransportError> {
+/// `usize` as `u64` for an error report (saturating; `usize` is at most 64 bits here).
+fn wide(value: usize) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
+}
+
+fn check_at_least_one(field: &'static str, value: usize) -> Result<(), TransportError> {
     if value == 0 {
-        return Err(TransportError::InvalidConfig(format!(
-            "{name} must be at least 1"
-        )));
+        return Err(ConfigError::TooSmall {
+            field,
+            min: 1,
+            value: 0,
+        }
+        .into());
     }
     Ok(())
 }
 
-fn check_positive(name: &str, value: Duration) -> Result<(), TransportError> {
+fn check_at_most(field: &'static str, value: usize, max: usize) -> Result<(), TransportError> {
+    if value > max {
+        return Err(ConfigError::TooLarge {
+            field,
+            max: wide(max),
+            value: wide(value),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+fn check_positive(field: &'static str, value: Duration) -> Result<(), TransportError> {
     if value.is_zero() {
-        return Err(TransportError::InvalidConfig(format!(
-            "{name} must be longer than zero"
-        )));
+        return Err(ConfigError::ZeroDuration { field }.into());
     }
     Ok(())
 }
@@ -441,12 +450,39 @@ mod tests {
             max_frame_length: 0,
             ..ServerConfig::default()
         };
-        assert!(zero_frame.validate().is_err());
+        assert_eq!(
+            zero_frame.validate(),
+            Err(ConfigError::TooSmall {
+                field: "max_frame_length",
+                min: 1,
+                value: 0
+            }
+            .into())
+        );
+        let huge_frame = ServerConfig {
+            max_frame_length: MAX_FRAME_LENGTH_LIMIT + 1,
+            ..ServerConfig::default()
+        };
+        assert_eq!(
+            huge_frame.validate(),
+            Err(ConfigError::TooLarge {
+                field: "max_frame_length",
+                max: MAX_FRAME_LENGTH_LIMIT as u64,
+                value: MAX_FRAME_LENGTH_LIMIT as u64 + 1
+            }
+            .into())
+        );
         let zero_read_timeout = ServerConfig {
             frame_read_timeout: Duration::ZERO,
             ..ServerConfig::default()
         };
-        assert!(zero_read_timeout.validate().is_err());
+        assert_eq!(
+            zero_read_timeout.validate(),
+            Err(ConfigError::ZeroDuration {
+                field: "frame_read_timeout"
+            }
+            .into())
+        );
         let zero_cap = ServerConfig {
             max_connections_per_ip: 0,
             ..ServerConfig::default()

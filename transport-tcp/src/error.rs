@@ -57,13 +57,45 @@ pub enum TransportError {
     },
     /// A complete frame's body is not a valid BCS encoding of the expected envelope.
     #[error("undecodable frame body: {0}")]
-    Decode(String),
+    Decode(bcs::Error),
     /// A message could not be BCS-encoded.
     #[error("cannot encode message: {0}")]
-    Encode(String),
+    Encode(bcs::Error),
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
-    InvalidConfig(String),
+    InvalidConfig(#[from] ConfigError),
+}
+
+/// A value of [`ClientConfig`](crate::ClientConfig) or [`ServerConfig`](crate::ServerConfig)
+/// out of its range; `field` is the field's name.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// A count, size or rate under its least value.
+    #[error("{field} must be at least {min}, got {value}")]
+    TooSmall {
+        /// The field.
+        field: &'static str,
+        /// Its least value, in the field's unit.
+        min: u64,
+        /// The value given.
+        value: u64,
+    },
+    /// A count or size over its largest value.
+    #[error("{field} must be at most {max}, got {value}")]
+    TooLarge {
+        /// The field.
+        field: &'static str,
+        /// Its largest value, in the field's unit.
+        max: u64,
+        /// The value given.
+        value: u64,
+    },
+    /// A duration of zero where a wait must be possible.
+    #[error("{field} must be longer than zero")]
+    ZeroDuration {
+        /// The field.
+        field: &'static str,
+    },
 }
 
 impl TransportError {

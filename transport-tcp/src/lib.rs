@@ -83,7 +83,7 @@ pub use config::{
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_RESPONSE_RESERVE, DEFAULT_SERVER_FRAME_READ_TIMEOUT,
     DEFAULT_SHUTDOWN_GRACE, DEFAULT_WRITE_TIMEOUT,
 };
-pub use error::TransportError;
+pub use error::{ConfigError, TransportError};
 pub use frame::{Envelope, WireMessage, LENGTH_PREFIX_LEN, MAX_FRAME_LENGTH_LIMIT};
 pub use handler::Handler;
 pub use server::{Server, ShutdownOutcome};

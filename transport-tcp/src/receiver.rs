@@ -55,9 +55,13 @@ pub(crate) enum ReceiveError {
         /// The time the frame was allowed.
         allowed: Duration,
     },
-    /// A blocking decoding task failed.
-    #[error("decoding task failed: {0}")]
-    DecodeTask(String),
+    /// A blocking decoding task did not finish: it panicked (`panicked`), or the runtime
+    /// shutting down cancelled it.
+    #[error("decoding task failed (panicked: {panicked})")]
+    DecodeTask {
+        /// Whether it panicked.
+        panicked: bool,
+    },
     /// A shared budget was closed: the server is going away.
     #[error("server resources closed")]
     Closed,
@@ -258,7 +262,9 @@ impl<Req: WireMessage> Receiver<Req> {
             FrameCodec::<Req>::decode_body(&body)
         })
         .await
-        .map_err(|error| ReceiveError::DecodeTask(error.to_string()))?;
+        .map_err(|error| ReceiveError::DecodeTask {
+            panicked: error.is_panic(),
+        })?;
         Ok(decoded?)
     }
 }

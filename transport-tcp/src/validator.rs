@@ -315,15 +315,17 @@ mod tests {
                 NodeError::Transport(TransportErrorKind::FrameTooLarge),
             ),
             (
-                TransportError::Decode("bad".into()),
+                TransportError::Decode(bcs::Error::Eof),
                 NodeError::Transport(TransportErrorKind::Codec),
             ),
             (
-                TransportError::Encode("bad".into()),
+                TransportError::Encode(bcs::Error::Eof),
                 NodeError::Transport(TransportErrorKind::Codec),
             ),
             (
-                TransportError::InvalidConfig("bad".into()),
+                TransportError::InvalidConfig(crate::ConfigError::ZeroDuration {
+                    field: "write_timeout",
+                }),
                 NodeError::Transport(TransportErrorKind::Unavailable),
             ),
         ];
