@@ -165,9 +165,11 @@ async fn advance(
 /// Runs the demo and returns its summary.
 pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
     if args.validators == 0 || args.chains < 2 || args.blocks == 0 {
-        return Err(CliError::Usage(
-            "the demo needs validators ≥ 1, chains ≥ 2 and blocks ≥ 1".into(),
-        ));
+        return Err(CliError::DemoTooSmall {
+            validators: args.validators,
+            chains: args.chains,
+            blocks: args.blocks,
+        });
     }
     if let Some(address) = args.metrics {
         let bound = crate::metrics_server::serve(address).await?;
@@ -175,12 +177,12 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
     }
     let f = (args.validators - 1) / 3;
     if args.faults.len() > f {
-        return Err(CliError::Usage(format!(
-            "{} faulty validators ({}) is more than f = {f} for {} validators",
-            args.faults.len(),
-            args.faults,
-            args.validators
-        )));
+        return Err(CliError::TooManyFaults {
+            faulty: args.faults.len(),
+            plan: args.faults.to_string(),
+            tolerated: f,
+            validators: args.validators,
+        });
     }
     let temporary = tempfile::tempdir().map_err(|source| CliError::File {
         path: PathBuf::from("tmp"),
@@ -215,9 +217,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
         setup::FastRound::unless(args.no_fast_round),
         args.insecure_seed,
     )?;
-    let admin = genesis
-        .admin_chain()
-        .ok_or_else(|| CliError::Usage("no chains".into()))?;
+    let admin = genesis.admin_chain().ok_or(CliError::NoChains)?;
     let chains: Vec<ChainId> = genesis.chains.iter().map(|c| c.id()).collect();
 
     let validators = ValidatorSet::new();
@@ -421,7 +421,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
     };
     if !out_of_sync.is_empty() {
         println!("{}", summary.render());
-        return Err(CliError::OutOfSync(out_of_sync.join(", ")));
+        return Err(CliError::OutOfSync(out_of_sync));
     }
     Ok(summary)
 }

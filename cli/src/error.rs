@@ -153,9 +153,54 @@ pub enum CliError {
         /// The transport's report.
         source: quorum_transport_tcp::TransportError,
     },
-    /// Invalid command-line input.
-    #[error("{0}")]
-    Usage(String),
+    /// The demo was asked for no validator, fewer than two chains or no block.
+    #[error("the demo needs validators ≥ 1, chains ≥ 2 and blocks ≥ 1 (got {validators}, {chains} and {blocks})")]
+    DemoTooSmall {
+        /// Validators asked for.
+        validators: usize,
+        /// Chains asked for.
+        chains: usize,
+        /// Blocks asked for.
+        blocks: usize,
+    },
+    /// More faulty validators than the committee tolerates.
+    #[error("{faulty} faulty validators ({plan}) is more than f = {tolerated} for {validators} validators")]
+    TooManyFaults {
+        /// Faulty validators asked for.
+        faulty: usize,
+        /// The fault plan as given.
+        plan: String,
+        /// How many the committee tolerates (f).
+        tolerated: usize,
+        /// Validators in the committee.
+        validators: usize,
+    },
+    /// A committee without validators.
+    #[error("a committee needs at least one validator")]
+    NoValidators,
+    /// A genesis without chains.
+    #[error("at least one chain (the admin chain) is needed")]
+    NoChains,
+    /// The validators made here do not form a committee.
+    #[error("committee: {0}")]
+    NewCommittee(#[from] CommitteeError),
+    /// A validator's port past 65535.
+    #[error("port {0} out of range")]
+    PortOutOfRange(usize),
+    /// `--request-timeout-ms 0`.
+    #[error("--request-timeout-ms must be at least 1")]
+    ZeroRequestTimeout,
+    /// A wallet with no chain in it.
+    #[error("the wallet holds no chain")]
+    EmptyWallet,
+    /// A chain index past the wallet's end.
+    #[error("no chain {index} in the wallet ({chains} chains)")]
+    NoSuchChain {
+        /// The index asked for.
+        index: usize,
+        /// Chains in the wallet.
+        chains: usize,
+    },
     /// The storage failed to open.
     #[error("storage: {0}")]
     Storage(#[from] quorum_store_redb::Error),
@@ -171,7 +216,7 @@ pub enum CliError {
     /// A chain operation failed.
     #[error("chain: {0}")]
     Chain(#[from] quorum_updater::ChainClientError),
-    /// Validators did not end in sync.
-    #[error("validators out of sync: {0}")]
-    OutOfSync(String),
+    /// Validators did not end in sync (their names).
+    #[error("validators out of sync: {}", .0.join(", "))]
+    OutOfSync(Vec<String>),
 }

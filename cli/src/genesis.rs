@@ -104,7 +104,7 @@ pub fn dev_genesis(args: &DevGenesisArgs) -> Result<(), CliError> {
             let port = usize::from(args.base_port) + i;
             u16::try_from(port)
                 .map(|port| format!("{}:{port}", args.host))
-                .map_err(|_| CliError::Usage(format!("port {port} out of range")))
+                .map_err(|_| CliError::PortOutOfRange(port))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let setup = setup::all_in_one(

@@ -82,9 +82,7 @@ impl Session {
     /// validator, then restores the health records the previous command left.
     pub async fn open(settings: &SessionSettings) -> Result<Self, CliError> {
         if settings.request_timeout.is_zero() {
-            return Err(CliError::Usage(
-                "--request-timeout-ms must be at least 1".into(),
-            ));
+            return Err(CliError::ZeroRequestTimeout);
         }
         let genesis: Genesis = files::read(&settings.dir.join(GENESIS_FILE), "genesis")?;
         let wallet_path = settings.dir.join(WALLET_FILE);
@@ -119,7 +117,7 @@ impl Session {
             .chains
             .first()
             .cloned()
-            .ok_or_else(|| CliError::Usage("the wallet holds no chain".into()))?;
+            .ok_or(CliError::EmptyWallet)?;
         let base = ChainClient::new(
             first_chain,
             Some(first_owner),
@@ -143,12 +141,14 @@ impl Session {
 
     /// Chain `index` of the wallet, with its owner key.
     pub fn chain(&self, index: usize) -> Result<(ChainId, AccountSecretKey), CliError> {
-        self.wallet.chains.get(index).cloned().ok_or_else(|| {
-            CliError::Usage(format!(
-                "no chain {index} in the wallet ({} chains)",
-                self.wallet.chains.len()
-            ))
-        })
+        self.wallet
+            .chains
+            .get(index)
+            .cloned()
+            .ok_or(CliError::NoSuchChain {
+                index,
+                chains: self.wallet.chains.len(),
+            })
     }
 
     /// The admin chain (every validator knows it).

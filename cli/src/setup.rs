@@ -98,9 +98,7 @@ fn all_in_one_from<R: RngCore + CryptoRng>(
     rng: &mut R,
 ) -> Result<CommitteeSetup, CliError> {
     if addresses.is_empty() {
-        return Err(CliError::Usage(
-            "a committee needs at least one validator".into(),
-        ));
+        return Err(CliError::NoValidators);
     }
     check_chains(chains)?;
     let mut validator_keys: Vec<ValidatorSecretKey> = addresses
@@ -121,7 +119,7 @@ fn all_in_one_from<R: RngCore + CryptoRng>(
             )
         })
         .collect();
-    let committee = Committee::new(members).map_err(|e| CliError::Usage(e.to_string()))?;
+    let committee = Committee::new(members)?;
     let owners: Vec<AccountSecretKey> = (0..chains)
         .map(|_| AccountSecretKey::generate(rng))
         .collect();
@@ -150,9 +148,7 @@ pub fn genesis_for(
 
 fn check_chains(chains: usize) -> Result<(), CliError> {
     if chains == 0 {
-        return Err(CliError::Usage(
-            "at least one chain (the admin chain) is needed".into(),
-        ));
+        return Err(CliError::NoChains);
     }
     Ok(())
 }

@@ -1,11 +1,12 @@
 //! `quorum demo` (issue 12): its chains commit in the fast round of their single owner by
 //! default and in two phases with `--no-fast-round`; either way a validator stopped mid-run
-//! and restarted ends in sync, and the summary says which way the blocks were agreed.
+//! and restarted ends in sync, and the summary says which way the blocks were agreed. What it
+//! cannot run it refuses with a clear error.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::quorum;
+use common::{quorum, quorum_fails};
 
 /// Blocks each demo run commits: enough for the restart fault to happen mid-run.
 const BLOCKS: usize = 300;
@@ -81,4 +82,19 @@ fn the_demo_commits_in_two_phases_without_the_fast_round() {
     // Validated votes, confirmed votes and the broadcast per block, at least.
     assert!(figure(&summary, "quorum calls") >= 3 * BLOCKS, "{summary}");
     all_in_sync(&summary);
+}
+
+#[test]
+fn the_demo_refuses_what_it_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = quorum_fails(dir.path(), &["demo", "--faults", "late,hang"]);
+    assert!(
+        error.contains("2 faulty validators (late,hang) is more than f = 1 for 4 validators"),
+        "{error}"
+    );
+    let error = quorum_fails(dir.path(), &["demo", "--chains", "1"]);
+    assert!(
+        error.contains("chains ≥ 2 and blocks ≥ 1 (got 4, 1 and 200)"),
+        "{error}"
+    );
 }
