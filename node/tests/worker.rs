@@ -6,7 +6,7 @@
 use quorum_core::{
     epoch_event_id, Blob, BlockHeight, BlockProposal, Certificate, CertificateError,
     ChainInfoQuery, CrossChainDelivery, Epoch, IncomingBundle, Message, NodeError, Operation,
-    Round, Signature, TimeDelta, Timestamp, ValidatorNode, ValidatorSecretKey,
+    Round, Signature, TimeDelta, TimeoutCertificate, Timestamp, ValidatorNode, ValidatorSecretKey,
 };
 use quorum_testkit::{genesis_description, TestNet as Net, START};
 use rand::SeedableRng;
@@ -236,8 +236,8 @@ async fn timeout_votes_only_after_the_deadline_and_certificates_move_the_round()
     assert_eq!(net.next_height(0, 1).await, BlockHeight(1));
 }
 
-/// Times round `round` of chain 1 out on every validator.
-async fn time_out(net: &Net, round: Round) {
+/// Times round `round` of chain 1 out on every validator; returns the timeout certificate.
+async fn time_out(net: &Net, round: Round) -> TimeoutCertificate {
     net.pass_deadline(1).await;
     let certificate = net.timeout(&[0, 1, 2], 1, round).await;
     for v in ALL {
@@ -246,6 +246,7 @@ async fn time_out(net: &Net, round: Round) {
             .await
             .unwrap();
     }
+    certificate
 }
 
 #[tokio::test]
@@ -314,7 +315,7 @@ async fn a_validator_that_voted_in_a_later_round_does_not_confirm_an_earlier_cer
             &net.proposal(1, b1.clone(), Round::MultiLeader(0)),
         )
         .await;
-    time_out(&net, Round::MultiLeader(0)).await;
+    let t0 = time_out(&net, Round::MultiLeader(0)).await;
     // Validator 0 votes for b2 in round 1, then sees b1's round-0 certificate: confirming it
     // now could contradict a quorum its round-1 vote helps form, so it refuses.
     let p2 = net.proposal(1, b2, Round::MultiLeader(1));
@@ -326,6 +327,17 @@ async fn a_validator_that_voted_in_a_later_round_does_not_confirm_an_earlier_cer
             .unwrap_err(),
         NodeError::HasLockedBlock
     );
+    // A client's node (no key) that recorded the same proposal signs nothing: it keeps the
+    // certificate as evidence, so that its client proposes b1 again.
+    let local = net.new_worker(None).await;
+    local.handle_timeout_certificate(t0).await.unwrap();
+    local.handle_own_block_proposal(p2).await.unwrap();
+    local
+        .handle_validated_certificate(c1.clone())
+        .await
+        .unwrap();
+    let state = local.chain_state(net.chains[1]).await.unwrap();
+    assert_eq!(state.manager().locking_certificate(), Some(&c1));
     // The certified block proposed again in a later round gathers its vote.
     time_out(&net, Round::MultiLeader(1)).await;
     let retry = BlockProposal::new_retry(Round::SingleLeader(0), c1, &net.owners[1]);

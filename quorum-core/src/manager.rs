@@ -395,8 +395,8 @@ impl ChainManager {
     /// and returns the confirmation vote (none without a key).
     ///
     /// Refused with `HasLockedBlock` when the node is bound to another block by a later
-    /// certificate, or voted in a later round than the certificate's: confirming then could
-    /// contradict a quorum it helped form. (Its votes in later rounds bind nothing, so one of
+    /// certificate, or, if it signs votes, voted in a later round than the certificate's:
+    /// confirming then could contradict a quorum it helped form. (Its votes in later rounds bind nothing, so one of
     /// them may have gone to another block even when the latest is for this one.) The owner
     /// then proposes the certified block again in the current round.
     pub fn handle_validated_certificate(
@@ -411,10 +411,13 @@ impl ChainManager {
         let bound_elsewhere = self
             .binding_lock()
             .is_some_and(|(locked, lock_round)| lock_round > round && locked != block);
-        let voted_later = self
-            .proposed
-            .as_ref()
-            .is_some_and(|proposal| proposal.round() > round);
+        // Only a node that signs votes can contradict itself; a client's node (no key) takes
+        // every certificate as evidence of the round.
+        let voted_later = key.is_some()
+            && self
+                .proposed
+                .as_ref()
+                .is_some_and(|proposal| proposal.round() > round);
         if bound_elsewhere || voted_later {
             return Err(NodeError::HasLockedBlock);
         }
