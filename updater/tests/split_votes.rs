@@ -2,7 +2,8 @@
 //! commits. A validator that only voted for a block in a multi-leader round is not locked on
 //! it, and an owner whose proposal reached too few validators proposes that same block again
 //! before anything else (in the fast round, where a vote does lock, nothing else could ever
-//! gather a quorum).
+//! gather a quorum). Two scenarios, and a property test over random splits of the first
+//! round's votes between two owners' blocks.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -118,5 +119,69 @@ async fn two_owners_whose_votes_split_still_commit() {
     assert!(own.round() > Round::MultiLeader(0));
     for certificate in committed(&net, 0, 1).await {
         assert_eq!(certificate, own);
+    }
+}
+
+/// Owner `owner` (0 or 1) proposes block `block` (0..3) in the first multi-leader round to the
+/// validators of `mask` (bit v for validator v).
+type Split = (usize, usize, u8);
+
+/// Every split of first-round votes between the two owners' blocks, then a client of either
+/// owner with a local node of its own: its transfer commits, and every validator has it.
+async fn any_split_commits(splits: Vec<Split>, driver: usize) {
+    let second = AccountSecretKey::generate(&mut rand_chacha::ChaCha8Rng::seed_from_u64(9));
+    let second_public = second.public();
+    let net = TokioTestNet::builder()
+        .validators(4)
+        .chains(2)
+        .describe(move |index, owner| {
+            test_description_shared(index, owner, CHAIN as u32, second_public)
+        })
+        .build()
+        .await;
+    let owners = [net.owners[CHAIN].clone(), second];
+    let template = net.block(CHAIN, Vec::new()).await;
+    for (owner, block, mask) in splits {
+        let block = Block {
+            authenticated_owner: owners[owner].public(),
+            operations: transfer(&net, block as u64 + 1),
+            ..template.clone()
+        };
+        let proposal = BlockProposal::new(block, Round::MultiLeader(0), &owners[owner]);
+        let to: Vec<usize> = (0..4).filter(|v| mask & (1 << v) != 0).collect();
+        // Validators that voted in this round already refuse: that is the split.
+        let _ = net.propose(&to, &proposal).await;
+    }
+    let client = ChainClient::new(
+        net.chains[CHAIN],
+        Some(owners[driver].clone()),
+        net.new_worker(None).await,
+        net.validators.clone(),
+        test_options(),
+    );
+    let own = client.transfer(net.chains[0], 100).await.unwrap();
+    let height = own.value().block().height.0;
+    for certificate in committed(&net, height, height + 1).await {
+        assert_eq!(certificate, own);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 24,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    #[test]
+    fn no_split_of_first_round_votes_stalls_the_chain(
+        splits in proptest::collection::vec((0..2usize, 0..3usize, 1..16u8), 1..6),
+        driver in 0..2usize,
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(any_split_commits(splits, driver));
     }
 }
