@@ -46,10 +46,9 @@ pub struct DemoArgs {
     /// Chains to spread them over (each pays the next).
     #[arg(long, default_value_t = 4)]
     pub chains: usize,
-    /// Start every block in the first multi-leader round (two rounds of votes per block)
-    /// instead of the fast round of the chain's single owner.
-    #[arg(long)]
-    pub no_fast_round: bool,
+    /// Whether blocks start in the fast round.
+    #[command(flatten)]
+    pub rounds: setup::RoundArgs,
     /// Validators that misbehave (at most f): a number (the first starts late, the others are
     /// stopped mid-run and restarted from their data), or kinds, one validator each, among
     /// `late`, `restart` and `hang` (stops answering mid-run, connections still accepted, then
@@ -206,17 +205,13 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
             .map_err(quorum_transport_tcp::TransportError::from)?;
         addresses.push(address.to_string());
     }
+    let fast_round = args.rounds.fast_round();
     let CommitteeSetup {
         validator_keys,
         addresses,
         owners,
         genesis,
-    } = setup::all_in_one(
-        addresses,
-        args.chains,
-        setup::FastRound::unless(args.no_fast_round),
-        args.insecure_seed,
-    )?;
+    } = setup::all_in_one(addresses, args.chains, fast_round, args.insecure_seed)?;
     let admin = genesis.admin_chain().ok_or(CliError::NoChains)?;
     let chains: Vec<ChainId> = genesis.chains.iter().map(|c| c.id()).collect();
 
@@ -403,11 +398,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
     let summary = Summary {
         validators: args.validators,
         chains: args.chains,
-        rounds: if args.no_fast_round {
-            "two phases"
-        } else {
-            "fast round"
-        },
+        rounds: fast_round,
         transport: match args.transport {
             Transport::Tcp => "tcp",
             Transport::Mem => "in-process",

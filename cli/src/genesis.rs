@@ -31,21 +31,16 @@ pub struct GenesisArgs {
     /// Directory to write `genesis.bcs`, `genesis.toml` and `wallet.bcs` into.
     #[arg(long)]
     pub dir: PathBuf,
-    /// Start every block in the first multi-leader round (two rounds of votes per block)
-    /// instead of the fast round of the chain's single owner.
-    #[arg(long)]
-    pub no_fast_round: bool,
+    /// Whether blocks start in the fast round.
+    #[command(flatten)]
+    pub rounds: setup::RoundArgs,
 }
 
 /// Builds the genesis from a committee file of public keys: no validator secret is involved.
 pub fn genesis(args: &GenesisArgs) -> Result<(), CliError> {
     let file = CommitteeFile::load(&args.committee)?;
     let committee = file.committee(&args.committee)?;
-    let (genesis, owners) = setup::genesis_for(
-        committee,
-        file.chains,
-        setup::FastRound::unless(args.no_fast_round),
-    )?;
+    let (genesis, owners) = setup::genesis_for(committee, file.chains, args.rounds.fast_round())?;
     write_committee_dir(&args.dir, &genesis, owners, &[])?;
     println!(
         "wrote {dir}/{GENESIS_FILE} ({} validators, {} chains; copy it beside each \
@@ -70,10 +65,9 @@ pub struct DevGenesisArgs {
     /// Number of genesis chains (the first is the admin chain).
     #[arg(long, default_value_t = 4)]
     pub chains: usize,
-    /// Start every block in the first multi-leader round (two rounds of votes per block)
-    /// instead of the fast round of the chain's single owner.
-    #[arg(long)]
-    pub no_fast_round: bool,
+    /// Whether blocks start in the fast round.
+    #[command(flatten)]
+    pub rounds: setup::RoundArgs,
     /// Host the validators listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -110,7 +104,7 @@ pub fn dev_genesis(args: &DevGenesisArgs) -> Result<(), CliError> {
     let setup = setup::all_in_one(
         addresses,
         args.chains,
-        setup::FastRound::unless(args.no_fast_round),
+        args.rounds.fast_round(),
         args.insecure_seed,
     )?;
     let validator_files: Vec<PathBuf> = (0..args.validators)

@@ -44,10 +44,30 @@ pub enum FastRound {
     Disabled,
 }
 
-impl FastRound {
-    /// [`FastRound::Disabled`] when a `--no-fast-round` flag is set.
-    pub fn unless(disabled: bool) -> Self {
-        if disabled {
+impl std::fmt::Display for FastRound {
+    /// How blocks are agreed, as the demo's summary says it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FastRound::Enabled => "fast round",
+            FastRound::Disabled => "two phases",
+        })
+    }
+}
+
+/// The `--no-fast-round` flag of every command that makes a genesis (`demo`, `genesis`,
+/// `dev-genesis`).
+#[derive(Clone, Copy, Debug, Default, clap::Args)]
+pub struct RoundArgs {
+    /// Start every block in the first multi-leader round (two rounds of votes per block)
+    /// instead of the fast round of the chain's single owner.
+    #[arg(long)]
+    pub no_fast_round: bool,
+}
+
+impl RoundArgs {
+    /// [`FastRound::Disabled`] when `--no-fast-round` is set.
+    pub fn fast_round(self) -> FastRound {
+        if self.no_fast_round {
             FastRound::Disabled
         } else {
             FastRound::Enabled

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use quorum_updater::{QuorumTiming, RecoveryKind};
 
+use crate::setup::FastRound;
+
 /// What the demo measured.
 #[derive(Debug)]
 pub struct Summary {
@@ -11,8 +13,8 @@ pub struct Summary {
     pub validators: usize,
     /// Chains used.
     pub chains: usize,
-    /// How their blocks were agreed: `"fast round"` or `"two phases"`.
-    pub rounds: &'static str,
+    /// How their blocks were agreed.
+    pub rounds: FastRound,
     /// Transport used.
     pub transport: &'static str,
     /// Blocks committed by the workload.
@@ -197,7 +199,7 @@ mod tests {
         let summary = Summary {
             validators: 4,
             chains: 4,
-            rounds: "fast round",
+            rounds: FastRound::Enabled,
             transport: "tcp",
             blocks: 10,
             elapsed: Duration::from_secs(1),

@@ -58,30 +58,33 @@ fn all_in_sync(summary: &str) {
     }
 }
 
-#[test]
-fn the_demo_commits_in_the_fast_round_by_default() {
-    let summary = demo(&[]);
+/// Runs the demo with `extra` arguments and checks its summary: the blocks agreed as `rounds`
+/// says, all of them committed with at least `calls_per_block` quorum calls each, and every
+/// validator in sync.
+fn commits(extra: &[&str], rounds: &str, calls_per_block: usize) {
+    let summary = demo(extra);
     assert!(
-        summary.contains(&format!("{CHAINS} chains (fast round)")),
+        summary.contains(&format!("{CHAINS} chains ({rounds})")),
         "{summary}"
     );
     assert_eq!(figure(&summary, "blocks committed"), BLOCKS);
-    // One round of votes and the certificate's broadcast per block, at least.
-    assert!(figure(&summary, "quorum calls") >= 2 * BLOCKS, "{summary}");
+    assert!(
+        figure(&summary, "quorum calls") >= calls_per_block * BLOCKS,
+        "{summary}"
+    );
     all_in_sync(&summary);
 }
 
 #[test]
+fn the_demo_commits_in_the_fast_round_by_default() {
+    // One round of votes and the certificate's broadcast per block, at least.
+    commits(&[], "fast round", 2);
+}
+
+#[test]
 fn the_demo_commits_in_two_phases_without_the_fast_round() {
-    let summary = demo(&["--no-fast-round"]);
-    assert!(
-        summary.contains(&format!("{CHAINS} chains (two phases)")),
-        "{summary}"
-    );
-    assert_eq!(figure(&summary, "blocks committed"), BLOCKS);
     // Validated votes, confirmed votes and the broadcast per block, at least.
-    assert!(figure(&summary, "quorum calls") >= 3 * BLOCKS, "{summary}");
-    all_in_sync(&summary);
+    commits(&["--no-fast-round"], "two phases", 3);
 }
 
 #[test]

@@ -12,6 +12,7 @@ use quorum_core::{
     AccountSecretKey, Block, BlockHeight, BlockProposal, ConfirmedBlockCertificate, Operation,
     Round, ValidatorNode,
 };
+use quorum_node::MemoryStorage;
 use quorum_testkit::{test_description_shared, test_options, TokioTestNet};
 use quorum_updater::ChainClient;
 use rand::SeedableRng;
@@ -77,8 +78,8 @@ async fn an_owner_finishes_its_fast_proposal_that_reached_too_few_validators() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn two_owners_whose_votes_split_still_commit() {
+/// A network whose `CHAIN` has two owners (no fast round), with the owners' keys.
+async fn two_owners() -> (TokioTestNet, [AccountSecretKey; 2]) {
     let second = AccountSecretKey::generate(&mut rand_chacha::ChaCha8Rng::seed_from_u64(9));
     let second_public = second.public();
     let net = TokioTestNet::builder()
@@ -89,6 +90,25 @@ async fn two_owners_whose_votes_split_still_commit() {
         })
         .build()
         .await;
+    let owners = [net.owners[CHAIN].clone(), second];
+    (net, owners)
+}
+
+/// A client of `CHAIN` for `owner`, with a local node of its own that saw nothing yet.
+async fn fresh_client(net: &TokioTestNet, owner: &AccountSecretKey) -> ChainClient<MemoryStorage> {
+    ChainClient::new(
+        net.chains[CHAIN],
+        Some(owner.clone()),
+        net.new_worker(None).await,
+        net.validators.clone(),
+        test_options(),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_owners_whose_votes_split_still_commit() {
+    let (net, [_, second]) = two_owners().await;
+    let second_public = second.public();
     // In the first multi-leader round both owners propose: validators 0 and 1 vote for the
     // first owner's block, 2 and 3 for the second's. Neither has a quorum.
     let first = net.block(CHAIN, transfer(&net, 7)).await;
@@ -106,14 +126,7 @@ async fn two_owners_whose_votes_split_still_commit() {
         answer.unwrap();
     }
     // The second owner, from a local node of its own that saw none of it, commits a block.
-    let local = net.new_worker(None).await;
-    let client = ChainClient::new(
-        net.chains[CHAIN],
-        Some(second),
-        local,
-        net.validators.clone(),
-        test_options(),
-    );
+    let client = fresh_client(&net, &second).await;
     let own = client.transfer(net.chains[0], 3).await.unwrap();
     assert_eq!(own.value().block().height, BlockHeight(0));
     assert!(own.round() > Round::MultiLeader(0));
@@ -129,17 +142,7 @@ type Split = (usize, usize, u8);
 /// Every split of first-round votes between the two owners' blocks, then a client of either
 /// owner with a local node of its own: its transfer commits, and every validator has it.
 async fn any_split_commits(splits: Vec<Split>, driver: usize) {
-    let second = AccountSecretKey::generate(&mut rand_chacha::ChaCha8Rng::seed_from_u64(9));
-    let second_public = second.public();
-    let net = TokioTestNet::builder()
-        .validators(4)
-        .chains(2)
-        .describe(move |index, owner| {
-            test_description_shared(index, owner, CHAIN as u32, second_public)
-        })
-        .build()
-        .await;
-    let owners = [net.owners[CHAIN].clone(), second];
+    let (net, owners) = two_owners().await;
     let template = net.block(CHAIN, Vec::new()).await;
     for (owner, block, mask) in splits {
         let block = Block {
@@ -152,13 +155,7 @@ async fn any_split_commits(splits: Vec<Split>, driver: usize) {
         // Validators that voted in this round already refuse: that is the split.
         let _ = net.propose(&to, &proposal).await;
     }
-    let client = ChainClient::new(
-        net.chains[CHAIN],
-        Some(owners[driver].clone()),
-        net.new_worker(None).await,
-        net.validators.clone(),
-        test_options(),
-    );
+    let client = fresh_client(&net, &owners[driver]).await;
     let own = client.transfer(net.chains[0], 100).await.unwrap();
     let height = own.value().block().height.0;
     for certificate in committed(&net, height, height + 1).await {
