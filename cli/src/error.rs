@@ -190,9 +190,6 @@ pub enum CliError {
     /// `--request-timeout-ms 0`.
     #[error("--request-timeout-ms must be at least 1")]
     ZeroRequestTimeout,
-    /// A wallet with no chain in it.
-    #[error("the wallet holds no chain")]
-    EmptyWallet,
     /// A chain index past the wallet's end.
     #[error("no chain {index} in the wallet ({chains} chains)")]
     NoSuchChain {
@@ -201,6 +198,18 @@ pub enum CliError {
         /// Chains in the wallet.
         chains: usize,
     },
+    /// The wallet holds no owner key for the chain.
+    #[error("the wallet does not own chain {0}")]
+    NotOwned(String),
+    /// Another command holds the wallet's lock.
+    #[error("the wallet in {} is busy: another command is using it", .0.display())]
+    WalletBusy(PathBuf),
+    /// An owner key written in hex is not one.
+    #[error("owner key: {0}")]
+    OwnerKey(#[from] crate::keys::KeyFormatError),
+    /// `follow` needs a chain id, not a wallet index.
+    #[error("follow takes a chain id ({} hex digits), not a wallet index", quorum_core::HASH_LENGTH * 2)]
+    FollowNeedsId,
     /// The storage failed to open.
     #[error("storage: {0}")]
     Storage(#[from] quorum_store_redb::Error),

@@ -1,6 +1,6 @@
 //! Writing files safely (never over an existing one; secrets with mode 0600 from the start),
 //! and the binary files of a committee: the genesis every machine loads and the client's
-//! wallet, both BCS-encoded. (What an operator edits is TOML: see [`crate::config`] and
+//! wallet (see [`crate::wallet`]), both BCS-encoded. (What an operator edits is TOML: see [`crate::config`] and
 //! [`crate::committee_file`].)
 
 use std::fs::OpenOptions;
@@ -9,9 +9,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-
-use quorum_core::{AccountSecretKey, ChainId};
+use serde::Serialize;
 
 use crate::error::CliError;
 
@@ -24,16 +22,6 @@ pub const GENESIS_FILE: &str = "genesis.bcs";
 /// Name of the readable copy of the genesis in a committee directory (for checking; what
 /// validators and clients load is [`GENESIS_FILE`]).
 pub const GENESIS_COPY_FILE: &str = "genesis.toml";
-/// Name of the wallet file in a committee directory (mode 0600: it holds the owners' keys).
-pub const WALLET_FILE: &str = "wallet.bcs";
-
-/// The chains a client owns.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Wallet {
-    /// Each owned chain with its owner key, in genesis order.
-    pub chains: Vec<(ChainId, AccountSecretKey)>,
-}
-
 /// Creates `path` with mode [`SECRET_FILE_MODE`] and writes `bytes`; refuses to overwrite an
 /// existing file ([`CliError::AlreadyExists`]).
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
@@ -97,17 +85,6 @@ pub fn write<T: Serialize>(path: &Path, value: &T, what: &'static str) -> Result
         path: path.to_owned(),
         source,
     })
-}
-
-/// Writes `value`, which holds secrets, to a new file at `path` as BCS, with mode 0600 from
-/// the start; refuses to overwrite.
-pub fn write_secret<T: Serialize>(
-    path: &Path,
-    value: &T,
-    what: &'static str,
-) -> Result<(), CliError> {
-    let bytes = encode(path, value, what)?;
-    write_private(path, &bytes)
 }
 
 /// Reads a BCS value from `path`.

@@ -17,9 +17,10 @@ use quorum_node::Genesis;
 use crate::committee_file::{CommitteeFile, Member};
 use crate::config::ValidatorConfig;
 use crate::error::CliError;
-use crate::files::{self, Wallet, GENESIS_COPY_FILE, GENESIS_FILE, WALLET_FILE};
+use crate::files::{self, GENESIS_COPY_FILE, GENESIS_FILE};
 use crate::keys;
 use crate::setup;
+use crate::wallet::{Wallet, WalletChain, WALLET_FILE};
 
 /// `quorum genesis`: the genesis of a committee across machines.
 #[derive(Clone, Debug, clap::Args)]
@@ -170,9 +171,18 @@ fn write_committee_dir(
     files::write(&genesis_path, genesis, "genesis")?;
     files::write_new(&copy_path, &readable(genesis)?)?;
     let wallet = Wallet {
-        chains: genesis.chains.iter().map(|c| c.id()).zip(owners).collect(),
+        chains: genesis
+            .chains
+            .iter()
+            .zip(owners)
+            .map(|(description, owner)| WalletChain {
+                chain_id: description.id(),
+                owner: Some(owner),
+            })
+            .collect(),
+        keys: Vec::new(),
     };
-    files::write_secret(&wallet_path, &wallet, "wallet")?;
+    files::write_private(&wallet_path, &wallet.encode(&wallet_path)?)?;
     info!(dir = %dir.display(), "wrote genesis");
     Ok(())
 }

@@ -233,6 +233,7 @@ mod tests {
             latency_micros: None,
             success: 0.25,
             samples_micros: vec![900, 1_100, u64::MAX],
+            violations: 2,
         }
     }
 

@@ -168,10 +168,10 @@ fn health_lines(session: &Session, remotes: &[RemoteNode]) -> String {
 /// Runs `quorum client info`.
 pub async fn info(session: &Session) -> Result<(), CliError> {
     let remotes = session.remotes();
-    let chains: Vec<ChainId> = session.wallet.chains.iter().map(|(id, _)| *id).collect();
+    let chains: Vec<ChainId> = session.wallet.chains.iter().map(|c| c.chain_id).collect();
     // The local node's synchronization and the questions to the validators, at once.
     let (synchronized, answers) = tokio::join!(
-        session.synchronize(&[]),
+        session.synchronize(&chains, false),
         ask_all(
             &remotes,
             &chains,
@@ -179,7 +179,10 @@ pub async fn info(session: &Session) -> Result<(), CliError> {
             &session.options
         )
     );
-    synchronized?;
+    // What could not be synchronized is shown as the local node has it.
+    if let Err(error) = synchronized {
+        eprintln!("warning: not every chain was synchronized: {error}");
+    }
     let addresses = session.addresses();
     let catch_up = session.base.catch_up();
     let mut out = String::new();

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use rand::rngs::OsRng;
 use tracing::info;
 
-use quorum_core::{ValidatorPublicKey, ValidatorSecretKey, PUBLIC_KEY_LENGTH};
+use quorum_core::{AccountPublicKey, ValidatorPublicKey, ValidatorSecretKey, PUBLIC_KEY_LENGTH};
 
 use crate::config::ValidatorConfig;
 use crate::error::CliError;
@@ -60,6 +60,11 @@ fn decode_hex<const N: usize>(text: &str) -> Result<[u8; N], KeyFormatError> {
 /// Parses a validator public key written as 64 hex digits.
 pub fn parse_public_key(text: &str) -> Result<ValidatorPublicKey, KeyFormatError> {
     decode_hex::<PUBLIC_KEY_LENGTH>(text).map(ValidatorPublicKey::from_bytes)
+}
+
+/// Parses a chain owner's public key written as 64 hex digits.
+pub fn parse_account_key(text: &str) -> Result<AccountPublicKey, KeyFormatError> {
+    decode_hex::<PUBLIC_KEY_LENGTH>(text).map(AccountPublicKey::from_bytes)
 }
 
 /// Serde helpers writing a [`ValidatorPublicKey`] as a hex string, for TOML files

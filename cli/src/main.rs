@@ -22,6 +22,7 @@ mod setup;
 mod summary;
 mod update_phase;
 mod validator;
+mod wallet;
 
 use std::process::ExitCode;
 

@@ -10,16 +10,17 @@ use std::time::{Duration, SystemTime};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use quorum_core::{AccountSecretKey, ChainId, ValidatorPublicKey};
+use quorum_core::{ChainId, Epoch, Storage, ValidatorPublicKey};
 use quorum_node::{Clock, Genesis, SystemClock, Worker, WorkerConfig};
 use quorum_store_redb::RedbStorage;
 use quorum_transport_tcp::{ClientConfig, TcpValidatorNode};
 use quorum_updater::{ChainClient, Options, RemoteNode, ValidatorSet, ValidatorUpdater};
 
 use crate::error::CliError;
-use crate::files::{self, Wallet, GENESIS_FILE, WALLET_FILE};
+use crate::files::{self, GENESIS_FILE};
 use crate::health_file;
 use crate::keys;
+use crate::wallet::{Wallet, WALLET_FILE};
 
 /// Name of the client's database in the committee directory, unless `--database` says
 /// otherwise.
@@ -50,8 +51,10 @@ pub struct SessionSettings {
 pub struct Session {
     /// The committee's genesis.
     pub genesis: Genesis,
-    /// The chains the client owns.
+    /// The chains the client follows and the keys it holds.
     pub wallet: Wallet,
+    /// Where the wallet is.
+    pub wallet_path: PathBuf,
     /// The client's local node.
     pub local: Arc<Worker<RedbStorage>>,
     /// Every validator, with its health.
@@ -89,13 +92,18 @@ impl Session {
         if let Err(error) = keys::check_private(&wallet_path) {
             warn!(%error, "the wallet holds the chains' owner keys");
         }
-        let wallet: Wallet = files::read(&wallet_path, "wallet")?;
+        let wallet = Wallet::load(&wallet_path)?;
         let database = settings
             .database
             .clone()
             .unwrap_or_else(|| settings.dir.join(DEFAULT_DATABASE_FILE));
         let storage = RedbStorage::open(&database)?;
-        let admin = genesis.initialize(&storage, SystemClock.now()).await?;
+        // The genesis is written once, into a new database: a command does not pay for every
+        // genesis chain again.
+        let admin = match storage.read_committee(Epoch(0)).await {
+            Ok(Some(_)) => genesis.admin_chain().ok_or(CliError::NoChains)?,
+            _ => genesis.initialize(&storage, SystemClock.now()).await?,
+        };
         let local = Arc::new(Worker::new(
             storage,
             None,
@@ -113,14 +121,11 @@ impl Session {
             validators.insert(*key, Arc::new(node));
         }
         let options = options(settings.request_timeout, settings.update_budget);
-        let (first_chain, first_owner) = wallet
-            .chains
-            .first()
-            .cloned()
-            .ok_or(CliError::EmptyWallet)?;
+        // The clients of the command's chains are made from this one (sharing statistics,
+        // catch-up workers and received-log cursors).
         let base = ChainClient::new(
-            first_chain,
-            Some(first_owner),
+            admin,
+            None,
             local.clone(),
             validators.clone(),
             options.clone(),
@@ -128,6 +133,7 @@ impl Session {
         let session = Session {
             genesis,
             wallet,
+            wallet_path,
             local,
             validators,
             options: Arc::new(options),
@@ -137,18 +143,6 @@ impl Session {
         };
         session.restore_health();
         Ok(session)
-    }
-
-    /// Chain `index` of the wallet, with its owner key.
-    pub fn chain(&self, index: usize) -> Result<(ChainId, AccountSecretKey), CliError> {
-        self.wallet
-            .chains
-            .get(index)
-            .cloned()
-            .ok_or(CliError::NoSuchChain {
-                index,
-                chains: self.wallet.chains.len(),
-            })
     }
 
     /// The admin chain (every validator knows it).
@@ -182,14 +176,23 @@ impl Session {
         )
     }
 
-    /// Brings the local node up to date on every wallet chain, all at once: learns what other
-    /// clients committed. A chain of `needed` that cannot be synchronized fails the command;
-    /// the others only warn.
-    pub async fn synchronize(&self, needed: &[ChainId]) -> Result<(), CliError> {
+    /// Brings the local node up to date on `chains`, all at once: learns what other clients
+    /// committed, and, with `received`, what other chains sent them (their received logs).
+    /// Only the chains named: a command does the work of its chains, not of the wallet. A
+    /// chain that cannot be synchronized fails the command.
+    pub async fn synchronize(&self, chains: &[ChainId], received: bool) -> Result<(), CliError> {
         let mut syncs = JoinSet::new();
-        for (chain_id, _) in &self.wallet.chains {
-            let (client, chain_id) = (self.base.clone(), *chain_id);
-            syncs.spawn(async move { (chain_id, client.synchronize_chain(chain_id).await) });
+        for chain_id in chains {
+            let client = self.base.for_chain(*chain_id, None);
+            let chain_id = *chain_id;
+            syncs.spawn(async move {
+                let result = if received {
+                    client.synchronize_from_validators().await
+                } else {
+                    client.synchronize_chain(chain_id).await
+                };
+                (chain_id, result)
+            });
         }
         let mut failure = None;
         while let Some(joined) = syncs.join_next().await {
@@ -197,11 +200,8 @@ impl Session {
                 continue;
             };
             if let Err(error) = result {
-                if needed.contains(&chain_id) {
-                    failure.get_or_insert(error);
-                } else {
-                    eprintln!("warning: chain {chain_id} not synchronized: {error}");
-                }
+                warn!(%chain_id, %error, "chain not synchronized");
+                failure.get_or_insert(error);
             }
         }
         failure.map_or(Ok(()), |error| Err(error.into()))

@@ -5,7 +5,8 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use quorum_core::{
     Batch, Blob, BlobId, BlobState, BlockHeight, ChainId, ChainState, Committee,
-    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, Storage, StorageError, Write,
+    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, ReceivedEntry, Storage, StorageError,
+    Write,
 };
 
 /// A [`Storage`] that keeps everything in memory, for tests, simulations and clients that need
@@ -46,6 +47,8 @@ struct Tables {
     chain_states: HashMap<ChainId, Arc<ChainState>>,
     /// Committees by epoch.
     committees: BTreeMap<Epoch, Committee>,
+    /// Received-log entries by chain and index.
+    received_logs: BTreeMap<(ChainId, u64), ReceivedEntry>,
 }
 
 /// A write with its keys computed, ready to apply under the lock.
@@ -56,6 +59,7 @@ enum Keyed {
     Event(EventId, Vec<u8>),
     ChainState(Arc<ChainState>),
     Committee(Epoch, Committee),
+    ReceivedLog(ChainId, u64, ReceivedEntry),
 }
 
 impl Keyed {
@@ -68,6 +72,9 @@ impl Keyed {
             Write::Event(id, payload) => Keyed::Event(id, payload),
             Write::ChainState(state) => Keyed::ChainState(state),
             Write::Committee(epoch, committee) => Keyed::Committee(epoch, committee),
+            Write::ReceivedLog(chain_id, index, entry) => {
+                Keyed::ReceivedLog(chain_id, index, entry)
+            }
         }
     }
 }
@@ -112,6 +119,9 @@ impl Tables {
             }
             Keyed::Committee(epoch, committee) => {
                 self.committees.insert(epoch, committee);
+            }
+            Keyed::ReceivedLog(chain_id, index, entry) => {
+                self.received_logs.insert((chain_id, index), entry);
             }
         }
     }
@@ -202,6 +212,24 @@ impl Storage for MemoryStorage {
 
     async fn read_committee(&self, epoch: Epoch) -> Result<Option<Committee>, StorageError> {
         Ok(self.read().committees.get(&epoch).cloned())
+    }
+
+    async fn read_received_log(
+        &self,
+        chain_id: ChainId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<ReceivedEntry>, StorageError> {
+        let tables = self.read();
+        Ok(tables
+            .received_logs
+            .range((chain_id, from)..)
+            .zip(from..)
+            .take(limit)
+            .map_while(|(((chain, index), entry), expected)| {
+                (*chain == chain_id && *index == expected).then_some(*entry)
+            })
+            .collect())
     }
 
     async fn write_batch(&self, batch: Batch) -> Result<(), StorageError> {

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 
 use quorum_core::{
     Batch, Blob, BlobId, BlobState, BlockHeight, ChainId, ChainState, Committee,
-    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, Storage, StorageError, Write,
+    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, ReceivedEntry, Storage, StorageError,
+    Write,
 };
 
 use crate::memory::MemoryStorage;
@@ -144,6 +145,27 @@ impl<S: Storage + ?Sized> Storage for Overlay<'_, S> {
             Some(committee) => Ok(Some(committee)),
             None => self.base.read_committee(epoch).await,
         }
+    }
+
+    async fn read_received_log(
+        &self,
+        chain_id: ChainId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<ReceivedEntry>, StorageError> {
+        // The base holds the older entries, the buffer those appended since: the base's run
+        // from `from`, then the buffer's from where the base's ended.
+        let mut entries = self.base.read_received_log(chain_id, from, limit).await?;
+        let read = entries.len();
+        if read < limit {
+            let next = from.saturating_add(read as u64);
+            entries.extend(
+                self.changes
+                    .read_received_log(chain_id, next, limit - read)
+                    .await?,
+            );
+        }
+        Ok(entries)
     }
 
     async fn write_batch(&self, batch: Batch) -> Result<(), StorageError> {

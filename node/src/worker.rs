@@ -31,8 +31,10 @@ use quorum_core::{
 mod ahead;
 mod apply;
 mod consensus;
+mod follow;
 mod held_blobs;
 mod queries;
+mod received;
 mod store;
 mod verifier;
 
@@ -217,6 +219,8 @@ impl<S: Storage + 'static> Worker<S> {
             balance: state.balance(),
             manager: state.manager().info(with_values),
             requested_certificate_hashes: Vec::new(),
+            requested_received_log: Vec::new(),
+            received_log_len: state.received_log_len(),
         }
     }
 

@@ -56,6 +56,14 @@ impl Storage for SlowStorage {
     async fn read_blob(&self, id: BlobId) -> Result<Option<Blob>, StorageError> {
         self.inner.read_blob(id).await
     }
+    async fn read_received_log(
+        &self,
+        chain_id: ChainId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<quorum_core::ReceivedEntry>, StorageError> {
+        self.inner.read_received_log(chain_id, from, limit).await
+    }
     async fn missing_blobs(&self, ids: &[BlobId]) -> Result<Vec<BlobId>, StorageError> {
         self.inner.missing_blobs(ids).await
     }

@@ -25,6 +25,13 @@ pub enum Message {
         /// The amount.
         amount: u64,
     },
+    /// Gives back tokens of a [`Message::Credit`] that reached a closed chain: credited like
+    /// a credit, but never returned again (a closed chain keeps it), so nothing bounces for
+    /// ever.
+    Return {
+        /// The amount.
+        amount: u64,
+    },
 }
 
 /// The messages a block of `origin` at `height` sent to one recipient, as consumed by a block
@@ -80,6 +87,14 @@ pub enum Operation {
     CreateCommittee(EncodedCommittee),
     /// Moves this chain to `epoch`, reading the admin chain's announcement of it.
     ProcessNewEpoch(Epoch),
+    /// Closes the chain (the last operation of its block): its remaining balance goes to
+    /// `beneficiary` (required unless the balance is zero). A closed chain accepts no
+    /// operation any more; its later blocks only consume what arrives and return every credit
+    /// to its sender.
+    CloseChain {
+        /// The chain that receives the remaining balance.
+        beneficiary: Option<ChainId>,
+    },
 }
 
 /// A block proposed for a chain.

@@ -10,6 +10,7 @@ use crate::committee::Epoch;
 use crate::error::NodeError;
 use crate::hash::{BcsHashable, CryptoHash};
 use crate::manager::ChainManager;
+use crate::received_log::ReceivedEntry;
 use crate::{BlockHeight, ChainDescription, ChainId, StreamId, Timestamp};
 
 /// Bundles received from one origin chain and not consumed yet.
@@ -47,6 +48,12 @@ pub struct ChainState {
     pub(crate) event_counts: BTreeMap<StreamId, u32>,
     /// Consensus at the current height.
     pub(crate) manager: ChainManager,
+    /// Entries in the chain's received log (DESIGN §4.2.1), the entries themselves being
+    /// stored apart ([`Write::ReceivedLog`](crate::Write::ReceivedLog)).
+    pub(crate) received_log_len: u64,
+    /// Whether a `CloseChain` operation closed the chain: it then accepts only blocks that
+    /// return what it receives.
+    pub(crate) closed: bool,
 }
 
 /// The part of the state that block outcomes commit to.
@@ -57,6 +64,7 @@ struct ExecutionState<'a> {
     balance: u64,
     next_height: BlockHeight,
     event_counts: &'a BTreeMap<StreamId, u32>,
+    closed: bool,
 }
 
 impl BcsHashable for ExecutionState<'_> {
@@ -90,6 +98,8 @@ impl ChainState {
             inboxes: BTreeMap::new(),
             event_counts: BTreeMap::new(),
             manager: ChainManager::inactive(),
+            received_log_len: 0,
+            closed: false,
         }
     }
 
@@ -192,6 +202,16 @@ impl ChainState {
         &self.event_counts
     }
 
+    /// Entries in the chain's received log on this node (DESIGN §4.2.1).
+    pub fn received_log_len(&self) -> u64 {
+        self.received_log_len
+    }
+
+    /// Whether the chain was closed (`CloseChain`).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
     /// Consensus at the current height.
     pub fn manager(&self) -> &ChainManager {
         &self.manager
@@ -221,16 +241,32 @@ impl ChainState {
             balance: self.balance,
             next_height: self.next_height,
             event_counts: &self.event_counts,
+            closed: self.closed,
         })
     }
 
     /// Records a bundle sent to this chain. Idempotent: a bundle already received or consumed
-    /// is ignored.
-    pub fn receive_bundle(&mut self, origin: ChainId, height: BlockHeight, messages: Vec<Message>) {
+    /// is ignored. Returns the received-log entry to append for a new bundle, with its index
+    /// in the log (the log's length is counted here; the entry itself is the caller's to
+    /// store).
+    pub fn receive_bundle(
+        &mut self,
+        origin: ChainId,
+        height: BlockHeight,
+        messages: Vec<Message>,
+    ) -> Option<(u64, ReceivedEntry)> {
         let inbox = self.inboxes.entry(origin).or_default();
         if height < inbox.next_height_to_consume {
-            return;
+            return None;
         }
-        inbox.bundles.entry(height).or_insert(messages);
+        match inbox.bundles.entry(height) {
+            alloc::collections::btree_map::Entry::Occupied(_) => None,
+            alloc::collections::btree_map::Entry::Vacant(entry) => {
+                entry.insert(messages);
+                let index = self.received_log_len;
+                self.received_log_len = index.saturating_add(1);
+                Some((index, ReceivedEntry { origin, height }))
+            }
+        }
     }
 }

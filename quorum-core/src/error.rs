@@ -63,6 +63,15 @@ pub enum ExecutionError {
     /// A committee created by the block does not decode or is not acceptable.
     #[error("invalid committee: {0}")]
     InvalidCommittee(CommitteeError),
+    /// The chain is closed: its blocks may only consume what arrives (returning credits).
+    #[error("the chain is closed")]
+    ChainClosed,
+    /// Closing a chain whose balance is not zero, without naming who receives it.
+    #[error("the chain still holds {balance}: name the chain that receives it")]
+    NonZeroBalance {
+        /// The balance left.
+        balance: u64,
+    },
 }
 
 /// A bound that protects a node's memory or time from what a peer sends.

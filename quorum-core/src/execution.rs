@@ -103,10 +103,18 @@ pub fn execute_block(
         return Err(NodeError::EventsNotFound(missing_events));
     }
 
+    if state.closed && !block.operations.is_empty() {
+        return Err(ExecutionError::ChainClosed.into());
+    }
     let mut next = state.clone();
-    consume_bundles(&mut next, &block.incoming_bundles)?;
-
     let mut outgoing: BTreeMap<ChainId, Vec<Message>> = BTreeMap::new();
+    for (origin, amount) in consume_bundles(&mut next, &block.incoming_bundles)? {
+        outgoing
+            .entry(origin)
+            .or_default()
+            .push(Message::Return { amount });
+    }
+
     let mut published_blobs = Vec::new();
     let mut published_ids = Vec::new();
     let mut events = Vec::new();
@@ -114,6 +122,10 @@ pub fn execute_block(
     let mut new_committee = None;
     let mut seen_blobs = BTreeSet::new();
     for (index, operation) in block.operations.iter().enumerate() {
+        if next.closed {
+            // Only as the block's last operation.
+            return Err(ExecutionError::ChainClosed.into());
+        }
         match operation {
             Operation::Transfer { recipient, amount } => {
                 if *amount == 0 || *recipient == state.chain_id {
@@ -225,6 +237,22 @@ pub fn execute_block(
                 }
                 next.epoch = *epoch;
             }
+            Operation::CloseChain { beneficiary } => {
+                let balance = next.balance;
+                if balance > 0 {
+                    let recipient =
+                        beneficiary.ok_or(ExecutionError::NonZeroBalance { balance })?;
+                    if recipient == state.chain_id {
+                        return Err(ExecutionError::InvalidTransfer.into());
+                    }
+                    outgoing
+                        .entry(recipient)
+                        .or_default()
+                        .push(Message::Credit { amount: balance });
+                    next.balance = 0;
+                }
+                next.closed = true;
+            }
         }
     }
 
@@ -270,8 +298,13 @@ fn emit(state: &mut ChainState, stream: &StreamId) -> Result<u32, ExecutionError
 }
 
 /// Consumes each bundle from its inbox: it must be the lowest unconsumed bundle of its origin,
-/// with exactly the messages sent.
-fn consume_bundles(state: &mut ChainState, bundles: &[IncomingBundle]) -> Result<(), NodeError> {
+/// with exactly the messages sent. On a closed chain every credit is to be returned: the
+/// returns, by origin and amount, are what this gives back (nothing on an open chain).
+fn consume_bundles(
+    state: &mut ChainState,
+    bundles: &[IncomingBundle],
+) -> Result<Vec<(ChainId, u64)>, NodeError> {
+    let mut returns = Vec::new();
     for bundle in bundles {
         let invalid = || ExecutionError::InvalidIncomingBundle {
             origin: bundle.origin,
@@ -303,7 +336,10 @@ fn consume_bundles(state: &mut ChainState, bundles: &[IncomingBundle]) -> Result
         inbox.next_height_to_consume = bundle.height.try_next().ok_or(ExecutionError::Overflow)?;
         for message in messages {
             match message {
-                Message::Credit { amount } => {
+                Message::Credit { amount } if state.closed => {
+                    returns.push((bundle.origin, amount));
+                }
+                Message::Credit { amount } | Message::Return { amount } => {
                     state.balance = state
                         .balance
                         .checked_add(amount)
@@ -312,5 +348,5 @@ fn consume_bundles(state: &mut ChainState, bundles: &[IncomingBundle]) -> Result
             }
         }
     }
-    Ok(())
+    Ok(returns)
 }

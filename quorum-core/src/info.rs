@@ -11,7 +11,7 @@ use crate::crypto::{CryptoError, ValidatorPublicKey, ValidatorSecretKey, Validat
 use crate::hash::{BcsHashable, CryptoHash};
 use crate::round::Round;
 use crate::vote::LiteVote;
-use crate::{BlockHeight, ChainDescription, ChainId, Timestamp};
+use crate::{BlockHeight, ChainDescription, ChainId, ReceivedEntry, Timestamp};
 
 /// Whether a confirmed certificate's messages must reach their recipients' inboxes before the
 /// node answers.
@@ -37,6 +37,9 @@ pub struct ChainInfoQuery {
     /// Ask for the hashes of the certificates at heights `start..end` (at most the
     /// [`Limits`](crate::Limits)' `max_certificate_hashes_per_query`).
     pub request_certificate_hashes: Option<(BlockHeight, BlockHeight)>,
+    /// Ask for the chain's received log (DESIGN §4.2.1) from this index: at most the
+    /// [`Limits`](crate::Limits)' `max_received_log_entries_per_query` entries.
+    pub request_received_log_from: Option<u64>,
 }
 
 impl ChainInfoQuery {
@@ -48,6 +51,7 @@ impl ChainInfoQuery {
             request_manager_values: false,
             request_timeout: None,
             request_certificate_hashes: None,
+            request_received_log_from: None,
         }
     }
 
@@ -60,6 +64,12 @@ impl ChainInfoQuery {
     /// Also asks for a timeout vote.
     pub fn with_timeout(mut self, height: BlockHeight, round: Round) -> Self {
         self.request_timeout = Some((height, round));
+        self
+    }
+
+    /// Also asks for the received log from index `from`.
+    pub fn with_received_log_from(mut self, from: u64) -> Self {
+        self.request_received_log_from = Some(from);
         self
     }
 
@@ -113,6 +123,11 @@ pub struct ChainInfo {
     pub manager: ManagerInfo,
     /// Certificate hashes asked for with `request_certificate_hashes`.
     pub requested_certificate_hashes: Vec<CryptoHash>,
+    /// The received log's entries asked for with `request_received_log_from`, in order from
+    /// that index.
+    pub requested_received_log: Vec<ReceivedEntry>,
+    /// How many entries the chain's received log holds on the node.
+    pub received_log_len: u64,
 }
 
 impl BcsHashable for ChainInfo {

@@ -22,6 +22,7 @@
 //! * The pure chain rules the validator applies: a chain's state ([`ChainState`]), the
 //!   execution of blocks ([`execute_block`]), per-chain consensus ([`ChainManager`]: rounds,
 //!   locks, timeouts).
+//! * The received log of a chain, which names every block that paid it: [`ReceivedEntry`].
 //! * [`Limits`]: every bound of the protocol, and the frame length derived from it.
 //! * [`NodeError`]: what validators answer instead of a result.
 //! * The two plug-in traits, [`ValidatorNode`] and [`Storage`].
@@ -51,6 +52,7 @@ mod info;
 mod limits;
 mod manager;
 pub mod protocol;
+mod received_log;
 mod round;
 mod storage;
 mod tally;
@@ -88,6 +90,7 @@ pub use limits::{Limits, LimitsError};
 pub use manager::{
     first_round, leader, round_duration, ChainManager, Lock, ProposalDecision, VoteValue,
 };
+pub use received_log::ReceivedEntry;
 pub use round::Round;
 pub use storage::{Batch, Storage, StorageError, Write};
 pub use tally::{QuorumTally, QuorumValues, Rejected, TallyError, TallyOutcome, ERROR_SAMPLE_SIZE};

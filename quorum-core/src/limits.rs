@@ -50,6 +50,12 @@ pub struct Limits {
     /// download that reaches it stops there and the shorter answer says how far it got (at
     /// least one certificate is always returned, whatever its size).
     pub max_download_bytes: usize,
+    /// Most entries of a chain's received log one chain information query is answered with,
+    /// in entries (default 1,000; each entry is [`ReceivedEntry::ENCODED_BYTES`], 40 bytes, so
+    /// a page holds at most 40,000 bytes of entries). A client reads a longer log page by page.
+    ///
+    /// [`ReceivedEntry::ENCODED_BYTES`]: crate::ReceivedEntry::ENCODED_BYTES
+    pub max_received_log_entries_per_query: usize,
 }
 
 /// A [`Limits`] value that is not consistent.
@@ -104,6 +110,7 @@ impl Limits {
         max_certificates_per_batch: 1_000,
         max_blob_bytes: 4 << 20,
         max_download_bytes: 8 << 20,
+        max_received_log_entries_per_query: 1_000,
     };
 
     /// Bytes a message adds, at most, around the payload the limits bound (a blob's content,
@@ -174,6 +181,10 @@ impl Limits {
             ),
             ("max_blob_bytes", self.max_blob_bytes),
             ("max_download_bytes", self.max_download_bytes),
+            (
+                "max_received_log_entries_per_query",
+                self.max_received_log_entries_per_query,
+            ),
         ];
         for (field, value) in counts {
             if value == 0 {
@@ -210,6 +221,11 @@ impl Limits {
             (
                 "a batch of the most blob ids",
                 self.max_certificates_per_batch.checked_mul(BLOB_ID_BYTES),
+            ),
+            (
+                "a page of the received log",
+                self.max_received_log_entries_per_query
+                    .checked_mul(crate::ReceivedEntry::ENCODED_BYTES),
             ),
             (
                 "a largest event payload",

@@ -9,7 +9,7 @@ use crate::committee::{Committee, Epoch};
 use crate::error::{NodeError, StorageErrorKind};
 use crate::hash::CryptoHash;
 use crate::ChainState;
-use crate::{Blob, BlobId, BlobState, BlockHeight, ChainId, EventId};
+use crate::{Blob, BlobId, BlobState, BlockHeight, ChainId, EventId, ReceivedEntry};
 
 /// A storage failure, with the back end's own error as its source.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +58,9 @@ pub enum Write {
     ChainState(Arc<ChainState>),
     /// The committee of an epoch.
     Committee(Epoch, Committee),
+    /// The entry at an index of a chain's received log (DESIGN §4.2.1). Entries are written
+    /// once each, at the index the chain's state counted for them.
+    ReceivedLog(ChainId, u64, ReceivedEntry),
 }
 
 /// Writes applied atomically: all or none.
@@ -126,6 +129,15 @@ pub trait Storage: Send + Sync {
 
     /// The committee of an epoch.
     async fn read_committee(&self, epoch: Epoch) -> Result<Option<Committee>, StorageError>;
+
+    /// Entries of a chain's received log from index `from`: at most `limit` of them, in
+    /// order, stopping before the first index not stored.
+    async fn read_received_log(
+        &self,
+        chain_id: ChainId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<ReceivedEntry>, StorageError>;
 
     /// Applies all writes atomically and durably.
     ///

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use quorum_core::{
     Batch, Blob, BlobId, BlobState, BlockHeight, ChainId, ChainState, Committee,
-    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, Storage, StorageError, Write,
+    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, ReceivedEntry, Storage, StorageError,
+    Write,
 };
 use redb::{
     Database, Key, ReadOnlyTable, ReadTransaction, ReadableTable, Table, TableDefinition, Value,
@@ -20,7 +21,7 @@ use crate::options::{Durability, RedbOptions};
 use crate::tables::{
     blob_key, event_key, hash_key, height_key, names, BlobKey, Bytes, EventKey, HashKey, HeightKey,
     BLOBS, BLOB_STATES, CERTIFICATES, CERTIFICATE_HASHES, CHAIN_STATES, COMMITTEES, EVENTS, META,
-    SCHEMA_VERSION, SCHEMA_VERSION_KEY,
+    RECEIVED_LOGS, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
 };
 
 /// A [`Storage`] on a redb database file.
@@ -422,6 +423,40 @@ impl Storage for RedbStorage {
         self.read(move |transaction| {
             let table = open_read(transaction, COMMITTEES, names::COMMITTEES)?;
             bcs_value(&table, names::COMMITTEES, epoch.0)
+        })
+        .await
+    }
+
+    async fn read_received_log(
+        &self,
+        chain_id: ChainId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<ReceivedEntry>, StorageError> {
+        self.read(move |transaction| {
+            let table = open_read(transaction, RECEIVED_LOGS, names::RECEIVED_LOGS)?;
+            let start = (hash_key(&chain_id.0), from);
+            let range = table
+                .range(start..)
+                .map_err(storage_error(names::RECEIVED_LOGS, Access::Read))?;
+            let mut entries = Vec::new();
+            for (item, expected) in range.zip(from..) {
+                if entries.len() >= limit {
+                    break;
+                }
+                let (key, value) =
+                    item.map_err(storage_error(names::RECEIVED_LOGS, Access::Read))?;
+                let (chain, index) = key.value();
+                if chain != chain_id.0.as_bytes() || index != expected {
+                    break;
+                }
+                let (origin, height) = value.value();
+                entries.push(ReceivedEntry {
+                    origin: ChainId(CryptoHash(*origin)),
+                    height: BlockHeight(height),
+                });
+            }
+            Ok(entries)
         })
         .await
     }

@@ -9,7 +9,10 @@ use redb::TableDefinition;
 
 /// The version of the layout below, stored in [`META`] under [`SCHEMA_VERSION_KEY`]. Bump it
 /// on any incompatible change of a table's key or value encoding.
-pub(crate) const SCHEMA_VERSION: u64 = 1;
+///
+/// Version 2: chain states count their received log and say whether they are closed, and the
+/// [`RECEIVED_LOGS`] table holds the entries.
+pub(crate) const SCHEMA_VERSION: u64 = 2;
 
 /// Key of a 32-byte hash or chain id.
 pub(crate) type HashKey = &'static [u8; 32];
@@ -43,6 +46,8 @@ pub(crate) mod names {
     pub(crate) const CHAIN_STATES: &str = "chain_states";
     /// See [`super::COMMITTEES`].
     pub(crate) const COMMITTEES: &str = "committees";
+    /// See [`super::RECEIVED_LOGS`].
+    pub(crate) const RECEIVED_LOGS: &str = "received_logs";
 }
 
 /// Facts about the database itself: name → value.
@@ -75,6 +80,11 @@ pub(crate) const CHAIN_STATES: TableDefinition<'static, HashKey, Bytes> =
 /// Committees: epoch → BCS of the `Committee`.
 pub(crate) const COMMITTEES: TableDefinition<'static, u32, Bytes> =
     TableDefinition::new(names::COMMITTEES);
+
+/// Chains' received logs (DESIGN §4.2.1): (chain id, index) → (origin chain id, origin
+/// height).
+pub(crate) const RECEIVED_LOGS: TableDefinition<'static, HeightKey, HeightKey> =
+    TableDefinition::new(names::RECEIVED_LOGS);
 
 /// The key of a hash.
 pub(crate) fn hash_key(hash: &CryptoHash) -> &[u8; 32] {

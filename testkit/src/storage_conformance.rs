@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use quorum_core::{
     Batch, Blob, BlobId, BlobState, BlobType, BlockHeight, Certificate, ChainId, ChainState,
-    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, Operation, Storage, StreamId, Write,
+    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, Operation, ReceivedEntry, Storage,
+    StreamId, Write,
 };
 
 use crate::fixtures::{rich_chain_state, sample_blobs, TestChain, TestCommittee};
@@ -37,6 +38,7 @@ where
     check_events(&make()).await;
     check_chain_states(&make()).await;
     check_committees(&make()).await;
+    check_received_logs(&make()).await;
     check_batch_contents(&make()).await;
     check_batch_later_writes_win(&make()).await;
     check_batches_atomic_for_readers(Arc::new(make())).await;
@@ -461,4 +463,66 @@ pub async fn check_committees<S: Storage + ?Sized>(storage: &S) {
     assert_eq!(found.as_ref(), Some(&seven), "the later committee replaces");
     let found = must(storage.read_committee(Epoch(0)).await, "read_committee");
     assert_eq!(found.as_ref(), Some(&one), "other epochs are untouched");
+}
+
+/// Received logs (DESIGN §4.2.1): entries read back in order from any index, at most the limit
+/// asked, stopping before the first index not stored, and never another chain's.
+pub async fn check_received_logs<S: Storage + ?Sized>(storage: &S) {
+    let chain = ChainId(CryptoHash([61; 32]));
+    let next_chain = ChainId(CryptoHash([62; 32]));
+    let entry = |origin: u8, height: u64| ReceivedEntry {
+        origin: ChainId(CryptoHash([origin; 32])),
+        height: BlockHeight(height),
+    };
+    let empty = must(
+        storage.read_received_log(chain, 0, 10).await,
+        "read_received_log",
+    );
+    assert!(empty.is_empty(), "a chain without a log");
+    write(
+        storage,
+        vec![
+            Write::ReceivedLog(chain, 0, entry(1, 5)),
+            Write::ReceivedLog(chain, 1, entry(2, 0)),
+            Write::ReceivedLog(next_chain, 0, entry(3, 9)),
+        ],
+    )
+    .await;
+    write(storage, vec![Write::ReceivedLog(chain, 2, entry(1, 7))]).await;
+    // Index 4 without index 3: a read stops at the gap.
+    write(storage, vec![Write::ReceivedLog(chain, 4, entry(4, 4))]).await;
+    let all = must(
+        storage.read_received_log(chain, 0, 10).await,
+        "read_received_log",
+    );
+    assert_eq!(
+        all,
+        vec![entry(1, 5), entry(2, 0), entry(1, 7)],
+        "the whole log, in order"
+    );
+    let page = must(
+        storage.read_received_log(chain, 1, 1).await,
+        "read_received_log",
+    );
+    assert_eq!(page, vec![entry(2, 0)], "one entry from index 1");
+    let after = must(
+        storage.read_received_log(chain, 4, 10).await,
+        "read_received_log",
+    );
+    assert_eq!(after, vec![entry(4, 4)], "from an index past the gap");
+    let none = must(
+        storage.read_received_log(chain, 0, 0).await,
+        "read_received_log",
+    );
+    assert!(none.is_empty(), "a limit of zero");
+    let beyond = must(
+        storage.read_received_log(chain, 5, 10).await,
+        "read_received_log",
+    );
+    assert!(beyond.is_empty(), "past the end");
+    let other = must(
+        storage.read_received_log(next_chain, 0, 10).await,
+        "read_received_log",
+    );
+    assert_eq!(other, vec![entry(3, 9)], "another chain's log is its own");
 }

@@ -97,6 +97,11 @@ mod tests {
                         timeout_certificate: None,
                     },
                     requested_certificate_hashes: vec![hash(4)],
+                    requested_received_log: vec![quorum_core::ReceivedEntry {
+                        origin: ChainId(hash(5)),
+                        height: BlockHeight(6),
+                    }],
+                    received_log_len: 1,
                 }),
                 signature: None,
             }));

@@ -7,17 +7,20 @@
 //! * `rounds`: catching up after a failed round, and round timeouts.
 //! * `signatures`: which votes go into a certificate.
 //! * `sync`: bringing the local node and the validators up to date.
+//! * `received`: finding what other chains sent, from the validators' received logs.
 //! * `operations`: transfers, blobs, events, chains and committees.
 
 mod error;
 mod operations;
 mod propose;
+mod received;
 mod rounds;
 mod signatures;
 mod sync;
 mod validators;
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 
 use quorum_core::{
     AccountSecretKey, ChainId, Committee, Epoch, LiteVote, Storage, ValidatorPublicKey,
@@ -25,6 +28,7 @@ use quorum_core::{
 use quorum_node::Worker;
 
 pub use error::ChainClientError;
+pub use received::ReceivedLogSync;
 pub use rounds::{MAX_ROUNDS_PER_BLOCK, MAX_TIMEOUT_WAITS, TIMEOUT_RETRY_DELAY};
 pub use validators::ValidatorSet;
 
@@ -48,6 +52,10 @@ pub struct ChainClient<S> {
     /// deliver what slow validators missed).
     quorum_options: Arc<Options>,
     catch_up: Arc<CatchUp>,
+    /// Where this client stopped reading each validator's received log of each chain
+    /// (`received`), shared by the clients of one local node made with
+    /// [`ChainClient::for_chain`].
+    received_cursors: Arc<Mutex<HashMap<(ChainId, ValidatorPublicKey), u64>>>,
 }
 
 impl<S> Clone for ChainClient<S> {
@@ -62,6 +70,7 @@ impl<S> Clone for ChainClient<S> {
             latencies: self.latencies.clone(),
             quorum_options: self.quorum_options.clone(),
             catch_up: self.catch_up.clone(),
+            received_cursors: self.received_cursors.clone(),
         }
     }
 }
@@ -90,6 +99,7 @@ impl<S: Storage + 'static> ChainClient<S> {
             latencies: Arc::new(RwLock::new(Vec::new())),
             quorum_options: Arc::new(quorum_options),
             catch_up: Arc::new(CatchUp::default()),
+            received_cursors: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 

@@ -87,6 +87,9 @@ pub struct SavedHealth {
     pub success: f64,
     /// Latest latencies, in microseconds.
     pub samples_micros: Vec<u64>,
+    /// Protocol violations proven against it (see [`HealthRecord::violations`]).
+    #[serde(default)]
+    pub violations: u64,
 }
 
 fn micros(duration: Duration) -> u64 {
@@ -101,6 +104,10 @@ pub struct HealthRecord {
     /// Requests left without an answer (timeouts, transport errors) since this process made
     /// or restored the record.
     failures: u64,
+    /// Protocol violations proven against the validator: answers that it signed or named and
+    /// that turned out false (a received-log entry no valid certificate backs). Byzantine is
+    /// a state apart from slow (latency) and unavailable (failures).
+    violations: u64,
     next_cooldown: Option<Duration>,
     latency: Option<Duration>,
     success: f64,
@@ -113,6 +120,7 @@ impl Default for HealthRecord {
             state: HealthState::Healthy,
             consecutive_failures: 0,
             failures: 0,
+            violations: 0,
             next_cooldown: None,
             latency: None,
             success: 1.0,
@@ -197,6 +205,7 @@ impl HealthRecord {
             latency_micros: self.latency.map(micros),
             success: self.success,
             samples_micros: self.samples.iter().copied().map(micros).collect(),
+            violations: self.violations,
         }
     }
 
@@ -232,6 +241,7 @@ impl HealthRecord {
             state,
             consecutive_failures: saved.consecutive_failures,
             failures: 0,
+            violations: saved.violations,
             next_cooldown: saved.next_cooldown_micros.map(clamp),
             latency: saved.latency_micros.map(Duration::from_micros),
             success: if saved.success.is_finite() {
@@ -241,6 +251,22 @@ impl HealthRecord {
             },
             samples,
         }
+    }
+
+    /// Protocol violations proven against the validator since the record was made.
+    pub fn violations(&self) -> u64 {
+        self.violations
+    }
+
+    /// Whether the validator was caught breaking the protocol (at least one violation). It
+    /// stays so: a Byzantine validator is asked after every other one.
+    pub fn is_byzantine(&self) -> bool {
+        self.violations > 0
+    }
+
+    /// A proven protocol violation.
+    pub fn record_violation(&mut self) {
+        self.violations = self.violations.saturating_add(1);
     }
 
     /// An answer (any answer, refusals included) after `latency`: healthy again.
@@ -353,6 +379,18 @@ impl Health {
         }
     }
 
+    /// Records a proven protocol violation (see [`HealthRecord::violations`]).
+    pub fn record_violation(&self) {
+        if let Ok(mut record) = self.record.lock() {
+            record.record_violation();
+        }
+    }
+
+    /// Whether the validator was caught breaking the protocol.
+    pub fn is_byzantine(&self) -> bool {
+        self.snapshot().is_byzantine()
+    }
+
     /// The record as a process keeps it between runs.
     pub fn save(&self) -> SavedHealth {
         self.snapshot().save(self.now())
@@ -366,11 +404,12 @@ impl Health {
         }
     }
 
-    /// Sort key for routing: healthy before suspect, then by average latency (unknown last
-    /// among equals).
-    pub fn rank(&self) -> (bool, Duration) {
+    /// Sort key for routing: honest before Byzantine, healthy before suspect, then by
+    /// average latency (unknown last among equals).
+    pub fn rank(&self) -> (bool, bool, Duration) {
         let record = self.snapshot();
         (
+            record.is_byzantine(),
             record.is_suspect(),
             record.latency().unwrap_or(Duration::MAX),
         )

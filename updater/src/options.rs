@@ -121,6 +121,12 @@ pub struct Options {
     pub probe_timeout: Duration,
     /// Most validators one hedged read asks (default [`DEFAULT_MAX_HEDGE_FANOUT`]).
     pub max_hedge_fanout: usize,
+    /// Most entries of one validator's received log one sync reads, in entries (default
+    /// 10,000, i.e. 400 KB per validator); the rest is read by the next sync. Bounds what a
+    /// validator naming entries without end can make the client hold and check.
+    pub max_received_log_entries_per_sync: usize,
+    /// Certificates named by received logs downloaded at once, in downloads (default 16).
+    pub received_log_downloads_in_flight: usize,
 }
 
 impl Default for Options {
@@ -137,6 +143,8 @@ impl Default for Options {
             recovery_budget: DEFAULT_RECOVERY_BUDGET,
             probe_timeout: DEFAULT_PROBE_TIMEOUT,
             max_hedge_fanout: DEFAULT_MAX_HEDGE_FANOUT,
+            max_received_log_entries_per_sync: 10_000,
+            received_log_downloads_in_flight: 16,
         }
     }
 }

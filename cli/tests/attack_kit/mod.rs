@@ -73,10 +73,13 @@ pub struct Committee {
     pub target: SocketAddr,
 }
 
-/// The wallet file's layout (`cli/src/files.rs`): each chain with its owner's key.
+/// The wallet file's layout (`cli/src/wallet.rs`): a format tag, each chain with its owner's
+/// key if the wallet holds it, and spare owner keys.
 #[derive(Deserialize)]
 struct Wallet {
-    chains: Vec<(ChainId, AccountSecretKey)>,
+    _magic: [u8; 4],
+    chains: Vec<(ChainId, Option<AccountSecretKey>)>,
+    _keys: Vec<AccountSecretKey>,
 }
 
 impl Committee {
@@ -121,7 +124,11 @@ impl Committee {
             validators,
             dir,
             genesis,
-            owners: wallet.chains,
+            owners: wallet
+                .chains
+                .into_iter()
+                .filter_map(|(chain, owner)| Some((chain, owner?)))
+                .collect(),
             target,
         }
     }

@@ -87,7 +87,11 @@ impl<S: Storage + 'static> Worker<S> {
                     entry.insert(chain_state_in(storage, bundle.recipient).await?)
                 }
             };
-            recipient.receive_bundle(chain_id, height, bundle.messages.clone());
+            if let Some((index, entry)) =
+                recipient.receive_bundle(chain_id, height, bundle.messages.clone())
+            {
+                batch.push(Write::ReceivedLog(bundle.recipient, index, entry));
+            }
         }
         let mut used_blobs = Vec::new();
         for blob in execution.published_blobs {

@@ -58,6 +58,16 @@ impl<S: Storage + 'static> Worker<S> {
                 .await?;
             info.requested_certificate_hashes = hashes.into_iter().map_while(|hash| hash).collect();
         }
+        if let Some(from) = query.request_received_log_from {
+            // At most one page, and nothing past the log's end (a page is never padded).
+            let most = self.config.limits.max_received_log_entries_per_query;
+            if from < state.received_log_len() {
+                info.requested_received_log = self
+                    .store
+                    .read_received_log(state.chain_id(), from, most)
+                    .await?;
+            }
+        }
         Ok(ChainInfoResponse::new(info, self.key.as_ref()))
     }
 

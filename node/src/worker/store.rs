@@ -23,8 +23,8 @@ use tokio::sync::watch;
 
 use quorum_core::{
     Batch, Blob, BlobId, BlobState, BlockHeight, ChainId, ChainState, Committee,
-    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, Storage, StorageError, StorageErrorKind,
-    Write,
+    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, ReceivedEntry, Storage, StorageError,
+    StorageErrorKind, Write,
 };
 
 use crate::memory::MemoryStorage;
@@ -335,6 +335,15 @@ impl<S: Storage + 'static> Storage for Store<S> {
 
     async fn read_committee(&self, epoch: Epoch) -> Result<Option<Committee>, StorageError> {
         read_through!(self, read_committee(epoch))
+    }
+
+    async fn read_received_log(
+        &self,
+        chain_id: ChainId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<ReceivedEntry>, StorageError> {
+        read_through!(self, read_received_log(chain_id, from, limit))
     }
 
     /// Queues the batch; it is durable once [`Store::flush`] returns.

@@ -41,6 +41,7 @@ pub(super) struct WriteTables<'txn> {
     events: WriteTable<'txn, EventKey, Bytes>,
     chain_states: WriteTable<'txn, HashKey, Bytes>,
     committees: WriteTable<'txn, u32, Bytes>,
+    received_logs: WriteTable<'txn, HeightKey, HeightKey>,
 }
 
 /// Opens a table into `slot` unless it is open already.
@@ -75,6 +76,7 @@ impl<'txn> WriteTables<'txn> {
             events: None,
             chain_states: None,
             committees: None,
+            received_logs: None,
         }
     }
 
@@ -88,6 +90,7 @@ impl<'txn> WriteTables<'txn> {
         self.events()?;
         self.chain_states()?;
         self.committees()?;
+        self.received_logs()?;
         Ok(())
     }
 
@@ -150,6 +153,17 @@ impl<'txn> WriteTables<'txn> {
         )
     }
 
+    pub(super) fn received_logs(
+        &mut self,
+    ) -> Result<&mut Table<'txn, HeightKey, HeightKey>, Error> {
+        open_write(
+            &mut self.received_logs,
+            self.transaction,
+            RECEIVED_LOGS,
+            names::RECEIVED_LOGS,
+        )
+    }
+
     /// Applies one write.
     pub(super) fn apply(&mut self, write: Write) -> Result<(), Error> {
         match write {
@@ -192,6 +206,14 @@ impl<'txn> WriteTables<'txn> {
                 self.committees()?
                     .insert(epoch.0, bytes.as_slice())
                     .map_err(storage_error(names::COMMITTEES, Access::Write))?;
+            }
+            Write::ReceivedLog(chain_id, index, entry) => {
+                self.received_logs()?
+                    .insert(
+                        (hash_key(&chain_id.0), index),
+                        height_key(&entry.origin, entry.height),
+                    )
+                    .map_err(storage_error(names::RECEIVED_LOGS, Access::Write))?;
             }
         }
         Ok(())

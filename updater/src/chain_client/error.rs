@@ -50,6 +50,9 @@ pub enum ChainClientError {
         /// Why the last attempt stopped (e.g. `BlobsNotFound` naming the missing blobs).
         error: Option<Box<NodeError>>,
     },
+    /// No validator asked knows the chain (none gave a description that hashes to its id).
+    #[error("no validator knows chain {0:?}")]
+    UnknownChain(ChainId),
     /// A committee the client needs has no reachable validators.
     #[error("no validator of {0:?} is reachable")]
     NoValidators(Epoch),

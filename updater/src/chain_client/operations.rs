@@ -119,6 +119,23 @@ impl<S: Storage + 'static> ChainClient<S> {
             .await
     }
 
+    /// Closes the chain: its remaining balance goes to `beneficiary` (required unless the
+    /// balance is zero, else the local node refuses with `NonZeroBalance`). Afterwards the
+    /// chain accepts no operation; [`ChainClient::receive_messages`] then returns every
+    /// credit that arrives to its sender.
+    pub async fn close_chain(
+        &self,
+        beneficiary: Option<ChainId>,
+    ) -> Result<ConfirmedBlockCertificate, ChainClientError> {
+        self.execute_operations(vec![Operation::CloseChain { beneficiary }], Vec::new())
+            .await
+    }
+
+    /// Whether the chain is closed, on the local node.
+    pub async fn is_closed(&self) -> Result<bool, ChainClientError> {
+        Ok(self.local.chain_state(self.chain_id).await?.is_closed())
+    }
+
     /// The chain's balance on the local node.
     pub async fn local_balance(&self) -> Result<u64, ChainClientError> {
         Ok(self.local.chain_state(self.chain_id).await?.balance())

@@ -4,7 +4,7 @@ use tracing::warn;
 
 use quorum_core::{
     BlockHeight, ChainId, ChainInfoQuery, ChainInfoResponse, Committee, CrossChainDelivery,
-    NodeError, Storage, ValidatorNode, ValidatorPublicKey, Violation,
+    EventId, NodeError, Storage, StreamId, ValidatorNode, ValidatorPublicKey, Violation,
 };
 
 use crate::hedge::{by_health, hedged};
@@ -29,15 +29,52 @@ fn trusted_height(committee: &Committee, infos: &[(RemoteNode, ChainInfoResponse
 }
 
 impl<S: Storage + 'static> ChainClient<S> {
-    /// Brings the local node up to date with the validators on this chain: the highest height
-    /// and the latest round evidence any of them has, every certificate checked.
+    /// Brings the local node up to date with the validators on this chain (DESIGN §5.8): the
+    /// chain's own blocks ([`ChainClient::synchronize_chain`]), then everything sent to it
+    /// that the validators' received logs name ([`ChainClient::synchronize_received_log`]),
+    /// whoever sent it. Entries that could not be settled this time are read again next time.
     pub async fn synchronize_from_validators(&self) -> Result<(), ChainClientError> {
-        self.synchronize_chain(self.chain_id).await
+        self.synchronize_chain(self.chain_id).await?;
+        self.synchronize_received_log(self.chain_id).await?;
+        Ok(())
     }
 
     /// Brings the local node up to date on `chain_id` (for example a chain whose blobs or events
-    /// this chain will read).
+    /// this chain will read): the highest height and the latest round evidence validators
+    /// have, every certificate checked.
+    ///
+    /// A chain the local node does not know yet is followed from its description, which a
+    /// validator gives and whose hash must be the chain's id (`UnknownChain` if no validator
+    /// asked knows it). Blocks of an epoch the local node does not know make it bring the
+    /// admin chain up to date first (its committees and epoch announcements), then try again.
     pub async fn synchronize_chain(&self, chain_id: ChainId) -> Result<(), ChainClientError> {
+        match self.synchronize_chain_once(chain_id).await {
+            Err(ChainClientError::SyncIncomplete {
+                error: Some(error), ..
+            }) if chain_id != self.admin_chain()
+                && matches!(&*error, NodeError::EventsNotFound(ids) if self.is_admin_epoch_claim(ids)) =>
+            {
+                self.stats.record(RecoveryKind::LocalSync);
+                self.synchronize_chain_once(self.admin_chain()).await?;
+                self.synchronize_chain_once(chain_id).await
+            }
+            other => other,
+        }
+    }
+
+    /// Whether `ids` are all announcements of epochs on the admin chain.
+    pub(super) fn is_admin_epoch_claim(&self, ids: &[EventId]) -> bool {
+        !ids.is_empty()
+            && ids
+                .iter()
+                .all(|id| id.chain_id == self.admin_chain() && id.stream == StreamId::epoch())
+    }
+
+    /// One pass of [`ChainClient::synchronize_chain`].
+    pub(super) async fn synchronize_chain_once(
+        &self,
+        chain_id: ChainId,
+    ) -> Result<(), ChainClientError> {
         let state = self.local.chain_state(chain_id).await?;
         let epoch = state.epoch();
         let (committee, remotes) = self.committee_and_remotes(epoch).await?;
@@ -59,6 +96,9 @@ impl<S: Storage + 'static> ChainClient<S> {
         })
         .await;
         let mut infos: Vec<(RemoteNode, ChainInfoResponse)> = answers;
+        if !state.is_active() {
+            self.follow(chain_id, &infos).await?;
+        }
         infos.sort_by_key(|(_, response)| std::cmp::Reverse(response.info.next_block_height));
         // The target: the highest height that validators holding f+1 of the weight (so at
         // least one honest one) have reached. A single validator claiming more is tried, but
@@ -99,6 +139,30 @@ impl<S: Storage + 'static> ChainClient<S> {
             }
         }
         Ok(())
+    }
+
+    /// Activates `chain_id` on the local node from the first description among `infos` that
+    /// hashes to its id; a validator whose description does not is refuted in its health
+    /// record.
+    async fn follow(
+        &self,
+        chain_id: ChainId,
+        infos: &[(RemoteNode, ChainInfoResponse)],
+    ) -> Result<(), ChainClientError> {
+        for (remote, response) in infos {
+            let Some(description) = &response.info.description else {
+                continue;
+            };
+            match self.local.follow_chain(chain_id, description.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(NodeError::ProtocolViolation(violation)) => {
+                    warn!(validator = ?remote.public_key, ?violation, "gave a description of another chain");
+                    remote.health.record_violation();
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(ChainClientError::UnknownChain(chain_id))
     }
 
     /// Downloads the chain from the validators that claim more than the local node has, batch
