@@ -112,7 +112,7 @@ impl ProcessSampler {
                 let mut samples = 0u32;
                 while !stop.load(Ordering::Relaxed) {
                     peaks.rss = peaks.rss.max(rss_bytes(pid).unwrap_or(0));
-                    if samples % SOCKET_SAMPLE_EVERY == 0 {
+                    if samples.is_multiple_of(SOCKET_SAMPLE_EVERY) {
                         peaks.sockets = peaks.sockets.max(socket_count(pid).unwrap_or(0));
                     }
                     samples = samples.wrapping_add(1);
