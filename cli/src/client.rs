@@ -21,7 +21,7 @@ use crate::keys;
 use crate::probe;
 use crate::session::{Session, SessionSettings, DEFAULT_REQUEST_TIMEOUT_MS};
 use crate::update_phase::{self, DEFAULT_UPDATE_BUDGET_MS};
-use crate::wallet::{chain_hex, ChainArg, Wallet, WalletLock, WALLET_FILE};
+use crate::wallet::{chain_hex, ChainArg, PortableWallet, Wallet, WalletLock, WALLET_DB_FILE};
 
 /// Longest a command waits for another command on the same wallet to finish (30 s).
 const WALLET_LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -135,8 +135,8 @@ pub async fn client(args: &ClientArgs) -> Result<(), CliError> {
         request_timeout: Duration::from_millis(args.request_timeout_ms),
         update_budget: Duration::from_millis(args.update_budget_ms),
     };
-    let mut session = Session::open(&settings).await?;
-    let result = run(&mut session, &args.command).await;
+    let session = Session::open(&settings).await?;
+    let result = run(&session, &args.command).await;
     session.save_health();
     result
 }
@@ -149,10 +149,11 @@ fn init(dir: &Path, genesis_path: &Path) -> Result<(), CliError> {
         source,
     })?;
     let _lock = WalletLock::acquire(dir, WALLET_LOCK_WAIT)?;
-    let (target, wallet_path) = (dir.join(GENESIS_FILE), dir.join(WALLET_FILE));
-    files::ensure_absent([target.as_path(), wallet_path.as_path()])?;
+    let admin = genesis.admin_chain().ok_or(CliError::NoChains)?;
+    let target = dir.join(GENESIS_FILE);
+    files::ensure_absent([target.as_path(), dir.join(WALLET_DB_FILE).as_path()])?;
     files::write(&target, &genesis, "genesis")?;
-    Wallet::default().save(&wallet_path)?;
+    Wallet::create(dir, admin, &PortableWallet::default())?;
     println!(
         "empty wallet for a committee of {} validators in {}",
         genesis.committee.validators().count(),
@@ -161,7 +162,7 @@ fn init(dir: &Path, genesis_path: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn run(session: &mut Session, command: &ClientCommand) -> Result<(), CliError> {
+async fn run(session: &Session, command: &ClientCommand) -> Result<(), CliError> {
     let remotes = session.remotes();
     probe::spawn(&remotes, session.admin_chain(), &session.options);
     match command {
@@ -169,8 +170,7 @@ async fn run(session: &mut Session, command: &ClientCommand) -> Result<(), CliEr
         ClientCommand::Info => return info::info(session).await,
         ClientCommand::NewOwner => {
             let key = AccountSecretKey::generate(&mut OsRng);
-            session.wallet.keys.push(key.clone());
-            session.wallet.save(&session.wallet_path)?;
+            session.wallet.add_key(&key)?;
             println!("{}", key.public());
             return Ok(());
         }
@@ -230,13 +230,13 @@ async fn run(session: &mut Session, command: &ClientCommand) -> Result<(), CliEr
 fn named_or_all(wallet: &Wallet, chain: Option<ChainArg>) -> Result<Vec<ChainId>, CliError> {
     match chain {
         Some(arg) => Ok(vec![wallet.resolve(arg)?]),
-        None => Ok(wallet.chains.iter().map(|c| c.chain_id).collect()),
+        None => wallet.chains(),
     }
 }
 
 /// `open-chain`: the new chain's id on standard output.
 async fn open_chain(
-    session: &mut Session,
+    session: &Session,
     from: ChainArg,
     owner: &Option<String>,
 ) -> Result<(), CliError> {
@@ -255,30 +255,34 @@ async fn open_chain(
         .consensus
         .clone();
     let (chain_id, _) = client.open_chain(owner, consensus).await?;
-    let secret = session.wallet.secret_of(&owner);
-    session.wallet.add_chain(chain_id, secret);
-    session.wallet.save(&session.wallet_path)?;
+    let secret = session.wallet.secret_of(&owner)?;
+    session.wallet.add_chain(chain_id, secret.as_ref())?;
     println!("{}", chain_hex(&chain_id));
     Ok(())
 }
 
 /// `follow`: the chain is added once it is known to the validators (its description checked
 /// against its id), with the key of the first of its owners the wallet holds.
-async fn follow(session: &mut Session, chain: ChainArg) -> Result<(), CliError> {
+async fn follow(session: &Session, chain: ChainArg) -> Result<(), CliError> {
     let ChainArg::Id(chain_id) = chain else {
         return Err(CliError::FollowNeedsId);
     };
     session.synchronize(&[chain_id], true).await?;
     let state = session.local.chain_state(chain_id).await?;
     let description = state.description()?;
-    let owner = description
+    let mut owner = None;
+    for public in description
         .owners
         .keys()
         .chain(description.super_owner.iter())
-        .find_map(|public| session.wallet.secret_of(public));
+    {
+        owner = session.wallet.secret_of(public)?;
+        if owner.is_some() {
+            break;
+        }
+    }
     let owned = owner.is_some();
-    let index = session.wallet.add_chain(chain_id, owner);
-    session.wallet.save(&session.wallet_path)?;
+    let index = session.wallet.add_chain(chain_id, owner.as_ref())?;
     println!(
         "following chain {} as wallet chain {index}{}",
         chain_hex(&chain_id),
@@ -303,9 +307,7 @@ async fn print_balances(session: &Session, chains: &[ChainId]) -> Result<(), Cli
             .fold(0u64, u64::saturating_add);
         let index = session
             .wallet
-            .chains
-            .iter()
-            .position(|c| c.chain_id == *chain_id)
+            .index_of(*chain_id)?
             .map_or_else(|| "-".to_owned(), |i| i.to_string());
         println!(
             "chain {index} {} height {} balance {} waiting {waiting}{}",

@@ -201,6 +201,20 @@ pub enum CliError {
     /// The wallet holds no owner key for the chain.
     #[error("the wallet does not own chain {0}")]
     NotOwned(String),
+    /// The wallet database failed.
+    #[error("wallet {}: {source}", path.display())]
+    Wallet {
+        /// The wallet database.
+        path: PathBuf,
+        /// What failed.
+        source: crate::wallet::WalletDbError,
+    },
+    /// The genesis file is not the committee the wallet belongs to.
+    #[error("{} is not the genesis of this wallet's committee (another admin chain)", .0.display())]
+    GenesisMismatch(PathBuf),
+    /// A client directory without a wallet.
+    #[error("no wallet in {} (make one with `quorum client --dir DIR init --genesis FILE`)", .0.display())]
+    NoWallet(PathBuf),
     /// Another command holds the wallet's lock.
     #[error("the wallet in {} is busy: another command is using it", .0.display())]
     WalletBusy(PathBuf),

@@ -20,7 +20,7 @@ use crate::error::CliError;
 use crate::files::{self, GENESIS_COPY_FILE, GENESIS_FILE};
 use crate::keys;
 use crate::setup;
-use crate::wallet::{Wallet, WalletChain, WALLET_FILE};
+use crate::wallet::{PortableWallet, WalletChain, WALLET_FILE};
 
 /// `quorum genesis`: the genesis of a committee across machines.
 #[derive(Clone, Debug, clap::Args)]
@@ -170,7 +170,7 @@ fn write_committee_dir(
     )?;
     files::write(&genesis_path, genesis, "genesis")?;
     files::write_new(&copy_path, &readable(genesis)?)?;
-    let wallet = Wallet {
+    let wallet = PortableWallet {
         chains: genesis
             .chains
             .iter()

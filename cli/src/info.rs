@@ -168,16 +168,11 @@ fn health_lines(session: &Session, remotes: &[RemoteNode]) -> String {
 /// Runs `quorum client info`.
 pub async fn info(session: &Session) -> Result<(), CliError> {
     let remotes = session.remotes();
-    let chains: Vec<ChainId> = session.wallet.chains.iter().map(|c| c.chain_id).collect();
+    let chains: Vec<ChainId> = session.wallet.chains()?;
     // The local node's synchronization and the questions to the validators, at once.
     let (synchronized, answers) = tokio::join!(
         session.synchronize(&chains, false),
-        ask_all(
-            &remotes,
-            &chains,
-            &session.genesis.committee,
-            &session.options
-        )
+        ask_all(&remotes, &chains, &session.committee, &session.options)
     );
     // What could not be synchronized is shown as the local node has it.
     if let Err(error) = synchronized {

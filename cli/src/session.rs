@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use quorum_core::{ChainId, Epoch, Storage, ValidatorPublicKey};
+use quorum_core::{ChainId, Committee, Epoch, NodeError, Storage, ValidatorPublicKey};
 use quorum_node::{Clock, Genesis, SystemClock, Worker, WorkerConfig};
 use quorum_store_redb::RedbStorage;
 use quorum_transport_tcp::{ClientConfig, TcpValidatorNode};
@@ -19,8 +19,7 @@ use quorum_updater::{ChainClient, Options, RemoteNode, ValidatorSet, ValidatorUp
 use crate::error::CliError;
 use crate::files::{self, GENESIS_FILE};
 use crate::health_file;
-use crate::keys;
-use crate::wallet::{Wallet, WALLET_FILE};
+use crate::wallet::Wallet;
 
 /// Name of the client's database in the committee directory, unless `--database` says
 /// otherwise.
@@ -49,12 +48,10 @@ pub struct SessionSettings {
 
 /// One command's client.
 pub struct Session {
-    /// The committee's genesis.
-    pub genesis: Genesis,
+    /// The committee of the genesis (epoch 0), whose validators the client reaches.
+    pub committee: Committee,
     /// The chains the client follows and the keys it holds.
     pub wallet: Wallet,
-    /// Where the wallet is.
-    pub wallet_path: PathBuf,
     /// The client's local node.
     pub local: Arc<Worker<RedbStorage>>,
     /// Every validator, with its health.
@@ -87,22 +84,34 @@ impl Session {
         if settings.request_timeout.is_zero() {
             return Err(CliError::ZeroRequestTimeout);
         }
-        let genesis: Genesis = files::read(&settings.dir.join(GENESIS_FILE), "genesis")?;
-        let wallet_path = settings.dir.join(WALLET_FILE);
-        if let Err(error) = keys::check_private(&wallet_path) {
-            warn!(%error, "the wallet holds the chains' owner keys");
-        }
-        let wallet = Wallet::load(&wallet_path)?;
+        let genesis_path = settings.dir.join(GENESIS_FILE);
+        let read_genesis =
+            || -> Result<Genesis, CliError> { files::read(&genesis_path, "genesis") };
+        let wallet = Wallet::open(&settings.dir, || {
+            read_genesis()?.admin_chain().ok_or(CliError::NoChains)
+        })?;
+        let admin = wallet.admin_chain()?;
         let database = settings
             .database
             .clone()
             .unwrap_or_else(|| settings.dir.join(DEFAULT_DATABASE_FILE));
         let storage = RedbStorage::open(&database)?;
-        // The genesis is written once, into a new database: a command does not pay for every
-        // genesis chain again.
-        let admin = match storage.read_committee(Epoch(0)).await {
-            Ok(Some(_)) => genesis.admin_chain().ok_or(CliError::NoChains)?,
-            _ => genesis.initialize(&storage, SystemClock.now()).await?,
+        // The genesis is read and written into the client's database once, when the database
+        // is new: a command then pays for no genesis chain but the ones it touches.
+        let committee = match storage
+            .read_committee(Epoch(0))
+            .await
+            .map_err(NodeError::from)?
+        {
+            Some(committee) => committee,
+            None => {
+                let genesis = read_genesis()?;
+                if genesis.admin_chain() != Some(admin) {
+                    return Err(CliError::GenesisMismatch(genesis_path));
+                }
+                genesis.initialize(&storage, SystemClock.now()).await?;
+                genesis.committee
+            }
         };
         let local = Arc::new(Worker::new(
             storage,
@@ -116,7 +125,7 @@ impl Session {
             connect_timeout: settings.request_timeout,
             ..ClientConfig::default()
         };
-        for (key, info) in genesis.committee.validators() {
+        for (key, info) in committee.validators() {
             let node = TcpValidatorNode::new(info.address.clone(), transport.clone())?;
             validators.insert(*key, Arc::new(node));
         }
@@ -131,9 +140,8 @@ impl Session {
             options.clone(),
         );
         let session = Session {
-            genesis,
+            committee,
             wallet,
-            wallet_path,
             local,
             validators,
             options: Arc::new(options),
@@ -152,13 +160,12 @@ impl Session {
 
     /// Every voting validator of the committee, with its health.
     pub fn remotes(&self) -> Vec<RemoteNode> {
-        self.validators.remotes(&self.genesis.committee)
+        self.validators.remotes(&self.committee)
     }
 
     /// Each validator's address, as the genesis gives it.
     pub fn addresses(&self) -> BTreeMap<ValidatorPublicKey, String> {
-        self.genesis
-            .committee
+        self.committee
             .validators()
             .map(|(key, info)| (*key, info.address.clone()))
             .collect()
@@ -215,7 +222,7 @@ impl Session {
                 let known: Vec<_> = loaded
                     .records
                     .into_iter()
-                    .filter(|(key, _)| self.genesis.committee.weight(key) > 0)
+                    .filter(|(key, _)| self.committee.weight(key) > 0)
                     .collect();
                 self.validators.restore_health(&known, loaded.elapsed);
             }
@@ -233,7 +240,7 @@ impl Session {
             .validators
             .save_health()
             .into_iter()
-            .filter(|(key, _)| self.genesis.committee.weight(key) > 0)
+            .filter(|(key, _)| self.committee.weight(key) > 0)
             .collect();
         match health_file::save(&self.health_path, records, SystemTime::now()) {
             Ok(()) => debug!(path = %self.health_path.display(), "validator health records saved"),

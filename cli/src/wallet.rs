@@ -1,20 +1,26 @@
 //! The wallet of `quorum client` (DESIGN §5.8): the chains a user follows, each with its
-//! owner key when the user owns it, and the owner keys made for chains yet to be opened.
+//! owner's public key when the wallet holds that owner's secret key, and every owner key it
+//! holds.
 //!
-//! The file (`wallet.bcs`, mode 0600) is written atomically: a new file beside it, synced,
-//! renamed over the old one, and the directory synced, so that a crash leaves the old wallet or
-//! the new one, never a mix, and no key is ever lost. Commands that change it hold the
-//! directory's wallet lock ([`WalletLock`]) from reading it to writing it, so two commands on
-//! one wallet never lose each other's changes. Wallets written before keys could be kept
-//! apart (a list of owned chains) are still read.
+//! The wallet is a redb database (`wallet.redb`, mode 0600) read one chain at a time, so that
+//! a command on one chain costs the same with 3 chains in the wallet or 100,000: nothing is
+//! read or decoded beyond what the command names, and a secret key is decoded (a scalar
+//! multiplication) only when it signs. Every change is one redb transaction, committed
+//! durably: a crash leaves the wallet as before or after it, and no key is ever lost. Commands
+//! hold the directory's wallet lock ([`WalletLock`]) from start to end, so two commands on
+//! one wallet never interleave.
+//!
+//! `wallet.bcs` is the portable form that `genesis` and `dev-genesis` write (the genesis
+//! chains with their owner keys); the first command on a directory without `wallet.redb`
+//! imports it (either of its two layouts), and it is not read again.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use quorum_core::{AccountPublicKey, AccountSecretKey, ChainId, CryptoHash, HASH_LENGTH};
@@ -22,16 +28,38 @@ use quorum_core::{AccountPublicKey, AccountSecretKey, ChainId, CryptoHash, HASH_
 use crate::error::CliError;
 use crate::files::SECRET_FILE_MODE;
 
-/// Name of the wallet file in a client directory (mode 0600: it holds the owners' keys).
+/// Name of the wallet database in a client directory (mode 0600: it holds owner keys).
+pub const WALLET_DB_FILE: &str = "wallet.redb";
+/// Name of the portable wallet file in a committee directory (mode 0600), imported once.
 pub const WALLET_FILE: &str = "wallet.bcs";
 /// Name of the lock file beside the wallet.
 pub const WALLET_LOCK_FILE: &str = "wallet.lock";
-/// The first bytes of a wallet file of this format (older files start with their chain count).
+/// The first bytes of a portable wallet of the current layout (older files start with their
+/// chain count).
 const MAGIC: [u8; 4] = *b"QWL2";
 /// How often a command waiting for the wallet lock tries again.
 const LOCK_RETRY: Duration = Duration::from_millis(20);
 
-/// One chain the wallet follows.
+/// Facts about the wallet: name → value.
+const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
+/// Followed chains by wallet index → BCS of a [`StoredChain`].
+const CHAINS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("chains");
+/// Wallet index of each followed chain: chain id → index.
+const INDEX: TableDefinition<'static, &[u8; 32], u64> = TableDefinition::new("index");
+/// Owner keys: public key → secret key.
+const KEYS: TableDefinition<'static, &[u8; 32], &[u8; 32]> = TableDefinition::new("keys");
+/// The [`META`] key of the admin chain's id.
+const ADMIN_CHAIN: &str = "admin_chain";
+
+/// One followed chain as stored.
+#[derive(Serialize, Deserialize)]
+struct StoredChain {
+    chain_id: ChainId,
+    /// The owner whose key the wallet holds, if any.
+    owner: Option<AccountPublicKey>,
+}
+
+/// One chain of a portable wallet.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WalletChain {
     /// The chain.
@@ -40,16 +68,15 @@ pub struct WalletChain {
     pub owner: Option<AccountSecretKey>,
 }
 
-/// The chains a client follows and the owner keys it holds.
+/// The portable wallet (`wallet.bcs`): chains with their owner keys, and spare keys.
 #[derive(Clone, Debug, Default)]
-pub struct Wallet {
-    /// The followed chains, in the order they were added (their wallet indices).
+pub struct PortableWallet {
+    /// The chains, in wallet order.
     pub chains: Vec<WalletChain>,
-    /// Owner keys made with `new-owner`, whether or not a chain uses them yet.
+    /// Owner keys no chain uses yet.
     pub keys: Vec<AccountSecretKey>,
 }
 
-/// The file's layout.
 #[derive(Serialize, Deserialize)]
 struct Stored {
     magic: [u8; 4],
@@ -61,6 +88,45 @@ struct Stored {
 #[derive(Deserialize)]
 struct Legacy {
     chains: Vec<(ChainId, AccountSecretKey)>,
+}
+
+impl PortableWallet {
+    /// The file content.
+    pub fn encode(&self, path: &Path) -> Result<Vec<u8>, CliError> {
+        let stored = Stored {
+            magic: MAGIC,
+            chains: self.chains.clone(),
+            keys: self.keys.clone(),
+        };
+        bcs::to_bytes(&stored).map_err(|e| format_error(path, &e))
+    }
+
+    /// Reads a portable wallet (either layout).
+    pub fn load(path: &Path) -> Result<Self, CliError> {
+        let bytes = std::fs::read(path).map_err(|source| CliError::File {
+            path: path.to_owned(),
+            source,
+        })?;
+        if bytes.starts_with(&MAGIC) {
+            let stored: Stored = bcs::from_bytes(&bytes).map_err(|e| format_error(path, &e))?;
+            return Ok(PortableWallet {
+                chains: stored.chains,
+                keys: stored.keys,
+            });
+        }
+        let legacy: Legacy = bcs::from_bytes(&bytes).map_err(|e| format_error(path, &e))?;
+        Ok(PortableWallet {
+            chains: legacy
+                .chains
+                .into_iter()
+                .map(|(chain_id, owner)| WalletChain {
+                    chain_id,
+                    owner: Some(owner),
+                })
+                .collect(),
+            keys: Vec::new(),
+        })
+    }
 }
 
 /// A chain named on the command line: its index in the wallet, or its id in hex.
@@ -82,7 +148,7 @@ impl std::fmt::Display for ChainArg {
     }
 }
 
-/// Why a chain argument is neither an index nor a chain id.
+/// Why a chain argument is neither a wallet index nor a chain id.
 #[derive(Debug, thiserror::Error)]
 #[error("{text:?} is neither a wallet index nor a chain id ({} hex digits)", HASH_LENGTH * 2)]
 pub struct ChainArgError {
@@ -110,47 +176,145 @@ pub fn chain_hex(chain_id: &ChainId) -> String {
     chain_id.0.to_string()
 }
 
-impl Wallet {
-    /// Reads the wallet at `path` (either layout).
-    pub fn load(path: &Path) -> Result<Self, CliError> {
-        let bytes = std::fs::read(path).map_err(|source| CliError::File {
-            path: path.to_owned(),
-            source,
-        })?;
-        if bytes.starts_with(&MAGIC) {
-            let stored: Stored = bcs::from_bytes(&bytes).map_err(|e| format_error(path, &e))?;
-            return Ok(Wallet {
-                chains: stored.chains,
-                keys: stored.keys,
-            });
+/// What went wrong in the wallet database.
+#[derive(Debug, thiserror::Error)]
+pub enum WalletDbError {
+    /// redb refused.
+    #[error("{0}")]
+    Redb(#[from] redb::Error),
+    /// A stored value does not decode.
+    #[error("a stored {0} does not decode")]
+    Corrupted(&'static str),
+    /// The wallet does not say which committee it belongs to.
+    #[error("no admin chain recorded")]
+    NoAdminChain,
+}
+
+macro_rules! redb_errors {
+    ($($kind:ty),*) => {$(
+        impl From<$kind> for WalletDbError {
+            fn from(error: $kind) -> Self {
+                WalletDbError::Redb(error.into())
+            }
         }
-        let legacy: Legacy = bcs::from_bytes(&bytes).map_err(|e| format_error(path, &e))?;
-        Ok(Wallet {
-            chains: legacy
-                .chains
-                .into_iter()
-                .map(|(chain_id, owner)| WalletChain {
-                    chain_id,
-                    owner: Some(owner),
-                })
-                .collect(),
-            keys: Vec::new(),
+    )*};
+}
+
+redb_errors!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// The wallet database of a client directory.
+pub struct Wallet {
+    database: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Wallet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Wallet({})", self.path.display())
+    }
+}
+
+impl Wallet {
+    /// Makes a new wallet database in `dir` for the committee whose admin chain is `admin`,
+    /// holding `portable`'s chains and keys; refuses an existing one.
+    pub fn create(dir: &Path, admin: ChainId, portable: &PortableWallet) -> Result<Self, CliError> {
+        let path = dir.join(WALLET_DB_FILE);
+        // Mode 0600 from the start: the file never exists readable by others.
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(SECRET_FILE_MODE)
+            .open(&path)
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::AlreadyExists => CliError::AlreadyExists { path: path.clone() },
+                _ => CliError::File {
+                    path: path.clone(),
+                    source,
+                },
+            })?;
+        let wallet = Wallet {
+            database: Database::create(&path).map_err(|e| db_error(&path, e))?,
+            path,
+        };
+        wallet
+            .write(|tables| {
+                tables
+                    .meta
+                    .insert(ADMIN_CHAIN, admin.0.as_bytes().as_slice())?;
+                for key in &portable.keys {
+                    tables
+                        .keys
+                        .insert(key.public().as_bytes(), &key.to_bytes())?;
+                }
+                for chain in &portable.chains {
+                    add_chain(tables, chain.chain_id, chain.owner.as_ref())?;
+                }
+                Ok(())
+            })
+            .map(|_| wallet)
+    }
+
+    /// Opens the wallet database of `dir`. Without one, imports `wallet.bcs` (the admin chain
+    /// from `admin`, asked only then); without either, `NoWallet`.
+    pub fn open(
+        dir: &Path,
+        admin: impl FnOnce() -> Result<ChainId, CliError>,
+    ) -> Result<Self, CliError> {
+        let path = dir.join(WALLET_DB_FILE);
+        if path.exists() {
+            let database = Database::open(&path).map_err(|e| db_error(&path, e))?;
+            return Ok(Wallet { database, path });
+        }
+        let portable_path = dir.join(WALLET_FILE);
+        if !portable_path.exists() {
+            return Err(CliError::NoWallet(dir.to_owned()));
+        }
+        let portable = PortableWallet::load(&portable_path)?;
+        Wallet::create(dir, admin()?, &portable)
+    }
+
+    /// The admin chain of the wallet's committee.
+    pub fn admin_chain(&self) -> Result<ChainId, CliError> {
+        self.read(|txn| {
+            let meta = txn.open_table(META)?;
+            let value = meta.get(ADMIN_CHAIN)?.ok_or(WalletDbError::NoAdminChain)?;
+            chain_id_from(value.value()).ok_or(WalletDbError::Corrupted("admin chain"))
         })
     }
 
-    /// The wallet's file content (for `path`'s error messages).
-    pub fn encode(&self, path: &Path) -> Result<Vec<u8>, CliError> {
-        let stored = Stored {
-            magic: MAGIC,
-            chains: self.chains.clone(),
-            keys: self.keys.clone(),
-        };
-        bcs::to_bytes(&stored).map_err(|e| format_error(path, &e))
+    /// How many chains the wallet follows.
+    pub fn len(&self) -> Result<usize, CliError> {
+        self.read(|txn| {
+            let chains = txn.open_table(CHAINS)?;
+            Ok(usize::try_from(chains.len()?).unwrap_or(usize::MAX))
+        })
     }
 
-    /// Writes the wallet to `path` atomically and durably (see the module's documentation).
-    pub fn save(&self, path: &Path) -> Result<(), CliError> {
-        write_atomically(path, &self.encode(path)?)
+    /// Every followed chain, in wallet order (for commands on the whole wallet).
+    pub fn chains(&self) -> Result<Vec<ChainId>, CliError> {
+        self.read(|txn| {
+            let chains = txn.open_table(CHAINS)?;
+            let mut out = Vec::new();
+            for item in chains.iter()? {
+                let (_, value) = item?;
+                out.push(decode_chain(value.value())?.chain_id);
+            }
+            Ok(out)
+        })
+    }
+
+    /// The wallet index of `chain_id`, if it follows it.
+    pub fn index_of(&self, chain_id: ChainId) -> Result<Option<u64>, CliError> {
+        self.read(|txn| {
+            let index = txn.open_table(INDEX)?;
+            Ok(index.get(chain_id.0.as_bytes())?.map(|v| v.value()))
+        })
     }
 
     /// The chain an argument names: an index must be in the wallet; an id need not be.
@@ -158,56 +322,177 @@ impl Wallet {
         match arg {
             ChainArg::Id(chain_id) => Ok(chain_id),
             ChainArg::Index(index) => {
-                self.chains
-                    .get(index)
-                    .map(|chain| chain.chain_id)
-                    .ok_or(CliError::NoSuchChain {
+                let found = self.read(|txn| {
+                    let chains = txn.open_table(CHAINS)?;
+                    let key = u64::try_from(index).unwrap_or(u64::MAX);
+                    let value = chains.get(key)?;
+                    value
+                        .map(|value| decode_chain(value.value()).map(|c| c.chain_id))
+                        .transpose()
+                })?;
+                match found {
+                    Some(chain_id) => Ok(chain_id),
+                    None => Err(CliError::NoSuchChain {
                         index,
-                        chains: self.chains.len(),
-                    })
+                        chains: self.len()?,
+                    }),
+                }
             }
         }
     }
 
-    /// The chain an argument names with the owner key the wallet holds for it, or
-    /// `NotOwned`.
+    /// The chain an argument names with the owner key the wallet holds for it, or `NotOwned`.
     pub fn owned(&self, arg: ChainArg) -> Result<(ChainId, AccountSecretKey), CliError> {
         let chain_id = self.resolve(arg)?;
-        self.owner_of(chain_id)
+        self.owner_of(chain_id)?
             .map(|owner| (chain_id, owner))
             .ok_or(CliError::NotOwned(chain_hex(&chain_id)))
     }
 
-    /// The owner key the wallet holds for `chain_id`.
-    pub fn owner_of(&self, chain_id: ChainId) -> Option<AccountSecretKey> {
-        self.chains
-            .iter()
-            .find(|chain| chain.chain_id == chain_id)
-            .and_then(|chain| chain.owner.clone())
-    }
-
-    /// The secret key the wallet holds for `public`, among its keys and its chains' owners.
-    pub fn secret_of(&self, public: &AccountPublicKey) -> Option<AccountSecretKey> {
-        self.keys
-            .iter()
-            .chain(self.chains.iter().filter_map(|chain| chain.owner.as_ref()))
-            .find(|key| key.public() == *public)
-            .cloned()
-    }
-
-    /// Adds `chain_id` (or, if it is there already without a key, gives it `owner`). Returns
-    /// its index.
-    pub fn add_chain(&mut self, chain_id: ChainId, owner: Option<AccountSecretKey>) -> usize {
-        if let Some(index) = self.chains.iter().position(|c| c.chain_id == chain_id) {
-            if let Some(chain) = self.chains.get_mut(index) {
-                if chain.owner.is_none() {
-                    chain.owner = owner;
-                }
-            }
-            return index;
+    /// The owner key the wallet holds for `chain_id` (decoded now).
+    pub fn owner_of(&self, chain_id: ChainId) -> Result<Option<AccountSecretKey>, CliError> {
+        let owner = self.read(|txn| {
+            let index = txn.open_table(INDEX)?;
+            let Some(position) = index.get(chain_id.0.as_bytes())?.map(|v| v.value()) else {
+                return Ok(None);
+            };
+            let chains = txn.open_table(CHAINS)?;
+            let value = chains
+                .get(position)?
+                .ok_or(WalletDbError::Corrupted("chain"))?;
+            Ok(decode_chain(value.value())?.owner)
+        })?;
+        match owner {
+            Some(public) => self.secret_of(&public),
+            None => Ok(None),
         }
-        self.chains.push(WalletChain { chain_id, owner });
-        self.chains.len() - 1
+    }
+
+    /// The secret key the wallet holds for `public` (decoded now).
+    pub fn secret_of(
+        &self,
+        public: &AccountPublicKey,
+    ) -> Result<Option<AccountSecretKey>, CliError> {
+        self.read(|txn| {
+            let keys = txn.open_table(KEYS)?;
+            Ok(keys
+                .get(public.as_bytes())?
+                .map(|secret| AccountSecretKey::from_bytes(&secret.value())))
+        })
+    }
+
+    /// Keeps an owner key.
+    pub fn add_key(&self, key: &AccountSecretKey) -> Result<(), CliError> {
+        self.write(|tables| {
+            tables
+                .keys
+                .insert(key.public().as_bytes(), &key.to_bytes())?;
+            Ok(())
+        })
+    }
+
+    /// Follows `chain_id` (or, if it is followed already without a key, gives it `owner`),
+    /// keeping `owner`'s key. Returns its index.
+    pub fn add_chain(
+        &self,
+        chain_id: ChainId,
+        owner: Option<&AccountSecretKey>,
+    ) -> Result<u64, CliError> {
+        self.write(|tables| add_chain(tables, chain_id, owner))
+    }
+
+    fn read<T>(
+        &self,
+        body: impl FnOnce(&redb::ReadTransaction) -> Result<T, WalletDbError>,
+    ) -> Result<T, CliError> {
+        let run = || -> Result<T, WalletDbError> {
+            let txn = self.database.begin_read()?;
+            body(&txn)
+        };
+        run().map_err(|source| CliError::Wallet {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    fn write<T>(
+        &self,
+        body: impl FnOnce(&mut Tables<'_>) -> Result<T, WalletDbError>,
+    ) -> Result<T, CliError> {
+        let run = || -> Result<T, WalletDbError> {
+            let txn = self.database.begin_write()?;
+            let result = {
+                let mut tables = Tables {
+                    meta: txn.open_table(META)?,
+                    chains: txn.open_table(CHAINS)?,
+                    index: txn.open_table(INDEX)?,
+                    keys: txn.open_table(KEYS)?,
+                };
+                body(&mut tables)?
+            };
+            txn.commit()?;
+            Ok(result)
+        };
+        run().map_err(|source| CliError::Wallet {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+/// The tables of a write transaction.
+struct Tables<'txn> {
+    meta: redb::Table<'txn, &'static str, &'static [u8]>,
+    chains: redb::Table<'txn, u64, &'static [u8]>,
+    index: redb::Table<'txn, &'static [u8; 32], u64>,
+    keys: redb::Table<'txn, &'static [u8; 32], &'static [u8; 32]>,
+}
+
+fn add_chain(
+    tables: &mut Tables<'_>,
+    chain_id: ChainId,
+    owner: Option<&AccountSecretKey>,
+) -> Result<u64, WalletDbError> {
+    if let Some(key) = owner {
+        tables
+            .keys
+            .insert(key.public().as_bytes(), &key.to_bytes())?;
+    }
+    let existing = tables.index.get(chain_id.0.as_bytes())?.map(|v| v.value());
+    let (position, known_owner) = match existing {
+        Some(position) => {
+            let stored = tables
+                .chains
+                .get(position)?
+                .ok_or(WalletDbError::Corrupted("chain"))?;
+            (position, decode_chain(stored.value())?.owner)
+        }
+        None => (tables.chains.len()?, None),
+    };
+    let stored = StoredChain {
+        chain_id,
+        owner: known_owner.or(owner.map(AccountSecretKey::public)),
+    };
+    let bytes = bcs::to_bytes(&stored).map_err(|_| WalletDbError::Corrupted("chain"))?;
+    tables.chains.insert(position, bytes.as_slice())?;
+    tables.index.insert(chain_id.0.as_bytes(), position)?;
+    Ok(position)
+}
+
+fn decode_chain(bytes: &[u8]) -> Result<StoredChain, WalletDbError> {
+    bcs::from_bytes(bytes).map_err(|_| WalletDbError::Corrupted("chain"))
+}
+
+fn chain_id_from(bytes: &[u8]) -> Option<ChainId> {
+    <[u8; HASH_LENGTH]>::try_from(bytes)
+        .ok()
+        .map(|hash| ChainId(CryptoHash(hash)))
+}
+
+fn db_error(path: &Path, error: impl Into<redb::Error>) -> CliError {
+    CliError::Wallet {
+        path: path.to_owned(),
+        source: WalletDbError::Redb(error.into()),
     }
 }
 
@@ -219,34 +504,8 @@ fn format_error(path: &Path, error: &bcs::Error) -> CliError {
     }
 }
 
-/// Writes `bytes` to `path` through a new file beside it (mode 0600), synced, renamed over
-/// `path`, and the directory synced.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    let file_error = |path: &Path| {
-        let path = path.to_owned();
-        move |source| CliError::File { path, source }
-    };
-    let temporary = path.with_extension("bcs.new");
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(SECRET_FILE_MODE)
-        .open(&temporary)
-        .map_err(file_error(&temporary))?;
-    file.write_all(bytes).map_err(file_error(&temporary))?;
-    file.sync_all().map_err(file_error(&temporary))?;
-    drop(file);
-    std::fs::rename(&temporary, path).map_err(file_error(path))?;
-    let directory = path.parent().unwrap_or_else(|| Path::new("."));
-    File::open(directory)
-        .and_then(|dir| dir.sync_all())
-        .map_err(file_error(directory))
-}
-
-/// The wallet lock of a directory, held while a command reads and then writes the wallet
-/// (an advisory lock on [`WALLET_LOCK_FILE`], released when dropped or when the process
-/// ends, however it ends).
+/// The wallet lock of a directory, held while a command runs (an advisory lock on
+/// [`WALLET_LOCK_FILE`], released when dropped or when the process ends, however it ends).
 #[derive(Debug)]
 pub struct WalletLock {
     _file: File,
@@ -298,38 +557,71 @@ mod tests {
         ChainId(CryptoHash([byte; 32]))
     }
 
+    fn no_admin() -> Result<ChainId, CliError> {
+        panic!("the admin chain is asked for only when importing")
+    }
+
     #[test]
-    fn a_wallet_round_trips_and_the_old_layout_is_still_read() {
+    fn a_wallet_keeps_chains_and_keys_across_opens() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(WALLET_FILE);
-        let mut wallet = Wallet::default();
-        wallet.keys.push(key(1));
-        assert_eq!(wallet.add_chain(chain(1), Some(key(2))), 0);
-        assert_eq!(wallet.add_chain(chain(2), None), 1);
+        let wallet = Wallet::create(dir.path(), chain(0), &PortableWallet::default()).unwrap();
+        wallet.add_key(&key(1)).unwrap();
+        assert_eq!(wallet.add_chain(chain(1), Some(&key(2))).unwrap(), 0);
+        assert_eq!(wallet.add_chain(chain(2), None).unwrap(), 1);
         // Following again attaches a key, and keeps the index.
-        assert_eq!(wallet.add_chain(chain(2), Some(key(1))), 1);
-        wallet.save(&path).unwrap();
-        let read = Wallet::load(&path).unwrap();
-        assert_eq!(read.chains.len(), 2);
-        assert_eq!(
-            read.owner_of(chain(2)).map(|k| k.public()),
-            Some(key(1).public())
-        );
-        assert_eq!(read.keys.len(), 1);
-        let mode = std::fs::metadata(&path).unwrap().permissions();
+        assert_eq!(wallet.add_chain(chain(2), Some(&key(1))).unwrap(), 1);
+        drop(wallet);
+        let wallet = Wallet::open(dir.path(), no_admin).unwrap();
+        assert_eq!(wallet.admin_chain().unwrap(), chain(0));
+        assert_eq!(wallet.chains().unwrap(), vec![chain(1), chain(2)]);
+        assert_eq!(wallet.resolve(ChainArg::Index(1)).unwrap(), chain(2));
+        let owner = wallet.owner_of(chain(2)).unwrap().map(|k| k.public());
+        assert_eq!(owner, Some(key(1).public()));
+        assert!(wallet.secret_of(&key(1).public()).unwrap().is_some());
+        assert!(wallet.secret_of(&key(9).public()).unwrap().is_none());
+        let mode = std::fs::metadata(dir.path().join(WALLET_DB_FILE))
+            .unwrap()
+            .permissions();
         assert_eq!(
             std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
             SECRET_FILE_MODE
         );
+        assert!(matches!(
+            Wallet::create(dir.path(), chain(0), &PortableWallet::default()),
+            Err(CliError::AlreadyExists { .. })
+        ));
+    }
 
-        let legacy = bcs::to_bytes(&vec![(chain(3), key(3))]).unwrap();
-        std::fs::write(&path, legacy).unwrap();
-        let read = Wallet::load(&path).unwrap();
-        assert_eq!(read.chains.len(), 1);
-        assert_eq!(
-            read.owner_of(chain(3)).map(|k| k.public()),
-            Some(key(3).public())
-        );
+    #[test]
+    fn portable_wallets_of_both_layouts_are_imported_once() {
+        for legacy in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let bytes = if legacy {
+                bcs::to_bytes(&vec![(chain(3), key(3))]).unwrap()
+            } else {
+                let portable = PortableWallet {
+                    chains: vec![WalletChain {
+                        chain_id: chain(3),
+                        owner: Some(key(3)),
+                    }],
+                    keys: vec![key(4)],
+                };
+                portable.encode(Path::new("wallet.bcs")).unwrap()
+            };
+            std::fs::write(dir.path().join(WALLET_FILE), bytes).unwrap();
+            let wallet = Wallet::open(dir.path(), || Ok(chain(0))).unwrap();
+            assert_eq!(wallet.chains().unwrap(), vec![chain(3)]);
+            let owner = wallet.owner_of(chain(3)).unwrap().map(|k| k.public());
+            assert_eq!(owner, Some(key(3).public()));
+            assert_eq!(
+                wallet.secret_of(&key(4).public()).unwrap().is_some(),
+                !legacy
+            );
+            drop(wallet);
+            // Imported: the portable file is not read again.
+            std::fs::write(dir.path().join(WALLET_FILE), b"garbage").unwrap();
+            assert!(Wallet::open(dir.path(), no_admin).is_ok());
+        }
     }
 
     #[test]
@@ -340,7 +632,8 @@ mod tests {
         for bad in ["", "-1", "abc", &hex[..62], "zz"] {
             assert!(bad.parse::<ChainArg>().is_err(), "{bad:?}");
         }
-        let wallet = Wallet::default();
+        let dir = tempfile::tempdir().unwrap();
+        let wallet = Wallet::create(dir.path(), chain(0), &PortableWallet::default()).unwrap();
         assert!(matches!(
             wallet.resolve(ChainArg::Index(0)),
             Err(CliError::NoSuchChain {
