@@ -189,6 +189,13 @@ impl Session {
     /// chain that cannot be synchronized fails the command.
     pub async fn synchronize(&self, chains: &[ChainId], received: bool) -> Result<(), CliError> {
         let mut syncs = JoinSet::new();
+        if received {
+            // Each validator's received log is read from where the last command stopped.
+            for chain_id in chains {
+                let cursors = self.wallet.cursors(*chain_id)?;
+                self.base.restore_received_cursors(*chain_id, &cursors);
+            }
+        }
         for chain_id in chains {
             let client = self.base.for_chain(*chain_id, None);
             let chain_id = *chain_id;
@@ -209,6 +216,12 @@ impl Session {
             if let Err(error) = result {
                 warn!(%chain_id, %error, "chain not synchronized");
                 failure.get_or_insert(error);
+            }
+        }
+        if received {
+            for chain_id in chains {
+                let cursors = self.base.received_cursors(*chain_id);
+                self.wallet.save_cursors(*chain_id, &cursors)?;
             }
         }
         failure.map_or(Ok(()), |error| Err(error.into()))

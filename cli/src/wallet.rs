@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use quorum_core::{AccountPublicKey, AccountSecretKey, ChainId, CryptoHash, HASH_LENGTH};
+use quorum_core::{
+    AccountPublicKey, AccountSecretKey, ChainId, CryptoHash, ValidatorPublicKey, HASH_LENGTH,
+};
 
 use crate::error::CliError;
 use crate::files::SECRET_FILE_MODE;
@@ -48,6 +50,10 @@ const CHAINS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("chain
 const INDEX: TableDefinition<'static, &[u8; 32], u64> = TableDefinition::new("index");
 /// Owner keys: public key → secret key.
 const KEYS: TableDefinition<'static, &[u8; 32], &[u8; 32]> = TableDefinition::new("keys");
+/// Where the client stopped reading each validator's received log of each chain: (chain id,
+/// validator key) → index.
+const CURSORS: TableDefinition<'static, (&[u8; 32], &[u8; 32]), u64> =
+    TableDefinition::new("received_cursors");
 /// The [`META`] key of the admin chain's id.
 const ADMIN_CHAIN: &str = "admin_chain";
 
@@ -381,6 +387,43 @@ impl Wallet {
         })
     }
 
+    /// The received-log cursors kept for `chain_id` (see `ChainClient::received_cursors`).
+    pub fn cursors(&self, chain_id: ChainId) -> Result<Vec<(ValidatorPublicKey, u64)>, CliError> {
+        self.read(|txn| {
+            let cursors = match txn.open_table(CURSORS) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(error) => return Err(error.into()),
+            };
+            let chain = chain_id.0.as_bytes();
+            let mut out = Vec::new();
+            for item in cursors.range((chain, &[0u8; 32])..=(chain, &[u8::MAX; 32]))? {
+                let (key, value) = item?;
+                out.push((
+                    ValidatorPublicKey::from_bytes(*key.value().1),
+                    value.value(),
+                ));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Keeps the received-log cursors of `chain_id`.
+    pub fn save_cursors(
+        &self,
+        chain_id: ChainId,
+        cursors: &[(ValidatorPublicKey, u64)],
+    ) -> Result<(), CliError> {
+        self.write(|tables| {
+            for (validator, at) in cursors {
+                tables
+                    .cursors
+                    .insert((chain_id.0.as_bytes(), validator.as_bytes()), *at)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Keeps an owner key.
     pub fn add_key(&self, key: &AccountSecretKey) -> Result<(), CliError> {
         self.write(|tables| {
@@ -427,6 +470,7 @@ impl Wallet {
                     chains: txn.open_table(CHAINS)?,
                     index: txn.open_table(INDEX)?,
                     keys: txn.open_table(KEYS)?,
+                    cursors: txn.open_table(CURSORS)?,
                 };
                 body(&mut tables)?
             };
@@ -446,6 +490,7 @@ struct Tables<'txn> {
     chains: redb::Table<'txn, u64, &'static [u8]>,
     index: redb::Table<'txn, &'static [u8; 32], u64>,
     keys: redb::Table<'txn, &'static [u8; 32], &'static [u8; 32]>,
+    cursors: redb::Table<'txn, (&'static [u8; 32], &'static [u8; 32]), u64>,
 }
 
 fn add_chain(
@@ -590,6 +635,18 @@ mod tests {
             Wallet::create(dir.path(), chain(0), &PortableWallet::default()),
             Err(CliError::AlreadyExists { .. })
         ));
+        let validator = |byte| ValidatorPublicKey::from_bytes([byte; 32]);
+        assert!(wallet.cursors(chain(1)).unwrap().is_empty());
+        wallet
+            .save_cursors(chain(1), &[(validator(1), 5), (validator(2), 7)])
+            .unwrap();
+        wallet.save_cursors(chain(2), &[(validator(1), 9)]).unwrap();
+        wallet.save_cursors(chain(1), &[(validator(1), 6)]).unwrap();
+        assert_eq!(
+            wallet.cursors(chain(1)).unwrap(),
+            vec![(validator(1), 6), (validator(2), 7)]
+        );
+        assert_eq!(wallet.cursors(chain(2)).unwrap(), vec![(validator(1), 9)]);
     }
 
     #[test]

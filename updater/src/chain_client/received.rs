@@ -318,6 +318,33 @@ impl<S: Storage + 'static> ChainClient<S> {
         }
     }
 
+    /// Where this client stopped reading each validator's received log of `chain_id`, for a
+    /// process to keep between runs ([`ChainClient::restore_received_cursors`]).
+    pub fn received_cursors(&self, chain_id: ChainId) -> Vec<(ValidatorPublicKey, u64)> {
+        self.received_cursors
+            .lock()
+            .map(|cursors| {
+                cursors
+                    .iter()
+                    .filter(|((chain, _), _)| *chain == chain_id)
+                    .map(|((_, validator), at)| (*validator, *at))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Restores cursors kept by [`ChainClient::received_cursors`]. A cursor past the end of
+    /// a validator's log (it lost its storage) only makes the next sync read that log again.
+    pub fn restore_received_cursors(
+        &self,
+        chain_id: ChainId,
+        cursors: &[(ValidatorPublicKey, u64)],
+    ) {
+        for (validator, at) in cursors {
+            self.set_received_cursor(chain_id, *validator, *at);
+        }
+    }
+
     /// Where this client stopped reading `validator`'s received log of `chain_id`.
     fn received_cursor(&self, chain_id: ChainId, validator: ValidatorPublicKey) -> u64 {
         self.received_cursors
