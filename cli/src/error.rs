@@ -207,7 +207,7 @@ pub enum CliError {
         /// The wallet database.
         path: PathBuf,
         /// What failed.
-        source: crate::wallet::WalletDbError,
+        source: Box<crate::wallet::WalletDbError>,
     },
     /// The genesis file is not the committee the wallet belongs to.
     #[error("{} is not the genesis of this wallet's committee (another admin chain)", .0.display())]

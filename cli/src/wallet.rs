@@ -187,7 +187,7 @@ pub fn chain_hex(chain_id: &ChainId) -> String {
 pub enum WalletDbError {
     /// redb refused.
     #[error("{0}")]
-    Redb(#[from] redb::Error),
+    Redb(Box<redb::Error>),
     /// A stored value does not decode.
     #[error("a stored {0} does not decode")]
     Corrupted(&'static str),
@@ -200,7 +200,7 @@ macro_rules! redb_errors {
     ($($kind:ty),*) => {$(
         impl From<$kind> for WalletDbError {
             fn from(error: $kind) -> Self {
-                WalletDbError::Redb(error.into())
+                WalletDbError::Redb(Box::new(error.into()))
             }
         }
     )*};
@@ -383,7 +383,7 @@ impl Wallet {
             let keys = txn.open_table(KEYS)?;
             Ok(keys
                 .get(public.as_bytes())?
-                .map(|secret| AccountSecretKey::from_bytes(&secret.value())))
+                .map(|secret| AccountSecretKey::from_bytes(secret.value())))
         })
     }
 
@@ -454,7 +454,7 @@ impl Wallet {
         };
         run().map_err(|source| CliError::Wallet {
             path: self.path.clone(),
-            source,
+            source: Box::new(source),
         })
     }
 
@@ -479,7 +479,7 @@ impl Wallet {
         };
         run().map_err(|source| CliError::Wallet {
             path: self.path.clone(),
-            source,
+            source: Box::new(source),
         })
     }
 }
@@ -537,7 +537,7 @@ fn chain_id_from(bytes: &[u8]) -> Option<ChainId> {
 fn db_error(path: &Path, error: impl Into<redb::Error>) -> CliError {
     CliError::Wallet {
         path: path.to_owned(),
-        source: WalletDbError::Redb(error.into()),
+        source: Box::new(WalletDbError::Redb(Box::new(error.into()))),
     }
 }
 

@@ -51,6 +51,7 @@ mod options;
 mod planner;
 mod quorum;
 mod remote;
+mod shared_reads;
 mod skew;
 mod stats;
 mod updater;
@@ -74,5 +75,6 @@ pub use options::{
 };
 pub use quorum::{communicate_with_quorum, QuorumError, QuorumTiming};
 pub use remote::RemoteNode;
+pub use shared_reads::SharedReads;
 pub use stats::{RecoveryKind, RecoveryStats};
 pub use updater::{CommunicateAction, SkewReport, ValidatorUpdater, MAX_RECOVERIES_PER_CALL};

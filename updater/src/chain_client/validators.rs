@@ -8,13 +8,31 @@ use quorum_core::{Committee, ValidatorNode, ValidatorPublicKey};
 
 use crate::health::{Health, HealthPolicy, SavedHealth};
 use crate::remote::RemoteNode;
+use crate::shared_reads::SharedReads;
 
 /// Every validator the client may talk to, by key, shared by the clients of one process.
-#[derive(Clone, Default)]
+///
+/// Each validator is reached through [`SharedReads`]: identical reads in flight to it share
+/// one request, and its answers that never change (certificates, blobs) are kept, at most
+/// [`ValidatorSet::with_kept_read_bytes`] bytes per validator (16 MiB by default).
+#[derive(Clone)]
 pub struct ValidatorSet {
     nodes: Arc<RwLock<BTreeMap<ValidatorPublicKey, Arc<dyn ValidatorNode>>>>,
     health: Arc<RwLock<BTreeMap<ValidatorPublicKey, Arc<Health>>>>,
     policy: HealthPolicy,
+    /// Bytes of unchanging answers kept per validator.
+    kept_read_bytes: usize,
+}
+
+impl Default for ValidatorSet {
+    fn default() -> Self {
+        ValidatorSet {
+            nodes: Arc::default(),
+            health: Arc::default(),
+            policy: HealthPolicy::default(),
+            kept_read_bytes: 16 << 20,
+        }
+    }
 }
 
 impl ValidatorSet {
@@ -29,6 +47,13 @@ impl ValidatorSet {
             policy,
             ..ValidatorSet::default()
         }
+    }
+
+    /// The same set, keeping at most `bytes` of unchanging answers per validator inserted
+    /// from now on (zero: reads in flight are still shared, nothing is kept).
+    pub fn with_kept_read_bytes(mut self, bytes: usize) -> Self {
+        self.kept_read_bytes = bytes;
+        self
     }
 
     /// The health record of `key`, created healthy on first use.
@@ -50,10 +75,11 @@ impl ValidatorSet {
         }
     }
 
-    /// Adds (or replaces) how to reach a validator.
+    /// Adds (or replaces) how to reach a validator, through [`SharedReads`].
     pub fn insert(&self, key: ValidatorPublicKey, node: Arc<dyn ValidatorNode>) {
+        let shared: Arc<dyn ValidatorNode> = Arc::new(SharedReads::new(node, self.kept_read_bytes));
         if let Ok(mut nodes) = self.nodes.write() {
-            nodes.insert(key, node);
+            nodes.insert(key, shared);
         }
     }
 
