@@ -174,6 +174,36 @@ async fn invented_and_misattributed_entries_change_nothing() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_certificate_its_only_namer_hides_is_fetched_from_the_others() {
+    let net = TokioTestNet::new(4, 3, false).await;
+    net.set_fault(3, Fault::Offline);
+    net.client(1).transfer(net.chains[2], 6).await.unwrap();
+    net.settle().await;
+    net.set_fault(3, Fault::Honest);
+    // Only validator 0 names the payment, and then will not serve its certificate.
+    lying(&net, 0, Lie::HideCertificates);
+    lying(&net, 1, Lie::Withhold);
+    lying(&net, 2, Lie::Withhold);
+
+    let (wallet, _) = wallet(&net, net.chains[2], Some(net.owners[2].clone())).await;
+    let sync = wallet
+        .synchronize_received_log(net.chains[2])
+        .await
+        .unwrap();
+    assert_eq!(sync.received, vec![entry(net.chains[1], 0)]);
+    let violations = |v: usize| {
+        net.validators
+            .health(&net.secrets[v].public())
+            .snapshot()
+            .violations()
+    };
+    assert_eq!(violations(0), 1, "it named an entry it would not back");
+    for v in 1..4 {
+        assert_eq!(violations(v), 0, "validator {v} named nothing");
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_fresh_wallet_follows_a_chain_opened_by_another_and_spends_from_it() {
     let net = TokioTestNet::new(4, 3, false).await;
     let owner = AccountSecretKey::generate(&mut rand_chacha::ChaCha8Rng::seed_from_u64(41));

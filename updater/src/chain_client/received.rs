@@ -102,9 +102,12 @@ impl<S: Storage + 'static> ChainClient<S> {
         }
         let in_flight = self.options.received_log_downloads_in_flight.max(1);
         let outcomes: BTreeMap<ReceivedEntry, (Outcome, Option<NodeError>)> = stream::iter(named)
-            .map(|(entry, namers)| async move {
-                let outcome = self.settle_entry(chain_id, entry, namers).await;
-                (entry, outcome)
+            .map(|(entry, namers)| {
+                let remotes = &remotes;
+                async move {
+                    let outcome = self.settle_entry(chain_id, entry, namers, remotes).await;
+                    (entry, outcome)
+                }
             })
             .buffer_unordered(in_flight)
             .collect()
@@ -196,20 +199,37 @@ impl<S: Storage + 'static> ChainClient<S> {
     }
 
     /// Settles one entry: nothing to do if the local inbox has its bundle; else its
-    /// certificate from the validators that named it (best first), checked to be the block it
-    /// names and to pay the chain, then taken in by the local node (which verifies it).
+    /// certificate from the validators that named it (best first), then from the other
+    /// validators of `remotes` as a fallback, checked to be the block it names and to pay the
+    /// chain, then taken in by the local node (which verifies it). The fallback is skipped
+    /// when every validator that named the entry was caught lying before: a liar's entries
+    /// cost nobody else a request.
     async fn settle_entry(
         &self,
         chain_id: ChainId,
         entry: ReceivedEntry,
         namers: Vec<RemoteNode>,
+        remotes: &[RemoteNode],
     ) -> (Outcome, Option<NodeError>) {
         match self.local.has_received(chain_id, &entry).await {
             Ok(true) => return (Outcome::Known, None),
             Ok(false) => {}
             Err(error) => return (Outcome::Open, Some(error)),
         }
-        let candidates = by_health(namers);
+        let named_by: BTreeSet<ValidatorPublicKey> =
+            namers.iter().map(|remote| remote.public_key).collect();
+        let any_honest_namer = namers.iter().any(|remote| !remote.health.is_byzantine());
+        let mut candidates = by_health(namers);
+        if any_honest_namer {
+            candidates.extend(by_health(
+                remotes
+                    .iter()
+                    .filter(|remote| !named_by.contains(&remote.public_key))
+                    .cloned()
+                    .collect(),
+            ));
+        }
+        let named_by = &named_by;
         let refuted = std::sync::Mutex::new(BTreeSet::new());
         let download = hedged(&candidates, candidates.len(), |remote| {
             let refuted = &refuted;
@@ -232,7 +252,8 @@ impl<S: Storage + 'static> ChainClient<S> {
                     Err(error) => Err(error),
                 };
                 if let Err(error) = &checked {
-                    if refutes(error) {
+                    // Only a validator that named the entry is held to it.
+                    if refutes(error) && named_by.contains(&remote.public_key) {
                         // It named an entry it cannot back: a protocol violation.
                         warn!(validator = ?remote.public_key, ?entry, %error, "received-log entry not backed");
                         remote.health.record_violation();
@@ -248,11 +269,9 @@ impl<S: Storage + 'static> ChainClient<S> {
         match download {
             Ok((_, ())) => (Outcome::Received, None),
             Err(error) => {
-                let refuted_by_all = refuted.lock().is_ok_and(|refuted| {
-                    candidates
-                        .iter()
-                        .all(|remote| refuted.contains(&remote.public_key))
-                });
+                let refuted_by_all = refuted
+                    .lock()
+                    .is_ok_and(|refuted| named_by.iter().all(|key| refuted.contains(key)));
                 if refuted_by_all {
                     (Outcome::Refuted, None)
                 } else {

@@ -18,6 +18,8 @@ pub enum Lie {
     Withhold,
     /// Adds these entries after its honest log (and counts them in its length).
     Invent(Vec<ReceivedEntry>),
+    /// Gives its log honestly, but answers every certificate download with nothing.
+    HideCertificates,
 }
 
 /// A validator whose received logs lie as [`Lie`] says.
@@ -41,6 +43,7 @@ impl ValidatorNode for LogLiar {
                 info.received_log_len = 0;
                 info.requested_received_log.clear();
             }
+            Lie::HideCertificates => {}
             Lie::Invent(extra) => {
                 let honest_len = info.received_log_len;
                 info.received_log_len = honest_len + extra.len() as u64;
@@ -119,6 +122,9 @@ impl ValidatorNode for LogLiar {
         c: ChainId,
         h: Vec<BlockHeight>,
     ) -> Result<Vec<ConfirmedBlockCertificate>, NodeError> {
+        if matches!(self.lie, Lie::HideCertificates) {
+            return Ok(Vec::new());
+        }
         self.honest.download_certificates_by_heights(c, h).await
     }
 }
