@@ -297,7 +297,10 @@ impl ChainManager {
         let owner = proposal.owner();
         let allowed = match round {
             Round::Fast => description.super_owner == Some(owner),
-            Round::MultiLeader(_) => description.owners.contains_key(&owner),
+            // The super owner may propose in every round any owner may.
+            Round::MultiLeader(_) => {
+                description.owners.contains_key(&owner) || description.super_owner == Some(owner)
+            }
             Round::SingleLeader(_) => {
                 leader(description, block.chain_id, block.height, round) == Some(owner)
             }

@@ -182,3 +182,70 @@ proptest::proptest! {
         runtime.block_on(any_split_commits(splits, driver));
     }
 }
+
+/// Issue 28, row 2: owner A's block is validated (a quorum locked on its certificate) but
+/// never confirmed; owner B, from a wallet of its own that saw none of it, finishes A's block
+/// first, then commits its own.
+#[tokio::test(start_paused = true)]
+async fn another_owner_finishes_a_block_left_validated() {
+    let (net, [_, second]) = two_owners().await;
+    let first = net.block(CHAIN, transfer(&net, 7)).await;
+    let proposal = net.proposal(CHAIN, first.clone(), Round::MultiLeader(0));
+    let validated = net.validate(&[0, 1, 2], &proposal).await;
+    for v in 0..3 {
+        net.workers[v]
+            .handle_validated_certificate(validated.clone())
+            .await
+            .unwrap();
+    }
+    let client = fresh_client(&net, &second).await;
+    let own = client.transfer(net.chains[0], 3).await.unwrap();
+    assert_eq!(own.value().block().height, BlockHeight(1));
+    for certificate in committed(&net, 0, 2).await {
+        assert_eq!(*certificate.value().block(), first);
+    }
+    assert_eq!(
+        net.balance(0, CHAIN).await,
+        net.genesis.chains[CHAIN].balance - 10
+    );
+}
+
+/// Issue 28, row 1: a chain whose super owner is not one of its regular owners: the super
+/// owner's blocks commit, in the fast round and, when the fast round is over, in a
+/// multi-leader round.
+#[tokio::test(start_paused = true)]
+async fn a_super_owner_that_is_not_a_regular_owner_commits() {
+    let super_owner = AccountSecretKey::generate(&mut rand_chacha::ChaCha8Rng::seed_from_u64(11));
+    let super_public = super_owner.public();
+    let net = TokioTestNet::builder()
+        .validators(4)
+        .chains(2)
+        .describe(move |index, owner| {
+            let mut description = quorum_testkit::test_description(index, owner, false);
+            if index == CHAIN as u32 {
+                description.super_owner = Some(super_public);
+            }
+            description
+        })
+        .build()
+        .await;
+    assert!(!net.genesis.chains[CHAIN].owners.contains_key(&super_public));
+    let client = fresh_client(&net, &super_owner).await;
+    let fast = client.transfer(net.chains[0], 2).await.unwrap();
+    assert_eq!(fast.round(), Round::Fast);
+    // The fast round of the next height runs out: the super owner proposes in the next one.
+    let state = client.local().chain_state(net.chains[CHAIN]).await.unwrap();
+    client
+        .time_out_round(state.manager().current_round())
+        .await
+        .unwrap();
+    let later = client.transfer(net.chains[0], 3).await.unwrap();
+    assert_eq!(later.round(), Round::MultiLeader(0));
+    for certificate in committed(&net, 1, 2).await {
+        assert_eq!(certificate, later);
+    }
+    assert_eq!(
+        net.balance(0, CHAIN).await,
+        net.genesis.chains[CHAIN].balance - 5
+    );
+}
