@@ -249,3 +249,117 @@ async fn a_super_owner_that_is_not_a_regular_owner_commits() {
         net.genesis.chains[CHAIN].balance - 5
     );
 }
+
+/// Issue 28, row 3: the validators moved on to a round this owner leads while its wallet saw
+/// none of it; the owner learns their round and proposes in it.
+#[tokio::test(start_paused = true)]
+async fn an_owner_behind_the_validators_round_proposes_in_the_round_it_leads() {
+    let (net, owners) = two_owners().await;
+    let all = [0, 1, 2, 3];
+    // Both multi-leader rounds time out on every validator.
+    for round in [Round::MultiLeader(0), Round::MultiLeader(1)] {
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let certificate = net.timeout(&all, CHAIN, round).await;
+        for v in all {
+            net.workers[v]
+                .handle_timeout_certificate(certificate.clone())
+                .await
+                .unwrap();
+        }
+    }
+    let round = Round::SingleLeader(0);
+    let description = &net.genesis.chains[CHAIN];
+    let leader =
+        quorum_core::leader(description, net.chains[CHAIN], BlockHeight(0), round).unwrap();
+    let owner = owners.iter().find(|o| o.public() == leader).unwrap();
+    let client = fresh_client(&net, owner).await;
+    let start = tokio::time::Instant::now();
+    let own = client.transfer(net.chains[0], 3).await.unwrap();
+    assert_eq!(own.round(), round);
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    for certificate in committed(&net, 0, 1).await {
+        assert_eq!(certificate, own);
+    }
+}
+
+/// Issue 28, row 3 on a chain opened by another chain, which one validator does not know:
+/// the validators moved on to a round the second owner leads; that owner, from a wallet that
+/// follows the chain by id, proposes in it.
+#[tokio::test(start_paused = true)]
+async fn an_owner_of_a_child_chain_behind_the_validators_round_commits() {
+    let net = TokioTestNet::new(4, 2, false).await;
+    let second = AccountSecretKey::generate(&mut rand_chacha::ChaCha8Rng::seed_from_u64(12));
+    let opener = net.client(CHAIN);
+    let owners =
+        std::collections::BTreeMap::from([(net.owners[CHAIN].public(), 1), (second.public(), 1)]);
+    net.set_fault(3, quorum_transport_mem::Fault::Offline);
+    let (child, _) = opener
+        .open_chain_with_owners(owners, None, quorum_testkit::test_consensus())
+        .await
+        .unwrap();
+    net.settle().await;
+    net.set_fault(3, quorum_transport_mem::Fault::Honest);
+    let state = net.workers[0].chain_state(child).await.unwrap();
+    let description = state.description().unwrap().clone();
+    let live = [0, 1, 2];
+    // Time out both multi-leader rounds on the validators that know the chain.
+    for round in [Round::MultiLeader(0), Round::MultiLeader(1)] {
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let value = quorum_core::Hashed::new(quorum_core::Timeout {
+            chain_id: child,
+            height: BlockHeight(0),
+            epoch: state.epoch(),
+        });
+        let mut aggregator = quorum_core::SignatureAggregator::new(value, round, &net.committee);
+        let mut certificate = None;
+        for v in live {
+            let query = quorum_core::ChainInfoQuery::new(child).with_timeout(BlockHeight(0), round);
+            let answer = net.workers[v].handle_chain_info_query(query).await.unwrap();
+            let vote = answer.info.manager.timeout_vote.unwrap();
+            certificate = aggregator.add(&vote).unwrap().or(certificate);
+        }
+        let certificate = certificate.unwrap();
+        for v in live {
+            net.workers[v]
+                .handle_timeout_certificate(certificate.clone())
+                .await
+                .unwrap();
+        }
+    }
+    let round = Round::SingleLeader(0);
+    let leader = quorum_core::leader(&description, child, BlockHeight(0), round).unwrap();
+    let keys = [net.owners[CHAIN].clone(), second];
+    let owner = keys.iter().find(|k| k.public() == leader).unwrap();
+    let client = ChainClient::new(
+        child,
+        Some(owner.clone()),
+        net.new_worker(None).await,
+        net.validators.clone(),
+        test_options(),
+    );
+    client.synchronize_from_validators().await.unwrap();
+    let start = tokio::time::Instant::now();
+    // The chain has no tokens: an empty block is the point.
+    let own = client.receive_messages().await.unwrap();
+    assert_eq!(own.round(), round);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    net.settle().await;
+    // Validator 3 never learned the chain. This wallet followed the chain by id and has
+    // none of the parent's history, so it cannot set the chain up there (issue 28: a new
+    // chain set up by the block that published its description).
+    for v in live {
+        assert_eq!(
+            net.height_of(v, child).await,
+            BlockHeight(1),
+            "validator {v}"
+        );
+    }
+}

@@ -74,6 +74,19 @@ impl<S: Storage + 'static> ChainClient<S> {
         owner: AccountPublicKey,
         consensus: ConsensusConfig,
     ) -> Result<(ChainId, ConfirmedBlockCertificate), ChainClientError> {
+        self.open_chain_with_owners(BTreeMap::from([(owner, 1)]), None, consensus)
+            .await
+    }
+
+    /// Opens a chain owned by `owners` (each with its weight in single-leader rounds), with a
+    /// `super_owner` who may propose in the fast round if given; returns its id and the
+    /// certificate of the opening block.
+    pub async fn open_chain_with_owners(
+        &self,
+        owners: BTreeMap<AccountPublicKey, u64>,
+        super_owner: Option<AccountPublicKey>,
+        consensus: ConsensusConfig,
+    ) -> Result<(ChainId, ConfirmedBlockCertificate), ChainClientError> {
         let state = self.local.chain_state(self.chain_id).await?;
         let description = ChainDescription {
             origin: ChainOrigin::Child {
@@ -81,8 +94,8 @@ impl<S: Storage + 'static> ChainClient<S> {
                 height: state.next_height(),
                 index: 0,
             },
-            owners: BTreeMap::from([(owner, 1)]),
-            super_owner: None,
+            owners,
+            super_owner,
             epoch: state.epoch(),
             timestamp: self.local.clock().now().max(state.timestamp()),
             consensus,
