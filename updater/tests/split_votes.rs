@@ -297,6 +297,8 @@ async fn an_owner_of_a_child_chain_behind_the_validators_round_commits() {
     let owners =
         std::collections::BTreeMap::from([(net.owners[CHAIN].public(), 1), (second.public(), 1)]);
     net.set_fault(3, quorum_transport_mem::Fault::Offline);
+    // Validator 3 misses the parent's first block too: the opening block is ahead for it.
+    opener.transfer(net.chains[0], 1).await.unwrap();
     let (child, _) = opener
         .open_chain_with_owners(owners, None, quorum_testkit::test_consensus())
         .await
@@ -352,10 +354,15 @@ async fn an_owner_of_a_child_chain_behind_the_validators_round_commits() {
         start.elapsed()
     );
     net.settle().await;
-    // Validator 3 never learned the chain. This wallet followed the chain by id and has
-    // none of the parent's history, so it cannot set the chain up there (issue 28: a new
-    // chain set up by the block that published its description).
-    for v in live {
+    // Validator 3 never learned the chain, and this wallet has none of the parent's history:
+    // it sets the chain up there with the block that opened it alone.
+    let parent_on_3 = net.workers[3].chain_state(net.chains[CHAIN]).await.unwrap();
+    assert_eq!(
+        parent_on_3.next_height(),
+        BlockHeight(0),
+        "validator 3 lags on the parent"
+    );
+    for v in 0..4 {
         assert_eq!(
             net.height_of(v, child).await,
             BlockHeight(1),

@@ -148,13 +148,16 @@ impl<S: Storage + 'static> Worker<S> {
         let block = certificate.value().block();
         let current = self.chain_state(block.chain_id).await?;
         let result = if block.height > current.next_height() {
-            // Ahead: the block waits, the blobs it publishes are taken now (`ahead.rs`).
-            self.take_published_blobs(&mut volatile, &certificate)
-                .await
-                .and(Err(NodeError::UnexpectedBlockHeight {
-                    expected_block_height: current.next_height(),
-                    found_block_height: block.height,
-                }))
+            // Ahead: the block waits; the blobs it publishes and the chains it opens are taken
+            // now (`ahead.rs`).
+            let taken = match self.take_published_blobs(&mut volatile, &certificate).await {
+                Ok(()) => self.open_chains_ahead(&certificate).await,
+                Err(error) => Err(error),
+            };
+            taken.and(Err(NodeError::UnexpectedBlockHeight {
+                expected_block_height: current.next_height(),
+                found_block_height: block.height,
+            }))
         } else {
             let started = std::time::Instant::now();
             let applied = self

@@ -3,8 +3,9 @@
 use tracing::warn;
 
 use quorum_core::{
-    BlockHeight, ChainId, ChainInfoQuery, ChainInfoResponse, Committee, CrossChainDelivery,
-    EventId, NodeError, Storage, StreamId, ValidatorNode, ValidatorPublicKey, Violation,
+    BlockHeight, ChainDescription, ChainId, ChainInfoQuery, ChainInfoResponse, ChainOrigin,
+    Committee, CrossChainDelivery, EventId, NodeError, Storage, StreamId, ValidatorNode,
+    ValidatorPublicKey, Violation,
 };
 
 use crate::hedge::{by_health, hedged};
@@ -154,7 +155,11 @@ impl<S: Storage + 'static> ChainClient<S> {
                 continue;
             };
             match self.local.follow_chain(chain_id, description.clone()).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.keep_opening_certificate(chain_id, description, infos)
+                        .await;
+                    return Ok(());
+                }
                 Err(NodeError::ProtocolViolation(violation)) => {
                     warn!(validator = ?remote.public_key, ?violation, "gave a description of another chain");
                     remote.health.record_violation();
@@ -163,6 +168,46 @@ impl<S: Storage + 'static> ChainClient<S> {
             }
         }
         Err(ChainClientError::UnknownChain(chain_id))
+    }
+
+    /// For a chain opened by another chain: downloads the certificate of the block that
+    /// opened it (best validator first, hedged) and has the local node keep it, so that the
+    /// client can set the chain up on a validator that does not know it with that block
+    /// alone. Without it the chain is still followed; a failure is only logged.
+    async fn keep_opening_certificate(
+        &self,
+        chain_id: ChainId,
+        description: &ChainDescription,
+        infos: &[(RemoteNode, ChainInfoResponse)],
+    ) {
+        let ChainOrigin::Child { parent, height, .. } = description.origin else {
+            return;
+        };
+        let candidates = by_health(infos.iter().map(|(remote, _)| remote.clone()).collect());
+        let kept = hedged(
+            &candidates,
+            self.options.max_hedge_fanout,
+            |remote| async move {
+                let updater = self.updater(remote.clone());
+                let mut certificates = updater
+                    .call_remote(|| {
+                        remote
+                            .node
+                            .download_certificates_by_heights(parent, vec![height])
+                    })
+                    .await?;
+                if certificates.len() != 1 {
+                    return Err(NodeError::NotFound);
+                }
+                self.local
+                    .keep_opening_certificate(certificates.remove(0), chain_id)
+                    .await
+            },
+        )
+        .await;
+        if let Err(error) = kept {
+            warn!(?chain_id, %error, "the block that opened the chain could not be kept");
+        }
     }
 
     /// Downloads the chain from the validators that claim more than the local node has, batch

@@ -73,6 +73,35 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         .boxed()
     }
 
+    /// Sends the certificate of the block of `parent` at `height` that opened `chain_id`, if
+    /// the local node has it; whether the remote knows the chain afterwards.
+    async fn send_opening_block(
+        &self,
+        chain_id: ChainId,
+        parent: ChainId,
+        height: BlockHeight,
+    ) -> bool {
+        let Ok(certificate) = self.local_certificate(parent, height).await else {
+            return false;
+        };
+        let sent = self
+            .call(|| {
+                self.remote
+                    .node
+                    .handle_confirmed_certificate(certificate.clone(), CrossChainDelivery::Blocking)
+            })
+            .await;
+        // Behind on the parent, the remote answers `UnexpectedBlockHeight` but takes the chain.
+        if !matches!(sent, Ok(_) | Err(NodeError::UnexpectedBlockHeight { .. })) {
+            return false;
+        }
+        let query = ChainInfoQuery::new(chain_id);
+        matches!(
+            self.call(|| self.remote.node.handle_chain_info_query(query.clone())).await,
+            Ok(response) if response.info.chain_id == chain_id
+        )
+    }
+
     pub(super) async fn local_certificate(
         &self,
         chain_id: ChainId,
@@ -111,8 +140,9 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         }
     }
 
-    /// Makes the remote know the chain: sends the chains its description depends on (the parent,
-    /// up to the opening block), then checks the chain is active.
+    /// Makes the remote know the chain: first the block that opened it alone (a validator
+    /// takes the chains a certified block opens even while it lags on the parent), and only if
+    /// that did not do, the parent up to the opening block; then checks the chain is active.
     pub async fn send_chain_description(
         &self,
         chain_id: ChainId,
@@ -121,6 +151,9 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         let local = self.local.chain_state(chain_id).await?;
         let description = local.description()?.clone();
         if let ChainOrigin::Child { parent, height, .. } = description.origin {
+            if self.send_opening_block(chain_id, parent, height).await {
+                return Ok(());
+            }
             let target = height
                 .try_next()
                 .ok_or(violation(Violation::RepeatedRecovery))?;
