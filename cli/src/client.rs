@@ -10,7 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use quorum_core::{AccountSecretKey, ChainId};
+use std::collections::BTreeMap;
+
+use quorum_core::{AccountPublicKey, AccountSecretKey, ChainId};
 use quorum_node::Genesis;
 use rand::rngs::OsRng;
 
@@ -68,8 +70,17 @@ pub enum ClientCommand {
         from: ChainArg,
         /// The new chain's owner (a public key in hex; default: the owner of `--from`). The
         /// wallet keeps the chain's key when it holds this owner's.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "owners")]
         owner: Option<String>,
+        /// The new chain's owners, each `KEY` or `KEY:WEIGHT` (its weight in single-leader
+        /// rounds, default 1), instead of `--owner`. The wallet keeps the chain's key when it
+        /// holds one of theirs.
+        #[arg(long, num_args = 1..)]
+        owners: Vec<String>,
+        /// An owner who may also propose in the fast round (one round of votes per block),
+        /// whether or not it is among `--owners`.
+        #[arg(long)]
+        super_owner: Option<String>,
     },
     /// Follows a chain by its id: adds it to the wallet (with its owner key when the wallet
     /// holds one of its owners') and synchronizes it.
@@ -174,7 +185,12 @@ async fn run(session: &Session, command: &ClientCommand) -> Result<(), CliError>
             println!("{}", key.public());
             return Ok(());
         }
-        ClientCommand::OpenChain { from, owner } => open_chain(session, *from, owner).await?,
+        ClientCommand::OpenChain {
+            from,
+            owner,
+            owners,
+            super_owner,
+        } => open_chain(session, *from, owner, owners, super_owner).await?,
         ClientCommand::Follow { chain } => follow(session, *chain).await?,
         ClientCommand::Sync { chain } | ClientCommand::Balance { chain } => {
             let chains = named_or_all(&session.wallet, *chain)?;
@@ -239,12 +255,26 @@ async fn open_chain(
     session: &Session,
     from: ChainArg,
     owner: &Option<String>,
+    owners: &[String],
+    super_owner: &Option<String>,
 ) -> Result<(), CliError> {
     let (from_id, from_owner) = session.wallet.owned(from)?;
-    let owner = match owner {
-        Some(text) => keys::parse_account_key(text)?,
-        None => from_owner.public(),
-    };
+    let mut weights = BTreeMap::new();
+    for text in owners {
+        let (key, weight) = parse_owner(text)?;
+        weights.insert(key, weight);
+    }
+    if weights.is_empty() {
+        let key = match owner {
+            Some(text) => keys::parse_account_key(text)?,
+            None => from_owner.public(),
+        };
+        weights.insert(key, 1);
+    }
+    let super_owner = super_owner
+        .as_deref()
+        .map(keys::parse_account_key)
+        .transpose()?;
     session.synchronize(&[from_id], false).await?;
     let client = session.base.for_chain(from_id, Some(from_owner));
     let consensus = session
@@ -254,11 +284,35 @@ async fn open_chain(
         .description()?
         .consensus
         .clone();
-    let (chain_id, _) = client.open_chain(owner, consensus).await?;
-    let secret = session.wallet.secret_of(&owner)?;
+    let (chain_id, _) = client
+        .open_chain_with_owners(weights.clone(), super_owner, consensus)
+        .await?;
+    let mut secret = None;
+    for public in weights.keys().chain(super_owner.iter()) {
+        secret = session.wallet.secret_of(public)?;
+        if secret.is_some() {
+            break;
+        }
+    }
     session.wallet.add_chain(chain_id, secret.as_ref())?;
     println!("{}", chain_hex(&chain_id));
     Ok(())
+}
+
+/// An owner written `KEY` or `KEY:WEIGHT`, the weight at least 1 (default 1).
+fn parse_owner(text: &str) -> Result<(AccountPublicKey, u64), CliError> {
+    let (key, weight) = match text.split_once(':') {
+        Some((key, weight)) => {
+            let weight = weight
+                .parse::<u64>()
+                .ok()
+                .filter(|weight| *weight > 0)
+                .ok_or_else(|| CliError::OwnerWeight(text.to_owned()))?;
+            (key, weight)
+        }
+        None => (text, 1),
+    };
+    Ok((keys::parse_account_key(key)?, weight))
 }
 
 /// `follow`: the chain is added once it is known to the validators (its description checked

@@ -221,6 +221,9 @@ pub enum CliError {
     /// An owner key written in hex is not one.
     #[error("owner key: {0}")]
     OwnerKey(#[from] crate::keys::KeyFormatError),
+    /// An owner of `--owners` whose weight is not a whole number of at least 1.
+    #[error("owner {0:?}: the weight after ':' must be a whole number of at least 1")]
+    OwnerWeight(String),
     /// `follow` needs a chain id, not a wallet index.
     #[error("follow takes a chain id ({} hex digits), not a wallet index", quorum_core::HASH_LENGTH * 2)]
     FollowNeedsId,

@@ -370,3 +370,20 @@ async fn an_owner_of_a_child_chain_behind_the_validators_round_commits() {
         );
     }
 }
+
+/// Two owners of one chain, each with a wallet of its own, transfer at the same moment: both
+/// transfers commit, one after the other.
+#[tokio::test(start_paused = true)]
+async fn two_owners_transferring_at_once_both_commit() {
+    let (net, [first, second]) = two_owners().await;
+    let a = fresh_client(&net, &first).await;
+    let b = fresh_client(&net, &second).await;
+    let (x, y) = tokio::join!(a.transfer(net.chains[0], 2), b.transfer(net.chains[0], 3));
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_ne!(x.value().block().height, y.value().block().height);
+    net.settle().await;
+    assert_eq!(
+        net.balance(0, CHAIN).await,
+        net.genesis.chains[CHAIN].balance - 5
+    );
+}

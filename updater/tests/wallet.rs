@@ -231,6 +231,39 @@ async fn a_fresh_wallet_follows_a_chain_opened_by_another_and_spends_from_it() {
     }
 }
 
+/// Issue 28, row 7: a chain whose block consumed a bundle from a chain the wallet never saw
+/// is synchronized; the local node takes that bundle from the sending block's certificate,
+/// without the sender's history.
+#[tokio::test(start_paused = true)]
+async fn a_sync_takes_in_the_bundles_a_downloaded_block_consumed() {
+    let net = TokioTestNet::new(4, 3, false).await;
+    let payer = net.client(1);
+    payer.transfer(net.chains[0], 1).await.unwrap();
+    payer.transfer(net.chains[2], 4).await.unwrap();
+    let payee = payer.for_chain(net.chains[2], Some(net.owners[2].clone()));
+    payee.receive_messages().await.unwrap();
+    net.settle().await;
+
+    let (reader, local) = wallet(&net, net.chains[0], None).await;
+    reader.synchronize_chain(net.chains[2]).await.unwrap();
+    let synced = local.chain_state(net.chains[2]).await.unwrap();
+    assert_eq!(synced.next_height(), BlockHeight(1));
+    assert_eq!(
+        synced.balance(),
+        net.workers[0]
+            .chain_state(net.chains[2])
+            .await
+            .unwrap()
+            .balance()
+    );
+    let sender = local.chain_state(net.chains[1]).await.unwrap();
+    assert_eq!(
+        sender.next_height(),
+        BlockHeight(0),
+        "the sender's history is not downloaded"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn following_a_chain_nobody_knows_says_so() {
     let net = TokioTestNet::new(4, 2, false).await;

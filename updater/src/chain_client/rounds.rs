@@ -59,7 +59,15 @@ impl<S: Storage + 'static> ChainClient<S> {
         {
             return Ok(());
         }
-        self.time_out_round(round).await
+        match self.time_out_round(round).await {
+            // Meanwhile another owner's block was committed at this height: the validators
+            // are at the next one. Catch up and go on there.
+            Err(error) if self.moved_on(&error) => {
+                debug!(%error, "the chain moved on while timing the round out");
+                self.synchronize_from_validators().await
+            }
+            other => other,
+        }
     }
 
     pub(super) fn moved_on(&self, error: &ChainClientError) -> bool {

@@ -56,8 +56,13 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
     }
 
     /// Processes a downloaded certificate on the local node, which checks its signatures
-    /// against the right committee first. Blobs the block needs and the local node lacks are
-    /// downloaded from the remote with it (each checked against its id), once.
+    /// against the right committee first. What the block needs and the local node lacks is
+    /// fetched from the remote with it, each checked, once per cause:
+    ///
+    /// * blobs (each checked against its id);
+    /// * bundles it consumes from chains the local node does not follow, or has not
+    ///   synchronized that far (`MissingCrossChainUpdate`): the sending block's certificate,
+    ///   whose bundle for this chain the local node takes in without the sender's history.
     pub(crate) async fn process_downloaded(
         &self,
         certificate: ConfirmedBlockCertificate,
@@ -74,30 +79,102 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                 other => other,
             })
         };
-        match process(certificate.clone()).await {
-            Err(NodeError::BlobsNotFound(missing)) => {
-                let required: BTreeSet<BlobId> = certificate
-                    .value()
-                    .block()
-                    .required_blob_ids()
-                    .into_iter()
-                    .collect();
-                if !missing.iter().all(|id| required.contains(id)) {
-                    // The local node asks only for what the block needs; anything else is ours.
-                    return Err(NodeError::BlobsNotFound(missing));
+        let block = certificate.value().block();
+        // Each missing bundle and the blobs once: every repair makes progress or fails.
+        let mut repairs = block.incoming_bundles.len().saturating_add(1);
+        let mut blobs_fetched = false;
+        loop {
+            match process(certificate.clone()).await {
+                Err(NodeError::BlobsNotFound(missing)) if !blobs_fetched => {
+                    blobs_fetched = true;
+                    self.fetch_blobs(&certificate, missing).await?;
                 }
-                self.recover(RecoveryKind::Blobs)?;
-                for id in missing {
-                    let blob = self.call(|| self.remote.node.download_blob(id)).await?;
-                    if blob.id() != id {
-                        return Err(violation(Violation::BadCertificate));
+                Err(NodeError::MissingCrossChainUpdate {
+                    chain_id,
+                    origin,
+                    height,
+                }) if repairs > 0 && chain_id == block.chain_id => {
+                    repairs -= 1;
+                    let consumed = block
+                        .incoming_bundles
+                        .iter()
+                        .any(|bundle| bundle.origin == origin && bundle.height == height);
+                    if !consumed {
+                        // The local node asks only for what the block consumes.
+                        return Err(NodeError::MissingCrossChainUpdate {
+                            chain_id,
+                            origin,
+                            height,
+                        });
                     }
-                    ValidatorNode::upload_blob(&*self.local, blob).await?;
+                    self.fetch_bundle(chain_id, origin, height).await?;
                 }
-                process(certificate).await.map(|_| ())
+                other => return other.map(|_| ()),
             }
-            other => other.map(|_| ()),
         }
+    }
+
+    /// Downloads from the remote the blobs `certificate` needs and the local node lacks.
+    async fn fetch_blobs(
+        &self,
+        certificate: &ConfirmedBlockCertificate,
+        missing: Vec<BlobId>,
+    ) -> Result<(), NodeError> {
+        let required: BTreeSet<BlobId> = certificate
+            .value()
+            .block()
+            .required_blob_ids()
+            .into_iter()
+            .collect();
+        if !missing.iter().all(|id| required.contains(id)) {
+            // The local node asks only for what the block needs; anything else is ours.
+            return Err(NodeError::BlobsNotFound(missing));
+        }
+        self.recover(RecoveryKind::Blobs)?;
+        for id in missing {
+            let blob = self.call(|| self.remote.node.download_blob(id)).await?;
+            if blob.id() != id {
+                return Err(violation(Violation::BadCertificate));
+            }
+            ValidatorNode::upload_blob(&*self.local, blob).await?;
+        }
+        Ok(())
+    }
+
+    /// Downloads from the remote the certificate of `origin`'s block at `height` and has the
+    /// local node take in its bundle for `chain_id` (verified, without `origin`'s history).
+    async fn fetch_bundle(
+        &self,
+        chain_id: ChainId,
+        origin: ChainId,
+        height: BlockHeight,
+    ) -> Result<(), NodeError> {
+        self.recover(RecoveryKind::CrossChain)?;
+        let mut certificates = self
+            .call(|| {
+                self.remote
+                    .node
+                    .download_certificates_by_heights(origin, vec![height])
+            })
+            .await?;
+        if certificates.len() != 1 {
+            return Err(NodeError::NotFound);
+        }
+        let sender = certificates.remove(0);
+        let block = sender.value().block();
+        if block.chain_id != origin || block.height != height {
+            return Err(violation(Violation::WrongChain));
+        }
+        self.local
+            .handle_certificate_for_recipient(sender, chain_id)
+            .await
+            .map_err(|error| match error {
+                NodeError::InvalidCertificate(_) | NodeError::CertificateNotApplicable(_) => {
+                    violation(Violation::BadCertificate)
+                }
+                other => other,
+            })?;
+        Ok(())
     }
 
     /// Learns the remote's round evidence (timeout and validated certificates) and processes it
