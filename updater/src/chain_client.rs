@@ -27,9 +27,9 @@ use quorum_core::{
 };
 use quorum_node::Worker;
 
-pub use error::ChainClientError;
+pub use error::{ChainClientError, HeldLock};
 pub use received::ReceivedLogSync;
-pub use rounds::{MAX_ROUNDS_PER_BLOCK, MAX_TIMEOUT_WAITS, TIMEOUT_RETRY_DELAY};
+pub use rounds::{MAX_TIMEOUT_WAITS, TIMEOUT_RETRY_DELAY};
 pub use validators::ValidatorSet;
 
 use crate::catch_up::CatchUp;

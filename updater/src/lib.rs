@@ -58,8 +58,8 @@ mod updater;
 
 pub use catch_up::CatchUp;
 pub use chain_client::{
-    ChainClient, ChainClientError, ReceivedLogSync, ValidatorSet, MAX_ROUNDS_PER_BLOCK,
-    MAX_TIMEOUT_WAITS, TIMEOUT_RETRY_DELAY,
+    ChainClient, ChainClientError, HeldLock, ReceivedLogSync, ValidatorSet, MAX_TIMEOUT_WAITS,
+    TIMEOUT_RETRY_DELAY,
 };
 pub use health::{
     Health, HealthPolicy, HealthRecord, HealthState, SavedHealth, DEFAULT_MAX_COOLDOWN,

@@ -127,6 +127,9 @@ pub struct Options {
     pub max_received_log_entries_per_sync: usize,
     /// Certificates named by received logs downloaded at once, in downloads (default 16).
     pub received_log_downloads_in_flight: usize,
+    /// Most rounds one block is tried in before the call gives up, in rounds (default 8); the
+    /// error then names the lock that holds the chain, if any (`TooManyRounds`).
+    pub max_rounds_per_block: u32,
 }
 
 impl Default for Options {
@@ -145,6 +148,7 @@ impl Default for Options {
             max_hedge_fanout: DEFAULT_MAX_HEDGE_FANOUT,
             max_received_log_entries_per_sync: 10_000,
             received_log_downloads_in_flight: 16,
+            max_rounds_per_block: 8,
         }
     }
 }

@@ -387,3 +387,45 @@ async fn two_owners_transferring_at_once_both_commit() {
         net.genesis.chains[CHAIN].balance - 5
     );
 }
+
+/// Issue 28, row 5: a call whose rounds run out stops at `Options::max_rounds_per_block` and
+/// names the lock that holds the chain.
+#[tokio::test(start_paused = true)]
+async fn a_call_that_runs_out_of_rounds_names_the_lock() {
+    let (net, [_, second]) = two_owners().await;
+    let first = net.block(CHAIN, transfer(&net, 7)).await;
+    let proposal = net.proposal(CHAIN, first.clone(), Round::MultiLeader(0));
+    let validated = net.validate(&[0, 1, 2], &proposal).await;
+    for v in 0..3 {
+        net.workers[v]
+            .handle_validated_certificate(validated.clone())
+            .await
+            .unwrap();
+    }
+    // Two validators never send a confirmed vote: nothing can be confirmed.
+    net.set_fault(0, quorum_transport_mem::Fault::DontSendConfirmVote);
+    net.set_fault(1, quorum_transport_mem::Fault::DontSendConfirmVote);
+    let options = quorum_updater::Options {
+        max_rounds_per_block: 2,
+        ..test_options()
+    };
+    let client = ChainClient::new(
+        net.chains[CHAIN],
+        Some(second),
+        net.new_worker(None).await,
+        net.validators.clone(),
+        options,
+    );
+    match client.transfer(net.chains[0], 3).await.unwrap_err() {
+        quorum_updater::ChainClientError::TooManyRounds { rounds, lock } => {
+            assert_eq!(rounds, 2);
+            let lock = lock.expect("the lock is named");
+            assert_eq!(lock.block, validated.hash());
+            assert_eq!(lock.owner, first.authenticated_owner);
+            // Re-proposed by the second owner, the same block is validated again later.
+            assert!(lock.round >= Round::MultiLeader(0), "{:?}", lock.round);
+            assert!(lock.validators.len() >= 3);
+        }
+        other => panic!("expected TooManyRounds, got {other}"),
+    }
+}

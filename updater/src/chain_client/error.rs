@@ -1,6 +1,9 @@
 //! Why a chain operation failed: [`ChainClientError`].
 
-use quorum_core::{BlockHeight, CertificateError, ChainId, Epoch, NodeError};
+use quorum_core::{
+    AccountPublicKey, BlockHeight, CertificateError, ChainId, CryptoHash, Epoch, NodeError, Round,
+    ValidatorPublicKey,
+};
 
 use crate::quorum::QuorumError;
 
@@ -34,9 +37,15 @@ pub enum ChainClientError {
     /// The assembled certificate did not check.
     #[error("assembled certificate is invalid: {0}")]
     Certificate(#[from] CertificateError),
-    /// Rounds ran out.
-    #[error("gave up after {0} rounds")]
-    TooManyRounds(u32),
+    /// Rounds ran out ([`Options::max_rounds_per_block`](crate::Options::max_rounds_per_block)).
+    #[error("gave up after {rounds} rounds; {}", lock_text(.lock))]
+    TooManyRounds {
+        /// Rounds tried.
+        rounds: u32,
+        /// The validated block that holds the chain at this height, as the local node knows
+        /// it, if any: any owner's next call proposes it again before anything else.
+        lock: Option<HeldLock>,
+    },
     /// A synchronization stopped short of the height that validators holding f+1 of the
     /// weight have reached.
     #[error("synchronization of {chain_id:?} reached {reached:?}, not {target:?}; last error: {error:?}")]
@@ -56,6 +65,30 @@ pub enum ChainClientError {
     /// A committee the client needs has no reachable validators.
     #[error("no validator of {0:?} is reachable")]
     NoValidators(Epoch),
+}
+
+/// A validated block that holds a chain at a height: validators that saw its certificate
+/// vote for no other block in later rounds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldLock {
+    /// The block's hash (its validated value's).
+    pub block: CryptoHash,
+    /// The owner who proposed it.
+    pub owner: AccountPublicKey,
+    /// The round it was validated in.
+    pub round: Round,
+    /// The validators whose votes make its certificate.
+    pub validators: Vec<ValidatorPublicKey>,
+}
+
+fn lock_text(lock: &Option<HeldLock>) -> String {
+    match lock {
+        None => "no validated block holds the chain".to_owned(),
+        Some(lock) => format!(
+            "the chain is held by block {:?} of owner {:?}, validated in round {} by {:?}",
+            lock.block, lock.owner, lock.round, lock.validators
+        ),
+    }
 }
 
 impl From<NodeError> for ChainClientError {

@@ -15,8 +15,9 @@ use crate::remote::RemoteNode;
 use crate::skew::clock_ahead;
 use crate::updater::{CommunicateAction, SkewReport};
 
+use super::error::HeldLock;
 use super::signatures::quorum_signatures;
-use super::{ChainClient, ChainClientError, MAX_ROUNDS_PER_BLOCK};
+use super::{ChainClient, ChainClientError};
 
 impl<S: Storage + 'static> ChainClient<S> {
     /// The block this chain would commit next with `operations`: on top of the local state,
@@ -70,8 +71,11 @@ impl<S: Storage + 'static> ChainClient<S> {
         let mut proposed: Vec<Block> = Vec::new();
         loop {
             rounds += 1;
-            if rounds > MAX_ROUNDS_PER_BLOCK {
-                return Err(ChainClientError::TooManyRounds(MAX_ROUNDS_PER_BLOCK));
+            if rounds > self.options.max_rounds_per_block {
+                return Err(ChainClientError::TooManyRounds {
+                    rounds: self.options.max_rounds_per_block,
+                    lock: self.held_lock().await?,
+                });
             }
             if let Some(certificate) = self.committed_one_of(&proposed).await? {
                 return Ok(certificate);
@@ -165,6 +169,27 @@ impl<S: Storage + 'static> ChainClient<S> {
                 None
             }
         }
+    }
+
+    /// The validated block that holds this chain at its next height, as the local node knows
+    /// it.
+    async fn held_lock(&self) -> Result<Option<HeldLock>, ChainClientError> {
+        let state = self.local.chain_state(self.chain_id).await?;
+        Ok(state
+            .manager()
+            .locking_certificate()
+            .as_ref()
+            .filter(|certificate| certificate.value().block().height == state.next_height())
+            .map(|certificate| HeldLock {
+                block: certificate.hash(),
+                owner: certificate.value().block().authenticated_owner,
+                round: certificate.round(),
+                validators: certificate
+                    .signatures()
+                    .iter()
+                    .map(|(key, _)| *key)
+                    .collect(),
+            }))
     }
 
     /// The certificate of one of `proposed`, if the local node has committed it.

@@ -16,13 +16,40 @@ use crate::updater::CommunicateAction;
 use super::signatures::quorum_signatures;
 use super::{ChainClient, ChainClientError};
 
-/// Most rounds one block is tried in before the client gives up.
-pub const MAX_ROUNDS_PER_BLOCK: u32 = 8;
 /// Most times the client waits for validators' round deadlines per round.
 pub const MAX_TIMEOUT_WAITS: u32 = 4;
 /// How long the client waits before asking for timeout votes again when the answers named no
 /// deadline a quorum agrees on (100 ms).
 pub const TIMEOUT_RETRY_DELAY: TimeDelta = TimeDelta::from_millis(100);
+
+/// Whether a failed proposal is worth another round: some validators answered what a round
+/// that stalled answers (another round or height, a lock, a vote already given, no answer in
+/// time, a peer that misbehaved). Every answer counts, not only the heaviest: a minority's
+/// `InactiveChain` (validators that do not know the chain yet, which the updater brings up to
+/// date) must not hide the majority's round information when their weights tie.
+fn is_round_failure(error: &ChainClientError) -> bool {
+    let stalled = |error: &NodeError| {
+        matches!(
+            error,
+            NodeError::WrongRound(_)
+                | NodeError::HasLockedBlock
+                | NodeError::AlreadyVoted
+                | NodeError::UnexpectedBlockHeight { .. }
+                | NodeError::Timeout
+                | NodeError::Transport(_)
+                | NodeError::ProtocolViolation(_)
+                | NodeError::InvalidCertificate(_)
+        )
+    };
+    match error {
+        ChainClientError::Quorum(QuorumError::NoConsensus { .. }) => true,
+        ChainClientError::Quorum(QuorumError::Trusted(error)) => stalled(error),
+        ChainClientError::Quorum(QuorumError::Sample(errors)) => {
+            errors.iter().any(|(error, _)| stalled(error))
+        }
+        _ => false,
+    }
+}
 
 impl<S: Storage + 'static> ChainClient<S> {
     /// After a failed round: catch up with validators, and time the round out if it stalled.
@@ -31,23 +58,7 @@ impl<S: Storage + 'static> ChainClient<S> {
         round: Round,
         error: ChainClientError,
     ) -> Result<(), ChainClientError> {
-        let retriable = match &error {
-            ChainClientError::Quorum(QuorumError::NoConsensus { .. }) => true,
-            ChainClientError::Quorum(quorum) => matches!(
-                quorum.main_error(),
-                Some(
-                    NodeError::WrongRound(_)
-                        | NodeError::HasLockedBlock
-                        | NodeError::AlreadyVoted
-                        | NodeError::UnexpectedBlockHeight { .. }
-                        | NodeError::Timeout
-                        | NodeError::Transport(_)
-                        | NodeError::ProtocolViolation(_)
-                        | NodeError::InvalidCertificate(_)
-                )
-            ),
-            _ => false,
-        };
+        let retriable = is_round_failure(&error);
         if !retriable {
             return Err(error);
         }
@@ -194,5 +205,36 @@ impl<S: Storage + 'static> ChainClient<S> {
         self.catch_up_stragglers(&remotes, &answered, self.chain_id, height);
         info!(chain = ?self.chain_id, ?round, "round timed out");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quorum_core::{ChainId, CryptoHash};
+
+    #[test]
+    fn a_minority_error_does_not_hide_the_round_information_of_a_tie() {
+        let inactive = NodeError::InactiveChain(ChainId(CryptoHash([1; 32])));
+        let not_due = NodeError::TimeoutNotDue { deadline: None };
+        let wrong_round = NodeError::WrongRound(Round::MultiLeader(1));
+        let tie = |first: NodeError, second: NodeError| {
+            ChainClientError::Quorum(QuorumError::Sample(vec![(first, 2), (second, 2)]))
+        };
+        assert!(is_round_failure(&tie(
+            inactive.clone(),
+            wrong_round.clone()
+        )));
+        assert!(is_round_failure(&tie(wrong_round, inactive.clone())));
+        assert!(!is_round_failure(&tie(inactive.clone(), not_due)));
+        assert!(!is_round_failure(&ChainClientError::Quorum(
+            QuorumError::Trusted(inactive)
+        )));
+        assert!(is_round_failure(&ChainClientError::Quorum(
+            QuorumError::NoConsensus {
+                threshold: 3,
+                scores: vec![(2, 2), (2, 2)],
+            }
+        )));
     }
 }
