@@ -385,14 +385,15 @@ impl Planner {
         )
     }
 
-    /// Whether `id` is an event the remote may lack: one the block reads, or (for a
-    /// certificate) an admin-chain epoch announcement up to the block's epoch, which it needs
-    /// to know the committee that signed it.
+    /// Whether `id` is an event the remote may lack: one the block reads, or an admin-chain
+    /// epoch announcement up to the block's epoch, which the remote needs to know the committee
+    /// that signed a certificate: the certificate itself, or the validated certificate a
+    /// re-proposal carries.
     fn event_needed(&self, id: &EventId) -> bool {
         if self.subject.events.contains(id) {
             return true;
         }
-        self.subject.request == Request::Confirmed
+        self.subject.request != Request::Timeout
             && self.subject.chain_id != self.subject.admin_chain
             && id.chain_id == self.subject.admin_chain
             && id.stream == StreamId::epoch()
@@ -417,7 +418,7 @@ impl Planner {
         let committee_only = ids
             .iter()
             .all(|id| id.chain_id == self.subject.admin_chain && id.stream == StreamId::epoch());
-        let kind = if committee_only && self.subject.request == Request::Confirmed {
+        let kind = if committee_only && self.subject.request != Request::Timeout {
             RecoveryKind::Committee
         } else {
             RecoveryKind::Events
@@ -459,6 +460,8 @@ impl Planner {
             NodeError::BlobsNotFound(claimed) => {
                 self.plan_blobs(error, claimed, |_| Step::UploadProposalBlobs)
             }
+            // The committee of the certificate's epoch: the admin chain is sent.
+            NodeError::EventsNotFound(ids) => self.plan_events(error, ids),
             other => self.plan_sync_if_needed(other),
         }
     }

@@ -201,6 +201,22 @@ fn a_certificate_missing_its_committee_updates_the_admin_chain() {
         ),
         violation(Violation::FalseEventsNotFound),
     );
+    // A re-proposal carries a validated certificate, which needs its committee too (issue
+    // 28): the admin chain is sent, not the validator dropped.
+    for request in [Request::Proposal, Request::Validated] {
+        let (kind, step) = recovered(plan(
+            &mut planner(request, true),
+            NodeError::EventsNotFound(vec![epoch_event(2)]),
+        ));
+        assert_eq!(kind, Some(RecoveryKind::Committee));
+        assert_eq!(step, Step::SendPublishers(vec![chain(0)]));
+    }
+    // A timeout request needs no committee from the remote: nothing is sent for it.
+    let missing = NodeError::EventsNotFound(vec![epoch_event(2)]);
+    fails_with(
+        plan(&mut planner(Request::Timeout, true), missing.clone()),
+        missing,
+    );
 }
 
 #[test]
