@@ -1,6 +1,7 @@
 //! Safety of the consensus rules (DESIGN §4.3) over random interleavings: three honest
-//! validators' `ChainManager`s and one Byzantine validator that votes for anything. Two owners
-//! propose three different blocks in any order and any round; certificates form whenever a
+//! validators' `ChainManager`s and one Byzantine validator that votes for anything. Three
+//! owners (two regular owners and a super owner who is not one of them) propose three
+//! different blocks in any order and any round; certificates form whenever a
 //! quorum voted, and reach any validator at any time, or never; rounds time out at any time on
 //! any validator. Whatever happens, at most one block is ever confirmed at the height.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -22,8 +23,9 @@ const HONEST: usize = 3;
 const HONEST_IN_QUORUM: usize = 2;
 /// Blocks competing for the height.
 const BLOCKS: usize = 3;
-/// Owners proposing (the first is also the super owner, who alone proposes in the fast round).
-const OWNERS: usize = 2;
+/// Owners proposing: the first two are the chain's regular owners, the last its super owner
+/// only (who alone proposes in the fast round, and in multi-leader rounds like the others).
+const OWNERS: usize = 3;
 
 /// One step of the schedule.
 #[derive(Clone, Debug)]
@@ -82,8 +84,11 @@ impl World {
             .collect();
         let description = ChainDescription {
             origin: ChainOrigin::Genesis(1),
-            owners: owners.iter().map(|owner| (owner.public(), 1)).collect(),
-            super_owner: Some(owners[0].public()),
+            owners: owners[..OWNERS - 1]
+                .iter()
+                .map(|owner| (owner.public(), 1))
+                .collect(),
+            super_owner: Some(owners[OWNERS - 1].public()),
             epoch: Epoch(0),
             timestamp: Timestamp(0),
             consensus: ConsensusConfig {
