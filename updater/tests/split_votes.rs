@@ -429,3 +429,42 @@ async fn a_call_that_runs_out_of_rounds_names_the_lock() {
         other => panic!("expected TooManyRounds, got {other}"),
     }
 }
+
+/// Issue 28, row 4: owner A's proposal publishes a blob and is left validated; owner B, from a
+/// wallet that never saw the blob, finishes A's block (the blob comes from the validators that
+/// hold it pending for the lock), then commits its own.
+#[tokio::test(start_paused = true)]
+async fn another_owner_finishes_a_validated_block_that_publishes_a_blob() {
+    let (net, [_, second]) = two_owners().await;
+    let blob = quorum_core::Blob::data(b"left behind with the lock".to_vec());
+    for v in 0..3 {
+        net.workers[v]
+            .handle_pending_blob(net.chains[CHAIN], blob.clone())
+            .await
+            .unwrap();
+    }
+    let first = net
+        .block(CHAIN, vec![Operation::PublishBlob(blob.id())])
+        .await;
+    let proposal = net.proposal(CHAIN, first.clone(), Round::MultiLeader(0));
+    let validated = net.validate(&[0, 1, 2], &proposal).await;
+    for v in 0..3 {
+        net.workers[v]
+            .handle_validated_certificate(validated.clone())
+            .await
+            .unwrap();
+    }
+    let client = fresh_client(&net, &second).await;
+    let own = client.transfer(net.chains[0], 3).await.unwrap();
+    assert_eq!(own.value().block().height, BlockHeight(1));
+    for certificate in committed(&net, 0, 2).await {
+        assert_eq!(*certificate.value().block(), first);
+    }
+    for v in 0..4 {
+        assert_eq!(
+            net.workers[v].download_blob(blob.id()).await.unwrap(),
+            blob,
+            "validator {v}"
+        );
+    }
+}

@@ -65,6 +65,16 @@ impl HeldBlobs {
             .map(|held| &held.blob)
     }
 
+    /// The chains for which blob `id` is held pending, with it.
+    pub(super) fn pending_anywhere<'a>(
+        &'a self,
+        id: &'a BlobId,
+    ) -> impl Iterator<Item = (ChainId, &'a Blob)> + 'a {
+        self.pending.iter().filter_map(move |(chain_id, chain)| {
+            chain.blobs.get(id).map(|held| (*chain_id, &held.blob))
+        })
+    }
+
     /// Records that the node answered a certificate with `BlobsNotFound(ids)`: uploads of
     /// those blobs are welcome until the expiry. Beyond the limit the oldest wishes go.
     pub(super) fn want(&mut self, ids: &[BlobId], now: Timestamp, limits: &HeldLimits) {

@@ -100,11 +100,35 @@ impl<S: Storage + 'static> Worker<S> {
         Ok(self.response(&state, false))
     }
 
+    /// A stored blob, or one held pending for a chain whose proposal or lock at its current
+    /// height publishes it: the blobs travel with the locks, so that any owner can finish a
+    /// block another owner left validated (DESIGN §4.3).
     pub(super) async fn do_download_blob(&self, blob_id: BlobId) -> Result<Blob, NodeError> {
-        self.store
-            .read_blob(blob_id)
-            .await?
-            .ok_or_else(|| NodeError::BlobsNotFound(vec![blob_id]))
+        if let Some(blob) = self.store.read_blob(blob_id).await? {
+            return Ok(blob);
+        }
+        let candidates: Vec<(ChainId, Blob)> = {
+            let volatile = self.volatile.lock().await;
+            volatile
+                .held
+                .pending_anywhere(&blob_id)
+                .map(|(chain_id, blob)| (chain_id, blob.clone()))
+                .collect()
+        };
+        for (chain_id, blob) in candidates {
+            let state = self.chain_state(chain_id).await?;
+            let manager = state.manager();
+            let held_for = manager
+                .proposed_block()
+                .into_iter()
+                .chain(manager.locking_certificate().map(|c| c.value().block()))
+                .filter(|block| block.height == state.next_height())
+                .any(|block| block.published_blob_ids().contains(&blob_id));
+            if held_for {
+                return Ok(blob);
+            }
+        }
+        Err(NodeError::BlobsNotFound(vec![blob_id]))
     }
 
     pub(super) async fn do_missing_blob_ids(

@@ -16,6 +16,20 @@ use crate::updater::upload_batch_size;
 
 use super::{ChainClient, ChainClientError};
 
+/// Logs why the local node refused a validator's round evidence: at debug level when the
+/// protocol expects it (an older round, a block another lock holds), else as a warning.
+fn report_evidence(remote: &RemoteNode, what: &str, taken: Result<(), NodeError>) {
+    match taken {
+        Ok(()) => {}
+        Err(error) if error.is_expected() || matches!(error, NodeError::HasLockedBlock) => {
+            tracing::debug!(validator = ?remote.public_key, what, %error, "round evidence not taken");
+        }
+        Err(error) => {
+            warn!(validator = ?remote.public_key, what, %error, "round evidence refused");
+        }
+    }
+}
+
 /// The highest next height that validators holding at least the validity threshold (f+1) of
 /// the weight report, from signed chain information sorted by height, highest first.
 fn trusted_height(committee: &Committee, infos: &[(RemoteNode, ChainInfoResponse)]) -> BlockHeight {
@@ -115,28 +129,28 @@ impl<S: Storage + 'static> ChainClient<S> {
                 error: last_error.map(Box::new),
             });
         }
-        for (_, response) in &infos {
+        // The round evidence of the validators at our height: their timeout certificates and
+        // locking blocks (with the blobs a lock publishes, from the validator that holds
+        // it), each checked by the local node. What it refuses is reported, not evidence.
+        for (remote, response) in &infos {
             if response.info.next_block_height != local_next {
                 continue;
             }
             let manager = &response.info.manager;
             if let Some(certificate) = &manager.timeout_certificate {
-                if certificate.check(&committee).is_ok() {
-                    let _ = ValidatorNode::handle_timeout_certificate(
-                        &*self.local,
-                        (**certificate).clone(),
-                    )
-                    .await;
-                }
+                let taken = ValidatorNode::handle_timeout_certificate(
+                    &*self.local,
+                    (**certificate).clone(),
+                )
+                .await;
+                report_evidence(remote, "timeout certificate", taken.map(|_| ()));
             }
             if let Some(certificate) = &manager.requested_locking {
-                if certificate.check(&committee).is_ok() {
-                    let _ = ValidatorNode::handle_validated_certificate(
-                        &*self.local,
-                        (**certificate).clone(),
-                    )
+                let taken = self
+                    .updater(remote.clone())
+                    .take_in_locking_block((**certificate).clone())
                     .await;
-                }
+                report_evidence(remote, "locking block", taken);
             }
         }
         Ok(())

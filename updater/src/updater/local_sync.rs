@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use quorum_core::{
     BlobId, BlockHeight, ChainId, ChainInfoQuery, ConfirmedBlockCertificate, CrossChainDelivery,
-    NodeError, Storage, ValidatorNode, Violation,
+    NodeError, Storage, ValidatedBlockCertificate, ValidatorNode, Violation,
 };
 
 use super::{upload_batch_size, violation, ValidatorUpdater};
@@ -177,6 +177,42 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         Ok(())
     }
 
+    /// Has the local node take in a locking block (validated certificate) the remote
+    /// reported: when the local node lacks blobs the block publishes or reads, they are
+    /// downloaded from the remote (which serves the blobs of the lock it holds, pending or
+    /// stored), each checked against its id, and the certificate is taken in again, once.
+    pub(crate) async fn take_in_locking_block(
+        &self,
+        certificate: ValidatedBlockCertificate,
+    ) -> Result<(), NodeError> {
+        let take = |certificate: ValidatedBlockCertificate| async move {
+            ValidatorNode::handle_validated_certificate(&*self.local, certificate).await
+        };
+        match take(certificate.clone()).await {
+            Err(NodeError::BlobsNotFound(missing)) => {
+                let required: BTreeSet<BlobId> = certificate
+                    .value()
+                    .block()
+                    .required_blob_ids()
+                    .into_iter()
+                    .collect();
+                if !missing.iter().all(|id| required.contains(id)) {
+                    return Err(NodeError::BlobsNotFound(missing));
+                }
+                self.recover(RecoveryKind::Blobs)?;
+                for id in missing {
+                    let blob = self.call(|| self.remote.node.download_blob(id)).await?;
+                    if blob.id() != id {
+                        return Err(violation(Violation::BadCertificate));
+                    }
+                    ValidatorNode::upload_blob(&*self.local, blob).await?;
+                }
+                take(certificate).await.map(|_| ())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
     /// Learns the remote's round evidence (timeout and validated certificates) and processes it
     /// locally, after its blocks if it is ahead.
     pub(super) async fn synchronize_round_from_remote(
@@ -201,9 +237,9 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                     .await;
         }
         if let Some(certificate) = &manager.requested_locking {
-            let _ =
-                ValidatorNode::handle_validated_certificate(&*self.local, (**certificate).clone())
-                    .await;
+            if let Err(error) = self.take_in_locking_block((**certificate).clone()).await {
+                tracing::debug!(validator = ?self.remote.public_key, %error, "locking block not taken");
+            }
         }
         Ok(())
     }
