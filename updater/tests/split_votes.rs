@@ -468,3 +468,39 @@ async fn another_owner_finishes_a_validated_block_that_publishes_a_blob() {
         );
     }
 }
+
+/// Issue 28, row 8: the re-proposal of a lock that publishes a blob reaches a validator that
+/// never had the blob: the blob goes with it, from the re-proposing owner's local node.
+#[tokio::test(start_paused = true)]
+async fn a_re_proposal_carries_the_blobs_its_block_publishes() {
+    let (net, [_, second]) = two_owners().await;
+    let blob = quorum_core::Blob::data(b"only three validators had it".to_vec());
+    for v in 0..3 {
+        net.workers[v]
+            .handle_pending_blob(net.chains[CHAIN], blob.clone())
+            .await
+            .unwrap();
+    }
+    let first = net
+        .block(CHAIN, vec![Operation::PublishBlob(blob.id())])
+        .await;
+    let proposal = net.proposal(CHAIN, first.clone(), Round::MultiLeader(0));
+    let validated = net.validate(&[0, 1, 2], &proposal).await;
+    for v in 0..3 {
+        net.workers[v]
+            .handle_validated_certificate(validated.clone())
+            .await
+            .unwrap();
+    }
+    // Without validator 2, the quorum needs validator 3, which never saw the blob.
+    net.set_fault(2, quorum_transport_mem::Fault::Offline);
+    let client = fresh_client(&net, &second).await;
+    let own = client.transfer(net.chains[0], 3).await.unwrap();
+    assert_eq!(own.value().block().height, BlockHeight(1));
+    let on_3 = net.workers[3]
+        .download_certificates_by_heights(net.chains[CHAIN], vec![BlockHeight(0)])
+        .await
+        .unwrap();
+    assert_eq!(*on_3[0].value().block(), first);
+    assert_eq!(net.workers[3].download_blob(blob.id()).await.unwrap(), blob);
+}

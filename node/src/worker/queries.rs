@@ -100,6 +100,31 @@ impl<S: Storage + 'static> Worker<S> {
         Ok(self.response(&state, false))
     }
 
+    /// The contents of the blobs `block` publishes, as this node holds them (pending for the
+    /// block's chain, uploaded, or stored); those it lacks are left out. How a client sends a
+    /// block it did not make itself (a re-proposal, an earlier call's block) with its blobs.
+    pub async fn published_blobs(
+        &self,
+        block: &quorum_core::Block,
+    ) -> Result<Vec<Blob>, NodeError> {
+        let mut found = Vec::new();
+        for id in block.published_blob_ids() {
+            let held = self
+                .volatile
+                .lock()
+                .await
+                .held
+                .get(block.chain_id, &id)
+                .cloned();
+            let blob = match held {
+                Some(blob) => Some(blob),
+                None => self.store.read_blob(id).await?,
+            };
+            found.extend(blob);
+        }
+        Ok(found)
+    }
+
     /// A stored blob, or one held pending for a chain whose proposal or lock at its current
     /// height publishes it: the blobs travel with the locks, so that any owner can finish a
     /// block another owner left validated (DESIGN §4.3).

@@ -124,14 +124,14 @@ impl<S: Storage + 'static> ChainClient<S> {
                     (BlockProposal::new(block, round, owner), value, true)
                 }
             };
-            match self
-                .propose(
-                    proposal,
-                    value,
-                    if own { blobs.clone() } else { Vec::new() },
-                )
-                .await
-            {
+            // A block this call did not make (a re-proposal of a lock, an earlier call's
+            // block) goes with the blobs it publishes as the local node holds them.
+            let block_blobs = if own {
+                blobs.clone()
+            } else {
+                self.local.published_blobs(proposal.block()).await?
+            };
+            match self.propose(proposal, value, block_blobs).await {
                 Ok(certificate) => {
                     if own || proposed.contains(certificate.value().block()) {
                         return Ok(certificate);
