@@ -45,18 +45,25 @@ fn balance(dir: &Path, chain: &str) -> (u64, u64) {
     (field(&line, "balance"), field(&line, "waiting"))
 }
 
-#[test]
-fn two_wallets_pay_follow_and_close_chains() {
+/// A `dev-genesis` committee in `ROOT/a` (wallet A) with its four validators running;
+/// `ROOT/b` is left for wallet B.
+fn committee() -> (tempfile::TempDir, Validators) {
     let root = tempfile::tempdir().unwrap();
     let a = root.path().join("a");
-    let b = root.path().join("b");
     std::fs::create_dir(&a).unwrap();
     dev_genesis(&a, free_ports(4));
-    let _validators = Validators(
+    let validators = Validators(
         (0..4)
             .map(|i| start_validator(&a.join(format!("validator-{i}.toml"))))
             .collect(),
     );
+    (root, validators)
+}
+
+#[test]
+fn two_wallets_pay_follow_and_close_chains() {
+    let (root, _validators) = committee();
+    let (a, b) = (root.path().join("a"), root.path().join("b"));
 
     // B: an empty wallet from the committee's genesis, and an owner key.
     let genesis = a.join("genesis.bcs");
@@ -141,16 +148,8 @@ fn client_outcome(dir: &Path, args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn two_wallets_owning_one_chain_transfer_at_once() {
-    let root = tempfile::tempdir().unwrap();
-    let a = root.path().join("a");
-    let b = root.path().join("b");
-    std::fs::create_dir(&a).unwrap();
-    dev_genesis(&a, free_ports(4));
-    let _validators = Validators(
-        (0..4)
-            .map(|i| start_validator(&a.join(format!("validator-{i}.toml"))))
-            .collect(),
-    );
+    let (root, _validators) = committee();
+    let (a, b) = (root.path().join("a"), root.path().join("b"));
     let genesis = a.join("genesis.bcs");
     client(&b, &["init", "--genesis", genesis.to_str().unwrap()]);
     let key_a = client(&a, &["new-owner"]);

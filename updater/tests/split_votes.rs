@@ -430,13 +430,10 @@ async fn a_call_that_runs_out_of_rounds_names_the_lock() {
     }
 }
 
-/// Issue 28, row 4: owner A's proposal publishes a blob and is left validated; owner B, from a
-/// wallet that never saw the blob, finishes A's block (the blob comes from the validators that
-/// hold it pending for the lock), then commits its own.
-#[tokio::test(start_paused = true)]
-async fn another_owner_finishes_a_validated_block_that_publishes_a_blob() {
-    let (net, [_, second]) = two_owners().await;
-    let blob = quorum_core::Blob::data(b"left behind with the lock".to_vec());
+/// Owner A's block publishing a blob of `content`, validated in the first round by validators
+/// 0, 1 and 2 (which hold the blob pending) and locked on there; never confirmed.
+async fn locked_with_a_blob(net: &TokioTestNet, content: &[u8]) -> (quorum_core::Blob, Block) {
+    let blob = quorum_core::Blob::data(content.to_vec());
     for v in 0..3 {
         net.workers[v]
             .handle_pending_blob(net.chains[CHAIN], blob.clone())
@@ -454,6 +451,16 @@ async fn another_owner_finishes_a_validated_block_that_publishes_a_blob() {
             .await
             .unwrap();
     }
+    (blob, first)
+}
+
+/// Issue 28, row 4: owner A's proposal publishes a blob and is left validated; owner B, from a
+/// wallet that never saw the blob, finishes A's block (the blob comes from the validators that
+/// hold it pending for the lock), then commits its own.
+#[tokio::test(start_paused = true)]
+async fn another_owner_finishes_a_validated_block_that_publishes_a_blob() {
+    let (net, [_, second]) = two_owners().await;
+    let (blob, first) = locked_with_a_blob(&net, b"left behind with the lock").await;
     let client = fresh_client(&net, &second).await;
     let own = client.transfer(net.chains[0], 3).await.unwrap();
     assert_eq!(own.value().block().height, BlockHeight(1));
@@ -474,24 +481,7 @@ async fn another_owner_finishes_a_validated_block_that_publishes_a_blob() {
 #[tokio::test(start_paused = true)]
 async fn a_re_proposal_carries_the_blobs_its_block_publishes() {
     let (net, [_, second]) = two_owners().await;
-    let blob = quorum_core::Blob::data(b"only three validators had it".to_vec());
-    for v in 0..3 {
-        net.workers[v]
-            .handle_pending_blob(net.chains[CHAIN], blob.clone())
-            .await
-            .unwrap();
-    }
-    let first = net
-        .block(CHAIN, vec![Operation::PublishBlob(blob.id())])
-        .await;
-    let proposal = net.proposal(CHAIN, first.clone(), Round::MultiLeader(0));
-    let validated = net.validate(&[0, 1, 2], &proposal).await;
-    for v in 0..3 {
-        net.workers[v]
-            .handle_validated_certificate(validated.clone())
-            .await
-            .unwrap();
-    }
+    let (blob, first) = locked_with_a_blob(&net, b"only three validators had it").await;
     // Without validator 2, the quorum needs validator 3, which never saw the blob.
     net.set_fault(2, quorum_transport_mem::Fault::Offline);
     let client = fresh_client(&net, &second).await;

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use quorum_core::{
-    BlobId, BlockHeight, ChainId, ChainInfoQuery, ConfirmedBlockCertificate, CrossChainDelivery,
-    NodeError, Storage, ValidatedBlockCertificate, ValidatorNode, Violation,
+    BlobId, Block, BlockHeight, ChainId, ChainInfoQuery, ConfirmedBlockCertificate,
+    CrossChainDelivery, NodeError, Storage, ValidatedBlockCertificate, ValidatorNode, Violation,
 };
 
 use super::{upload_batch_size, violation, ValidatorUpdater};
@@ -87,7 +87,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
             match process(certificate.clone()).await {
                 Err(NodeError::BlobsNotFound(missing)) if !blobs_fetched => {
                     blobs_fetched = true;
-                    self.fetch_blobs(&certificate, missing).await?;
+                    self.fetch_blobs(block, missing).await?;
                 }
                 Err(NodeError::MissingCrossChainUpdate {
                     chain_id,
@@ -114,20 +114,12 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         }
     }
 
-    /// Downloads from the remote the blobs `certificate` needs and the local node lacks.
-    async fn fetch_blobs(
-        &self,
-        certificate: &ConfirmedBlockCertificate,
-        missing: Vec<BlobId>,
-    ) -> Result<(), NodeError> {
-        let required: BTreeSet<BlobId> = certificate
-            .value()
-            .block()
-            .required_blob_ids()
-            .into_iter()
-            .collect();
+    /// Downloads from the remote the blobs `block` needs and the local node lacks (`missing`,
+    /// as the local node named them), each checked against its id, and hands them to the
+    /// local node. A claim beyond what the block needs is the local node's own error.
+    async fn fetch_blobs(&self, block: &Block, missing: Vec<BlobId>) -> Result<(), NodeError> {
+        let required: BTreeSet<BlobId> = block.required_blob_ids().into_iter().collect();
         if !missing.iter().all(|id| required.contains(id)) {
-            // The local node asks only for what the block needs; anything else is ours.
             return Err(NodeError::BlobsNotFound(missing));
         }
         self.recover(RecoveryKind::Blobs)?;
@@ -190,23 +182,8 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         };
         match take(certificate.clone()).await {
             Err(NodeError::BlobsNotFound(missing)) => {
-                let required: BTreeSet<BlobId> = certificate
-                    .value()
-                    .block()
-                    .required_blob_ids()
-                    .into_iter()
-                    .collect();
-                if !missing.iter().all(|id| required.contains(id)) {
-                    return Err(NodeError::BlobsNotFound(missing));
-                }
-                self.recover(RecoveryKind::Blobs)?;
-                for id in missing {
-                    let blob = self.call(|| self.remote.node.download_blob(id)).await?;
-                    if blob.id() != id {
-                        return Err(violation(Violation::BadCertificate));
-                    }
-                    ValidatorNode::upload_blob(&*self.local, blob).await?;
-                }
+                self.fetch_blobs(certificate.value().block(), missing)
+                    .await?;
                 take(certificate).await.map(|_| ())
             }
             other => other.map(|_| ()),
