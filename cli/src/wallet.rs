@@ -14,11 +14,9 @@
 //! chains with their owner keys); the first command on a directory without `wallet.redb`
 //! imports it (either of its two layouts), and it is not read again.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -34,13 +32,6 @@ use crate::files::SECRET_FILE_MODE;
 pub const WALLET_DB_FILE: &str = "wallet.redb";
 /// Name of the portable wallet file in a committee directory (mode 0600), imported once.
 pub const WALLET_FILE: &str = "wallet.bcs";
-/// Name of the lock file beside the wallet.
-pub const WALLET_LOCK_FILE: &str = "wallet.lock";
-/// The first bytes of a portable wallet of the current layout (older files start with their
-/// chain count).
-const MAGIC: [u8; 4] = *b"QWL2";
-/// How often a command waiting for the wallet lock tries again.
-const LOCK_RETRY: Duration = Duration::from_millis(20);
 
 /// Facts about the wallet: name → value.
 const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
@@ -63,123 +54,6 @@ struct StoredChain {
     chain_id: ChainId,
     /// The owner whose key the wallet holds, if any.
     owner: Option<AccountPublicKey>,
-}
-
-/// One chain of a portable wallet.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct WalletChain {
-    /// The chain.
-    pub chain_id: ChainId,
-    /// Its owner key, when the wallet holds one.
-    pub owner: Option<AccountSecretKey>,
-}
-
-/// The portable wallet (`wallet.bcs`): chains with their owner keys, and spare keys.
-#[derive(Clone, Debug, Default)]
-pub struct PortableWallet {
-    /// The chains, in wallet order.
-    pub chains: Vec<WalletChain>,
-    /// Owner keys no chain uses yet.
-    pub keys: Vec<AccountSecretKey>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Stored {
-    magic: [u8; 4],
-    chains: Vec<WalletChain>,
-    keys: Vec<AccountSecretKey>,
-}
-
-/// The layout before wallets kept keys apart: owned chains only.
-#[derive(Deserialize)]
-struct Legacy {
-    chains: Vec<(ChainId, AccountSecretKey)>,
-}
-
-impl PortableWallet {
-    /// The file content.
-    pub fn encode(&self, path: &Path) -> Result<Vec<u8>, CliError> {
-        let stored = Stored {
-            magic: MAGIC,
-            chains: self.chains.clone(),
-            keys: self.keys.clone(),
-        };
-        bcs::to_bytes(&stored).map_err(|e| format_error(path, &e))
-    }
-
-    /// Reads a portable wallet (either layout).
-    pub fn load(path: &Path) -> Result<Self, CliError> {
-        let bytes = std::fs::read(path).map_err(|source| CliError::File {
-            path: path.to_owned(),
-            source,
-        })?;
-        if bytes.starts_with(&MAGIC) {
-            let stored: Stored = bcs::from_bytes(&bytes).map_err(|e| format_error(path, &e))?;
-            return Ok(PortableWallet {
-                chains: stored.chains,
-                keys: stored.keys,
-            });
-        }
-        let legacy: Legacy = bcs::from_bytes(&bytes).map_err(|e| format_error(path, &e))?;
-        Ok(PortableWallet {
-            chains: legacy
-                .chains
-                .into_iter()
-                .map(|(chain_id, owner)| WalletChain {
-                    chain_id,
-                    owner: Some(owner),
-                })
-                .collect(),
-            keys: Vec::new(),
-        })
-    }
-}
-
-/// A chain named on the command line: its index in the wallet, or its id in hex.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChainArg {
-    /// The chain at this index of the wallet.
-    Index(usize),
-    /// The chain with this id.
-    Id(ChainId),
-}
-
-/// As the user wrote it: the index, or the id in hex.
-impl std::fmt::Display for ChainArg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ChainArg::Index(index) => write!(f, "{index}"),
-            ChainArg::Id(chain_id) => write!(f, "{}", chain_id.0),
-        }
-    }
-}
-
-/// Why a chain argument is neither a wallet index nor a chain id.
-#[derive(Debug, thiserror::Error)]
-#[error("{text:?} is neither a wallet index nor a chain id ({} hex digits)", HASH_LENGTH * 2)]
-pub struct ChainArgError {
-    text: String,
-}
-
-impl FromStr for ChainArg {
-    type Err = ChainArgError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if let Ok(index) = text.parse::<usize>() {
-            return Ok(ChainArg::Index(index));
-        }
-        let error = || ChainArgError {
-            text: text.to_owned(),
-        };
-        let bytes = hex::decode(text).map_err(|_| error())?;
-        let hash = <[u8; HASH_LENGTH]>::try_from(bytes.as_slice()).map_err(|_| error())?;
-        Ok(ChainArg::Id(ChainId(CryptoHash(hash))))
-    }
-}
-
-/// A chain id as the commands print it and take it: 64 hex digits.
-pub fn chain_hex(chain_id: &ChainId) -> String {
-    chain_id.0.to_string()
 }
 
 /// What went wrong in the wallet database.
@@ -541,176 +415,12 @@ fn db_error(path: &Path, error: impl Into<redb::Error>) -> CliError {
     }
 }
 
-fn format_error(path: &Path, error: &bcs::Error) -> CliError {
-    CliError::Format {
-        path: path.to_owned(),
-        what: "wallet",
-        reason: error.to_string(),
-    }
-}
-
-/// The wallet lock of a directory, held while a command runs (an advisory lock on
-/// [`WALLET_LOCK_FILE`], released when dropped or when the process ends, however it ends).
-#[derive(Debug)]
-pub struct WalletLock {
-    _file: File,
-}
-
-impl WalletLock {
-    /// Takes the lock of `dir`, waiting at most `wait` for another command to release it
-    /// (`WalletBusy` then).
-    pub fn acquire(dir: &Path, wait: Duration) -> Result<Self, CliError> {
-        let path: PathBuf = dir.join(WALLET_LOCK_FILE);
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(SECRET_FILE_MODE)
-            .open(&path)
-            .map_err(|source| CliError::File {
-                path: path.clone(),
-                source,
-            })?;
-        let start = Instant::now();
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(WalletLock { _file: file }),
-                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
-                    std::thread::sleep(LOCK_RETRY);
-                }
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(CliError::WalletBusy(dir.to_owned()))
-                }
-                Err(std::fs::TryLockError::Error(source)) => {
-                    return Err(CliError::File { path, source })
-                }
-            }
-        }
-    }
-}
-
+mod chain_arg;
+mod lock;
+mod portable;
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::SeedableRng;
+mod tests;
 
-    fn key(seed: u64) -> AccountSecretKey {
-        AccountSecretKey::generate(&mut rand::rngs::StdRng::seed_from_u64(seed))
-    }
-
-    fn chain(byte: u8) -> ChainId {
-        ChainId(CryptoHash([byte; 32]))
-    }
-
-    fn no_admin() -> Result<ChainId, CliError> {
-        panic!("the admin chain is asked for only when importing")
-    }
-
-    #[test]
-    fn a_wallet_keeps_chains_and_keys_across_opens() {
-        let dir = tempfile::tempdir().unwrap();
-        let wallet = Wallet::create(dir.path(), chain(0), &PortableWallet::default()).unwrap();
-        wallet.add_key(&key(1)).unwrap();
-        assert_eq!(wallet.add_chain(chain(1), Some(&key(2))).unwrap(), 0);
-        assert_eq!(wallet.add_chain(chain(2), None).unwrap(), 1);
-        // Following again attaches a key, and keeps the index.
-        assert_eq!(wallet.add_chain(chain(2), Some(&key(1))).unwrap(), 1);
-        drop(wallet);
-        let wallet = Wallet::open(dir.path(), no_admin).unwrap();
-        assert_eq!(wallet.admin_chain().unwrap(), chain(0));
-        assert_eq!(wallet.chains().unwrap(), vec![chain(1), chain(2)]);
-        assert_eq!(wallet.resolve(ChainArg::Index(1)).unwrap(), chain(2));
-        let owner = wallet.owner_of(chain(2)).unwrap().map(|k| k.public());
-        assert_eq!(owner, Some(key(1).public()));
-        assert!(wallet.secret_of(&key(1).public()).unwrap().is_some());
-        assert!(wallet.secret_of(&key(9).public()).unwrap().is_none());
-        let mode = std::fs::metadata(dir.path().join(WALLET_DB_FILE))
-            .unwrap()
-            .permissions();
-        assert_eq!(
-            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
-            SECRET_FILE_MODE
-        );
-        assert!(matches!(
-            Wallet::create(dir.path(), chain(0), &PortableWallet::default()),
-            Err(CliError::AlreadyExists { .. })
-        ));
-        let validator = |byte| ValidatorPublicKey::from_bytes([byte; 32]);
-        assert!(wallet.cursors(chain(1)).unwrap().is_empty());
-        wallet
-            .save_cursors(chain(1), &[(validator(1), 5), (validator(2), 7)])
-            .unwrap();
-        wallet.save_cursors(chain(2), &[(validator(1), 9)]).unwrap();
-        wallet.save_cursors(chain(1), &[(validator(1), 6)]).unwrap();
-        assert_eq!(
-            wallet.cursors(chain(1)).unwrap(),
-            vec![(validator(1), 6), (validator(2), 7)]
-        );
-        assert_eq!(wallet.cursors(chain(2)).unwrap(), vec![(validator(1), 9)]);
-    }
-
-    #[test]
-    fn portable_wallets_of_both_layouts_are_imported_once() {
-        for legacy in [false, true] {
-            let dir = tempfile::tempdir().unwrap();
-            let bytes = if legacy {
-                bcs::to_bytes(&vec![(chain(3), key(3))]).unwrap()
-            } else {
-                let portable = PortableWallet {
-                    chains: vec![WalletChain {
-                        chain_id: chain(3),
-                        owner: Some(key(3)),
-                    }],
-                    keys: vec![key(4)],
-                };
-                portable.encode(Path::new("wallet.bcs")).unwrap()
-            };
-            std::fs::write(dir.path().join(WALLET_FILE), bytes).unwrap();
-            let wallet = Wallet::open(dir.path(), || Ok(chain(0))).unwrap();
-            assert_eq!(wallet.chains().unwrap(), vec![chain(3)]);
-            let owner = wallet.owner_of(chain(3)).unwrap().map(|k| k.public());
-            assert_eq!(owner, Some(key(3).public()));
-            assert_eq!(
-                wallet.secret_of(&key(4).public()).unwrap().is_some(),
-                !legacy
-            );
-            drop(wallet);
-            // Imported: the portable file is not read again.
-            std::fs::write(dir.path().join(WALLET_FILE), b"garbage").unwrap();
-            assert!(Wallet::open(dir.path(), no_admin).is_ok());
-        }
-    }
-
-    #[test]
-    fn chain_arguments_are_indices_or_ids() {
-        assert_eq!("3".parse::<ChainArg>().unwrap(), ChainArg::Index(3));
-        let hex = chain_hex(&chain(0xab));
-        assert_eq!(hex.parse::<ChainArg>().unwrap(), ChainArg::Id(chain(0xab)));
-        for bad in ["", "-1", "abc", &hex[..62], "zz"] {
-            assert!(bad.parse::<ChainArg>().is_err(), "{bad:?}");
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let wallet = Wallet::create(dir.path(), chain(0), &PortableWallet::default()).unwrap();
-        assert!(matches!(
-            wallet.resolve(ChainArg::Index(0)),
-            Err(CliError::NoSuchChain {
-                index: 0,
-                chains: 0
-            })
-        ));
-        assert!(matches!(
-            wallet.owned(ChainArg::Id(chain(1))),
-            Err(CliError::NotOwned(_))
-        ));
-    }
-
-    #[test]
-    fn a_second_holder_of_the_lock_waits_then_is_told_the_wallet_is_busy() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = WalletLock::acquire(dir.path(), Duration::ZERO).unwrap();
-        let second = WalletLock::acquire(dir.path(), Duration::from_millis(50));
-        assert!(matches!(second, Err(CliError::WalletBusy(_))));
-        drop(first);
-        WalletLock::acquire(dir.path(), Duration::ZERO).unwrap();
-    }
-}
+pub use chain_arg::{chain_hex, ChainArg};
+pub use lock::WalletLock;
+pub use portable::{PortableWallet, WalletChain};
