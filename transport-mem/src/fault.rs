@@ -72,9 +72,10 @@ pub enum Fault {
     /// Requests are processed, but a `Confirmed` vote is removed from `info.manager.pending`
     /// in every response (the response is signed again with the node's key).
     DontSendConfirmVote,
-    /// Validated certificates (full, or lite of kind `Validated`) are not forwarded: the node
-    /// answers with its current information about the chain (a plain chain info query to the
-    /// wrapped node), without any vote. Other calls behave honestly.
+    /// Validated certificates (full, or lite of kind `Validated`), and re-proposals that
+    /// carry one, are not forwarded: the node answers with its current information about the
+    /// chain (a plain chain info query to the wrapped node), without any vote, so it neither
+    /// confirms nor locks through them. Other calls behave honestly.
     DontProcessValidated,
 }
 

@@ -255,7 +255,8 @@ impl MemoryNode {
     }
 
     /// [`Fault::DontProcessValidated`]: a validated certificate (full, or lite of kind
-    /// `Validated`) is answered with the chain's current information, without votes; other
+    /// `Validated`), or a re-proposal that carries one, is answered with the chain's current
+    /// information, without votes (the node neither confirms nor locks through it); other
     /// requests are passed on.
     async fn ignore_validated(&self, request: &Request) -> Option<Response> {
         type Answer = fn(Result<ChainInfoResponse, NodeError>) -> Response;
@@ -268,6 +269,9 @@ impl MemoryNode {
                 if certificate.kind == VoteKind::Validated =>
             {
                 (certificate.chain_id, Response::LiteCertificate)
+            }
+            Request::BlockProposal(proposal) if proposal.validated_block_certificate.is_some() => {
+                (proposal.block().chain_id, Response::BlockProposal)
             }
             _ => return None,
         };

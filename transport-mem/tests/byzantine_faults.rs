@@ -4,9 +4,9 @@
 
 use quorum_core::protocol::RequestKind;
 use quorum_core::{
-    AggregatorError, Blob, BlockHeight, ChainInfoQuery, CrossChainDelivery, CryptoError, Hashed,
-    NodeError, Operation, Round, SignatureAggregator, ValidatedBlock, ValidatorNode, VoteError,
-    VoteKind,
+    AggregatorError, Blob, BlockHeight, BlockProposal, ChainInfoQuery, CrossChainDelivery,
+    CryptoError, Hashed, NodeError, Operation, Round, SignatureAggregator, ValidatedBlock,
+    ValidatorNode, VoteError, VoteKind,
 };
 use quorum_testkit::TestNet;
 use quorum_transport_mem::{Fault, MemoryNode};
@@ -366,6 +366,13 @@ async fn dont_process_validated_answers_current_info_without_a_vote() {
         net.direct_vote(0, 1).await.unwrap().kind,
         VoteKind::Validated
     );
+    // Nor does a re-proposal carrying the certificate lock it (issue 28).
+    let retry = BlockProposal::new_retry(proposal.round(), validated.clone(), &net.owners[1]);
+    let answer = node.handle_block_proposal(retry).await.unwrap();
+    assert_eq!(answer.info.manager.pending, None);
+    answer.check(&public).unwrap();
+    let state = net.workers[0].chain_state(net.chains[1]).await.unwrap();
+    assert!(state.manager().locking_certificate().is_none());
     let stats = node.stats();
     assert_eq!(stats.calls(RequestKind::ValidatedCertificate), 1);
     assert_eq!(stats.calls(RequestKind::LiteCertificate), 1);
