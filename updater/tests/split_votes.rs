@@ -494,3 +494,122 @@ async fn a_re_proposal_carries_the_blobs_its_block_publishes() {
     assert_eq!(*on_3[0].value().block(), first);
     assert_eq!(net.workers[3].download_blob(blob.id()).await.unwrap(), blob);
 }
+
+/// A network whose `CHAIN` has three owners of equal weight (no fast round), with their keys.
+async fn three_owners() -> (TokioTestNet, [AccountSecretKey; 3]) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
+    let others = [
+        AccountSecretKey::generate(&mut rng),
+        AccountSecretKey::generate(&mut rng),
+    ];
+    let publics = [others[0].public(), others[1].public()];
+    let net = TokioTestNet::builder()
+        .validators(4)
+        .chains(2)
+        .describe(move |index, owner| {
+            let mut description = quorum_testkit::test_description(index, owner, false);
+            if index == CHAIN as u32 {
+                for public in publics {
+                    description.owners.insert(public, 1);
+                }
+            }
+            description
+        })
+        .build()
+        .await;
+    let [second, third] = others;
+    let owners = [net.owners[CHAIN].clone(), second, third];
+    (net, owners)
+}
+
+/// One first-round proposal of a random schedule: owner, block, the validators it reaches
+/// (bit v for validator v), whether its block publishes a blob (held pending by those
+/// validators), and the validators that get its validated certificate if one forms.
+type Attempt = (usize, usize, u8, bool, u8);
+
+/// Three owners' proposals split the first round's votes at random, some publishing blobs and
+/// some validated and locked on some validators; then a client of any owner, with a local
+/// node of its own, commits a transfer, and every validator has it.
+async fn any_schedule_commits(attempts: Vec<Attempt>, driver: usize) {
+    let (net, owners) = three_owners().await;
+    let template = net.block(CHAIN, Vec::new()).await;
+    for (owner, block, mask, with_blob, lock_mask) in attempts {
+        let to: Vec<usize> = (0..4).filter(|v| mask & (1 << v) != 0).collect();
+        let mut operations = transfer(&net, block as u64 + 1);
+        let blob = with_blob.then(|| quorum_core::Blob::data(vec![block as u8; 16]));
+        if let Some(blob) = &blob {
+            for &v in &to {
+                let _ = net.workers[v]
+                    .handle_pending_blob(net.chains[CHAIN], blob.clone())
+                    .await;
+            }
+            operations.push(Operation::PublishBlob(blob.id()));
+        }
+        let block = Block {
+            authenticated_owner: owners[owner].public(),
+            operations,
+            ..template.clone()
+        };
+        let round = Round::MultiLeader(0);
+        let proposal = BlockProposal::new(block.clone(), round, &owners[owner]);
+        let votes: Vec<_> = net
+            .propose(&to, &proposal)
+            .await
+            .into_iter()
+            .filter_map(|answer| answer.ok()?.info.manager.pending)
+            .filter(|vote| vote.kind == quorum_core::VoteKind::Validated)
+            .collect();
+        // A quorum of first-round votes: the certificate reaches the validators of lock_mask.
+        let executed = net
+            .local
+            .stage_block_execution(&block, blob.as_slice())
+            .await
+            .unwrap();
+        let value = quorum_core::Hashed::new(quorum_core::ValidatedBlock(executed));
+        let mut aggregator = quorum_core::SignatureAggregator::new(value, round, &net.committee);
+        let mut validated = None;
+        for vote in &votes {
+            if let Ok(Some(certificate)) = aggregator.add(vote) {
+                validated = Some(certificate);
+            }
+        }
+        if let Some(certificate) = validated {
+            for v in (0..4).filter(|v| lock_mask & (1 << v) != 0) {
+                let _ = net.workers[v]
+                    .handle_validated_certificate(certificate.clone())
+                    .await;
+            }
+        }
+    }
+    let client = fresh_client(&net, &owners[driver]).await;
+    let own = client.transfer(net.chains[0], 100).await.unwrap();
+    let height = own.value().block().height.0;
+    for certificate in committed(&net, height, height + 1).await {
+        assert_eq!(certificate, own);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 24,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Issue 28, must-show 2 (liveness, in process): once the schedule's faults stop, any
+    /// owner's transfer commits.
+    #[test]
+    fn three_owners_with_blobs_and_locks_never_stall_the_chain(
+        attempts in proptest::collection::vec(
+            (0..3usize, 0..3usize, 1..16u8, proptest::bool::ANY, 0..16u8),
+            1..6,
+        ),
+        driver in 0..3usize,
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(any_schedule_commits(attempts, driver));
+    }
+}
