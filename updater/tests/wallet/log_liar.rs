@@ -1,15 +1,14 @@
 //! [`LogLiar`]: a validator that answers honestly except about received logs, which it
-//! withholds or pads with entries of its own, signing its answers with its real key.
+//! withholds or pads with entries of its own, signing its answers with its real key. It is a
+//! [`Carrier`]: every request but the two it lies about is dispatched to the honest node.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use quorum_core::protocol::{dispatch, Carrier, Request, Response};
 use quorum_core::{
-    BatchOutcome, Blob, BlobId, BlockHeight, BlockProposal, ChainId, ChainInfoQuery,
-    ChainInfoResponse, ConfirmedBlockCertificate, CrossChainDelivery, CryptoHash, LiteCertificate,
-    NodeError, ReceivedEntry, TimeoutCertificate, ValidatedBlockCertificate, ValidatorNode,
-    ValidatorSecretKey,
+    ChainInfoQuery, ChainInfoResponse, NodeError, ReceivedEntry, ValidatorNode, ValidatorSecretKey,
 };
 
 /// What the liar does to received logs.
@@ -29,14 +28,11 @@ pub struct LogLiar {
     pub lie: Lie,
 }
 
-#[async_trait]
-impl ValidatorNode for LogLiar {
-    async fn handle_chain_info_query(
-        &self,
-        q: ChainInfoQuery,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        let from = q.request_received_log_from;
-        let response = self.honest.handle_chain_info_query(q).await?;
+impl LogLiar {
+    /// The honest answer to `query`, its received log changed as the lie says, signed again.
+    async fn chain_info(&self, query: ChainInfoQuery) -> Result<ChainInfoResponse, NodeError> {
+        let from = query.request_received_log_from;
+        let response = self.honest.handle_chain_info_query(query).await?;
         let mut info = *response.info;
         match &self.lie {
             Lie::Withhold => {
@@ -56,75 +52,21 @@ impl ValidatorNode for LogLiar {
         }
         Ok(ChainInfoResponse::new(info, Some(&self.key)))
     }
-    async fn handle_block_proposal(
-        &self,
-        p: BlockProposal,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        self.honest.handle_block_proposal(p).await
-    }
-    async fn handle_lite_certificate(
-        &self,
-        c: LiteCertificate,
-        d: CrossChainDelivery,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        self.honest.handle_lite_certificate(c, d).await
-    }
-    async fn handle_confirmed_certificate(
-        &self,
-        c: ConfirmedBlockCertificate,
-        d: CrossChainDelivery,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        self.honest.handle_confirmed_certificate(c, d).await
-    }
-    async fn handle_validated_certificate(
-        &self,
-        c: ValidatedBlockCertificate,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        self.honest.handle_validated_certificate(c).await
-    }
-    async fn handle_timeout_certificate(
-        &self,
-        c: TimeoutCertificate,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        self.honest.handle_timeout_certificate(c).await
-    }
-    async fn handle_confirmed_certificates(
-        &self,
-        c: Vec<ConfirmedBlockCertificate>,
-        d: CrossChainDelivery,
-    ) -> Result<BatchOutcome, NodeError> {
-        self.honest.handle_confirmed_certificates(c, d).await
-    }
-    async fn upload_blob(&self, b: Blob) -> Result<BlobId, NodeError> {
-        self.honest.upload_blob(b).await
-    }
-    async fn handle_pending_blob(
-        &self,
-        c: ChainId,
-        b: Blob,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        self.honest.handle_pending_blob(c, b).await
-    }
-    async fn download_blob(&self, id: BlobId) -> Result<Blob, NodeError> {
-        self.honest.download_blob(id).await
-    }
-    async fn missing_blob_ids(&self, ids: Vec<BlobId>) -> Result<Vec<BlobId>, NodeError> {
-        self.honest.missing_blob_ids(ids).await
-    }
-    async fn download_certificate(
-        &self,
-        h: CryptoHash,
-    ) -> Result<ConfirmedBlockCertificate, NodeError> {
-        self.honest.download_certificate(h).await
-    }
-    async fn download_certificates_by_heights(
-        &self,
-        c: ChainId,
-        h: Vec<BlockHeight>,
-    ) -> Result<Vec<ConfirmedBlockCertificate>, NodeError> {
-        if matches!(self.lie, Lie::HideCertificates) {
-            return Ok(Vec::new());
-        }
-        self.honest.download_certificates_by_heights(c, h).await
+}
+
+#[async_trait]
+impl Carrier for LogLiar {
+    async fn carry(&self, request: Request) -> Result<Response, NodeError> {
+        Ok(match request {
+            Request::ChainInfoQuery(query) => {
+                Response::ChainInfoQuery(self.chain_info(*query).await)
+            }
+            Request::DownloadCertificatesByHeights { .. }
+                if matches!(self.lie, Lie::HideCertificates) =>
+            {
+                Response::DownloadCertificatesByHeights(Ok(Vec::new()))
+            }
+            other => dispatch(self.honest.as_ref(), other).await,
+        })
     }
 }
