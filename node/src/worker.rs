@@ -355,6 +355,20 @@ impl<S: Storage + 'static> Worker<S> {
         pending.finish(outcome)
     }
 
+    /// Checks a certificate that came from elsewhere against the committee of `epoch`
+    /// (`EventsNotFound` for an epoch this node does not know), every signature verified.
+    async fn check_from_elsewhere<T: CertificateValue>(
+        &self,
+        certificate: &Certificate<T>,
+        epoch: Epoch,
+    ) -> Result<(), NodeError> {
+        let committee = self.committee(epoch).await?;
+        let unchecked = Signatures::Unchecked { own: None };
+        self.check_certificate(certificate, &committee, unchecked)
+            .await?;
+        Ok(())
+    }
+
     /// The outcome of checking a proposal's signature ([`BlockProposal::check_signature`]),
     /// verified with the signatures of concurrent requests when the owner's key is strong.
     async fn check_proposal_signature(&self, proposal: &BlockProposal) -> Result<(), CryptoError> {

@@ -26,9 +26,7 @@ impl<S: Storage + 'static> Worker<S> {
         signature: Result<(), CryptoError>,
     ) -> Result<ChainInfoResponse, NodeError> {
         if let Some(certificate) = &proposal.validated_block_certificate {
-            let committee = self.committee(certificate.value().block().epoch).await?;
-            let unchecked = Signatures::Unchecked { own: None };
-            self.check_certificate(certificate, &committee, unchecked)
+            self.check_from_elsewhere(certificate, certificate.value().block().epoch)
                 .await?;
         }
         let volatile = self.volatile.lock().await;
@@ -214,9 +212,7 @@ impl<S: Storage + 'static> Worker<S> {
         certificate: TimeoutCertificate,
     ) -> Result<ChainInfoResponse, NodeError> {
         let timeout = certificate.value().inner().clone();
-        let committee = self.committee(timeout.epoch).await?;
-        let unchecked = Signatures::Unchecked { own: None };
-        self.check_certificate(&certificate, &committee, unchecked)
+        self.check_from_elsewhere(&certificate, timeout.epoch)
             .await?;
         let _volatile = self.volatile.lock().await;
         let mut state = self.owned_chain_state(timeout.chain_id).await?;

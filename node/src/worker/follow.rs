@@ -8,7 +8,7 @@ use quorum_core::{
     Violation, Write,
 };
 
-use super::{Signatures, Worker};
+use super::Worker;
 
 impl<S: Storage + 'static> Worker<S> {
     /// Activates `chain_id` with `description`, which must hash to that id (anything else is a
@@ -79,13 +79,7 @@ impl<S: Storage + 'static> Worker<S> {
                 _ => None,
             })
             .ok_or(NodeError::CertificateNotApplicable(certificate.hash()))?;
-        let committee = self.committee(block.epoch).await?;
-        self.check_certificate(
-            &certificate,
-            &committee,
-            Signatures::Unchecked { own: None },
-        )
-        .await?;
+        self.check_from_elsewhere(&certificate, block.epoch).await?;
         self.activate(chain_id, description).await?;
         let _volatile = self.volatile.lock().await;
         if self

@@ -8,7 +8,7 @@ use quorum_core::{
     Batch, ChainId, ConfirmedBlockCertificate, NodeError, ReceivedEntry, Storage, Write,
 };
 
-use super::{Signatures, Worker};
+use super::Worker;
 
 impl<S: Storage + 'static> Worker<S> {
     /// Takes in the bundle that `certificate`'s block sent to `recipient`: the certificate is
@@ -46,13 +46,7 @@ impl<S: Storage + 'static> Worker<S> {
             return Err(NodeError::CertificateNotApplicable(certificate.hash()));
         };
         let messages = bundle.messages.clone();
-        let committee = self.committee(block.epoch).await?;
-        self.check_certificate(
-            &certificate,
-            &committee,
-            Signatures::Unchecked { own: None },
-        )
-        .await?;
+        self.check_from_elsewhere(&certificate, block.epoch).await?;
         let _volatile = self.volatile.lock().await;
         let mut state = self.owned_chain_state(recipient).await?;
         let Some((index, entry)) = state.receive_bundle(origin, height, messages) else {
