@@ -65,6 +65,14 @@ pub struct EventId {
     pub index: u32,
 }
 
+impl EventId {
+    /// Whether this is an announcement of an epoch by `admin_chain` (on its system `epoch`
+    /// stream; a user stream of the same name is another stream).
+    pub fn is_epoch_announcement(&self, admin_chain: ChainId) -> bool {
+        self.chain_id == admin_chain && self.stream == StreamId::epoch()
+    }
+}
+
 /// An emitted event.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Event {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use quorum_core::{
     BlobId, Block, BlockHeight, ChainId, CrossChainDelivery, Epoch, EventId, NodeError, Round,
-    StreamId, TimeDelta, Timestamp, Violation,
+    TimeDelta, Timestamp, Violation,
 };
 
 use crate::stats::RecoveryKind;
@@ -395,8 +395,7 @@ impl Planner {
         }
         self.subject.request != Request::Timeout
             && self.subject.chain_id != self.subject.admin_chain
-            && id.chain_id == self.subject.admin_chain
-            && id.stream == StreamId::epoch()
+            && id.is_epoch_announcement(self.subject.admin_chain)
             && id.index <= self.subject.epoch.0
     }
 
@@ -417,7 +416,7 @@ impl Planner {
         self.tried.publishers.extend(publishers.iter().copied());
         let committee_only = ids
             .iter()
-            .all(|id| id.chain_id == self.subject.admin_chain && id.stream == StreamId::epoch());
+            .all(|id| id.is_epoch_announcement(self.subject.admin_chain));
         let kind = if committee_only && self.subject.request != Request::Timeout {
             RecoveryKind::Committee
         } else {

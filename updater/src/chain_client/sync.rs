@@ -4,8 +4,8 @@ use tracing::warn;
 
 use quorum_core::{
     BlockHeight, ChainDescription, ChainId, ChainInfoQuery, ChainInfoResponse, ChainOrigin,
-    Committee, CrossChainDelivery, EventId, NodeError, Storage, StreamId, ValidatorNode,
-    ValidatorPublicKey, Violation,
+    Committee, CrossChainDelivery, EventId, NodeError, Storage, ValidatorNode, ValidatorPublicKey,
+    Violation,
 };
 
 use crate::hedge::{by_health, hedged};
@@ -82,7 +82,7 @@ impl<S: Storage + 'static> ChainClient<S> {
         !ids.is_empty()
             && ids
                 .iter()
-                .all(|id| id.chain_id == self.admin_chain() && id.stream == StreamId::epoch())
+                .all(|id| id.is_epoch_announcement(self.admin_chain()))
     }
 
     /// One pass of [`ChainClient::synchronize_chain`].

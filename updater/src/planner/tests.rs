@@ -4,7 +4,9 @@
 
 use super::*;
 use proptest::prelude::*;
-use quorum_core::{AccountSecretKey, Blob, CryptoHash, IncomingBundle, Message, Operation};
+use quorum_core::{
+    AccountSecretKey, Blob, CryptoHash, IncomingBundle, Message, Operation, StreamId,
+};
 use rand::SeedableRng;
 
 const SKEW: TimeDelta = TimeDelta::from_secs(5);
