@@ -107,22 +107,14 @@ impl<S: Storage + 'static> Worker<S> {
         &self,
         block: &quorum_core::Block,
     ) -> Result<Vec<Blob>, NodeError> {
-        let mut found = Vec::new();
-        for id in block.published_blob_ids() {
-            let held = self
-                .volatile
-                .lock()
-                .await
-                .held
-                .get(block.chain_id, &id)
-                .cloned();
-            let blob = match held {
-                Some(blob) => Some(blob),
-                None => self.store.read_blob(id).await?,
-            };
-            found.extend(blob);
-        }
-        Ok(found)
+        // The same lookup as for executing the block (`apply.rs`), kept to what it publishes.
+        let volatile = self.volatile.lock().await;
+        let mut inputs = self.gather_inputs(&self.store, &volatile, block).await?;
+        Ok(block
+            .published_blob_ids()
+            .into_iter()
+            .filter_map(|id| inputs.blobs.remove(&id))
+            .collect())
     }
 
     /// A stored blob, or one held pending for a chain whose proposal or lock at its current
