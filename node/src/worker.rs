@@ -31,6 +31,7 @@ use quorum_core::{
 mod ahead;
 mod apply;
 mod consensus;
+mod fast_proposal;
 mod follow;
 mod held_blobs;
 mod queries;

@@ -336,6 +336,11 @@ pub struct BlockProposal {
     /// When re-proposing a block that a quorum validated in an earlier round: its certificate,
     /// which lets locked validators vote for it.
     pub validated_block_certificate: Option<ValidatedBlockCertificate>,
+    /// When re-proposing a block its author (the super owner) proposed in the fast round:
+    /// the author's signature over that fast proposal (this block, [`Round::Fast`], the
+    /// author). It justifies another owner's re-proposal of the block, which validators bound
+    /// by their fast-round vote may vote for (DESIGN §4.3).
+    pub fast_signature: Option<AccountSignature>,
 }
 
 impl BlockProposal {
@@ -351,6 +356,7 @@ impl BlockProposal {
             content,
             signature,
             validated_block_certificate: None,
+            fast_signature: None,
         }
     }
 
@@ -371,7 +377,57 @@ impl BlockProposal {
             content,
             signature,
             validated_block_certificate: Some(certificate),
+            fast_signature: None,
         }
+    }
+
+    /// Re-proposes in `round` the block of `fast`, a proposal its author made in the fast
+    /// round, signed by the owner holding `secret` (who need not be the block's author): the
+    /// author's fast-round signature justifies it. `None` if `fast` is not a fast-round
+    /// proposal by the block's author.
+    pub fn new_fast_retry(
+        round: Round,
+        fast: &BlockProposal,
+        secret: &AccountSecretKey,
+    ) -> Option<Self> {
+        let original = fast.fast_original()?;
+        let content = ProposalContent {
+            block: original.content.block,
+            round,
+            owner: secret.public(),
+        };
+        let signature = secret.sign(&content);
+        Some(BlockProposal {
+            content,
+            signature,
+            validated_block_certificate: None,
+            fast_signature: Some(original.signature),
+        })
+    }
+
+    /// The fast-round proposal by the block's author that this proposal is or re-proposes
+    /// (from its [`BlockProposal::fast_signature`]), signatures not checked; `None` when it
+    /// is neither.
+    pub fn fast_original(&self) -> Option<BlockProposal> {
+        let author = self.content.block.authenticated_owner;
+        if self.content.round.is_fast() && self.content.owner == author {
+            return Some(BlockProposal {
+                validated_block_certificate: None,
+                fast_signature: None,
+                ..self.clone()
+            });
+        }
+        let signature = self.fast_signature?;
+        Some(BlockProposal {
+            content: ProposalContent {
+                block: self.content.block.clone(),
+                round: Round::Fast,
+                owner: author,
+            },
+            signature,
+            validated_block_certificate: None,
+            fast_signature: None,
+        })
     }
 
     /// Checks the proposer's signature, and that a proposal by another owner than the block's
@@ -401,14 +457,26 @@ impl BlockProposal {
     }
 
     /// A proposal by another owner than the block's must re-propose the block of the validated
-    /// certificate it carries.
+    /// certificate it carries, or a block its author proposed in the fast round. A fast-round
+    /// signature, when present, must be the author's over this block in the fast round.
     fn check_justified(&self) -> Result<(), CryptoError> {
+        let by_fast_signature = match self.fast_signature {
+            Some(_) => {
+                let original = self.fast_original().ok_or(CryptoError::InvalidSignature)?;
+                original
+                    .content
+                    .owner
+                    .verify(&original.content, &original.signature)?;
+                true
+            }
+            None => false,
+        };
         if self.content.owner != self.content.block.authenticated_owner {
-            let justified = self
+            let by_certificate = self
                 .validated_block_certificate
                 .as_ref()
                 .is_some_and(|certificate| *certificate.value().block() == self.content.block);
-            if !justified {
+            if !by_certificate && !by_fast_signature {
                 return Err(CryptoError::InvalidSignature);
             }
         }

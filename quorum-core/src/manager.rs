@@ -57,6 +57,11 @@ pub struct ChainManager {
     pub(crate) timeout_certificate: Option<Box<TimeoutCertificate>>,
     /// The node's timeout vote for the current round, once given.
     pub(crate) timeout_vote: Option<LiteVote>,
+    /// The super owner's fast-round proposal at this height that this node voted for or
+    /// learned of (the first one: a super owner that signs two has equivocated). It
+    /// justifies re-proposing that block in a later round (see
+    /// [`BlockProposal::new_fast_retry`]).
+    pub(crate) fast_proposal: Option<Box<BlockProposal>>,
 }
 
 /// What a proposal check concluded.
@@ -220,6 +225,47 @@ impl ChainManager {
         self.timeout_vote.as_ref()
     }
 
+    /// The super owner's fast-round proposal at this height this node voted for or learned
+    /// of, if any.
+    pub fn fast_proposal(&self) -> Option<&BlockProposal> {
+        self.fast_proposal.as_deref()
+    }
+
+    /// Keeps the fast-round proposal that `proposal` is or re-proposes
+    /// ([`BlockProposal::fast_original`]) as this height's fast proposal, if there is none
+    /// yet: for a node that learns it from others (a client's node). The caller checked the
+    /// height, and that [`ChainManager::check_fast_original`] accepts `proposal`. Returns
+    /// whether it was kept.
+    pub fn learn_fast_proposal(&mut self, proposal: &BlockProposal) -> bool {
+        if self.fast_proposal.is_some() {
+            return false;
+        }
+        match proposal.fast_original() {
+            Some(original) => {
+                self.fast_proposal = Some(Box::new(original));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Checks the fast-round proposal `proposal` is or re-proposes: by the chain's super
+    /// owner, its signature valid. `UnauthorizedOwner` when the block's author is not the
+    /// super owner (only the super owner proposes in the fast round), `InvalidSignature` when
+    /// the signature does not verify, `NotFound` when `proposal` has no fast original.
+    pub fn check_fast_original(
+        description: &ChainDescription,
+        proposal: &BlockProposal,
+    ) -> Result<(), NodeError> {
+        let original = proposal.fast_original().ok_or(NodeError::NotFound)?;
+        if description.super_owner != Some(original.owner()) {
+            return Err(NodeError::UnauthorizedOwner);
+        }
+        original
+            .check_signature()
+            .map_err(NodeError::InvalidSignature)
+    }
+
     /// The state of a chain not active on this node.
     pub fn inactive() -> Self {
         ChainManager {
@@ -233,6 +279,7 @@ impl ChainManager {
             pending_vote: None,
             timeout_certificate: None,
             timeout_vote: None,
+            fast_proposal: None,
         }
     }
 
@@ -297,15 +344,21 @@ impl ChainManager {
         let owner = proposal.owner();
         let allowed = match round {
             Round::Fast => description.super_owner == Some(owner),
-            // The super owner may propose in every round any owner may.
-            Round::MultiLeader(_) => {
-                description.owners.contains_key(&owner) || description.super_owner == Some(owner)
-            }
+            // The super owner proposes in every round; in a single-leader round, so does the
+            // round's leader.
+            _ if description.super_owner == Some(owner) => true,
+            Round::MultiLeader(_) => description.owners.contains_key(&owner),
             Round::SingleLeader(_) => {
                 leader(description, block.chain_id, block.height, round) == Some(owner)
             }
         };
         if !allowed {
+            return Err(NodeError::UnauthorizedOwner);
+        }
+        // A fast-round signature justifies only a block the super owner made.
+        if proposal.fast_signature.is_some()
+            && description.super_owner != Some(block.authenticated_owner)
+        {
             return Err(NodeError::UnauthorizedOwner);
         }
         signature().map_err(NodeError::InvalidSignature)?;
@@ -372,6 +425,9 @@ impl ChainManager {
                 LiteVote::new(validated.hash(), VoteKind::Validated, round, key)
             }
         });
+        if self.fast_proposal.is_none() {
+            self.fast_proposal = proposal.fast_original().map(Box::new);
+        }
         self.proposed = Some(Box::new(proposal));
         self.pending_vote = vote.clone();
         vote

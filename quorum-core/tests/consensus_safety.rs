@@ -1,7 +1,8 @@
 //! Safety of the consensus rules (DESIGN §4.3) over random interleavings: three honest
 //! validators' `ChainManager`s and one Byzantine validator that votes for anything. Three
 //! owners (two regular owners and a super owner who is not one of them) propose three
-//! different blocks in any order and any round; certificates form whenever a
+//! different blocks in any order and any round, and re-propose validated blocks and the super
+//! owner's fast block in later rounds; certificates form whenever a
 //! quorum voted, and reach any validator at any time, or never; rounds time out at any time on
 //! any validator. Whatever happens, at most one block is ever confirmed at the height.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -43,6 +44,9 @@ enum Step {
         certificate: usize,
         owner: usize,
     },
+    /// Owner `owner` re-proposes to `to`, in its current round, the super owner's fast
+    /// proposal some honest validator voted for, justified by its fast-round signature.
+    FastRetry { to: usize, owner: usize },
     /// A validated certificate formed so far reaches `to`.
     Deliver { to: usize, certificate: usize },
     /// `to`'s current round times out.
@@ -55,6 +59,7 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(to, block, owner)| Step::Propose { to, block, owner }),
         2 => (0..HONEST, 0..16usize, 0..OWNERS)
             .prop_map(|(to, certificate, owner)| Step::Retry { to, certificate, owner }),
+        2 => (0..HONEST, 0..OWNERS).prop_map(|(to, owner)| Step::FastRetry { to, owner }),
         3 => (0..HONEST, 0..16usize).prop_map(|(to, certificate)| Step::Deliver { to, certificate }),
         2 => (0..HONEST).prop_map(|to| Step::Timeout { to }),
     ]
@@ -207,6 +212,24 @@ impl World {
                 }
                 let proposal = BlockProposal::new_retry(round, certificate, &self.owners[owner]);
                 self.propose(to, proposal);
+            }
+            Step::FastRetry { to, owner } => {
+                let round = self.managers[to].current_round();
+                let fast = self
+                    .managers
+                    .iter()
+                    .find_map(|manager| manager.fast_proposal().cloned());
+                let Some(fast) = fast else {
+                    return;
+                };
+                if round.is_fast() {
+                    return;
+                }
+                if let Some(proposal) =
+                    BlockProposal::new_fast_retry(round, &fast, &self.owners[owner])
+                {
+                    self.propose(to, proposal);
+                }
             }
             Step::Deliver { to, certificate } => {
                 if self.validated.is_empty() {

@@ -12,7 +12,10 @@ use redb::TableDefinition;
 ///
 /// Version 2: chain states count their received log and say whether they are closed, and the
 /// [`RECEIVED_LOGS`] table holds the entries.
-pub(crate) const SCHEMA_VERSION: u64 = 2;
+///
+/// Version 3: a chain's consensus state keeps the super owner's fast-round proposal, and a
+/// stored proposal may carry a fast-round signature.
+pub(crate) const SCHEMA_VERSION: u64 = 3;
 
 /// Key of a 32-byte hash or chain id.
 pub(crate) type HashKey = &'static [u8; 32];

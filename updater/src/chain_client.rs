@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use quorum_core::{
-    AccountSecretKey, ChainId, Committee, Epoch, LiteVote, Storage, ValidatorPublicKey,
+    AccountSecretKey, BlockHeight, ChainId, Committee, Epoch, LiteVote, Storage, ValidatorPublicKey,
 };
 use quorum_node::Worker;
 
@@ -56,6 +56,11 @@ pub struct ChainClient<S> {
     /// (`received`), shared by the clients of one local node made with
     /// [`ChainClient::for_chain`].
     received_cursors: Arc<Mutex<HashMap<(ChainId, ValidatorPublicKey), u64>>>,
+    /// For each chain, the next height at which the local node is known to hold what the
+    /// validators reported, because this process reached that height by its own commit or by
+    /// a sync: a new block is proposed in the fast round only there, so that a super owner
+    /// whose wallet forgot its fast proposal never signs a second one (DESIGN §4.3).
+    synced_heights: Arc<Mutex<HashMap<ChainId, BlockHeight>>>,
 }
 
 impl<S> Clone for ChainClient<S> {
@@ -71,6 +76,7 @@ impl<S> Clone for ChainClient<S> {
             quorum_options: self.quorum_options.clone(),
             catch_up: self.catch_up.clone(),
             received_cursors: self.received_cursors.clone(),
+            synced_heights: self.synced_heights.clone(),
         }
     }
 }
@@ -100,6 +106,7 @@ impl<S: Storage + 'static> ChainClient<S> {
             quorum_options: Arc::new(quorum_options),
             catch_up: Arc::new(CatchUp::default()),
             received_cursors: Arc::new(Mutex::new(HashMap::new())),
+            synced_heights: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 

@@ -130,6 +130,11 @@ pub struct Options {
     /// Most rounds one block is tried in before the call gives up, in rounds (default 8); the
     /// error then names the lock that holds the chain, if any (`TooManyRounds`).
     pub max_rounds_per_block: u32,
+    /// Most rounds a call waits out in which its owner may not propose (a single-leader
+    /// round another owner leads, the fast round of a chain whose super owner it is not),
+    /// in rounds (default 32). They do not count towards `max_rounds_per_block`: with two
+    /// owners of equal weight, a call waits more than 32 rounds in a row once in 2³².
+    pub max_waited_rounds: u32,
 }
 
 impl Default for Options {
@@ -149,6 +154,7 @@ impl Default for Options {
             max_received_log_entries_per_sync: 10_000,
             received_log_downloads_in_flight: 16,
             max_rounds_per_block: 8,
+            max_waited_rounds: 32,
         }
     }
 }

@@ -297,9 +297,18 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                 height,
                 round,
             } => {
+                // A vote of an earlier round, which the node may still hold, is no answer.
+                let voted = |response: &ChainInfoResponse| {
+                    response
+                        .info
+                        .manager
+                        .timeout_vote
+                        .as_ref()
+                        .is_some_and(|vote| vote.round == round)
+                };
                 let mut response = self.request_timeout(chain_id, height, round).await?;
                 let manager = &response.info.manager;
-                if manager.timeout_vote.is_none() && manager.current_round < round {
+                if !voted(&response) && manager.current_round < round {
                     // Still in an earlier round: our round's evidence moves it to this one,
                     // where it can vote once the round is due. Asked again once.
                     self.recover(RecoveryKind::WrongRound)?;
@@ -307,7 +316,11 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                     response = self.request_timeout(chain_id, height, round).await?;
                 }
                 let manager = &response.info.manager;
-                if manager.timeout_vote.is_none() {
+                if manager.current_round > round {
+                    // Past this round already: the client learns the later one.
+                    return Err(NodeError::WrongRound(manager.current_round));
+                }
+                if !voted(&response) {
                     return Err(NodeError::TimeoutNotDue {
                         deadline: manager.round_timeout,
                     });

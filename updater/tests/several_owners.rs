@@ -286,3 +286,64 @@ async fn a_re_proposal_carries_the_blobs_its_block_publishes() {
     assert_eq!(*on_3[0].value().block(), first);
     assert_eq!(net.workers[3].download_blob(blob.id()).await.unwrap(), blob);
 }
+
+/// Issue 28, row 9: the re-proposal of a block validated in epoch 1 reaches a validator that
+/// missed the epoch change (it lags on the admin chain and on this chain). It answers
+/// `EventsNotFound` for the admin chain's announcement of epoch 1, which it needs to check
+/// the certificate: the updater sends it the admin chain, then the chain, and it votes in
+/// that same round.
+#[tokio::test(start_paused = true)]
+async fn a_re_proposal_to_a_validator_that_missed_the_epoch_change_gets_the_admin_chain() {
+    let (net, [first_owner, second]) = two_owners().await;
+    net.set_fault(3, quorum_transport_mem::Fault::Offline);
+    {
+        let admin = net.client(0);
+        admin.create_committee(net.committee.clone()).await.unwrap();
+        let first = admin.for_chain(net.chains[CHAIN], Some(first_owner));
+        first
+            .process_new_epoch(quorum_core::Epoch(1))
+            .await
+            .unwrap();
+        net.settle().await;
+    }
+    net.set_fault(3, quorum_transport_mem::Fault::Honest);
+    // Owner A's block at height 1, in epoch 1, validated and locked on validators 0, 1 and 2.
+    let block = net.block(CHAIN, transfer(&net, 7)).await;
+    assert_eq!(block.epoch, quorum_core::Epoch(1));
+    let proposal = net.proposal(CHAIN, block.clone(), Round::MultiLeader(0));
+    let validated = net.validate(&[0, 1, 2], &proposal).await;
+    for v in 0..3 {
+        net.workers[v]
+            .handle_validated_certificate(validated.clone())
+            .await
+            .unwrap();
+    }
+    // They moved on to the next round: the other owner re-proposes the block there at once.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let timeout = net.timeout(&[0, 1, 2], CHAIN, Round::MultiLeader(0)).await;
+    for v in 0..3 {
+        net.workers[v]
+            .handle_timeout_certificate(timeout.clone())
+            .await
+            .unwrap();
+    }
+    // Without validator 2, the quorum needs validator 3, still in epoch 0 at height 0.
+    net.set_fault(2, quorum_transport_mem::Fault::Offline);
+    assert_eq!(net.height_of(3, net.chains[CHAIN]).await, BlockHeight(0));
+    assert!(net.workers[3]
+        .committee(quorum_core::Epoch(1))
+        .await
+        .is_err());
+    let client = fresh_client(&net, &second).await;
+    let own = client.transfer(net.chains[0], 3).await.unwrap();
+    assert_eq!(own.value().block().height, BlockHeight(2));
+    let on_3 = net.workers[3]
+        .download_certificates_by_heights(net.chains[CHAIN], vec![BlockHeight(1)])
+        .await
+        .unwrap();
+    assert_eq!(*on_3[0].value().block(), block);
+    // In the round the client found: validator 3 was not taken for a liar and dropped
+    // (which cost a round before).
+    assert_eq!(on_3[0].round(), Round::MultiLeader(1));
+    assert!(client.stats().get(quorum_updater::RecoveryKind::Committee) >= 1);
+}

@@ -37,10 +37,12 @@ pub enum ChainClientError {
     /// The assembled certificate did not check.
     #[error("assembled certificate is invalid: {0}")]
     Certificate(#[from] CertificateError),
-    /// Rounds ran out ([`Options::max_rounds_per_block`](crate::Options::max_rounds_per_block)).
+    /// Rounds ran out ([`Options::max_rounds_per_block`](crate::Options::max_rounds_per_block)
+    /// tried, or [`Options::max_waited_rounds`](crate::Options::max_waited_rounds) waited
+    /// out).
     #[error("gave up after {rounds} rounds; {}", lock_text(.lock))]
     TooManyRounds {
-        /// Rounds tried.
+        /// Rounds gone through: tried, and waited out.
         rounds: u32,
         /// The validated block that holds the chain at this height, as the local node knows
         /// it, if any: any owner's next call proposes it again before anything else.

@@ -64,7 +64,7 @@ impl<S: Storage + 'static> ChainClient<S> {
         operations: Vec<Operation>,
         blobs: Vec<Blob>,
     ) -> Result<ConfirmedBlockCertificate, ChainClientError> {
-        let mut rounds = 0;
+        let (mut rounds, mut waited) = (0, 0);
         // The blocks this call proposed: once one of them is committed (re-proposed as a
         // locked block, or learned by a sync after an error) the operations are done, and
         // must not be proposed again in a new block.
@@ -80,7 +80,19 @@ impl<S: Storage + 'static> ChainClient<S> {
             if let Some(certificate) = self.committed_one_of(&proposed).await? {
                 return Ok(certificate);
             }
-            let block = self.make_block(operations.clone()).await?;
+            let mut block = self.make_block(operations.clone()).await?;
+            // A fast-round vote binds: before a first fast proposal at a height this process
+            // did not reach itself, learn the fast proposal validators may hold, so that a
+            // super owner whose wallet forgot it proposes it again rather than a second one.
+            let before = self.local.chain_state(self.chain_id).await?;
+            if before.manager().current_round().is_fast()
+                && !self.is_synced_at(self.chain_id, block.height)
+            {
+                if let Err(error) = self.synchronize_chain(self.chain_id).await {
+                    warn!(%error, "could not synchronize before a fast-round proposal");
+                }
+                block = self.make_block(operations.clone()).await?;
+            }
             let state = self.local.chain_state(self.chain_id).await?;
             // A block validated by a quorum at this height must be re-proposed before ours.
             let locked = state
@@ -91,22 +103,65 @@ impl<S: Storage + 'static> ChainClient<S> {
                 .map(|certificate| (**certificate).clone());
             let round = state.manager().current_round();
             let owner = self.owner.as_ref().ok_or(ChainClientError::NotOwner)?;
-            // In a single-leader round only the leader proposes: another owner waits for the
-            // round's timeout and tries the next round (DESIGN §5.4.1).
-            if let Round::SingleLeader(_) = round {
-                let leader = leader(state.description()?, self.chain_id, block.height, round);
-                if leader != Some(owner.public()) {
-                    debug!(?round, "not this round's leader: timing the round out");
-                    self.time_out_round(round).await?;
-                    continue;
+            // In a single-leader round only the leader and the super owner propose, in the
+            // fast round only the super owner: another owner waits for the round's timeout and
+            // tries the next round (DESIGN §4.3, §5.4.1).
+            let description = state.description()?;
+            let may_propose = description.super_owner == Some(owner.public())
+                || match round {
+                    Round::SingleLeader(_) => {
+                        leader(description, self.chain_id, block.height, round)
+                            == Some(owner.public())
+                    }
+                    Round::Fast => false,
+                    Round::MultiLeader(_) => true,
+                };
+            if !may_propose {
+                // A round waited out is not one this call tried its block in.
+                rounds -= 1;
+                waited += 1;
+                if waited > self.options.max_waited_rounds {
+                    return Err(ChainClientError::TooManyRounds {
+                        rounds: rounds + waited,
+                        lock: self.held_lock().await?,
+                    });
                 }
+                // The validators may be past this round already: learn their round first.
+                self.synchronize_from_validators().await?;
+                let now = self.local.chain_state(self.chain_id).await?;
+                if now.next_height() == block.height && now.manager().current_round() == round {
+                    debug!(
+                        ?round,
+                        "not allowed to propose in this round: timing it out"
+                    );
+                    self.time_out_or_catch_up(round).await?;
+                }
+                continue;
             }
-            let earlier = match &locked {
+            // Validated in this very round: it is finalized, not proposed again.
+            if let Some(certificate) = locked.as_ref().filter(|c| c.round() >= round) {
+                match self.finish_validated(certificate.clone()).await {
+                    Ok(confirmed) => {
+                        if proposed.contains(confirmed.value().block()) {
+                            return Ok(confirmed);
+                        }
+                    }
+                    Err(error) => self.recover_round(round, error).await?,
+                }
+                continue;
+            }
+            // Else a block the super owner proposed in the fast round: validators that voted
+            // for it there vote for no other block.
+            let fast = match &locked {
                 Some(_) => None,
-                None => self.earlier_block(&state, &block, owner).await,
+                None => self.fast_retry(&state, &block, round, owner).await,
             };
-            let (proposal, value, own) = match (locked, earlier) {
-                (Some(certificate), _) if *certificate.value().block() != block => {
+            let earlier = match (&locked, &fast) {
+                (None, None) => self.earlier_block(&state, &block, owner).await,
+                _ => None,
+            };
+            let (proposal, value, own) = match (locked, fast, earlier) {
+                (Some(certificate), _, _) if *certificate.value().block() != block => {
                     let value = certificate.value().inner().0.clone();
                     (
                         BlockProposal::new_retry(round, certificate, owner),
@@ -114,7 +169,11 @@ impl<S: Storage + 'static> ChainClient<S> {
                         false,
                     )
                 }
-                (_, Some((earlier, value))) => {
+                (_, Some((retry, value)), _) => {
+                    let own = proposed.contains(retry.block());
+                    (retry, value, own)
+                }
+                (_, _, Some((earlier, value))) => {
                     let own = proposed.contains(&earlier);
                     (BlockProposal::new(earlier, round, owner), value, own)
                 }
@@ -133,6 +192,10 @@ impl<S: Storage + 'static> ChainClient<S> {
             };
             match self.propose(proposal, value, block_blobs).await {
                 Ok(certificate) => {
+                    let next = certificate.value().block().height.try_next();
+                    if let Some(next) = next {
+                        self.note_synced(self.chain_id, next);
+                    }
                     if own || proposed.contains(certificate.value().block()) {
                         return Ok(certificate);
                     }
@@ -155,17 +218,48 @@ impl<S: Storage + 'static> ChainClient<S> {
         block: &Block,
         owner: &AccountSecretKey,
     ) -> Option<(Block, BlockValue)> {
-        let earlier = state
-            .manager()
+        // Its own latest proposal, or its fast proposal learned from the validators.
+        let manager = state.manager();
+        let earlier = manager
             .proposed()
+            .into_iter()
+            .chain(manager.fast_proposal())
             .filter(|proposal| proposal.owner() == owner.public())
             .map(BlockProposal::block)
-            .filter(|earlier| earlier.height == block.height && *earlier != block)?
+            .find(|earlier| earlier.height == block.height && *earlier != block)?
             .clone();
         match self.local.stage_block_execution(&earlier, &[]).await {
             Ok(value) => Some((earlier, value)),
             Err(error) => {
                 warn!(%error, height = ?earlier.height, "an earlier proposal no longer executes");
+                None
+            }
+        }
+    }
+
+    /// A re-proposal in `round` (not the fast round) of the block the super owner proposed
+    /// in the fast round at this height, as the local node keeps it, justified by the super
+    /// owner's fast-round signature, with its outcome. `None` when there is none, when it is
+    /// `block`, or when it no longer executes (logged).
+    async fn fast_retry(
+        &self,
+        state: &ChainState,
+        block: &Block,
+        round: Round,
+        owner: &AccountSecretKey,
+    ) -> Option<(BlockProposal, BlockValue)> {
+        if round.is_fast() {
+            return None;
+        }
+        let fast = state
+            .manager()
+            .fast_proposal()
+            .filter(|fast| fast.block().height == block.height && fast.block() != block)?;
+        let retry = BlockProposal::new_fast_retry(round, fast, owner)?;
+        match self.local.stage_block_execution(retry.block(), &[]).await {
+            Ok(value) => Some((retry, value)),
+            Err(error) => {
+                warn!(%error, height = ?block.height, "the fast-round block no longer executes");
                 None
             }
         }
@@ -274,6 +368,26 @@ impl<S: Storage + 'static> ChainClient<S> {
             self.finalize(&committee, &remotes, validated, blobs)
                 .await?
         };
+        self.local
+            .handle_assembled_confirmed_certificate(confirmed.clone())
+            .await?;
+        self.broadcast(&committee, &remotes, &confirmed).await;
+        Ok(confirmed)
+    }
+
+    /// Finalizes a validated block this client did not assemble (another owner's, learned
+    /// from the validators), with the blobs it publishes as the local node holds them: the
+    /// confirmed certificate is processed locally and broadcast.
+    async fn finish_validated(
+        &self,
+        validated: ValidatedBlockCertificate,
+    ) -> Result<ConfirmedBlockCertificate, ChainClientError> {
+        let block = validated.value().block();
+        let (committee, remotes) = self.committee_and_remotes(block.epoch).await?;
+        let blobs = self.local.published_blobs(block).await?;
+        let confirmed = self
+            .finalize(&committee, &remotes, validated, blobs)
+            .await?;
         self.local
             .handle_assembled_confirmed_certificate(confirmed.clone())
             .await?;

@@ -70,11 +70,16 @@ impl<S: Storage + 'static> ChainClient<S> {
         {
             return Ok(());
         }
+        self.time_out_or_catch_up(round).await
+    }
+
+    /// Times `round` out; when that fails because validators are past it (another owner's
+    /// block was committed at this height, or they moved to a later round), catches up with
+    /// them instead, to go on there.
+    pub(super) async fn time_out_or_catch_up(&self, round: Round) -> Result<(), ChainClientError> {
         match self.time_out_round(round).await {
-            // Meanwhile another owner's block was committed at this height: the validators
-            // are at the next one. Catch up and go on there.
-            Err(error) if self.moved_on(&error) => {
-                debug!(%error, "the chain moved on while timing the round out");
+            Err(error) if self.moved_on(&error) || is_round_failure(&error) => {
+                debug!(%error, "the validators moved on while timing the round out");
                 self.synchronize_from_validators().await
             }
             other => other,

@@ -129,9 +129,11 @@ impl<S: Storage + 'static> ChainClient<S> {
                 error: last_error.map(Box::new),
             });
         }
-        // The round evidence of the validators at our height: their timeout certificates and
-        // locking blocks (with the blobs a lock publishes, from the validator that holds
-        // it), each checked by the local node. What it refuses is reported, not evidence.
+        // The round evidence of the validators at our height: their timeout certificates,
+        // locking blocks and the super owner's fast proposal they voted for (with the blobs
+        // the block publishes, from the validator that holds it), each checked by the local
+        // node. What it refuses is reported, not evidence. Other proposals bind no validator
+        // (DESIGN §4.3) and are not taken in.
         for (remote, response) in &infos {
             if response.info.next_block_height != local_next {
                 continue;
@@ -152,8 +154,32 @@ impl<S: Storage + 'static> ChainClient<S> {
                     .await;
                 report_evidence(remote, "locking block", taken);
             }
+            if let Some(proposal) = &manager.requested_proposed {
+                let taken = self
+                    .updater(remote.clone())
+                    .take_in_fast_proposal(proposal)
+                    .await;
+                report_evidence(remote, "fast proposal", taken);
+            }
         }
+        self.note_synced(chain_id, local_next);
         Ok(())
+    }
+
+    /// Notes that the local node holds what the validators reported for `chain_id` at
+    /// `height` (see `synced_heights`).
+    pub(super) fn note_synced(&self, chain_id: ChainId, height: BlockHeight) {
+        if let Ok(mut heights) = self.synced_heights.lock() {
+            heights.insert(chain_id, height);
+        }
+    }
+
+    /// Whether the local node is known to hold what the validators reported for `chain_id`
+    /// at `height`.
+    pub(super) fn is_synced_at(&self, chain_id: ChainId, height: BlockHeight) -> bool {
+        self.synced_heights
+            .lock()
+            .is_ok_and(|heights| heights.get(&chain_id) == Some(&height))
     }
 
     /// Activates `chain_id` on the local node from the first description among `infos` that

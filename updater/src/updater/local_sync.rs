@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use quorum_core::{
-    BlobId, Block, BlockHeight, ChainId, ChainInfoQuery, ConfirmedBlockCertificate,
+    BlobId, Block, BlockHeight, BlockProposal, ChainId, ChainInfoQuery, ConfirmedBlockCertificate,
     CrossChainDelivery, NodeError, Storage, ValidatedBlockCertificate, ValidatorNode, Violation,
 };
 
@@ -190,6 +190,29 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         }
     }
 
+    /// Has the local node keep the super owner's fast-round proposal that the remote reports
+    /// as the proposal it voted for (the proposal itself, or a re-proposal carrying its
+    /// fast-round signature), so that any owner can re-propose that block (DESIGN §4.3).
+    /// Blobs the block needs and the local node lacks are downloaded from the remote (which
+    /// serves the blobs of the proposal it holds), each checked against its id, and the
+    /// proposal is taken in again, once. `Ok` without effect when `proposal` has no fast
+    /// original or the local node already keeps one.
+    pub(crate) async fn take_in_fast_proposal(
+        &self,
+        proposal: &BlockProposal,
+    ) -> Result<(), NodeError> {
+        let Some(original) = proposal.fast_original() else {
+            return Ok(());
+        };
+        match self.local.take_in_fast_proposal(original.clone()).await {
+            Err(NodeError::BlobsNotFound(missing)) => {
+                self.fetch_blobs(original.block(), missing).await?;
+                self.local.take_in_fast_proposal(original).await.map(|_| ())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
     /// Learns the remote's round evidence (timeout and validated certificates) and processes it
     /// locally, after its blocks if it is ahead.
     pub(super) async fn synchronize_round_from_remote(
@@ -216,6 +239,11 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         if let Some(certificate) = &manager.requested_locking {
             if let Err(error) = self.take_in_locking_block((**certificate).clone()).await {
                 tracing::debug!(validator = ?self.remote.public_key, %error, "locking block not taken");
+            }
+        }
+        if let Some(proposal) = &manager.requested_proposed {
+            if let Err(error) = self.take_in_fast_proposal(proposal).await {
+                tracing::debug!(validator = ?self.remote.public_key, %error, "fast proposal not taken");
             }
         }
         Ok(())

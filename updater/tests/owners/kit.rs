@@ -137,3 +137,53 @@ pub async fn locked_with_a_blob(net: &TokioTestNet, content: &[u8]) -> (quorum_c
     }
     (blob, first)
 }
+
+/// A network whose `CHAIN` has a super owner that is not one of its two regular owners (of
+/// equal weight), so each height starts in the fast round; with the keys of the super owner
+/// and the two owners.
+pub async fn super_owner_and_two_owners() -> (TokioTestNet, [AccountSecretKey; 3]) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+    let super_owner = AccountSecretKey::generate(&mut rng);
+    let second = AccountSecretKey::generate(&mut rng);
+    let (super_public, second_public) = (super_owner.public(), second.public());
+    let net = TokioTestNet::builder()
+        .validators(4)
+        .chains(2)
+        .describe(move |index, owner| {
+            let mut description = quorum_testkit::test_description(index, owner, false);
+            if index == CHAIN as u32 {
+                description.owners.insert(second_public, 1);
+                description.super_owner = Some(super_public);
+            }
+            description
+        })
+        .build()
+        .await;
+    let owners = [super_owner, net.owners[CHAIN].clone(), second];
+    (net, owners)
+}
+
+/// The super owner's fast-round proposal of a block on `CHAIN` with `operations`, on top of
+/// what validator 0 has.
+pub async fn fast_proposal(
+    net: &TokioTestNet,
+    super_owner: &AccountSecretKey,
+    operations: Vec<Operation>,
+) -> quorum_core::BlockProposal {
+    let mut block = net.block(CHAIN, operations).await;
+    block.authenticated_owner = super_owner.public();
+    quorum_core::BlockProposal::new(block, Round::Fast, super_owner)
+}
+
+/// Every validator times out the current round of `CHAIN` at its next height.
+pub async fn time_out_everywhere(net: &TokioTestNet, round: Round) {
+    let all: Vec<usize> = (0..net.workers.len()).collect();
+    tokio::time::advance(std::time::Duration::from_secs(10)).await;
+    let certificate = net.timeout(&all, CHAIN, round).await;
+    for v in all {
+        net.workers[v]
+            .handle_timeout_certificate(certificate.clone())
+            .await
+            .unwrap();
+    }
+}
