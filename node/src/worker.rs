@@ -303,6 +303,22 @@ impl<S: Storage + 'static> Worker<S> {
         }
     }
 
+    /// After a proposal an owner signed, or a validated certificate, was answered with
+    /// `BlobsNotFound(missing)`: the blobs of `missing` that `block` publishes are now welcome
+    /// as pending blobs of its chain (for a while); no other pending blob is.
+    fn want_published(&self, volatile: &mut Volatile, block: &Block, missing: &[BlobId]) {
+        let published = block.published_blob_ids();
+        let wanted: Vec<BlobId> = missing
+            .iter()
+            .filter(|id| published.contains(id))
+            .copied()
+            .collect();
+        let limits = self.config.held_limits();
+        volatile
+            .held
+            .want_pending(block.chain_id, &wanted, self.clock.now(), &limits);
+    }
+
     fn check_blob_size(&self, blob: &Blob) -> Result<(), NodeError> {
         if blob.content.len() > self.config.limits.max_blob_bytes {
             return Err(NodeError::LimitExceeded(Limit::BlobSize));
@@ -490,7 +506,7 @@ impl<S: Storage + 'static> ValidatorNode for Worker<S> {
         chain_id: ChainId,
         blob: Blob,
     ) -> Result<ChainInfoResponse, NodeError> {
-        self.do_handle_pending_blob(chain_id, blob).await
+        self.do_handle_pending_blob(chain_id, blob, false).await
     }
 
     async fn download_blob(&self, blob_id: BlobId) -> Result<Blob, NodeError> {

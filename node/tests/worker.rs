@@ -479,7 +479,7 @@ async fn a_certificate_ahead_gives_its_published_blobs() {
     let blob = Blob::data(b"published at height 1".to_vec());
     for v in three {
         net.workers[v]
-            .handle_pending_blob(net.chains[1], blob.clone())
+            .hold_own_pending_blob(net.chains[1], blob.clone())
             .await
             .unwrap();
     }

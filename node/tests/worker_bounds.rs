@@ -90,16 +90,24 @@ async fn blob_memory_is_bounded_in_bytes_and_time() {
             Err(NodeError::UnexpectedBlob(attack(n).id()))
         );
     }
-    // Pending blobs on one chain: three fit in its 10,000 bytes, the fourth is refused.
+    // Pending blobs no owner's proposal asked for: every one refused, nothing held.
+    for n in 0..10 {
+        assert_eq!(
+            worker.handle_pending_blob(net.chains[1], attack(n)).await,
+            Err(NodeError::UnexpectedBlob(attack(n).id()))
+        );
+    }
+    // An owner's own pending blobs on one chain: three fit in its 10,000 bytes, the fourth
+    // is refused.
     for n in 0..3 {
         worker
-            .handle_pending_blob(net.chains[1], attack(n))
+            .hold_own_pending_blob(net.chains[1], attack(n))
             .await
             .unwrap();
     }
     assert_eq!(
         worker
-            .handle_pending_blob(net.chains[1], attack(3))
+            .hold_own_pending_blob(net.chains[1], attack(3))
             .await
             .unwrap_err(),
         NodeError::LimitExceeded(quorum_core::Limit::PendingBlobs)
@@ -107,13 +115,13 @@ async fn blob_memory_is_bounded_in_bytes_and_time() {
     // Another chain still has room until the global budget.
     for n in 10..13 {
         worker
-            .handle_pending_blob(net.chains[2], attack(n))
+            .hold_own_pending_blob(net.chains[2], attack(n))
             .await
             .unwrap();
     }
     assert_eq!(
         worker
-            .handle_pending_blob(net.chains[0], attack(20))
+            .hold_own_pending_blob(net.chains[0], attack(20))
             .await
             .unwrap_err(),
         NodeError::LimitExceeded(quorum_core::Limit::PendingBlobs)
@@ -121,9 +129,76 @@ async fn blob_memory_is_bounded_in_bytes_and_time() {
     // After the expiry the room is back.
     net.clock.advance(TimeDelta::from_secs(61));
     worker
-        .handle_pending_blob(net.chains[0], attack(20))
+        .hold_own_pending_blob(net.chains[0], attack(20))
         .await
         .unwrap();
+}
+
+/// Issue 27, must-show 2: an anonymous peer floods a chain with pending blobs; none is held,
+/// so the owner's proposal that publishes a blob still gets the blob taken and its vote.
+#[tokio::test]
+async fn an_anonymous_peer_cannot_make_an_owners_pending_blob_be_refused() {
+    let net = Net::new(4, 2, false).await;
+    let worker = net
+        .new_worker_with(Some(net.secrets[0].clone()), |config| {
+            config.max_pending_blobs_per_chain = 2;
+            config.max_pending_bytes_per_chain = 10_000;
+        })
+        .await;
+    // Far more than the chain's quota, sent again and again.
+    for round in 0..3u8 {
+        for n in 0..50u8 {
+            let junk = Blob::data(vec![n, round, 1, 2, 3]);
+            assert_eq!(
+                worker
+                    .handle_pending_blob(net.chains[1], junk.clone())
+                    .await,
+                Err(NodeError::UnexpectedBlob(junk.id()))
+            );
+        }
+    }
+    let blob = Blob::data(b"the owner's".to_vec());
+    let block = net.block(1, vec![Operation::PublishBlob(blob.id())]).await;
+    let proposal = net.proposal(1, block, Round::MultiLeader(0));
+    assert_eq!(
+        worker
+            .handle_block_proposal(proposal.clone())
+            .await
+            .unwrap_err(),
+        NodeError::BlobsNotFound(vec![blob.id()])
+    );
+    // Asked for by the owner's signed proposal: taken, whoever uploads it.
+    worker
+        .handle_pending_blob(net.chains[1], blob.clone())
+        .await
+        .unwrap();
+    // The flood again: still nothing of it is taken.
+    let junk = Blob::data(vec![9; 5]);
+    assert_eq!(
+        worker
+            .handle_pending_blob(net.chains[1], junk.clone())
+            .await,
+        Err(NodeError::UnexpectedBlob(junk.id()))
+    );
+    let answer = worker.handle_block_proposal(proposal).await.unwrap();
+    assert!(answer.info.manager.pending.is_some());
+    // A proposal that is not an owner's asks for nothing.
+    let stranger =
+        quorum_core::AccountSecretKey::generate(&mut rand_chacha::ChaCha8Rng::seed_from_u64(8));
+    let other = Blob::data(b"a stranger's".to_vec());
+    let mut block = net.block(1, vec![Operation::PublishBlob(other.id())]).await;
+    block.authenticated_owner = stranger.public();
+    let forged = quorum_core::BlockProposal::new(block, Round::MultiLeader(0), &stranger);
+    assert_eq!(
+        worker.handle_block_proposal(forged).await.unwrap_err(),
+        NodeError::UnauthorizedOwner
+    );
+    assert_eq!(
+        worker
+            .handle_pending_blob(net.chains[1], other.clone())
+            .await,
+        Err(NodeError::UnexpectedBlob(other.id()))
+    );
 }
 
 /// A download stops at the byte budget (always giving at least one certificate), and the

@@ -25,7 +25,7 @@ async fn another_owner_finishes_a_block_confirmed_in_the_fast_round() {
     let blob = quorum_core::Blob::data(b"published by the fast block".to_vec());
     for v in 0..2 {
         net.workers[v]
-            .handle_pending_blob(net.chains[CHAIN], blob.clone())
+            .hold_own_pending_blob(net.chains[CHAIN], blob.clone())
             .await
             .unwrap();
     }

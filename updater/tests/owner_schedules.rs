@@ -192,7 +192,7 @@ impl World {
         if let Some(blob) = self.blob_of(proposal.block()) {
             for &v in to {
                 let _ = self.net.workers[v]
-                    .handle_pending_blob(self.net.chains[CHAIN], blob.clone())
+                    .hold_own_pending_blob(self.net.chains[CHAIN], blob.clone())
                     .await;
             }
         }

@@ -238,7 +238,7 @@ async fn finalize_uploads_the_locking_blocks_blobs() {
     let mut signatures = Vec::new();
     for v in 0..3 {
         net.workers[v]
-            .handle_pending_blob(net.chains[1], blob.clone())
+            .hold_own_pending_blob(net.chains[1], blob.clone())
             .await
             .unwrap();
         let answer = net.workers[v]

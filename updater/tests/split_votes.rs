@@ -154,7 +154,7 @@ async fn any_schedule_commits(attempts: Vec<Attempt>, driver: usize) {
         if let Some(blob) = &blob {
             for &v in &to {
                 let _ = net.workers[v]
-                    .handle_pending_blob(net.chains[CHAIN], blob.clone())
+                    .hold_own_pending_blob(net.chains[CHAIN], blob.clone())
                     .await;
             }
             operations.push(Operation::PublishBlob(blob.id()));

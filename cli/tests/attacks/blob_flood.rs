@@ -146,12 +146,16 @@ fn blob_flood_row(requests: usize, name: &str) -> (Row, BlobFigures) {
         !figures.answers.contains_key("UploadBlob: ok"),
         "an upload nobody asked for was accepted",
     );
+    row.check(
+        !figures.answers.contains_key("PendingBlob: ok"),
+        "a pending blob no owner's proposal asked for was accepted",
+    );
     (row, figures)
 }
 
 /// 200 uploads of 4 MiB blobs nobody asked for and 200 pending 4 MiB blobs for the genesis
-/// chains, on four connections of one peer, within 15 s: uploads are refused
-/// (`UnexpectedBlob`), pending blobs stop at each chain's byte quota.
+/// chains, on four connections of one peer, within 15 s: both are refused (`UnexpectedBlob`):
+/// nobody asked for the uploads, and no owner's proposal for the pending blobs.
 #[test]
 fn blob_uploads_and_pending_blobs() {
     let _serial = serial();

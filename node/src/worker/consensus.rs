@@ -29,7 +29,7 @@ impl<S: Storage + 'static> Worker<S> {
             self.check_from_elsewhere(certificate, certificate.value().block().epoch)
                 .await?;
         }
-        let volatile = self.volatile.lock().await;
+        let mut volatile = self.volatile.lock().await;
         let block = proposal.block().clone();
         let mut state = self.owned_chain_state(block.chain_id).await?;
         let description = state.description()?.clone();
@@ -53,6 +53,15 @@ impl<S: Storage + 'static> Worker<S> {
                 block_timestamp: block.timestamp,
                 local_time: now,
             });
+        }
+        // The proposer's signature and right to propose are checked: the blobs its block
+        // publishes and this node lacks may now be uploaded as pending blobs of the chain,
+        // and only those (`held_blobs.rs`). (Blobs it reads come with the blocks that
+        // published them.)
+        let missing = self.missing_for_block(&volatile, &block).await?;
+        if !missing.is_empty() {
+            self.want_published(&mut volatile, &block, &missing);
+            return Err(NodeError::BlobsNotFound(missing));
         }
         let inputs = self.gather_inputs(&self.store, &volatile, &block).await?;
         let execution = execute_block(&state, &block, &inputs)?;
@@ -187,6 +196,9 @@ impl<S: Storage + 'static> Worker<S> {
         }
         let missing = self.missing_for_block(&volatile, &block).await?;
         if !missing.is_empty() {
+            // A quorum validated the block: the blobs it publishes are welcome as pending
+            // blobs of its chain too (how its owners send them).
+            self.want_published(&mut volatile, &block, &missing);
             let refusal = Err(NodeError::BlobsNotFound(missing));
             self.note_wanted(&mut volatile, &refusal);
             return refusal;

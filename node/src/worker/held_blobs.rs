@@ -46,6 +46,9 @@ pub(crate) struct HeldBlobs {
     uploaded: BTreeMap<BlobId, Held>,
     /// Ids named in the node's `BlobsNotFound` answers to certificates, until when.
     wanted: BTreeMap<BlobId, Timestamp>,
+    /// Ids named in the node's `BlobsNotFound` answers to proposals an owner of the chain
+    /// signed, until when: the only pending blobs the chain takes (DESIGN §4.5.2).
+    wanted_pending: BTreeMap<(ChainId, BlobId), Timestamp>,
     bytes: usize,
 }
 
@@ -98,6 +101,36 @@ impl HeldBlobs {
         }
     }
 
+    /// Records that the node answered a proposal for `chain_id`, signed by an owner allowed to
+    /// propose, with `BlobsNotFound(ids)`: those blobs are welcome as pending blobs of that
+    /// chain until the expiry. Beyond the limit the oldest wishes go.
+    pub(super) fn want_pending(
+        &mut self,
+        chain_id: ChainId,
+        ids: &[BlobId],
+        now: Timestamp,
+        limits: &HeldLimits,
+    ) {
+        let until = now.saturating_add(limits.expiry);
+        for id in ids {
+            self.wanted_pending.insert((chain_id, *id), until);
+        }
+        if self.wanted_pending.len() > limits.wanted {
+            self.wanted_pending.retain(|_, until| *until > now);
+        }
+        while self.wanted_pending.len() > limits.wanted {
+            let Some(oldest) = self
+                .wanted_pending
+                .iter()
+                .min_by_key(|(_, until)| **until)
+                .map(|(key, _)| *key)
+            else {
+                break;
+            };
+            self.wanted_pending.remove(&oldest);
+        }
+    }
+
     /// Takes an uploaded blob: only one the node asked for (`UnexpectedBlob` otherwise), within
     /// the count and byte budgets (`LimitExceeded`; nothing held is ever evicted for it).
     pub(super) fn upload(
@@ -126,12 +159,15 @@ impl HeldBlobs {
         Ok(())
     }
 
-    /// Takes a pending blob for `chain_id`, within the chain's quota (count and bytes), the
+    /// Takes a pending blob for `chain_id`: only one a proposal an owner signed asked for
+    /// (`UnexpectedBlob` otherwise; see [`HeldBlobs::want_pending`]), unless `from_owner` (the
+    /// owner's own node holding its blobs), within the chain's quota (count and bytes), the
     /// number of chains and the byte budget; a refusal leaves no entry.
     pub(super) fn add_pending(
         &mut self,
         chain_id: ChainId,
         blob: Blob,
+        from_owner: bool,
         now: Timestamp,
         limits: &HeldLimits,
     ) -> Result<(), NodeError> {
@@ -145,6 +181,13 @@ impl HeldBlobs {
         {
             held.expires = expires;
             return Ok(());
+        }
+        let wanted = self
+            .wanted_pending
+            .get(&(chain_id, id))
+            .is_some_and(|until| *until > now);
+        if !wanted && !from_owner {
+            return Err(NodeError::UnexpectedBlob(id));
         }
         if !self.fits_pending(chain_id, size, limits) {
             self.expire(now);
@@ -190,6 +233,7 @@ impl HeldBlobs {
             !chain.blobs.is_empty()
         });
         self.wanted.retain(|_, until| *until > now);
+        self.wanted_pending.retain(|_, until| *until > now);
         self.bytes -= freed;
     }
 
@@ -199,6 +243,8 @@ impl HeldBlobs {
         if let Some(chain) = self.pending.remove(&chain_id) {
             self.bytes -= chain.bytes;
         }
+        self.wanted_pending
+            .retain(|(chain, _), _| *chain != chain_id);
         self.release_uploads(used);
     }
 
@@ -275,24 +321,60 @@ mod tests {
     fn pending_quotas_refuse_without_leaving_entries() {
         let mut held = HeldBlobs::default();
         let now = Timestamp(0);
-        held.add_pending(chain(1), blob(1, 10), now, &LIMITS)
+        held.add_pending(chain(1), blob(1, 10), true, now, &LIMITS)
             .unwrap();
-        held.add_pending(chain(2), blob(2, 10), now, &LIMITS)
+        held.add_pending(chain(2), blob(2, 10), true, now, &LIMITS)
             .unwrap();
         // A third chain: refused, and no empty entry counts against the limit.
         assert!(held
-            .add_pending(chain(3), blob(3, 10), now, &LIMITS)
+            .add_pending(chain(3), blob(3, 10), true, now, &LIMITS)
             .is_err());
         assert_eq!(held.pending.len(), 2);
         // Per-chain bytes.
         assert!(held
-            .add_pending(chain(1), blob(4, 399), now, &LIMITS)
+            .add_pending(chain(1), blob(4, 399), true, now, &LIMITS)
             .is_err());
         held.committed(chain(1), &BTreeSet::new());
         assert_eq!(held.bytes(), 11);
-        held.add_pending(chain(3), blob(3, 10), now, &LIMITS)
+        held.add_pending(chain(3), blob(3, 10), true, now, &LIMITS)
             .unwrap();
         assert_eq!(held.pending.len(), 2);
+    }
+
+    #[test]
+    fn a_chain_takes_only_the_pending_blobs_an_owners_proposal_asked_for() {
+        let mut held = HeldBlobs::default();
+        let now = Timestamp(0);
+        let (asked, unasked) = (blob(1, 10), blob(2, 10));
+        assert_eq!(
+            held.add_pending(chain(1), asked.clone(), false, now, &LIMITS),
+            Err(NodeError::UnexpectedBlob(asked.id()))
+        );
+        held.want_pending(chain(1), &[asked.id()], now, &LIMITS);
+        // Wanted for chain 1 only.
+        assert_eq!(
+            held.add_pending(chain(2), asked.clone(), false, now, &LIMITS),
+            Err(NodeError::UnexpectedBlob(asked.id()))
+        );
+        held.add_pending(chain(1), asked.clone(), false, now, &LIMITS)
+            .unwrap();
+        assert_eq!(
+            held.add_pending(chain(1), unasked.clone(), false, now, &LIMITS),
+            Err(NodeError::UnexpectedBlob(unasked.id()))
+        );
+        assert_eq!(held.bytes(), 11);
+        // The wish ends with the block, or with time.
+        held.committed(chain(1), &BTreeSet::new());
+        assert_eq!(
+            held.add_pending(chain(1), asked.clone(), false, now, &LIMITS),
+            Err(NodeError::UnexpectedBlob(asked.id()))
+        );
+        held.want_pending(chain(1), &[asked.id()], now, &LIMITS);
+        held.expire(Timestamp(200));
+        assert_eq!(
+            held.add_pending(chain(1), asked.clone(), false, Timestamp(200), &LIMITS),
+            Err(NodeError::UnexpectedBlob(asked.id()))
+        );
     }
 
     proptest! {
@@ -307,7 +389,10 @@ mod tests {
                 let now = Timestamp(now);
                 let b = blob(n, size);
                 match action {
-                    0 => { let _ = held.add_pending(chain(n % 3), b, now, &LIMITS); }
+                    0 => {
+                        held.want_pending(chain(n % 3), &[b.id()], now, &LIMITS);
+                        let _ = held.add_pending(chain(n % 3), b, false, now, &LIMITS);
+                    }
                     1 => { held.want(&[b.id()], now, &LIMITS); let _ = held.upload(b, now, &LIMITS); }
                     2 => held.committed(chain(n % 3), &[b.id()].into_iter().collect()),
                     _ => held.expire(now),
@@ -319,6 +404,7 @@ mod tests {
                 prop_assert!(held.pending.values().all(|c| !c.blobs.is_empty() && c.bytes <= LIMITS.chain_bytes));
                 prop_assert!(held.pending.len() <= LIMITS.chains);
                 prop_assert!(held.wanted.len() <= LIMITS.wanted);
+                prop_assert!(held.wanted_pending.len() <= LIMITS.wanted);
             }
         }
     }

@@ -84,10 +84,13 @@ impl<S: Storage + 'static> Worker<S> {
         Ok(id)
     }
 
+    /// A pending blob: only one that a proposal an owner of the chain signed was refused for
+    /// (`UnexpectedBlob` otherwise), unless `from_owner`.
     pub(super) async fn do_handle_pending_blob(
         &self,
         chain_id: ChainId,
         blob: Blob,
+        from_owner: bool,
     ) -> Result<ChainInfoResponse, NodeError> {
         self.check_blob_size(&blob)?;
         let mut volatile = self.volatile.lock().await;
@@ -96,8 +99,21 @@ impl<S: Storage + 'static> Worker<S> {
         let limits = self.config.held_limits();
         volatile
             .held
-            .add_pending(chain_id, blob, self.clock.now(), &limits)?;
+            .add_pending(chain_id, blob, from_owner, self.clock.now(), &limits)?;
         Ok(self.response(&state, false))
+    }
+
+    /// Holds `blob` pending for `chain_id` on the node of the owner who is about to propose a
+    /// block publishing it (a client and its own local node), without the proposal's
+    /// `BlobsNotFound` first; within the same quotas. Never for a blob that came from
+    /// elsewhere: over the wire a pending blob is taken only when an owner's proposal asked
+    /// for it.
+    pub async fn hold_own_pending_blob(
+        &self,
+        chain_id: ChainId,
+        blob: Blob,
+    ) -> Result<ChainInfoResponse, NodeError> {
+        self.do_handle_pending_blob(chain_id, blob, true).await
     }
 
     /// The contents of the blobs `block` publishes, as this node holds them (pending for the

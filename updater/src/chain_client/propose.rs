@@ -7,7 +7,6 @@ use quorum_core::{
     leader, AccountSecretKey, Blob, Block, BlockProposal, BlockValue, Certificate, ChainState,
     Committee, ConfirmedBlock, ConfirmedBlockCertificate, CrossChainDelivery, Hashed,
     IncomingBundle, Operation, Round, Storage, ValidatedBlock, ValidatedBlockCertificate,
-    ValidatorNode,
 };
 
 use crate::quorum::{communicate_with_quorum, QuorumError};
@@ -320,7 +319,9 @@ impl<S: Storage + 'static> ChainClient<S> {
         let (skew_sender, mut skew_receiver) = mpsc::unbounded_channel::<SkewReport>();
         // The local node needs the blobs the block publishes to execute it once confirmed.
         for blob in &blobs {
-            ValidatorNode::handle_pending_blob(&*self.local, self.chain_id, blob.clone()).await?;
+            self.local
+                .hold_own_pending_blob(self.chain_id, blob.clone())
+                .await?;
         }
         // The local node records the proposal before it is sent: as evidence of our round for
         // lagging validators, and so that a later call proposes the same block again

@@ -120,7 +120,7 @@ pub async fn locked_with_a_blob(net: &TokioTestNet, content: &[u8]) -> (quorum_c
     let blob = quorum_core::Blob::data(content.to_vec());
     for v in 0..3 {
         net.workers[v]
-            .handle_pending_blob(net.chains[CHAIN], blob.clone())
+            .hold_own_pending_blob(net.chains[CHAIN], blob.clone())
             .await
             .unwrap();
     }
