@@ -49,8 +49,8 @@ use tokio::time::Instant;
 
 use quorum_core::protocol::{Request, Response};
 use quorum_core::{
-    Blob, Block, BlockHeight, BlockProposal, CommitteeError, EncodedCommittee, Epoch,
-    ExecutionError, Limits, NodeError, Operation, Timestamp,
+    Blob, Block, BlockHeight, BlockProposal, EncodedCommittee, Epoch, ExecutionError, Limit,
+    Limits, NodeError, Operation, Timestamp,
 };
 use quorum_transport_tcp::{
     FrameCodec, DEFAULT_FIRST_FRAME_TIMEOUT, DEFAULT_MAX_CONNECTIONS,

@@ -18,6 +18,8 @@ pub use encoded::EncodedCommittee;
 /// Most members of a committee: [`Limits::max_committee_members`], fixed at its default
 /// because committees are checked where no `Limits` is at hand (serde decoding).
 const MAX_MEMBERS: usize = Limits::DEFAULT.max_committee_members;
+/// Longest member address: [`Limits::max_validator_address_bytes`], fixed at its default.
+const MAX_ADDRESS_BYTES: usize = Limits::DEFAULT.max_validator_address_bytes;
 
 /// A reconfiguration epoch: the index of the committee in force.
 #[derive(
@@ -65,6 +67,14 @@ pub enum CommitteeError {
         /// Members given.
         members: usize,
         /// The maximum.
+        max: usize,
+    },
+    /// A member's address is longer than [`Limits::max_validator_address_bytes`].
+    #[error("a validator address of {bytes} bytes exceeds the maximum of {max}")]
+    AddressTooLong {
+        /// The address's length, in bytes.
+        bytes: usize,
+        /// The maximum, in bytes.
         max: usize,
     },
     /// The bytes of an [`EncodedCommittee`] are not a committee's canonical encoding.
@@ -131,7 +141,8 @@ pub(crate) fn thresholds(total_votes: u64) -> (u64, u64) {
 
 impl Committee {
     /// Builds a committee, checking that it has at most [`Limits::max_committee_members`] (of
-    /// [`Limits::DEFAULT`]) members, that the total weight fits and is non-zero and that every
+    /// [`Limits::DEFAULT`]) members, each address at most
+    /// [`Limits::max_validator_address_bytes`] long, that the total weight fits and is non-zero and that every
     /// key is strong (prime order, canonical).
     pub fn new(
         validators: BTreeMap<ValidatorPublicKey, ValidatorInfo>,
@@ -145,6 +156,12 @@ impl Committee {
         let mut total: u64 = 0;
         let mut members = BTreeMap::new();
         for (key, info) in validators {
+            if info.address.len() > MAX_ADDRESS_BYTES {
+                return Err(CommitteeError::AddressTooLong {
+                    bytes: info.address.len(),
+                    max: MAX_ADDRESS_BYTES,
+                });
+            }
             let bad_key = |error| CommitteeError::BadKey { key, error };
             // Decoding refuses weak and mixed-order keys.
             let prepared = PreparedKey::decode(key.as_bytes()).map_err(bad_key)?;

@@ -93,6 +93,10 @@ pub enum Limit {
     EventSize,
     /// Committees created by one block (one).
     Committees,
+    /// Size of a block's encoding, in bytes.
+    BlockSize,
+    /// Length of an event stream's name, in bytes.
+    StreamName,
 }
 
 /// How a remote broke the protocol.

@@ -47,6 +47,39 @@ pub struct Execution {
     pub new_committee: Option<(Epoch, Committee)>,
 }
 
+/// Checks the bounds of `block` that need no state (DESIGN §4.5.2): its encoded size
+/// ([`Limits::max_block_bytes`]), its operations and its incoming bundles in count, the names
+/// of the event streams it emits on or reads ([`Limits::max_stream_name_bytes`]). A node
+/// calls it on a proposal before anything else of the block is looked at;
+/// [`execute_block`] calls it too.
+pub fn check_block_bounds(block: &Block, limits: &Limits) -> Result<(), ExecutionError> {
+    if block.operations.len() > limits.max_operations_per_block {
+        return Err(ExecutionError::TooLarge(Limit::Operations));
+    }
+    if block.incoming_bundles.len() > limits.max_incoming_bundles_per_block {
+        return Err(ExecutionError::TooLarge(Limit::IncomingBundles));
+    }
+    let streams = block
+        .operations
+        .iter()
+        .filter_map(|operation| match operation {
+            Operation::EmitEvent { stream, .. } => Some(stream),
+            Operation::ReadEvent(id) => Some(&id.stream),
+            _ => None,
+        });
+    for stream in streams {
+        if stream.name.len() > limits.max_stream_name_bytes {
+            return Err(ExecutionError::TooLarge(Limit::StreamName));
+        }
+    }
+    // An encoding error can only be a length beyond what the format holds: too large.
+    let bytes = crate::encoding::encoded_len(block).unwrap_or(usize::MAX);
+    if bytes > limits.max_block_bytes {
+        return Err(ExecutionError::TooLarge(Limit::BlockSize));
+    }
+    Ok(())
+}
+
 /// Executes `block` on `state`. Pure: everything from outside comes in `inputs`.
 ///
 /// Checks, in order: the chain is active, the height and epoch are the chain's, the block
@@ -79,12 +112,7 @@ pub fn execute_block(
         return Err(NodeError::UnauthorizedOwner);
     }
     let limits = &inputs.limits;
-    if block.operations.len() > limits.max_operations_per_block {
-        return Err(ExecutionError::TooLarge(Limit::Operations).into());
-    }
-    if block.incoming_bundles.len() > limits.max_incoming_bundles_per_block {
-        return Err(ExecutionError::TooLarge(Limit::IncomingBundles).into());
-    }
+    check_block_bounds(block, limits)?;
 
     // Everything the block needs from outside, reported all at once.
     let missing_blobs: Vec<BlobId> = block

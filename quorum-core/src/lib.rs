@@ -81,7 +81,7 @@ pub use error::{
     ExecutionError, Limit, NodeError, StorageErrorKind, TransportErrorKind, Violation,
 };
 pub use event::{Event, EventId, StreamId, StreamNamespace, EPOCH_STREAM};
-pub use execution::{execute_block, Execution, ExecutionInputs};
+pub use execution::{check_block_bounds, execute_block, Execution, ExecutionInputs};
 pub use hash::{BcsHashable, CryptoHash, Hashed, HASH_LENGTH};
 pub use info::{
     BatchOutcome, ChainInfo, ChainInfoQuery, ChainInfoResponse, CrossChainDelivery, ManagerInfo,

@@ -56,6 +56,17 @@ pub struct Limits {
     ///
     /// [`ReceivedEntry::ENCODED_BYTES`]: crate::ReceivedEntry::ENCODED_BYTES
     pub max_received_log_entries_per_query: usize,
+    /// Largest block, as its canonical (BCS) encoding, in bytes (default 2 MiB). Every field
+    /// a block carries that no other entry bounds (a chain description's owners, an encoded
+    /// committee, the messages of the bundles it consumes) is bounded by it; a proposal whose
+    /// block is larger is refused before anything of it is executed or stored.
+    pub max_block_bytes: usize,
+    /// Longest name of an event stream, in bytes (default 256), emitted or read.
+    pub max_stream_name_bytes: usize,
+    /// Longest network address of a committee member, in bytes (default 256). Fixed, like
+    /// [`max_committee_members`](Self::max_committee_members): committees are checked where
+    /// no `Limits` is at hand.
+    pub max_validator_address_bytes: usize,
 }
 
 /// A [`Limits`] value that is not consistent.
@@ -111,6 +122,9 @@ impl Limits {
         max_blob_bytes: 4 << 20,
         max_download_bytes: 8 << 20,
         max_received_log_entries_per_query: 1_000,
+        max_block_bytes: 2 << 20,
+        max_stream_name_bytes: 256,
+        max_validator_address_bytes: 256,
     };
 
     /// Bytes a message adds, at most, around the payload the limits bound (a blob's content,
@@ -185,6 +199,8 @@ impl Limits {
                 "max_received_log_entries_per_query",
                 self.max_received_log_entries_per_query,
             ),
+            ("max_block_bytes", self.max_block_bytes),
+            ("max_stream_name_bytes", self.max_stream_name_bytes),
         ];
         for (field, value) in counts {
             if value == 0 {
@@ -196,13 +212,26 @@ impl Limits {
                 field: "max_certificate_hashes_per_query",
             });
         }
-        let fixed = Limits::DEFAULT.max_committee_members;
-        if self.max_committee_members != fixed {
-            return Err(LimitsError::Fixed {
-                field: "max_committee_members",
-                fixed,
-                value: self.max_committee_members,
-            });
+        let fixed = [
+            (
+                "max_committee_members",
+                Limits::DEFAULT.max_committee_members,
+                self.max_committee_members,
+            ),
+            (
+                "max_validator_address_bytes",
+                Limits::DEFAULT.max_validator_address_bytes,
+                self.max_validator_address_bytes,
+            ),
+        ];
+        for (field, fixed, value) in fixed {
+            if value != fixed {
+                return Err(LimitsError::Fixed {
+                    field,
+                    fixed,
+                    value,
+                });
+            }
         }
         let max_frame_length = self
             .max_payload_bytes()
@@ -231,6 +260,7 @@ impl Limits {
                 "a largest event payload",
                 Some(self.max_event_payload_bytes),
             ),
+            ("a largest block", Some(self.max_block_bytes)),
         ];
         for (what, payload) in messages {
             let bytes = payload

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use tracing::instrument;
 
 use quorum_core::{
-    execute_block, Batch, BatchOutcome, BlockProposal, BlockValue, ChainId, ChainInfoResponse,
-    ConfirmedBlock, ConfirmedBlockCertificate, CrossChainDelivery, CryptoError, Hashed, Limit,
-    LiteCertificate, NodeError, PendingSignatures, ProposalDecision, Storage, Timeout,
-    TimeoutCertificate, ValidatedBlock, ValidatedBlockCertificate, VoteKind, Write,
+    check_block_bounds, execute_block, Batch, BatchOutcome, BlockProposal, BlockValue, ChainId,
+    ChainInfoResponse, ConfirmedBlock, ConfirmedBlockCertificate, CrossChainDelivery, CryptoError,
+    Hashed, Limit, LiteCertificate, NodeError, PendingSignatures, ProposalDecision, Storage,
+    Timeout, TimeoutCertificate, ValidatedBlock, ValidatedBlockCertificate, VoteKind, Write,
 };
 
 use super::{Signatures, Worker};
@@ -25,6 +25,8 @@ impl<S: Storage + 'static> Worker<S> {
         proposal: BlockProposal,
         signature: Result<(), CryptoError>,
     ) -> Result<ChainInfoResponse, NodeError> {
+        // Bounds that need no state first: an oversize block is looked at no further.
+        check_block_bounds(proposal.block(), &self.config.limits)?;
         if let Some(certificate) = &proposal.validated_block_certificate {
             self.check_from_elsewhere(certificate, certificate.value().block().epoch)
                 .await?;

@@ -55,8 +55,10 @@ impl<S: Storage + 'static> ChainClient<S> {
     }
 
     /// Brings the local node up to date on `chain_id` (for example a chain whose blobs or events
-    /// this chain will read): the highest height and the latest round evidence validators
-    /// have, every certificate checked.
+    /// this chain will read): the highest height validators have, every certificate checked,
+    /// and, for this client's own chain when it has an owner, the latest round evidence
+    /// (timeout certificates, locks, the super owner's fast proposal). Other chains are
+    /// synchronized for their height only: their pending values are never downloaded.
     ///
     /// A chain the local node does not know yet is followed from its description, which a
     /// validator gives and whose hash must be the chain's id (`UnknownChain` if no validator
@@ -93,7 +95,16 @@ impl<S: Storage + 'static> ChainClient<S> {
         let state = self.local.chain_state(chain_id).await?;
         let epoch = state.epoch();
         let (committee, remotes) = self.committee_and_remotes(epoch).await?;
-        let query = ChainInfoQuery::new(chain_id).with_manager_values();
+        // Two syncs (DESIGN §5.2.4): the owner sync of this client's own chain asks for the
+        // round's pending values (proposals, locks), bounded like every block; any other
+        // chain (a sender, the admin chain, a chain whose blobs it reads) is synchronized
+        // for its height only, and a huge pending proposal there costs this client nothing.
+        let owner_sync = chain_id == self.chain_id && self.owner.is_some();
+        let query = if owner_sync {
+            ChainInfoQuery::new(chain_id).with_manager_values()
+        } else {
+            ChainInfoQuery::new(chain_id)
+        };
         // Everyone at once; nothing waits on the slow beyond a quorum and its grace.
         let answers = gather(&remotes, &committee, &self.options, |remote| {
             let query = query.clone();
@@ -134,7 +145,7 @@ impl<S: Storage + 'static> ChainClient<S> {
         // the block publishes, from the validator that holds it), each checked by the local
         // node. What it refuses is reported, not evidence. Other proposals bind no validator
         // (DESIGN §4.3) and are not taken in.
-        for (remote, response) in &infos {
+        for (remote, response) in infos.iter().filter(|_| owner_sync) {
             if response.info.next_block_height != local_next {
                 continue;
             }
@@ -162,7 +173,9 @@ impl<S: Storage + 'static> ChainClient<S> {
                 report_evidence(remote, "fast proposal", taken);
             }
         }
-        self.note_synced(chain_id, local_next);
+        if owner_sync {
+            self.note_synced(chain_id, local_next);
+        }
         Ok(())
     }
 

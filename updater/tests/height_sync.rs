@@ -1,0 +1,80 @@
+//! Issue 27, must-show 3 (second half): a client synchronizes the chains it only needs the
+//! height of (a recipient, the admin chain) without their pending values; only the owner sync
+//! of its own chain asks for them (DESIGN §5.2.4).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use quorum_core::protocol::{dispatch, Carrier, Request, Response};
+use quorum_core::{ChainId, EncodedCommittee, NodeError, Operation, Round, ValidatorNode};
+use quorum_testkit::{test_options, TokioTestNet};
+use quorum_updater::ChainClient;
+
+/// Passes every request on to `inner`, noting the chain of every chain information query
+/// that asks for the round's pending values.
+struct Recording {
+    inner: Arc<dyn ValidatorNode>,
+    asked_values: Arc<Mutex<Vec<ChainId>>>,
+}
+
+#[async_trait]
+impl Carrier for Recording {
+    async fn carry(&self, request: Request) -> Result<Response, NodeError> {
+        if let Request::ChainInfoQuery(query) = &request {
+            if query.request_manager_values {
+                self.asked_values.lock().unwrap().push(query.chain_id);
+            }
+        }
+        Ok(dispatch(self.inner.as_ref(), request).await)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transfer_does_not_read_another_chains_pending_proposal() {
+    let net = TokioTestNet::new(4, 3, false).await;
+    // A pending proposal on the admin chain, voted for by every validator, never finished.
+    let pending = net
+        .block(
+            0,
+            vec![Operation::CreateCommittee(EncodedCommittee::new(
+                &net.committee,
+            ))],
+        )
+        .await;
+    let proposal = net.proposal(0, pending, Round::MultiLeader(0));
+    for answer in net.propose(&[0, 1, 2, 3], &proposal).await {
+        answer.unwrap();
+    }
+    let asked_values = Arc::new(Mutex::new(Vec::new()));
+    for v in 0..4 {
+        net.validators.insert(
+            net.secrets[v].public(),
+            Arc::new(Recording {
+                inner: Arc::new(net.nodes[v].clone()) as Arc<dyn ValidatorNode>,
+                asked_values: asked_values.clone(),
+            }),
+        );
+    }
+    let client = ChainClient::new(
+        net.chains[1],
+        Some(net.owners[1].clone()),
+        net.new_worker(None).await,
+        net.validators.clone(),
+        test_options(),
+    );
+    client.synchronize_from_validators().await.unwrap();
+    client.synchronize_chain(net.chains[2]).await.unwrap();
+    client.synchronize_chain(net.chains[0]).await.unwrap();
+    client.transfer(net.chains[2], 3).await.unwrap();
+    let asked = asked_values.lock().unwrap().clone();
+    assert!(
+        asked.iter().all(|chain| *chain == net.chains[1]),
+        "pending values asked of other chains: {asked:?}"
+    );
+    // The owner sync of its own chain does ask for them.
+    assert!(asked.contains(&net.chains[1]));
+    net.settle().await;
+    assert_eq!(net.balance(0, 1).await, net.genesis.chains[1].balance - 3);
+}
