@@ -1,8 +1,9 @@
-//! Rate-limited reporting of refused connections and failed `accept`s: under a flood, one line
+//! Rate-limited reporting of refused connections, failed `accept`s and connections closed for
+//! the peer's misbehaviour (bad frames, stalls, responses not read): under a flood, one line
 //! per interval that says how many there were, instead of one line each.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -23,11 +24,30 @@ pub(crate) struct Summary {
     pub(crate) accept_errors: u64,
     /// The last of their errors.
     pub(crate) last_error: Option<String>,
+    /// Connections closed for the peer's misbehaviour.
+    pub(crate) closed: u64,
+    /// The last peer closed for that.
+    pub(crate) last_closed_peer: Option<SocketAddr>,
+    /// Why it was closed.
+    pub(crate) last_close_reason: Option<String>,
 }
 
 impl Summary {
+    /// The summary of one connection closed for misbehaviour and nothing else: `(peer,
+    /// reason)`, which is logged as it is rather than as a count.
+    pub(crate) fn lone_closing(&self) -> Option<(SocketAddr, &str)> {
+        let only_that = self.closed == 1
+            && self.over_total == 0
+            && self.over_per_ip == 0
+            && self.accept_errors == 0;
+        match (&self.last_closed_peer, &self.last_close_reason) {
+            (Some(peer), Some(reason)) if only_that => Some((*peer, reason)),
+            _ => None,
+        }
+    }
+
     fn is_empty(&self) -> bool {
-        self.over_total == 0 && self.over_per_ip == 0 && self.accept_errors == 0
+        self.over_total == 0 && self.over_per_ip == 0 && self.accept_errors == 0 && self.closed == 0
     }
 
     /// Logs the summary as one warning.
@@ -38,8 +58,11 @@ impl Summary {
             last_refused_ip = %Shown(&self.last_ip),
             accept_errors = self.accept_errors,
             last_accept_error = %Shown(&self.last_error),
+            closed_for_misbehaviour = self.closed,
+            last_closed_peer = %Shown(&self.last_closed_peer),
+            last_close_reason = %Shown(&self.last_close_reason),
             ?interval,
-            "connections refused or accept failing (at most one such line per interval)"
+            "connections refused, accept failing or peers closed for misbehaving (at most one such line per interval)"
         );
     }
 }
@@ -103,6 +126,20 @@ impl RefusalLog {
         self.flush(now)
     }
 
+    /// Records a connection of `peer` closed at `now` for the peer's misbehaviour (`reason`);
+    /// returns the summary to log now, if a line is due.
+    pub(crate) fn closed(
+        &mut self,
+        peer: SocketAddr,
+        reason: &impl fmt::Display,
+        now: Instant,
+    ) -> Option<Summary> {
+        self.pending.closed += 1;
+        self.pending.last_closed_peer = Some(peer);
+        self.pending.last_close_reason = Some(reason.to_string());
+        self.flush(now)
+    }
+
     /// When the events held back are due to be logged, if there are any.
     pub(crate) fn due(&self) -> Option<Instant> {
         if self.pending.is_empty() {
@@ -163,10 +200,34 @@ mod tests {
                 last_ip: Some(ip),
                 accept_errors: 9,
                 last_error: Some("too many open files".to_owned()),
+                ..Summary::default()
             }
         );
         assert_eq!(log.due(), None);
         assert_eq!(log.flush(start + interval * 5), None, "nothing new");
         assert!(log.refused(total, start + interval * 5).is_some());
+    }
+
+    #[test]
+    fn five_thousand_bad_connections_make_two_lines() {
+        let interval = Duration::from_secs(10);
+        let mut log = RefusalLog::new(interval);
+        let start = Instant::now();
+        let peer: SocketAddr = "127.1.0.1:4000".parse().unwrap();
+        let mut lines = Vec::new();
+        for n in 0..5_000u64 {
+            let at = start + Duration::from_micros(n * 140);
+            lines.extend(log.closed(peer, &"zero-length frame", at));
+        }
+        lines.extend(log.flush(start + interval));
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].lone_closing(), Some((peer, "zero-length frame")));
+        assert_eq!(lines.iter().map(|line| line.closed).sum::<u64>(), 5_000);
+        assert_eq!(lines[1].lone_closing(), None);
+        assert_eq!(lines[1].last_closed_peer, Some(peer));
+        assert_eq!(
+            lines[1].last_close_reason.as_deref(),
+            Some("zero-length frame")
+        );
     }
 }

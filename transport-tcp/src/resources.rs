@@ -2,13 +2,18 @@
 //! receive budget, the handler and decoder permits, and the counters; and what the connections
 //! of one peer address share ([`PeerShare`]).
 
-use std::sync::Arc;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
+use tracing::{debug, warn};
 
 use crate::budget::{ConnectionBudget, ReceiveBudget};
 use crate::config::ServerConfig;
 use crate::limits::ConnectionLimits;
+use crate::refusal_log::RefusalLog;
 use crate::stats::{Recorder, ServerStats};
 
 /// What the connections of one peer address share (each bound is a [`ServerConfig`] field).
@@ -35,6 +40,11 @@ pub(crate) struct Resources {
     /// One permit per large frame being decoded.
     pub(crate) decoders: Arc<Semaphore>,
     pub(crate) recorder: Arc<Recorder>,
+    /// Refused connections, failed `accept`s and connections closed for misbehaviour, logged
+    /// at most once per [`ServerConfig::log_interval`].
+    pub(crate) log: Mutex<RefusalLog>,
+    /// Notified when a closing is held back, so that the accept loop schedules its summary.
+    pub(crate) log_held: Notify,
 }
 
 impl Resources {
@@ -66,8 +76,30 @@ impl Resources {
             handlers: Semaphore::new(config.max_handlers),
             decoders: Arc::new(Semaphore::new(config.max_blocking_decodes)),
             recorder,
+            log: Mutex::new(RefusalLog::new(config.log_interval)),
+            log_held: Notify::new(),
             config,
         })
+    }
+
+    /// Notes that the connection from `peer` is closed because of `error`: quietly when the
+    /// peer simply went away; otherwise counted, the first logged at once as a warning and the
+    /// rest summarised at most once per [`ServerConfig::log_interval`] (never a line per
+    /// attacker connection).
+    pub(crate) fn report_closing(&self, peer: SocketAddr, error: &impl fmt::Display, gone: bool) {
+        if gone {
+            debug!(%peer, reason = %error, "connection lost");
+            return;
+        }
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(summary) = log.closed(peer, error, Instant::now()) else {
+            self.log_held.notify_one();
+            return;
+        };
+        match summary.lone_closing() {
+            Some((peer, reason)) => warn!(%peer, reason, "closing connection"),
+            None => summary.log(log.interval()),
+        }
     }
 
     /// A fresh budget for one connection of the address that has `share`.

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, ToSocketAddrs};
@@ -181,21 +181,30 @@ async fn accept_connections<Req, Resp, H>(
     H: Handler<Req, Resp>,
 {
     let mut connections = JoinSet::new();
-    let mut log = RefusalLog::new(resources.config.log_interval);
+    // Shared with the connections, which report those closed for misbehaviour.
+    let log = |f: &mut dyn FnMut(&mut RefusalLog)| {
+        let mut log = resources.log.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut log);
+    };
     let mut backoff = ACCEPT_BACKOFF_MIN;
     let recorder = Arc::clone(&resources.recorder);
     loop {
-        let log_due = log.due();
+        let mut log_due = None;
+        log(&mut |log| log_due = log.due());
         tokio::select! {
             biased;
             () = stop.cancelled() => break,
             Some(joined) = connections.join_next(), if !connections.is_empty() => {
                 report_task_failure("connection", joined);
             }
+            // A connection held a closing back: schedule its summary.
+            () = resources.log_held.notified(), if log_due.is_none() => {}
             () = sleep_until(log_due.unwrap_or_else(Instant::now)), if log_due.is_some() => {
-                if let Some(summary) = log.flush(Instant::now()) {
-                    summary.log(log.interval());
-                }
+                log(&mut |log| {
+                    if let Some(summary) = log.flush(Instant::now()) {
+                        summary.log(log.interval());
+                    }
+                });
             }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
@@ -228,17 +237,21 @@ async fn accept_connections<Req, Resp, H>(
                             drop(stream);
                             Recorder::count(&recorder.refused_connections);
                             metrics::counter!("quorum_connections_refused_total").increment(1);
-                            if let Some(summary) = log.refused(refusal, Instant::now()) {
-                                summary.log(log.interval());
-                            }
+                            log(&mut |log| {
+                                if let Some(summary) = log.refused(refusal, Instant::now()) {
+                                    summary.log(log.interval());
+                                }
+                            });
                         }
                     }
                 }
                 Err(error) => {
                     Recorder::count(&recorder.accept_errors);
-                    if let Some(summary) = log.accept_failed(&error, Instant::now()) {
-                        summary.log(log.interval());
-                    }
+                    log(&mut |log| {
+                        if let Some(summary) = log.accept_failed(&error, Instant::now()) {
+                            summary.log(log.interval());
+                        }
+                    });
                     if !is_per_connection(&error) {
                         // Out of file descriptors or memory: give the system time to recover.
                         tokio::select! {
@@ -252,9 +265,11 @@ async fn accept_connections<Req, Resp, H>(
         }
     }
     drop(listener);
-    if let Some(summary) = log.flush(Instant::now() + log.interval()) {
-        summary.log(log.interval());
-    }
+    log(&mut |log| {
+        if let Some(summary) = log.flush(Instant::now() + log.interval()) {
+            summary.log(log.interval());
+        }
+    });
     info!(
         connections = connections.len(),
         "stopped accepting; waiting for open connections"

@@ -16,7 +16,7 @@ use tracing::{debug, error, warn};
 use crate::budget::{ChargedFrame, ConnectionBudget};
 use crate::codec::FrameCodec;
 use crate::deadline::{ConnectionClock, Expiry, FrameClock};
-use crate::error::{log_closing, TransportError};
+use crate::error::TransportError;
 use crate::frame::{Envelope, WireMessage};
 use crate::handler::Handler;
 use crate::limits::Ticket;
@@ -65,9 +65,10 @@ pub(crate) async fn serve_connection<Req: WireMessage, Resp: WireMessage, H: Han
     let writer = AbortOnDropHandle::new(tokio::spawn({
         let writer_failed = writer_failed.clone();
         let write_timeout = config.write_timeout;
+        let resources = Arc::clone(&resources);
         async move {
             if let Err(error) = write_frames(write, queued, write_timeout).await {
-                log_closing(peer, &error);
+                resources.report_closing(peer, &error, error.is_peer_gone());
                 writer_failed.cancel();
             }
         }
@@ -112,10 +113,8 @@ pub(crate) async fn serve_connection<Req: WireMessage, Resp: WireMessage, H: Han
             if fault.is_deadline() {
                 Recorder::count(&resources.recorder.timed_out_connections);
             }
-            match &fault {
-                ReceiveError::Frame(error) => log_closing(peer, error),
-                other => warn!(%peer, reason = %other, "closing connection"),
-            }
+            let gone = matches!(&fault, ReceiveError::Frame(error) if error.is_peer_gone());
+            resources.report_closing(peer, &fault, gone);
             return;
         }
     }

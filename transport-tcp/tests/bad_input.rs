@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    client_config, eventually, expect_closed, raw_connection, server_config, start_server,
-    LogCapture, Request, Response,
+    client_config, closings_logged, eventually, expect_closed, raw_connection, server_config,
+    start_server, LogCapture, Request, Response,
 };
 use quorum_transport_tcp::{Client, Envelope, FrameCodec, Server, ServerConfig};
 use rand::{RngCore, SeedableRng};
@@ -130,10 +130,19 @@ async fn stall_after_a_valid_request() {
     closes_only_the_bad_connection(&bytes, Then::KeepOpen, "stalled mid-frame").await;
 }
 
+/// Sixteen peers sending random bytes are all closed, and the good client is served; the
+/// closings are logged at most once per `log_interval`: the first one on its own line naming
+/// the peer, the others in one summary that counts them (issue 27: never a line per attacker
+/// connection).
 #[tokio::test]
 async fn random_bytes_from_many_peers() {
     let (logs, _guard) = LogCapture::start();
-    let (server, _, _) = start_server(server_config()).await;
+    let interval = Duration::from_millis(300);
+    let config = ServerConfig {
+        log_interval: interval,
+        ..server_config()
+    };
+    let (server, _, _) = start_server(config).await;
     let good =
         Client::<Request, Response>::new(server.local_addr().to_string(), client_config()).unwrap();
     assert_eq!(good.request(Request::Echo(1)).await, Ok(Response::Value(1)));
@@ -149,13 +158,23 @@ async fn random_bytes_from_many_peers() {
         bad_peers.push((stream, peer));
     }
     assert_eq!(good.request(Request::Echo(2)).await, Ok(Response::Value(2)));
-    for (stream, peer) in &mut bad_peers {
+    for (stream, _) in &mut bad_peers {
         expect_closed(stream).await;
-        eventually("the closed connection is logged", || {
-            logs.has_line_with(&["WARN", "closing connection", peer])
-        })
-        .await;
     }
+    eventually("every closing is counted in the log", || {
+        closings_logged(&logs.text()) == bad_peers.len() as u64
+    })
+    .await;
+    let warnings = logs
+        .text()
+        .lines()
+        .filter(|line| line.contains("WARN"))
+        .count();
+    assert!(
+        warnings <= 3,
+        "{warnings} warnings for 16 closings:\n{}",
+        logs.text()
+    );
     assert_eq!(good.request(Request::Echo(3)).await, Ok(Response::Value(3)));
     eventually("only the good connection is left", || {
         server.active_connections() == 1

@@ -237,3 +237,24 @@ impl Write for LogCapture {
         Ok(())
     }
 }
+
+/// How many connections closed for misbehaviour the captured log `text` accounts for: one per
+/// line of its own ("closing connection"), plus the counts of the summaries
+/// (`closed_for_misbehaviour=N`).
+pub fn closings_logged(text: &str) -> u64 {
+    let lone = text
+        .lines()
+        .filter(|line| line.contains("WARN") && line.contains("closing connection"))
+        .count() as u64;
+    let summarised: u64 = text
+        .lines()
+        .filter_map(|line| line.split("closed_for_misbehaviour=").nth(1))
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    lone + summarised
+}
