@@ -25,6 +25,10 @@
 //! receive_share_per_ip_bytes = 33554432
 //! max_handlers = 512
 //! max_handlers_per_ip = 32
+//! group_budget_bytes = 134217728
+//! server_budget_bytes = 268435456
+//! group_floor_bytes = 262144
+//! max_handlers_per_group = 64
 //! ```
 
 use std::net::SocketAddr;
@@ -130,6 +134,16 @@ pub struct Limits {
     pub max_handlers: usize,
     /// Request handlers running at once for one address (default 32).
     pub max_handlers_per_ip: usize,
+    /// Memory all addresses of one group (an IPv4 /24, an IPv6 /48) may hold, in bytes
+    /// (default 128 MiB).
+    pub group_budget_bytes: usize,
+    /// Memory all connections may hold, requests and responses, in bytes (default 256 MiB);
+    /// beyond it only a group below its floor is served.
+    pub server_budget_bytes: usize,
+    /// Bytes a group is admitted up to however full the server is (default 256 KiB).
+    pub group_floor_bytes: usize,
+    /// Request handlers running at once for one group (default 64).
+    pub max_handlers_per_group: usize,
 }
 
 impl Default for Limits {
@@ -147,6 +161,10 @@ impl Default for Limits {
             receive_share_per_ip_bytes: DEFAULT_RECEIVE_SHARE_PER_IP,
             max_handlers: DEFAULT_MAX_HANDLERS,
             max_handlers_per_ip: DEFAULT_MAX_HANDLERS_PER_IP,
+            group_budget_bytes: ServerConfig::default().group_budget,
+            server_budget_bytes: ServerConfig::default().server_budget,
+            group_floor_bytes: ServerConfig::default().group_floor,
+            max_handlers_per_group: ServerConfig::default().max_handlers_per_group,
         }
     }
 }
@@ -182,6 +200,10 @@ impl Limits {
             receive_share_per_ip: self.receive_share_per_ip_bytes,
             max_handlers: self.max_handlers,
             max_handlers_per_ip: self.max_handlers_per_ip,
+            group_budget: self.group_budget_bytes,
+            server_budget: self.server_budget_bytes,
+            group_floor: self.group_floor_bytes,
+            max_handlers_per_group: self.max_handlers_per_group,
             ..ServerConfig::default()
         }
     }

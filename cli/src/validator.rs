@@ -48,8 +48,10 @@ pub fn serve(
     let address = listener
         .local_addr()
         .map_err(quorum_transport_tcp::TransportError::from)?;
+    let limits = worker.config().limits;
     let node: Arc<dyn ValidatorNode> = worker;
-    let server = Server::serve(listener, config, ValidatorHandler::new(node))?;
+    let handler = ValidatorHandler::with_limits(node, &limits);
+    let server = Server::serve(listener, config, handler)?;
     info!(%address, "validator serving");
     Ok(server)
 }

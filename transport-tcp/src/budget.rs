@@ -2,14 +2,17 @@
 //! when the memory is dropped (the shape of a semaphore permit, in bytes).
 //!
 //! * [`ConnectionBudget`]: one connection's memory, requests and responses together. Only the
-//!   connection's reader waits on it (for room to read more); responses are charged without
-//!   waiting, even beyond the limit, and keep the reader waiting until they are written. With a
-//!   single waiter that holds nothing another charge waits for, the budget cannot deadlock.
-//!   Every charge to a connection's budget is mirrored on its peer address's budget (a
-//!   [`ConnectionBudget`] too, made with [`ConnectionBudget::new_peer`]): the readers of that
-//!   address's connections wait for it between frames (without a deadline: they hold no partial
-//!   frame then) and while a large frame grows (within the frame's deadline, so partial frames
-//!   of one address waiting on each other end as starved instead of waiting forever).
+//!   connection's reader waits on it (for room to read more, and for room for the response
+//!   of each request it dispatches, from the bound the handler gives); responses larger than
+//!   that are charged without waiting, and keep the reader waiting until they are written.
+//!   With a single waiter that holds nothing another charge waits for, the budget cannot
+//!   deadlock. Every charge to a connection's budget is mirrored up a chain of budgets of the
+//!   same type: its peer address's, its address group's (an IPv4 /24, an IPv6 /48) and the
+//!   server's. The readers wait on all of them between frames (without a deadline: they hold
+//!   no partial frame then) and while a large frame grows (within the frame's deadline, so
+//!   partial frames waiting on each other end as starved instead of waiting forever). The
+//!   server's budget admits a group below its floor whatever the server holds: a new honest
+//!   address is always served an ordinary request, however many addresses attack.
 //! * [`ReceiveBudget`]: the server's memory for large frames being received and handled, shared
 //!   by all connections: a semaphore of bytes, drawn on as bytes arrive.
 
@@ -21,17 +24,35 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::stats::Recorder;
 
-/// The memory budget of one connection, in bytes.
+/// Which budget of the chain connection → address → address group → server a
+/// [`ConnectionBudget`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Level {
+    /// One connection's.
+    Connection,
+    /// All connections of one peer address.
+    Address,
+    /// All addresses of one group (an IPv4 /24, an IPv6 /48).
+    Group,
+    /// All connections of the server.
+    Server,
+}
+
+/// A memory budget in bytes: one connection's, or that of an address, an address group or the
+/// whole server, which every charge to a connection's budget is mirrored on.
 #[derive(Debug)]
 pub(crate) struct ConnectionBudget {
+    level: Level,
     limit: usize,
+    /// For the server's budget: a group holding less than this is admitted up to it, however
+    /// much the server holds (its fair share; zero elsewhere).
+    floor: usize,
     used: AtomicUsize,
     /// Notified whenever bytes are released.
     room: Notify,
     recorder: Arc<Recorder>,
-    /// The budget of the connection's peer address, charged and released with this one
-    /// (`None` for a peer's budget itself).
-    peer: Option<Arc<ConnectionBudget>>,
+    /// The budget one level up, charged and released with this one (`None` for the server's).
+    parent: Option<Arc<ConnectionBudget>>,
 }
 
 impl ConnectionBudget {
@@ -42,23 +63,50 @@ impl ConnectionBudget {
         recorder: Arc<Recorder>,
         peer: Option<Arc<ConnectionBudget>>,
     ) -> Arc<Self> {
-        Arc::new(ConnectionBudget {
-            limit,
-            used: AtomicUsize::new(0),
-            room: Notify::new(),
-            recorder,
-            peer,
-        })
+        Self::level(Level::Connection, limit, 0, recorder, peer)
     }
 
-    /// The budget of `limit` bytes shared by every connection of one peer address.
-    pub(crate) fn new_peer(limit: usize, recorder: Arc<Recorder>) -> Arc<Self> {
+    /// The budget of `limit` bytes shared by every connection of one peer address, mirrored
+    /// on `group` (its address group's budget), if any.
+    pub(crate) fn new_peer(
+        limit: usize,
+        recorder: Arc<Recorder>,
+        group: Option<Arc<ConnectionBudget>>,
+    ) -> Arc<Self> {
+        Self::level(Level::Address, limit, 0, recorder, group)
+    }
+
+    /// The budget of `limit` bytes shared by every address of one group, mirrored on
+    /// `server`.
+    pub(crate) fn new_group(
+        limit: usize,
+        recorder: Arc<Recorder>,
+        server: Arc<ConnectionBudget>,
+    ) -> Arc<Self> {
+        Self::level(Level::Group, limit, 0, recorder, Some(server))
+    }
+
+    /// The server's budget of `limit` bytes, where a group holding less than `floor` is
+    /// admitted up to it whatever the server holds.
+    pub(crate) fn new_server(limit: usize, floor: usize, recorder: Arc<Recorder>) -> Arc<Self> {
+        Self::level(Level::Server, limit, floor, recorder, None)
+    }
+
+    fn level(
+        level: Level,
+        limit: usize,
+        floor: usize,
+        recorder: Arc<Recorder>,
+        parent: Option<Arc<ConnectionBudget>>,
+    ) -> Arc<Self> {
         Arc::new(ConnectionBudget {
+            level,
             limit,
+            floor,
             used: AtomicUsize::new(0),
             room: Notify::new(),
             recorder,
-            peer: None,
+            parent,
         })
     }
 
@@ -67,10 +115,36 @@ impl ConnectionBudget {
         self.used.load(Ordering::Acquire)
     }
 
-    /// Waits until `bytes` more fit under the limit (or nothing is charged at all), then
-    /// charges them.
+    /// Whether `bytes` more may be charged here now, for a charge coming up from `child` (the
+    /// budget one level down): when it fits, or nothing is charged (one frame always passes);
+    /// for the server's, also while the group stays within its floor.
+    fn admits(&self, bytes: usize, child: Option<&ConnectionBudget>) -> bool {
+        let used = self.used();
+        match self.level {
+            Level::Server => {
+                used.saturating_add(bytes) <= self.limit
+                    || child.is_some_and(|group| group.used().saturating_add(bytes) <= self.floor)
+            }
+            _ => used == 0 || used.saturating_add(bytes) <= self.limit,
+        }
+    }
+
+    /// Whether less than the limit is charged here (for the server's: or the group is below
+    /// its floor).
+    fn below(&self, child: Option<&ConnectionBudget>) -> bool {
+        let used = self.used();
+        match self.level {
+            Level::Server => {
+                used < self.limit || child.is_some_and(|group| group.used() < self.floor)
+            }
+            _ => used < self.limit,
+        }
+    }
+
+    /// Waits until `bytes` more fit this budget and every one above it (see
+    /// [`ConnectionBudget::admits`]), then charges them.
     pub(crate) async fn charge(self: &Arc<Self>, bytes: usize) -> ConnectionCharge {
-        self.wait_until(|used| used == 0 || used.saturating_add(bytes) <= self.limit)
+        self.wait_chain(true, |budget, child| budget.admits(bytes, child))
             .await;
         self.add(bytes);
         ConnectionCharge {
@@ -91,23 +165,39 @@ impl ConnectionBudget {
     /// Waits until `bytes` more fit under this budget's limit (or nothing is charged), without
     /// charging them.
     pub(crate) async fn room(&self, bytes: usize) {
-        self.wait_until(|used| used == 0 || used.saturating_add(bytes) <= self.limit)
+        self.wait_until(|| self.admits(bytes, None)).await;
+    }
+
+    /// Waits until `bytes` more fit the budgets above this one (address, group, server),
+    /// without charging them.
+    pub(crate) async fn peer_room(&self, bytes: usize) {
+        self.wait_chain(false, |budget, child| budget.admits(bytes, child))
             .await;
     }
 
-    /// Waits until `bytes` more fit under the peer address's budget, without charging them.
-    pub(crate) async fn peer_room(&self, bytes: usize) {
-        if let Some(peer) = &self.peer {
-            peer.room(bytes).await;
-        }
+    /// Waits until less than the limit is charged, on this budget and on every one above it.
+    pub(crate) async fn below_limit(&self) {
+        self.wait_chain(true, |budget, child| budget.below(child))
+            .await;
     }
 
-    /// Waits until less than the limit is charged, on this budget and then on the peer
-    /// address's.
-    pub(crate) async fn below_limit(&self) {
-        self.wait_until(|used| used < self.limit).await;
-        if let Some(peer) = &self.peer {
-            peer.wait_until(|used| used < peer.limit).await;
+    /// Waits on each budget of the chain in turn, from this one (or, without `this_one`, the
+    /// one above it) to the server's, until `ok` holds for it and the budget below it.
+    async fn wait_chain(
+        &self,
+        this_one: bool,
+        ok: impl Fn(&ConnectionBudget, Option<&ConnectionBudget>) -> bool,
+    ) {
+        let mut child: Option<&ConnectionBudget> = None;
+        let mut current: Option<&ConnectionBudget> = Some(self);
+        if !this_one {
+            child = Some(self);
+            current = self.parent.as_deref();
+        }
+        while let Some(budget) = current {
+            budget.wait_until(|| ok(budget, child)).await;
+            child = Some(budget);
+            current = budget.parent.as_deref();
         }
     }
 
@@ -119,39 +209,47 @@ impl ConnectionBudget {
         }
     }
 
-    async fn wait_until(&self, fits: impl Fn(usize) -> bool) {
+    async fn wait_until(&self, fits: impl Fn() -> bool) {
         loop {
             let released = self.room.notified();
             tokio::pin!(released);
             // Registered before checking, so a release in between is not missed.
             released.as_mut().enable();
-            if fits(self.used()) {
+            if fits() {
                 return;
             }
             released.await;
         }
     }
 
-    /// Charges `bytes` without looking at the limit. (The check in [`ConnectionBudget::charge`]
-    /// and its charge are not one atomic step; only the connection's reader calls it, so what
-    /// can slip in between are charges that may exceed the limit anyway.)
+    /// Charges `bytes` here and on every budget above, without looking at the limits. (The
+    /// checks in [`ConnectionBudget::charge`] and its charge are not one atomic step: what can
+    /// slip in between are other connections' charges, each admitted on its own.)
     fn add(&self, bytes: usize) {
         let now = self.used.fetch_add(bytes, Ordering::AcqRel) + bytes;
-        match &self.peer {
-            Some(peer) => {
-                peer.add(bytes);
-                self.recorder
+        let recorder = &self.recorder;
+        match self.level {
+            Level::Connection => {
+                recorder
                     .connection_bytes
                     .fetch_add(bytes, Ordering::Relaxed);
-                self.recorder
+                recorder
                     .peak_connection_bytes
                     .fetch_max(now, Ordering::Relaxed);
             }
-            None => {
-                self.recorder
-                    .peak_peer_bytes
-                    .fetch_max(now, Ordering::Relaxed);
+            Level::Address => {
+                recorder.peak_peer_bytes.fetch_max(now, Ordering::Relaxed);
             }
+            Level::Group => {
+                recorder.peak_group_bytes.fetch_max(now, Ordering::Relaxed);
+            }
+            Level::Server => {
+                recorder.peak_server_bytes.fetch_max(now, Ordering::Relaxed);
+                metrics::gauge!("quorum_server_held_bytes").set(now as f64);
+            }
+        }
+        if let Some(parent) = &self.parent {
+            parent.add(bytes);
         }
     }
 
@@ -159,12 +257,21 @@ impl ConnectionBudget {
         if bytes == 0 {
             return;
         }
-        self.used.fetch_sub(bytes, Ordering::AcqRel);
-        if let Some(peer) = &self.peer {
-            peer.release(bytes);
-            self.recorder
-                .connection_bytes
-                .fetch_sub(bytes, Ordering::Relaxed);
+        let before = self.used.fetch_sub(bytes, Ordering::AcqRel);
+        match self.level {
+            Level::Connection => {
+                self.recorder
+                    .connection_bytes
+                    .fetch_sub(bytes, Ordering::Relaxed);
+            }
+            Level::Server => {
+                metrics::gauge!("quorum_server_held_bytes")
+                    .set(before.saturating_sub(bytes) as f64);
+            }
+            Level::Address | Level::Group => {}
+        }
+        if let Some(parent) = &self.parent {
+            parent.release(bytes);
         }
         self.room.notify_waiters();
     }
@@ -234,8 +341,43 @@ impl ReceiveBudget {
         Some(ReceiveCharge {
             permit: Some(permit),
             share: None,
+            floor: None,
             recorder: Arc::clone(&self.recorder),
         })
+    }
+
+    /// Takes `bytes` at once if they are free; else, when the group whose floor use is
+    /// `floor_used` stays within `floor` bytes, takes them beyond the budget, from the floor
+    /// (so a new honest group is admitted however much other groups hold); else waits like
+    /// [`ReceiveBudget::charge`].
+    pub(crate) async fn charge_or_floor(
+        &self,
+        bytes: u32,
+        floor_used: &Arc<AtomicUsize>,
+        floor: usize,
+    ) -> Option<ReceiveCharge> {
+        if let Ok(permit) = Arc::clone(&self.bytes).try_acquire_many_owned(bytes) {
+            self.recorder.add_receive_bytes(permit.num_permits());
+            return Some(ReceiveCharge {
+                permit: Some(permit),
+                share: None,
+                floor: None,
+                recorder: Arc::clone(&self.recorder),
+            });
+        }
+        let wanted = bytes as usize;
+        let before = floor_used.fetch_add(wanted, Ordering::AcqRel);
+        if before.saturating_add(wanted) <= floor {
+            self.recorder.add_receive_bytes(wanted);
+            return Some(ReceiveCharge {
+                permit: None,
+                share: None,
+                floor: Some((Arc::clone(floor_used), wanted)),
+                recorder: Arc::clone(&self.recorder),
+            });
+        }
+        floor_used.fetch_sub(wanted, Ordering::AcqRel);
+        self.charge(bytes).await
     }
 }
 
@@ -252,6 +394,8 @@ pub(crate) struct ReceiveCharge {
     permit: Option<OwnedSemaphorePermit>,
     /// Bytes of the peer address's share of the receive budget (a whole frame's length).
     share: Option<OwnedSemaphorePermit>,
+    /// Bytes taken beyond the receive budget from the group's floor: its counter and them.
+    floor: Option<(Arc<AtomicUsize>, usize)>,
     recorder: Arc<Recorder>,
 }
 
@@ -261,13 +405,20 @@ impl ReceiveCharge {
         ReceiveCharge {
             permit: None,
             share: None,
+            floor: None,
             recorder,
         }
     }
 
-    /// Takes over `other`'s bytes.
+    /// Takes over `other`'s bytes (of the same group's floor, if any).
     pub(crate) fn absorb(&mut self, mut other: ReceiveCharge) {
         merge(&mut self.permit, other.permit.take());
+        if let Some((counter, bytes)) = other.floor.take() {
+            match &mut self.floor {
+                Some((_, ours)) => *ours += bytes,
+                None => self.floor = Some((counter, bytes)),
+            }
+        }
     }
 
     /// Holds `share` (bytes of the peer address's share) until dropped.
@@ -291,6 +442,10 @@ impl Drop for ReceiveCharge {
     fn drop(&mut self) {
         if let Some(permit) = &self.permit {
             self.recorder.remove_receive_bytes(permit.num_permits());
+        }
+        if let Some((counter, bytes)) = self.floor.take() {
+            counter.fetch_sub(bytes, Ordering::AcqRel);
+            self.recorder.remove_receive_bytes(bytes);
         }
     }
 }
@@ -342,7 +497,7 @@ mod tests {
 
     fn budget(limit: usize) -> Arc<ConnectionBudget> {
         let recorder = Arc::new(Recorder::default());
-        let peer = ConnectionBudget::new_peer(usize::MAX, Arc::clone(&recorder));
+        let peer = ConnectionBudget::new_peer(usize::MAX, Arc::clone(&recorder), None);
         ConnectionBudget::new(limit, recorder, Some(peer))
     }
 

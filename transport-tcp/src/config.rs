@@ -266,6 +266,27 @@ pub struct ServerConfig {
     /// handlers to finish, so one address cannot take every handler or the runtime's time.
     /// Default [`DEFAULT_MAX_HANDLERS_PER_IP`] (32); at least 1.
     pub max_handlers_per_ip: usize,
+    /// Memory all addresses of one group (an IPv4 `/24`, an IPv6 `/48`) may hold together, in
+    /// bytes, counted like [`peer_budget`](Self::peer_budget); while it is used up, their
+    /// connections read no new frame. Values below one largest frame are raised to it.
+    /// Default 128 MiB.
+    pub group_budget: usize,
+    /// Memory all connections together may hold, in bytes, counted like
+    /// [`connection_budget`](Self::connection_budget) (frames being received, requests being
+    /// handled with room for their responses, responses not yet written): while it is used
+    /// up, no connection reads a new frame or starts a handler, except those of a group
+    /// holding less than [`group_floor`](Self::group_floor). So the total is at most this
+    /// plus one floor per group, whatever the number of attacking addresses. Values below
+    /// one largest frame are raised to it. Default 256 MiB.
+    pub server_budget: usize,
+    /// A group (see [`group_budget`](Self::group_budget)) holding less than this many bytes
+    /// is admitted up to it however much the server holds, for its frames, its responses and
+    /// its large frames' share of the [`receive_budget`](Self::receive_budget): a new honest
+    /// address is always served an ordinary request. Default 256 KiB.
+    pub group_floor: usize,
+    /// Handlers running at once for the addresses of one group, so that one group cannot take
+    /// every handler or the runtime's time. Default 64; at least 1.
+    pub max_handlers_per_group: usize,
     /// Refused connections and failed `accept`s are logged at most once per this interval, in
     /// one line that says how many there were since the last line. Default
     /// [`DEFAULT_LOG_INTERVAL`] (10 s).
@@ -299,6 +320,10 @@ impl Default for ServerConfig {
             max_blocking_decodes: DEFAULT_MAX_BLOCKING_DECODES,
             max_handlers: DEFAULT_MAX_HANDLERS,
             max_handlers_per_ip: DEFAULT_MAX_HANDLERS_PER_IP,
+            group_budget: 128 << 20,
+            server_budget: 256 << 20,
+            group_floor: 256 << 10,
+            max_handlers_per_group: 64,
             log_interval: DEFAULT_LOG_INTERVAL,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -338,6 +363,7 @@ impl ServerConfig {
         check_permits("max_blocking_decodes", self.max_blocking_decodes)?;
         check_permits("max_handlers", self.max_handlers)?;
         check_permits("max_handlers_per_ip", self.max_handlers_per_ip)?;
+        check_permits("max_handlers_per_group", self.max_handlers_per_group)?;
         check_permits("receive_budget", self.effective_receive_budget())?;
         check_positive("log_interval", self.log_interval)?;
         check_positive("write_timeout", self.write_timeout)
@@ -367,6 +393,16 @@ impl ServerConfig {
     /// [`peer_budget`](Self::peer_budget), raised to one largest frame.
     pub fn effective_peer_budget(&self) -> usize {
         self.peer_budget.max(self.largest_frame())
+    }
+
+    /// [`group_budget`](Self::group_budget), raised to one largest frame.
+    pub fn effective_group_budget(&self) -> usize {
+        self.group_budget.max(self.largest_frame())
+    }
+
+    /// [`server_budget`](Self::server_budget), raised to one largest frame.
+    pub fn effective_server_budget(&self) -> usize {
+        self.server_budget.max(self.largest_frame())
     }
 
     /// [`receive_share_per_ip`](Self::receive_share_per_ip), raised to one largest frame and

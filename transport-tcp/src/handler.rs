@@ -37,6 +37,16 @@ pub trait Handler<Req, Resp>: Send + Sync + 'static {
     fn configure(&mut self, config: &ServerConfig) {
         let _ = config;
     }
+
+    /// The most bytes the encoded response to `request` can take, if the handler knows: the
+    /// server sets that much room aside, on every budget up to its own, before it runs the
+    /// handler (waiting for it), so that responses are charged before they are built. A
+    /// response larger than that is still sent, charged when it is built. The default,
+    /// `None`, sets [`ServerConfig::response_reserve`] aside.
+    fn response_bound(&self, request: &Req) -> Option<usize> {
+        let _ = request;
+        None
+    }
 }
 
 impl<Req, Resp, F, Fut> Handler<Req, Resp> for F

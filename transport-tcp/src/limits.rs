@@ -43,6 +43,29 @@ impl PeerKey {
     }
 }
 
+/// Which addresses share a group's budget: an IPv4 `/24`; an IPv6 `/48`; an IPv4-mapped IPv6
+/// address with its IPv4 `/24`. (A `/24` or a `/48` is what one attacker most cheaply holds
+/// many addresses of.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum GroupKey {
+    /// The first 24 bits of the address.
+    V4(u32),
+    /// The first 48 bits of the address.
+    V6(u64),
+}
+
+impl GroupKey {
+    pub(crate) fn of(ip: IpAddr) -> GroupKey {
+        match ip {
+            IpAddr::V4(v4) => GroupKey::V4(v4.to_bits() >> 8),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => GroupKey::V4(v4.to_bits() >> 8),
+                None => GroupKey::V6((v6.to_bits() >> 80) as u64),
+            },
+        }
+    }
+}
+
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub(crate) enum Refusal {
@@ -112,7 +135,7 @@ impl Ticket {
 pub(crate) struct ConnectionLimits<S> {
     max_total: usize,
     max_per_ip: usize,
-    new_share: Box<dyn Fn() -> Arc<S> + Send + Sync>,
+    new_share: Box<dyn Fn(IpAddr) -> Arc<S> + Send + Sync>,
     open: Mutex<Open<S>>,
 }
 
@@ -176,7 +199,7 @@ impl<S> ConnectionLimits<S> {
     pub(crate) fn new(
         max_total: usize,
         max_per_ip: usize,
-        new_share: impl Fn() -> Arc<S> + Send + Sync + 'static,
+        new_share: impl Fn(IpAddr) -> Arc<S> + Send + Sync + 'static,
     ) -> Arc<Self> {
         Arc::new(ConnectionLimits {
             max_total,
@@ -237,7 +260,7 @@ impl<S> ConnectionLimits<S> {
         open.next_id += 1;
         let ticket = Ticket::new();
         let peer = open.per_peer.entry(key).or_insert_with(|| Peer {
-            share: (self.new_share)(),
+            share: (self.new_share)(ip),
             connections: HashMap::new(),
         });
         peer.connections.insert(id, Arc::clone(&ticket));
@@ -302,7 +325,7 @@ mod tests {
     }
 
     fn limits(total: usize, per_ip: usize) -> Arc<ConnectionLimits<()>> {
-        ConnectionLimits::new(total, per_ip, || Arc::new(()))
+        ConnectionLimits::new(total, per_ip, |_| Arc::new(()))
     }
 
     #[test]
@@ -362,11 +385,32 @@ mod tests {
     }
 
     #[test]
+    fn groups_are_ipv4_slash_24s_and_ipv6_slash_48s() {
+        assert_eq!(
+            GroupKey::of(ip("127.1.0.1")),
+            GroupKey::of(ip("127.1.0.254"))
+        );
+        assert_ne!(GroupKey::of(ip("127.1.0.1")), GroupKey::of(ip("127.2.0.1")));
+        assert_eq!(
+            GroupKey::of(ip("::ffff:10.0.0.1")),
+            GroupKey::of(ip("10.0.0.9"))
+        );
+        assert_eq!(
+            GroupKey::of(ip("2001:db8:1::1")),
+            GroupKey::of(ip("2001:db8:1:ffff::1"))
+        );
+        assert_ne!(
+            GroupKey::of(ip("2001:db8:1::1")),
+            GroupKey::of(ip("2001:db8:2::1"))
+        );
+    }
+
+    #[test]
     fn an_address_shares_one_value_while_it_has_connections() {
         let made = Arc::new(AtomicU64::new(0));
         let limits = ConnectionLimits::new(10, 10, {
             let made = Arc::clone(&made);
-            move || Arc::new(made.fetch_add(1, Ordering::Relaxed))
+            move |_| Arc::new(made.fetch_add(1, Ordering::Relaxed))
         });
         let a = limits.admit(ip("10.0.0.1")).unwrap();
         let b = limits.admit(ip("10.0.0.1")).unwrap();

@@ -223,8 +223,17 @@ impl<Req: WireMessage> Receiver<Req> {
                 Some(())
             })
             .await?;
+            let floor = (
+                &self.share.group.receive_floor,
+                self.resources.config.group_floor,
+            );
             let more = self
-                .within_budget(clock, self.resources.receive.charge(count))
+                .within_budget(
+                    clock,
+                    self.resources
+                        .receive
+                        .charge_or_floor(count, floor.0, floor.1),
+                )
                 .await?;
             charge.receive.absorb(more);
         }

@@ -2,9 +2,11 @@
 //! receive budget, the handler and decoder permits, and the counters; and what the connections
 //! of one peer address share ([`PeerShare`]).
 
+use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
@@ -12,13 +14,56 @@ use tracing::{debug, warn};
 
 use crate::budget::{ConnectionBudget, ReceiveBudget};
 use crate::config::ServerConfig;
-use crate::limits::ConnectionLimits;
+use crate::limits::{ConnectionLimits, GroupKey};
 use crate::refusal_log::RefusalLog;
 use crate::stats::{Recorder, ServerStats};
+
+/// What the addresses of one group (an IPv4 /24, an IPv6 /48) share (each bound is a
+/// [`ServerConfig`] field).
+#[derive(Debug)]
+pub(crate) struct GroupShare {
+    /// [`ServerConfig::group_budget`]: the group's memory, mirrored from its addresses'
+    /// budgets, and mirrored on the server's.
+    pub(crate) budget: Arc<ConnectionBudget>,
+    /// [`ServerConfig::max_handlers_per_group`]: one permit per handler of the group running.
+    pub(crate) handlers: Semaphore,
+    /// Bytes of large frames the group holds beyond the receive budget, within its floor
+    /// ([`ServerConfig::group_floor`]).
+    pub(crate) receive_floor: Arc<AtomicUsize>,
+}
+
+/// The live group shares, by group: entries whose group has no connection left are dropped
+/// as new groups come.
+#[derive(Debug, Default)]
+struct Groups {
+    live: HashMap<GroupKey, Weak<GroupShare>>,
+}
+
+impl Groups {
+    /// The share of `ip`'s group, made with `make` if it has none alive.
+    fn share_of(&mut self, ip: IpAddr, make: impl FnOnce() -> GroupShare) -> Arc<GroupShare> {
+        let key = GroupKey::of(ip);
+        if let Some(share) = self.live.get(&key).and_then(Weak::upgrade) {
+            return share;
+        }
+        if self.live.len() >= GROUPS_BEFORE_PRUNING {
+            self.live.retain(|_, share| share.strong_count() > 0);
+        }
+        let share = Arc::new(make());
+        self.live.insert(key, Arc::downgrade(&share));
+        share
+    }
+}
+
+/// Entries of the group map (live or not) above which dead ones are dropped: at most about
+/// twice the number of groups with a connection, each an entry of a few dozen bytes.
+const GROUPS_BEFORE_PRUNING: usize = 1_024;
 
 /// What the connections of one peer address share (each bound is a [`ServerConfig`] field).
 #[derive(Debug)]
 pub(crate) struct PeerShare {
+    /// The address's group.
+    pub(crate) group: Arc<GroupShare>,
     /// [`ServerConfig::peer_budget`]: the address's memory, mirrored from its connections'
     /// budgets.
     pub(crate) budget: Arc<ConnectionBudget>,
@@ -51,18 +96,46 @@ impl Resources {
     /// The resources of a server with `config` (already validated).
     pub(crate) fn new(config: ServerConfig) -> Arc<Self> {
         let recorder = Arc::new(Recorder::default());
+        let server = ConnectionBudget::new_server(
+            config.effective_server_budget(),
+            config.group_floor,
+            Arc::clone(&recorder),
+        );
+        let groups = Mutex::new(Groups::default());
         let new_share = {
             let recorder = Arc::clone(&recorder);
+            let server = Arc::clone(&server);
             let (budget, receive, handlers) = (
                 config.effective_peer_budget(),
                 config.effective_receive_share(),
                 config.max_handlers_per_ip,
             );
-            move || {
+            let (group_budget, group_handlers) = (
+                config.effective_group_budget(),
+                config.max_handlers_per_group,
+            );
+            move |ip: IpAddr| {
+                let group = groups
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .share_of(ip, || GroupShare {
+                        budget: ConnectionBudget::new_group(
+                            group_budget,
+                            Arc::clone(&recorder),
+                            Arc::clone(&server),
+                        ),
+                        handlers: Semaphore::new(group_handlers),
+                        receive_floor: Arc::new(AtomicUsize::new(0)),
+                    });
                 Arc::new(PeerShare {
-                    budget: ConnectionBudget::new_peer(budget, Arc::clone(&recorder)),
+                    budget: ConnectionBudget::new_peer(
+                        budget,
+                        Arc::clone(&recorder),
+                        Some(Arc::clone(&group.budget)),
+                    ),
                     receive: Arc::new(Semaphore::new(receive)),
                     handlers: Semaphore::new(handlers),
+                    group,
                 })
             }
         };

@@ -201,11 +201,13 @@ impl<Req: WireMessage, Resp: WireMessage, H: Handler<Req, Resp>> Session<Req, Re
                 Err(fault) => return End::Fault(fault),
             };
             self.clock.activity(Instant::now());
-            // Set room aside for the answer (what the request holds already counts).
+            // Set room aside for the answer, as large as the handler says it can be (what the
+            // request holds already counts), on every budget up to the server's: so a peer
+            // that does not read its answers is not answered beyond the budgets.
             let reserve = self
-                .resources
-                .config
-                .effective_response_reserve()
+                .handler
+                .response_bound(&received.envelope.body)
+                .unwrap_or_else(|| self.resources.config.effective_response_reserve())
                 .saturating_sub(received.charge.connection.bytes());
             let stopping = tokio::select! {
                 biased;
@@ -286,9 +288,12 @@ impl<Req: WireMessage, Resp: WireMessage, H: Handler<Req, Resp>> Session<Req, Re
                 charge,
             } = received;
             let answer = {
-                // The address's handler first, so that one waiting for it holds no server-wide
-                // handler. The semaphores are never closed.
+                // The address's handler first, then its group's, so that one waiting for
+                // them holds no server-wide handler. The semaphores are never closed.
                 let Ok(_ours) = share.handlers.acquire().await else {
+                    return;
+                };
+                let Ok(_group) = share.group.handlers.acquire().await else {
                     return;
                 };
                 let Ok(_running) = resources.handlers.acquire().await else {

@@ -50,6 +50,13 @@ pub struct ServerStats {
     /// (bounded by [`ServerConfig::peer_budget`](crate::ServerConfig::peer_budget) and what its
     /// documentation allows beyond it).
     pub peak_peer_bytes: usize,
+    /// The most bytes ever charged at once to the addresses of one group (an IPv4 /24, an
+    /// IPv6 /48) together (bounded by [`ServerConfig::group_budget`](crate::ServerConfig)).
+    pub peak_group_bytes: usize,
+    /// The most bytes ever charged at once to all connections together (bounded by
+    /// [`ServerConfig::server_budget`](crate::ServerConfig), plus at most one
+    /// [`ServerConfig::group_floor`](crate::ServerConfig) per group).
+    pub peak_server_bytes: usize,
 }
 
 /// The live counters behind [`ServerStats`], shared by every part of a server.
@@ -66,6 +73,8 @@ pub(crate) struct Recorder {
     pub(crate) peak_connection_bytes: AtomicUsize,
     pub(crate) queued_response_bytes: AtomicUsize,
     pub(crate) peak_peer_bytes: AtomicUsize,
+    pub(crate) peak_group_bytes: AtomicUsize,
+    pub(crate) peak_server_bytes: AtomicUsize,
 }
 
 impl Recorder {
@@ -103,6 +112,8 @@ impl Recorder {
             peak_connection_bytes: self.peak_connection_bytes.load(Ordering::Relaxed),
             queued_response_bytes: self.queued_response_bytes.load(Ordering::Relaxed),
             peak_peer_bytes: self.peak_peer_bytes.load(Ordering::Relaxed),
+            peak_group_bytes: self.peak_group_bytes.load(Ordering::Relaxed),
+            peak_server_bytes: self.peak_server_bytes.load(Ordering::Relaxed),
         }
     }
 }

@@ -25,6 +25,12 @@ use quorum_core::protocol::{dispatch, Carrier, Request, RequestKind, Response};
 
 /// Bytes an [`Envelope`](crate::Envelope) adds to its body: the BCS `u64` request id.
 const ENVELOPE_OVERHEAD: usize = 8;
+
+/// Bound on the bytes of an ordinary response (chain information without pending values, a
+/// vote, an id, an error), in bytes: 64 KiB. A chain's information carries its description,
+/// which a block of at most `Limits::max_block_bytes` made; one larger than this is still
+/// sent, charged as it is built.
+const ORDINARY_RESPONSE_BYTES: usize = 64 << 10;
 // The frame the limits derive counts the envelope in their message overhead.
 const _: () = assert!(ENVELOPE_OVERHEAD <= Limits::MESSAGE_OVERHEAD);
 
@@ -152,6 +158,8 @@ impl Carrier for TcpValidatorNode {
 pub struct ValidatorHandler {
     node: Arc<dyn ValidatorNode>,
     max_frame_length: usize,
+    /// The protocol's limits, from which each response's bound is derived.
+    limits: Limits,
 }
 
 impl ValidatorHandler {
@@ -171,7 +179,56 @@ impl ValidatorHandler {
         ValidatorHandler {
             node,
             max_frame_length: limits.max_frame_length(),
+            limits: *limits,
         }
+    }
+
+    /// The most bytes the response to `request` takes, from the limits: what the server sets
+    /// aside before the node answers (see [`Handler::response_bound`]). Responses that are
+    /// chain information with no pending values, votes or ids take at most an ordinary
+    /// response (64 KiB) plus what the query asks for; downloads their
+    /// byte budget plus one largest certificate (a download always gives at least one).
+    pub fn response_bound(&self, request: &Request) -> usize {
+        let limits = &self.limits;
+        // A certificate: its block, an outcome no larger (its events are the block's), and
+        // the signatures of a largest committee, within an ordinary response.
+        let certificate = limits
+            .max_block_bytes
+            .saturating_mul(2)
+            .saturating_add(ORDINARY_RESPONSE_BYTES);
+        let bound = match request {
+            Request::ChainInfoQuery(query) => {
+                let hashes = usize::try_from(limits.max_certificate_hashes_per_query)
+                    .unwrap_or(usize::MAX)
+                    .saturating_mul(32);
+                let log = limits
+                    .max_received_log_entries_per_query
+                    .saturating_mul(quorum_core::ReceivedEntry::ENCODED_BYTES);
+                // A proposal and a locking block, each a block with a little more.
+                let values = if query.request_manager_values {
+                    certificate.saturating_mul(2)
+                } else {
+                    0
+                };
+                ORDINARY_RESPONSE_BYTES
+                    .saturating_add(hashes)
+                    .saturating_add(log)
+                    .saturating_add(values)
+            }
+            Request::DownloadBlob(_) => limits
+                .max_blob_bytes
+                .saturating_add(ORDINARY_RESPONSE_BYTES),
+            Request::MissingBlobIds(_) => limits
+                .max_certificates_per_batch
+                .saturating_mul(33)
+                .saturating_add(ORDINARY_RESPONSE_BYTES),
+            Request::DownloadCertificate(_) => certificate,
+            Request::DownloadCertificatesByHeights { .. } => {
+                limits.max_download_bytes.saturating_add(certificate)
+            }
+            _ => ORDINARY_RESPONSE_BYTES,
+        };
+        bound.min(self.max_frame_length.saturating_add(ENVELOPE_OVERHEAD))
     }
 
     /// The node served.
@@ -238,6 +295,10 @@ impl Handler<Request, Response> for ValidatorHandler {
 
     fn configure(&mut self, config: &ServerConfig) {
         self.max_frame_length = config.max_frame_length;
+    }
+
+    fn response_bound(&self, request: &Request) -> Option<usize> {
+        Some(ValidatorHandler::response_bound(self, request))
     }
 }
 

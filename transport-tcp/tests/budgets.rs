@@ -235,8 +235,11 @@ async fn the_receive_budget_caps_the_bytes_of_stalled_partial_frames() {
         "only {} bytes received",
         stats.peak_receive_bytes
     );
+    // The eight peers are one address group (127.0.0.0/24), which is admitted past the
+    // budget while it holds less than its floor: at most one floor more.
+    let floor = ServerConfig::default().group_floor;
     assert!(
-        stats.peak_receive_bytes <= receive_budget,
+        stats.peak_receive_bytes <= receive_budget + floor,
         "stalled frames held {} bytes",
         stats.peak_receive_bytes
     );
@@ -272,7 +275,7 @@ async fn the_receive_budget_caps_the_bytes_of_stalled_partial_frames() {
         honest.request(Request::Blob(vec![3; 300_000])).await,
         Ok(Response::Value(300_000))
     );
-    assert!(server.stats().peak_receive_bytes <= receive_budget);
+    assert!(server.stats().peak_receive_bytes <= receive_budget + floor);
 }
 
 #[tokio::test]

@@ -69,6 +69,14 @@ impl TestHandler {
 }
 
 impl Handler<Request, Response> for TestHandler {
+    fn response_bound(&self, request: &Request) -> Option<usize> {
+        // A made blob's response is exactly known; the rest take the reserve.
+        match request {
+            Request::MakeBlob(len) => Some(*len as usize + 64),
+            _ => None,
+        }
+    }
+
     async fn handle(&self, request: Request) -> Response {
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_running.fetch_max(now, Ordering::SeqCst);
