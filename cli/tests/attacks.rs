@@ -506,6 +506,8 @@ mod blob_flood;
 mod committee_bomb;
 #[path = "attacks/flood.rs"]
 mod flood;
+#[path = "attacks/many_addresses.rs"]
+mod many_addresses;
 #[path = "attacks/pipelined_downloads.rs"]
 mod pipelined_downloads;
 #[path = "attacks/slowloris.rs"]

@@ -4,10 +4,10 @@ use super::*;
 
 /// What the pipelining connections did.
 #[derive(Debug, Default)]
-struct PipelineFigures {
-    connected: usize,
-    requests_sent: u64,
-    closed: usize,
+pub(crate) struct PipelineFigures {
+    pub(crate) connected: usize,
+    pub(crate) requests_sent: u64,
+    pub(crate) closed: usize,
 }
 
 /// Sends `frame` again and again (with fresh request ids) without ever reading, until `stop`;
@@ -33,7 +33,8 @@ async fn pipeline(
     }
 }
 
-async fn download_pipeline(
+/// `connections` connections spread over `sources`, each pipelining `frame` and never reading.
+pub(crate) async fn download_pipeline(
     target: SocketAddr,
     sources: Vec<Ipv4Addr>,
     connections: usize,

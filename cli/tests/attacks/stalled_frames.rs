@@ -4,15 +4,15 @@ use super::*;
 
 /// What the stalled-frame connections saw.
 #[derive(Debug, Default)]
-struct StallFigures {
-    connected: usize,
+pub(crate) struct StallFigures {
+    pub(crate) connected: usize,
     /// Bytes the attacker got written, in all (what the server read plus what the kernels'
     /// socket buffers took).
-    written: u64,
+    pub(crate) written: u64,
     /// Connections on which writing stopped because the server stopped reading.
-    blocked: usize,
+    pub(crate) blocked: usize,
     /// Connections the server closed while the attacker wrote or stalled.
-    closed: usize,
+    pub(crate) closed: usize,
 }
 
 /// Announces a frame of 16 MiB − 1 and writes at most `body` bytes of it for as long as
@@ -47,7 +47,7 @@ async fn stalled_frame(
 
 /// `count` connections spread over `sources`, each announcing a frame of 16 MiB − 1 and sending
 /// at most `body` bytes of it within [`STALL_WRITE_WINDOW`], then nothing until told to stop.
-async fn stalled_frames(
+pub(crate) async fn stalled_frames(
     target: SocketAddr,
     sources: Vec<Ipv4Addr>,
     count: usize,
