@@ -25,8 +25,8 @@
 //! receive_share_per_ip_bytes = 33554432
 //! max_handlers = 512
 //! max_handlers_per_ip = 32
-//! group_budget_bytes = 134217728
-//! server_budget_bytes = 268435456
+//! group_budget_bytes = 67108864
+//! server_budget_bytes = 100663296
 //! group_floor_bytes = 262144
 //! max_handlers_per_group = 64
 //! ```
@@ -135,9 +135,9 @@ pub struct Limits {
     /// Request handlers running at once for one address (default 32).
     pub max_handlers_per_ip: usize,
     /// Memory all addresses of one group (an IPv4 /24, an IPv6 /48) may hold, in bytes
-    /// (default 128 MiB).
+    /// (default 64 MiB).
     pub group_budget_bytes: usize,
-    /// Memory all connections may hold, requests and responses, in bytes (default 256 MiB);
+    /// Memory all connections may hold, requests and responses, in bytes (default 96 MiB);
     /// beyond it only a group below its floor is served.
     pub server_budget_bytes: usize,
     /// Bytes a group is admitted up to however full the server is (default 256 KiB).

@@ -2,6 +2,7 @@
 //! `genesis` from their public keys, `validator`, `client`). Logs go through `tracing` (set
 //! `RUST_LOG`, e.g. `RUST_LOG=debug`).
 
+mod allocator;
 mod client;
 mod committee_file;
 mod config;
@@ -67,6 +68,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Validator(_)) {
+        allocator::restart_with_validator_settings();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

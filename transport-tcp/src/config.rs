@@ -269,15 +269,18 @@ pub struct ServerConfig {
     /// Memory all addresses of one group (an IPv4 `/24`, an IPv6 `/48`) may hold together, in
     /// bytes, counted like [`peer_budget`](Self::peer_budget); while it is used up, their
     /// connections read no new frame. Values below one largest frame are raised to it.
-    /// Default 128 MiB.
+    /// Default 64 MiB.
     pub group_budget: usize,
     /// Memory all connections together may hold, in bytes, counted like
     /// [`connection_budget`](Self::connection_budget) (frames being received, requests being
     /// handled with room for their responses, responses not yet written): while it is used
     /// up, no connection reads a new frame or starts a handler, except those of a group
     /// holding less than [`group_floor`](Self::group_floor). So the total is at most this
-    /// plus one floor per group, whatever the number of attacking addresses. Values below
-    /// one largest frame are raised to it. Default 256 MiB.
+    /// plus one floor per group, whatever the number of attacking addresses. It binds large
+    /// frames too, before the [`receive_budget`](Self::receive_budget). Values below one
+    /// largest frame are raised to it. Default 96 MiB: with the floors of 254 groups
+    /// (64 MiB) and the memory of the answers being built beside their encoding, a validator
+    /// under attack from 254 /24s stays within 256 MiB of its idle size.
     pub server_budget: usize,
     /// A group (see [`group_budget`](Self::group_budget)) holding less than this many bytes
     /// is admitted up to it however much the server holds, for its frames, its responses and
@@ -320,8 +323,8 @@ impl Default for ServerConfig {
             max_blocking_decodes: DEFAULT_MAX_BLOCKING_DECODES,
             max_handlers: DEFAULT_MAX_HANDLERS,
             max_handlers_per_ip: DEFAULT_MAX_HANDLERS_PER_IP,
-            group_budget: 128 << 20,
-            server_budget: 256 << 20,
+            group_budget: 64 << 20,
+            server_budget: 96 << 20,
             group_floor: 256 << 10,
             max_handlers_per_group: 64,
             log_interval: DEFAULT_LOG_INTERVAL,

@@ -12,13 +12,25 @@ use stalled_frames::stalled_frames;
 /// `count` loopback addresses, each in a /24 of its own, none in the honest client's:
 /// 127.1.0.1, 127.2.0.1, …
 fn spread_addresses(count: u8) -> Vec<Ipv4Addr> {
-    (1..=count).map(|group| Ipv4Addr::new(127, group, 0, 1)).collect()
+    (1..=count)
+        .map(|group| Ipv4Addr::new(127, group, 0, 1))
+        .collect()
 }
 
 /// `count` loopback addresses of one /24 that is not the honest client's: 127.77.0.1, …
 fn one_group_addresses(count: u8) -> Vec<Ipv4Addr> {
-    (1..=count).map(|host| Ipv4Addr::new(127, 77, 0, host)).collect()
+    (1..=count)
+        .map(|host| Ipv4Addr::new(127, 77, 0, host))
+        .collect()
 }
+
+/// How long after an attack the validator's memory must be back near its level before it.
+const GIVEN_BACK_AFTER: Duration = Duration::from_secs(10);
+/// How far above its level before the attack the validator's RSS may then be, in bytes.
+const GIVEN_BACK_HEADROOM_BYTES: u64 = 64 * MIB;
+
+/// Heights of each download of the light form.
+const LIGHT_HEIGHTS: usize = 100;
 
 /// Connections per address of the slow readers.
 const READERS_PER_ADDRESS: usize = 4;
@@ -38,18 +50,44 @@ struct Figures {
 
 /// Slow readers (`readers` connections per address) and stalled frames (`stalls` per
 /// address) from `sources`, against validator 0, held for `hold`.
+///
+/// With `check_given_back`, the validator's RSS 10 s after the attack must be back within
+/// [`GIVEN_BACK_HEADROOM_BYTES`] of its level before; otherwise it is only recorded (the heavy
+/// forms do not meet it yet: `BENCHMARKS.md`, issue 27).
 fn many_addresses_row(
     sources: Vec<Ipv4Addr>,
     readers: usize,
     stalls: usize,
     hold: Duration,
     name: &str,
+    check_given_back: bool,
+) -> Row {
+    many_addresses_row_of(
+        sources,
+        readers,
+        stalls,
+        PIPELINE_HEIGHTS,
+        hold,
+        name,
+        check_given_back,
+    )
+}
+
+/// [`many_addresses_row`] with downloads of `heights` heights.
+fn many_addresses_row_of(
+    sources: Vec<Ipv4Addr>,
+    readers: usize,
+    stalls: usize,
+    heights: usize,
+    hold: Duration,
+    name: &str,
+    check_given_back: bool,
 ) -> Row {
     let (mut committee, baseline) = committee_with_baseline();
     let target = committee.target;
     let request = Request::DownloadCertificatesByHeights {
         chain_id: committee.chain(1),
-        heights: vec![BlockHeight(0); PIPELINE_HEIGHTS],
+        heights: vec![BlockHeight(0); heights],
     };
     let frame = Arc::new(encode_request(0, request));
     let attacker = Attacker::launch(move |stop| async move {
@@ -86,7 +124,22 @@ fn many_addresses_row(
         }
         figures
     });
+    let idle = rss_bytes(committee.target_pid()).unwrap_or(0);
     let (mut row, figures) = measure(&mut committee, baseline, name, Hold::fixed(hold), attacker);
+    // Memory given back: the validator's RSS 10 s after the attack ended (about 1 s of it has
+    // passed in `measure`).
+    std::thread::sleep(GIVEN_BACK_AFTER.saturating_sub(SETTLE));
+    let later = rss_bytes(committee.target_pid()).unwrap_or(0);
+    row.note(format!("RSS {} 10 s after the attack ended", mib(later)));
+    row.check(
+        !check_given_back || later <= idle + GIVEN_BACK_HEADROOM_BYTES,
+        format!(
+            "RSS {} 10 s after the attack, over {} before it + {}",
+            mib(later),
+            mib(idle),
+            mib(GIVEN_BACK_HEADROOM_BYTES)
+        ),
+    );
     if let Some((connected, sent, closed)) = figures.readers {
         row.note(format!(
             "slow readers: {connected} connected, {sent} downloads asked for, {closed} closed by the server"
@@ -101,13 +154,23 @@ fn many_addresses_row(
     row
 }
 
-/// The light version for the normal run: 32 addresses in 32 /24s, four slow readers each.
+/// The light version for the normal run: 16 addresses in 16 /24s, one slow reader each,
+/// downloads of [`LIGHT_HEIGHTS`] heights (in a debug build, the validator's unoptimised
+/// handlers make the heavy form a test of the CPU).
 #[test]
-fn slow_readers_from_32_groups() {
+fn slow_readers_from_16_groups() {
     let _serial = serial();
-    let name = "8. 32 addresses in 32 /24s × 4 connections pipelining downloads, never reading";
-    many_addresses_row(spread_addresses(32), READERS_PER_ADDRESS, 0, PIPELINE_HOLD, name)
-        .finish();
+    let name = "8. 16 addresses in 16 /24s × 1 connection pipelining downloads of 100 heights, never reading";
+    many_addresses_row_of(
+        spread_addresses(16),
+        1,
+        0,
+        LIGHT_HEIGHTS,
+        PIPELINE_HOLD,
+        name,
+        true,
+    )
+    .finish();
 }
 
 /// Slow readers from 254 addresses in 254 /24s: 1,016 connections pipelining downloads.
@@ -123,6 +186,7 @@ fn slow_readers_from_254_groups() {
         0,
         Duration::from_secs(10),
         name,
+        false,
     )
     .finish();
 }
@@ -139,6 +203,7 @@ fn slow_readers_filling_one_group() {
         0,
         Duration::from_secs(10),
         name,
+        false,
     )
     .finish();
 }
@@ -156,6 +221,7 @@ fn stalled_frames_from_254_groups() {
         STALLS_PER_ADDRESS,
         STALL_WRITE_WINDOW + Duration::from_secs(5),
         name,
+        false,
     )
     .finish();
 }
@@ -172,6 +238,7 @@ fn slow_readers_and_stalled_frames_from_254_groups() {
         STALLS_PER_ADDRESS,
         Duration::from_secs(10),
         name,
+        false,
     )
     .finish();
 }
