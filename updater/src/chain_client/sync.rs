@@ -95,16 +95,13 @@ impl<S: Storage + 'static> ChainClient<S> {
         let state = self.local.chain_state(chain_id).await?;
         let epoch = state.epoch();
         let (committee, remotes) = self.committee_and_remotes(epoch).await?;
-        // Two syncs (DESIGN §5.2.4): the owner sync of this client's own chain asks for the
-        // round's pending values (proposals, locks), bounded like every block; any other
-        // chain (a sender, the admin chain, a chain whose blobs it reads) is synchronized
-        // for its height only, and a huge pending proposal there costs this client nothing.
+        // Two syncs (DESIGN §5.2.4): the owner sync of this client's own chain also takes in
+        // the round's evidence, asking for the pending values (proposals, locks) of the
+        // validators that voted at the height; any other chain (a sender, the admin chain, a
+        // chain whose blobs it reads) is synchronized for its height only, and a huge
+        // pending proposal there costs this client nothing.
         let owner_sync = chain_id == self.chain_id && self.owner.is_some();
-        let query = if owner_sync {
-            ChainInfoQuery::new(chain_id).with_manager_values()
-        } else {
-            ChainInfoQuery::new(chain_id)
-        };
+        let query = ChainInfoQuery::new(chain_id);
         // Everyone at once; nothing waits on the slow beyond a quorum and its grace.
         let answers = gather(&remotes, &committee, &self.options, |remote| {
             let query = query.clone();
@@ -141,42 +138,86 @@ impl<S: Storage + 'static> ChainClient<S> {
             });
         }
         // The round evidence of the validators at our height: their timeout certificates,
-        // locking blocks and the super owner's fast proposal they voted for (with the blobs
-        // the block publishes, from the validator that holds it), each checked by the local
-        // node. What it refuses is reported, not evidence. Other proposals bind no validator
-        // (DESIGN §4.3) and are not taken in.
-        for (remote, response) in infos.iter().filter(|_| owner_sync) {
-            if response.info.next_block_height != local_next {
-                continue;
-            }
-            let manager = &response.info.manager;
-            if let Some(certificate) = &manager.timeout_certificate {
-                let taken = ValidatorNode::handle_timeout_certificate(
-                    &*self.local,
-                    (**certificate).clone(),
-                )
-                .await;
-                report_evidence(remote, "timeout certificate", taken.map(|_| ()));
-            }
-            if let Some(certificate) = &manager.requested_locking {
-                let taken = self
-                    .updater(remote.clone())
-                    .take_in_locking_block((**certificate).clone())
-                    .await;
-                report_evidence(remote, "locking block", taken);
-            }
-            if let Some(proposal) = &manager.requested_proposed {
-                let taken = self
-                    .updater(remote.clone())
-                    .take_in_fast_proposal(proposal)
-                    .await;
-                report_evidence(remote, "fast proposal", taken);
-            }
-        }
+        // and from those that voted at the height, their locking blocks and the super
+        // owner's fast proposal they voted for (with the blobs the block publishes, from the
+        // validator that holds it), each checked by the local node. What it refuses is
+        // reported, not evidence. Other proposals bind no validator (DESIGN §4.3) and are not
+        // taken in.
         if owner_sync {
+            let at_height = infos
+                .iter()
+                .filter(|(_, response)| response.info.next_block_height == local_next);
+            let mut voted = Vec::new();
+            for (remote, response) in at_height {
+                let manager = &response.info.manager;
+                if let Some(certificate) = &manager.timeout_certificate {
+                    let taken = ValidatorNode::handle_timeout_certificate(
+                        &*self.local,
+                        (**certificate).clone(),
+                    )
+                    .await;
+                    report_evidence(remote, "timeout certificate", taken.map(|_| ()));
+                }
+                if manager.pending.is_some() {
+                    voted.push(remote.clone());
+                }
+            }
+            futures::future::join_all(
+                voted
+                    .into_iter()
+                    .map(|remote| self.take_in_round_values(remote, chain_id, local_next)),
+            )
+            .await;
             self.note_synced(chain_id, local_next);
         }
         Ok(())
+    }
+
+    /// Asks `remote`, which voted at `height` of `chain_id`, for the round's pending values
+    /// and has the local node take in its locking block and the fast proposal it voted for.
+    async fn take_in_round_values(
+        &self,
+        remote: RemoteNode,
+        chain_id: ChainId,
+        height: BlockHeight,
+    ) {
+        let updater = self.updater(remote.clone());
+        let query = ChainInfoQuery::new(chain_id).with_manager_values();
+        let answer = updater
+            .call_remote(|| remote.node.handle_chain_info_query(query.clone()))
+            .await;
+        let response = match answer {
+            Ok(response)
+                if response.info.chain_id == chain_id
+                    && response.check(&remote.public_key).is_ok() =>
+            {
+                response
+            }
+            Ok(_) => {
+                report_evidence(
+                    &remote,
+                    "pending values",
+                    Err(NodeError::ProtocolViolation(Violation::WrongVote)),
+                );
+                return;
+            }
+            Err(error) => {
+                report_evidence(&remote, "pending values", Err(error));
+                return;
+            }
+        };
+        if response.info.next_block_height != height {
+            return;
+        }
+        let manager = &response.info.manager;
+        if let Some(certificate) = &manager.requested_locking {
+            let taken = updater.take_in_locking_block((**certificate).clone()).await;
+            report_evidence(&remote, "locking block", taken);
+        }
+        if let Some(proposal) = &manager.requested_proposed {
+            let taken = updater.take_in_fast_proposal(proposal).await;
+            report_evidence(&remote, "fast proposal", taken);
+        }
     }
 
     /// Notes that the local node holds what the validators reported for `chain_id` at
