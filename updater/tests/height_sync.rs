@@ -9,8 +9,7 @@ use async_trait::async_trait;
 
 use quorum_core::protocol::{dispatch, Carrier, Request, Response};
 use quorum_core::{ChainId, EncodedCommittee, NodeError, Operation, Round, ValidatorNode};
-use quorum_testkit::{test_options, TokioTestNet};
-use quorum_updater::ChainClient;
+use quorum_testkit::TokioTestNet;
 
 /// Passes every request on to `inner`, noting the chain of every chain information query
 /// that asks for the round's pending values.
@@ -57,13 +56,7 @@ async fn the_owner_sync_asks_for_pending_values_only_where_a_validator_voted() {
         answer.unwrap();
     }
     let asked_values = record(&net);
-    let client = ChainClient::new(
-        net.chains[1],
-        Some(net.owners[1].clone()),
-        net.new_worker(None).await,
-        net.validators.clone(),
-        test_options(),
-    );
+    let client = net.client(1);
     client.synchronize_chain(net.chains[1]).await.unwrap();
     let asked = asked_values.lock().unwrap().clone();
     assert_eq!(asked, vec![net.chains[1]; 2]);
@@ -91,13 +84,7 @@ async fn a_transfer_does_not_read_another_chains_pending_proposal() {
         answer.unwrap();
     }
     let asked_values = record(&net);
-    let client = ChainClient::new(
-        net.chains[1],
-        Some(net.owners[1].clone()),
-        net.new_worker(None).await,
-        net.validators.clone(),
-        test_options(),
-    );
+    let client = net.client(1);
     client.synchronize_from_validators().await.unwrap();
     client.synchronize_chain(net.chains[2]).await.unwrap();
     client.synchronize_chain(net.chains[0]).await.unwrap();

@@ -14,7 +14,9 @@ use rand::SeedableRng;
 #[path = "owners/kit.rs"]
 mod kit;
 
-use kit::{committed, fresh_client, locked_with_a_blob, transfer, two_owners, CHAIN};
+use kit::{
+    committed, fresh_client, locked, locked_with_a_blob, network, transfer, two_owners, CHAIN,
+};
 
 /// Issue 28, row 2: owner A's block is validated (a quorum locked on its certificate) but
 /// never confirmed; owner B, from a wallet of its own that saw none of it, finishes A's block
@@ -24,13 +26,7 @@ async fn another_owner_finishes_a_block_left_validated() {
     let (net, [_, second]) = two_owners().await;
     let first = net.block(CHAIN, transfer(&net, 7)).await;
     let proposal = net.proposal(CHAIN, first.clone(), Round::MultiLeader(0));
-    let validated = net.validate(&[0, 1, 2], &proposal).await;
-    for v in 0..3 {
-        net.workers[v]
-            .handle_validated_certificate(validated.clone())
-            .await
-            .unwrap();
-    }
+    locked(&net, &[0, 1, 2], &proposal).await;
     let client = fresh_client(&net, &second).await;
     let own = client.transfer(net.chains[0], 3).await.unwrap();
     assert_eq!(own.value().block().height, BlockHeight(1));
@@ -50,18 +46,7 @@ async fn another_owner_finishes_a_block_left_validated() {
 async fn a_super_owner_that_is_not_a_regular_owner_commits() {
     let super_owner = AccountSecretKey::generate(&mut rand_chacha::ChaCha8Rng::seed_from_u64(11));
     let super_public = super_owner.public();
-    let net = TokioTestNet::builder()
-        .validators(4)
-        .chains(2)
-        .describe(move |index, owner| {
-            let mut description = quorum_testkit::test_description(index, owner, false);
-            if index == CHAIN as u32 {
-                description.super_owner = Some(super_public);
-            }
-            description
-        })
-        .build()
-        .await;
+    let net = network(move |description| description.super_owner = Some(super_public)).await;
     assert!(!net.genesis.chains[CHAIN].owners.contains_key(&super_public));
     let client = fresh_client(&net, &super_owner).await;
     let fast = client.transfer(net.chains[0], 2).await.unwrap();
@@ -211,13 +196,7 @@ async fn a_call_that_runs_out_of_rounds_names_the_lock() {
     let (net, [_, second]) = two_owners().await;
     let first = net.block(CHAIN, transfer(&net, 7)).await;
     let proposal = net.proposal(CHAIN, first.clone(), Round::MultiLeader(0));
-    let validated = net.validate(&[0, 1, 2], &proposal).await;
-    for v in 0..3 {
-        net.workers[v]
-            .handle_validated_certificate(validated.clone())
-            .await
-            .unwrap();
-    }
+    let validated = locked(&net, &[0, 1, 2], &proposal).await;
     // Two validators never send a confirmed vote: nothing can be confirmed.
     net.set_fault(0, quorum_transport_mem::Fault::DontSendConfirmVote);
     net.set_fault(1, quorum_transport_mem::Fault::DontSendConfirmVote);
@@ -311,13 +290,7 @@ async fn a_re_proposal_to_a_validator_that_missed_the_epoch_change_gets_the_admi
     let block = net.block(CHAIN, transfer(&net, 7)).await;
     assert_eq!(block.epoch, quorum_core::Epoch(1));
     let proposal = net.proposal(CHAIN, block.clone(), Round::MultiLeader(0));
-    let validated = net.validate(&[0, 1, 2], &proposal).await;
-    for v in 0..3 {
-        net.workers[v]
-            .handle_validated_certificate(validated.clone())
-            .await
-            .unwrap();
-    }
+    locked(&net, &[0, 1, 2], &proposal).await;
     // They moved on to the next round: the other owner re-proposes the block there at once.
     tokio::time::advance(Duration::from_secs(10)).await;
     let timeout = net.timeout(&[0, 1, 2], CHAIN, Round::MultiLeader(0)).await;

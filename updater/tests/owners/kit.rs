@@ -76,6 +76,23 @@ pub async fn fresh_client(
     )
 }
 
+/// A network of 4 validators and 2 chains without a fast round, whose `CHAIN`'s description
+/// `shape` changes (its owners, its super owner).
+pub async fn network(shape: impl Fn(&mut quorum_core::ChainDescription) + 'static) -> TokioTestNet {
+    TokioTestNet::builder()
+        .validators(4)
+        .chains(2)
+        .describe(move |index, owner| {
+            let mut description = quorum_testkit::test_description(index, owner, false);
+            if index == CHAIN as u32 {
+                shape(&mut description);
+            }
+            description
+        })
+        .build()
+        .await
+}
+
 /// A network whose `CHAIN` has three owners of equal weight (no fast round), with their keys.
 pub async fn three_owners() -> (TokioTestNet, [AccountSecretKey; 3]) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
@@ -84,20 +101,12 @@ pub async fn three_owners() -> (TokioTestNet, [AccountSecretKey; 3]) {
         AccountSecretKey::generate(&mut rng),
     ];
     let publics = [others[0].public(), others[1].public()];
-    let net = TokioTestNet::builder()
-        .validators(4)
-        .chains(2)
-        .describe(move |index, owner| {
-            let mut description = quorum_testkit::test_description(index, owner, false);
-            if index == CHAIN as u32 {
-                for public in publics {
-                    description.owners.insert(public, 1);
-                }
-            }
-            description
-        })
-        .build()
-        .await;
+    let net = network(move |description| {
+        for public in publics {
+            description.owners.insert(public, 1);
+        }
+    })
+    .await;
     let [second, third] = others;
     let owners = [net.owners[CHAIN].clone(), second, third];
     (net, owners)
@@ -128,14 +137,25 @@ pub async fn locked_with_a_blob(net: &TokioTestNet, content: &[u8]) -> (quorum_c
         .block(CHAIN, vec![Operation::PublishBlob(blob.id())])
         .await;
     let proposal = net.proposal(CHAIN, first.clone(), Round::MultiLeader(0));
-    let validated = net.validate(&[0, 1, 2], &proposal).await;
-    for v in 0..3 {
+    locked(net, &[0, 1, 2], &proposal).await;
+    (blob, first)
+}
+
+/// `proposal` validated by `validators`, each of which then takes the certificate as its lock
+/// (never confirmed).
+pub async fn locked(
+    net: &TokioTestNet,
+    validators: &[usize],
+    proposal: &quorum_core::BlockProposal,
+) -> quorum_core::ValidatedBlockCertificate {
+    let validated = net.validate(validators, proposal).await;
+    for &v in validators {
         net.workers[v]
             .handle_validated_certificate(validated.clone())
             .await
             .unwrap();
     }
-    (blob, first)
+    validated
 }
 
 /// A network whose `CHAIN` has a super owner that is not one of its two regular owners (of
@@ -146,19 +166,11 @@ pub async fn super_owner_and_two_owners() -> (TokioTestNet, [AccountSecretKey; 3
     let super_owner = AccountSecretKey::generate(&mut rng);
     let second = AccountSecretKey::generate(&mut rng);
     let (super_public, second_public) = (super_owner.public(), second.public());
-    let net = TokioTestNet::builder()
-        .validators(4)
-        .chains(2)
-        .describe(move |index, owner| {
-            let mut description = quorum_testkit::test_description(index, owner, false);
-            if index == CHAIN as u32 {
-                description.owners.insert(second_public, 1);
-                description.super_owner = Some(super_public);
-            }
-            description
-        })
-        .build()
-        .await;
+    let net = network(move |description| {
+        description.owners.insert(second_public, 1);
+        description.super_owner = Some(super_public);
+    })
+    .await;
     let owners = [super_owner, net.owners[CHAIN].clone(), second];
     (net, owners)
 }
