@@ -337,13 +337,18 @@ impl ReceiveBudget {
             .acquire_many_owned(bytes)
             .await
             .ok()?;
+        Some(self.charge_of(permit))
+    }
+
+    /// The charge that holds `permit`, counted in the receive gauge.
+    fn charge_of(&self, permit: OwnedSemaphorePermit) -> ReceiveCharge {
         self.recorder.add_receive_bytes(permit.num_permits());
-        Some(ReceiveCharge {
+        ReceiveCharge {
             permit: Some(permit),
             share: None,
             floor: None,
             recorder: Arc::clone(&self.recorder),
-        })
+        }
     }
 
     /// Takes `bytes` at once if they are free; else, when the group whose floor use is
@@ -357,13 +362,7 @@ impl ReceiveBudget {
         floor: usize,
     ) -> Option<ReceiveCharge> {
         if let Ok(permit) = Arc::clone(&self.bytes).try_acquire_many_owned(bytes) {
-            self.recorder.add_receive_bytes(permit.num_permits());
-            return Some(ReceiveCharge {
-                permit: Some(permit),
-                share: None,
-                floor: None,
-                recorder: Arc::clone(&self.recorder),
-            });
+            return Some(self.charge_of(permit));
         }
         let wanted = bytes as usize;
         let before = floor_used.fetch_add(wanted, Ordering::AcqRel);
