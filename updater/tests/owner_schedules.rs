@@ -26,7 +26,7 @@ use quorum_testkit::TokioTestNet;
 #[path = "owners/kit.rs"]
 mod kit;
 
-use kit::{commits_from_a_fresh_wallet, super_owner_and_two_owners, transfer, CHAIN};
+use kit::{commits_from_a_fresh_wallet, run_paused, super_owner_and_two_owners, transfer, CHAIN};
 
 /// The honest validators; validator `BYZANTINE` signs anything.
 const HONEST: [usize; 3] = [0, 1, 2];
@@ -398,12 +398,7 @@ proptest::proptest! {
         fast_blob in proptest::bool::ANY,
         driver in 0..3usize,
     ) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        runtime.block_on(any_schedule_is_safe_and_then_commits(steps, fast_blob, driver));
+        run_paused(any_schedule_is_safe_and_then_commits(steps, fast_blob, driver));
     }
 }
 

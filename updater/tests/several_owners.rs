@@ -15,7 +15,8 @@ use rand::SeedableRng;
 mod kit;
 
 use kit::{
-    committed, fresh_client, locked, locked_with_a_blob, network, transfer, two_owners, CHAIN,
+    committed, first_then_own, fresh_client, locked, locked_with_a_blob, network,
+    time_out_everywhere, time_out_on, transfer, two_owners, CHAIN,
 };
 
 /// Issue 28, row 2: owner A's block is validated (a quorum locked on its certificate) but
@@ -29,14 +30,7 @@ async fn another_owner_finishes_a_block_left_validated() {
     locked(&net, &[0, 1, 2], &proposal).await;
     let client = fresh_client(&net, &second).await;
     let own = client.transfer(net.chains[0], 3).await.unwrap();
-    assert_eq!(own.value().block().height, BlockHeight(1));
-    for certificate in committed(&net, 0, 2).await {
-        assert_eq!(*certificate.value().block(), first);
-    }
-    assert_eq!(
-        net.balance(0, CHAIN).await,
-        net.genesis.chains[CHAIN].balance - 10
-    );
+    first_then_own(&net, &first, &own).await;
 }
 
 /// Issue 28, row 1: a chain whose super owner is not one of its regular owners: the super
@@ -73,17 +67,9 @@ async fn a_super_owner_that_is_not_a_regular_owner_commits() {
 #[tokio::test(start_paused = true)]
 async fn an_owner_behind_the_validators_round_proposes_in_the_round_it_leads() {
     let (net, owners) = two_owners().await;
-    let all = [0, 1, 2, 3];
     // Both multi-leader rounds time out on every validator.
     for round in [Round::MultiLeader(0), Round::MultiLeader(1)] {
-        tokio::time::advance(Duration::from_secs(10)).await;
-        let certificate = net.timeout(&all, CHAIN, round).await;
-        for v in all {
-            net.workers[v]
-                .handle_timeout_certificate(certificate.clone())
-                .await
-                .unwrap();
-        }
+        time_out_everywhere(&net, round).await;
     }
     let round = Round::SingleLeader(0);
     let description = &net.genesis.chains[CHAIN];
@@ -292,14 +278,7 @@ async fn a_re_proposal_to_a_validator_that_missed_the_epoch_change_gets_the_admi
     let proposal = net.proposal(CHAIN, block.clone(), Round::MultiLeader(0));
     locked(&net, &[0, 1, 2], &proposal).await;
     // They moved on to the next round: the other owner re-proposes the block there at once.
-    tokio::time::advance(Duration::from_secs(10)).await;
-    let timeout = net.timeout(&[0, 1, 2], CHAIN, Round::MultiLeader(0)).await;
-    for v in 0..3 {
-        net.workers[v]
-            .handle_timeout_certificate(timeout.clone())
-            .await
-            .unwrap();
-    }
+    time_out_on(&net, &[0, 1, 2], Round::MultiLeader(0)).await;
     // Without validator 2, the quorum needs validator 3, still in epoch 0 at height 0.
     net.set_fault(2, quorum_transport_mem::Fault::Offline);
     assert_eq!(net.height_of(3, net.chains[CHAIN]).await, BlockHeight(0));

@@ -15,7 +15,8 @@ use quorum_testkit::TokioTestNet;
 mod kit;
 
 use kit::{
-    commits_from_a_fresh_wallet, committed, fresh_client, three_owners, transfer, two_owners, CHAIN,
+    commits_from_a_fresh_wallet, committed, first_then_own, fresh_client, run_paused, three_owners,
+    transfer, two_owners, CHAIN,
 };
 
 #[tokio::test(start_paused = true)]
@@ -36,14 +37,7 @@ async fn an_owner_finishes_its_fast_proposal_that_reached_too_few_validators() {
     // Later, the owner transfers something else: its first block is committed first.
     tokio::time::advance(Duration::from_millis(10)).await;
     let own = client.transfer(net.chains[0], 3).await.unwrap();
-    assert_eq!(own.value().block().height, BlockHeight(1));
-    for certificate in committed(&net, 0, 2).await {
-        assert_eq!(*certificate.value().block(), first);
-    }
-    assert_eq!(
-        net.balance(0, CHAIN).await,
-        net.genesis.chains[CHAIN].balance - 10
-    );
+    first_then_own(&net, &first, &own).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -110,12 +104,7 @@ proptest::proptest! {
         splits in proptest::collection::vec((0..2usize, 0..3usize, 1..16u8), 1..6),
         driver in 0..2usize,
     ) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        runtime.block_on(any_split_commits(splits, driver));
+        run_paused(any_split_commits(splits, driver));
     }
 }
 
@@ -214,11 +203,6 @@ proptest::proptest! {
         ),
         driver in 0..3usize,
     ) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        runtime.block_on(any_schedule_commits(attempts, driver));
+        run_paused(any_schedule_commits(attempts, driver));
     }
 }

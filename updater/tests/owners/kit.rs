@@ -190,12 +190,41 @@ pub async fn fast_proposal(
 /// Every validator times out the current round of `CHAIN` at its next height.
 pub async fn time_out_everywhere(net: &TokioTestNet, round: Round) {
     let all: Vec<usize> = (0..net.workers.len()).collect();
+    time_out_on(net, &all, round).await;
+}
+
+/// Ten seconds later, `validators` time `round` of `CHAIN` out and take the certificate.
+pub async fn time_out_on(net: &TokioTestNet, validators: &[usize], round: Round) {
     tokio::time::advance(std::time::Duration::from_secs(10)).await;
-    let certificate = net.timeout(&all, CHAIN, round).await;
-    for v in all {
+    let certificate = net.timeout(validators, CHAIN, round).await;
+    for &v in validators {
         net.workers[v]
             .handle_timeout_certificate(certificate.clone())
             .await
             .unwrap();
     }
+}
+
+/// Runs `test` on a current-thread runtime with tokio's clock paused, as a property test's
+/// case needs.
+pub fn run_paused(test: impl std::future::Future<Output = ()>) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+        .block_on(test);
+}
+
+/// `own` (7 + 3 spent in all) was committed at height 1, after `first` at height 0 on every
+/// validator.
+pub async fn first_then_own(net: &TokioTestNet, first: &Block, own: &ConfirmedBlockCertificate) {
+    assert_eq!(own.value().block().height, BlockHeight(1));
+    for certificate in committed(net, 0, 2).await {
+        assert_eq!(certificate.value().block(), first);
+    }
+    assert_eq!(
+        net.balance(0, CHAIN).await,
+        net.genesis.chains[CHAIN].balance - 10
+    );
 }
