@@ -369,11 +369,8 @@ impl<S: Storage + 'static> ChainClient<S> {
             self.finalize(&committee, &remotes, validated, blobs)
                 .await?
         };
-        self.local
-            .handle_assembled_confirmed_certificate(confirmed.clone())
-            .await?;
-        self.broadcast(&committee, &remotes, &confirmed).await;
-        Ok(confirmed)
+        self.commit_and_broadcast(&committee, &remotes, confirmed)
+            .await
     }
 
     /// Finalizes a validated block this client did not assemble (another owner's, learned
@@ -389,10 +386,22 @@ impl<S: Storage + 'static> ChainClient<S> {
         let confirmed = self
             .finalize(&committee, &remotes, validated, blobs)
             .await?;
+        self.commit_and_broadcast(&committee, &remotes, confirmed)
+            .await
+    }
+
+    /// Has the local node process `confirmed` (assembled from checked votes) and makes sure a
+    /// quorum of validators has it.
+    async fn commit_and_broadcast(
+        &self,
+        committee: &Committee,
+        remotes: &[RemoteNode],
+        confirmed: ConfirmedBlockCertificate,
+    ) -> Result<ConfirmedBlockCertificate, ChainClientError> {
         self.local
             .handle_assembled_confirmed_certificate(confirmed.clone())
             .await?;
-        self.broadcast(&committee, &remotes, &confirmed).await;
+        self.broadcast(committee, remotes, &confirmed).await;
         Ok(confirmed)
     }
 
