@@ -1,29 +1,32 @@
-//! The C library allocator's settings a validator runs with (DESIGN §6.1): so that memory an
-//! attack made it hold goes back to the system once the attack ends.
+//! The allocator the `quorum` program runs on, and the settings a validator runs it with
+//! (DESIGN §6.1): so that memory an attack made it hold goes back to the system once the
+//! attack ends.
 //!
-//! glibc's allocator keeps freed memory for reuse: a validator that peaked at +150 MiB under
-//! an attack stayed there after it. Two of its settings fix that, measured in
-//! `BENCHMARKS.md` (attack 8): a fixed mapping threshold, so that every block of 128 KiB or
-//! more (frame buffers, encoded answers) is its own mapping, unmapped when freed; and two
-//! arenas, so that freed small blocks are not spread over one arena per thread. They are read
-//! only when the process starts, so `quorum validator` starts itself again with them set,
-//! unless the environment already names any of them (an operator's choice wins).
-//! mimalloc was measured too and kept more (`BENCHMARKS.md`).
+//! On Linux with glibc, the program's allocator is jemalloc. glibc's own allocator kept what
+//! an attack had made a validator hold: +150 MiB stayed after the attack, and with a fixed
+//! mapping threshold and two arenas still 51–158 MiB (`BENCHMARKS.md`, attack 8). jemalloc
+//! gives freed pages back on a timer: a validator runs it with a background thread that
+//! purges pages unused for about a second (`dirty_decay_ms:1000`), straight back to the
+//! system rather than kept lazily (`muzzy_decay_ms:0`, so they leave the RSS at once). The
+//! settings are read only when the process starts, so `quorum validator` starts itself
+//! again with them set, unless the environment already names them (an operator's choice
+//! wins). mimalloc was measured too and kept more.
 
 use std::ffi::OsString;
 
 use tracing::warn;
 
-/// glibc's mapping threshold, in bytes: blocks of at least 128 KiB are mapped on their own.
-const MMAP_THRESHOLD_BYTES: &str = "131072";
-/// glibc's number of arenas: two.
-const ARENAS: &str = "2";
+/// jemalloc on Linux with glibc (elsewhere the system's allocator).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// The settings, as environment variables.
-const SETTINGS: [(&str, &str); 2] = [
-    ("MALLOC_MMAP_THRESHOLD_", MMAP_THRESHOLD_BYTES),
-    ("MALLOC_ARENA_MAX", ARENAS),
-];
+/// jemalloc's settings for a validator: a background thread purges pages unused for 1,000 ms
+/// (`dirty_decay_ms`), returning them to the system at once (`muzzy_decay_ms` 0).
+const VALIDATOR_MALLOC_CONF: &str = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+
+/// The settings, as environment variables (the build's jemalloc reads `_RJEM_MALLOC_CONF`).
+const SETTINGS: [(&str, &str); 1] = [("_RJEM_MALLOC_CONF", VALIDATOR_MALLOC_CONF)];
 
 /// Starts this program again with the allocator settings, unless the environment already
 /// names one of them; returns only if it does, or if starting again failed (logged: the

@@ -16,6 +16,7 @@
 //! # max_frame_bytes = 16777216   (default: the frame the protocol limits need)
 //! max_in_flight_per_connection = 256
 //! idle_timeout_secs = 600
+//! frame_progress_timeout_secs = 5
 //! max_blob_bytes = 4194304
 //! max_uploaded_blobs = 1024
 //! max_connections = 1024
@@ -25,10 +26,13 @@
 //! receive_share_per_ip_bytes = 33554432
 //! max_handlers = 512
 //! max_handlers_per_ip = 32
-//! group_budget_bytes = 67108864
-//! server_budget_bytes = 100663296
+//! group_budget_bytes = 33554432
+//! server_budget_bytes = 67108864
 //! group_floor_bytes = 262144
+//! address_floor_bytes = 262144
 //! max_handlers_per_group = 64
+//! handler_time_half_life_ms = 1000
+//! # max_polling_handlers = 2   (default: the number of cores)
 //! ```
 
 use std::net::SocketAddr;
@@ -117,6 +121,10 @@ pub struct Limits {
     pub max_blob_bytes: usize,
     /// Most uploaded blobs held until a certificate uses them (default 1,024).
     pub max_uploaded_blobs: usize,
+    /// Once a frame has begun, the longest it may go with no byte arriving and no memory
+    /// granted, in seconds, before its connection is closed and what it held is freed
+    /// (default 5).
+    pub frame_progress_timeout_secs: u64,
     /// Connections open at once, from all peers (default 1,024); when full, the address
     /// holding the most gives one up to a newcomer holding at least two fewer.
     pub max_connections: usize,
@@ -135,15 +143,24 @@ pub struct Limits {
     /// Request handlers running at once for one address (default 32).
     pub max_handlers_per_ip: usize,
     /// Memory all addresses of one group (an IPv4 /24, an IPv6 /48) may hold, in bytes
-    /// (default 64 MiB).
+    /// (default 32 MiB).
     pub group_budget_bytes: usize,
-    /// Memory all connections may hold, requests and responses, in bytes (default 96 MiB);
+    /// Memory all connections may hold, requests and responses, in bytes (default 64 MiB);
     /// beyond it only a group below its floor is served.
     pub server_budget_bytes: usize,
     /// Bytes a group is admitted up to however full the server is (default 256 KiB).
     pub group_floor_bytes: usize,
+    /// Bytes an address is admitted up to however full its group is (default 256 KiB).
+    pub address_floor_bytes: usize,
     /// Request handlers running at once for one group (default 64).
     pub max_handlers_per_group: usize,
+    /// When every handler slot is taken, the next goes to the group that used the least
+    /// handler time lately; that time halves every this many milliseconds (default 1,000).
+    pub handler_time_half_life_ms: u64,
+    /// Handlers polled at once; when all turns are taken, the next goes to the group that used
+    /// the least handler time (default: the number of cores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_polling_handlers: Option<usize>,
 }
 
 impl Default for Limits {
@@ -154,6 +171,7 @@ impl Default for Limits {
             idle_timeout_secs: DEFAULT_IDLE_TIMEOUT.as_secs(),
             max_blob_bytes: ProtocolLimits::DEFAULT.max_blob_bytes,
             max_uploaded_blobs: DEFAULT_MAX_UPLOADED_BLOBS,
+            frame_progress_timeout_secs: ServerConfig::default().frame_progress_timeout.as_secs(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             peer_budget_bytes: DEFAULT_PEER_BUDGET,
@@ -164,9 +182,17 @@ impl Default for Limits {
             group_budget_bytes: ServerConfig::default().group_budget,
             server_budget_bytes: ServerConfig::default().server_budget,
             group_floor_bytes: ServerConfig::default().group_floor,
+            address_floor_bytes: ServerConfig::default().address_floor,
             max_handlers_per_group: ServerConfig::default().max_handlers_per_group,
+            handler_time_half_life_ms: duration_ms(ServerConfig::default().handler_time_half_life),
+            max_polling_handlers: None,
         }
     }
+}
+
+/// `duration` in whole milliseconds (saturating).
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Limits {
@@ -193,6 +219,7 @@ impl Limits {
             max_in_flight: self.max_in_flight_per_connection,
             idle_timeout: (self.idle_timeout_secs > 0)
                 .then(|| Duration::from_secs(self.idle_timeout_secs)),
+            frame_progress_timeout: Duration::from_secs(self.frame_progress_timeout_secs),
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_connections_per_ip,
             peer_budget: self.peer_budget_bytes,
@@ -203,7 +230,12 @@ impl Limits {
             group_budget: self.group_budget_bytes,
             server_budget: self.server_budget_bytes,
             group_floor: self.group_floor_bytes,
+            address_floor: self.address_floor_bytes,
             max_handlers_per_group: self.max_handlers_per_group,
+            handler_time_half_life: Duration::from_millis(self.handler_time_half_life_ms),
+            max_polling_handlers: self
+                .max_polling_handlers
+                .unwrap_or(ServerConfig::default().max_polling_handlers),
             ..ServerConfig::default()
         }
     }

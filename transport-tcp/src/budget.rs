@@ -11,8 +11,9 @@
 //!   server's. The readers wait on all of them between frames (without a deadline: they hold
 //!   no partial frame then) and while a large frame grows (within the frame's deadline, so
 //!   partial frames waiting on each other end as starved instead of waiting forever). The
-//!   server's budget admits a group below its floor whatever the server holds: a new honest
-//!   address is always served an ordinary request, however many addresses attack.
+//!   server's budget admits a group below its floor whatever the server holds, and a group's
+//!   budget an address below its floor whatever the group holds: a new honest address is
+//!   always served an ordinary request, however many addresses attack, its own /24 included.
 //! * [`ReceiveBudget`]: the server's memory for large frames being received and handled, shared
 //!   by all connections: a semaphore of bytes, drawn on as bytes arrive.
 
@@ -44,8 +45,9 @@ pub(crate) enum Level {
 pub(crate) struct ConnectionBudget {
     level: Level,
     limit: usize,
-    /// For the server's budget: a group holding less than this is admitted up to it, however
-    /// much the server holds (its fair share; zero elsewhere).
+    /// For the server's budget, a group, and for a group's, an address holding less than
+    /// this is admitted up to it, however much the budget holds (its fair share; zero
+    /// elsewhere).
     floor: usize,
     used: AtomicUsize,
     /// Notified whenever bytes are released.
@@ -76,14 +78,16 @@ impl ConnectionBudget {
         Self::level(Level::Address, limit, 0, recorder, group)
     }
 
-    /// The budget of `limit` bytes shared by every address of one group, mirrored on
+    /// The budget of `limit` bytes shared by every address of one group, where an address
+    /// holding less than `floor` is admitted up to it whatever the group holds; mirrored on
     /// `server`.
     pub(crate) fn new_group(
         limit: usize,
+        floor: usize,
         recorder: Arc<Recorder>,
         server: Arc<ConnectionBudget>,
     ) -> Arc<Self> {
-        Self::level(Level::Group, limit, 0, recorder, Some(server))
+        Self::level(Level::Group, limit, floor, recorder, Some(server))
     }
 
     /// The server's budget of `limit` bytes, where a group holding less than `floor` is
@@ -116,29 +120,20 @@ impl ConnectionBudget {
     }
 
     /// Whether `bytes` more may be charged here now, for a charge coming up from `child` (the
-    /// budget one level down): when it fits, or nothing is charged (one frame always passes);
-    /// for the server's, also while the group stays within its floor.
+    /// budget one level down): when it fits, or nothing is charged (one frame always passes,
+    /// except on the server's); and on a budget with a floor (the server's, a group's), while
+    /// the child stays within it.
     fn admits(&self, bytes: usize, child: Option<&ConnectionBudget>) -> bool {
         let used = self.used();
-        match self.level {
-            Level::Server => {
-                used.saturating_add(bytes) <= self.limit
-                    || child.is_some_and(|group| group.used().saturating_add(bytes) <= self.floor)
-            }
-            _ => used == 0 || used.saturating_add(bytes) <= self.limit,
-        }
+        let fits =
+            used.saturating_add(bytes) <= self.limit || (self.level != Level::Server && used == 0);
+        fits || child.is_some_and(|child| child.used().saturating_add(bytes) <= self.floor)
     }
 
-    /// Whether less than the limit is charged here (for the server's: or the group is below
-    /// its floor).
+    /// Whether less than the limit is charged here, or the child is below this budget's
+    /// floor.
     fn below(&self, child: Option<&ConnectionBudget>) -> bool {
-        let used = self.used();
-        match self.level {
-            Level::Server => {
-                used < self.limit || child.is_some_and(|group| group.used() < self.floor)
-            }
-            _ => used < self.limit,
-        }
+        self.used() < self.limit || child.is_some_and(|child| child.used() < self.floor)
     }
 
     /// Waits until `bytes` more fit this budget and every one above it (see
@@ -463,9 +458,11 @@ impl ChargedFrame {
     pub(crate) fn new(frame: Bytes, mut charge: ConnectionCharge) -> Self {
         charge.set(frame.len());
         let recorder = Arc::clone(&charge.budget.recorder);
-        recorder
+        let queued = recorder
             .queued_response_bytes
-            .fetch_add(frame.len(), Ordering::Relaxed);
+            .fetch_add(frame.len(), Ordering::Relaxed)
+            + frame.len();
+        metrics::gauge!("quorum_queued_response_bytes").set(queued as f64);
         ChargedFrame {
             frame,
             _charge: charge,
@@ -482,9 +479,12 @@ impl AsRef<[u8]> for ChargedFrame {
 
 impl Drop for ChargedFrame {
     fn drop(&mut self) {
-        self.recorder
+        let before = self
+            .recorder
             .queued_response_bytes
             .fetch_sub(self.frame.len(), Ordering::Relaxed);
+        metrics::gauge!("quorum_queued_response_bytes")
+            .set(before.saturating_sub(self.frame.len()) as f64);
     }
 }
 
@@ -552,6 +552,38 @@ mod tests {
                 .load(Ordering::Relaxed),
             0
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_address_below_its_floor_is_admitted_by_a_full_group() {
+        let recorder = Arc::new(Recorder::default());
+        let server = ConnectionBudget::new_server(1000, 0, Arc::clone(&recorder));
+        let group = ConnectionBudget::new_group(100, 30, Arc::clone(&recorder), server);
+        let address = |recorder: &Arc<Recorder>| {
+            let peer =
+                ConnectionBudget::new_peer(1000, Arc::clone(recorder), Some(Arc::clone(&group)));
+            ConnectionBudget::new(1000, Arc::clone(recorder), Some(peer))
+        };
+        let (attacker, honest) = (address(&recorder), address(&recorder));
+        let _full = attacker.charge(100).await;
+        // The attacker's address is over the floor: it waits for the group.
+        let more = tokio::spawn({
+            let attacker = Arc::clone(&attacker);
+            async move { attacker.charge(10).await.bytes() }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!more.is_finished(), "the group is full");
+        // Another address of the group gets up to its floor, not beyond.
+        let ordinary = honest.charge(20).await;
+        assert_eq!(ordinary.bytes(), 20);
+        let beyond = tokio::spawn({
+            let honest = Arc::clone(&honest);
+            async move { honest.charge(20).await.bytes() }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!beyond.is_finished(), "20 + 20 is over the floor of 30");
+        more.abort();
+        beyond.abort();
     }
 
     #[tokio::test]

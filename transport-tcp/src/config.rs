@@ -198,6 +198,15 @@ pub struct ServerConfig {
     /// [`frame_read_timeout`](Self::frame_read_timeout). Default [`DEFAULT_MIN_RECEIVE_RATE`]
     /// (1 MiB/s, so a 16 MiB frame gets 5 s + 16 s); at least 1.
     pub min_receive_rate: u64,
+    /// Once a frame has begun, the longest it may go without progress: no byte of it arriving
+    /// while the server reads it, or no room granted by the server-wide, group or address
+    /// budgets while it waits for them. The connection is then closed and what the partial
+    /// frame held is freed, so a peer that sends most of a large frame and then stops (or
+    /// whose frame waits behind others' held memory) holds its bytes for this long, not until
+    /// [`frame_read_timeout`](Self::frame_read_timeout) plus its length at
+    /// [`min_receive_rate`](Self::min_receive_rate). Waiting for room in the connection's own
+    /// budget (the peer not reading its responses) does not count. Default 5 s.
+    pub frame_progress_timeout: Duration,
     /// A connection with no request in flight, no partial frame and no frame received for this
     /// long is closed. `None` keeps idle connections open forever. Default
     /// `Some(`[`DEFAULT_IDLE_TIMEOUT`]`)` (10 minutes).
@@ -268,8 +277,10 @@ pub struct ServerConfig {
     pub max_handlers_per_ip: usize,
     /// Memory all addresses of one group (an IPv4 `/24`, an IPv6 `/48`) may hold together, in
     /// bytes, counted like [`peer_budget`](Self::peer_budget); while it is used up, their
-    /// connections read no new frame. Values below one largest frame are raised to it.
-    /// Default 64 MiB.
+    /// connections read no new frame (an address's own [`peer_budget`](Self::peer_budget)
+    /// is bounded by it too). Values below one largest frame are raised to it. Default 32 MiB:
+    /// half the [`server_budget`](Self::server_budget), so the addresses of one group, their
+    /// floors included, cannot hold all of it and keep the others of their group waiting.
     pub group_budget: usize,
     /// Memory all connections together may hold, in bytes, counted like
     /// [`connection_budget`](Self::connection_budget) (frames being received, requests being
@@ -278,18 +289,38 @@ pub struct ServerConfig {
     /// holding less than [`group_floor`](Self::group_floor). So the total is at most this
     /// plus one floor per group, whatever the number of attacking addresses. It binds large
     /// frames too, before the [`receive_budget`](Self::receive_budget). Values below one
-    /// largest frame are raised to it. Default 96 MiB: with the floors of 254 groups
-    /// (64 MiB) and the memory of the answers being built beside their encoding, a validator
-    /// under attack from 254 /24s stays within 256 MiB of its idle size.
+    /// largest frame are raised to it. Default 64 MiB: with the floors of 254 groups
+    /// (64 MiB), the memory of the answers being built beside their encoding and of large
+    /// requests being decoded, and what the allocator keeps for a moment, a validator under
+    /// attack from 254 /24s stays within 256 MiB of its idle size.
     pub server_budget: usize,
     /// A group (see [`group_budget`](Self::group_budget)) holding less than this many bytes
     /// is admitted up to it however much the server holds, for its frames, its responses and
     /// its large frames' share of the [`receive_budget`](Self::receive_budget): a new honest
     /// address is always served an ordinary request. Default 256 KiB.
     pub group_floor: usize,
+    /// An address holding less than this many bytes is admitted up to it however much its
+    /// group (see [`group_budget`](Self::group_budget)) holds, for its frames and its
+    /// responses: an honest address whose /24 is full of attackers is still served an ordinary
+    /// request (the server's budget, with its [`group_floor`](Self::group_floor), still bounds
+    /// the total). Default 256 KiB.
+    pub address_floor: usize,
     /// Handlers running at once for the addresses of one group, so that one group cannot take
     /// every handler or the runtime's time. Default 64; at least 1.
     pub max_handlers_per_group: usize,
+    /// How long the handler time a group has used counts when the server's
+    /// [`max_handlers`](Self::max_handlers) slots are all taken: a slot given back goes to the
+    /// waiting group that has used the least handler time (time spent polling its handlers and
+    /// encoding their answers), each group's time halving every this long. So a group whose
+    /// requests keep the cores busy waits behind everyone who asks less. Default 1 s.
+    pub handler_time_half_life: Duration,
+    /// Handlers being polled at once (running on a core). A handler is polled only in turns;
+    /// when every turn is taken, the next goes to the waiting group that has used the least
+    /// handler time (see [`handler_time_half_life`](Self::handler_time_half_life)), so a
+    /// group whose requests keep the cores busy cannot keep another group's handler off them
+    /// for longer than a poll. Default: the number of cores
+    /// ([`std::thread::available_parallelism`]); at least 1.
+    pub max_polling_handlers: usize,
     /// Refused connections and failed `accept`s are logged at most once per this interval, in
     /// one line that says how many there were since the last line. Default
     /// [`DEFAULT_LOG_INTERVAL`] (10 s).
@@ -313,6 +344,7 @@ impl Default for ServerConfig {
             first_frame_timeout: DEFAULT_FIRST_FRAME_TIMEOUT,
             frame_read_timeout: DEFAULT_SERVER_FRAME_READ_TIMEOUT,
             min_receive_rate: DEFAULT_MIN_RECEIVE_RATE,
+            frame_progress_timeout: Duration::from_secs(5),
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             connection_budget: DEFAULT_CONNECTION_BUDGET,
             response_reserve: DEFAULT_RESPONSE_RESERVE,
@@ -323,10 +355,14 @@ impl Default for ServerConfig {
             max_blocking_decodes: DEFAULT_MAX_BLOCKING_DECODES,
             max_handlers: DEFAULT_MAX_HANDLERS,
             max_handlers_per_ip: DEFAULT_MAX_HANDLERS_PER_IP,
-            group_budget: 64 << 20,
-            server_budget: 96 << 20,
+            group_budget: 32 << 20,
+            server_budget: 64 << 20,
             group_floor: 256 << 10,
+            address_floor: 256 << 10,
             max_handlers_per_group: 64,
+            handler_time_half_life: Duration::from_secs(1),
+            max_polling_handlers: std::thread::available_parallelism()
+                .map_or(2, |cores| cores.get()),
             log_interval: DEFAULT_LOG_INTERVAL,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -363,10 +399,13 @@ impl ServerConfig {
         if let Some(idle) = self.idle_timeout {
             check_positive("idle_timeout", idle)?;
         }
+        check_positive("frame_progress_timeout", self.frame_progress_timeout)?;
+        check_positive("handler_time_half_life", self.handler_time_half_life)?;
         check_permits("max_blocking_decodes", self.max_blocking_decodes)?;
         check_permits("max_handlers", self.max_handlers)?;
         check_permits("max_handlers_per_ip", self.max_handlers_per_ip)?;
         check_permits("max_handlers_per_group", self.max_handlers_per_group)?;
+        check_permits("max_polling_handlers", self.max_polling_handlers)?;
         check_permits("receive_budget", self.effective_receive_budget())?;
         check_positive("log_interval", self.log_interval)?;
         check_positive("write_timeout", self.write_timeout)

@@ -74,6 +74,8 @@ pub(crate) struct FrameClock {
     /// Time allowed so far (grows when the length is known and when reading pauses).
     allowed: Duration,
     min_receive_rate: u64,
+    /// [`ServerConfig::frame_progress_timeout`].
+    progress_timeout: Duration,
 }
 
 impl FrameClock {
@@ -83,6 +85,7 @@ impl FrameClock {
             deadline: began + config.frame_read_timeout,
             allowed: config.frame_read_timeout,
             min_receive_rate: config.min_receive_rate,
+            progress_timeout: config.frame_progress_timeout,
         }
     }
 
@@ -108,11 +111,24 @@ impl FrameClock {
     }
 
     /// When the frame must be complete.
+    #[cfg(test)]
     pub(crate) fn deadline(&self) -> Instant {
         self.deadline
     }
 
-    /// The time the frame has been allowed, for the log.
+    /// The latest a wait for the frame's next byte or next room, begun at `now`, may end: the
+    /// frame's deadline, or sooner when the frame would go without progress for longer than
+    /// [`ServerConfig::frame_progress_timeout`]. With it, the time that running out means was
+    /// allowed, for the log.
+    pub(crate) fn wait_until(&self, now: Instant) -> (Instant, Duration) {
+        match now.checked_add(self.progress_timeout) {
+            Some(by) if by < self.deadline => (by, self.progress_timeout),
+            _ => (self.deadline, self.allowed),
+        }
+    }
+
+    /// The time the frame has been allowed so far.
+    #[cfg(test)]
     pub(crate) fn allowed(&self) -> Duration {
         self.allowed
     }
@@ -175,5 +191,28 @@ mod tests {
         frame.paused(Duration::from_millis(500));
         assert_eq!(frame.deadline(), start + Duration::from_millis(5500));
         assert_eq!(frame.allowed(), Duration::from_millis(5500));
+    }
+
+    #[test]
+    fn a_wait_ends_at_the_frame_deadline_or_after_the_progress_timeout() {
+        let config = ServerConfig {
+            frame_progress_timeout: Duration::from_secs(1),
+            ..config()
+        };
+        let start = Instant::now();
+        let mut frame = FrameClock::new(&config, start);
+        frame.length_known(3000);
+        // A wait that starts now ends after 1 s without progress, well before the frame's
+        // deadline (5 s)...
+        assert_eq!(
+            frame.wait_until(start),
+            (start + Duration::from_secs(1), Duration::from_secs(1))
+        );
+        // ... and one that starts 4.5 s in ends at the deadline.
+        let late = start + Duration::from_millis(4500);
+        assert_eq!(
+            frame.wait_until(late),
+            (start + Duration::from_secs(5), Duration::from_secs(5))
+        );
     }
 }

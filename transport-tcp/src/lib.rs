@@ -57,8 +57,10 @@ mod deadline;
 mod error;
 mod frame;
 mod handler;
+mod handler_slots;
 mod limits;
 mod multiplexer;
+mod poll_gate;
 #[cfg(test)]
 mod protocol;
 mod receiver;

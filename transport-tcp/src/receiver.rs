@@ -4,7 +4,8 @@
 //! module decides when bytes are read: the body goes into a buffer that grows only as bytes
 //! arrive (a length prefix alone reserves nothing), each growth charged first to the
 //! connection's budget and, for a large frame, to its address's budget and the server's receive
-//! budget, all within the frame's deadline (a large frame first takes its whole length of its
+//! budget, all within the frame's deadline and without a pause in its progress longer than
+//! the progress timeout (a large frame first takes its whole length of its
 //! address's share of the receive budget, a count that holds no memory); while
 //! it waits for them, the socket is watched, so a peer that has gone frees what its partial
 //! frame holds at once. A large body is then decoded on a blocking thread, under a decoder
@@ -48,8 +49,8 @@ pub(crate) enum ReceiveError {
     /// Malformed, oversize, truncated or stalled input, or a read error.
     #[error(transparent)]
     Frame(#[from] TransportError),
-    /// The frame's deadline ran out while it waited for the server's receive budget, or its
-    /// address's budget or share of it.
+    /// The frame's deadline or progress timeout ran out while it waited for the server's
+    /// budgets, or its address's budget or share of them.
     #[error("frame not completed within {allowed:?}: the receive budget is exhausted")]
     Starved {
         /// The time the frame was allowed.
@@ -68,6 +69,21 @@ pub(crate) enum ReceiveError {
 }
 
 impl ReceiveError {
+    /// A short name of the reason, for the `reason` label of
+    /// `quorum_connections_closed_total`.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            ReceiveError::Frame(TransportError::Stalled { .. }) => "stalled",
+            ReceiveError::Frame(TransportError::FrameTooLarge { .. }) => "oversize",
+            ReceiveError::Frame(TransportError::Decode(_)) => "malformed",
+            ReceiveError::Frame(TransportError::Truncated) => "truncated",
+            ReceiveError::Frame(_) => "read_error",
+            ReceiveError::Starved { .. } => "starved",
+            ReceiveError::DecodeTask { .. } => "decode_task",
+            ReceiveError::Closed => "server_closing",
+        }
+    }
+
     /// Whether a deadline ended the connection.
     pub(crate) fn is_deadline(&self) -> bool {
         matches!(
@@ -241,16 +257,17 @@ impl<Req: WireMessage> Receiver<Req> {
         Ok(())
     }
 
-    /// Waits for a budget (`None`: it was closed) within the frame's deadline, while watching
+    /// Waits for a budget (`None`: it was closed) within the frame's deadline and its progress
+    /// timeout, while watching
     /// the socket for the peer having gone.
     async fn within_budget<T>(
         &self,
         clock: &FrameClock,
         wait: impl Future<Output = Option<T>>,
     ) -> Result<T, ReceiveError> {
-        let allowed = clock.allowed();
+        let (until, allowed) = clock.wait_until(Instant::now());
         tokio::select! {
-            waited = timeout_at(clock.deadline(), wait) => waited
+            waited = timeout_at(until, wait) => waited
                 .map_err(|_| ReceiveError::Starved { allowed })?
                 .ok_or(ReceiveError::Closed),
             gone = peer_gone(&self.read) => Err(gone),
@@ -346,17 +363,16 @@ fn growth(filled: usize, length: usize) -> usize {
         .min(u32::MAX as usize)
 }
 
-/// Runs a read within the frame's deadline; running out means the peer stalled.
+/// Runs a read within the frame's deadline and its progress timeout; running out means the
+/// peer stalled.
 async fn within<T>(
     clock: &FrameClock,
     read: impl Future<Output = io::Result<T>>,
 ) -> Result<T, ReceiveError> {
-    match timeout_at(clock.deadline(), read).await {
+    let (until, allowed) = clock.wait_until(Instant::now());
+    match timeout_at(until, read).await {
         Ok(result) => result.map_err(|error| TransportError::from(error).into()),
-        Err(_) => Err(TransportError::Stalled {
-            timeout: clock.allowed(),
-        }
-        .into()),
+        Err(_) => Err(TransportError::Stalled { timeout: allowed }.into()),
     }
 }
 

@@ -1,5 +1,5 @@
 //! What all connections of a server share and draw on: its options, the connection limits, the
-//! receive budget, the handler and decoder permits, and the counters; and what the connections
+//! receive budget, the handler slots and decoder permits, and the counters; and what the connections
 //! of one peer address share ([`PeerShare`]).
 
 use std::collections::HashMap;
@@ -14,7 +14,9 @@ use tracing::{debug, warn};
 
 use crate::budget::{ConnectionBudget, ReceiveBudget};
 use crate::config::ServerConfig;
+use crate::handler_slots::{HandlerSlots, SlotGroup};
 use crate::limits::{ConnectionLimits, GroupKey};
+use crate::poll_gate::PollGate;
 use crate::refusal_log::RefusalLog;
 use crate::stats::{Recorder, ServerStats};
 
@@ -30,6 +32,9 @@ pub(crate) struct GroupShare {
     /// Bytes of large frames the group holds beyond the receive budget, within its floor
     /// ([`ServerConfig::group_floor`]).
     pub(crate) receive_floor: Arc<AtomicUsize>,
+    /// The group's handler time, by which the server's handler slots are shared
+    /// ([`ServerConfig::handler_time_half_life`]).
+    pub(crate) slots: Arc<SlotGroup>,
 }
 
 /// The live group shares, by group: entries whose group has no connection left are dropped
@@ -80,8 +85,10 @@ pub(crate) struct Resources {
     pub(crate) limits: Arc<ConnectionLimits<PeerShare>>,
     /// Bytes of large frames, across all connections.
     pub(crate) receive: ReceiveBudget,
-    /// One permit per handler running.
-    pub(crate) handlers: Semaphore,
+    /// One slot per handler running, shared between groups by their handler time.
+    pub(crate) handlers: Arc<HandlerSlots>,
+    /// One turn per handler being polled, shared between groups by their handler time.
+    pub(crate) polls: Arc<PollGate>,
     /// One permit per large frame being decoded.
     pub(crate) decoders: Arc<Semaphore>,
     pub(crate) recorder: Arc<Recorder>,
@@ -110,9 +117,11 @@ impl Resources {
                 config.effective_receive_share(),
                 config.max_handlers_per_ip,
             );
-            let (group_budget, group_handlers) = (
+            let address_floor = config.address_floor;
+            let (group_budget, group_handlers, half_life) = (
                 config.effective_group_budget(),
                 config.max_handlers_per_group,
+                config.handler_time_half_life,
             );
             move |ip: IpAddr| {
                 let group = groups
@@ -121,11 +130,13 @@ impl Resources {
                     .share_of(ip, || GroupShare {
                         budget: ConnectionBudget::new_group(
                             group_budget,
+                            address_floor,
                             Arc::clone(&recorder),
                             Arc::clone(&server),
                         ),
                         handlers: Semaphore::new(group_handlers),
                         receive_floor: Arc::new(AtomicUsize::new(0)),
+                        slots: Arc::new(SlotGroup::new(half_life)),
                     });
                 Arc::new(PeerShare {
                     budget: ConnectionBudget::new_peer(
@@ -146,7 +157,8 @@ impl Resources {
                 new_share,
             ),
             receive: ReceiveBudget::new(config.effective_receive_budget(), Arc::clone(&recorder)),
-            handlers: Semaphore::new(config.max_handlers),
+            handlers: HandlerSlots::new(config.max_handlers),
+            polls: PollGate::new(config.max_polling_handlers),
             decoders: Arc::new(Semaphore::new(config.max_blocking_decodes)),
             recorder,
             log: Mutex::new(RefusalLog::new(config.log_interval)),
@@ -158,12 +170,19 @@ impl Resources {
     /// Notes that the connection from `peer` is closed because of `error`: quietly when the
     /// peer simply went away; otherwise counted, the first logged at once as a warning and the
     /// rest summarised at most once per [`ServerConfig::log_interval`] (never a line per
-    /// attacker connection).
-    pub(crate) fn report_closing(&self, peer: SocketAddr, error: &impl fmt::Display, gone: bool) {
+    /// attacker connection), and counted by `reason` in `quorum_connections_closed_total`.
+    pub(crate) fn report_closing(
+        &self,
+        peer: SocketAddr,
+        error: &impl fmt::Display,
+        gone: bool,
+        reason: &'static str,
+    ) {
         if gone {
             debug!(%peer, reason = %error, "connection lost");
             return;
         }
+        metrics::counter!("quorum_connections_closed_total", "reason" => reason).increment(1);
         let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(summary) = log.closed(peer, error, Instant::now()) else {
             self.log_held.notify_one();
@@ -186,10 +205,7 @@ impl Resources {
 
     /// The counters and gauges now.
     pub(crate) fn stats(&self) -> ServerStats {
-        let running = self
-            .config
-            .max_handlers
-            .saturating_sub(self.handlers.available_permits());
+        let running = self.handlers.taken();
         self.recorder.snapshot(self.limits.total(), running)
     }
 }

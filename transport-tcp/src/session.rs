@@ -20,6 +20,7 @@ use crate::error::TransportError;
 use crate::frame::{Envelope, WireMessage};
 use crate::handler::Handler;
 use crate::limits::Ticket;
+use crate::poll_gate::Metered;
 use crate::receiver::{ReceiveError, Received, Receiver};
 use crate::resources::{PeerShare, Resources};
 use crate::stats::Recorder;
@@ -68,7 +69,7 @@ pub(crate) async fn serve_connection<Req: WireMessage, Resp: WireMessage, H: Han
         let resources = Arc::clone(&resources);
         async move {
             if let Err(error) = write_frames(write, queued, write_timeout).await {
-                resources.report_closing(peer, &error, error.is_peer_gone());
+                resources.report_closing(peer, &error, error.is_peer_gone(), "write_failed");
                 writer_failed.cancel();
             }
         }
@@ -114,7 +115,7 @@ pub(crate) async fn serve_connection<Req: WireMessage, Resp: WireMessage, H: Han
                 Recorder::count(&resources.recorder.timed_out_connections);
             }
             let gone = matches!(&fault, ReceiveError::Frame(error) if error.is_peer_gone());
-            resources.report_closing(peer, &fault, gone);
+            resources.report_closing(peer, &fault, gone, fault.reason());
             return;
         }
     }
@@ -273,8 +274,9 @@ impl<Req: WireMessage, Resp: WireMessage, H: Handler<Req, Resp>> Session<Req, Re
         }
     }
 
-    /// Runs the handler on one request in its own task (once a handler permit of its address,
-    /// and one of the server, is free) and queues the response, charged to the connection's
+    /// Runs the handler on one request in its own task (once a handler permit of its address
+    /// and one of its group are free, and the server's handler slots grant it one: by least
+    /// handler time of its group when they are all taken) and queues the response, charged to the connection's
     /// budget.
     fn dispatch(&mut self, received: Received<Req>, slot: OwnedSemaphorePermit) {
         let handler = Arc::clone(&self.handler);
@@ -296,10 +298,10 @@ impl<Req: WireMessage, Resp: WireMessage, H: Handler<Req, Resp>> Session<Req, Re
                 let Ok(_group) = share.group.handlers.acquire().await else {
                     return;
                 };
-                let Ok(_running) = resources.handlers.acquire().await else {
-                    return;
-                };
-                handler.handle(body).await
+                let group = &share.group.slots;
+                let _running = resources.handlers.acquire(group).await;
+                let gate = Arc::clone(&resources.polls);
+                Metered::new(handler.handle(body), gate, Arc::clone(group)).await
             };
             // The request is gone: its bytes now stand for the response.
             drop(charge.receive);
@@ -308,7 +310,14 @@ impl<Req: WireMessage, Resp: WireMessage, H: Handler<Req, Resp>> Session<Req, Re
                 body: answer,
             };
             let max_frame_length = resources.config.max_frame_length;
-            match FrameCodec::<Req>::new(max_frame_length).encode_frame(&response) {
+            let encoding = std::time::Instant::now();
+            let encoded = FrameCodec::<Req>::new(max_frame_length).encode_frame(&response);
+            share
+                .group
+                .slots
+                .time
+                .charge(encoding.elapsed(), Instant::now());
+            match encoded {
                 // The writer is gone only when the connection is closing.
                 Ok(frame) => drop(
                     responses

@@ -167,3 +167,37 @@ async fn the_default_first_frame_deadline_is_five_seconds() {
     );
     assert_eq!(server.stats().timed_out_connections, 1);
 }
+
+#[tokio::test]
+async fn a_peer_that_stops_mid_frame_is_closed_by_the_progress_timeout_and_frees_its_bytes() {
+    let (logs, _guard) = LogCapture::start();
+    // The frame's own deadline is far (30 s plus its length at 1 MiB/s); the progress timeout
+    // (100 ms) is what closes the peer.
+    let config = ServerConfig {
+        frame_progress_timeout: DEADLINE,
+        ..config(Duration::from_secs(30), Duration::from_secs(30))
+    };
+    let (server, _, _) = start_server(config).await;
+    let honest =
+        Client::<Request, Response>::new(server.local_addr().to_string(), client_config()).unwrap();
+    let (mut stalled, peer) = raw_connection(server.local_addr()).await;
+    let frame = request_frame(9, Request::Blob(vec![3; 500_000]));
+    stalled.write_all(&frame[..400_000]).await.unwrap();
+    let started = Instant::now();
+    assert!(
+        closed_within(&mut stalled, DEADLINE * 10).await,
+        "still open"
+    );
+    assert!(started.elapsed() >= DEADLINE / 2, "closed too soon");
+    assert!(logs.has_line_with(&["closing connection", &peer, "stalled mid-frame"]));
+    assert_eq!(server.stats().timed_out_connections, 1);
+    assert_eq!(
+        honest.request(Request::Echo(1)).await,
+        Ok(Response::Value(1))
+    );
+    assert_eq!(
+        server.stats().connection_bytes,
+        0,
+        "the partial frame's bytes were not freed"
+    );
+}

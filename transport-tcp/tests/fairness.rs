@@ -288,3 +288,83 @@ async fn large_frames_of_one_address_are_admitted_whole_and_never_wait_on_each_o
     );
     assert_eq!(server.stats().timed_out_connections, 0);
 }
+
+/// Queues ten requests from 127.0.9.1 that each keep a thread busy for 100 ms, waits until
+/// one runs, then asks once from the honest 127.0.0.1 (another /24): how many of the ten were
+/// answered before the honest request.
+async fn answered_before_honest(config: ServerConfig) -> usize {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use tokio::io::AsyncReadExt;
+
+    const QUEUED: u64 = 10;
+    let (server, _, _) = start_server(config).await;
+    let busy = connection_from("127.0.9.1", server.local_addr()).await;
+    let (mut read, mut write) = busy.into_split();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let reader = tokio::spawn({
+        let answered = Arc::clone(&answered);
+        async move {
+            let mut prefix = [0u8; LENGTH_PREFIX_LEN];
+            while read.read_exact(&mut prefix).await.is_ok() {
+                let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
+                if read.read_exact(&mut body).await.is_err() {
+                    break;
+                }
+                answered.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    for id in 0..QUEUED {
+        let busy = Request::Busy {
+            value: id,
+            millis: 100,
+        };
+        write.write_all(&request_frame(id, busy)).await.unwrap();
+    }
+    eventually("a busy handler runs", || {
+        server.stats().running_handlers >= 1
+    })
+    .await;
+    let honest = client(&server);
+    assert_eq!(
+        honest.request(Request::Echo(1)).await,
+        Ok(Response::Value(1))
+    );
+    let before_honest = answered.load(Ordering::SeqCst);
+    drop(write);
+    reader.abort();
+    before_honest
+}
+
+/// The server's handler slots go to the group that used the least handler time: with one
+/// slot, an honest request from another group is answered after at most the busy handler
+/// running, not behind the ten the busy group queued first (DESIGN §6.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_group_does_not_keep_another_groups_request_waiting_behind_its_own() {
+    let config = ServerConfig {
+        max_handlers: 1,
+        ..server_config()
+    };
+    let before_honest = answered_before_honest(config).await;
+    assert!(
+        before_honest <= 2,
+        "{before_honest} of the busy group's requests were answered before the honest one"
+    );
+}
+
+/// The cores go to the group that used the least handler time, poll by poll: with every
+/// handler of the busy group running at once and one turn on the cores, an honest request
+/// from another group waits for at most one busy poll, not behind all ten (DESIGN §6.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_group_does_not_keep_another_groups_handler_off_the_cores() {
+    let config = ServerConfig {
+        max_polling_handlers: 1,
+        ..server_config()
+    };
+    let before_honest = answered_before_honest(config).await;
+    assert!(
+        before_honest <= 2,
+        "{before_honest} of the busy group's requests were answered before the honest one"
+    );
+}

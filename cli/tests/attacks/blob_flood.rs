@@ -4,11 +4,13 @@ use super::*;
 
 /// What the blob flood got back.
 #[derive(Debug, Default)]
-struct BlobFigures {
-    sent: usize,
+pub(crate) struct BlobFigures {
+    /// Requests written whole.
+    pub(crate) sent: usize,
     /// Answers by kind ("UploadBlob: UnexpectedBlob", "PendingBlob: ok", …).
-    answers: BTreeMap<String, usize>,
-    closed: usize,
+    pub(crate) answers: BTreeMap<String, usize>,
+    /// Connections the server closed.
+    pub(crate) closed: usize,
 }
 
 fn answer_kind(response: &Response) -> String {
@@ -88,10 +90,9 @@ async fn blob_connection(
     figures
 }
 
-fn blob_flood_row(requests: usize, name: &str) -> (Row, BlobFigures) {
-    let (mut committee, baseline) = committee_with_baseline();
-    // Templates: one upload, and one pending blob per genesis chain (the blob's last 8 bytes
-    // and the request id are changed per request).
+/// The request templates of a blob flood against `committee`: one upload, and one pending blob
+/// per genesis chain (the blob's last 8 bytes and the request id are changed per request).
+pub(crate) fn blob_templates(committee: &Committee) -> Arc<Vec<Vec<u8>>> {
     let blob = Blob::data(vec![0; FLOOD_BLOB_BYTES]);
     let mut templates = vec![encode_request(0, Request::UploadBlob(blob.clone()))];
     for (chain_id, _) in &committee.owners {
@@ -103,32 +104,70 @@ fn blob_flood_row(requests: usize, name: &str) -> (Row, BlobFigures) {
             },
         ));
     }
-    let templates = Arc::new(templates);
+    Arc::new(templates)
+}
+
+/// A blob flood from `sources`, `connections` connections from each: `requests` requests in
+/// all (request i an upload when i is even, else a pending blob for chain (i / 2) mod chains),
+/// spread over the connections in turn.
+pub(crate) async fn blob_flood(
+    target: SocketAddr,
+    sources: Vec<Ipv4Addr>,
+    connections: usize,
+    requests: usize,
+    templates: Arc<Vec<Vec<u8>>>,
+    stop: Stop,
+) -> BlobFigures {
     let chains = templates.len() - 1;
-    let target = committee.target;
-    // Request i: an upload when i is even, else a pending blob for chain (i / 2) mod chains;
-    // request i goes on connection i mod BLOB_CONNECTIONS.
-    let attacker = Attacker::launch(move |stop| async move {
-        let source = attacker_addresses(1)[0];
-        let connections = (0..BLOB_CONNECTIONS).map(|c| {
-            let requests: Vec<(usize, u64)> = (0..2 * requests)
-                .filter(|i| i % BLOB_CONNECTIONS == c)
-                .map(|i| {
-                    let template = if i % 2 == 0 { 0 } else { 1 + (i / 2) % chains };
-                    (template, i as u64)
-                })
-                .collect();
-            blob_connection(source, target, templates.clone(), requests, stop.clone())
-        });
-        let mut all = BlobFigures::default();
-        for figures in join_all(connections).await {
-            all.sent += figures.sent;
-            all.closed += figures.closed;
-            for (kind, count) in figures.answers {
-                *all.answers.entry(kind).or_default() += count;
-            }
+    let count = sources.len() * connections;
+    let connections = (0..count).map(|c| {
+        let requests: Vec<(usize, u64)> = (0..requests)
+            .filter(|i| i % count == c)
+            .map(|i| {
+                let template = if i % 2 == 0 { 0 } else { 1 + (i / 2) % chains };
+                (template, i as u64)
+            })
+            .collect();
+        let source = sources[c % sources.len()];
+        blob_connection(source, target, templates.clone(), requests, stop.clone())
+    });
+    let mut all = BlobFigures::default();
+    for figures in join_all(connections).await {
+        all.sent += figures.sent;
+        all.closed += figures.closed;
+        for (kind, count) in figures.answers {
+            *all.answers.entry(kind).or_default() += count;
         }
-        all
+    }
+    all
+}
+
+/// The checks of every blob flood: nothing anonymous was accepted.
+pub(crate) fn check_blob_answers(row: &mut Row, figures: &BlobFigures) {
+    row.check(
+        !figures.answers.contains_key("UploadBlob: ok"),
+        "an upload nobody asked for was accepted",
+    );
+    row.check(
+        !figures.answers.contains_key("PendingBlob: ok"),
+        "a pending blob no owner's proposal asked for was accepted",
+    );
+}
+
+fn blob_flood_row(requests: usize, name: &str) -> (Row, BlobFigures) {
+    let (mut committee, baseline) = committee_with_baseline();
+    let templates = blob_templates(&committee);
+    let target = committee.target;
+    let attacker = Attacker::launch(move |stop| {
+        let sources = attacker_addresses(1);
+        blob_flood(
+            target,
+            sources,
+            BLOB_CONNECTIONS,
+            2 * requests,
+            templates,
+            stop,
+        )
     });
     let hold = Hold {
         min: Duration::from_secs(3),
@@ -142,14 +181,7 @@ fn blob_flood_row(requests: usize, name: &str) -> (Row, BlobFigures) {
         figures.answers,
         figures.closed
     ));
-    row.check(
-        !figures.answers.contains_key("UploadBlob: ok"),
-        "an upload nobody asked for was accepted",
-    );
-    row.check(
-        !figures.answers.contains_key("PendingBlob: ok"),
-        "a pending blob no owner's proposal asked for was accepted",
-    );
+    check_blob_answers(&mut row, &figures);
     (row, figures)
 }
 

@@ -36,6 +36,8 @@ pub enum Request {
     Blob(Vec<u8>),
     /// Panic in the handler.
     Panic,
+    /// Keep the handler's thread busy for `millis` ms (work on the CPU), answer `Value(n)`.
+    Busy { value: u64, millis: u64 },
 }
 
 /// What the tests get back.
@@ -95,6 +97,10 @@ impl Handler<Request, Response> for TestHandler {
             Request::MakeBlob(len) => Response::Blob(vec![7; len as usize]),
             Request::Blob(blob) => Response::Value(blob.len() as u64),
             Request::Panic => panic!("test handler asked to panic"),
+            Request::Busy { value, millis } => {
+                std::thread::sleep(Duration::from_millis(millis));
+                Response::Value(value)
+            }
         };
         self.running.fetch_sub(1, Ordering::SeqCst);
         response
