@@ -5,10 +5,12 @@
 //! A node that accepts a signature another node refuses splits the committee, so every path
 //! through this module accepts the same signatures:
 //!
-//! * **Keys.** A validator key must be a canonical encoding of a point of prime order: weak
+//! * **Keys.** Every key must be a canonical encoding of a point of prime order: weak
 //!   (small-order) keys and keys with a torsion component are refused when a committee is built
-//!   ([`ValidatorPublicKey::check_strong`]). Account keys are checked the same way by
-//!   `verify_strict` itself, which refuses weak keys.
+//!   ([`ValidatorPublicKey::check_strong`]), when a key is prepared for batches
+//!   ([`PreparedKey::decode`]) and by every single check, validator and account keys alike
+//!   (`verify_strict` alone would accept a mixed-order key that a batch refuses). The twelve
+//!   edge cases of ed25519-speccheck are refused on every path (`tests/speccheck.rs`).
 //! * **Single signatures** use ed25519-dalek's `verify_strict`: `S` canonical, `R` canonical and
 //!   not of small order, and the cofactorless equation `R = [S]B − [k]A` exactly.
 //! * **Batches** (certificates) first apply the same byte-level checks to each `R` (canonical,
@@ -143,14 +145,11 @@ macro_rules! public_key_type {
 
             /// Verifies `signature` over a hash already computed.
             ///
-            /// A single check stands alone (no batch can disagree with it), so this decodes the
-            /// point without [`PreparedKey`]'s strength check; `verify_strict` still refuses
-            /// small-order keys.
+            /// The key must be strong, as on every other path ([`PreparedKey::decode`]): a key
+            /// of mixed order that `verify_strict` alone would accept is refused
+            /// ([`CryptoError::WeakKey`]), so a single check and a batch never disagree.
             pub fn verify_hash(&self, hash: &CryptoHash, signature: &Signature) -> Result<(), CryptoError> {
-                VerifyingKey::from_bytes(&self.0)
-                    .map_err(|_| CryptoError::MalformedKey)?
-                    .verify_strict(hash.as_bytes(), &signature.0)
-                    .map_err(|_| CryptoError::InvalidSignature)
+                PreparedKey::decode(&self.0)?.verify_hash(hash, signature)
             }
         }
 
