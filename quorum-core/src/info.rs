@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::block::{BlockProposal, TimeoutCertificate, ValidatedBlockCertificate};
 use crate::committee::Epoch;
-use crate::crypto::{CryptoError, ValidatorPublicKey, ValidatorSecretKey, ValidatorSignature};
+use crate::crypto::{
+    CryptoError, PreparedKey, ValidatorPublicKey, ValidatorSecretKey, ValidatorSignature,
+};
 use crate::hash::{BcsHashable, CryptoHash};
 use crate::round::Round;
 use crate::vote::LiteVote;
@@ -159,11 +161,17 @@ impl ChainInfoResponse {
 
     /// Checks that `validator` signed this response.
     pub fn check(&self, validator: &ValidatorPublicKey) -> Result<(), CryptoError> {
+        self.check_prepared(&PreparedKey::decode(validator.as_bytes())?)
+    }
+
+    /// [`ChainInfoResponse::check`] with the validator's key decoded once (a committee keeps
+    /// one per member), which saves decoding and testing the key for every response.
+    pub fn check_prepared(&self, validator: &PreparedKey) -> Result<(), CryptoError> {
         let signature = self
             .signature
             .as_ref()
             .ok_or(CryptoError::InvalidSignature)?;
-        validator.verify(&*self.info, signature)
+        validator.verify_hash(&CryptoHash::new(&*self.info), signature)
     }
 }
 

@@ -3,7 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use quorum_core::{LiteVote, PreparedKey, ValidatorNode, ValidatorPublicKey, VoteError};
+use quorum_core::{
+    ChainInfoResponse, CryptoError, LiteVote, PreparedKey, ValidatorNode, ValidatorPublicKey,
+    VoteError,
+};
 
 use crate::health::Health;
 
@@ -61,6 +64,16 @@ impl RemoteNode {
         match &self.prepared {
             Some(key) => vote.check_prepared(key),
             None => vote.check(&self.public_key),
+        }
+    }
+}
+
+impl RemoteNode {
+    /// Checks that this validator signed `response` (with the prepared key if it has one).
+    pub fn check_info(&self, response: &ChainInfoResponse) -> Result<(), CryptoError> {
+        match &self.prepared {
+            Some(key) => response.check_prepared(key),
+            None => response.check(&self.public_key),
         }
     }
 }

@@ -169,7 +169,7 @@ impl<S: Storage + 'static> ChainClient<S> {
             let response = updater
                 .call_remote(|| remote.node.handle_chain_info_query(query.clone()))
                 .await?;
-            if response.info.chain_id != chain_id || response.check(&remote.public_key).is_err() {
+            if response.info.chain_id != chain_id || remote.check_info(&response).is_err() {
                 return Err(NodeError::ProtocolViolation(Violation::WrongVote));
             }
             let info = response.info;
