@@ -2,7 +2,7 @@
 //! that misbehave (one that starts late, one stopped mid-run, one that stops answering; see
 //! [`crate::fault_plan`]), and the updater bringing them back.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::{info, warn};
 
-use quorum_core::{ChainId, ChainInfoQuery, ValidatorNode};
-use quorum_node::{MemoryStorage, SystemClock, Worker, WorkerConfig};
+use quorum_core::{AccountSecretKey, ChainId, ChainInfoQuery, ValidatorNode, ValidatorSecretKey};
+use quorum_node::{Genesis, MemoryStorage, SystemClock, Worker, WorkerConfig};
 use quorum_transport_mem::MemoryNode;
 use quorum_transport_tcp::{ClientConfig, TcpValidatorNode};
 use quorum_updater::{ChainClient, Options, RemoteNode, ValidatorSet};
@@ -22,7 +22,7 @@ use crate::error::CliError;
 use crate::fault_plan::{FaultKind, FaultPlan, FAULT_AT, LATE_START_AT, RECOVER_AT};
 use crate::health_watch::HealthWatch;
 use crate::setup::{self, CommitteeSetup};
-use crate::summary::Summary;
+use crate::summary::{Summary, ValidatorRow};
 use crate::validator;
 
 /// The transports the demo can run over.
@@ -119,7 +119,7 @@ async fn advance(
     planned: &mut Planned,
     nodes: &mut [DemoValidator],
     fraction: f64,
-    genesis: &quorum_node::Genesis,
+    genesis: &Genesis,
     transport: Transport,
 ) -> Result<Option<String>, CliError> {
     let Some(node) = nodes.get_mut(planned.index) else {
@@ -163,48 +163,14 @@ async fn advance(
 
 /// Runs the demo and returns its summary.
 pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
-    if args.validators == 0 || args.chains < 2 || args.blocks == 0 {
-        return Err(CliError::DemoTooSmall {
-            validators: args.validators,
-            chains: args.chains,
-            blocks: args.blocks,
-        });
-    }
+    check_args(&args)?;
     if let Some(address) = args.metrics {
         let bound = crate::metrics_server::serve(address).await?;
         println!("metrics at http://{bound}/metrics");
     }
-    let f = (args.validators - 1) / 3;
-    if args.faults.len() > f {
-        return Err(CliError::TooManyFaults {
-            faulty: args.faults.len(),
-            plan: args.faults.to_string(),
-            tolerated: f,
-            validators: args.validators,
-        });
-    }
-    let temporary = tempfile::tempdir().map_err(|source| CliError::File {
-        path: PathBuf::from("tmp"),
-        source,
-    })?;
-    let data_dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| temporary.path().to_owned());
-    std::fs::create_dir_all(&data_dir).map_err(|source| CliError::File {
-        path: data_dir.clone(),
-        source,
-    })?;
-
-    // Addresses: bind now to learn free ports; listeners are re-bound when each server starts.
-    let mut addresses = Vec::new();
-    for _ in 0..args.validators {
-        let listener = validator::bind("127.0.0.1:0").await?;
-        let address = listener
-            .local_addr()
-            .map_err(quorum_transport_tcp::TransportError::from)?;
-        addresses.push(address.to_string());
-    }
+    // Kept until the demo ends: the databases' directory unless `--data-dir` names one.
+    let (_temporary, data_dir) = data_directory(&args)?;
+    let addresses = free_addresses(args.validators).await?;
     let fast_round = args.rounds.fast_round();
     let CommitteeSetup {
         validator_keys,
@@ -216,115 +182,22 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
     let chains: Vec<ChainId> = genesis.chains.iter().map(|c| c.id()).collect();
 
     let validators = ValidatorSet::new();
-    let mut nodes: Vec<DemoValidator> = Vec::new();
-    for (index, (key, address)) in validator_keys.iter().zip(&addresses).enumerate() {
-        let database = data_dir.join(format!("validator-{index}.redb"));
-        let mut node = DemoValidator::new(
-            format!("validator-{index}"),
-            database,
-            key.clone(),
-            address.clone(),
-        );
-        match args.transport {
-            Transport::Tcp => {
-                let remote = TcpValidatorNode::new(address.clone(), client_config())?;
-                validators.insert(key.public(), Arc::new(remote));
-            }
-            Transport::Mem => {
-                let worker = validator::open_worker(
-                    &node.database,
-                    &genesis,
-                    key.clone(),
-                    &Limits::default(),
-                )
-                .await?;
-                let memory = MemoryNode::new(
-                    worker.clone() as Arc<dyn ValidatorNode>,
-                    Some(key.clone()),
-                    index as u64,
-                )
-                .with_bcs(true);
-                validators.insert(key.public(), Arc::new(memory.clone()));
-                node.worker = Some(worker);
-                node.mem = Some(memory);
-            }
-        }
-        nodes.push(node);
-    }
-    // The last validators misbehave, in the order of the plan.
-    let first_faulty = args.validators - args.faults.len();
-    let mut plan: Vec<Planned> = args
-        .faults
-        .0
-        .iter()
-        .enumerate()
-        .map(|(i, kind)| Planned {
-            index: first_faulty + i,
-            kind: *kind,
-            stage: Stage::Waiting,
-        })
-        .collect();
-    for (index, node) in nodes.iter_mut().enumerate() {
-        if plan
-            .iter()
-            .any(|p| p.index == index && p.kind == FaultKind::Late)
-        {
-            node.history.push("started late");
-            if args.transport == Transport::Mem {
-                node.stop(args.transport).await;
-            }
-            continue;
-        }
-        node.start(&genesis, args.transport).await?;
-    }
+    let (mut nodes, mut plan) = start_validators(
+        &args,
+        &data_dir,
+        &validator_keys,
+        &addresses,
+        &genesis,
+        &validators,
+    )
+    .await?;
 
-    let local = Arc::new(Worker::new(
-        MemoryStorage::new(),
-        None,
-        Arc::new(SystemClock),
-        WorkerConfig::new(admin),
-    ));
-    genesis
-        .initialize(local.storage(), quorum_node::Clock::now(&SystemClock))
-        .await?;
-    let first = ChainClient::new(
-        chains[0],
-        Some(owners[0].clone()),
-        local.clone(),
-        validators.clone(),
-        options(),
-    );
-    let clients: Vec<ChainClient<MemoryStorage>> = chains
-        .iter()
-        .zip(&owners)
-        .map(|(chain, owner)| first.for_chain(*chain, Some(owner.clone())))
-        .collect();
+    let (local, first, clients) =
+        local_clients(&genesis, admin, &chains, &owners, &validators).await?;
 
-    let progress = ProgressBar::new(args.blocks as u64);
-    progress.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} blocks {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let done = Arc::new(AtomicUsize::new(0));
+    let progress = progress_bar(args.blocks);
     let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, client) in clients.iter().enumerate() {
-        let client = client.clone();
-        let recipient = chains[(index + 1) % chains.len()];
-        let quota = args.blocks / args.chains + usize::from(index < args.blocks % args.chains);
-        let done = done.clone();
-        let progress = progress.clone();
-        tasks.spawn(async move {
-            for _ in 0..quota {
-                client.transfer(recipient, 1).await?;
-                done.fetch_add(1, Ordering::SeqCst);
-                progress.inc(1);
-            }
-            Ok::<(), quorum_updater::ChainClientError>(())
-        });
-    }
+    let (mut tasks, done) = spawn_transfers(&clients, &chains, args.blocks, &progress);
 
     // Faults follow the progress of the workload; health is watched at every tick.
     let keys: Vec<_> = validator_keys.iter().map(|key| key.public()).collect();
@@ -365,47 +238,62 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
             advance(planned, &mut nodes, 1.0, &genesis, args.transport).await?;
         }
     }
-    for chain in &chains {
-        for (validator, error) in first.update_validators(*chain).await? {
-            warn!(?validator, %error, "final catch-up failed");
-        }
-    }
+    catch_up(&first, &chains).await?;
     let committee = local.committee(quorum_core::Epoch(0)).await?;
-    let stats = first.stats().clone();
-    let remotes = validators.remotes(&committee);
-    let mut rows = Vec::new();
-    let mut out_of_sync = Vec::new();
-    for ((node, remote), watch) in nodes
-        .iter()
-        .zip(sorted(&remotes, &validator_keys))
-        .zip(&watches)
-    {
-        let in_sync = in_sync(&local, &remote, &chains).await;
-        if !in_sync {
-            out_of_sync.push(node.name.clone());
-        }
-        let history = if node.history.is_empty() {
-            "honest throughout".to_string()
-        } else {
-            node.history.join(", ")
-        };
-        rows.push(watch.row(node.name.clone(), history, &remote.health, in_sync));
-    }
+    let (rows, out_of_sync) = validator_rows(
+        &nodes,
+        &validators.remotes(&committee),
+        &validator_keys,
+        &watches,
+        &local,
+        &chains,
+    )
+    .await;
     for node in &mut nodes {
         node.stop(args.transport).await;
     }
     info!(data_dir = %data_dir.display(), "demo finished");
+    summarize(&args, elapsed, &first, rows, out_of_sync)
+}
+
+/// The directory of the validators' databases: `--data-dir`, or a temporary directory,
+/// removed when the returned handle is dropped.
+fn data_directory(args: &DemoArgs) -> Result<(tempfile::TempDir, PathBuf), CliError> {
+    let temporary = tempfile::tempdir().map_err(|source| CliError::File {
+        path: PathBuf::from("tmp"),
+        source,
+    })?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| temporary.path().to_owned());
+    std::fs::create_dir_all(&data_dir).map_err(|source| CliError::File {
+        path: data_dir.clone(),
+        source,
+    })?;
+    Ok((temporary, data_dir))
+}
+
+/// The demo's summary; an error naming the validators left out of sync, after printing it.
+fn summarize(
+    args: &DemoArgs,
+    elapsed: Duration,
+    client: &ChainClient<MemoryStorage>,
+    rows: Vec<ValidatorRow>,
+    out_of_sync: Vec<String>,
+) -> Result<Summary, CliError> {
+    let stats = client.stats().clone();
     let summary = Summary {
         validators: args.validators,
         chains: args.chains,
-        rounds: fast_round,
+        rounds: args.rounds.fast_round(),
         transport: match args.transport {
             Transport::Tcp => "tcp",
             Transport::Mem => "in-process",
         },
         blocks: args.blocks,
         elapsed,
-        timings: first.timings(),
+        timings: client.timings(),
         recoveries: stats.snapshot(),
         max_skew_micros: stats.max_skew(),
         validator_rows: rows,
@@ -417,8 +305,243 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
     Ok(summary)
 }
 
+/// The client side: a keyless local node on `genesis`, and one client per chain (the first
+/// chain's client, and all of them) reaching the validators through `validators`.
+async fn local_clients(
+    genesis: &Genesis,
+    admin: ChainId,
+    chains: &[ChainId],
+    owners: &[AccountSecretKey],
+    validators: &ValidatorSet,
+) -> Result<
+    (
+        Arc<Worker<MemoryStorage>>,
+        ChainClient<MemoryStorage>,
+        Vec<ChainClient<MemoryStorage>>,
+    ),
+    CliError,
+> {
+    let local = Arc::new(Worker::new(
+        MemoryStorage::new(),
+        None,
+        Arc::new(SystemClock),
+        WorkerConfig::new(admin),
+    ));
+    genesis
+        .initialize(local.storage(), quorum_node::Clock::now(&SystemClock))
+        .await?;
+    let first = ChainClient::new(
+        chains[0],
+        Some(owners[0].clone()),
+        local.clone(),
+        validators.clone(),
+        options(),
+    );
+    let clients = chains
+        .iter()
+        .zip(owners)
+        .map(|(chain, owner)| first.for_chain(*chain, Some(owner.clone())))
+        .collect();
+    Ok((local, first, clients))
+}
+
+/// The workload's progress bar, of `blocks` blocks.
+fn progress_bar(blocks: usize) -> ProgressBar {
+    let progress = ProgressBar::new(blocks as u64);
+    progress.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} blocks {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    progress
+}
+
+/// The workload: each client transfers to the next chain, `blocks` blocks in all shared
+/// between them; with the count of blocks done.
+fn spawn_transfers(
+    clients: &[ChainClient<MemoryStorage>],
+    chains: &[ChainId],
+    blocks: usize,
+    progress: &ProgressBar,
+) -> (
+    tokio::task::JoinSet<Result<(), quorum_updater::ChainClientError>>,
+    Arc<AtomicUsize>,
+) {
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, client) in clients.iter().enumerate() {
+        let client = client.clone();
+        let recipient = chains[(index + 1) % chains.len()];
+        let quota = blocks / clients.len() + usize::from(index < blocks % clients.len());
+        let done = done.clone();
+        let progress = progress.clone();
+        tasks.spawn(async move {
+            for _ in 0..quota {
+                client.transfer(recipient, 1).await?;
+                done.fetch_add(1, Ordering::SeqCst);
+                progress.inc(1);
+            }
+            Ok(())
+        });
+    }
+    (tasks, done)
+}
+
+/// Brings every validator fully up to date on every chain (failures are logged).
+async fn catch_up(client: &ChainClient<MemoryStorage>, chains: &[ChainId]) -> Result<(), CliError> {
+    for chain in chains {
+        for (validator, error) in client.update_validators(*chain).await? {
+            warn!(?validator, %error, "final catch-up failed");
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a demo too small to show anything, or with more faults than the committee
+/// tolerates.
+fn check_args(args: &DemoArgs) -> Result<(), CliError> {
+    if args.validators == 0 || args.chains < 2 || args.blocks == 0 {
+        return Err(CliError::DemoTooSmall {
+            validators: args.validators,
+            chains: args.chains,
+            blocks: args.blocks,
+        });
+    }
+    let f = (args.validators - 1) / 3;
+    if args.faults.len() > f {
+        return Err(CliError::TooManyFaults {
+            faulty: args.faults.len(),
+            plan: args.faults.to_string(),
+            tolerated: f,
+            validators: args.validators,
+        });
+    }
+    Ok(())
+}
+
+/// `count` loopback addresses with free ports: bound now to learn the ports; each listener is
+/// bound again when its server starts.
+async fn free_addresses(count: usize) -> Result<Vec<String>, CliError> {
+    let mut addresses = Vec::new();
+    for _ in 0..count {
+        let listener = validator::bind("127.0.0.1:0").await?;
+        let address = listener
+            .local_addr()
+            .map_err(quorum_transport_tcp::TransportError::from)?;
+        addresses.push(address.to_string());
+    }
+    Ok(addresses)
+}
+
+/// Makes the committee's validators (in process over TCP or in memory, each reachable through
+/// `validators`), plans the faults of `args` on the last ones, and starts every validator but
+/// those that start late.
+async fn start_validators(
+    args: &DemoArgs,
+    data_dir: &Path,
+    validator_keys: &[ValidatorSecretKey],
+    addresses: &[String],
+    genesis: &Genesis,
+    validators: &ValidatorSet,
+) -> Result<(Vec<DemoValidator>, Vec<Planned>), CliError> {
+    let mut nodes: Vec<DemoValidator> = Vec::new();
+    for (index, (key, address)) in validator_keys.iter().zip(addresses).enumerate() {
+        let database = data_dir.join(format!("validator-{index}.redb"));
+        let mut node = DemoValidator::new(
+            format!("validator-{index}"),
+            database,
+            key.clone(),
+            address.clone(),
+        );
+        match args.transport {
+            Transport::Tcp => {
+                let remote = TcpValidatorNode::new(address.clone(), client_config())?;
+                validators.insert(key.public(), Arc::new(remote));
+            }
+            Transport::Mem => {
+                let worker = validator::open_worker(
+                    &node.database,
+                    genesis,
+                    key.clone(),
+                    &Limits::default(),
+                )
+                .await?;
+                let memory = MemoryNode::new(
+                    worker.clone() as Arc<dyn ValidatorNode>,
+                    Some(key.clone()),
+                    index as u64,
+                )
+                .with_bcs(true);
+                validators.insert(key.public(), Arc::new(memory.clone()));
+                node.worker = Some(worker);
+                node.mem = Some(memory);
+            }
+        }
+        nodes.push(node);
+    }
+    // The last validators misbehave, in the order of the plan.
+    let first_faulty = args.validators - args.faults.len();
+    let plan: Vec<Planned> = args
+        .faults
+        .0
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| Planned {
+            index: first_faulty + i,
+            kind: *kind,
+            stage: Stage::Waiting,
+        })
+        .collect();
+    for (index, node) in nodes.iter_mut().enumerate() {
+        if plan
+            .iter()
+            .any(|p| p.index == index && p.kind == FaultKind::Late)
+        {
+            node.history.push("started late");
+            if args.transport == Transport::Mem {
+                node.stop(args.transport).await;
+            }
+            continue;
+        }
+        node.start(genesis, args.transport).await?;
+    }
+    Ok((nodes, plan))
+}
+
+/// The summary's row of each validator, and the names of those not in sync with the local
+/// node on every chain.
+async fn validator_rows(
+    nodes: &[DemoValidator],
+    remotes: &[RemoteNode],
+    validator_keys: &[ValidatorSecretKey],
+    watches: &[HealthWatch],
+    local: &Arc<Worker<MemoryStorage>>,
+    chains: &[ChainId],
+) -> (Vec<ValidatorRow>, Vec<String>) {
+    let mut rows = Vec::new();
+    let mut out_of_sync = Vec::new();
+    for ((node, remote), watch) in nodes
+        .iter()
+        .zip(sorted(remotes, validator_keys))
+        .zip(watches)
+    {
+        let in_sync = in_sync(local, &remote, chains).await;
+        if !in_sync {
+            out_of_sync.push(node.name.clone());
+        }
+        let history = if node.history.is_empty() {
+            "honest throughout".to_string()
+        } else {
+            node.history.join(", ")
+        };
+        rows.push(watch.row(node.name.clone(), history, &remote.health, in_sync));
+    }
+    (rows, out_of_sync)
+}
+
 /// The remotes in the order of `keys`.
-fn sorted(remotes: &[RemoteNode], keys: &[quorum_core::ValidatorSecretKey]) -> Vec<RemoteNode> {
+fn sorted(remotes: &[RemoteNode], keys: &[ValidatorSecretKey]) -> Vec<RemoteNode> {
     keys.iter()
         .filter_map(|key| {
             remotes

@@ -1,20 +1,18 @@
 //! The pure execution of blocks (DESIGN §4.4): what a block needs from outside its chain,
 //! the checks, the operations, and everything it produces.
 
-use alloc::collections::{BTreeMap, BTreeSet};
+mod operations;
+
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use crate::block::{
-    committee_blob, epoch_event_id, Block, BlockOutcome, EmittedEvent, IncomingBundle, Message,
-    Operation, OutgoingBundle,
-};
+use crate::block::{Block, BlockOutcome, IncomingBundle, Message, Operation};
 use crate::committee::{Committee, Epoch};
 use crate::error::{ExecutionError, Limit, NodeError};
 use crate::limits::Limits;
 use crate::ChainState;
-use crate::{
-    Blob, BlobId, BlobType, ChainDescription, ChainId, ChainOrigin, Event, EventId, StreamId,
-};
+use crate::{Blob, BlobId, ChainDescription, ChainId, Event, EventId, StreamId};
+use operations::Run;
 
 /// What a block needs from outside its chain's state, fetched by the node before executing.
 #[derive(Clone, Debug, Default)]
@@ -92,6 +90,25 @@ pub fn execute_block(
     block: &Block,
     inputs: &ExecutionInputs,
 ) -> Result<Execution, NodeError> {
+    let admin_chain = check_block(state, block, inputs)?;
+    if state.closed && !block.operations.is_empty() {
+        return Err(ExecutionError::ChainClosed.into());
+    }
+    let mut run = Run::new(state, block, inputs, admin_chain);
+    run.consume_bundles()?;
+    for (index, operation) in block.operations.iter().enumerate() {
+        run.apply(index, operation)?;
+    }
+    run.finish()
+}
+
+/// The checks of [`execute_block`] before anything runs: the block's place on the chain, its
+/// author, its bounds, and every blob and event it needs at hand. Returns the admin chain.
+fn check_block(
+    state: &ChainState,
+    block: &Block,
+    inputs: &ExecutionInputs,
+) -> Result<ChainId, NodeError> {
     let description = state.description()?;
     state.expect_next_height(block.height)?;
     if block.epoch != state.epoch {
@@ -111,8 +128,7 @@ pub fn execute_block(
     if !description.owners.contains_key(&author) && description.super_owner != Some(author) {
         return Err(NodeError::UnauthorizedOwner);
     }
-    let limits = &inputs.limits;
-    check_block_bounds(block, limits)?;
+    check_block_bounds(block, &inputs.limits)?;
 
     // Everything the block needs from outside, reported all at once.
     let missing_blobs: Vec<BlobId> = block
@@ -132,192 +148,7 @@ pub fn execute_block(
     if !missing_events.is_empty() {
         return Err(NodeError::EventsNotFound(missing_events));
     }
-
-    if state.closed && !block.operations.is_empty() {
-        return Err(ExecutionError::ChainClosed.into());
-    }
-    let mut next = state.clone();
-    let mut outgoing: BTreeMap<ChainId, Vec<Message>> = BTreeMap::new();
-    for (origin, amount) in consume_bundles(&mut next, &block.incoming_bundles)? {
-        outgoing
-            .entry(origin)
-            .or_default()
-            .push(Message::Return { amount });
-    }
-
-    let mut published_blobs = Vec::new();
-    let mut published_ids = Vec::new();
-    let mut events = Vec::new();
-    let mut opened_chains = Vec::new();
-    let mut new_committee = None;
-    let mut seen_blobs = BTreeSet::new();
-    for (index, operation) in block.operations.iter().enumerate() {
-        if next.closed {
-            // Only as the block's last operation.
-            return Err(ExecutionError::ChainClosed.into());
-        }
-        match operation {
-            Operation::Transfer { recipient, amount } => {
-                if *amount == 0 || *recipient == state.chain_id {
-                    return Err(ExecutionError::InvalidTransfer.into());
-                }
-                next.balance = next.balance.checked_sub(*amount).ok_or(
-                    ExecutionError::InsufficientBalance {
-                        balance: next.balance,
-                        amount: *amount,
-                    },
-                )?;
-                outgoing
-                    .entry(*recipient)
-                    .or_default()
-                    .push(Message::Credit { amount: *amount });
-            }
-            Operation::PublishBlob(id) => {
-                if id.blob_type != BlobType::Data {
-                    return Err(ExecutionError::WrongBlobType(*id).into());
-                }
-                if let Some(blob) = inputs.blobs.get(id) {
-                    if seen_blobs.insert(*id) {
-                        published_blobs.push(blob.clone());
-                        published_ids.push(*id);
-                    }
-                }
-            }
-            Operation::ReadBlob(_) => {}
-            Operation::OpenChain(child) => {
-                let expected_origin = ChainOrigin::Child {
-                    parent: state.chain_id,
-                    height: block.height,
-                    index: u32::try_from(index).map_err(|_| ExecutionError::Overflow)?,
-                };
-                if child.origin != expected_origin || child.balance != 0 || child.owners.is_empty()
-                {
-                    return Err(ExecutionError::InvalidOpenChain.into());
-                }
-                let blob = child.to_blob();
-                if seen_blobs.insert(blob.id()) {
-                    published_ids.push(blob.id());
-                    published_blobs.push(blob);
-                }
-                opened_chains.push(child.clone());
-            }
-            Operation::EmitEvent { stream, payload } => {
-                if stream.is_system() {
-                    return Err(ExecutionError::SystemStream(stream.clone()).into());
-                }
-                if payload.len() > limits.max_event_payload_bytes {
-                    return Err(ExecutionError::TooLarge(Limit::EventSize).into());
-                }
-                let index = emit(&mut next, stream)?;
-                events.push(Event {
-                    id: EventId {
-                        chain_id: state.chain_id,
-                        stream: stream.clone(),
-                        index,
-                    },
-                    payload: payload.clone(),
-                });
-            }
-            Operation::ReadEvent(_) => {}
-            Operation::CreateCommittee(encoded) => {
-                if state.chain_id != admin_chain {
-                    return Err(ExecutionError::NotAdminChain.into());
-                }
-                if new_committee.is_some() {
-                    return Err(ExecutionError::TooLarge(Limit::Committees).into());
-                }
-                // Decoded here, after the proposal's signature and the block's limits.
-                let committee = encoded.decode().map_err(ExecutionError::InvalidCommittee)?;
-                let stream = StreamId::epoch();
-                // Epoch 0 is the genesis committee; announcements start at 1.
-                let index = next.event_counts.get(&stream).copied().unwrap_or(0).max(1);
-                next.event_counts.insert(
-                    stream.clone(),
-                    index.checked_add(1).ok_or(ExecutionError::Overflow)?,
-                );
-                let blob = committee_blob(&committee);
-                let payload =
-                    crate::encoding::to_bytes(&blob.id()).map_err(|_| ExecutionError::Overflow)?;
-                events.push(Event {
-                    id: EventId {
-                        chain_id: state.chain_id,
-                        stream,
-                        index,
-                    },
-                    payload,
-                });
-                if seen_blobs.insert(blob.id()) {
-                    published_ids.push(blob.id());
-                    published_blobs.push(blob);
-                }
-                new_committee = Some((Epoch(index), committee));
-            }
-            Operation::ProcessNewEpoch(epoch) => {
-                if *epoch <= next.epoch {
-                    return Err(ExecutionError::EpochNotNext {
-                        current: next.epoch,
-                        found: *epoch,
-                    }
-                    .into());
-                }
-                // The announcement was checked present above.
-                let id = epoch_event_id(admin_chain, *epoch);
-                if !inputs.events.contains_key(&id) {
-                    return Err(NodeError::EventsNotFound(alloc::vec![id]));
-                }
-                next.epoch = *epoch;
-            }
-            Operation::CloseChain { beneficiary } => {
-                let balance = next.balance;
-                if balance > 0 {
-                    let recipient =
-                        beneficiary.ok_or(ExecutionError::NonZeroBalance { balance })?;
-                    if recipient == state.chain_id {
-                        return Err(ExecutionError::InvalidTransfer.into());
-                    }
-                    outgoing
-                        .entry(recipient)
-                        .or_default()
-                        .push(Message::Credit { amount: balance });
-                    next.balance = 0;
-                }
-                next.closed = true;
-            }
-        }
-    }
-
-    next.next_height = block.height.try_next().ok_or(ExecutionError::Overflow)?;
-    next.timestamp = block.timestamp;
-    let state_hash = next.execution_state_hash();
-    next.state_hash = Some(state_hash);
-    let messages = outgoing
-        .into_iter()
-        .map(|(recipient, messages)| OutgoingBundle {
-            recipient,
-            messages,
-        })
-        .collect();
-    let outcome = BlockOutcome {
-        state_hash,
-        messages,
-        events: events
-            .iter()
-            .map(|e| EmittedEvent {
-                stream: e.id.stream.clone(),
-                index: e.id.index,
-                payload: e.payload.clone(),
-            })
-            .collect(),
-        published_blobs: published_ids,
-    };
-    Ok(Execution {
-        outcome,
-        state: next,
-        published_blobs,
-        events,
-        opened_chains,
-        new_committee,
-    })
+    Ok(admin_chain)
 }
 
 fn emit(state: &mut ChainState, stream: &StreamId) -> Result<u32, ExecutionError> {

@@ -119,9 +119,18 @@ async fn a_hedged_download_skips_a_black_holed_first_choice() {
     let client = client(&committee).await;
     client.transfer(committee.net.chains[0], 1).await.unwrap();
     let chain = committee.net.chains[1];
-    // Every validator holds the block; the first choice is black-holed.
+    // Every validator holds the block (the transfer returns once a quorum has it; the last
+    // one gets it from the broadcast that goes on, so wait for it, bounded); the first
+    // choice is black-holed.
     for v in 0..4 {
-        assert_eq!(committee.net.next_height(v, 1).await, BlockHeight(1));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while committee.net.next_height(v, 1).await != BlockHeight(1) {
+            assert!(
+                Instant::now() < deadline,
+                "validator {v} never got the block"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
     committee.proxies[0].handle().set(ProxyFault::BlackHole);
     let start = Instant::now();

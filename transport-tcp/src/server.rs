@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 use tokio_util::sync::CancellationToken;
@@ -181,16 +181,11 @@ async fn accept_connections<Req, Resp, H>(
     H: Handler<Req, Resp>,
 {
     let mut connections = JoinSet::new();
-    // Shared with the connections, which report those closed for misbehaviour.
-    let log = |f: &mut dyn FnMut(&mut RefusalLog)| {
-        let mut log = resources.log.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut log);
-    };
     let mut backoff = ACCEPT_BACKOFF_MIN;
     let recorder = Arc::clone(&resources.recorder);
     loop {
         let mut log_due = None;
-        log(&mut |log| log_due = log.due());
+        with_log(&resources, |log| log_due = log.due());
         tokio::select! {
             biased;
             () = stop.cancelled() => break,
@@ -200,7 +195,7 @@ async fn accept_connections<Req, Resp, H>(
             // A connection held a closing back: schedule its summary.
             () = resources.log_held.notified(), if log_due.is_none() => {}
             () = sleep_until(log_due.unwrap_or_else(Instant::now)), if log_due.is_some() => {
-                log(&mut |log| {
+                with_log(&resources, |log| {
                     if let Some(summary) = log.flush(Instant::now()) {
                         summary.log(log.interval());
                     }
@@ -209,45 +204,11 @@ async fn accept_connections<Req, Resp, H>(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     backoff = ACCEPT_BACKOFF_MIN;
-                    match resources.limits.admit(peer.ip()) {
-                        Ok(admission) => {
-                            if admission.evicted_another {
-                                Recorder::count(&recorder.evicted_connections);
-                                metrics::counter!("quorum_connections_evicted_total").increment(1);
-                            }
-                            let permit = admission.permit;
-                            let session = serve_connection(
-                                stream,
-                                peer,
-                                Arc::clone(&resources),
-                                Arc::clone(&handler),
-                                stop.clone(),
-                                admission.ticket,
-                                admission.share,
-                            );
-                            metrics::gauge!("quorum_connections_open").increment(1.0);
-                            connections.spawn(async move {
-                                let _permit = permit;
-                                session.await;
-                                metrics::gauge!("quorum_connections_open").decrement(1.0);
-                            });
-                        }
-                        Err(refusal) => {
-                            // Closed at once: its place goes to the connections already open.
-                            drop(stream);
-                            Recorder::count(&recorder.refused_connections);
-                            metrics::counter!("quorum_connections_refused_total").increment(1);
-                            log(&mut |log| {
-                                if let Some(summary) = log.refused(refusal, Instant::now()) {
-                                    summary.log(log.interval());
-                                }
-                            });
-                        }
-                    }
+                    admit(stream, peer, &resources, &handler, &stop, &mut connections);
                 }
                 Err(error) => {
                     Recorder::count(&recorder.accept_errors);
-                    log(&mut |log| {
+                    with_log(&resources, |log| {
                         if let Some(summary) = log.accept_failed(&error, Instant::now()) {
                             summary.log(log.interval());
                         }
@@ -265,7 +226,7 @@ async fn accept_connections<Req, Resp, H>(
         }
     }
     drop(listener);
-    log(&mut |log| {
+    with_log(&resources, |log| {
         if let Some(summary) = log.flush(Instant::now() + log.interval()) {
             summary.log(log.interval());
         }
@@ -277,6 +238,64 @@ async fn accept_connections<Req, Resp, H>(
     while let Some(joined) = connections.join_next().await {
         report_task_failure("connection", joined);
     }
+}
+
+/// Serves a connection accepted from `peer` in a task of `connections`, or closes it at once
+/// when the limits refuse it (when the server is full, another address's connection may give
+/// way to it instead).
+fn admit<Req, Resp, H>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    resources: &Arc<Resources>,
+    handler: &Arc<H>,
+    stop: &CancellationToken,
+    connections: &mut JoinSet<()>,
+) where
+    Req: WireMessage,
+    Resp: WireMessage,
+    H: Handler<Req, Resp>,
+{
+    match resources.limits.admit(peer.ip()) {
+        Ok(admission) => {
+            if admission.evicted_another {
+                Recorder::count(&resources.recorder.evicted_connections);
+                metrics::counter!("quorum_connections_evicted_total").increment(1);
+            }
+            let permit = admission.permit;
+            let session = serve_connection(
+                stream,
+                peer,
+                Arc::clone(resources),
+                Arc::clone(handler),
+                stop.clone(),
+                admission.ticket,
+                admission.share,
+            );
+            metrics::gauge!("quorum_connections_open").increment(1.0);
+            connections.spawn(async move {
+                let _permit = permit;
+                session.await;
+                metrics::gauge!("quorum_connections_open").decrement(1.0);
+            });
+        }
+        Err(refusal) => {
+            // Closed at once: its place goes to the connections already open.
+            drop(stream);
+            Recorder::count(&resources.recorder.refused_connections);
+            metrics::counter!("quorum_connections_refused_total").increment(1);
+            with_log(resources, |log| {
+                if let Some(summary) = log.refused(refusal, Instant::now()) {
+                    summary.log(log.interval());
+                }
+            });
+        }
+    }
+}
+
+/// Runs `f` on the server's log of refusals and closings, shared with the connections.
+fn with_log(resources: &Resources, f: impl FnOnce(&mut RefusalLog)) {
+    let mut log = resources.log.lock().unwrap_or_else(PoisonError::into_inner);
+    f(&mut log);
 }
 
 /// Whether an `accept` error concerns only the connection being accepted (the peer gave up),

@@ -4,9 +4,10 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use quorum_core::{
-    leader, AccountSecretKey, Blob, Block, BlockProposal, BlockValue, Certificate, ChainState,
-    Committee, ConfirmedBlock, ConfirmedBlockCertificate, CrossChainDelivery, Hashed,
-    IncomingBundle, Operation, Round, Storage, ValidatedBlock, ValidatedBlockCertificate,
+    leader, AccountSecretKey, Blob, Block, BlockHeight, BlockProposal, BlockValue, Certificate,
+    ChainDescription, ChainId, ChainState, Committee, ConfirmedBlock, ConfirmedBlockCertificate,
+    CrossChainDelivery, Hashed, IncomingBundle, Operation, Round, Storage, ValidatedBlock,
+    ValidatedBlockCertificate,
 };
 
 use crate::quorum::{communicate_with_quorum, QuorumError};
@@ -102,20 +103,13 @@ impl<S: Storage + 'static> ChainClient<S> {
                 .map(|certificate| (**certificate).clone());
             let round = state.manager().current_round();
             let owner = self.owner.as_ref().ok_or(ChainClientError::NotOwner)?;
-            // In a single-leader round only the leader and the super owner propose, in the
-            // fast round only the super owner: another owner waits for the round's timeout and
-            // tries the next round (DESIGN §4.3, §5.4.1).
-            let description = state.description()?;
-            let may_propose = description.super_owner == Some(owner.public())
-                || match round {
-                    Round::SingleLeader(_) => {
-                        leader(description, self.chain_id, block.height, round)
-                            == Some(owner.public())
-                    }
-                    Round::Fast => false,
-                    Round::MultiLeader(_) => true,
-                };
-            if !may_propose {
+            if !may_propose(
+                state.description()?,
+                self.chain_id,
+                block.height,
+                round,
+                owner,
+            ) {
                 // A round waited out is not one this call tried its block in.
                 rounds -= 1;
                 waited += 1;
@@ -125,16 +119,7 @@ impl<S: Storage + 'static> ChainClient<S> {
                         lock: self.held_lock().await?,
                     });
                 }
-                // The validators may be past this round already: learn their round first.
-                self.synchronize_from_validators().await?;
-                let now = self.local.chain_state(self.chain_id).await?;
-                if now.next_height() == block.height && now.manager().current_round() == round {
-                    debug!(
-                        ?round,
-                        "not allowed to propose in this round: timing it out"
-                    );
-                    self.time_out_or_catch_up(round).await?;
-                }
+                self.wait_out_round(block.height, round).await?;
                 continue;
             }
             // Validated in this very round: it is finalized, not proposed again.
@@ -149,39 +134,9 @@ impl<S: Storage + 'static> ChainClient<S> {
                 }
                 continue;
             }
-            // Else a block the super owner proposed in the fast round: validators that voted
-            // for it there vote for no other block.
-            let fast = match &locked {
-                Some(_) => None,
-                None => self.fast_retry(&state, &block, round, owner).await,
-            };
-            let earlier = match (&locked, &fast) {
-                (None, None) => self.earlier_block(&state, &block, owner).await,
-                _ => None,
-            };
-            let (proposal, value, own) = match (locked, fast, earlier) {
-                (Some(certificate), _, _) if *certificate.value().block() != block => {
-                    let value = certificate.value().inner().0.clone();
-                    (
-                        BlockProposal::new_retry(round, certificate, owner),
-                        value,
-                        false,
-                    )
-                }
-                (_, Some((retry, value)), _) => {
-                    let own = proposed.contains(retry.block());
-                    (retry, value, own)
-                }
-                (_, _, Some((earlier, value))) => {
-                    let own = proposed.contains(&earlier);
-                    (BlockProposal::new(earlier, round, owner), value, own)
-                }
-                _ => {
-                    let value = self.local.stage_block_execution(&block, &blobs).await?;
-                    proposed.push(block.clone());
-                    (BlockProposal::new(block, round, owner), value, true)
-                }
-            };
+            let (proposal, value, own) = self
+                .choose_proposal(&state, block, locked, round, owner, &mut proposed, &blobs)
+                .await?;
             // A block this call did not make (a re-proposal of a lock, an earlier call's
             // block) goes with the blobs it publishes as the local node holds them.
             let block_blobs = if own {
@@ -202,6 +157,76 @@ impl<S: Storage + 'static> ChainClient<S> {
                 Err(error) => self.recover_round(round, error).await?,
             }
         }
+    }
+
+    /// Waits out `round`, in which this owner may not propose the block at `height`: learns
+    /// the validators' round first (they may be past it already), then times it out if the
+    /// chain is still there.
+    async fn wait_out_round(
+        &self,
+        height: BlockHeight,
+        round: Round,
+    ) -> Result<(), ChainClientError> {
+        self.synchronize_from_validators().await?;
+        let now = self.local.chain_state(self.chain_id).await?;
+        if now.next_height() == height && now.manager().current_round() == round {
+            debug!(
+                ?round,
+                "not allowed to propose in this round: timing it out"
+            );
+            self.time_out_or_catch_up(round).await?;
+        }
+        Ok(())
+    }
+
+    /// What to propose in `round` instead of, or as, `block`: the block `locked` holds the
+    /// chain with (a validated certificate at this height, from an earlier round), else a
+    /// block the super owner proposed in the fast round (validators that voted for it there
+    /// vote for no other block), else a block this owner proposed earlier at this height,
+    /// else `block` itself, executed and recorded in `proposed`. With the proposal come its
+    /// value and whether this call made its block.
+    #[allow(clippy::too_many_arguments)] // the state of one step of `execute_operations`
+    async fn choose_proposal(
+        &self,
+        state: &ChainState,
+        block: Block,
+        locked: Option<ValidatedBlockCertificate>,
+        round: Round,
+        owner: &AccountSecretKey,
+        proposed: &mut Vec<Block>,
+        blobs: &[Blob],
+    ) -> Result<(BlockProposal, BlockValue, bool), ChainClientError> {
+        let fast = match &locked {
+            Some(_) => None,
+            None => self.fast_retry(state, &block, round, owner).await,
+        };
+        let earlier = match (&locked, &fast) {
+            (None, None) => self.earlier_block(state, &block, owner).await,
+            _ => None,
+        };
+        Ok(match (locked, fast, earlier) {
+            (Some(certificate), _, _) if *certificate.value().block() != block => {
+                let value = certificate.value().inner().0.clone();
+                (
+                    BlockProposal::new_retry(round, certificate, owner),
+                    value,
+                    false,
+                )
+            }
+            (_, Some((retry, value)), _) => {
+                let own = proposed.contains(retry.block());
+                (retry, value, own)
+            }
+            (_, _, Some((earlier, value))) => {
+                let own = proposed.contains(&earlier);
+                (BlockProposal::new(earlier, round, owner), value, own)
+            }
+            _ => {
+                let value = self.local.stage_block_execution(&block, blobs).await?;
+                proposed.push(block.clone());
+                (BlockProposal::new(block, round, owner), value, true)
+            }
+        })
     }
 
     /// The block other than `block` that this owner proposed at this height (by this call,
@@ -290,8 +315,7 @@ impl<S: Storage + 'static> ChainClient<S> {
         &self,
         proposed: &[Block],
     ) -> Result<Option<ConfirmedBlockCertificate>, ChainClientError> {
-        let mut heights: Vec<quorum_core::BlockHeight> =
-            proposed.iter().map(|block| block.height).collect();
+        let mut heights: Vec<BlockHeight> = proposed.iter().map(|block| block.height).collect();
         heights.dedup();
         let certificates = self
             .local
@@ -494,4 +518,24 @@ impl<S: Storage + 'static> ChainClient<S> {
             None => ChainClientError::Quorum(error),
         }
     }
+}
+
+/// Whether `owner` may propose the block at `height` in `round`: in a single-leader round only
+/// the leader and the super owner propose, in the fast round only the super owner; another
+/// owner waits for the round's timeout and tries the next round (DESIGN §4.3, §5.4.1).
+fn may_propose(
+    description: &ChainDescription,
+    chain_id: ChainId,
+    height: BlockHeight,
+    round: Round,
+    owner: &AccountSecretKey,
+) -> bool {
+    description.super_owner == Some(owner.public())
+        || match round {
+            Round::SingleLeader(_) => {
+                leader(description, chain_id, height, round) == Some(owner.public())
+            }
+            Round::Fast => false,
+            Round::MultiLeader(_) => true,
+        }
 }

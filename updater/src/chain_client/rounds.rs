@@ -5,13 +5,14 @@ use std::sync::{Arc, Mutex};
 use tracing::{debug, info, warn};
 
 use quorum_core::{
-    round_duration, BlockHeight, Certificate, Hashed, LiteVote, NodeError, Round, Storage,
-    TimeDelta, Timeout, TimeoutCertificate, Timestamp, ValidatorNode, ValidatorPublicKey,
+    round_duration, BlockHeight, Certificate, Committee, Hashed, LiteVote, NodeError, Round,
+    Storage, TimeDelta, Timeout, TimeoutCertificate, Timestamp, ValidatorNode, ValidatorPublicKey,
 };
 
 use crate::deadline::{quorum_deadline, Silent};
 use crate::quorum::{communicate_with_quorum, QuorumError};
 use crate::updater::CommunicateAction;
+use crate::RemoteNode;
 
 use super::signatures::quorum_signatures;
 use super::{ChainClient, ChainClientError};
@@ -154,16 +155,7 @@ impl<S: Storage + 'static> ChainClient<S> {
                     let now = self.local.clock().now();
                     let cap = now.saturating_add(duration).saturating_add(allowance);
                     let reported = due.lock().map(|due| due.clone()).unwrap_or_default();
-                    // Counting the silent validators as due gives the earliest instant a
-                    // quorum can be due; once that has passed in vain, wait for the ones that
-                    // named a deadline.
-                    let until = match quorum_deadline(&committee, &reported, Silent::MayBeDue) {
-                        Some(deadline) if deadline > now => Some(deadline),
-                        _ => quorum_deadline(&committee, &reported, Silent::NotDue)
-                            .filter(|deadline| *deadline > now),
-                    }
-                    .map(|deadline| deadline.min(cap))
-                    .unwrap_or(now.saturating_add(TIMEOUT_RETRY_DELAY));
+                    let until = round_due(&committee, &reported, now, cap);
                     debug!(?round, ?until, "waiting for the round deadline");
                     // One millisecond past it, so that a validator's clock has passed it too.
                     self.local
@@ -182,9 +174,24 @@ impl<S: Storage + 'static> ChainClient<S> {
         let certificate: TimeoutCertificate = Certificate::new(value, round, signatures);
         certificate.check(&committee)?;
         ValidatorNode::handle_timeout_certificate(&*self.local, certificate.clone()).await?;
+        self.share_timeout_certificate(&remotes, &committee, certificate, height)
+            .await;
+        info!(chain = ?self.chain_id, ?round, "round timed out");
+        Ok(())
+    }
+
+    /// Sends `certificate` to the validators; those a quorum call leaves out get it by round
+    /// sync, from their catch-up workers.
+    async fn share_timeout_certificate(
+        &self,
+        remotes: &[RemoteNode],
+        committee: &Committee,
+        certificate: TimeoutCertificate,
+        height: BlockHeight,
+    ) {
         let result = communicate_with_quorum(
-            &remotes,
-            &committee,
+            remotes,
+            committee,
             &self.quorum_options,
             |_: &()| (),
             |remote| {
@@ -206,11 +213,28 @@ impl<S: Storage + 'static> ChainClient<S> {
                 Vec::new()
             }
         };
-        // The others get the certificate by round sync, from their catch-up workers.
-        self.catch_up_stragglers(&remotes, &answered, self.chain_id, height);
-        info!(chain = ?self.chain_id, ?round, "round timed out");
-        Ok(())
+        self.catch_up_stragglers(remotes, &answered, self.chain_id, height);
     }
+}
+
+/// When to ask again for timeout votes, at `now`, given the deadlines validators `reported`
+/// (never later than `cap`): counting the silent validators as due gives the earliest instant a
+/// quorum can be due; once that has passed in vain, the quorum of those that named a deadline;
+/// with neither ahead, after [`TIMEOUT_RETRY_DELAY`].
+fn round_due(
+    committee: &Committee,
+    reported: &[(ValidatorPublicKey, Timestamp)],
+    now: Timestamp,
+    cap: Timestamp,
+) -> Timestamp {
+    match quorum_deadline(committee, reported, Silent::MayBeDue) {
+        Some(deadline) if deadline > now => Some(deadline),
+        _ => {
+            quorum_deadline(committee, reported, Silent::NotDue).filter(|deadline| *deadline > now)
+        }
+    }
+    .map(|deadline| deadline.min(cap))
+    .unwrap_or(now.saturating_add(TIMEOUT_RETRY_DELAY))
 }
 
 #[cfg(test)]
