@@ -84,18 +84,69 @@ impl SlotGroup {
     }
 }
 
-/// The handlers of one group waiting for a slot, in the order they came.
+/// Waiters of several groups: each group's in the order they came, and the groups by the
+/// handler time they used. Shared by the handler slots and the turns on the cores
+/// ([`PollGate`](crate::poll_gate::PollGate)).
 #[derive(Debug)]
-struct Waiting {
-    group: Arc<SlotGroup>,
-    queue: VecDeque<oneshot::Sender<()>>,
+pub(crate) struct FairQueue<T> {
+    /// Groups with waiters, by group id; a group leaves when it has none.
+    waiting: HashMap<u64, (Arc<SlotGroup>, VecDeque<T>)>,
+}
+
+impl<T> Default for FairQueue<T> {
+    fn default() -> Self {
+        FairQueue {
+            waiting: HashMap::new(),
+        }
+    }
+}
+
+impl<T> FairQueue<T> {
+    /// Whether nobody waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// `waiter` joins the end of `group`'s queue.
+    pub(crate) fn push(&mut self, group: &Arc<SlotGroup>, waiter: T) {
+        self.waiting
+            .entry(group.id())
+            .or_insert_with(|| (Arc::clone(group), VecDeque::new()))
+            .1
+            .push_back(waiter);
+    }
+
+    /// The first waiter of the group that used the least handler time as of `now`.
+    pub(crate) fn pop_least_used(&mut self, now: Instant) -> Option<T> {
+        let id = self
+            .waiting
+            .iter()
+            .map(|(id, (group, _))| (*id, group.time.used(now)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(id, _)| id)?;
+        let (_, queue) = self.waiting.get_mut(&id)?;
+        let waiter = queue.pop_front();
+        if queue.is_empty() {
+            self.waiting.remove(&id);
+        }
+        waiter
+    }
+
+    /// Removes the waiters of `group` for which `leaves` holds.
+    pub(crate) fn remove_from(&mut self, group: &SlotGroup, leaves: impl Fn(&T) -> bool) {
+        if let Some((_, queue)) = self.waiting.get_mut(&group.id()) {
+            queue.retain(|waiter| !leaves(waiter));
+            if queue.is_empty() {
+                self.waiting.remove(&group.id());
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
 struct State {
     free: usize,
-    /// Groups with handlers waiting, by group id; a group leaves when its queue is empty.
-    waiting: HashMap<u64, Waiting>,
+    waiting: FairQueue<oneshot::Sender<()>>,
 }
 
 /// The server's handler slots.
@@ -111,7 +162,7 @@ impl HandlerSlots {
         Arc::new(HandlerSlots {
             state: Mutex::new(State {
                 free: capacity,
-                waiting: HashMap::new(),
+                waiting: FairQueue::default(),
             }),
             capacity,
         })
@@ -136,15 +187,7 @@ impl HandlerSlots {
                     };
                 }
                 let (sender, receiver) = oneshot::channel();
-                state
-                    .waiting
-                    .entry(group.id)
-                    .or_insert_with(|| Waiting {
-                        group: Arc::clone(group),
-                        queue: VecDeque::new(),
-                    })
-                    .queue
-                    .push_back(sender);
+                state.waiting.push(group, sender);
                 receiver
             };
             let mut wait = Wait {
@@ -170,32 +213,13 @@ impl HandlerSlots {
     fn release(&self) {
         let now = Instant::now();
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            let next = state
-                .waiting
-                .iter()
-                .map(|(id, waiting)| (*id, waiting.group.time.used(now)))
-                .min_by(|a, b| a.1.total_cmp(&b.1))
-                .map(|(id, _)| id);
-            let Some(id) = next else {
-                state.free += 1;
+        // A waiter that was dropped does not take it: the next one is tried.
+        while let Some(sender) = state.waiting.pop_least_used(now) {
+            if sender.send(()).is_ok() {
                 return;
-            };
-            let Some(waiting) = state.waiting.get_mut(&id) else {
-                state.free += 1;
-                return;
-            };
-            let sender = waiting.queue.pop_front();
-            if waiting.queue.is_empty() {
-                state.waiting.remove(&id);
-            }
-            // A waiter that was dropped does not take it: the next one is tried.
-            if let Some(sender) = sender {
-                if sender.send(()).is_ok() {
-                    return;
-                }
             }
         }
+        state.free += 1;
     }
 }
 

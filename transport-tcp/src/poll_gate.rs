@@ -11,7 +11,6 @@
 //!
 //! [`ServerConfig::max_polling_handlers`]: crate::ServerConfig::max_polling_handlers
 
-use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,7 +18,7 @@ use std::task::{Context, Poll, Waker};
 
 use tokio::time::Instant;
 
-use crate::handler_slots::SlotGroup;
+use crate::handler_slots::{FairQueue, SlotGroup};
 
 /// One handler waiting for a turn: whether it was granted one, and how to wake it.
 #[derive(Debug, Default)]
@@ -28,17 +27,10 @@ struct Ticket {
     waker: Option<Waker>,
 }
 
-/// The handlers of one group waiting for a turn, in the order they came.
-#[derive(Debug)]
-struct Waiting {
-    group: Arc<SlotGroup>,
-    queue: VecDeque<Arc<Mutex<Ticket>>>,
-}
-
 #[derive(Debug)]
 struct State {
     free: usize,
-    waiting: HashMap<u64, Waiting>,
+    waiting: FairQueue<Arc<Mutex<Ticket>>>,
 }
 
 /// The turns of the server's handlers on the cores.
@@ -53,7 +45,7 @@ impl PollGate {
         Arc::new(PollGate {
             state: Mutex::new(State {
                 free: turns,
-                waiting: HashMap::new(),
+                waiting: FairQueue::default(),
             }),
         })
     }
@@ -74,15 +66,7 @@ impl PollGate {
             granted: false,
             waker: Some(waker.clone()),
         }));
-        state
-            .waiting
-            .entry(group.id())
-            .or_insert_with(|| Waiting {
-                group: Arc::clone(group),
-                queue: VecDeque::new(),
-            })
-            .queue
-            .push_back(Arc::clone(&ticket));
+        state.waiting.push(group, Arc::clone(&ticket));
         Some(ticket)
     }
 
@@ -91,21 +75,7 @@ impl PollGate {
     fn give_back(&self) {
         let now = Instant::now();
         let mut state = self.state();
-        let next = state
-            .waiting
-            .iter()
-            .map(|(id, waiting)| (*id, waiting.group.time.used(now)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(id, _)| id);
-        let ticket = next.and_then(|id| {
-            let waiting = state.waiting.get_mut(&id)?;
-            let ticket = waiting.queue.pop_front();
-            if waiting.queue.is_empty() {
-                state.waiting.remove(&id);
-            }
-            ticket
-        });
-        let Some(ticket) = ticket else {
+        let Some(ticket) = state.waiting.pop_least_used(now) else {
             state.free += 1;
             return;
         };
@@ -133,12 +103,9 @@ impl PollGate {
             self.give_back();
             return;
         }
-        if let Some(waiting) = state.waiting.get_mut(&group.id()) {
-            waiting.queue.retain(|queued| !Arc::ptr_eq(queued, ticket));
-            if waiting.queue.is_empty() {
-                state.waiting.remove(&group.id());
-            }
-        }
+        state
+            .waiting
+            .remove_from(group, |queued| Arc::ptr_eq(queued, ticket));
     }
 }
 
