@@ -274,10 +274,11 @@ impl<Req: WireMessage, Resp: WireMessage, H: Handler<Req, Resp>> Session<Req, Re
         }
     }
 
-    /// Runs the handler on one request in its own task (once a handler permit of its address
-    /// and one of its group are free, and the server's handler slots grant it one: by least
-    /// handler time of its group when they are all taken) and queues the response, charged to the connection's
-    /// budget.
+    /// Runs the handler on one request in its own task and queues the response, charged to the
+    /// connection's budget. The handler starts once a handler permit of its address and one of
+    /// its group are free and the server's handler slots grant it one, and is polled in turns
+    /// on the cores; slots and turns go to the group that used the least handler time when
+    /// they are all taken.
     fn dispatch(&mut self, received: Received<Req>, slot: OwnedSemaphorePermit) {
         let handler = Arc::clone(&self.handler);
         let responses = self.responses.clone();
