@@ -74,6 +74,14 @@ impl SlotGroup {
         self.id
     }
 
+    /// Runs `work` (on the caller's thread) and charges the time it took to the group.
+    pub(crate) fn metered<T>(&self, work: impl FnOnce() -> T) -> T {
+        let started = std::time::Instant::now();
+        let done = work();
+        self.time.charge(started.elapsed(), Instant::now());
+        done
+    }
+
     /// A new group, with an identity of its own.
     pub(crate) fn new(half_life: Duration) -> Self {
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);

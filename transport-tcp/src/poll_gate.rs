@@ -152,9 +152,8 @@ impl<F: Future> Future for Metered<F> {
         }
         // This handler holds a turn now.
         this.ticket = None;
-        let started = std::time::Instant::now();
-        let polled = this.work.as_mut().poll(cx);
-        this.group.time.charge(started.elapsed(), Instant::now());
+        let work = &mut this.work;
+        let polled = this.group.metered(|| work.as_mut().poll(cx));
         this.gate.give_back();
         polled
     }

@@ -311,13 +311,10 @@ impl<Req: WireMessage, Resp: WireMessage, H: Handler<Req, Resp>> Session<Req, Re
                 body: answer,
             };
             let max_frame_length = resources.config.max_frame_length;
-            let encoding = std::time::Instant::now();
-            let encoded = FrameCodec::<Req>::new(max_frame_length).encode_frame(&response);
-            share
+            let encoded = share
                 .group
                 .slots
-                .time
-                .charge(encoding.elapsed(), Instant::now());
+                .metered(|| FrameCodec::<Req>::new(max_frame_length).encode_frame(&response));
             match encoded {
                 // The writer is gone only when the connection is closing.
                 Ok(frame) => drop(
