@@ -24,8 +24,9 @@ use quorum_core::{
     BlockHeight, BlockProposal, BlockValue, Certificate, CertificateError, CertificateValue,
     ChainId, ChainInfo, ChainInfoQuery, ChainInfoResponse, ChainState, Committee,
     ConfirmedBlockCertificate, CrossChainDelivery, CryptoError, CryptoHash, Epoch, Limit,
-    LiteCertificate, LiteVote, NodeError, PreparedKey, Storage, TimeoutCertificate,
-    ValidatedBlockCertificate, ValidatorNode, ValidatorPublicKey, ValidatorSecretKey,
+    LiteCertificate, LiteVote, NodeError, PreparedKey, Storage, Subscription, SubscriptionChange,
+    SubscriptionId, TimeoutCertificate, ValidatedBlockCertificate, ValidatorNode,
+    ValidatorPublicKey, ValidatorSecretKey,
 };
 
 mod ahead;
@@ -44,6 +45,7 @@ use store::Store;
 use verifier::Verifier;
 
 use crate::clock::Clock;
+use crate::notifier::Notifier;
 
 mod config;
 
@@ -71,6 +73,8 @@ pub struct Worker<S> {
     /// proposals do not each pay the decoding and its strength check (a scalar
     /// multiplication). At most [`OWNER_KEYS_CACHED`] entries; past it the cache starts again.
     owner_keys: std::sync::Mutex<HashMap<AccountPublicKey, Option<PreparedKey>>>,
+    /// The subscriptions, told by the group commit what each commit announces.
+    notifier: Arc<Notifier>,
 }
 
 /// Most owner keys the Worker keeps decoded. A peer proposing with many keys only makes the
@@ -97,8 +101,10 @@ impl<S: Storage + 'static> Worker<S> {
         clock: Arc<dyn Clock>,
         config: WorkerConfig,
     ) -> Self {
+        let notifier = Arc::new(Notifier::new(key.clone(), config.notifications.clone()));
         Worker {
-            store: Store::new(storage),
+            store: Store::new(storage, Arc::clone(&notifier)),
+            notifier,
             key,
             clock,
             config,
@@ -531,5 +537,22 @@ impl<S: Storage + 'static> ValidatorNode for Worker<S> {
     ) -> Result<Vec<ConfirmedBlockCertificate>, NodeError> {
         self.do_download_certificates_by_heights(chain_id, heights)
             .await
+    }
+
+    /// Opens a subscription (only a worker with a validator key pushes notifications).
+    async fn subscribe(&self, chains: Vec<ChainId>) -> Result<Subscription, NodeError> {
+        self.notifier.subscribe(chains)
+    }
+
+    async fn change_subscription(
+        &self,
+        id: SubscriptionId,
+        change: SubscriptionChange,
+    ) -> Result<u64, NodeError> {
+        self.notifier.change(id, change)
+    }
+
+    async fn unsubscribe(&self, id: SubscriptionId) -> Result<(), NodeError> {
+        self.notifier.unsubscribe(id)
     }
 }

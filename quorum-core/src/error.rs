@@ -1,6 +1,7 @@
 //! `NodeError`: what a validator (or the way to it) can answer instead of a result (DESIGN §4.6).
 
 use alloc::vec::Vec;
+use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -264,6 +265,57 @@ pub enum NodeError {
     /// Storage failure on the node.
     #[error("storage error: {0:?}")]
     Storage(StorageErrorKind),
+    /// The node does not push notifications (a node without a validator key, or a carrier
+    /// that cannot carry a stream).
+    #[error("this node does not push notifications")]
+    NotificationsUnavailable,
+    /// A subscription, or a change of one, would pass a cap of the node or of its transport.
+    #[error("subscription refused: the cap on {0} is reached")]
+    SubscriptionLimit(SubscriptionLimit),
+    /// The subscription named is not open (here: it may belong to another connection).
+    #[error("unknown subscription {0:?}")]
+    UnknownSubscription(crate::SubscriptionId),
+}
+
+/// Which cap refused a subscription ([`NodeError::SubscriptionLimit`]); each is a documented
+/// setting of the node or its transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SubscriptionLimit {
+    /// Chains in one subscription.
+    ChainsPerSubscription,
+    /// Subscriptions open at the node, all subscribers together.
+    Subscriptions,
+    /// Chains followed at the node, all subscriptions together.
+    Chains,
+    /// Subscriptions open on one connection.
+    SubscriptionsPerConnection,
+    /// Subscriptions open from one address.
+    SubscriptionsPerAddress,
+    /// Chains followed by the subscriptions of one connection.
+    ChainsPerConnection,
+    /// Chains followed by the subscriptions of one address.
+    ChainsPerAddress,
+}
+
+impl SubscriptionLimit {
+    /// The cap's name, as metric labels and error messages show it (`chains_per_address`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SubscriptionLimit::ChainsPerSubscription => "chains_per_subscription",
+            SubscriptionLimit::Subscriptions => "subscriptions",
+            SubscriptionLimit::Chains => "chains",
+            SubscriptionLimit::SubscriptionsPerConnection => "subscriptions_per_connection",
+            SubscriptionLimit::SubscriptionsPerAddress => "subscriptions_per_address",
+            SubscriptionLimit::ChainsPerConnection => "chains_per_connection",
+            SubscriptionLimit::ChainsPerAddress => "chains_per_address",
+        }
+    }
+}
+
+impl fmt::Display for SubscriptionLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl NodeError {

@@ -22,6 +22,8 @@
 //! * The pure chain rules the validator applies: a chain's state ([`ChainState`]), the
 //!   execution of blocks ([`execute_block`]), per-chain consensus ([`ChainManager`]: rounds,
 //!   locks, timeouts).
+//! * What validators push to subscribers, signed once per event: [`Notification`],
+//!   [`SignedNotification`], [`NotificationEnvelope`], [`Subscription`].
 //! * The received log of a chain, which names every block that paid it: [`ReceivedEntry`].
 //! * [`Limits`]: every bound of the protocol, and the frame length derived from it.
 //! * [`NodeError`]: what validators answer instead of a result.
@@ -51,6 +53,7 @@ mod hash;
 mod info;
 mod limits;
 mod manager;
+mod notification;
 pub mod protocol;
 mod received_log;
 mod round;
@@ -78,7 +81,8 @@ pub use crypto::{
 };
 pub use encoding::{encoded_len, to_bytes, EncodeError, MAX_CONTAINER_DEPTH, MAX_SEQUENCE_LENGTH};
 pub use error::{
-    ExecutionError, Limit, NodeError, StorageErrorKind, TransportErrorKind, Violation,
+    ExecutionError, Limit, NodeError, StorageErrorKind, SubscriptionLimit, TransportErrorKind,
+    Violation,
 };
 pub use event::{Event, EventId, StreamId, StreamNamespace, EPOCH_STREAM};
 pub use execution::{check_block_bounds, execute_block, Execution, ExecutionInputs};
@@ -89,6 +93,11 @@ pub use info::{
 pub use limits::{Limits, LimitsError};
 pub use manager::{
     first_round, leader, round_duration, ChainManager, Lock, ProposalDecision, VoteValue,
+};
+pub use notification::{
+    Notification, NotificationEnvelope, NotificationKind, NotificationStream, SequenceCheck,
+    SequenceVerdict, SignedNotification, StreamEvent, Subscription, SubscriptionChange,
+    SubscriptionId,
 };
 pub use received_log::ReceivedEntry;
 pub use round::Round;

@@ -5,6 +5,11 @@
 //! mapping of a request onto a node's method. Every transport uses these: transport-tcp frames
 //! requests BCS-encoded, transport-mem carries them in process; both are [`Carrier`]s.
 //!
+//! Beside request and response, the protocol has one stream form: [`Request::Subscribe`] is
+//! answered once with [`Response::Subscribe`], then with any number of
+//! [`Response::Notification`]s on the same request, until the subscription closes. A carrier
+//! carries it with [`Carrier::carry_subscription`]; [`dispatch_stream`] maps it onto a node.
+//!
 //! BCS encodes an enum variant by its index: variants are only ever appended, never reordered or
 //! removed, so that peers of different versions agree on what they understand (a peer sending a
 //! variant the other side does not know gets its connection closed as malformed input).
@@ -23,6 +28,9 @@ use crate::certificate::LiteCertificate;
 use crate::error::NodeError;
 use crate::hash::CryptoHash;
 use crate::info::{BatchOutcome, ChainInfoQuery, ChainInfoResponse, CrossChainDelivery};
+use crate::notification::{
+    NotificationEnvelope, NotificationStream, Subscription, SubscriptionChange, SubscriptionId,
+};
 use crate::ValidatorNode;
 use crate::{Blob, BlobId, BlockHeight, ChainId};
 
@@ -82,6 +90,17 @@ pub enum Request {
         /// The heights asked for, in the order the answer should follow.
         heights: Vec<BlockHeight>,
     },
+    /// [`subscribe`](crate::ValidatorNode::subscribe): opens a stream.
+    Subscribe(Vec<ChainId>),
+    /// [`change_subscription`](crate::ValidatorNode::change_subscription).
+    ChangeSubscription {
+        /// The subscription.
+        id: SubscriptionId,
+        /// The chains to add and remove.
+        change: SubscriptionChange,
+    },
+    /// [`unsubscribe`](crate::ValidatorNode::unsubscribe).
+    Unsubscribe(SubscriptionId),
 }
 
 /// The answer to a [`Request`]: the variant of the same name, holding what the node's method
@@ -114,6 +133,15 @@ pub enum Response {
     DownloadCertificate(Result<Box<ConfirmedBlockCertificate>, NodeError>),
     /// Answer to [`Request::DownloadCertificatesByHeights`].
     DownloadCertificatesByHeights(Result<Vec<ConfirmedBlockCertificate>, NodeError>),
+    /// First answer to [`Request::Subscribe`]: the subscription's id, or why it was refused.
+    Subscribe(Result<SubscriptionId, NodeError>),
+    /// Answer to [`Request::ChangeSubscription`]: how many chains the subscription follows.
+    ChangeSubscription(Result<u64, NodeError>),
+    /// Answer to [`Request::Unsubscribe`].
+    Unsubscribe(Result<(), NodeError>),
+    /// A later answer to [`Request::Subscribe`]: one item of the subscription's stream, pushed
+    /// by the node.
+    Notification(NotificationEnvelope),
 }
 
 /// Declares [`RequestKind`], one line per [`Request`] variant (same name, same order) with the
@@ -173,6 +201,9 @@ request_kinds! {
     MissingBlobIds => missing_blob_ids,
     DownloadCertificate => download_certificate,
     DownloadCertificatesByHeights => download_certificates_by_heights,
+    Subscribe => subscribe,
+    ChangeSubscription => change_subscription,
+    Unsubscribe => unsubscribe,
 }
 
 impl RequestKind {
@@ -207,6 +238,9 @@ impl Request {
             Request::DownloadCertificatesByHeights { .. } => {
                 RequestKind::DownloadCertificatesByHeights
             }
+            Request::Subscribe(_) => RequestKind::Subscribe,
+            Request::ChangeSubscription { .. } => RequestKind::ChangeSubscription,
+            Request::Unsubscribe(_) => RequestKind::Unsubscribe,
         }
     }
 }
@@ -230,6 +264,9 @@ impl Response {
             Response::DownloadCertificatesByHeights(_) => {
                 RequestKind::DownloadCertificatesByHeights
             }
+            Response::Subscribe(_) | Response::Notification(_) => RequestKind::Subscribe,
+            Response::ChangeSubscription(_) => RequestKind::ChangeSubscription,
+            Response::Unsubscribe(_) => RequestKind::Unsubscribe,
         }
     }
 
@@ -253,7 +290,11 @@ impl Response {
             | Response::DownloadBlob(_)
             | Response::MissingBlobIds(_)
             | Response::DownloadCertificate(_)
-            | Response::DownloadCertificatesByHeights(_) => None,
+            | Response::DownloadCertificatesByHeights(_)
+            | Response::Subscribe(_)
+            | Response::ChangeSubscription(_)
+            | Response::Unsubscribe(_)
+            | Response::Notification(_) => None,
         }
     }
 
@@ -275,6 +316,9 @@ impl Response {
             Response::DownloadCertificatesByHeights(_) => {
                 Response::DownloadCertificatesByHeights(Err(error))
             }
+            Response::Subscribe(_) | Response::Notification(_) => Response::Subscribe(Err(error)),
+            Response::ChangeSubscription(_) => Response::ChangeSubscription(Err(error)),
+            Response::Unsubscribe(_) => Response::Unsubscribe(Err(error)),
         }
     }
 
@@ -294,14 +338,41 @@ impl Response {
             Response::MissingBlobIds(result) => result.as_ref().err(),
             Response::DownloadCertificate(result) => result.as_ref().err(),
             Response::DownloadCertificatesByHeights(result) => result.as_ref().err(),
+            Response::Subscribe(result) => result.as_ref().err(),
+            Response::ChangeSubscription(result) => result.as_ref().err(),
+            Response::Unsubscribe(result) => result.as_ref().err(),
+            Response::Notification(_) => None,
         }
     }
 }
 
+/// [`dispatch`] for a carrier that can push: a [`Request::Subscribe`] opens the subscription
+/// and its stream comes back beside the first answer (to be carried as
+/// [`Response::Notification`]s); every other request is [`dispatch`]ed.
+pub async fn dispatch_stream(
+    node: &dyn ValidatorNode,
+    request: Request,
+) -> (Response, Option<NotificationStream>) {
+    match request {
+        Request::Subscribe(chains) => match node.subscribe(chains).await {
+            Ok(Subscription { id, events }) => (Response::Subscribe(Ok(id)), Some(events)),
+            Err(error) => (Response::Subscribe(Err(error)), None),
+        },
+        other => (dispatch(node, other).await, None),
+    }
+}
+
 /// Calls `node`'s method for `request` and wraps its answer in the [`Response`] variant of the
-/// same name: the one place where a request meets a node's method.
+/// same name: the one place where a request meets a node's method. A [`Request::Subscribe`]
+/// is refused with [`NodeError::NotificationsUnavailable`] here, since a single answer cannot
+/// carry its stream: carriers that push use [`dispatch_stream`].
 pub async fn dispatch(node: &dyn ValidatorNode, request: Request) -> Response {
     match request {
+        Request::Subscribe(_) => Response::Subscribe(Err(NodeError::NotificationsUnavailable)),
+        Request::ChangeSubscription { id, change } => {
+            Response::ChangeSubscription(node.change_subscription(id, change).await)
+        }
+        Request::Unsubscribe(id) => Response::Unsubscribe(node.unsubscribe(id).await),
         Request::BlockProposal(proposal) => {
             Response::BlockProposal(node.handle_block_proposal(*proposal).await)
         }
@@ -367,6 +438,15 @@ pub trait Carrier: Send + Sync {
     fn malformed(&self, expected: RequestKind, found: &Response) -> NodeError {
         let _ = (expected, found);
         NodeError::MalformedResponse
+    }
+
+    /// Carries a [`Request::Subscribe`] for `chains` and returns the subscription: its id from
+    /// the first answer, and the stream of the [`Response::Notification`]s that follow. The
+    /// default refuses with [`NodeError::NotificationsUnavailable`] (a carrier that cannot
+    /// push).
+    async fn carry_subscription(&self, chains: Vec<ChainId>) -> Result<Subscription, NodeError> {
+        let _ = chains;
+        Err(NodeError::NotificationsUnavailable)
     }
 }
 
@@ -497,6 +577,23 @@ impl<C: Carrier + ?Sized> ValidatorNode for C {
     ) -> Result<Vec<ConfirmedBlockCertificate>, NodeError> {
         let request = Request::DownloadCertificatesByHeights { chain_id, heights };
         call!(self, request, DownloadCertificatesByHeights)
+    }
+
+    async fn subscribe(&self, chains: Vec<ChainId>) -> Result<Subscription, NodeError> {
+        self.carry_subscription(chains).await
+    }
+
+    async fn change_subscription(
+        &self,
+        id: SubscriptionId,
+        change: SubscriptionChange,
+    ) -> Result<u64, NodeError> {
+        let request = Request::ChangeSubscription { id, change };
+        call!(self, request, ChangeSubscription)
+    }
+
+    async fn unsubscribe(&self, id: SubscriptionId) -> Result<(), NodeError> {
+        call!(self, Request::Unsubscribe(id), Unsubscribe)
     }
 }
 

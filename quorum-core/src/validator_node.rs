@@ -10,6 +10,7 @@ use crate::certificate::LiteCertificate;
 use crate::error::NodeError;
 use crate::hash::CryptoHash;
 use crate::info::{BatchOutcome, ChainInfoQuery, ChainInfoResponse, CrossChainDelivery};
+use crate::notification::{Subscription, SubscriptionChange, SubscriptionId};
 use crate::{Blob, BlobId, BlockHeight, ChainId};
 
 /// One validator, as a client sees it. Implemented by the Worker (in process) and by every
@@ -93,4 +94,32 @@ pub trait ValidatorNode: Send + Sync {
         chain_id: ChainId,
         heights: Vec<BlockHeight>,
     ) -> Result<Vec<ConfirmedBlockCertificate>, NodeError>;
+
+    /// Opens a subscription to the notifications of `chains` (DESIGN §4.7.1): the node pushes
+    /// a signed notification for each block committed, bundle received and round changed on
+    /// them, in envelopes numbered per subscription. The default refuses with
+    /// [`NodeError::NotificationsUnavailable`].
+    async fn subscribe(&self, chains: Vec<ChainId>) -> Result<Subscription, NodeError> {
+        let _ = chains;
+        Err(NodeError::NotificationsUnavailable)
+    }
+
+    /// Adds chains to, and removes chains from, the open subscription `id`; answers how many
+    /// chains it follows now. The default
+    /// refuses with [`NodeError::NotificationsUnavailable`].
+    async fn change_subscription(
+        &self,
+        id: SubscriptionId,
+        change: SubscriptionChange,
+    ) -> Result<u64, NodeError> {
+        let _ = (id, change);
+        Err(NodeError::NotificationsUnavailable)
+    }
+
+    /// Closes the subscription `id`: its stream ends. The default refuses with
+    /// [`NodeError::NotificationsUnavailable`].
+    async fn unsubscribe(&self, id: SubscriptionId) -> Result<(), NodeError> {
+        let _ = id;
+        Err(NodeError::NotificationsUnavailable)
+    }
 }

@@ -327,10 +327,13 @@ pub async fn run(connect: impl Connector) {
     check_blobs(&connect).await;
     check_certificate_downloads(&connect).await;
     check_concurrent_requests(&connect).await;
+    check_notifications(&connect).await;
 }
 
 mod consensus;
 mod data;
+mod notifications;
 
 pub use consensus::*;
 pub use data::*;
+pub use notifications::*;

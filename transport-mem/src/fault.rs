@@ -86,3 +86,42 @@ impl Fault {
         matches!(self, Fault::Honest | Fault::Slow(_))
     }
 }
+
+/// What a [`MemoryNode`](crate::MemoryNode) does to the notifications it pushes (DESIGN
+/// §4.7.1), beside its [`Fault`]; switch it with
+/// [`FaultHandle::set_notification_fault`](crate::FaultHandle::set_notification_fault). It
+/// is read for each envelope as it passes, so switching it acts on open subscriptions too.
+///
+/// The path faults ([`NotificationFault::Drop`], [`NotificationFault::Delay`],
+/// [`NotificationFault::Replay`], [`NotificationFault::Reorder`]) are what anyone between the
+/// validator and its subscriber can do to the unsigned envelopes, and say nothing about the
+/// validator. [`NotificationFault::Forge`] and [`NotificationFault::Corrupt`] put a signature
+/// the validator did not make; only [`NotificationFault::Lie`] has the validator itself sign
+/// something false.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum NotificationFault {
+    /// Every envelope passes unchanged.
+    #[default]
+    Honest,
+    /// Each envelope is lost with this probability (clamped to `0.0..=1.0`), drawn from the
+    /// node's seeded generator: the subscriber sees a gap in the sequence.
+    Drop(f64),
+    /// Each envelope is held this long first (`tokio::time::sleep`).
+    Delay(std::time::Duration),
+    /// Each notification is also sent once more, right after, as a new envelope numbered in
+    /// order: a replay by someone on the path that renumbers the unsigned envelopes so that
+    /// the sequence check cannot see it. The validator's signature is genuine.
+    Replay,
+    /// Envelopes are delivered in swapped pairs (the second of each pair first), with their
+    /// own numbers.
+    Reorder,
+    /// Notifications are signed again with another key (the node's wrong key, see
+    /// [`Fault::WrongKey`]).
+    Forge,
+    /// One bit of each notification's signature is flipped.
+    Corrupt,
+    /// After each notification the validator signs, with its own key, a false one: a block of
+    /// the same chain 1,000 heights later with a made-up hash. The envelopes are numbered in
+    /// order. Without the node's key nothing can be signed, and nothing is added.
+    Lie,
+}

@@ -9,7 +9,7 @@ use quorum_core::TransportErrorKind;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::fault::Fault;
+use crate::fault::{Fault, NotificationFault};
 use crate::stats::{CallStats, Counters};
 
 /// A cloneable handle on one [`MemoryNode`](crate::MemoryNode)'s fault and call counts.
@@ -33,6 +33,8 @@ struct Shared {
 #[derive(Debug)]
 struct State {
     fault: Fault,
+    /// What happens to the notifications the node pushes.
+    notification_fault: NotificationFault,
     rng: ChaCha8Rng,
 }
 
@@ -60,6 +62,7 @@ impl FaultHandle {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
                     fault,
+                    notification_fault: NotificationFault::Honest,
                     rng: ChaCha8Rng::seed_from_u64(seed),
                 }),
                 counters: Counters::default(),
@@ -86,6 +89,22 @@ impl FaultHandle {
     /// [`Fault::Offline`] once the node crashed.
     pub fn fault(&self) -> Fault {
         self.state().fault
+    }
+
+    /// Puts `fault` in force for the notifications pushed from now on, on every open
+    /// subscription of the node.
+    pub fn set_notification_fault(&self, fault: NotificationFault) {
+        self.state().notification_fault = fault;
+    }
+
+    /// The notification fault in force.
+    pub fn notification_fault(&self) -> NotificationFault {
+        self.state().notification_fault
+    }
+
+    /// A draw in `0.0..1.0` from the seeded generator.
+    pub(crate) fn random_unit(&self) -> f64 {
+        self.state().rng.gen()
     }
 
     /// What the node was asked so far (since it was built or since [`FaultHandle::reset_stats`]).

@@ -10,6 +10,8 @@
 //!   cloneable [`FaultHandle`]: offline, slow, hanging, flaky, crashing, and the Byzantine
 //!   behaviours (bad signatures, votes signed with another key, equivocation, false
 //!   `BlobsNotFound` claims, withheld votes, ignored validated certificates).
+//! * [`NotificationFault`]: what happens to the notifications the node pushes (dropped,
+//!   delayed, replayed, reordered, forged, corrupted, or false ones signed by the node).
 //! * Deterministic: every random choice comes from a ChaCha generator seeded at construction,
 //!   and delays use `tokio::time`, so tests with paused time behave the same on every run.
 //! * [`CallStats`]: how many requests of each
@@ -37,11 +39,12 @@
 mod fault;
 mod handle;
 mod node;
+mod notify;
 mod round_trip;
 mod stats;
 mod tamper;
 
-pub use fault::Fault;
+pub use fault::{Fault, NotificationFault};
 pub use handle::FaultHandle;
 pub use node::MemoryNode;
 pub use round_trip::round_trip;

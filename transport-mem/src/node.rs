@@ -6,10 +6,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use quorum_core::protocol::{dispatch, Carrier, Request, RequestKind, Response};
+use quorum_core::protocol::{dispatch, dispatch_stream, Carrier, Request, RequestKind, Response};
 use quorum_core::{
     BatchOutcome, BlobId, BlobType, ChainId, ChainInfoQuery, ChainInfoResponse, CryptoHash,
-    NodeError, ValidatorNode, ValidatorPublicKey, ValidatorSecretKey, VoteKind,
+    NodeError, Subscription, ValidatorNode, ValidatorPublicKey, ValidatorSecretKey, VoteKind,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::fault::Fault;
 use crate::handle::{Admission, FaultHandle};
+use crate::notify::{faulty_stream, Faults};
 use crate::round_trip::round_trip;
 use crate::stats::CallStats;
 use crate::tamper::{strip_votes, tamper_response, Signers};
@@ -301,5 +302,29 @@ impl Carrier for MemoryNode {
             tamper_response(&fault, self.signers(), info);
         }
         self.wire(response)
+    }
+
+    /// A subscription goes through the transport faults like any call; its stream then goes
+    /// through the [`NotificationFault`](crate::NotificationFault) in force, envelope by
+    /// envelope (and ends if the node goes [`Fault::Offline`], stalls if it hangs).
+    async fn carry_subscription(&self, chains: Vec<ChainId>) -> Result<Subscription, NodeError> {
+        let request = self.wire(Request::Subscribe(chains))?;
+        self.admit(request.kind()).await?;
+        let (response, events) = dispatch_stream(self.inner.as_ref(), request).await;
+        let id = match self.wire(response)? {
+            Response::Subscribe(answer) => answer?,
+            other => return Err(self.malformed(RequestKind::Subscribe, &other)),
+        };
+        let events = events.ok_or(NodeError::MalformedResponse)?;
+        let faults = Faults {
+            handle: self.handle.clone(),
+            own: self.key.clone(),
+            wrong: self.wrong_key.clone(),
+            bcs: self.bcs,
+        };
+        Ok(Subscription {
+            id,
+            events: faulty_stream(events, faults),
+        })
     }
 }

@@ -5,7 +5,8 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::Mutex;
+use bytes::Bytes;
+use tokio::sync::{mpsc, Mutex};
 use tokio::time::timeout;
 
 use crate::codec::FrameCodec;
@@ -64,12 +65,7 @@ impl<Req: WireMessage, Resp: WireMessage> Client<Req, Resp> {
     /// ...), in which case the next request reconnects.
     pub async fn request(&self, request: Req) -> Result<Resp, TransportError> {
         let pool = &self.pool;
-        let request_id = pool.next_request_id.fetch_add(1, Ordering::Relaxed);
-        let frame =
-            FrameCodec::<Resp>::new(pool.config.max_frame_length).encode_frame(&Envelope {
-                request_id,
-                body: request,
-            })?;
+        let (request_id, frame) = self.frame(request)?;
         let limit = pool.config.request_timeout;
         let exchange = async {
             let connection = pool.connection().await?;
@@ -78,6 +74,61 @@ impl<Req: WireMessage, Resp: WireMessage> Client<Req, Resp> {
         timeout(limit, exchange)
             .await
             .unwrap_or(Err(TransportError::Timeout(limit)))
+    }
+
+    /// Sends `request`, which opens a stream, and waits (at most
+    /// [`ClientConfig::request_timeout`]) for its first response: returned with the frames
+    /// that follow it on the same request id (at most [`ClientConfig::stream_buffer`] waiting
+    /// to be read) and the connection that carries them, on which requests about the stream
+    /// must go ([`Client::request_on`]).
+    pub(crate) async fn open_stream(
+        &self,
+        request: Req,
+    ) -> Result<OpenedStream<Resp>, TransportError> {
+        let pool = &self.pool;
+        let (request_id, frame) = self.frame(request)?;
+        let limit = pool.config.request_timeout;
+        let exchange = async {
+            let connection = pool.connection().await?;
+            let (first, rest) = connection
+                .call_stream(request_id, frame, pool.config.stream_buffer)
+                .await?;
+            Ok(OpenedStream {
+                first,
+                rest,
+                connection,
+                request_id,
+            })
+        };
+        timeout(limit, exchange)
+            .await
+            .unwrap_or(Err(TransportError::Timeout(limit)))
+    }
+
+    /// [`Client::request`] on a given connection (one that carries a stream), without
+    /// reconnecting: a closed connection fails it with [`TransportError::ConnectionClosed`].
+    pub(crate) async fn request_on(
+        &self,
+        connection: &Connection<Resp>,
+        request: Req,
+    ) -> Result<Resp, TransportError> {
+        let (request_id, frame) = self.frame(request)?;
+        let limit = self.pool.config.request_timeout;
+        timeout(limit, connection.call(request_id, frame))
+            .await
+            .unwrap_or(Err(TransportError::Timeout(limit)))
+    }
+
+    /// A new request id and the frame of `request` under it.
+    fn frame(&self, request: Req) -> Result<(u64, Bytes), TransportError> {
+        let pool = &self.pool;
+        let request_id = pool.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let frame =
+            FrameCodec::<Resp>::new(pool.config.max_frame_length).encode_frame(&Envelope {
+                request_id,
+                body: request,
+            })?;
+        Ok((request_id, frame))
     }
 
     /// The address this client connects to.
@@ -106,6 +157,18 @@ impl<Resp: WireMessage> Pool<Resp> {
         *slot = Some(Arc::clone(&connection));
         Ok(connection)
     }
+}
+
+/// A stream opened by [`Client::open_stream`].
+pub(crate) struct OpenedStream<Resp> {
+    /// The first response.
+    pub(crate) first: Resp,
+    /// The frames that follow.
+    pub(crate) rest: mpsc::Receiver<Resp>,
+    /// The connection that carries them.
+    pub(crate) connection: Arc<Connection<Resp>>,
+    /// The request id they come under.
+    pub(crate) request_id: u64,
 }
 
 impl<Req, Resp> Clone for Client<Req, Resp> {

@@ -96,6 +96,10 @@ pub struct ClientConfig {
     /// that a server stuck mid-frame does not wedge the connection. Disconnected between 1 and
     /// 1.5 times this after the frame began. Default [`DEFAULT_FRAME_READ_TIMEOUT`] (30 s).
     pub frame_read_timeout: Duration,
+    /// Frames a server pushed on one stream (notifications of a subscription) kept until the
+    /// stream's reader takes them; one more is dropped, which the stream's numbering shows.
+    /// Default 256.
+    pub stream_buffer: usize,
 }
 
 impl Default for ClientConfig {
@@ -108,6 +112,7 @@ impl Default for ClientConfig {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             frame_read_timeout: DEFAULT_FRAME_READ_TIMEOUT,
+            stream_buffer: 256,
         }
     }
 }
@@ -332,6 +337,16 @@ pub struct ServerConfig {
     /// finish and be answered before their connections are cut. Default
     /// [`DEFAULT_SHUTDOWN_GRACE`] (10 s).
     pub shutdown_grace: Duration,
+    /// Subscriptions (streams of notifications, DESIGN §4.7.1) open at once on one connection;
+    /// one more is refused, naming this cap. Default 4.
+    pub max_subscriptions_per_connection: usize,
+    /// Subscriptions open at once from one address, all its connections together. Default 16.
+    pub max_subscriptions_per_address: usize,
+    /// Chains followed by the subscriptions of one connection, counted once per subscription.
+    /// Default 100,000.
+    pub max_subscribed_chains_per_connection: usize,
+    /// Chains followed by the subscriptions of one address. Default 100,000.
+    pub max_subscribed_chains_per_address: usize,
 }
 
 impl Default for ServerConfig {
@@ -366,6 +381,10 @@ impl Default for ServerConfig {
             log_interval: DEFAULT_LOG_INTERVAL,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            max_subscriptions_per_connection: 4,
+            max_subscriptions_per_address: 16,
+            max_subscribed_chains_per_connection: 100_000,
+            max_subscribed_chains_per_address: 100_000,
         }
     }
 }
@@ -508,93 +527,4 @@ fn check_positive(field: &'static str, value: Duration) -> Result<(), TransportE
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_are_valid() {
-        assert_eq!(ClientConfig::default().validate(), Ok(()));
-        assert_eq!(ServerConfig::default().validate(), Ok(()));
-    }
-
-    #[test]
-    fn out_of_range_values_are_refused() {
-        let zero_pool = ClientConfig {
-            pool_size: 0,
-            ..ClientConfig::default()
-        };
-        assert!(zero_pool.validate().is_err());
-        let zero_frame = ServerConfig {
-            max_frame_length: 0,
-            ..ServerConfig::default()
-        };
-        assert_eq!(
-            zero_frame.validate(),
-            Err(ConfigError::TooSmall {
-                field: "max_frame_length",
-                min: 1,
-                value: 0
-            }
-            .into())
-        );
-        let huge_frame = ServerConfig {
-            max_frame_length: MAX_FRAME_LENGTH_LIMIT + 1,
-            ..ServerConfig::default()
-        };
-        assert_eq!(
-            huge_frame.validate(),
-            Err(ConfigError::TooLarge {
-                field: "max_frame_length",
-                max: MAX_FRAME_LENGTH_LIMIT as u64,
-                value: MAX_FRAME_LENGTH_LIMIT as u64 + 1
-            }
-            .into())
-        );
-        let zero_read_timeout = ServerConfig {
-            frame_read_timeout: Duration::ZERO,
-            ..ServerConfig::default()
-        };
-        assert_eq!(
-            zero_read_timeout.validate(),
-            Err(ConfigError::ZeroDuration {
-                field: "frame_read_timeout"
-            }
-            .into())
-        );
-        let zero_cap = ServerConfig {
-            max_connections_per_ip: 0,
-            ..ServerConfig::default()
-        };
-        assert!(zero_cap.validate().is_err());
-    }
-
-    #[test]
-    fn budgets_are_raised_to_one_largest_frame_and_the_reserve_lowered_to_the_budget() {
-        let config = ServerConfig {
-            max_frame_length: 64 * 1024 * 1024,
-            ..ServerConfig::default()
-        };
-        assert_eq!(config.validate(), Ok(()));
-        assert_eq!(
-            config.effective_connection_budget(),
-            64 * 1024 * 1024 + LENGTH_PREFIX_LEN
-        );
-        assert_eq!(config.effective_receive_budget(), DEFAULT_RECEIVE_BUDGET);
-        let small = ServerConfig {
-            max_frame_length: 1024,
-            connection_budget: 10,
-            response_reserve: 10,
-            ..ServerConfig::default()
-        };
-        assert_eq!(small.effective_connection_budget(), 1028);
-        let huge_reserve = ServerConfig {
-            response_reserve: DEFAULT_CONNECTION_BUDGET + 1,
-            ..ServerConfig::default()
-        };
-        assert_eq!(huge_reserve.validate(), Ok(()));
-        assert_eq!(
-            huge_reserve.effective_response_reserve(),
-            DEFAULT_CONNECTION_BUDGET
-        );
-    }
-}
+mod tests;

@@ -1,8 +1,22 @@
 //! What the server calls for every request.
 
 use std::future::Future;
+use std::sync::Arc;
+
+use futures::stream::BoxStream;
 
 use crate::config::ServerConfig;
+use crate::streams::Streams;
+
+/// A handler's answer to a request that may open a stream ([`Handler::handle_stream`]): the
+/// response, and the responses that follow it on the same request id until the stream ends
+/// or the connection does.
+pub struct Answer<Resp> {
+    /// The first response.
+    pub response: Resp,
+    /// What follows, if the request opened a stream.
+    pub stream: Option<BoxStream<'static, Resp>>,
+}
 
 /// Answers one request; the server calls it concurrently for every request it receives.
 ///
@@ -46,6 +60,30 @@ pub trait Handler<Req, Resp>: Send + Sync + 'static {
     fn response_bound(&self, request: &Req) -> Option<usize> {
         let _ = request;
         None
+    }
+
+    /// Answers `request` like [`Handler::handle`], but may open a stream: the server sends
+    /// [`Answer::response`], then each item of [`Answer::stream`] as it comes, on the same
+    /// request id, charged to the connection's budget (a peer that does not read stops the
+    /// stream being read). `streams` is what the connection's streams hold, against the caps
+    /// of the connection and its address; the handler reserves room there before opening a
+    /// stream. The default answers with [`Handler::handle`] and opens none.
+    fn handle_stream(
+        &self,
+        request: Req,
+        streams: &Arc<Streams>,
+    ) -> impl Future<Output = Answer<Resp>> + Send
+    where
+        Req: Send,
+    {
+        let _ = streams;
+        let response = self.handle(request);
+        async move {
+            Answer {
+                response: response.await,
+                stream: None,
+            }
+        }
     }
 }
 

@@ -13,6 +13,10 @@
 //! * A [`Server`] answers each request through a [`Handler`], concurrently; malformed, oversize,
 //!   truncated or stalled input closes only the offending connection (with a logged reason), and
 //!   [`Server::shutdown`] lets requests in flight finish before it returns.
+//! * A request may open a stream ([`Handler::handle_stream`]): the server pushes its later
+//!   answers on the same request id, each charged to the connection's budget; streams and
+//!   what they follow are capped per connection and per address ([`Streams`]). Notifications
+//!   of the validator protocol (DESIGN §4.7.1) travel this way.
 //! * Hostile peers cannot take the server down (DESIGN §6.1): connections (in all and per IP),
 //!   time (first frame, each frame, idleness), memory (per connection, requests and responses
 //!   together, and across connections for large frames), handlers and decoders are each bounded
@@ -70,6 +74,7 @@ mod server;
 mod session;
 mod stall;
 mod stats;
+mod streams;
 mod validator;
 mod writer;
 
@@ -87,7 +92,8 @@ pub use config::{
 };
 pub use error::{ConfigError, TransportError};
 pub use frame::{Envelope, WireMessage, LENGTH_PREFIX_LEN, MAX_FRAME_LENGTH_LIMIT};
-pub use handler::Handler;
+pub use handler::{Answer, Handler};
 pub use server::{Server, ShutdownOutcome};
 pub use stats::ServerStats;
+pub use streams::{Reservation, StreamCap, Streams};
 pub use validator::{serve_validator, TcpValidatorNode, ValidatorHandler};

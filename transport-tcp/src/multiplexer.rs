@@ -4,6 +4,12 @@
 //! frame for the writer task; the reader task routes each response to the sender registered under
 //! its request id. When either task fails, every waiting caller gets the failure and the
 //! connection is marked closed, so the pool replaces it on the next request.
+//!
+//! A request that opens a stream ([`Connection::call_stream`]) also registers a bounded
+//! channel under its request id: its first response goes to the caller as usual, every later
+//! frame with that id into the channel. A full channel loses the frame (the stream's own
+//! numbering shows the gap to its reader); a channel whose reader is gone is forgotten. When
+//! the connection fails, every stream ends.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -49,6 +55,8 @@ struct Shared<Resp> {
 
 struct State<Resp> {
     pending: HashMap<u64, ResponseSender<Resp>>,
+    /// Streams open on this connection, by the request id that opened them.
+    streams: HashMap<u64, mpsc::Sender<Resp>>,
     /// Why the connection stopped, once it has.
     failure: Option<TransportError>,
 }
@@ -79,6 +87,7 @@ impl<Resp: WireMessage> Connection<Resp> {
             address: address.to_owned(),
             state: Mutex::new(State {
                 pending: HashMap::new(),
+                streams: HashMap::new(),
                 failure: None,
             }),
             permits: Semaphore::new(config.max_in_flight),
@@ -143,6 +152,42 @@ impl<Resp: WireMessage> Connection<Resp> {
     }
 }
 
+impl<Resp: WireMessage> Connection<Resp> {
+    /// Sends `frame` (the encoded request `request_id`, which opens a stream), waits for its
+    /// first response, and returns it with the receiver of the frames that follow on the same
+    /// request id (at most `capacity` waiting; see the module's documentation). The stream
+    /// ends when the connection does.
+    pub(crate) async fn call_stream(
+        &self,
+        request_id: u64,
+        frame: Bytes,
+        capacity: usize,
+    ) -> Result<(Resp, mpsc::Receiver<Resp>), TransportError> {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        {
+            let mut state = self.shared.state();
+            if let Some(failure) = &state.failure {
+                return Err(failure.clone());
+            }
+            state.streams.insert(request_id, sender);
+        }
+        match self.call(request_id, frame).await {
+            Ok(first) => Ok((first, receiver)),
+            Err(error) => {
+                self.shared.state().streams.remove(&request_id);
+                Err(error)
+            }
+        }
+    }
+}
+
+impl<Resp> Connection<Resp> {
+    /// Ends the stream opened by request `request_id` here: its reader sees its end.
+    pub(crate) fn end_stream(&self, request_id: u64) {
+        self.shared.state().streams.remove(&request_id);
+    }
+}
+
 impl<Resp> Shared<Resp> {
     fn state(&self) -> MutexGuard<'_, State<Resp>> {
         // The lock is never held across code that can panic, but a poisoned map is still usable.
@@ -171,12 +216,32 @@ impl<Resp> Shared<Resp> {
         Ok(receiver)
     }
 
-    /// Delivers a response to its caller, if it is still waiting.
+    /// Delivers a response to its caller, if it is still waiting, or a later frame of a
+    /// stream to the stream's channel.
     fn complete(&self, envelope: Envelope<Resp>) {
-        let sender = self.state().pending.remove(&envelope.request_id);
+        let mut state = self.state();
+        let sender = state.pending.remove(&envelope.request_id);
         match sender {
             // The caller may have given up in the meantime; nothing to do then.
             Some(sender) => drop(sender.send(Ok(envelope.body))),
+            None if state.streams.contains_key(&envelope.request_id) => {
+                let request_id = envelope.request_id;
+                let pushed = state
+                    .streams
+                    .get(&request_id)
+                    .map(|stream| stream.try_send(envelope.body));
+                match pushed {
+                    Some(Err(mpsc::error::TrySendError::Full(_))) => debug!(
+                        peer = %self.address,
+                        request_id,
+                        "stream reader behind: dropping a pushed frame"
+                    ),
+                    Some(Err(mpsc::error::TrySendError::Closed(_))) => {
+                        state.streams.remove(&request_id);
+                    }
+                    _ => {}
+                }
+            }
             None => debug!(
                 peer = %self.address,
                 request_id = envelope.request_id,
@@ -194,6 +259,8 @@ impl<Resp> Shared<Resp> {
                 return;
             }
             state.failure = Some(error.clone());
+            // Every stream ends with the connection.
+            state.streams.clear();
             std::mem::take(&mut state.pending)
         };
         self.permits.close();

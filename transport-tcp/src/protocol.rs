@@ -67,6 +67,9 @@ mod tests {
             NodeError::Transport(TransportErrorKind::Codec),
             NodeError::Timeout,
             NodeError::Storage(quorum_core::StorageErrorKind::Corrupted),
+            NodeError::NotificationsUnavailable,
+            NodeError::SubscriptionLimit(quorum_core::SubscriptionLimit::SubscriptionsPerAddress),
+            NodeError::UnknownSubscription(quorum_core::SubscriptionId(4)),
         ]
     }
 
@@ -138,6 +141,9 @@ mod tests {
             Response::MissingBlobIds(Ok(vec![])),
             Response::DownloadCertificate(Err(NodeError::NotFound)),
             Response::DownloadCertificatesByHeights(Ok(vec![])),
+            Response::Subscribe(Ok(quorum_core::SubscriptionId(1))),
+            Response::ChangeSubscription(Ok(3)),
+            Response::Unsubscribe(Err(NodeError::NotFound)),
         ];
         for response in &responses {
             let error = NodeError::Timeout;

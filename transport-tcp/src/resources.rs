@@ -12,6 +12,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use crate::streams::AddressStreams;
 use crate::budget::{ConnectionBudget, ReceiveBudget};
 use crate::config::ServerConfig;
 use crate::handler_slots::{HandlerSlots, SlotGroup};
@@ -76,6 +77,8 @@ pub(crate) struct PeerShare {
     pub(crate) receive: Arc<Semaphore>,
     /// [`ServerConfig::max_handlers_per_ip`]: one permit per handler of the address running.
     pub(crate) handlers: Semaphore,
+    /// The streams of the address's connections (subscriptions and what they follow).
+    pub(crate) streams: Arc<AddressStreams>,
 }
 
 /// The bounded resources of one server (each bound is a [`ServerConfig`] field).
@@ -146,6 +149,7 @@ impl Resources {
                     ),
                     receive: Arc::new(Semaphore::new(receive)),
                     handlers: Semaphore::new(handlers),
+                    streams: Arc::new(AddressStreams::default()),
                     group,
                 })
             }

@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use futures::StreamExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinError, JoinSet};
@@ -18,12 +19,13 @@ use crate::codec::FrameCodec;
 use crate::deadline::{ConnectionClock, Expiry, FrameClock};
 use crate::error::TransportError;
 use crate::frame::{Envelope, WireMessage};
-use crate::handler::Handler;
+use crate::handler::{Answer, Handler};
 use crate::limits::Ticket;
 use crate::poll_gate::Metered;
 use crate::receiver::{ReceiveError, Received, Receiver};
 use crate::resources::{PeerShare, Resources};
 use crate::stats::Recorder;
+use crate::streams::Streams;
 use crate::writer::write_frames;
 
 /// Why a connection stops reading.
@@ -76,6 +78,7 @@ pub(crate) async fn serve_connection<Req: WireMessage, Resp: WireMessage, H: Han
     }));
 
     let budget = resources.connection_budget(&share);
+    let streams = Arc::new(Streams::new(config, Arc::clone(&share.streams)));
     let mut session = Session {
         peer,
         receiver: Receiver::new(
@@ -89,6 +92,8 @@ pub(crate) async fn serve_connection<Req: WireMessage, Resp: WireMessage, H: Han
         clock: ConnectionClock::new(config, accepted),
         budget,
         requests: JoinSet::new(),
+        streams,
+        streams_end: CancellationToken::new(),
         slots: Arc::new(Semaphore::new(config.max_in_flight)),
         responses,
         handler,
@@ -123,8 +128,11 @@ pub(crate) async fn serve_connection<Req: WireMessage, Resp: WireMessage, H: Han
     let Session {
         mut requests,
         responses,
+        streams_end,
         ..
     } = session;
+    // Streams end with the reading; what they queued is still written.
+    streams_end.cancel();
     drop(responses);
     while let Some(joined) = requests.join_next().await {
         report_handler_failure(peer, joined);
@@ -143,8 +151,12 @@ struct Session<Req, Resp, H> {
     share: Arc<PeerShare>,
     clock: ConnectionClock,
     budget: Arc<ConnectionBudget>,
-    /// The handler calls in flight.
+    /// The handler calls in flight, and the streams they opened.
     requests: JoinSet<()>,
+    /// What the connection's streams hold, against the caps.
+    streams: Arc<Streams>,
+    /// Cancelled when the connection stops reading: every stream stops.
+    streams_end: CancellationToken,
     /// One permit per request in flight.
     slots: Arc<Semaphore>,
     /// Encoded responses, to the writer task.
@@ -237,6 +249,7 @@ impl<Req: WireMessage, Resp: WireMessage, H: Handler<Req, Resp>> Session<Req, Re
         writer_failed: &CancellationToken,
     ) -> Result<Instant, End> {
         loop {
+            // A connection with a request in flight or a stream open is not idle.
             let deadline = self.clock.between_frames(!self.requests.is_empty());
             let expired = async {
                 match deadline {
@@ -284,6 +297,9 @@ impl<Req: WireMessage, Resp: WireMessage, H: Handler<Req, Resp>> Session<Req, Re
         let responses = self.responses.clone();
         let resources = Arc::clone(&self.resources);
         let share = Arc::clone(&self.share);
+        let streams = Arc::clone(&self.streams);
+        let streams_end = self.streams_end.clone();
+        let budget = Arc::clone(&self.budget);
         let peer = self.peer;
         self.requests.spawn(async move {
             let Received {
@@ -302,13 +318,15 @@ impl<Req: WireMessage, Resp: WireMessage, H: Handler<Req, Resp>> Session<Req, Re
                 let group = &share.group.slots;
                 let _running = resources.handlers.acquire(group).await;
                 let gate = Arc::clone(&resources.polls);
-                Metered::new(handler.handle(body), gate, Arc::clone(group)).await
+                let answer = handler.handle_stream(body, &streams);
+                Metered::new(answer, gate, Arc::clone(group)).await
             };
+            let Answer { response, stream } = answer;
             // The request is gone: its bytes now stand for the response.
             drop(charge.receive);
             let response = Envelope {
                 request_id,
-                body: answer,
+                body: response,
             };
             let max_frame_length = resources.config.max_frame_length;
             let encoded = share
@@ -330,7 +348,70 @@ impl<Req: WireMessage, Resp: WireMessage, H: Handler<Req, Resp>> Session<Req, Re
                 ),
             }
             drop(slot);
+            if let Some(stream) = stream {
+                let pushed = Pushed {
+                    request_id,
+                    max_frame_length,
+                    budget,
+                    responses,
+                    peer,
+                };
+                pushed.forward(stream, streams_end).await;
+            }
         });
+    }
+}
+
+/// Where a stream's items go: frames on the stream's request id, charged to the connection.
+struct Pushed {
+    request_id: u64,
+    max_frame_length: usize,
+    budget: Arc<ConnectionBudget>,
+    responses: mpsc::Sender<ChargedFrame>,
+    peer: SocketAddr,
+}
+
+impl Pushed {
+    /// Sends each item of `stream` until it ends, the connection stops reading (`end`), or
+    /// the writer is gone. An item waits for room in the connection's budget before it is
+    /// taken from the stream's source, so a peer that does not read holds one item here and
+    /// leaves the rest to the source's own bounds.
+    async fn forward<Resp: WireMessage>(
+        self,
+        mut stream: futures::stream::BoxStream<'static, Resp>,
+        end: CancellationToken,
+    ) {
+        loop {
+            let item = tokio::select! {
+                () = end.cancelled() => return,
+                item = stream.next() => item,
+            };
+            let Some(item) = item else { return };
+            let envelope = Envelope {
+                request_id: self.request_id,
+                body: item,
+            };
+            let frame = match FrameCodec::<Resp>::new(self.max_frame_length).encode_frame(&envelope)
+            {
+                Ok(frame) => frame,
+                Err(error) => {
+                    warn!(peer = %self.peer, reason = %error, "dropping a pushed frame that cannot be framed");
+                    continue;
+                }
+            };
+            let charge = tokio::select! {
+                () = end.cancelled() => return,
+                charge = self.budget.charge(frame.len()) => charge,
+            };
+            if self
+                .responses
+                .send(ChargedFrame::new(frame, charge))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
     }
 }
 

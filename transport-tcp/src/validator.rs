@@ -8,20 +8,27 @@
 //! [`NodeError::MalformedResponse`] (the table is on the `From<TransportError> for NodeError`
 //! implementation, listed with [`TransportError`]'s trait implementations).
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use async_trait::async_trait;
-use quorum_core::{Limits, NodeError, TransportErrorKind, ValidatorNode};
+use futures::StreamExt;
+use quorum_core::{
+    ChainId, Limits, NodeError, Subscription, SubscriptionChange, SubscriptionId,
+    SubscriptionLimit, TransportErrorKind, ValidatorNode,
+};
 use tokio::net::ToSocketAddrs;
 use tracing::{debug, warn};
 
 use crate::client::Client;
 use crate::config::{ClientConfig, ServerConfig};
 use crate::error::TransportError;
-use crate::handler::Handler;
+use crate::handler::{Answer, Handler};
+use crate::multiplexer::Connection;
 use crate::server::Server;
-use quorum_core::protocol::{dispatch, Carrier, Request, RequestKind, Response};
+use crate::streams::{StreamCap, Streams};
+use quorum_core::protocol::{dispatch, dispatch_stream, Carrier, Request, RequestKind, Response};
 
 /// Bytes an [`Envelope`](crate::Envelope) adds to its body: the BCS `u64` request id.
 const ENVELOPE_OVERHEAD: usize = 8;
@@ -76,9 +83,16 @@ impl From<TransportError> for NodeError {
 /// `From<TransportError> for NodeError` implementation). An answer of another kind than the
 /// request asked for is [`NodeError::MalformedResponse`]. Nothing is retried here: retry
 /// policies belong to the caller.
+///
+/// A subscription ([`ValidatorNode::subscribe`]) stays on the connection that opened it, and
+/// so do the requests that change or close it; it ends when that connection does (the caller
+/// subscribes again). Dropping its stream stops delivery here; the server closes it with
+/// [`ValidatorNode::unsubscribe`] or when the connection ends.
 #[derive(Clone)]
 pub struct TcpValidatorNode {
     client: Client<Request, Response>,
+    /// The connection each open subscription is on.
+    subscriptions: Arc<Mutex<HashMap<SubscriptionId, Pin>>>,
 }
 
 impl TcpValidatorNode {
@@ -86,14 +100,59 @@ impl TcpValidatorNode {
     ///
     /// Fails only if `config` is out of range ([`TransportError::InvalidConfig`]).
     pub fn new(address: impl Into<String>, config: ClientConfig) -> Result<Self, TransportError> {
-        Ok(TcpValidatorNode {
-            client: Client::new(address, config)?,
-        })
+        Ok(TcpValidatorNode::from_client(Client::new(address, config)?))
     }
 
     /// A node reached through an existing client (sharing its connections).
     pub fn from_client(client: Client<Request, Response>) -> Self {
-        TcpValidatorNode { client }
+        TcpValidatorNode {
+            client,
+            subscriptions: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn pins(&self) -> std::sync::MutexGuard<'_, HashMap<SubscriptionId, Pin>> {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Carries a request about subscription `id` on the connection that carries it; one
+    /// this client does not hold open is answered `UnknownSubscription` here.
+    async fn exchange_on_subscription(
+        &self,
+        id: SubscriptionId,
+        request: Request,
+    ) -> Result<Response, NodeError> {
+        let closing = matches!(request, Request::Unsubscribe(_));
+        let pinned = {
+            let mut pins = self.pins();
+            let pinned = pins
+                .get(&id)
+                .and_then(|pin| Some((pin.connection.upgrade()?, pin.request_id)));
+            if closing || pinned.is_none() {
+                pins.remove(&id);
+            }
+            pinned
+        };
+        let Some((connection, request_id)) = pinned.filter(|(c, _)| c.is_open()) else {
+            let refusal: Result<(), NodeError> = Err(NodeError::UnknownSubscription(id));
+            return Ok(if closing {
+                Response::Unsubscribe(refusal)
+            } else {
+                Response::ChangeSubscription(refusal.map(|()| 0))
+            });
+        };
+        let answer = self
+            .client
+            .request_on(&connection, request)
+            .await
+            .map_err(NodeError::from);
+        if closing {
+            // Closed or not at the server, the stream ends here.
+            connection.end_stream(request_id);
+        }
+        answer
     }
 
     /// The underlying client.
@@ -127,6 +186,13 @@ impl TcpValidatorNode {
     }
 }
 
+/// Where an open subscription is carried.
+struct Pin {
+    connection: Weak<Connection<Response>>,
+    /// The request that opened it.
+    request_id: u64,
+}
+
 impl fmt::Debug for TcpValidatorNode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TcpValidatorNode")
@@ -138,11 +204,67 @@ impl fmt::Debug for TcpValidatorNode {
 #[async_trait]
 impl Carrier for TcpValidatorNode {
     async fn carry(&self, request: Request) -> Result<Response, NodeError> {
-        self.exchange(request).await
+        match &request {
+            Request::ChangeSubscription { id, .. } | Request::Unsubscribe(id) => {
+                let id = *id;
+                self.exchange_on_subscription(id, request).await
+            }
+            _ => self.exchange(request).await,
+        }
     }
 
     fn malformed(&self, expected: RequestKind, found: &Response) -> NodeError {
         TcpValidatorNode::malformed(self, expected, found)
+    }
+
+    async fn carry_subscription(&self, chains: Vec<ChainId>) -> Result<Subscription, NodeError> {
+        let opened = self
+            .client
+            .open_stream(Request::Subscribe(chains))
+            .await
+            .map_err(|error| {
+                debug!(address = self.address(), %error, "subscription failed");
+                NodeError::from(error)
+            })?;
+        let (pushed, connection) = (opened.rest, opened.connection);
+        let id = match opened.first {
+            Response::Subscribe(answer) => answer?,
+            other => return Err(self.malformed(RequestKind::Subscribe, &other)),
+        };
+        {
+            let mut pins = self.pins();
+            pins.retain(|_, pin| pin.connection.strong_count() > 0);
+            let pin = Pin {
+                connection: Arc::downgrade(&connection),
+                request_id: opened.request_id,
+            };
+            pins.insert(id, pin);
+        }
+        let address = self.address().to_owned();
+        let events = futures::stream::unfold(
+            (pushed, connection),
+            move |(mut pushed, connection)| {
+                let address = address.clone();
+                async move {
+                    loop {
+                        match pushed.recv().await? {
+                            Response::Notification(envelope) => {
+                                return Some((envelope, (pushed, connection)))
+                            }
+                            other => warn!(
+                                %address,
+                                found = other.kind().name(),
+                                "validator pushed something else than a notification"
+                            ),
+                        }
+                    }
+                }
+            },
+        );
+        Ok(Subscription {
+            id,
+            events: Box::pin(events),
+        })
     }
 }
 
@@ -274,11 +396,9 @@ impl fmt::Debug for ValidatorHandler {
     }
 }
 
-impl Handler<Request, Response> for ValidatorHandler {
-    async fn handle(&self, request: Request) -> Response {
-        let kind = request.kind().name();
-        let started = std::time::Instant::now();
-        let response = self.dispatch(request).await;
+impl ValidatorHandler {
+    /// Counts and times an answer, and fits it in a frame.
+    fn finish(&self, kind: &'static str, started: std::time::Instant, response: Response) -> Response {
         let outcome = match response.error() {
             Some(error) => {
                 debug!(request = kind, %error, "node refused the request");
@@ -291,6 +411,100 @@ impl Handler<Request, Response> for ValidatorHandler {
         metrics::histogram!("quorum_handler_seconds", "method" => kind)
             .record(started.elapsed().as_secs_f64());
         self.fit(kind, response)
+    }
+
+    /// Opens a subscription within the connection's caps; its notifications follow the
+    /// answer as [`Response::Notification`]s.
+    async fn subscribe(&self, chains: Vec<ChainId>, streams: &Arc<Streams>) -> Answer<Response> {
+        let distinct = chains.iter().collect::<HashSet<_>>().len();
+        let reservation = match streams.reserve(distinct) {
+            Ok(reservation) => reservation,
+            Err(cap) => return Answer { response: Response::Subscribe(Err(refused(cap))), stream: None },
+        };
+        let (response, events) = dispatch_stream(&*self.node, Request::Subscribe(chains)).await;
+        match (&response, events) {
+            (Response::Subscribe(Ok(id)), Some(events)) => {
+                reservation.open(id.0);
+                Answer {
+                    response,
+                    stream: Some(events.map(Response::Notification).boxed()),
+                }
+            }
+            _ => Answer { response, stream: None },
+        }
+    }
+
+    /// Changes a subscription of this connection, its growth within the caps first.
+    async fn change(&self, id: SubscriptionId, change: SubscriptionChange, streams: &Streams) -> Response {
+        let Some(current) = streams.items(id.0) else {
+            return Response::ChangeSubscription(Err(NodeError::UnknownSubscription(id)));
+        };
+        let added = change.add.iter().collect::<HashSet<_>>().len();
+        if let Some(Err(cap)) = streams.resize(id.0, current.saturating_add(added)) {
+            return Response::ChangeSubscription(Err(refused(cap)));
+        }
+        let answer = self.node.change_subscription(id, change).await;
+        let now = match &answer {
+            Ok(chains) => usize::try_from(*chains).unwrap_or(usize::MAX),
+            Err(_) => current,
+        };
+        streams.resize(id.0, now);
+        Response::ChangeSubscription(answer)
+    }
+
+    /// Closes a subscription of this connection.
+    async fn unsubscribe(&self, id: SubscriptionId, streams: &Streams) -> Response {
+        if !streams.owns(id.0) {
+            return Response::Unsubscribe(Err(NodeError::UnknownSubscription(id)));
+        }
+        let answer = self.node.unsubscribe(id).await;
+        streams.close(id.0);
+        Response::Unsubscribe(answer)
+    }
+}
+
+/// A refusal by a cap of the connection or its address, counted.
+fn refused(cap: StreamCap) -> NodeError {
+    let limit = match cap {
+        StreamCap::StreamsPerConnection => SubscriptionLimit::SubscriptionsPerConnection,
+        StreamCap::StreamsPerAddress => SubscriptionLimit::SubscriptionsPerAddress,
+        StreamCap::ItemsPerConnection => SubscriptionLimit::ChainsPerConnection,
+        StreamCap::ItemsPerAddress => SubscriptionLimit::ChainsPerAddress,
+    };
+    metrics::counter!("quorum_subscriptions_refused_total", "cap" => limit.name()).increment(1);
+    NodeError::SubscriptionLimit(limit)
+}
+
+impl Handler<Request, Response> for ValidatorHandler {
+    async fn handle(&self, request: Request) -> Response {
+        let kind = request.kind().name();
+        let started = std::time::Instant::now();
+        let response = self.dispatch(request).await;
+        self.finish(kind, started, response)
+    }
+
+    async fn handle_stream(&self, request: Request, streams: &Arc<Streams>) -> Answer<Response> {
+        let kind = request.kind().name();
+        let started = std::time::Instant::now();
+        let answer = match request {
+            Request::Subscribe(chains) => self.subscribe(chains, streams).await,
+            Request::ChangeSubscription { id, change } => Answer {
+                response: self.change(id, change, streams).await,
+                stream: None,
+            },
+            Request::Unsubscribe(id) => Answer {
+                response: self.unsubscribe(id, streams).await,
+                stream: None,
+            },
+            other => Answer {
+                response: self.dispatch(other).await,
+                stream: None,
+            },
+        };
+        Answer {
+            response: self.finish(kind, started, answer.response),
+            stream: answer.stream,
+        }
     }
 
     fn configure(&mut self, config: &ServerConfig) {

@@ -125,6 +125,11 @@ impl<S: Storage + 'static> ChainClient<S> {
         self.chain_id
     }
 
+    /// The settings.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
     /// The local node.
     pub fn local(&self) -> &Arc<Worker<S>> {
         &self.local
@@ -145,7 +150,7 @@ impl<S: Storage + 'static> ChainClient<S> {
         self.latencies.read().map(|l| l.clone()).unwrap_or_default()
     }
 
-    fn admin_chain(&self) -> ChainId {
+    pub(crate) fn admin_chain(&self) -> ChainId {
         self.local.config().admin_chain
     }
 
@@ -159,7 +164,7 @@ impl<S: Storage + 'static> ChainClient<S> {
         )
     }
 
-    async fn committee_and_remotes(
+    pub(crate) async fn committee_and_remotes(
         &self,
         epoch: Epoch,
     ) -> Result<(Arc<Committee>, Vec<RemoteNode>), ChainClientError> {

@@ -6,6 +6,8 @@
 //!   exactly what it lacks (blocks, rounds, blobs, events, cross-chain messages, committees,
 //!   clock skew).
 //! * [`ChainClient`]: the full life cycle of blocks on one chain.
+//! * [`Listener`]: follows chains on what validators push (DESIGN §5.8 "Listening"): one
+//!   subscription per validator, a sync on each hint, signed false hints marked Byzantine.
 //! * [`Options`]: every policy, with documented defaults.
 //!
 //! Using it with your own transport: implement [`quorum_core::ValidatorNode`] for it, register
@@ -46,6 +48,7 @@ mod chain_client;
 mod deadline;
 mod health;
 mod hedge;
+mod listener;
 mod metrics;
 mod options;
 mod planner;
@@ -67,8 +70,9 @@ pub use health::{
     UNKNOWN_HEDGE_DELAY,
 };
 pub use hedge::hedged;
+pub use listener::{ListenEvent, Listener};
 pub use options::{
-    Options, RetryPolicy, DEFAULT_BACKGROUND_CATCH_UP, DEFAULT_CERTIFICATE_UPLOAD_BATCH_SIZE,
+    ListenOptions, Options, RetryPolicy, DEFAULT_BACKGROUND_CATCH_UP, DEFAULT_CERTIFICATE_UPLOAD_BATCH_SIZE,
     DEFAULT_DEADLINE, DEFAULT_MAX_CLOCK_SKEW, DEFAULT_MAX_HEDGE_FANOUT, DEFAULT_MAX_RECOVERY_DEPTH,
     DEFAULT_PROBE_TIMEOUT, DEFAULT_QUORUM_GRACE, DEFAULT_RECOVERY_BUDGET, DEFAULT_REQUEST_TIMEOUT,
     MIN_RETRY_DELAY,

@@ -135,6 +135,51 @@ pub struct Options {
     /// in rounds (default 32). They do not count towards `max_rounds_per_block`: with two
     /// owners of equal weight, a call waits more than 32 rounds in a row once in 2³².
     pub max_waited_rounds: u32,
+    /// How a [`Listener`](crate::Listener) keeps its subscriptions and treats what they bring.
+    pub listen: ListenOptions,
+}
+
+/// Settings of a [`Listener`](crate::Listener) (DESIGN §5.8 "Listening").
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListenOptions {
+    /// Delays between attempts to subscribe to one validator, growing with the failures in a
+    /// row (default 100 ms doubling to 5 s, half of each drawn at random; `max_attempts` is
+    /// not used: a listener never gives up).
+    pub resubscribe: RetryPolicy,
+    /// Failed attempts in a row after which a validator's circuit breaker opens (default 5).
+    pub breaker_failures: u32,
+    /// While the breaker is open, no attempt is made for this long (default 30 s).
+    pub breaker_cooldown: Duration,
+    /// How long the hints of a validator whose signed hints led to nothing verifiable are
+    /// ignored (default 10 minutes); it is marked Byzantine in its health record.
+    pub byzantine_cooldown: Duration,
+    /// Hints kept per chain while its sync waits, to check them afterwards (default 16); more
+    /// hints still make the chain sync, they are not checked.
+    pub hints_per_chain: usize,
+    /// Chains synchronized at once (default 4).
+    pub syncs_in_flight: usize,
+    /// Seed of the random part of the delays, so that runs repeat (default 0).
+    pub seed: u64,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            resubscribe: RetryPolicy {
+                initial_delay: Duration::from_millis(100),
+                multiplier: 2.0,
+                max_delay: Duration::from_secs(5),
+                jitter: 0.5,
+                max_attempts: u32::MAX,
+            },
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(30),
+            byzantine_cooldown: Duration::from_secs(600),
+            hints_per_chain: 16,
+            syncs_in_flight: 4,
+            seed: 0,
+        }
+    }
 }
 
 impl Default for Options {
@@ -155,6 +200,7 @@ impl Default for Options {
             received_log_downloads_in_flight: 16,
             max_rounds_per_block: 8,
             max_waited_rounds: 32,
+            listen: ListenOptions::default(),
         }
     }
 }

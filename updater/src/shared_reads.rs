@@ -21,7 +21,8 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use quorum_core::{
     encoded_len, BatchOutcome, Blob, BlobId, BlockHeight, BlockProposal, ChainId, ChainInfoQuery,
     ChainInfoResponse, ConfirmedBlockCertificate, CrossChainDelivery, CryptoHash, LiteCertificate,
-    NodeError, TimeoutCertificate, ValidatedBlockCertificate, ValidatorNode,
+    NodeError, Subscription, SubscriptionChange, SubscriptionId, TimeoutCertificate,
+    ValidatedBlockCertificate, ValidatorNode,
 };
 
 /// A read that can be shared while in flight.
@@ -373,6 +374,22 @@ impl ValidatorNode for SharedReads {
             self.keep_certificate(certificate);
         }
         Ok(certificates)
+    }
+
+    async fn subscribe(&self, chains: Vec<ChainId>) -> Result<Subscription, NodeError> {
+        self.inner.subscribe(chains).await
+    }
+
+    async fn change_subscription(
+        &self,
+        id: SubscriptionId,
+        change: SubscriptionChange,
+    ) -> Result<u64, NodeError> {
+        self.inner.change_subscription(id, change).await
+    }
+
+    async fn unsubscribe(&self, id: SubscriptionId) -> Result<(), NodeError> {
+        self.inner.unsubscribe(id).await
     }
 }
 

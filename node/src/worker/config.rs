@@ -4,6 +4,7 @@
 use quorum_core::{ChainId, Limits, TimeDelta};
 
 use super::held_blobs::HeldLimits;
+use crate::notifier::NotificationConfig;
 
 /// Default for [`WorkerConfig::timestamp_grace`]: how far ahead of the node's clock a block's
 /// timestamp may be, in microseconds (500 ms).
@@ -54,6 +55,8 @@ pub struct WorkerConfig {
     /// How long a held blob, or a wanted id, is kept, in microseconds (default
     /// [`DEFAULT_HELD_BLOB_EXPIRY`]).
     pub held_blob_expiry: TimeDelta,
+    /// Bounds of the subscriptions to this node's notifications (DESIGN §4.7.1).
+    pub notifications: NotificationConfig,
 }
 
 impl WorkerConfig {
@@ -70,6 +73,7 @@ impl WorkerConfig {
             max_pending_bytes_per_chain: DEFAULT_MAX_PENDING_BYTES_PER_CHAIN,
             max_wanted_blobs: DEFAULT_MAX_WANTED_BLOBS,
             held_blob_expiry: DEFAULT_HELD_BLOB_EXPIRY,
+            notifications: NotificationConfig::default(),
         }
     }
 

@@ -28,6 +28,7 @@ use quorum_core::{
 };
 
 use crate::memory::MemoryStorage;
+use crate::notifier::Notifier;
 use crate::overlay::Overlay;
 
 /// Why a write was refused after a commit failed.
@@ -47,6 +48,8 @@ struct Shared {
     states: Mutex<StateCache>,
     /// Batches committed so far (by number, in the order queued).
     committed: watch::Sender<Progress>,
+    /// Told what each commit announces once it is durable.
+    notifier: Arc<Notifier>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -96,13 +99,14 @@ struct Queue {
 }
 
 impl<S: Storage + 'static> Store<S> {
-    pub(crate) fn new(storage: S) -> Self {
+    pub(crate) fn new(storage: S, notifier: Arc<Notifier>) -> Self {
         Store {
             storage: Arc::new(storage),
             shared: Arc::new(Shared {
                 queue: Mutex::new(Queue::default()),
                 states: Mutex::new(StateCache::default()),
                 committed: watch::Sender::new(Progress::default()),
+                notifier,
             }),
         }
     }
@@ -232,6 +236,8 @@ async fn commit_loop<S: Storage + 'static>(storage: Arc<S>, shared: Arc<Shared>)
             queue.committing = std::mem::take(&mut queue.current);
             (Batch { writes }, batches, queue.queued, states)
         };
+        // What the group announces, told to subscribers only once it is durable.
+        let announced = shared.notifier.announcements(&batch.writes);
         let started = Instant::now();
         // In a task of its own, so that a storage that panics poisons the store instead of
         // leaving every waiter waiting.
@@ -255,6 +261,7 @@ async fn commit_loop<S: Storage + 'static>(storage: Arc<S>, shared: Arc<Shared>)
                     }
                 }
                 shared.committed.send_modify(|p| p.committed = through);
+                shared.notifier.publish(announced);
             }
             Err(error) => {
                 tracing::error!(%error, "group commit failed: the node refuses every write from now on");
@@ -384,7 +391,8 @@ mod tests {
     #[tokio::test]
     async fn queued_writes_are_read_at_once_and_committed_together() {
         let base = MemoryStorage::new();
-        let store = Store::new(base.clone());
+        let notifier = Arc::new(Notifier::new(None, Default::default()));
+        let store = Store::new(base.clone(), notifier);
         for balance in 1..=3u64 {
             store
                 .write_batch(Batch {

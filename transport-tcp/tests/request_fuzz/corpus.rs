@@ -2,6 +2,10 @@
 //! contents from a test network, and their frame bodies.
 
 use super::*;
+use quorum_core::{
+    Notification, NotificationEnvelope, NotificationKind, SignedNotification, StreamEvent,
+    SubscriptionChange, SubscriptionId, SubscriptionLimit,
+};
 
 /// Valid envelopes of every variant, and their frame bodies.
 pub(super) struct Corpus {
@@ -264,7 +268,27 @@ async fn protocol_messages() -> (Vec<Request>, Vec<Response>) {
             chain_id: chain(SENDER),
             heights: vec![BlockHeight(1), BlockHeight(0), BlockHeight(u64::MAX)],
         },
+        Request::Subscribe(vec![chain(SENDER), chain(RECEIVER)]),
+        Request::Subscribe(vec![]),
+        Request::ChangeSubscription {
+            id: SubscriptionId(7),
+            change: SubscriptionChange {
+                add: vec![chain(ADMIN)],
+                remove: vec![chain(SENDER)],
+            },
+        },
+        Request::Unsubscribe(SubscriptionId(u64::MAX)),
     ];
+    let signed = SignedNotification::new(
+        Notification {
+            chain_id: chain(RECEIVER),
+            kind: NotificationKind::NewIncomingBundle {
+                origin: chain(SENDER),
+                height: BlockHeight(1),
+            },
+        },
+        &net.secrets[0],
+    );
 
     let info = manager_info.clone().unwrap();
     let errors = every_node_error(&net, &blobs);
@@ -292,6 +316,17 @@ async fn protocol_messages() -> (Vec<Request>, Vec<Response>) {
         Response::DownloadCertificate(not_found),
         Response::DownloadCertificatesByHeights(downloaded),
         Response::DownloadCertificatesByHeights(Ok(vec![received])),
+        Response::Subscribe(Ok(SubscriptionId(3))),
+        Response::ChangeSubscription(Ok(2)),
+        Response::Unsubscribe(Ok(())),
+        Response::Notification(NotificationEnvelope {
+            sequence: 0,
+            event: StreamEvent::Notification(signed),
+        }),
+        Response::Notification(NotificationEnvelope {
+            sequence: u64::MAX,
+            event: StreamEvent::Lagged { missed: 12 },
+        }),
     ];
     // Every variant answers at least one error; every error is answered by some variant.
     let answered: Vec<Response> = responses.clone();
@@ -373,6 +408,9 @@ pub(super) fn every_node_error(net: &TestNet, blobs: &[Blob]) -> Vec<NodeError> 
         NodeError::Transport(TransportErrorKind::Codec),
         NodeError::Timeout,
         NodeError::Storage(quorum_core::StorageErrorKind::Corrupted),
+        NodeError::NotificationsUnavailable,
+        NodeError::SubscriptionLimit(SubscriptionLimit::ChainsPerAddress),
+        NodeError::UnknownSubscription(SubscriptionId(9)),
     ]
 }
 
@@ -393,6 +431,9 @@ pub(super) fn request_variant(request: &Request) -> usize {
         Request::MissingBlobIds(_) => 10,
         Request::DownloadCertificate(_) => 11,
         Request::DownloadCertificatesByHeights { .. } => 12,
+        Request::Subscribe(_) => 13,
+        Request::ChangeSubscription { .. } => 14,
+        Request::Unsubscribe(_) => 15,
     }
 }
 
@@ -413,5 +454,9 @@ pub(super) fn response_variant(response: &Response) -> usize {
         Response::MissingBlobIds(_) => 10,
         Response::DownloadCertificate(_) => 11,
         Response::DownloadCertificatesByHeights(_) => 12,
+        Response::Subscribe(_) => 13,
+        Response::ChangeSubscription(_) => 14,
+        Response::Unsubscribe(_) => 15,
+        Response::Notification(_) => 16,
     }
 }
