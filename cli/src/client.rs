@@ -132,6 +132,9 @@ pub enum ClientCommand {
     /// Prints every chain's height and balance as the client knows it, after synchronizing,
     /// what every validator says of each, and every validator's health.
     Info,
+    /// Prints each committed block, incoming payment and round change of chains as the
+    /// validators announce them, until Ctrl-C. Holds the wallet while it runs.
+    Watch(crate::watch::WatchArgs),
 }
 
 /// Runs a client command.
@@ -179,6 +182,7 @@ async fn run(session: &Session, command: &ClientCommand) -> Result<(), CliError>
     match command {
         ClientCommand::Init { .. } => return Ok(()),
         ClientCommand::Info => return info::info(session).await,
+        ClientCommand::Watch(args) => return crate::watch::watch(session, args).await,
         ClientCommand::NewOwner => {
             let key = AccountSecretKey::generate(&mut OsRng);
             session.wallet.add_key(&key)?;

@@ -33,6 +33,14 @@
 //! max_handlers_per_group = 64
 //! handler_time_half_life_ms = 1000
 //! # max_polling_handlers = 2   (default: the number of cores)
+//! max_subscriptions_per_connection = 4
+//! max_subscriptions_per_address = 16
+//! max_subscribed_chains_per_connection = 100000
+//! max_subscribed_chains_per_address = 100000
+//! max_subscriptions = 2048
+//! max_subscribed_chains = 500000
+//! notification_queue_entries = 128
+//! notification_queue_bytes = 32768
 //! ```
 
 use std::net::SocketAddr;
@@ -43,7 +51,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use quorum_core::Limits as ProtocolLimits;
-use quorum_node::WorkerConfig;
+use quorum_node::{NotificationConfig, WorkerConfig};
 use quorum_node::DEFAULT_MAX_UPLOADED_BLOBS;
 use quorum_transport_tcp::{
     ServerConfig, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
@@ -161,6 +169,23 @@ pub struct Limits {
     /// the least handler time (default: the number of cores).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_polling_handlers: Option<usize>,
+    /// Subscriptions to notifications open at once on one connection (default 4).
+    pub max_subscriptions_per_connection: usize,
+    /// Subscriptions open at once from one address (default 16).
+    pub max_subscriptions_per_address: usize,
+    /// Chains followed by the subscriptions of one connection (default 100,000).
+    pub max_subscribed_chains_per_connection: usize,
+    /// Chains followed by the subscriptions of one address (default 100,000).
+    pub max_subscribed_chains_per_address: usize,
+    /// Subscriptions open at the validator, all clients together (default 2,048).
+    pub max_subscriptions: usize,
+    /// Chains followed at the validator, once per subscription (default 500,000).
+    pub max_subscribed_chains: usize,
+    /// Notifications queued for one subscriber that does not keep up (default 128); beyond,
+    /// it is told how many it missed.
+    pub notification_queue_entries: usize,
+    /// Bytes of notifications queued for one subscriber (default 32 KiB).
+    pub notification_queue_bytes: usize,
 }
 
 impl Default for Limits {
@@ -186,6 +211,17 @@ impl Default for Limits {
             max_handlers_per_group: ServerConfig::default().max_handlers_per_group,
             handler_time_half_life_ms: duration_ms(ServerConfig::default().handler_time_half_life),
             max_polling_handlers: None,
+            max_subscriptions_per_connection: ServerConfig::default()
+                .max_subscriptions_per_connection,
+            max_subscriptions_per_address: ServerConfig::default().max_subscriptions_per_address,
+            max_subscribed_chains_per_connection: ServerConfig::default()
+                .max_subscribed_chains_per_connection,
+            max_subscribed_chains_per_address: ServerConfig::default()
+                .max_subscribed_chains_per_address,
+            max_subscriptions: NotificationConfig::default().max_subscriptions,
+            max_subscribed_chains: NotificationConfig::default().max_chains,
+            notification_queue_entries: NotificationConfig::default().queue_entries,
+            notification_queue_bytes: NotificationConfig::default().queue_bytes,
         }
     }
 }
@@ -236,6 +272,10 @@ impl Limits {
             max_polling_handlers: self
                 .max_polling_handlers
                 .unwrap_or(ServerConfig::default().max_polling_handlers),
+            max_subscriptions_per_connection: self.max_subscriptions_per_connection,
+            max_subscriptions_per_address: self.max_subscriptions_per_address,
+            max_subscribed_chains_per_connection: self.max_subscribed_chains_per_connection,
+            max_subscribed_chains_per_address: self.max_subscribed_chains_per_address,
             ..ServerConfig::default()
         }
     }
@@ -246,6 +286,13 @@ impl Limits {
         WorkerConfig {
             limits: self.protocol(),
             max_uploaded_blobs: self.max_uploaded_blobs,
+            notifications: NotificationConfig {
+                queue_entries: self.notification_queue_entries,
+                queue_bytes: self.notification_queue_bytes,
+                max_subscriptions: self.max_subscriptions,
+                max_chains: self.max_subscribed_chains,
+                ..config.notifications.clone()
+            },
             ..config
         }
     }
@@ -260,6 +307,8 @@ impl Limits {
             ),
             ("max_blob_bytes", self.max_blob_bytes),
             ("max_uploaded_blobs", self.max_uploaded_blobs),
+            ("notification_queue_entries", self.notification_queue_entries),
+            ("notification_queue_bytes", self.notification_queue_bytes),
         ] {
             if value == 0 {
                 return Err(CliError::ZeroLimit {

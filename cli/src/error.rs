@@ -243,6 +243,9 @@ pub enum CliError {
     #[error("chain: {0}")]
     Chain(#[from] quorum_updater::ChainClientError),
     /// Validators did not end in sync (their names).
+    /// `watch` found no validator reachable for its deadline.
+    #[error("no validator reachable for {0:?}: nothing can be watched")]
+    NoValidatorReachable(std::time::Duration),
     #[error("validators out of sync: {}", .0.join(", "))]
     OutOfSync(Vec<String>),
 }

@@ -24,6 +24,7 @@ mod summary;
 mod update_phase;
 mod validator;
 mod wallet;
+mod watch;
 
 use std::process::ExitCode;
 

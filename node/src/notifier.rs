@@ -182,6 +182,11 @@ impl Notifier {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Subscriptions open.
+    pub(crate) fn open(&self) -> usize {
+        self.registry().subscribers.len()
+    }
+
     /// Opens a subscription to `chains` (duplicates count once).
     pub(crate) fn subscribe(
         self: &Arc<Self>,

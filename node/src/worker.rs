@@ -139,6 +139,11 @@ impl<S: Storage + 'static> Worker<S> {
         self.key.as_ref().map(ValidatorSecretKey::public)
     }
 
+    /// Subscriptions to this node's notifications open now.
+    pub fn subscriptions(&self) -> usize {
+        self.notifier.open()
+    }
+
     /// The settings.
     pub fn config(&self) -> &WorkerConfig {
         &self.config
