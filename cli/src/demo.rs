@@ -21,6 +21,7 @@ use crate::demo_validator::DemoValidator;
 use crate::error::CliError;
 use crate::fault_plan::{FaultKind, FaultPlan, FAULT_AT, LATE_START_AT, RECOVER_AT};
 use crate::health_watch::HealthWatch;
+use crate::notify_probe::NotifyProbe;
 use crate::setup::{self, CommitteeSetup};
 use crate::summary::{Summary, ValidatorRow};
 use crate::validator;
@@ -194,6 +195,9 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
 
     let (local, first, clients) =
         local_clients(&genesis, admin, &chains, &owners, &validators).await?;
+    // A listening client follows two chains, to measure how soon it learns of their blocks.
+    let followed = chains[1..chains.len().min(3)].to_vec();
+    let probe = NotifyProbe::start(&genesis, admin, &validators, followed, options()).await?;
 
     let progress = progress_bar(args.blocks);
     let started = Instant::now();
@@ -253,7 +257,9 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
         node.stop(args.transport).await;
     }
     info!(data_dir = %data_dir.display(), "demo finished");
-    summarize(&args, elapsed, &first, rows, out_of_sync)
+    let mut summary = summarize(&args, elapsed, &first, rows, out_of_sync)?;
+    summary.notification_latencies = probe.latencies();
+    Ok(summary)
 }
 
 /// The directory of the validators' databases: `--data-dir`, or a temporary directory,
@@ -297,6 +303,7 @@ fn summarize(
         recoveries: stats.snapshot(),
         max_skew_micros: stats.max_skew(),
         validator_rows: rows,
+        notification_latencies: Vec::new(),
     };
     if !out_of_sync.is_empty() {
         println!("{}", summary.render());

@@ -17,6 +17,7 @@ mod health_watch;
 mod info;
 mod keys;
 mod metrics_server;
+mod notify_probe;
 mod probe;
 mod session;
 mod setup;

@@ -29,6 +29,9 @@ pub struct Summary {
     pub max_skew_micros: Option<u64>,
     /// Per validator: what happened to it, its health and whether it ended in sync.
     pub validator_rows: Vec<ValidatorRow>,
+    /// Per block of the chains a listening client followed: from the first validator's
+    /// announcement of its commit to the client's verified report ([`crate::notify_probe`]).
+    pub notification_latencies: Vec<Duration>,
 }
 
 /// One validator's line of the summary.
@@ -102,6 +105,14 @@ impl Summary {
         out.push_str(&format!(
             "quorum latency p99   {}\n",
             ms(quantile(&latencies, 0.99))
+        ));
+        let mut notified = self.notification_latencies.clone();
+        notified.sort_unstable();
+        out.push_str(&format!(
+            "notified p50 / p99   {} / {} (commit to a listening client, {} blocks)\n",
+            ms(quantile(&notified, 0.5)),
+            ms(quantile(&notified, 0.99)),
+            notified.len()
         ));
         match self.max_skew_micros {
             Some(skew) => out.push_str(&format!("max clock skew       {skew} µs\n")),
@@ -207,9 +218,11 @@ mod tests {
             recoveries: Vec::new(),
             max_skew_micros: None,
             validator_rows: vec![row],
+            notification_latencies: vec![Duration::from_millis(3), Duration::from_millis(5)],
         };
         let text = summary.render();
         assert!(text.contains("4 validators, 4 chains (fast round), tcp transport"));
+        assert!(text.contains("notified p50 / p99   5.00 ms / 5.00 ms"), "{text}");
         let line = text
             .lines()
             .find(|line| line.contains("validator-3"))

@@ -3,8 +3,9 @@
 //! * [`Worker`]: applies the pure chain rules of `quorum-core` over a [`Storage`], signing votes
 //!   when it holds a validator key. Without a key, the same Worker is a client's local node.
 //! * [`MemoryStorage`]: a [`Storage`] in memory.
-//! * [`NotificationConfig`]: the bounds of what the Worker pushes to subscribers (DESIGN
-//!   §4.7.1); the Worker announces each commit's blocks, bundles and rounds once durable.
+//! * [`Notifier`]: the subscriptions to a validator's notifications, bounded by a
+//!   [`NotificationConfig`] (DESIGN §4.7.1); the Worker announces each commit's blocks,
+//!   bundles and rounds once durable.
 //! * [`Clock`]: the time source, with [`SystemClock`] and [`ManualClock`] for tests.
 //!
 //! [`Storage`]: quorum_core::Storage
@@ -21,7 +22,7 @@ mod worker;
 pub use clock::{Clock, ManualClock, Sleep, SystemClock, TokioClock};
 pub use genesis::{Genesis, GenesisError};
 pub use memory::MemoryStorage;
-pub use notifier::NotificationConfig;
+pub use notifier::{NotificationConfig, Notifier};
 pub use worker::{
     Worker, WorkerConfig, DEFAULT_HELD_BLOB_EXPIRY, DEFAULT_MAX_HELD_BLOB_BYTES,
     DEFAULT_MAX_PENDING_BLOBS_PER_CHAIN, DEFAULT_MAX_PENDING_BYTES_PER_CHAIN,

@@ -162,15 +162,19 @@ impl Registry {
     }
 }
 
-/// The Worker's subscriptions (see the module's documentation).
-pub(crate) struct Notifier {
+/// A validator's subscriptions and the notifications it pushes to them: what the Worker uses
+/// (its group commit calls [`Notifier::announcements`] before a commit and
+/// [`Notifier::publish`] once it is durable). Usable on its own by a validator of another
+/// make. Every bound is a [`NotificationConfig`] field.
+pub struct Notifier {
     key: Option<ValidatorSecretKey>,
     config: NotificationConfig,
     registry: Mutex<Registry>,
 }
 
 impl Notifier {
-    pub(crate) fn new(key: Option<ValidatorSecretKey>, config: NotificationConfig) -> Self {
+    /// A notifier that signs with `key` (without one it refuses every subscription).
+    pub fn new(key: Option<ValidatorSecretKey>, config: NotificationConfig) -> Self {
         Notifier {
             key,
             config,
@@ -183,12 +187,13 @@ impl Notifier {
     }
 
     /// Subscriptions open.
-    pub(crate) fn open(&self) -> usize {
+    pub fn open(&self) -> usize {
         self.registry().subscribers.len()
     }
 
-    /// Opens a subscription to `chains` (duplicates count once).
-    pub(crate) fn subscribe(
+    /// Opens a subscription to `chains` (duplicates count once), or refuses it naming the cap
+    /// it would pass.
+    pub fn subscribe(
         self: &Arc<Self>,
         chains: Vec<ChainId>,
     ) -> Result<Subscription, NodeError> {
@@ -229,7 +234,7 @@ impl Notifier {
     }
 
     /// Adds and removes chains of subscription `id`; returns how many it follows now.
-    pub(crate) fn change(
+    pub fn change(
         &self,
         id: SubscriptionId,
         change: SubscriptionChange,
@@ -269,7 +274,7 @@ impl Notifier {
     }
 
     /// Closes subscription `id`: its stream ends after what is queued.
-    pub(crate) fn unsubscribe(&self, id: SubscriptionId) -> Result<(), NodeError> {
+    pub fn unsubscribe(&self, id: SubscriptionId) -> Result<(), NodeError> {
         let mut registry = self.registry();
         let subscriber = registry
             .remove(id)
@@ -290,7 +295,7 @@ impl Notifier {
 
     /// What the writes of one commit announce to the chains someone follows: computed before
     /// the commit, published with [`Notifier::publish`] once it is durable.
-    pub(crate) fn announcements(&self, writes: &[Write]) -> Vec<Notification> {
+    pub fn announcements(&self, writes: &[Write]) -> Vec<Notification> {
         let mut registry = self.registry();
         if registry.by_chain.is_empty() {
             return Vec::new();
@@ -333,7 +338,7 @@ impl Notifier {
     }
 
     /// Signs each notification once and queues it for every subscription of its chain.
-    pub(crate) fn publish(&self, notifications: Vec<Notification>) {
+    pub fn publish(&self, notifications: Vec<Notification>) {
         let Some(key) = &self.key else {
             return;
         };
