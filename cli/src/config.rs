@@ -38,7 +38,7 @@
 //! max_subscribed_chains_per_connection = 100000
 //! max_subscribed_chains_per_address = 100000
 //! max_subscriptions = 2048
-//! max_subscribed_chains = 500000
+//! max_subscribed_chains = 200000
 //! notification_queue_entries = 128
 //! notification_queue_bytes = 32768
 //! ```
@@ -179,7 +179,7 @@ pub struct Limits {
     pub max_subscribed_chains_per_address: usize,
     /// Subscriptions open at the validator, all clients together (default 2,048).
     pub max_subscriptions: usize,
-    /// Chains followed at the validator, once per subscription (default 500,000).
+    /// Chains followed at the validator, once per subscription (default 200,000).
     pub max_subscribed_chains: usize,
     /// Notifications queued for one subscriber that does not keep up (default 128); beyond,
     /// it is told how many it missed.

@@ -23,7 +23,7 @@ use quorum_core::{
 /// Bounds of the Worker's subscriptions. Every byte a subscriber can make the node hold is
 /// under one of them: a queue holds at most `min(queue_entries, queue_bytes /
 /// NotificationEnvelope::MAX_ENCODED_BYTES)` notifications, and the node at most
-/// `max_subscriptions` queues and `max_chains` followed chains (about 150 bytes each).
+/// `max_subscriptions` queues and `max_chains` followed chains (about 200 bytes each).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NotificationConfig {
     /// Most notifications queued for one subscription (default 128).
@@ -36,7 +36,7 @@ pub struct NotificationConfig {
     /// Most chains one subscription follows (default 100,000).
     pub max_chains_per_subscription: usize,
     /// Most chains followed at the node, counted once per subscription that follows them
-    /// (default 500,000).
+    /// (default 200,000; each costs the node about 200 bytes at its peak).
     pub max_chains: usize,
 }
 
@@ -47,7 +47,7 @@ impl Default for NotificationConfig {
             queue_bytes: 32 << 10,
             max_subscriptions: 2_048,
             max_chains_per_subscription: 100_000,
-            max_chains: 500_000,
+            max_chains: 200_000,
         }
     }
 }

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use quorum_core::{
     BlockHeight, ChainId, CryptoHash, Notification, NotificationKind, NodeError, ReceivedEntry,
     StreamEvent, SubscriptionChange, SubscriptionLimit, ValidatorSecretKey, Write,
@@ -146,4 +146,25 @@ fn a_node_without_key_pushes_nothing() {
         notifier.subscribe(vec![chain(1)]).unwrap_err(),
         NodeError::NotificationsUnavailable
     );
+}
+
+#[tokio::test]
+async fn the_queue_is_bounded_in_bytes_too() {
+    let config = NotificationConfig {
+        queue_entries: 1_000,
+        queue_bytes: 3 * quorum_core::NotificationEnvelope::MAX_ENCODED_BYTES,
+        ..NotificationConfig::default()
+    };
+    let (notifier, _) = notifier(config);
+    let mut subscription = notifier.subscribe(vec![chain(1)]).unwrap();
+    notifier.publish((0..50).map(|h| bundle(1, h)).collect());
+    let mut bytes = 0;
+    let mut events = Vec::new();
+    while let Some(envelope) = subscription.events.next().now_or_never().flatten() {
+        bytes += bcs::to_bytes(&envelope).unwrap().len();
+        events.push(envelope.event);
+    }
+    assert_eq!(events.len(), 4, "three notifications and the marker");
+    assert_eq!(events[3], StreamEvent::Lagged { missed: 47 });
+    assert!(bytes <= 4 * quorum_core::NotificationEnvelope::MAX_ENCODED_BYTES);
 }

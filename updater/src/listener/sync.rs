@@ -1,16 +1,17 @@
 //! The listener's syncs: hints and "sync everything" requests are queued per chain, merged
-//! while they wait, and served by one task, a few chains at a time. A chain whose hints the
-//! local node already covers is not synchronized again (so the same block announced by every
-//! validator costs one sync); every hint is then checked against what the local node holds
-//! or, failing that, against the validator that signed it.
+//! while they wait, and served by one task, a few chains at a time. A chain is synchronized
+//! only for what its hints call for and the local node does not hold yet: the same block
+//! announced by every validator costs one sync, and a block costs no received-log read. Every
+//! hint is then checked against what the local node holds or, failing that, against the
+//! validator that signed it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures::StreamExt;
 use quorum_core::{
-    BlockHeight, ChainId, ChainInfoQuery, ConfirmedBlockCertificate, Notification,
-    NotificationKind, Round, Storage, ValidatorPublicKey,
+    BlockHeight, ChainId, ChainInfoQuery, ConfirmedBlockCertificate, CrossChainDelivery,
+    Notification, NotificationKind, Round, Storage, ValidatorNode, ValidatorPublicKey,
 };
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
@@ -140,19 +141,28 @@ impl<S: Storage + 'static> Syncer<S> {
         let Ok(before) = local.chain_state(chain).await else {
             return;
         };
-        let covered = !hints.is_empty() && {
-            let mut all = true;
-            for (_, hint) in &hints {
-                all &= self.local_verdict(hint).await.is_some();
+        // What the hints call for that the local node does not hold yet: the chain's blocks
+        // (a block or a round), its received log (a bundle). A sync of everything has no
+        // hints and calls for both.
+        let (mut blocks, mut bundles) = (hints.is_empty(), hints.is_empty());
+        for (_, hint) in &hints {
+            if self.local_verdict(hint).await.is_none() {
+                match hint.kind {
+                    NotificationKind::NewIncomingBundle { .. } => bundles = true,
+                    NotificationKind::NewBlock { .. } | NotificationKind::NewRound { .. } => {
+                        blocks = true
+                    }
+                }
             }
-            all
-        };
+        }
         let mut received = Vec::new();
-        if !covered {
-            let client = self.client.for_chain(chain, None);
+        let client = self.client.for_chain(chain, None);
+        if blocks && !self.take_next_block(chain, &hints).await {
             if let Err(error) = client.synchronize_chain(chain).await {
                 debug!(?chain, %error, "listener: chain sync incomplete");
             }
+        }
+        if bundles {
             match client.synchronize_received_log(chain).await {
                 Ok(sync) => received = sync.received,
                 Err(error) => debug!(?chain, %error, "listener: received-log sync incomplete"),
@@ -187,6 +197,40 @@ impl<S: Storage + 'static> Syncer<S> {
                 self.false_hint(&remote, hint).await;
             }
         }
+    }
+
+    /// The cheap sync of the common case: a hint announces the block right after the local
+    /// node's tip. That block's certificate is downloaded from the validator that announced it
+    /// and given to the local node, which checks it against its committee like any
+    /// certificate. Whether the local node took it; if not, the caller synchronizes the chain
+    /// from the validators.
+    async fn take_next_block(&self, chain: ChainId, hints: &[(RemoteNode, Notification)]) -> bool {
+        let local = self.client.local();
+        let Ok(state) = local.chain_state(chain).await else {
+            return false;
+        };
+        let next = state.next_height();
+        let Some((remote, hash)) = hints.iter().find_map(|(remote, hint)| match hint.kind {
+            NotificationKind::NewBlock { height, hash } if height == next => Some((remote, hash)),
+            _ => None,
+        }) else {
+            return false;
+        };
+        let timeout = self.client.options().request_timeout;
+        let asked = remote.node.download_certificates_by_heights(chain, vec![next]);
+        let Ok(Ok(certificates)) = tokio::time::timeout(timeout, asked).await else {
+            return false;
+        };
+        let Some(certificate) = certificates
+            .into_iter()
+            .find(|certificate| certificate.hash() == hash)
+        else {
+            return false;
+        };
+        local
+            .handle_confirmed_certificate(certificate, CrossChainDelivery::NonBlocking)
+            .await
+            .is_ok()
     }
 
     /// Reports the blocks of `chain` from `from` to `to` (excluded) as the local node holds
