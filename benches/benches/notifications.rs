@@ -55,7 +55,12 @@ fn fan_out(c: &mut Criterion) {
             },
         ));
         let mut subscriptions: Vec<Subscription> = (0..subscribers)
-            .map(|_| must(notifier.subscribe(vec![notification(0).chain_id]), "subscribing"))
+            .map(|_| {
+                must(
+                    notifier.subscribe(vec![notification(0).chain_id]),
+                    "subscribing",
+                )
+            })
             .collect();
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
 

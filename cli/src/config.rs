@@ -51,8 +51,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use quorum_core::Limits as ProtocolLimits;
-use quorum_node::{NotificationConfig, WorkerConfig};
 use quorum_node::DEFAULT_MAX_UPLOADED_BLOBS;
+use quorum_node::{NotificationConfig, WorkerConfig};
 use quorum_transport_tcp::{
     ServerConfig, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
     DEFAULT_MAX_HANDLERS, DEFAULT_MAX_HANDLERS_PER_IP, DEFAULT_MAX_IN_FLIGHT, DEFAULT_PEER_BUDGET,
@@ -307,7 +307,10 @@ impl Limits {
             ),
             ("max_blob_bytes", self.max_blob_bytes),
             ("max_uploaded_blobs", self.max_uploaded_blobs),
-            ("notification_queue_entries", self.notification_queue_entries),
+            (
+                "notification_queue_entries",
+                self.notification_queue_entries,
+            ),
             ("notification_queue_bytes", self.notification_queue_bytes),
         ] {
             if value == 0 {

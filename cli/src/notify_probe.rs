@@ -68,8 +68,7 @@ impl NotifyProbe {
                     let StreamEvent::Notification(signed) = envelope.event else {
                         continue;
                     };
-                    let NotificationKind::NewBlock { height, .. } = signed.notification.kind
-                    else {
+                    let NotificationKind::NewBlock { height, .. } = signed.notification.kind else {
                         continue;
                     };
                     if signed.check(&remote.public_key).is_err() {

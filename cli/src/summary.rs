@@ -222,7 +222,10 @@ mod tests {
         };
         let text = summary.render();
         assert!(text.contains("4 validators, 4 chains (fast round), tcp transport"));
-        assert!(text.contains("notified p50 / p99   5.00 ms / 5.00 ms"), "{text}");
+        assert!(
+            text.contains("notified p50 / p99   5.00 ms / 5.00 ms"),
+            "{text}"
+        );
         let line = text
             .lines()
             .find(|line| line.contains("validator-3"))

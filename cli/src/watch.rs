@@ -87,7 +87,10 @@ pub async fn watch(session: &Session, args: &WatchArgs) -> Result<(), CliError> 
     // Where the chains stand now: only what happens from here on is printed.
     session.synchronize(&chains, true).await?;
     let (listener, mut events) = Listener::start(&session.base, chains.iter().copied()).await?;
-    eprintln!("watching {} chains; Ctrl-C to stop", listener.chains().len());
+    eprintln!(
+        "watching {} chains; Ctrl-C to stop",
+        listener.chains().len()
+    );
     let deadline = Duration::from_secs(args.deadline_secs.max(1));
     let mut connected: BTreeSet<ValidatorPublicKey> = BTreeSet::new();
     let mut unreachable_since = Some(Instant::now());
@@ -124,7 +127,9 @@ pub async fn watch(session: &Session, args: &WatchArgs) -> Result<(), CliError> 
                 }
             }
             ListenEvent::FalseHint { validator, hint } => {
-                eprintln!("validator {validator} signed a false notification ({hint:?}); ignoring it");
+                eprintln!(
+                    "validator {validator} signed a false notification ({hint:?}); ignoring it"
+                );
             }
             ListenEvent::NewBlock {
                 chain_id,
@@ -143,7 +148,10 @@ pub async fn watch(session: &Session, args: &WatchArgs) -> Result<(), CliError> 
             } => Line {
                 chain: chain_id,
                 kind: "round",
-                details: vec![("height", height.0.to_string()), ("round", format!("{round:?}"))],
+                details: vec![
+                    ("height", height.0.to_string()),
+                    ("round", format!("{round:?}")),
+                ],
             }
             .print(args.json),
             ListenEvent::Received { chain_id, entry } => {
@@ -167,7 +175,10 @@ async fn received(
         details: vec![
             ("from", chain_hex(&entry.origin)),
             ("sent_at", entry.height.0.to_string()),
-            ("amount", amount.map_or_else(|| "?".to_owned(), |a| a.to_string())),
+            (
+                "amount",
+                amount.map_or_else(|| "?".to_owned(), |a| a.to_string()),
+            ),
         ],
     }
     .print(args.json);
@@ -186,13 +197,21 @@ async fn received(
                 ("height", certificate.value().block().height.0.to_string()),
                 (
                     "bundles",
-                    certificate.value().block().incoming_bundles.len().to_string(),
+                    certificate
+                        .value()
+                        .block()
+                        .incoming_bundles
+                        .len()
+                        .to_string(),
                 ),
             ],
         }
         .print(args.json),
         // Another payment's block may have taken this one in already.
-        Err(error) => eprintln!("chain {}: could not take payments in: {error}", chain_hex(&chain)),
+        Err(error) => eprintln!(
+            "chain {}: could not take payments in: {error}",
+            chain_hex(&chain)
+        ),
     }
     Ok(())
 }

@@ -516,7 +516,7 @@ mod many_addresses;
 mod pipelined_downloads;
 #[path = "attacks/slowloris.rs"]
 mod slowloris;
-#[path = "attacks/subscriptions.rs"]
-mod subscriptions;
 #[path = "attacks/stalled_frames.rs"]
 mod stalled_frames;
+#[path = "attacks/subscriptions.rs"]
+mod subscriptions;

@@ -76,7 +76,9 @@ fn a_watcher_prints_another_process_payment_and_stays_quiet_while_idle() {
     std::fs::create_dir(&a).unwrap();
     let base = free_ports(8);
     common::dev_genesis(&a, base);
-    let metrics: Vec<String> = (0..4).map(|i| format!("127.0.0.1:{}", base + 4 + i)).collect();
+    let metrics: Vec<String> = (0..4)
+        .map(|i| format!("127.0.0.1:{}", base + 4 + i))
+        .collect();
     let _validators = Validators(
         (0..4)
             .map(|i| {
@@ -90,7 +92,14 @@ fn a_watcher_prints_another_process_payment_and_stays_quiet_while_idle() {
     let genesis = a.join("genesis.bcs");
     client(&b, &["init", "--genesis", genesis.to_str().unwrap()]);
     let mut child = Command::new(BIN)
-        .args(["client", "--dir", b.to_str().unwrap(), "watch", "--chain", &chain])
+        .args([
+            "client",
+            "--dir",
+            b.to_str().unwrap(),
+            "watch",
+            "--chain",
+            &chain,
+        ])
         .env("RUST_LOG", "error")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -104,11 +113,17 @@ fn a_watcher_prints_another_process_payment_and_stays_quiet_while_idle() {
     };
     let mut listening = 0;
     while listening < 4 {
-        let line = watcher.stderr.recv_timeout(Duration::from_secs(30)).unwrap();
+        let line = watcher
+            .stderr
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap();
         listening += usize::from(line.ends_with(": listening"));
     }
 
-    client(&a, &["transfer", "--from", "1", "--to", &chain, "--amount", "9"]);
+    client(
+        &a,
+        &["transfer", "--from", "1", "--to", &chain, "--amount", "9"],
+    );
     let paid = Instant::now();
     let line = loop {
         let line = watcher

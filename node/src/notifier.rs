@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 
 use quorum_core::{
-    first_round, BlockHeight, ChainId, ChainState, Notification, NotificationEnvelope,
-    NotificationKind, NodeError, Round, SignedNotification, StreamEvent, Subscription,
-    SubscriptionChange, SubscriptionId, SubscriptionLimit, ValidatorSecretKey, Write,
+    first_round, BlockHeight, ChainId, ChainState, NodeError, Notification, NotificationEnvelope,
+    NotificationKind, Round, SignedNotification, StreamEvent, Subscription, SubscriptionChange,
+    SubscriptionId, SubscriptionLimit, ValidatorSecretKey, Write,
 };
 
 /// Bounds of the Worker's subscriptions. Every byte a subscriber can make the node hold is
@@ -193,10 +193,7 @@ impl Notifier {
 
     /// Opens a subscription to `chains` (duplicates count once), or refuses it naming the cap
     /// it would pass.
-    pub fn subscribe(
-        self: &Arc<Self>,
-        chains: Vec<ChainId>,
-    ) -> Result<Subscription, NodeError> {
+    pub fn subscribe(self: &Arc<Self>, chains: Vec<ChainId>) -> Result<Subscription, NodeError> {
         if self.key.is_none() {
             return Err(NodeError::NotificationsUnavailable);
         }
@@ -234,11 +231,7 @@ impl Notifier {
     }
 
     /// Adds and removes chains of subscription `id`; returns how many it follows now.
-    pub fn change(
-        &self,
-        id: SubscriptionId,
-        change: SubscriptionChange,
-    ) -> Result<u64, NodeError> {
+    pub fn change(&self, id: SubscriptionId, change: SubscriptionChange) -> Result<u64, NodeError> {
         let mut registry = self.registry();
         let Some((_, chains)) = registry.subscribers.get(&id) else {
             return Err(NodeError::UnknownSubscription(id));
@@ -303,28 +296,30 @@ impl Notifier {
         let mut found = Vec::new();
         for write in writes {
             match write {
-                Write::Certificate(certificate) => {
+                Write::Certificate(certificate)
+                    if registry
+                        .by_chain
+                        .contains_key(&certificate.value().block().chain_id) =>
+                {
                     let block = certificate.value().block();
-                    if registry.by_chain.contains_key(&block.chain_id) {
-                        found.push(Notification {
-                            chain_id: block.chain_id,
-                            kind: NotificationKind::NewBlock {
-                                height: block.height,
-                                hash: certificate.hash(),
-                            },
-                        });
-                    }
+                    found.push(Notification {
+                        chain_id: block.chain_id,
+                        kind: NotificationKind::NewBlock {
+                            height: block.height,
+                            hash: certificate.hash(),
+                        },
+                    });
                 }
-                Write::ReceivedLog(chain_id, _, entry) => {
-                    if registry.by_chain.contains_key(chain_id) {
-                        found.push(Notification {
-                            chain_id: *chain_id,
-                            kind: NotificationKind::NewIncomingBundle {
-                                origin: entry.origin,
-                                height: entry.height,
-                            },
-                        });
-                    }
+                Write::ReceivedLog(chain_id, _, entry)
+                    if registry.by_chain.contains_key(chain_id) =>
+                {
+                    found.push(Notification {
+                        chain_id: *chain_id,
+                        kind: NotificationKind::NewIncomingBundle {
+                            origin: entry.origin,
+                            height: entry.height,
+                        },
+                    });
                 }
                 Write::ChainState(state) => {
                     if let Some(notification) = new_round(&mut registry, state) {

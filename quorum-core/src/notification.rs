@@ -279,7 +279,10 @@ mod tests {
                 event: StreamEvent::Notification(SignedNotification::new(notification, &key)),
             };
             let bytes = crate::encoding::to_bytes(&envelope).unwrap();
-            assert!(bytes.len() <= NotificationEnvelope::MAX_ENCODED_BYTES, "{kind:?}");
+            assert!(
+                bytes.len() <= NotificationEnvelope::MAX_ENCODED_BYTES,
+                "{kind:?}"
+            );
         }
     }
 

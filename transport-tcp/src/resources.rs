@@ -12,7 +12,6 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::streams::AddressStreams;
 use crate::budget::{ConnectionBudget, ReceiveBudget};
 use crate::config::ServerConfig;
 use crate::handler_slots::{HandlerSlots, SlotGroup};
@@ -20,6 +19,7 @@ use crate::limits::{ConnectionLimits, GroupKey};
 use crate::poll_gate::PollGate;
 use crate::refusal_log::RefusalLog;
 use crate::stats::{Recorder, ServerStats};
+use crate::streams::AddressStreams;
 
 /// What the addresses of one group (an IPv4 /24, an IPv6 /48) share (each bound is a
 /// [`ServerConfig`] field).

@@ -256,10 +256,7 @@ mod tests {
         let address = Arc::new(AddressStreams::default());
         let one = Arc::new(Streams::new(&config(), Arc::clone(&address)));
         let two = Arc::new(Streams::new(&config(), Arc::clone(&address)));
-        assert_eq!(
-            one.reserve(11).unwrap_err(),
-            StreamCap::ItemsPerConnection
-        );
+        assert_eq!(one.reserve(11).unwrap_err(), StreamCap::ItemsPerConnection);
         one.reserve(6).unwrap().open(1);
         one.reserve(4).unwrap().open(2);
         assert_eq!(one.reserve(0).unwrap_err(), StreamCap::StreamsPerConnection);
@@ -276,7 +273,13 @@ mod tests {
         assert!(one.close(2));
         assert!(!one.close(2));
         drop(one);
-        assert_eq!(*address.held(), Held { streams: 1, items: 5 });
+        assert_eq!(
+            *address.held(),
+            Held {
+                streams: 1,
+                items: 5
+            }
+        );
         drop(two);
         assert_eq!(*address.held(), Held::default());
     }

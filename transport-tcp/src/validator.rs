@@ -241,9 +241,8 @@ impl Carrier for TcpValidatorNode {
             pins.insert(id, pin);
         }
         let address = self.address().to_owned();
-        let events = futures::stream::unfold(
-            (pushed, connection),
-            move |(mut pushed, connection)| {
+        let events =
+            futures::stream::unfold((pushed, connection), move |(mut pushed, connection)| {
                 let address = address.clone();
                 async move {
                     loop {
@@ -259,8 +258,7 @@ impl Carrier for TcpValidatorNode {
                         }
                     }
                 }
-            },
-        );
+            });
         Ok(Subscription {
             id,
             events: Box::pin(events),
@@ -398,7 +396,12 @@ impl fmt::Debug for ValidatorHandler {
 
 impl ValidatorHandler {
     /// Counts and times an answer, and fits it in a frame.
-    fn finish(&self, kind: &'static str, started: std::time::Instant, response: Response) -> Response {
+    fn finish(
+        &self,
+        kind: &'static str,
+        started: std::time::Instant,
+        response: Response,
+    ) -> Response {
         let outcome = match response.error() {
             Some(error) => {
                 debug!(request = kind, %error, "node refused the request");
@@ -419,7 +422,12 @@ impl ValidatorHandler {
         let distinct = chains.iter().collect::<HashSet<_>>().len();
         let reservation = match streams.reserve(distinct) {
             Ok(reservation) => reservation,
-            Err(cap) => return Answer { response: Response::Subscribe(Err(refused(cap))), stream: None },
+            Err(cap) => {
+                return Answer {
+                    response: Response::Subscribe(Err(refused(cap))),
+                    stream: None,
+                }
+            }
         };
         let (response, events) = dispatch_stream(&*self.node, Request::Subscribe(chains)).await;
         match (&response, events) {
@@ -430,12 +438,20 @@ impl ValidatorHandler {
                     stream: Some(events.map(Response::Notification).boxed()),
                 }
             }
-            _ => Answer { response, stream: None },
+            _ => Answer {
+                response,
+                stream: None,
+            },
         }
     }
 
     /// Changes a subscription of this connection, its growth within the caps first.
-    async fn change(&self, id: SubscriptionId, change: SubscriptionChange, streams: &Streams) -> Response {
+    async fn change(
+        &self,
+        id: SubscriptionId,
+        change: SubscriptionChange,
+        streams: &Streams,
+    ) -> Response {
         let Some(current) = streams.items(id.0) else {
             return Response::ChangeSubscription(Err(NodeError::UnknownSubscription(id)));
         };

@@ -22,7 +22,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use quorum_core::{
     BlockHeight, ChainId, CryptoHash, Notification, ReceivedEntry, Round, SequenceCheck,
-    SequenceVerdict, StreamEvent, Storage, Subscription, SubscriptionChange, SubscriptionId, ValidatorPublicKey,
+    SequenceVerdict, Storage, StreamEvent, Subscription, SubscriptionChange, SubscriptionId,
+    ValidatorPublicKey,
 };
 use rand::SeedableRng;
 use tokio::sync::{mpsc, watch};
@@ -210,7 +211,12 @@ impl<S: Storage + 'static> Subscriber<S> {
                 Ok(Ok(subscription)) => {
                     failures = 0;
                     info!(?validator, "subscribed");
-                    if self.events.send(ListenEvent::Connected(validator)).await.is_err() {
+                    if self
+                        .events
+                        .send(ListenEvent::Connected(validator))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     // Whatever happened while we were not subscribed.
@@ -222,7 +228,10 @@ impl<S: Storage + 'static> Subscriber<S> {
                         Left::Suspicious(what) => {
                             metrics::counter!("quorum_notifications_invalid_total", "reason" => what)
                                 .increment(1);
-                            debug!(?validator, what, "resubscribing after a suspicious notification");
+                            debug!(
+                                ?validator,
+                                what, "resubscribing after a suspicious notification"
+                            );
                             format!("resubscribing after a {what}")
                         }
                     }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use quorum_core::protocol::{dispatch, Carrier, Request, RequestKind, Response};
 use quorum_core::{
-    BlockHeight, ChainId, CryptoHash, Notification, NotificationEnvelope, NotificationKind,
-    NodeError, ReceivedEntry, SignedNotification, StreamEvent, Subscription, ValidatorNode,
+    BlockHeight, ChainId, CryptoHash, NodeError, Notification, NotificationEnvelope,
+    NotificationKind, ReceivedEntry, SignedNotification, StreamEvent, Subscription, ValidatorNode,
     ValidatorSecretKey,
 };
 use quorum_node::{MemoryStorage, NotificationConfig, Worker};
@@ -98,7 +98,11 @@ async fn a_hint_reaches_a_subscriber_within_one_round_trip_and_the_listener_take
 
     wait_for(&mut events, Duration::from_secs(2), received_from(sender)).await;
     // A handful of round trips: the chain's sync, the received logs, the certificate.
-    assert!(committed.elapsed() <= 10 * round_trip, "{:?}", committed.elapsed());
+    assert!(
+        committed.elapsed() <= 10 * round_trip,
+        "{:?}",
+        committed.elapsed()
+    );
     let entry = ReceivedEntry {
         origin: sender,
         height: certificate.value().block().height,
@@ -162,7 +166,10 @@ async fn a_subscriber_that_does_not_read_is_bounded_lags_and_its_sync_fills_the_
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !wallet.local().has_received(payee, &entry).await.unwrap() {
-            assert!(Instant::now() < deadline, "payment at {height:?} never taken in");
+            assert!(
+                Instant::now() < deadline,
+                "payment at {height:?} never taken in"
+            );
             drop(tokio::time::timeout(Duration::from_millis(100), events.recv()).await);
         }
     }
@@ -221,7 +228,13 @@ async fn notifications_that_are_not_the_validators_own_truth_never_change_a_wall
         hash: CryptoHash([7; 32]),
     };
     let envelope = |sequence, event| NotificationEnvelope { sequence, event };
-    let mut unsigned = SignedNotification::new(Notification { chain_id: payee, kind: bundle }, key);
+    let mut unsigned = SignedNotification::new(
+        Notification {
+            chain_id: payee,
+            kind: bundle,
+        },
+        key,
+    );
     unsigned.signature = quorum_core::Signature::from_bytes(&[0; 64]);
     let scripts = vec![
         // Signed by another validator of the committee.
@@ -230,7 +243,13 @@ async fn notifications_that_are_not_the_validators_own_truth_never_change_a_wall
         vec![envelope(0, StreamEvent::Notification(unsigned))],
         // Its own signature over another notification.
         vec![envelope(0, {
-            let mut s = SignedNotification::new(Notification { chain_id: payee, kind: block }, key);
+            let mut s = SignedNotification::new(
+                Notification {
+                    chain_id: payee,
+                    kind: block,
+                },
+                key,
+            );
             s.notification.kind = bundle;
             StreamEvent::Notification(s)
         })],
@@ -254,7 +273,10 @@ async fn notifications_that_are_not_the_validators_own_truth_never_change_a_wall
     while reconnections < script_count {
         let event = wait_for(&mut events, Duration::from_secs(60), |_| true).await;
         assert!(
-            !matches!(event, ListenEvent::Received { .. } | ListenEvent::NewBlock { .. }),
+            !matches!(
+                event,
+                ListenEvent::Received { .. } | ListenEvent::NewBlock { .. }
+            ),
             "nothing happened on the chain, yet {event:?}"
         );
         if matches!(event, ListenEvent::Disconnected { validator, .. } if validator == key.public())
@@ -296,7 +318,9 @@ async fn a_validator_signing_false_hints_is_marked_byzantine_and_replays_by_othe
     assert!(net.validators.health(&liar).is_byzantine());
     for v in 1..4 {
         assert!(
-            !net.validators.health(&net.secrets[v].public()).is_byzantine(),
+            !net.validators
+                .health(&net.secrets[v].public())
+                .is_byzantine(),
             "validator {v} is honest (validator 1's notifications were replayed on the way)"
         );
     }
@@ -333,8 +357,13 @@ async fn a_wallet_following_a_thousand_chains_holds_one_subscription_per_validat
         .chain([net.chains[2]])
         .collect();
     let local = net.new_worker(None).await;
-    let client: ChainClient<MemoryStorage> =
-        ChainClient::new(net.chains[2], None, local, net.validators.clone(), test_options());
+    let client: ChainClient<MemoryStorage> = ChainClient::new(
+        net.chains[2],
+        None,
+        local,
+        net.validators.clone(),
+        test_options(),
+    );
     let (listener, mut events) = Listener::start(&client, chains.clone()).await.unwrap();
     all_connected(&mut events, 4).await;
     for v in 0..4 {
@@ -352,7 +381,10 @@ async fn a_wallet_following_a_thousand_chains_holds_one_subscription_per_validat
     for v in 0..4 {
         assert_eq!(net.workers[v].subscriptions(), 1);
         assert_eq!(net.nodes[v].stats().calls(RequestKind::Subscribe), 1);
-        assert_eq!(net.nodes[v].stats().calls(RequestKind::ChangeSubscription), 1);
+        assert_eq!(
+            net.nodes[v].stats().calls(RequestKind::ChangeSubscription),
+            1
+        );
     }
     drop(listener);
     let _: Arc<Worker<MemoryStorage>> = net.workers[0].clone();

@@ -123,7 +123,12 @@ async fn subscribers(
     let count = sources.len() * connections;
     let tasks = (0..count).map(|c| {
         let source = sources[c / connections];
-        subscriber(source, target, requests[c % requests.len()].clone(), stop.clone())
+        subscriber(
+            source,
+            target,
+            requests[c % requests.len()].clone(),
+            stop.clone(),
+        )
     });
     let mut all = Figures::default();
     for figures in join_all(tasks).await {
@@ -163,9 +168,8 @@ fn subscription_row(
         .map(|c| subscribe_frames(&committee, per_connection, c as u64))
         .collect();
     let asked = sources.len() * connections * per_connection;
-    let attacker = Attacker::launch(move |stop| {
-        subscribers(target, sources, connections, requests, stop)
-    });
+    let attacker =
+        Attacker::launch(move |stop| subscribers(target, sources, connections, requests, stop));
     let (mut row, figures) = measure(
         &mut committee,
         baseline,
@@ -233,8 +237,7 @@ fn subscribers_from_16_groups_never_reading() {
 #[ignore = "heavy: 4,064 subscriptions of 1,000 chains from 1,016 addresses (run with --release)"]
 fn subscribers_from_254_groups_never_reading() {
     let _serial = serial();
-    let name =
-        "9b. 1,016 addresses in 254 /24s × 4 subscriptions of 1,000 chains, never reading";
+    let name = "9b. 1,016 addresses in 254 /24s × 4 subscriptions of 1,000 chains, never reading";
     let sources = (1..=254u8)
         .flat_map(|g| (1..=4u8).map(move |h| Ipv4Addr::new(127, g, 0, h)))
         .collect();

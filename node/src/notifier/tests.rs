@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt};
 use quorum_core::{
-    BlockHeight, ChainId, CryptoHash, Notification, NotificationKind, NodeError, ReceivedEntry,
+    BlockHeight, ChainId, CryptoHash, NodeError, Notification, NotificationKind, ReceivedEntry,
     StreamEvent, SubscriptionChange, SubscriptionLimit, ValidatorSecretKey, Write,
 };
 use rand::SeedableRng;
@@ -89,7 +89,9 @@ async fn the_caps_refuse_by_name_and_a_dropped_stream_frees_its_place() {
         too_many.unwrap_err(),
         NodeError::SubscriptionLimit(SubscriptionLimit::ChainsPerSubscription)
     );
-    let first = notifier.subscribe(vec![chain(1), chain(2), chain(3)]).unwrap();
+    let first = notifier
+        .subscribe(vec![chain(1), chain(2), chain(3)])
+        .unwrap();
     let over_node = notifier.subscribe(vec![chain(4), chain(5)]);
     assert_eq!(
         over_node.unwrap_err(),
@@ -117,7 +119,9 @@ async fn the_caps_refuse_by_name_and_a_dropped_stream_frees_its_place() {
     assert_eq!(notifier.registry().chains, 2);
     assert_eq!(
         notifier.unsubscribe(quorum_core::SubscriptionId(77)),
-        Err(NodeError::UnknownSubscription(quorum_core::SubscriptionId(77)))
+        Err(NodeError::UnknownSubscription(quorum_core::SubscriptionId(
+            77
+        )))
     );
 }
 

@@ -30,8 +30,14 @@ pub async fn check_notifications(connect: &impl Connector) {
     let validator = v.public_key();
     let (one, two) = (v.chain_id(1), v.chain_id(2));
     let mut direct = must(pair.direct.worker.subscribe(vec![one]).await, "subscribe");
-    let mut remote = must(pair.remote.subscribe(vec![one]).await, "subscribe (transport)");
-    assert_eq!(remote.id, direct.id, "subscribe: the same id through the transport");
+    let mut remote = must(
+        pair.remote.subscribe(vec![one]).await,
+        "subscribe (transport)",
+    );
+    assert_eq!(
+        remote.id, direct.id,
+        "subscribe: the same id through the transport"
+    );
 
     let history = v.history(1, 3);
     pair.commit_history(&history).await;
@@ -39,7 +45,10 @@ pub async fn check_notifications(connect: &impl Connector) {
         let expected = next(&mut direct, "a notification of the Worker").await;
         let pushed = next(&mut remote, "a notification through the transport").await;
         assert_eq!(pushed, expected, "a notification through the transport");
-        assert_eq!(pushed.sequence, sequence, "notifications are numbered from 0");
+        assert_eq!(
+            pushed.sequence, sequence,
+            "notifications are numbered from 0"
+        );
         let StreamEvent::Notification(signed) = pushed.event else {
             panic!("expected a notification, got {pushed:?}");
         };
@@ -61,7 +70,11 @@ pub async fn check_notifications(connect: &impl Connector) {
     };
     let changed_direct = pair.direct.worker.change_subscription(direct.id, change());
     let changed_remote = pair.remote.change_subscription(remote.id, change());
-    assert_eq!(changed_remote.await, changed_direct.await, "change_subscription");
+    assert_eq!(
+        changed_remote.await,
+        changed_direct.await,
+        "change_subscription"
+    );
     pair.commit_history(&v.history(2, 1)).await;
     let expected = next(&mut direct, "a notification of the added chain").await;
     let pushed = next(&mut remote, "a notification of the added chain (transport)").await;
@@ -70,12 +83,19 @@ pub async fn check_notifications(connect: &impl Connector) {
 
     let unknown = SubscriptionId(u64::MAX);
     let refused = pair.remote.unsubscribe(unknown).await;
-    assert_eq!(refused, Err(NodeError::UnknownSubscription(unknown)), "unsubscribe (unknown)");
+    assert_eq!(
+        refused,
+        Err(NodeError::UnknownSubscription(unknown)),
+        "unsubscribe (unknown)"
+    );
     must(pair.remote.unsubscribe(remote.id).await, "unsubscribe");
     let ended = tokio::time::timeout(std::time::Duration::from_secs(1), remote.events.next()).await;
     assert!(
         matches!(ended, Ok(None)),
         "the stream ends once unsubscribed, got {ended:?}"
     );
-    must(pair.direct.worker.unsubscribe(direct.id).await, "unsubscribe");
+    must(
+        pair.direct.worker.unsubscribe(direct.id).await,
+        "unsubscribe",
+    );
 }

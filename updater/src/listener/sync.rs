@@ -217,7 +217,9 @@ impl<S: Storage + 'static> Syncer<S> {
             return false;
         };
         let timeout = self.client.options().request_timeout;
-        let asked = remote.node.download_certificates_by_heights(chain, vec![next]);
+        let asked = remote
+            .node
+            .download_certificates_by_heights(chain, vec![next]);
         let Ok(Ok(certificates)) = tokio::time::timeout(timeout, asked).await else {
             return false;
         };
@@ -260,9 +262,10 @@ impl<S: Storage + 'static> Syncer<S> {
         if let Ok(certificates) = storage.read_certificates_by_heights(chain, &[last]).await {
             if let Some(Some(certificate)) = certificates.first() {
                 let now = self.client.now();
-                let age = now.0.saturating_sub(certificate.value().block().timestamp.0);
-                metrics::histogram!("quorum_notification_latency_seconds")
-                    .record(age as f64 / 1e6);
+                let age = now
+                    .0
+                    .saturating_sub(certificate.value().block().timestamp.0);
+                metrics::histogram!("quorum_notification_latency_seconds").record(age as f64 / 1e6);
             }
         }
     }
@@ -283,7 +286,11 @@ impl<S: Storage + 'static> Syncer<S> {
                     .await
                     .ok()?;
                 let held = hashes.into_iter().next().flatten()?;
-                Some(if held == hash { Verdict::True } else { Verdict::False })
+                Some(if held == hash {
+                    Verdict::True
+                } else {
+                    Verdict::False
+                })
             }
             NotificationKind::NewIncomingBundle { origin, height } => {
                 let certificates = local
@@ -296,8 +303,13 @@ impl<S: Storage + 'static> Syncer<S> {
             }
             NotificationKind::NewRound { height, round } => {
                 let state = local.chain_state(hint.chain_id).await.ok()?;
-                past(state.next_height(), state.manager().current_round(), height, round)
-                    .then_some(Verdict::True)
+                past(
+                    state.next_height(),
+                    state.manager().current_round(),
+                    height,
+                    round,
+                )
+                .then_some(Verdict::True)
             }
         }
     }
@@ -344,7 +356,12 @@ impl<S: Storage + 'static> Syncer<S> {
                     return Verdict::Unknown;
                 }
                 let info = &response.info;
-                if past(info.next_block_height, info.manager.current_round, height, round) {
+                if past(
+                    info.next_block_height,
+                    info.manager.current_round,
+                    height,
+                    round,
+                ) {
                     Verdict::True
                 } else {
                     Verdict::False
@@ -370,7 +387,12 @@ impl<S: Storage + 'static> Syncer<S> {
         };
         let epoch = certificate.value().block().epoch;
         let committee = self.client.local().committee(epoch).await.ok()?;
-        Some(certificate.check(&committee).map(|()| certificate).map_err(|_| ()))
+        Some(
+            certificate
+                .check(&committee)
+                .map(|()| certificate)
+                .map_err(|_| ()),
+        )
     }
 
     /// `remote` signed a false hint: marked Byzantine, its hints ignored for a while.
@@ -405,6 +427,11 @@ fn pays(certificate: &ConfirmedBlockCertificate, chain: ChainId) -> Verdict {
 }
 
 /// Whether a chain at `(height, round)` is at or past `(hinted_height, hinted_round)`.
-fn past(height: BlockHeight, round: Round, hinted_height: BlockHeight, hinted_round: Round) -> bool {
+fn past(
+    height: BlockHeight,
+    round: Round,
+    hinted_height: BlockHeight,
+    hinted_round: Round,
+) -> bool {
     height > hinted_height || (height == hinted_height && round >= hinted_round)
 }
