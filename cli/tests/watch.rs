@@ -164,3 +164,66 @@ fn a_watcher_prints_another_process_payment_and_stays_quiet_while_idle() {
     };
     assert!(exit.success(), "{exit:?}");
 }
+
+#[test]
+fn a_watcher_with_no_validator_left_fails_saying_so() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = (root.path().join("a"), root.path().join("b"));
+    std::fs::create_dir(&a).unwrap();
+    common::dev_genesis(&a, free_ports(4));
+    let validators = Validators(
+        (0..4)
+            .map(|i| common::start_validator(&a.join(format!("validator-{i}.toml"))))
+            .collect(),
+    );
+    let chain = client(&a, &["open-chain", "--from", "1"]);
+    let genesis = a.join("genesis.bcs");
+    client(&b, &["init", "--genesis", genesis.to_str().unwrap()]);
+    let mut child = Command::new(BIN)
+        .args([
+            "client",
+            "--dir",
+            b.to_str().unwrap(),
+            "watch",
+            "--chain",
+            &chain,
+        ])
+        .args(["--deadline-secs", "2"])
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = lines(child.stderr.take().unwrap());
+    let mut watcher = Watcher {
+        stdout: mpsc::channel().1,
+        stderr,
+        child,
+    };
+    let mut listening = 0;
+    while listening < 4 {
+        let line = watcher
+            .stderr
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap();
+        listening += usize::from(line.ends_with(": listening"));
+    }
+    drop(validators);
+    let gone = Instant::now();
+    let exit = loop {
+        if let Some(exit) = watcher.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(gone.elapsed() < Duration::from_secs(20), "still running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!exit.success(), "{exit:?}");
+    // The reader thread ends at the pipe's end: every line is in.
+    let said: Vec<String> = watcher.stderr.iter().collect();
+    assert!(
+        said.iter()
+            .any(|line| line.contains("no validator reachable")),
+        "{said:?}"
+    );
+}

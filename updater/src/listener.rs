@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use quorum_core::{
-    BlockHeight, ChainId, CryptoHash, Notification, ReceivedEntry, Round, SequenceCheck,
+    BlockHeight, ChainId, CryptoHash, Epoch, Notification, ReceivedEntry, Round, SequenceCheck,
     SequenceVerdict, Storage, StreamEvent, Subscription, SubscriptionChange, SubscriptionId,
     ValidatorPublicKey,
 };
@@ -105,37 +105,39 @@ impl std::fmt::Debug for Listener {
 
 impl Listener {
     /// Starts following `chains` with `client`'s local node, validators and options (the
-    /// client's own chain is not added). The validators are the committee of the admin
-    /// chain's epoch in the local node. Returns the listener and its events.
+    /// client's own chain is not added). The validators are the committee of the latest epoch
+    /// the local node knows, and then the members of every later epoch its syncs learn of.
+    /// Returns the listener and its events.
     pub async fn start<S: Storage + 'static>(
         client: &ChainClient<S>,
         chains: impl IntoIterator<Item = ChainId>,
     ) -> Result<(Listener, mpsc::Receiver<ListenEvent>), ChainClientError> {
         let admin = client.local().chain_state(client.admin_chain()).await?;
-        let (_, remotes) = client.committee_and_remotes(admin.epoch()).await?;
+        let epoch = sync::latest_epoch(client.local(), admin.epoch()).await;
+        let (_, remotes) = client.committee_and_remotes(epoch).await?;
         let (chains, watched) = watch::channel(Arc::new(chains.into_iter().collect()));
         let (events, received) = mpsc::channel(EVENT_BUFFER);
         let options = client.options().listen.clone();
+        let (epochs, new_epochs) = watch::channel(epoch);
         let syncer = Arc::new(Syncer::new(
             client.clone(),
             watched.clone(),
             events.clone(),
             options.clone(),
+            epochs,
         ));
         let mut tasks = JoinSet::new();
         tasks.spawn(Arc::clone(&syncer).run());
-        for (index, remote) in remotes.into_iter().enumerate() {
-            let subscriber = Subscriber {
-                remote,
-                chains: watched.clone(),
-                syncer: Arc::clone(&syncer),
-                events: events.clone(),
-                options: options.clone(),
-                request_timeout: client.options().request_timeout,
-                rng: rand_chacha::ChaCha8Rng::seed_from_u64(options.seed ^ index as u64),
-            };
-            tasks.spawn(subscriber.run());
-        }
+        let committees = Committees {
+            client: client.clone(),
+            chains: watched,
+            syncer,
+            events,
+            options,
+            subscribed: BTreeSet::new(),
+            subscribers: JoinSet::new(),
+        };
+        tasks.spawn(committees.run(remotes, new_epochs));
         Ok((
             Listener {
                 chains,
@@ -170,6 +172,54 @@ impl Listener {
     /// The chains followed.
     pub fn chains(&self) -> Vec<ChainId> {
         self.chains.borrow().iter().copied().collect()
+    }
+}
+
+/// Keeps one subscriber per validator of the committee, adding the members of each new
+/// epoch the local node learns (an old member's subscription stays while it serves).
+struct Committees<S> {
+    client: ChainClient<S>,
+    chains: watch::Receiver<Arc<BTreeSet<ChainId>>>,
+    syncer: Arc<Syncer<S>>,
+    events: mpsc::Sender<ListenEvent>,
+    options: ListenOptions,
+    subscribed: BTreeSet<ValidatorPublicKey>,
+    subscribers: JoinSet<()>,
+}
+
+impl<S: Storage + 'static> Committees<S> {
+    async fn run(mut self, remotes: Vec<RemoteNode>, mut epochs: watch::Receiver<Epoch>) {
+        self.subscribe(remotes);
+        while epochs.changed().await.is_ok() {
+            let epoch = *epochs.borrow_and_update();
+            match self.client.committee_and_remotes(epoch).await {
+                Ok((_, remotes)) => {
+                    info!(?epoch, "listening to the committee of a new epoch");
+                    self.subscribe(remotes);
+                }
+                Err(error) => warn!(?epoch, %error, "cannot reach the new epoch's committee"),
+            }
+        }
+    }
+
+    /// Starts a subscriber for each of `remotes` not subscribed to yet.
+    fn subscribe(&mut self, remotes: Vec<RemoteNode>) {
+        for remote in remotes {
+            if !self.subscribed.insert(remote.public_key) {
+                continue;
+            }
+            let seed = self.options.seed ^ self.subscribed.len() as u64;
+            let subscriber = Subscriber {
+                remote,
+                chains: self.chains.clone(),
+                syncer: Arc::clone(&self.syncer),
+                events: self.events.clone(),
+                options: self.options.clone(),
+                request_timeout: self.client.options().request_timeout,
+                rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+            };
+            self.subscribers.spawn(subscriber.run());
+        }
     }
 }
 

@@ -389,3 +389,49 @@ async fn a_wallet_following_a_thousand_chains_holds_one_subscription_per_validat
     drop(listener);
     let _: Arc<Worker<MemoryStorage>> = net.workers[0].clone();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_listener_subscribes_to_the_members_of_a_new_epoch() {
+    let net = TokioTestNet::new(4, 3, false).await;
+    let (payee, sender) = (net.chains[2], net.chains[1]);
+    let (wallet, _listener, mut events) = listening(&net, payee).await;
+    all_connected(&mut events, 4).await;
+
+    // Validator 3 leaves; a newcomer joins; the payee's chain moves to epoch 1.
+    let newcomer = quorum_testkit::validator_keys(1, 777).remove(0);
+    let mut members: Vec<_> = net.secrets[..3].to_vec();
+    members.push(newcomer.clone());
+    let worker = net.new_worker(Some(newcomer.clone())).await;
+    let node = quorum_transport_mem::MemoryNode::new(
+        worker.clone() as Arc<dyn ValidatorNode>,
+        Some(newcomer.clone()),
+        50,
+    );
+    net.validators.insert(newcomer.public(), Arc::new(node));
+    let admin = net.client(0);
+    admin
+        .create_committee(quorum_testkit::committee_of(&members))
+        .await
+        .unwrap();
+    let owner = admin.for_chain(payee, Some(net.owners[2].clone()));
+    owner
+        .process_new_epoch(quorum_core::Epoch(1))
+        .await
+        .unwrap();
+
+    let connected = wait_for(
+        &mut events,
+        Duration::from_secs(10),
+        |e| matches!(e, ListenEvent::Connected(key) if *key == newcomer.public()),
+    )
+    .await;
+    assert_eq!(connected, ListenEvent::Connected(newcomer.public()));
+    assert_eq!(worker.subscriptions(), 1);
+    // Payments in the new epoch are still found.
+    net.client(1).transfer(payee, 2).await.unwrap();
+    wait_for(&mut events, Duration::from_secs(5), received_from(sender)).await;
+    assert_eq!(
+        wallet.local().chain_state(payee).await.unwrap().epoch(),
+        quorum_core::Epoch(1)
+    );
+}

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures::StreamExt;
 use quorum_core::{
-    BlockHeight, ChainId, ChainInfoQuery, ConfirmedBlockCertificate, CrossChainDelivery,
+    BlockHeight, ChainId, ChainInfoQuery, ConfirmedBlockCertificate, CrossChainDelivery, Epoch,
     Notification, NotificationKind, Round, Storage, ValidatorNode, ValidatorPublicKey,
 };
 use tokio::sync::{mpsc, watch, Notify};
@@ -54,6 +54,8 @@ pub(super) struct Syncer<S> {
     options: ListenOptions,
     queue: Mutex<Queue>,
     wake: Notify,
+    /// The admin chain's epoch in the local node, told to the listener when a sync moves it.
+    epochs: watch::Sender<Epoch>,
 }
 
 impl<S: Storage + 'static> Syncer<S> {
@@ -62,6 +64,7 @@ impl<S: Storage + 'static> Syncer<S> {
         chains: watch::Receiver<Arc<BTreeSet<ChainId>>>,
         events: mpsc::Sender<ListenEvent>,
         options: ListenOptions,
+        epochs: watch::Sender<Epoch>,
     ) -> Self {
         Syncer {
             client,
@@ -70,6 +73,7 @@ impl<S: Storage + 'static> Syncer<S> {
             options,
             queue: Mutex::new(Queue::default()),
             wake: Notify::new(),
+            epochs,
         }
     }
 
@@ -118,7 +122,18 @@ impl<S: Storage + 'static> Syncer<S> {
                         self.sync_chain(chain, hints)
                     })
                     .await;
+                self.note_epoch().await;
             }
+        }
+    }
+
+    /// Tells the listener if the syncs made the local node learn the committee of a later
+    /// epoch (a certificate of a later epoch makes a sync bring the admin chain up to date).
+    async fn note_epoch(&self) {
+        let known = *self.epochs.borrow();
+        let latest = latest_epoch(self.client.local(), known).await;
+        if latest > known {
+            self.epochs.send_replace(latest);
         }
     }
 
@@ -409,6 +424,21 @@ impl<S: Storage + 'static> Syncer<S> {
         })
         .await;
     }
+}
+
+/// The latest epoch from `from` on whose committee `local` knows.
+pub(super) async fn latest_epoch<S: Storage + 'static>(
+    local: &quorum_node::Worker<S>,
+    from: Epoch,
+) -> Epoch {
+    let mut epoch = from;
+    while let Some(next) = epoch.0.checked_add(1).map(Epoch) {
+        if local.committee(next).await.is_err() {
+            break;
+        }
+        epoch = next;
+    }
+    epoch
 }
 
 /// Whether `certificate` sends a bundle to `chain`.
