@@ -259,7 +259,7 @@ impl<S: Storage + 'static> Subscriber<S> {
             .await;
             let reason = match opened {
                 Ok(Ok(subscription)) => {
-                    failures = 0;
+                    let opened_at = tokio::time::Instant::now();
                     info!(?validator, "subscribed");
                     if self
                         .events
@@ -271,7 +271,15 @@ impl<S: Storage + 'static> Subscriber<S> {
                     }
                     // Whatever happened while we were not subscribed.
                     self.syncer.sync_all();
-                    match self.read(subscription, chains).await {
+                    let left = self.read(subscription, chains).await;
+                    // A subscription that did not last counts as a failure, so that a
+                    // validator (or a path) that keeps ending them cannot make the listener
+                    // subscribe and sync everything again and again.
+                    if opened_at.elapsed() >= self.options.stable_after {
+                        failures = 0;
+                    }
+                    failures = failures.saturating_add(1);
+                    match left {
                         Left::Stopped => return,
                         Left::Ended => "the subscription ended".to_owned(),
                         Left::ChangeFailed(error) => format!("changing its chains failed: {error}"),
@@ -302,7 +310,7 @@ impl<S: Storage + 'static> Subscriber<S> {
             if self.events.send(disconnected).await.is_err() {
                 return;
             }
-            let delay = if failures >= self.options.breaker_failures {
+            let delay = if failures >= self.options.breaker_failures.max(1) {
                 warn!(?validator, failures, "circuit breaker open: {reason}");
                 self.options.breaker_cooldown
             } else {

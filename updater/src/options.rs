@@ -150,6 +150,9 @@ pub struct ListenOptions {
     pub breaker_failures: u32,
     /// While the breaker is open, no attempt is made for this long (default 30 s).
     pub breaker_cooldown: Duration,
+    /// A subscription open at least this long resets its validator's failures when it ends;
+    /// one that ends sooner counts as a failure (default 10 s).
+    pub stable_after: Duration,
     /// How long the hints of a validator whose signed hints led to nothing verifiable are
     /// ignored (default 10 minutes); it is marked Byzantine in its health record.
     pub byzantine_cooldown: Duration,
@@ -174,6 +177,7 @@ impl Default for ListenOptions {
             },
             breaker_failures: 5,
             breaker_cooldown: Duration::from_secs(30),
+            stable_after: Duration::from_secs(10),
             byzantine_cooldown: Duration::from_secs(600),
             hints_per_chain: 16,
             syncs_in_flight: 4,

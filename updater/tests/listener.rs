@@ -435,3 +435,53 @@ async fn a_listener_subscribes_to_the_members_of_a_new_epoch() {
         quorum_core::Epoch(1)
     );
 }
+
+/// A validator whose every subscription ends at once.
+struct Flapping {
+    honest: Arc<dyn ValidatorNode>,
+    subscriptions: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Carrier for Flapping {
+    async fn carry(&self, request: Request) -> Result<Response, NodeError> {
+        Ok(dispatch(self.honest.as_ref(), request).await)
+    }
+
+    async fn carry_subscription(&self, chains: Vec<ChainId>) -> Result<Subscription, NodeError> {
+        self.subscriptions
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let real = self.honest.subscribe(chains).await?;
+        Ok(Subscription {
+            id: real.id,
+            events: Box::pin(futures::stream::empty()),
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_validator_that_keeps_ending_subscriptions_meets_the_circuit_breaker() {
+    let net = TokioTestNet::new(4, 3, false).await;
+    let flapping = Arc::new(Flapping {
+        honest: Arc::new(net.nodes[0].clone()),
+        subscriptions: std::sync::atomic::AtomicUsize::new(0),
+    });
+    net.validators.insert(
+        net.secrets[0].public(),
+        Arc::clone(&flapping) as Arc<dyn ValidatorNode>,
+    );
+    let (_wallet, _listener, mut events) = listening(&net, net.chains[2]).await;
+    let minute = Duration::from_secs(60);
+    let started = Instant::now();
+    while started.elapsed() < minute {
+        drop(tokio::time::timeout(minute, events.recv()).await);
+    }
+    let attempts = flapping
+        .subscriptions
+        .load(std::sync::atomic::Ordering::SeqCst);
+    // Five quick attempts, then one per 30 s cooldown: not one every 100 ms.
+    assert!(
+        (5..=10).contains(&attempts),
+        "{attempts} subscriptions in a minute"
+    );
+}
