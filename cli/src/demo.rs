@@ -328,15 +328,7 @@ async fn local_clients(
     ),
     CliError,
 > {
-    let local = Arc::new(Worker::new(
-        MemoryStorage::new(),
-        None,
-        Arc::new(SystemClock),
-        WorkerConfig::new(admin),
-    ));
-    genesis
-        .initialize(local.storage(), quorum_node::Clock::now(&SystemClock))
-        .await?;
+    let local = keyless_local(genesis, admin).await?;
     let first = ChainClient::new(
         chains[0],
         Some(owners[0].clone()),
@@ -350,6 +342,23 @@ async fn local_clients(
         .map(|(chain, owner)| first.for_chain(*chain, Some(owner.clone())))
         .collect();
     Ok((local, first, clients))
+}
+
+/// A keyless local node in memory on `genesis`, whose admin chain is `admin`.
+pub(crate) async fn keyless_local(
+    genesis: &Genesis,
+    admin: ChainId,
+) -> Result<Arc<Worker<MemoryStorage>>, CliError> {
+    let local = Arc::new(Worker::new(
+        MemoryStorage::new(),
+        None,
+        Arc::new(SystemClock),
+        WorkerConfig::new(admin),
+    ));
+    genesis
+        .initialize(local.storage(), quorum_node::Clock::now(&SystemClock))
+        .await?;
+    Ok(local)
 }
 
 /// The workload's progress bar, of `blocks` blocks.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use quorum_core::{BlockHeight, ChainId, Epoch, NotificationKind, StreamEvent};
-use quorum_node::{Genesis, MemoryStorage, SystemClock, Worker, WorkerConfig};
+use quorum_node::Genesis;
 use quorum_updater::{ChainClient, ListenEvent, Listener, Options, ValidatorSet};
 use tokio::task::JoinSet;
 
@@ -46,15 +46,7 @@ impl NotifyProbe {
         chains: Vec<ChainId>,
         options: Options,
     ) -> Result<Self, CliError> {
-        let local = Arc::new(Worker::new(
-            MemoryStorage::new(),
-            None,
-            Arc::new(SystemClock),
-            WorkerConfig::new(admin),
-        ));
-        genesis
-            .initialize(local.storage(), quorum_node::Clock::now(&SystemClock))
-            .await?;
+        let local = crate::demo::keyless_local(genesis, admin).await?;
         let committee = local.committee(Epoch(0)).await?;
         let seen = Arc::new(Mutex::new(Seen::default()));
         let mut tasks = JoinSet::new();

@@ -8,8 +8,8 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -69,37 +69,56 @@ fn lines(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     receiver
 }
 
-#[test]
-fn a_watcher_prints_another_process_payment_and_stays_quiet_while_idle() {
+/// A committee of four validator processes from `ROOT/a` (each started with `extra(i)`), a
+/// chain wallet A opened, and wallet B: an empty wallet in `ROOT/b` from the same genesis.
+struct Setup {
+    _root: tempfile::TempDir,
+    a: PathBuf,
+    b: PathBuf,
+    chain: String,
+    validators: Validators,
+}
+
+fn setup(base: u16, extra: impl Fn(usize) -> Vec<String>) -> Setup {
     let root = tempfile::tempdir().unwrap();
     let (a, b) = (root.path().join("a"), root.path().join("b"));
     std::fs::create_dir(&a).unwrap();
-    let base = free_ports(8);
     common::dev_genesis(&a, base);
-    let metrics: Vec<String> = (0..4)
-        .map(|i| format!("127.0.0.1:{}", base + 4 + i))
-        .collect();
-    let _validators = Validators(
+    let validators = Validators(
         (0..4)
             .map(|i| {
                 let config = a.join(format!("validator-{i}.toml"));
-                common::start_validator_with(&config, &["--metrics", &metrics[i]]).0
+                let extra = extra(i);
+                let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+                common::start_validator_with(&config, &extra).0
             })
             .collect(),
     );
-    // Wallet A opens a chain; wallet B, another directory, watches it read-only.
     let chain = client(&a, &["open-chain", "--from", "1"]);
     let genesis = a.join("genesis.bcs");
     client(&b, &["init", "--genesis", genesis.to_str().unwrap()]);
+    Setup {
+        _root: root,
+        a,
+        b,
+        chain,
+        validators,
+    }
+}
+
+/// `quorum client --dir DIR watch --chain CHAIN EXTRA…`, once it listens to all four
+/// validators.
+fn start_watcher(dir: &Path, chain: &str, extra: &[&str]) -> Watcher {
     let mut child = Command::new(BIN)
         .args([
             "client",
             "--dir",
-            b.to_str().unwrap(),
+            dir.to_str().unwrap(),
             "watch",
             "--chain",
-            &chain,
+            chain,
         ])
+        .args(extra)
         .env("RUST_LOG", "error")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -119,10 +138,35 @@ fn a_watcher_prints_another_process_payment_and_stays_quiet_while_idle() {
             .unwrap();
         listening += usize::from(line.ends_with(": listening"));
     }
+    watcher
+}
 
+/// Waits (at most 20 s) for the watcher to exit.
+fn exit_of(watcher: &mut Watcher) -> ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(exit) = watcher.child.try_wait().unwrap() {
+            return exit;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_watcher_prints_another_process_payment_and_stays_quiet_while_idle() {
+    let base = free_ports(8);
+    let metrics: Vec<String> = (0..4)
+        .map(|i| format!("127.0.0.1:{}", base + 4 + i))
+        .collect();
+    // Wallet A opens a chain; wallet B, another directory, watches it read-only.
+    let setup = setup(base, |i| vec!["--metrics".to_owned(), metrics[i].clone()]);
+    let mut watcher = start_watcher(&setup.b, &setup.chain, &[]);
+
+    let chain = setup.chain.as_str();
     client(
-        &a,
-        &["transfer", "--from", "1", "--to", &chain, "--amount", "9"],
+        &setup.a,
+        &["transfer", "--from", "1", "--to", chain, "--amount", "9"],
     );
     let paid = Instant::now();
     let line = loop {
@@ -139,7 +183,7 @@ fn a_watcher_prints_another_process_payment_and_stays_quiet_while_idle() {
         "shown {:?} after the paying process ended",
         paid.elapsed()
     );
-    assert!(line.contains(&chain) && line.contains("amount=9"), "{line}");
+    assert!(line.contains(chain) && line.contains("amount=9"), "{line}");
 
     // Idle: no chain-info query reaches any validator.
     let before: Vec<f64> = metrics.iter().map(|m| chain_info_queries(m)).collect();
@@ -153,71 +197,16 @@ fn a_watcher_prints_another_process_payment_and_stays_quiet_while_idle() {
         .status()
         .unwrap();
     assert!(status.success());
-    let mut watcher = watcher;
-    let started = Instant::now();
-    let exit = loop {
-        if let Some(exit) = watcher.child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "still running");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let exit = exit_of(&mut watcher);
     assert!(exit.success(), "{exit:?}");
 }
 
 #[test]
 fn a_watcher_with_no_validator_left_fails_saying_so() {
-    let root = tempfile::tempdir().unwrap();
-    let (a, b) = (root.path().join("a"), root.path().join("b"));
-    std::fs::create_dir(&a).unwrap();
-    common::dev_genesis(&a, free_ports(4));
-    let validators = Validators(
-        (0..4)
-            .map(|i| common::start_validator(&a.join(format!("validator-{i}.toml"))))
-            .collect(),
-    );
-    let chain = client(&a, &["open-chain", "--from", "1"]);
-    let genesis = a.join("genesis.bcs");
-    client(&b, &["init", "--genesis", genesis.to_str().unwrap()]);
-    let mut child = Command::new(BIN)
-        .args([
-            "client",
-            "--dir",
-            b.to_str().unwrap(),
-            "watch",
-            "--chain",
-            &chain,
-        ])
-        .args(["--deadline-secs", "2"])
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = lines(child.stderr.take().unwrap());
-    let mut watcher = Watcher {
-        stdout: mpsc::channel().1,
-        stderr,
-        child,
-    };
-    let mut listening = 0;
-    while listening < 4 {
-        let line = watcher
-            .stderr
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap();
-        listening += usize::from(line.ends_with(": listening"));
-    }
-    drop(validators);
-    let gone = Instant::now();
-    let exit = loop {
-        if let Some(exit) = watcher.child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(gone.elapsed() < Duration::from_secs(20), "still running");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let setup = setup(free_ports(4), |_| Vec::new());
+    let mut watcher = start_watcher(&setup.b, &setup.chain, &["--deadline-secs", "2"]);
+    drop(setup.validators);
+    let exit = exit_of(&mut watcher);
     assert!(!exit.success(), "{exit:?}");
     // The reader thread ends at the pipe's end: every line is in.
     let said: Vec<String> = watcher.stderr.iter().collect();
