@@ -82,8 +82,9 @@ impl From<TransportError> for NodeError {
 ///
 /// A subscription ([`ValidatorNode::subscribe`]) stays on the connection that opened it, and
 /// so do the requests that change or close it; it ends when that connection does (the caller
-/// subscribes again). Dropping its stream stops delivery here; the server closes it with
-/// [`ValidatorNode::unsubscribe`] or when the connection ends.
+/// subscribes again). Dropping its stream without [`ValidatorNode::unsubscribe`] sends the
+/// `unsubscribe` from a task of its own (within a tokio runtime); the server also closes it
+/// when the connection ends.
 #[derive(Clone)]
 pub struct TcpValidatorNode {
     client: Client<Request, Response>,
@@ -182,6 +183,33 @@ impl TcpValidatorNode {
     }
 }
 
+/// Closes a subscription at the server when its stream is dropped without
+/// [`ValidatorNode::unsubscribe`] (in a task of its own, if a runtime is there to run it), and
+/// keeps its connection open while the stream lives.
+struct Closing {
+    node: TcpValidatorNode,
+    id: SubscriptionId,
+    _connection: Arc<Connection<Response>>,
+}
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        // Still pinned: nobody unsubscribed it.
+        if !self.node.pins().contains_key(&self.id) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (node, id) = (self.node.clone(), self.id);
+        runtime.spawn(async move {
+            if let Err(error) = node.carry(Request::Unsubscribe(id)).await {
+                debug!(address = node.address(), %error, "closing a dropped subscription failed");
+            }
+        });
+    }
+}
+
 /// Where an open subscription is carried.
 struct Pin {
     connection: Weak<Connection<Response>>,
@@ -237,24 +265,28 @@ impl Carrier for TcpValidatorNode {
             pins.insert(id, pin);
         }
         let address = self.address().to_owned();
-        let events =
-            futures::stream::unfold((pushed, connection), move |(mut pushed, connection)| {
-                let address = address.clone();
-                async move {
-                    loop {
-                        match pushed.recv().await? {
-                            Response::Notification(envelope) => {
-                                return Some((envelope, (pushed, connection)))
-                            }
-                            other => warn!(
-                                %address,
-                                found = other.kind().name(),
-                                "validator pushed something else than a notification"
-                            ),
+        let guard = Closing {
+            node: self.clone(),
+            id,
+            _connection: connection,
+        };
+        let events = futures::stream::unfold((pushed, guard), move |(mut pushed, guard)| {
+            let address = address.clone();
+            async move {
+                loop {
+                    match pushed.recv().await? {
+                        Response::Notification(envelope) => {
+                            return Some((envelope, (pushed, guard)))
                         }
+                        other => warn!(
+                            %address,
+                            found = other.kind().name(),
+                            "validator pushed something else than a notification"
+                        ),
                     }
                 }
-            });
+            }
+        });
         Ok(Subscription {
             id,
             events: Box::pin(events),

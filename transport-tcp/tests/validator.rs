@@ -281,3 +281,25 @@ async fn answer_too_large_is_refused(validator: &TestValidator, client: &TcpVali
         .await;
     assert_eq!(one, Ok(vec![history[4].clone()]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_whose_stream_is_dropped_is_closed_at_the_server() {
+    let (validator, server, client) = served_validator(server_config()).await;
+    let chain = validator.chain_id(1);
+    let kept = client.subscribe(vec![chain]).await.unwrap();
+    let dropped = client.subscribe(vec![chain]).await.unwrap();
+    assert_eq!(validator.worker.subscriptions(), 2);
+    drop(dropped);
+    eventually("the dropped subscription is closed", || {
+        validator.worker.subscriptions() == 1
+    })
+    .await;
+    // An explicit unsubscribe is not repeated when its stream goes.
+    client.unsubscribe(kept.id).await.unwrap();
+    drop(kept);
+    eventually("no subscription is left", || {
+        validator.worker.subscriptions() == 0
+    })
+    .await;
+    server.shutdown().await;
+}
