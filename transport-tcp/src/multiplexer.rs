@@ -224,13 +224,14 @@ impl<Resp> Shared<Resp> {
         match sender {
             // The caller may have given up in the meantime; nothing to do then.
             Some(sender) => drop(sender.send(Ok(envelope.body))),
-            None if state.streams.contains_key(&envelope.request_id) => {
+            None => {
                 let request_id = envelope.request_id;
                 let pushed = state
                     .streams
                     .get(&request_id)
                     .map(|stream| stream.try_send(envelope.body));
                 match pushed {
+                    Some(Ok(())) => {}
                     Some(Err(mpsc::error::TrySendError::Full(_))) => debug!(
                         peer = %self.address,
                         request_id,
@@ -239,14 +240,13 @@ impl<Resp> Shared<Resp> {
                     Some(Err(mpsc::error::TrySendError::Closed(_))) => {
                         state.streams.remove(&request_id);
                     }
-                    _ => {}
+                    None => debug!(
+                        peer = %self.address,
+                        request_id,
+                        "dropping a response nobody waits for (late or unknown request id)"
+                    ),
                 }
             }
-            None => debug!(
-                peer = %self.address,
-                request_id = envelope.request_id,
-                "dropping a response nobody waits for (late or unknown request id)"
-            ),
         }
     }
 

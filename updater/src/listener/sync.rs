@@ -231,11 +231,7 @@ impl<S: Storage + 'static> Syncer<S> {
         }) else {
             return false;
         };
-        let timeout = self.client.options().request_timeout;
-        let asked = remote
-            .node
-            .download_certificates_by_heights(chain, vec![next]);
-        let Ok(Ok(certificates)) = tokio::time::timeout(timeout, asked).await else {
+        let Some(certificates) = self.download(remote, chain, next).await else {
             return false;
         };
         let Some(certificate) = certificates
@@ -334,10 +330,7 @@ impl<S: Storage + 'static> Syncer<S> {
         let timeout = self.client.options().request_timeout;
         match hint.kind {
             NotificationKind::NewBlock { height, hash } => {
-                let asked = remote
-                    .node
-                    .download_certificates_by_heights(hint.chain_id, vec![height]);
-                let Ok(Ok(certificates)) = tokio::time::timeout(timeout, asked).await else {
+                let Some(certificates) = self.download(remote, hint.chain_id, height).await else {
                     return Verdict::Unknown;
                 };
                 match self.certified(certificates, hint.chain_id, height).await {
@@ -347,10 +340,7 @@ impl<S: Storage + 'static> Syncer<S> {
                 }
             }
             NotificationKind::NewIncomingBundle { origin, height } => {
-                let asked = remote
-                    .node
-                    .download_certificates_by_heights(origin, vec![height]);
-                let Ok(Ok(certificates)) = tokio::time::timeout(timeout, asked).await else {
+                let Some(certificates) = self.download(remote, origin, height).await else {
                     return Verdict::Unknown;
                 };
                 match self.certified(certificates, origin, height).await {
@@ -383,6 +373,21 @@ impl<S: Storage + 'static> Syncer<S> {
                 }
             }
         }
+    }
+
+    /// What `remote` gives for the certificate of `chain` at `height`, within the request
+    /// timeout; `None` if it did not answer.
+    async fn download(
+        &self,
+        remote: &RemoteNode,
+        chain: ChainId,
+        height: BlockHeight,
+    ) -> Option<Vec<ConfirmedBlockCertificate>> {
+        let timeout = self.client.options().request_timeout;
+        let asked = remote
+            .node
+            .download_certificates_by_heights(chain, vec![height]);
+        tokio::time::timeout(timeout, asked).await.ok()?.ok()
     }
 
     /// The certificate of `chain` at `height` among `certificates`, checked against its
