@@ -569,7 +569,11 @@ fn sorted(remotes: &[RemoteNode], keys: &[ValidatorSecretKey]) -> Vec<RemoteNode
 }
 
 /// Whether `remote` has every chain exactly as the local node has it.
-async fn in_sync(local: &Worker<MemoryStorage>, remote: &RemoteNode, chains: &[ChainId]) -> bool {
+pub(crate) async fn in_sync(
+    local: &Worker<MemoryStorage>,
+    remote: &RemoteNode,
+    chains: &[ChainId],
+) -> bool {
     for chain in chains {
         let Ok(state) = local.chain_state(*chain).await else {
             return false;

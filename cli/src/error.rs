@@ -248,4 +248,42 @@ pub enum CliError {
     NoValidatorReachable(std::time::Duration),
     #[error("validators out of sync: {}", .0.join(", "))]
     OutOfSync(Vec<String>),
+    /// A process could not be started.
+    #[error("cannot start {what}: {source}")]
+    Spawn {
+        /// What was being started.
+        what: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A validator process did not come up.
+    #[error("{name} did not start: {why} (its log: {log})")]
+    ValidatorDidNotStart {
+        /// The validator.
+        name: String,
+        /// What happened instead.
+        why: String,
+        /// Its standard error.
+        log: PathBuf,
+    },
+    /// A chaos run's schedule could not be drawn.
+    #[error("chaos: {0}")]
+    Schedule(#[from] quorum_chaos::ScheduleError),
+    /// A client's journal could not be written or read.
+    #[error(transparent)]
+    Journal(#[from] quorum_chaos::JournalError),
+    /// The fault proxy could not start.
+    #[error(transparent)]
+    Proxy(#[from] quorum_chaos::proxy::ProxyError),
+    /// `quorum chaos --clients 0`.
+    #[error("chaos: the workload needs at least one client (--clients)")]
+    NoClients,
+    /// A chaos run found violations (its report says which).
+    #[error("chaos run of seed {seed}: {violated} invariant(s) violated")]
+    ChaosFailed {
+        /// The seed, which replays the schedule.
+        seed: u64,
+        /// How many invariants failed.
+        violated: usize,
+    },
 }

@@ -3,6 +3,8 @@
 //! `RUST_LOG`, e.g. `RUST_LOG=debug`).
 
 mod allocator;
+mod byzantine;
+mod chaos;
 mod client;
 mod committee_file;
 mod config;
@@ -22,6 +24,7 @@ mod probe;
 mod session;
 mod setup;
 mod summary;
+mod testing_clock;
 mod update_phase;
 mod validator;
 mod wallet;
@@ -60,6 +63,11 @@ enum Command {
     Validator(validator::ValidatorArgs),
     /// Client operations against a running committee.
     Client(client::ClientArgs),
+    /// Runs a committee of validator processes under a seeded schedule of overlapping faults
+    /// with clients transferring all along, heals everything, and checks that nothing was
+    /// lost, forked or double-spent (exits non-zero, printing the seed and the schedule, if
+    /// anything was).
+    Chaos(chaos::ChaosArgs),
 }
 
 fn main() -> ExitCode {
@@ -93,6 +101,7 @@ fn main() -> ExitCode {
             Command::DevGenesis(args) => genesis::dev_genesis(&args),
             Command::Validator(args) => validator::run(&args).await,
             Command::Client(args) => client::client(&args).await,
+            Command::Chaos(args) => chaos::run(args).await,
         }
     });
     match result {

@@ -21,20 +21,30 @@ use crate::keys;
 pub type RedbWorker = Worker<RedbStorage>;
 
 /// Opens (or creates) the database at `database`, writes the genesis state where missing, and
-/// returns the validator's Worker, configured with `limits`.
+/// returns the validator's Worker on the system clock, configured with `limits`.
 pub async fn open_worker(
     database: &Path,
     genesis: &Genesis,
     key: ValidatorSecretKey,
     limits: &Limits,
 ) -> Result<Arc<RedbWorker>, CliError> {
+    open_worker_with_clock(database, genesis, key, limits, Arc::new(SystemClock)).await
+}
+
+/// [`open_worker`] on `clock`.
+pub async fn open_worker_with_clock(
+    database: &Path,
+    genesis: &Genesis,
+    key: ValidatorSecretKey,
+    limits: &Limits,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<RedbWorker>, CliError> {
     let storage = RedbStorage::open(database)?;
-    let clock = SystemClock;
     let admin = genesis.initialize(&storage, clock.now()).await?;
     Ok(Arc::new(Worker::new(
         storage,
         Some(key),
-        Arc::new(clock),
+        clock,
         limits.apply(WorkerConfig::new(admin)),
     )))
 }
@@ -45,12 +55,23 @@ pub fn serve(
     listener: TcpListener,
     config: ServerConfig,
 ) -> Result<Server, CliError> {
+    let limits = worker.config().limits;
+    let node: Arc<dyn ValidatorNode> = worker;
+    serve_node(node, &limits, listener, config)
+}
+
+/// Serves `node` (a Worker, or a Worker behind a testing mode) under the protocol `limits`
+/// on an already bound listener.
+fn serve_node(
+    node: Arc<dyn ValidatorNode>,
+    limits: &quorum_core::Limits,
+    listener: TcpListener,
+    config: ServerConfig,
+) -> Result<Server, CliError> {
     let address = listener
         .local_addr()
         .map_err(quorum_transport_tcp::TransportError::from)?;
-    let limits = worker.config().limits;
-    let node: Arc<dyn ValidatorNode> = worker;
-    let handler = ValidatorHandler::with_limits(node, &limits);
+    let handler = ValidatorHandler::with_limits(node, limits);
     let server = Server::serve(listener, config, handler)?;
     info!(%address, "validator serving");
     Ok(server)
@@ -77,6 +98,16 @@ pub struct ValidatorArgs {
     /// configuration's `metrics`).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// TESTING ONLY (chaos runs): run the validator's clock this file's number of
+    /// milliseconds ahead (behind when negative), reading the file again every 100 ms, so
+    /// that its clock can be offset and made to jump. Never for a real validator.
+    #[arg(long, value_name = "FILE")]
+    pub testing_clock_offset_file: Option<PathBuf>,
+    /// TESTING ONLY (chaos runs): serve as a Byzantine validator, lying on one request in
+    /// three among proposals and validated certificates (equivocating votes, false
+    /// `BlobsNotFound`, wrong-round claims). Never for a real validator.
+    #[arg(long)]
+    pub testing_byzantine: bool,
 }
 
 /// Runs a validator until SIGINT or SIGTERM, then shuts down gracefully. Refuses to start with a
@@ -97,9 +128,30 @@ pub async fn run(args: &ValidatorArgs) -> Result<(), CliError> {
             "this validator's key is not in the genesis committee: it will not be asked to vote"
         );
     }
-    let worker = open_worker(&config.storage, &genesis, key, &config.limits).await?;
+    let clock: Arc<dyn Clock> = match &args.testing_clock_offset_file {
+        Some(path) => {
+            warn!(file = %path.display(), "testing option: the clock follows an offset file");
+            crate::testing_clock::OffsetClock::follow(path.clone())
+        }
+        None => Arc::new(SystemClock),
+    };
+    let worker = open_worker_with_clock(
+        &config.storage,
+        &genesis,
+        key.clone(),
+        &config.limits,
+        clock,
+    )
+    .await?;
     let listener = bind(&config.listen).await?;
-    let server = serve(worker, listener, config.limits.server_config())?;
+    let server = if args.testing_byzantine {
+        warn!("testing option: this validator is Byzantine");
+        let limits = worker.config().limits;
+        let node = Arc::new(crate::byzantine::Byzantine::new(worker, key));
+        serve_node(node, &limits, listener, config.limits.server_config())?
+    } else {
+        serve(worker, listener, config.limits.server_config())?
+    };
     println!("listening on {}", server.local_addr());
     if let Some(address) = args.metrics.or(config.metrics) {
         let bound = crate::metrics_server::serve(address).await?;

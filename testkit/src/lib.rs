@@ -9,10 +9,6 @@
 //! * [`storage_conformance`]: the suite every [`Storage`](quorum_core::Storage) passes.
 //! * [`transport_conformance`]: the suite every transport passes, differentially against a
 //!   Worker called directly.
-//! * [`proxy`]: a userspace TCP fault proxy ([`proxy::FaultProxy`]) that sits between a client
-//!   and a server on loopback and, switchable at run time, forwards, delays, black-holes,
-//!   resets, throttles or cuts their connections. It stands in for `netem` and `iptables`,
-//!   which test machines may not have.
 //! * [`must()`] and [`some()`]: unwrapping with a message naming what failed.
 
 #![warn(unreachable_pub)]
@@ -20,7 +16,6 @@
 mod fixtures;
 mod must;
 mod net;
-pub mod proxy;
 pub mod storage_conformance;
 pub mod transport_conformance;
 

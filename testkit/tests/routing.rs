@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use quorum_chaos::proxy::{FaultProxy, ProxyFault};
 use quorum_core::{BlockHeight, ValidatorNode};
 use quorum_node::MemoryStorage;
-use quorum_testkit::proxy::{FaultProxy, ProxyFault};
 use quorum_testkit::TestNet;
 use quorum_transport_tcp::{serve_validator, ClientConfig, Server, ServerConfig, TcpValidatorNode};
 use quorum_updater::hedged;

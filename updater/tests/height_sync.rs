@@ -97,3 +97,42 @@ async fn a_transfer_does_not_read_another_chains_pending_proposal() {
     net.settle().await;
     assert_eq!(net.balance(0, 1).await, net.genesis.chains[1].balance - 3);
 }
+
+/// Found by `quorum chaos --seed 1` (issue 23): a fresh client's sync of a chain whose every
+/// block consumed a bundle drew all of the batch's cross-chain repairs from one recovery
+/// budget, ran out partway through the batch and reported the honest validator it read from
+/// as a protocol violation (`RepeatedRecovery`), then downloaded the rest again. Each
+/// certificate is its own action, with its own budget (its repairs are bounded by its
+/// bundles): the chain comes down in one batch, whatever the budget.
+#[tokio::test(start_paused = true)]
+async fn a_batch_of_blocks_each_consuming_a_bundle_syncs_in_one_pass() {
+    let net = TokioTestNet::new(4, 3, false).await;
+    let (one, two) = (net.client(1), net.client(2));
+    let blocks = 8;
+    for _ in 0..blocks {
+        two.transfer(net.chains[1], 1).await.unwrap();
+        one.synchronize_from_validators().await.unwrap();
+        let certificate = one.transfer(net.chains[0], 1).await.unwrap();
+        assert_eq!(certificate.value().block().incoming_bundles.len(), 1);
+    }
+    net.settle().await;
+    let options = quorum_updater::Options {
+        recovery_budget: 3,
+        ..quorum_testkit::test_options()
+    };
+    let fresh = quorum_updater::ChainClient::new(
+        net.chains[1],
+        None,
+        net.new_worker(None).await,
+        net.validators.clone(),
+        options,
+    );
+    fresh.synchronize_chain(net.chains[1]).await.unwrap();
+    assert_eq!(
+        fresh.local_next_height().await.unwrap(),
+        quorum_core::BlockHeight(blocks)
+    );
+    let stats = fresh.stats();
+    assert_eq!(stats.get(quorum_updater::RecoveryKind::LocalSync), 1);
+    assert_eq!(stats.get(quorum_updater::RecoveryKind::CrossChain), blocks);
+}

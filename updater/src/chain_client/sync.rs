@@ -373,7 +373,10 @@ impl<S: Storage + 'static> ChainClient<S> {
                 outcome = if certificate.value().block().chain_id != chain_id {
                     Err(NodeError::ProtocolViolation(Violation::WrongChain))
                 } else {
-                    updater.process_downloaded(certificate).await
+                    // Each certificate is an action of its own, with its own recovery budget:
+                    // its repairs are bounded by its bundles, and a batch of blocks that each
+                    // consume a bundle must not run one budget dry.
+                    updater.fresh().process_downloaded(certificate).await
                 };
             }
             let progressed = self.local.chain_state(chain_id).await?.next_height() > local_next;

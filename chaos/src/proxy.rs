@@ -17,7 +17,7 @@
 //! ```no_run
 //! # async fn demo(validator: std::net::SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
-//! use quorum_testkit::proxy::{FaultProxy, ProxyFault};
+//! use quorum_chaos::proxy::{FaultProxy, ProxyFault};
 //!
 //! let proxy = FaultProxy::start(validator).await?;
 //! let faults = proxy.handle();

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use quorum_testkit::proxy::{FaultProxy, ProxyError, ProxyFault, ProxyHandle, ProxyStats};
+use quorum_chaos::proxy::{FaultProxy, ProxyError, ProxyFault, ProxyHandle, ProxyStats};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;

@@ -1,0 +1,100 @@
+//! `quorum chaos` end to end (DESIGN §10.1): four `quorum validator` processes under a short
+//! seeded schedule of overlapping faults, three clients, then the checker; every invariant
+//! holds, the JSON report says so with its figures, and no validator outlives the run. The
+//! longer run is `.ci/run`'s (60 s).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::run_within;
+
+/// Longest the short run may take, start to exit (about 25 s expected in a debug build).
+const RUN_BOUND: Duration = Duration::from_secs(240);
+
+#[test]
+fn a_short_seeded_run_holds_every_invariant_and_reports_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let data = dir.path().join("run");
+    let (output, _) = run_within(
+        dir.path(),
+        &[
+            "chaos",
+            "--seed",
+            "11",
+            "--duration",
+            "12",
+            "--clients",
+            "3",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        RUN_BOUND,
+    )
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "chaos failed:\n{}\n{}",
+        output.stdout,
+        output.stderr
+    );
+    assert!(
+        output.stdout.contains("every invariant held"),
+        "{}",
+        output.stdout
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["seed"], 11);
+    let verdicts = report["verdicts"].as_array().unwrap();
+    assert_eq!(verdicts.len(), 6);
+    for verdict in verdicts {
+        assert_eq!(
+            verdict["violations"].as_array().unwrap().len(),
+            0,
+            "{verdict}"
+        );
+    }
+    assert!(report["acknowledged"].as_u64().unwrap() > 10, "{report}");
+    assert!(!report["schedule"]["faults"].as_array().unwrap().is_empty());
+    assert!(report["heal_to_sync_secs"].as_f64().is_some());
+    // Every journal is on disk, and every validator has exited: its database opens.
+    assert!(data.join("client-0.journal").exists());
+    for index in 0..4 {
+        let database = data.join(format!("validator-{index}/validator.redb"));
+        redb::Database::open(&database).unwrap();
+    }
+}
+
+#[test]
+fn bad_settings_are_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, _) = run_within(
+        dir.path(),
+        &["chaos", "--validators", "0", "--duration", "1"],
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        output.stderr.contains("at least one validator"),
+        "{}",
+        output.stderr
+    );
+    let (output, _) = run_within(
+        dir.path(),
+        &["chaos", "--clients", "0", "--duration", "1"],
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        output.stderr.contains("at least one client"),
+        "{}",
+        output.stderr
+    );
+}
