@@ -49,7 +49,9 @@ impl Byzantine {
     /// request in [`LIE_EVERY`].
     fn next_lie(&self) -> Option<u64> {
         let count = self.tampered.fetch_add(1, Ordering::Relaxed);
-        count.is_multiple_of(LIE_EVERY).then_some((count / LIE_EVERY) % 3)
+        count
+            .is_multiple_of(LIE_EVERY)
+            .then_some((count / LIE_EVERY) % 3)
     }
 
     /// `response` with its vote replaced by a vote for another value, signed again.

@@ -58,3 +58,32 @@ impl Clock for OffsetClock {
         Timestamp(now.saturating_add_signed(offset))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// How far `clock` reads from the system clock, in milliseconds.
+    fn offset_of(clock: &OffsetClock) -> i64 {
+        let micros = i128::from(clock.now().0) - i128::from(SystemClock.now().0);
+        (micros / 1_000) as i64
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_clock_follows_its_file_and_ignores_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("offset");
+        std::fs::write(&path, "5000\n").unwrap();
+        let clock = OffsetClock::follow(path.clone());
+        assert!((offset_of(&clock) - 5_000).abs() < 1_000);
+        std::fs::write(&path, "-2000").unwrap();
+        tokio::time::sleep(REREAD_EVERY * 3).await;
+        assert!((offset_of(&clock) + 2_000).abs() < 1_000);
+        // A file that does not hold an integer leaves the offset as it was.
+        std::fs::write(&path, "soon").unwrap();
+        tokio::time::sleep(REREAD_EVERY * 3).await;
+        assert!((offset_of(&clock) + 2_000).abs() < 1_000);
+    }
+}

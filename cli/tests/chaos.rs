@@ -71,6 +71,52 @@ fn a_short_seeded_run_holds_every_invariant_and_reports_them() {
 }
 
 #[test]
+fn a_byzantine_validator_is_routed_around_and_not_asked_by_the_checker() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let data = dir.path().join("run");
+    let (output, _) = run_within(
+        dir.path(),
+        &[
+            "chaos",
+            "--seed",
+            "12",
+            "--duration",
+            "8",
+            "--clients",
+            "2",
+            "--byzantine",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        RUN_BOUND,
+    )
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "chaos failed:\n{}\n{}",
+        output.stdout,
+        output.stderr
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["byzantine"], 3);
+    assert!(report["acknowledged"].as_u64().unwrap() > 5, "{report}");
+    // Among four, the Byzantine validator leaves no room for another validator's fault.
+    for fault in report["schedule"]["faults"].as_array().unwrap() {
+        assert!(fault["target"].get("client").is_some(), "{fault}");
+    }
+    // Three honest validators were compared.
+    let fork = &report["verdicts"][0]["figures"];
+    assert!(
+        fork.as_str().unwrap().ends_with("across 3 validators"),
+        "{fork}"
+    );
+}
+
+#[test]
 fn bad_settings_are_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let (output, _) = run_within(
