@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -22,12 +22,31 @@ pub const MAX_REQUEST_HEAD_BYTES: usize = 8 * 1024;
 /// Time a peer has to send its request head and read the answer.
 pub const METRICS_IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Installs the Prometheus recorder (once per process) and serves it on `address`. Returns
-/// the bound address (port 0 picks one).
+/// The buckets of every latency histogram (a series ending in `_seconds`), in seconds: from
+/// half a millisecond to ten seconds, so that the committee's quantiles can be computed from
+/// the sum of every validator's buckets.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// The buckets of every size histogram (a series ending in `_size`): powers of two to 1,024.
+const SIZE_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1_024.0,
+];
+
+/// Installs the Prometheus recorder (once per process), latencies and sizes as histograms
+/// with [`SECONDS_BUCKETS`] and [`SIZE_BUCKETS`], every series described (`# HELP`), and
+/// serves it on `address`. Returns the bound address (port 0 picks one).
 pub async fn serve(address: SocketAddr) -> Result<SocketAddr, CliError> {
     let handle = PrometheusBuilder::new()
-        .install_recorder()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(Matcher::Suffix("_size".into()), SIZE_BUCKETS)
+        })
+        .and_then(PrometheusBuilder::install_recorder)
         .map_err(CliError::MetricsRecorder)?;
+    quorum_node::describe_metrics();
+    quorum_transport_tcp::describe_metrics();
+    quorum_updater::describe_metrics();
     let listener = TcpListener::bind(address)
         .await
         .map_err(|source| CliError::MetricsBind { address, source })?;

@@ -62,6 +62,68 @@ fn wait_for_series(address: &str, expected: &[&str]) -> String {
     }
 }
 
+/// Every family of `body` has its `# HELP` line, no family is a summary, and the handler's
+/// latency has cumulative buckets up to `+Inf` equal to its count.
+fn families_are_described_and_latencies_are_histograms(body: &str) {
+    let mut families = 0;
+    for line in body.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        families += 1;
+        let (name, kind) = rest.split_once(' ').unwrap();
+        assert_ne!(kind, "summary", "{name} is a summary:\n{body}");
+        let help = format!("# HELP {name} ");
+        let described = body
+            .lines()
+            .find(|line| line.starts_with(&help))
+            .is_some_and(|line| line.len() > help.len());
+        assert!(described, "{name} has no help text:\n{body}");
+    }
+    assert!(families >= 8, "{body}");
+    assert!(
+        body.contains("# TYPE quorum_handler_seconds histogram"),
+        "{body}"
+    );
+    let buckets: Vec<(String, f64)> = body
+        .lines()
+        .filter(|line| {
+            line.starts_with("quorum_handler_seconds_bucket{")
+                && line.contains("method=\"BlockProposal\"")
+        })
+        .map(|line| {
+            let le = line
+                .split("le=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            (
+                le.to_owned(),
+                line.rsplit(' ').next().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    assert!(buckets.len() >= 10, "{buckets:?}");
+    assert!(
+        buckets.windows(2).all(|pair| pair[0].1 <= pair[1].1),
+        "{buckets:?}"
+    );
+    let (last, total) = buckets.last().unwrap();
+    assert_eq!(last, "+Inf");
+    let count = body
+        .lines()
+        .find(|line| {
+            line.starts_with("quorum_handler_seconds_count{")
+                && line.contains("method=\"BlockProposal\"")
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|number| number.parse::<f64>().ok())
+        .unwrap();
+    assert_eq!(*total, count);
+}
+
 /// Starts a validator with a metrics endpoint on `metrics`.
 fn start_with_metrics(config: &Path, metrics: &str) -> Child {
     let (child, lines) = common::start_validator_with(config, &["--metrics", metrics]);
@@ -103,6 +165,7 @@ fn a_validator_serves_its_metrics() {
         ],
     );
     assert!(body.contains("method=\"BlockProposal\""), "{body}");
+    families_are_described_and_latencies_are_histograms(&body);
     // A gauge: zero again once the client's connections closed, but there.
     assert!(value(&body, "quorum_connections_open").is_some(), "{body}");
     // Anything but GET /metrics is refused.

@@ -15,6 +15,7 @@
 mod clock;
 mod genesis;
 mod memory;
+mod metrics;
 mod notifier;
 mod overlay;
 mod worker;
@@ -22,6 +23,7 @@ mod worker;
 pub use clock::{Clock, ManualClock, Sleep, SystemClock, TokioClock};
 pub use genesis::{Genesis, GenesisError};
 pub use memory::MemoryStorage;
+pub use metrics::describe_metrics;
 pub use notifier::{NotificationConfig, Notifier};
 pub use worker::{
     Worker, WorkerConfig, DEFAULT_HELD_BLOB_EXPIRY, DEFAULT_MAX_HELD_BLOB_BYTES,

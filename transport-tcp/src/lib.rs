@@ -63,6 +63,7 @@ mod frame;
 mod handler;
 mod handler_slots;
 mod limits;
+mod metrics;
 mod multiplexer;
 mod poll_gate;
 #[cfg(test)]
@@ -93,6 +94,7 @@ pub use config::{
 pub use error::{ConfigError, TransportError};
 pub use frame::{Envelope, WireMessage, LENGTH_PREFIX_LEN, MAX_FRAME_LENGTH_LIMIT};
 pub use handler::{Answer, Handler};
+pub use metrics::describe_metrics;
 pub use server::{Server, ShutdownOutcome};
 pub use stats::ServerStats;
 pub use streams::{Reservation, StreamCap, Streams};

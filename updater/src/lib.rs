@@ -71,6 +71,7 @@ pub use health::{
 };
 pub use hedge::hedged;
 pub use listener::{ListenEvent, Listener};
+pub use metrics::describe_metrics;
 pub use options::{
     ListenOptions, Options, RetryPolicy, DEFAULT_BACKGROUND_CATCH_UP,
     DEFAULT_CERTIFICATE_UPLOAD_BATCH_SIZE, DEFAULT_DEADLINE, DEFAULT_MAX_CLOCK_SKEW,

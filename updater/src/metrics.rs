@@ -88,3 +88,64 @@ pub(crate) fn suspect(key: &ValidatorPublicKey, suspect: bool) {
 pub(crate) fn clock_skew(micros: i64) {
     metrics::histogram!("quorum_clock_skew_seconds").record(micros as f64 / 1e6);
 }
+
+/// Describes every series the client side records (its help text and unit). Call it after a
+/// recorder is installed; without one it does nothing.
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_histogram!(
+        "quorum_call_seconds",
+        Unit::Seconds,
+        "Duration of one call to the committee, until its quorum and grace period."
+    );
+    describe_histogram!(
+        "quorum_time_to_quorum_seconds",
+        Unit::Seconds,
+        "Time until a call had answers from a quorum."
+    );
+    describe_counter!(
+        "quorum_answers_total",
+        Unit::Count,
+        "Answers to calls, before or after their quorum."
+    );
+    describe_counter!(
+        "quorum_validator_errors_total",
+        Unit::Count,
+        "Errors from validators, by validator and kind."
+    );
+    describe_counter!(
+        "quorum_recoveries_total",
+        Unit::Count,
+        "Recoveries the updater performed, by kind."
+    );
+    describe_counter!(
+        "quorum_certificates_uploaded_total",
+        Unit::Count,
+        "Certificates sent to validators that missed them."
+    );
+    describe_gauge!(
+        "quorum_validator_suspect",
+        Unit::Count,
+        "1 while a validator is suspect (in its cooldown), else 0."
+    );
+    describe_histogram!(
+        "quorum_clock_skew_seconds",
+        Unit::Seconds,
+        "Clock skew a validator showed by refusing a block as from the future."
+    );
+    describe_counter!(
+        "quorum_notifications_invalid_total",
+        Unit::Count,
+        "Notifications that made the listener resubscribe or mark a validator Byzantine, by reason."
+    );
+    describe_counter!(
+        "quorum_notifications_ignored_total",
+        Unit::Count,
+        "Hints of a validator in its Byzantine cooldown, ignored."
+    );
+    describe_histogram!(
+        "quorum_notification_latency_seconds",
+        Unit::Seconds,
+        "From a new block's timestamp to the listener's verified report of it."
+    );
+}
