@@ -9,11 +9,14 @@
 //! * [`storage_conformance`]: the suite every [`Storage`](quorum_core::Storage) passes.
 //! * [`transport_conformance`]: the suite every transport passes, differentially against a
 //!   Worker called directly.
+//! * [`Intercepted`]: an honest validator twisted by an [`Interceptor`] where a test says so
+//!   (answers in its place, or changes its answers), every other request answered honestly.
 //! * [`must()`] and [`some()`]: unwrapping with a message naming what failed.
 
 #![warn(unreachable_pub)]
 
 mod fixtures;
+mod intercept;
 mod must;
 mod net;
 pub mod storage_conformance;
@@ -23,6 +26,7 @@ pub use fixtures::{
     committee_of, genesis_description, rich_chain_state, sample_blobs, validator_keys, TestChain,
     TestCommittee, GENESIS_BALANCE, START,
 };
+pub use intercept::{Intercepted, Interceptor};
 pub use must::{must, some};
 pub use net::{
     test_consensus, test_description, test_description_shared, test_options, NetClock, TestNet,

@@ -5,15 +5,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use quorum_core::protocol::RequestKind;
+use quorum_core::protocol::{Request, RequestKind, Response};
 use quorum_core::{
-    BatchOutcome, Blob, BlobId, BlockHeight, BlockProposal, ChainId, ChainInfoQuery,
-    ChainInfoResponse, ConfirmedBlockCertificate, CrossChainDelivery, CryptoHash, EventId,
-    LiteCertificate, NodeError, Operation, Round, StreamId, TimeoutCertificate, Timestamp,
-    ValidatedBlockCertificate, ValidatorNode, Violation,
+    BatchOutcome, Block, BlockHeight, BlockProposal, ChainId, ConfirmedBlockCertificate,
+    CrossChainDelivery, CryptoHash, EventId, NodeError, Operation, Round, StreamId, Timestamp,
+    ValidatorNode, Violation,
 };
-use quorum_testkit::TokioTestNet;
+use quorum_testkit::{Intercepted, Interceptor, TokioTestNet};
 use quorum_transport_mem::Fault;
 use quorum_updater::{CommunicateAction, RemoteNode, ValidatorUpdater};
 
@@ -116,7 +114,6 @@ async fn votes_signed_by_another_key_are_refused() {
 /// A validator that answers every proposal with a recoverable error whose cause is new each
 /// time, and serves everything else honestly (so every repair "succeeds").
 struct Adversary {
-    honest: Arc<dyn ValidatorNode>,
     proposals: AtomicU64,
     chains: Vec<ChainId>,
     /// If set, every certificate download answers this (old) certificate.
@@ -125,15 +122,29 @@ struct Adversary {
     batch: Option<BatchOutcome>,
 }
 
-#[async_trait]
-impl ValidatorNode for Adversary {
-    async fn handle_block_proposal(
-        &self,
-        proposal: BlockProposal,
-    ) -> Result<ChainInfoResponse, NodeError> {
+impl Adversary {
+    /// The adversary in front of `net`'s validator `v`.
+    fn in_front_of(
+        net: &TokioTestNet,
+        v: usize,
+        stale: Option<ConfirmedBlockCertificate>,
+        batch: Option<BatchOutcome>,
+    ) -> Arc<Intercepted<Adversary>> {
+        Arc::new(Intercepted::new(
+            net.workers[v].clone(),
+            Adversary {
+                proposals: AtomicU64::new(0),
+                chains: net.chains.clone(),
+                stale,
+                batch,
+            },
+        ))
+    }
+
+    /// The next recoverable error, with a new cause each time.
+    fn refusal(&self, block: &Block) -> NodeError {
         let n = self.proposals.fetch_add(1, Ordering::SeqCst);
-        let block = proposal.block();
-        Err(match n % 6 {
+        match n % 6 {
             0 => NodeError::WrongRound(Round::Fast),
             1 => NodeError::MissingCrossChainUpdate {
                 chain_id: block.chain_id,
@@ -154,80 +165,25 @@ impl ValidatorNode for Adversary {
                 expected_block_height: BlockHeight(0),
                 found_block_height: block.height,
             },
-        })
-    }
-    async fn handle_lite_certificate(
-        &self,
-        c: LiteCertificate,
-        d: CrossChainDelivery,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        self.honest.handle_lite_certificate(c, d).await
-    }
-    async fn handle_confirmed_certificate(
-        &self,
-        c: ConfirmedBlockCertificate,
-        d: CrossChainDelivery,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        self.honest.handle_confirmed_certificate(c, d).await
-    }
-    async fn handle_validated_certificate(
-        &self,
-        c: ValidatedBlockCertificate,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        self.honest.handle_validated_certificate(c).await
-    }
-    async fn handle_timeout_certificate(
-        &self,
-        c: TimeoutCertificate,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        self.honest.handle_timeout_certificate(c).await
-    }
-    async fn handle_confirmed_certificates(
-        &self,
-        c: Vec<ConfirmedBlockCertificate>,
-        d: CrossChainDelivery,
-    ) -> Result<BatchOutcome, NodeError> {
-        match &self.batch {
-            Some(outcome) => Ok(outcome.clone()),
-            None => self.honest.handle_confirmed_certificates(c, d).await,
         }
     }
-    async fn handle_chain_info_query(
-        &self,
-        q: ChainInfoQuery,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        self.honest.handle_chain_info_query(q).await
-    }
-    async fn upload_blob(&self, b: Blob) -> Result<BlobId, NodeError> {
-        self.honest.upload_blob(b).await
-    }
-    async fn handle_pending_blob(
-        &self,
-        c: ChainId,
-        b: Blob,
-    ) -> Result<ChainInfoResponse, NodeError> {
-        self.honest.handle_pending_blob(c, b).await
-    }
-    async fn download_blob(&self, id: BlobId) -> Result<Blob, NodeError> {
-        self.honest.download_blob(id).await
-    }
-    async fn missing_blob_ids(&self, ids: Vec<BlobId>) -> Result<Vec<BlobId>, NodeError> {
-        self.honest.missing_blob_ids(ids).await
-    }
-    async fn download_certificate(
-        &self,
-        h: CryptoHash,
-    ) -> Result<ConfirmedBlockCertificate, NodeError> {
-        self.honest.download_certificate(h).await
-    }
-    async fn download_certificates_by_heights(
-        &self,
-        c: ChainId,
-        h: Vec<BlockHeight>,
-    ) -> Result<Vec<ConfirmedBlockCertificate>, NodeError> {
-        match &self.stale {
-            Some(certificate) => Ok(vec![certificate.clone()]),
-            None => self.honest.download_certificates_by_heights(c, h).await,
+}
+
+impl Interceptor for Adversary {
+    fn answer(&self, request: &Request) -> Option<Response> {
+        match request {
+            Request::BlockProposal(proposal) => {
+                Some(Response::BlockProposal(Err(self.refusal(proposal.block()))))
+            }
+            Request::ConfirmedCertificates { .. } => self
+                .batch
+                .clone()
+                .map(|outcome| Response::ConfirmedCertificates(Ok(outcome))),
+            Request::DownloadCertificatesByHeights { .. } => self
+                .stale
+                .clone()
+                .map(|certificate| Response::DownloadCertificatesByHeights(Ok(vec![certificate]))),
+            _ => None,
         }
     }
 }
@@ -237,13 +193,7 @@ async fn a_validator_answering_every_recoverable_error_cannot_loop_the_client() 
     let net = TokioTestNet::new(4, 2, false).await;
     let client = net.client(1);
     client.transfer(net.chains[0], 1).await.unwrap();
-    let adversary = Arc::new(Adversary {
-        honest: net.workers[3].clone(),
-        proposals: AtomicU64::new(0),
-        chains: net.chains.clone(),
-        stale: None,
-        batch: None,
-    });
+    let adversary = Adversary::in_front_of(&net, 3, None, None);
     let block = client.make_block(vec![]).await.unwrap();
     let proposal = BlockProposal::new(block, Round::MultiLeader(0), &net.owners[1]);
     let start = tokio::time::Instant::now();
@@ -255,7 +205,7 @@ async fn a_validator_answering_every_recoverable_error_cannot_loop_the_client() 
         })
         .await;
     assert!(result.is_err());
-    let asked = adversary.proposals.load(Ordering::SeqCst);
+    let asked = adversary.interceptor().proposals.load(Ordering::SeqCst);
     assert!(
         asked <= quorum_updater::MAX_RECOVERIES_PER_CALL as u64,
         "asked {asked} times"
@@ -274,13 +224,7 @@ async fn a_validator_claiming_more_blocks_than_it_serves_cannot_loop_the_local_s
     let net = TokioTestNet::new(4, 2, false).await;
     let client = net.client(1);
     let old = client.transfer(net.chains[0], 1).await.unwrap();
-    let adversary = Arc::new(Adversary {
-        honest: net.workers[3].clone(),
-        proposals: AtomicU64::new(0),
-        chains: net.chains.clone(),
-        stale: Some(old),
-        batch: None,
-    });
+    let adversary = Adversary::in_front_of(&net, 3, Some(old), None);
     let start = tokio::time::Instant::now();
     // It claims the chain is at height 1,000,000 but only ever serves block 0.
     let result = updater(&net, 3, adversary)
@@ -324,13 +268,7 @@ async fn lying_batch_outcomes_end_in_errors_not_panics_or_loops() {
         },
     ];
     for lie in lies {
-        let adversary = Arc::new(Adversary {
-            honest: net.workers[3].clone(),
-            proposals: AtomicU64::new(0),
-            chains: net.chains.clone(),
-            stale: None,
-            batch: Some(lie.clone()),
-        });
+        let adversary = Adversary::in_front_of(&net, 3, None, Some(lie.clone()));
         let result = updater(&net, 3, adversary)
             .send_chain_information(
                 net.chains[1],

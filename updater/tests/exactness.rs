@@ -55,11 +55,7 @@ async fn a_far_deadline_from_one_validator_does_not_stall_the_timeout() {
     let net = TokioTestNet::new(4, 2, false).await;
     net.validators.insert(
         net.secrets[0].public(),
-        Arc::new(Twisted {
-            honest: net.workers[0].clone(),
-            late_deadline: true,
-            withhold_blobs: false,
-        }),
+        Twisted::new(net.workers[0].clone(), true, false),
     );
     let client = net.client(CHAIN);
     let start = Instant::now();
@@ -381,11 +377,7 @@ async fn an_incomplete_sync_names_what_is_missing() {
     for v in 0..4 {
         net.validators.insert(
             net.secrets[v].public(),
-            Arc::new(Twisted {
-                honest: net.workers[v].clone(),
-                late_deadline: false,
-                withhold_blobs: true,
-            }),
+            Twisted::new(net.workers[v].clone(), false, true),
         );
     }
     let local = net.new_worker(None).await;
