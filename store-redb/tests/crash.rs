@@ -11,8 +11,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
-mod common;
-
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,7 +83,7 @@ struct Ack {
 
 /// An acknowledgement line: `<ACK> <height> <certificate hash>`.
 fn parse_block_ack(line: &str) -> Option<Ack> {
-    let [height, hash] = common::ack_fields(line, ACK)?[..] else {
+    let [height, hash] = quorum_testkit::crash::ack_fields(line, ACK)?[..] else {
         return None;
     };
     let height = height.parse().ok()?;
@@ -98,7 +96,7 @@ fn parse_block_ack(line: &str) -> Option<Ack> {
 /// Starts a writer on `path`, kills it after [`KILL_AFTER`] acknowledgements, and returns
 /// every acknowledgement it printed before dying.
 fn run_block_writer_until_killed(path: &std::path::Path) -> Vec<Ack> {
-    let acks = common::run_until_killed(
+    let acks = quorum_testkit::crash::run_until_killed(
         "crash_writer_child",
         WRITER_ENV,
         path,

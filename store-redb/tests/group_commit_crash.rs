@@ -11,8 +11,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
-mod common;
-
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,7 +121,7 @@ struct Ack {
 
 /// An acknowledgement line: `<ACK> <chain> <height> <certificate hash>`.
 fn parse_chain_ack(line: &str) -> Option<Ack> {
-    let [chain, height, hash] = common::ack_fields(line, ACK)?[..] else {
+    let [chain, height, hash] = quorum_testkit::crash::ack_fields(line, ACK)?[..] else {
         return None;
     };
     let chain = chain.parse().ok()?;
@@ -138,7 +136,7 @@ fn parse_chain_ack(line: &str) -> Option<Ack> {
 /// Starts a writer on `path`, kills it after [`KILL_AFTER`] acknowledgements, and returns every
 /// acknowledgement it printed before dying.
 fn run_group_writer_until_killed(path: &std::path::Path) -> Vec<Ack> {
-    common::run_until_killed(
+    quorum_testkit::crash::run_until_killed(
         "group_commit_writer_child",
         WRITER_ENV,
         path,

@@ -6,6 +6,8 @@
 //!   transports, a client's local node, owned genesis chains.
 //! * Fixtures: seeded keys ([`validator_keys`], [`committee_of`]), committees that certify anything ([`TestCommittee`]), chains
 //!   whose blocks are executed by the pure rules ([`TestChain`]), sample blobs and states.
+//! * [`crash`]: a writer child process killed with SIGKILL mid-write, for crash tests of
+//!   storages.
 //! * [`storage_conformance`]: the suite every [`Storage`](quorum_core::Storage) passes.
 //! * [`transport_conformance`]: the suite every transport passes, differentially against a
 //!   Worker called directly.
@@ -15,6 +17,7 @@
 
 #![warn(unreachable_pub)]
 
+pub mod crash;
 mod fixtures;
 mod intercept;
 mod must;

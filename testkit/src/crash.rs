@@ -1,5 +1,9 @@
-//! What the crash tests share: a writer child process (this same test binary, re-executed to run
-//! one ignored test) killed with SIGKILL once it has acknowledged enough writes.
+//! What the storage crash tests share (redb's and PostgreSQL's): a writer child process (the
+//! test binary itself, re-executed to run one ignored test) killed with SIGKILL once it has
+//! acknowledged enough writes.
+//!
+//! A helper of tests: it panics, naming what failed, when anything goes wrong.
+#![allow(clippy::expect_used)] // panicking is how a test helper fails
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -19,7 +23,7 @@ pub fn run_until_killed<T>(
     timeout: Duration,
     parse: impl Fn(&str) -> Option<T>,
 ) -> Vec<T> {
-    let executable = std::env::current_exe().unwrap();
+    let executable = std::env::current_exe().expect("crash test helper");
     let mut child = Command::new(executable)
         .args([
             child_test,
@@ -33,8 +37,8 @@ pub fn run_until_killed<T>(
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+        .expect("crash test helper");
+    let stdout = child.stdout.take().expect("crash test helper");
     let (lines, received) = mpsc::channel();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -56,7 +60,7 @@ pub fn run_until_killed<T>(
             },
             Err(error) => {
                 let _ = child.kill();
-                let status = child.wait().unwrap();
+                let status = child.wait().expect("crash test helper");
                 panic!(
                     "the writer stopped after {} acknowledgements ({error}; {status}); its \
                      output:\n{}",
@@ -67,8 +71,8 @@ pub fn run_until_killed<T>(
         }
     }
     // SIGKILL, most likely in the middle of a commit.
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
+    child.kill().expect("crash test helper");
+    let status = child.wait().expect("crash test helper");
     assert!(!status.success(), "the writer was killed: {status}");
     #[cfg(unix)]
     {
@@ -76,7 +80,7 @@ pub fn run_until_killed<T>(
         assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status}");
     }
     acks.extend(received.iter().filter_map(|line| parse(&line)));
-    reader.join().unwrap();
+    reader.join().expect("crash test helper");
     acks
 }
 

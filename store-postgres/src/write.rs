@@ -1,0 +1,294 @@
+//! A write batch: encoded into rows, then applied in one serializable transaction, tried again
+//! on conflicts and lost connections, never applied twice.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+
+use quorum_core::{Batch, Write};
+
+use crate::error::PostgresError;
+use crate::pool::Pool;
+
+/// The longest pause between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Batch ids are kept this long, for a writer that lost its connection during a commit to
+/// learn whether its batch landed (seconds).
+const BATCH_ID_KEPT_SECS: i64 = 3_600;
+/// One batch in this many also deletes the batch ids older than [`BATCH_ID_KEPT_SECS`].
+const PRUNE_EVERY: u64 = 4_096;
+
+/// One statement of a batch, with its parameters.
+pub(crate) struct Row {
+    statement: &'static str,
+    bytes: Vec<Vec<u8>>,
+    number: Option<i64>,
+}
+
+const CERTIFICATE: &str = "INSERT INTO quorum_certificates (hash, value) VALUES ($1, $2)
+     ON CONFLICT (hash) DO UPDATE SET value = EXCLUDED.value";
+const CERTIFICATE_HEIGHT: &str =
+    "INSERT INTO quorum_certificate_heights (chain, hash, height) VALUES ($1, $2, $3)
+     ON CONFLICT (chain, height) DO UPDATE SET hash = EXCLUDED.hash";
+const BLOB: &str = "INSERT INTO quorum_blobs (id, content) VALUES ($1, $2)
+     ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content";
+const BLOB_STATE: &str = "INSERT INTO quorum_blob_states (id, state) VALUES ($1, $2)
+     ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state";
+const EVENT: &str = "INSERT INTO quorum_events (id, payload) VALUES ($1, $2)
+     ON CONFLICT (id) DO UPDATE SET payload = EXCLUDED.payload";
+const CHAIN_STATE: &str = "INSERT INTO quorum_chain_states (chain, state) VALUES ($1, $2)
+     ON CONFLICT (chain) DO UPDATE SET state = EXCLUDED.state";
+const COMMITTEE: &str = "INSERT INTO quorum_committees (committee, epoch) VALUES ($1, $2)
+     ON CONFLICT (epoch) DO UPDATE SET committee = EXCLUDED.committee";
+const RECEIVED_LOG: &str =
+    "INSERT INTO quorum_received_logs (chain, entry, idx) VALUES ($1, $2, $3)
+     ON CONFLICT (chain, idx) DO UPDATE SET entry = EXCLUDED.entry";
+
+/// `value` as a stored `BIGINT`.
+pub(crate) fn stored(value: u64) -> Result<i64, PostgresError> {
+    i64::try_from(value).map_err(|_| PostgresError::OutOfRange(value))
+}
+
+/// The rows of `batch`, in its order (later writes of a key win).
+pub(crate) fn encode(batch: &Batch) -> Result<Vec<Row>, PostgresError> {
+    let mut rows = Vec::with_capacity(batch.writes.len() + 1);
+    let row = |statement, bytes, number| Row {
+        statement,
+        bytes,
+        number,
+    };
+    for write in &batch.writes {
+        match write {
+            Write::Certificate(certificate) => {
+                let hash = certificate.hash().0.to_vec();
+                let block = certificate.value().inner().block();
+                rows.push(row(
+                    CERTIFICATE,
+                    vec![hash.clone(), bcs::to_bytes(&**certificate)?],
+                    None,
+                ));
+                rows.push(row(
+                    CERTIFICATE_HEIGHT,
+                    vec![block.chain_id.0 .0.to_vec(), hash],
+                    Some(stored(block.height.0)?),
+                ));
+            }
+            Write::Blob(blob) => rows.push(row(
+                BLOB,
+                vec![bcs::to_bytes(&blob.id())?, bcs::to_bytes(blob)?],
+                None,
+            )),
+            Write::BlobState(id, state) => rows.push(row(
+                BLOB_STATE,
+                vec![bcs::to_bytes(id)?, bcs::to_bytes(state)?],
+                None,
+            )),
+            Write::Event(id, payload) => {
+                rows.push(row(EVENT, vec![bcs::to_bytes(id)?, payload.clone()], None))
+            }
+            Write::ChainState(state) => rows.push(row(
+                CHAIN_STATE,
+                vec![state.chain_id().0 .0.to_vec(), bcs::to_bytes(&**state)?],
+                None,
+            )),
+            Write::Committee(epoch, committee) => rows.push(row(
+                COMMITTEE,
+                vec![bcs::to_bytes(committee)?],
+                Some(i64::from(epoch.0)),
+            )),
+            Write::ReceivedLog(chain, index, entry) => rows.push(row(
+                RECEIVED_LOG,
+                vec![chain.0 .0.to_vec(), bcs::to_bytes(entry)?],
+                Some(stored(*index)?),
+            )),
+        }
+    }
+    Ok(rows)
+}
+
+/// Why one attempt did not land.
+enum Failed {
+    /// Nothing of it landed: try again.
+    Retry(PostgresError),
+    /// The commit may or may not have landed: look, then try again if it did not.
+    Unknown(PostgresError),
+    /// It cannot land.
+    Fatal(PostgresError),
+}
+
+/// Applies `rows` as one batch (see the [module documentation](self)); `sequence` numbers the
+/// batches of this store, to prune old batch ids now and then.
+pub(crate) async fn apply(pool: &Pool, rows: &[Row], sequence: u64) -> Result<(), PostgresError> {
+    let id: [u8; 16] = rand::random();
+    let config = pool.config();
+    let mut backoff = config.retry_backoff;
+    let attempts = config.max_retries.saturating_add(1);
+    for attempt in 1..=attempts {
+        let failure = match try_once(pool, &id, rows).await {
+            Ok(()) => {
+                if sequence % PRUNE_EVERY == PRUNE_EVERY - 1 {
+                    prune(pool).await;
+                }
+                return Ok(());
+            }
+            Err(Failed::Fatal(error)) => return Err(error),
+            Err(Failed::Retry(error)) => error,
+            Err(Failed::Unknown(error)) => match landed(pool, &id).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => error,
+                // Still unknown: trying again is safe, the id refuses a second landing.
+                Err(_) => error,
+            },
+        };
+        tracing::debug!(attempt, error = %failure, "write batch tried again");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    Err(PostgresError::RetriesExhausted(attempts))
+}
+
+/// Whether `error` leaves nothing of the transaction landed and may pass if tried again: a
+/// serialization conflict or deadlock, or a connection that broke before `COMMIT`.
+fn retryable(error: &tokio_postgres::Error) -> bool {
+    match error.code() {
+        Some(code) => {
+            *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
+        }
+        None => error.is_closed() || error.as_db_error().is_none(),
+    }
+}
+
+/// `future` within the statement timeout.
+async fn timed<T>(
+    timeout: Duration,
+    future: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, PostgresError> {
+    match tokio::time::timeout(timeout, future).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(PostgresError::Timeout(timeout)),
+    }
+}
+
+/// One attempt: a serializable transaction with the batch's id and rows.
+async fn try_once(pool: &Pool, id: &[u8; 16], rows: &[Row]) -> Result<(), Failed> {
+    let timeout = pool.config().statement_timeout;
+    let mut connection = pool.get().await.map_err(Failed::Retry)?;
+    let outcome = transaction(&mut connection, timeout, id, rows).await;
+    if outcome.is_err() {
+        // Mid-transaction, perhaps: never hand it to another batch.
+        connection.discard();
+    }
+    outcome
+}
+
+async fn transaction(
+    connection: &mut crate::pool::Pooled<'_>,
+    timeout: Duration,
+    id: &[u8; 16],
+    rows: &[Row],
+) -> Result<(), Failed> {
+    let before_commit = |error: PostgresError| match &error {
+        PostgresError::Query(inner) if !retryable(inner) => Failed::Fatal(error),
+        _ => Failed::Retry(error),
+    };
+    let client = connection.client_mut();
+    let transaction = timed(
+        timeout,
+        client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::Serializable)
+            .start(),
+    )
+    .await
+    .map_err(before_commit)?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        });
+    let id_bytes: &[u8] = id;
+    let inserted = timed(
+        timeout,
+        transaction.execute(
+            "INSERT INTO quorum_batches (id, created) VALUES ($1, $2)",
+            &[&id_bytes, &now],
+        ),
+    )
+    .await;
+    if let Err(PostgresError::Query(error)) = &inserted {
+        if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+            // An earlier attempt of this very batch landed.
+            return Ok(());
+        }
+    }
+    inserted.map_err(before_commit)?;
+    // Sent back to back on the connection (pipelined), applied in order.
+    let statements = rows.iter().map(|row| {
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(3);
+        for bytes in &row.bytes {
+            params.push(bytes);
+        }
+        if let Some(number) = &row.number {
+            params.push(number);
+        }
+        let transaction = &transaction;
+        async move { transaction.execute(row.statement, &params).await }
+    });
+    timed(timeout, futures::future::try_join_all(statements))
+        .await
+        .map_err(before_commit)?;
+    match timed(timeout, transaction.commit()).await {
+        Ok(()) => Ok(()),
+        Err(PostgresError::Query(error))
+            if error.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE) =>
+        {
+            Err(Failed::Retry(PostgresError::Query(error)))
+        }
+        Err(PostgresError::Query(error))
+            if error.as_db_error().is_some()
+                && error.code() != Some(&SqlState::T_R_STATEMENT_COMPLETION_UNKNOWN) =>
+        {
+            Err(Failed::Fatal(PostgresError::Query(error)))
+        }
+        // A lost connection, a timeout, CockroachDB's 40003: the outcome is unknown.
+        Err(error) => Err(Failed::Unknown(error)),
+    }
+}
+
+/// Whether the batch `id` landed.
+async fn landed(pool: &Pool, id: &[u8; 16]) -> Result<bool, PostgresError> {
+    let connection = pool.get().await?;
+    let id_bytes: &[u8] = id;
+    let row = timed(
+        pool.config().statement_timeout,
+        connection
+            .client()
+            .query_opt("SELECT 1 FROM quorum_batches WHERE id = $1", &[&id_bytes]),
+    )
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Deletes batch ids older than [`BATCH_ID_KEPT_SECS`]; a failure is only logged.
+async fn prune(pool: &Pool) {
+    let cutoff = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+        .saturating_sub(BATCH_ID_KEPT_SECS);
+    let pruned = async {
+        let connection = pool.get().await?;
+        timed(
+            pool.config().statement_timeout,
+            connection
+                .client()
+                .execute("DELETE FROM quorum_batches WHERE created < $1", &[&cutoff]),
+        )
+        .await
+    };
+    if let Err(error) = pruned.await {
+        tracing::warn!(%error, "could not prune old batch ids");
+    }
+}
