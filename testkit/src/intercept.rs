@@ -27,7 +27,9 @@ pub trait Interceptor: Send + Sync {
     }
 }
 
-/// An honest node behind an [`Interceptor`] (see the [module documentation](self)).
+/// An honest node behind an [`Interceptor`]: a [`Carrier`] whose every request goes to the
+/// honest node through the one [`dispatch`], unless the interceptor answers it first; the
+/// honest answer passes through [`Interceptor::change`].
 pub struct Intercepted<I> {
     honest: Arc<dyn ValidatorNode>,
     interceptor: I,
