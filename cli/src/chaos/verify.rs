@@ -19,6 +19,8 @@ use super::{client_config, client_options};
 use crate::demo::in_sync;
 use crate::error::CliError;
 
+/// The pause between two rounds of syncs while the checker follows the run.
+const FOLLOW_PAUSE: Duration = Duration::from_secs(2);
 /// How often catch-up looks again whether every validator is in sync.
 const CATCH_UP_PAUSE: Duration = Duration::from_millis(250);
 
@@ -64,6 +66,20 @@ impl Checker {
                 .map(|member| member.key.public())
                 .collect(),
         })
+    }
+
+    /// Keeps the local node up to date on `chains`, one sync of each every
+    /// [`FOLLOW_PAUSE`], until the task is aborted. Failures (a faulty validator) are skipped.
+    pub async fn follow(self: Arc<Self>, chains: Vec<ChainId>) {
+        loop {
+            for chain in &chains {
+                let client = self.base.for_chain(*chain, None);
+                if let Err(error) = client.synchronize_chain(*chain).await {
+                    debug!(%chain, %error, "following: sync failed");
+                }
+            }
+            tokio::time::sleep(FOLLOW_PAUSE).await;
+        }
     }
 
     /// Learns every chain from the validators and brings each validator up to the highest
