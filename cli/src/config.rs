@@ -61,6 +61,7 @@ use quorum_transport_tcp::{
 
 use crate::error::CliError;
 use crate::files::GENESIS_FILE;
+use crate::storage_config::StorageConfig;
 
 /// What a configuration file is called in error messages.
 const WHAT: &str = "validator configuration";
@@ -70,7 +71,8 @@ const HEADER: &str = "\
 # Quorum validator configuration (`quorum validator --config THIS_FILE`).
 # Relative paths are relative to this file's directory.
 #   listen    address to serve on (host:port)
-#   storage   the redb database file
+#   storage   the redb database file, or a [storage.postgres] table (url without a
+#             password, pool_size, schema, password_file or QUORUM_POSTGRES_PASSWORD)
 #   key_file  the validator's secret key (mode 0600; the validator refuses a key file that
 #             group or others can read)
 #   genesis   the committee's genesis, the same file on every machine
@@ -86,8 +88,9 @@ const HEADER: &str = "\
 pub struct ValidatorConfig {
     /// Address to listen on, e.g. `0.0.0.0:9100`.
     pub listen: String,
-    /// The redb database file.
-    pub storage: PathBuf,
+    /// Where the data lives: a redb file, or `[storage.postgres]` (see
+    /// [`StorageConfig`]).
+    pub storage: StorageConfig,
     /// The secret key file (see [`crate::keys`]).
     pub key_file: PathBuf,
     /// The genesis file (default [`GENESIS_FILE`] beside the configuration).
@@ -362,7 +365,7 @@ impl ValidatorConfig {
     pub fn new(listen: String, storage: PathBuf, key_file: PathBuf, genesis: PathBuf) -> Self {
         ValidatorConfig {
             listen,
-            storage,
+            storage: StorageConfig::Redb(storage),
             key_file,
             genesis,
             metrics: None,
@@ -383,11 +386,8 @@ impl ValidatorConfig {
         let mut config: ValidatorConfig = read_toml(path, WHAT)?;
         config.limits.validate(path)?;
         let base = path.parent().unwrap_or_else(|| Path::new(""));
-        for field in [
-            &mut config.storage,
-            &mut config.key_file,
-            &mut config.genesis,
-        ] {
+        config.storage.resolve(base);
+        for field in [&mut config.key_file, &mut config.genesis] {
             if field.is_relative() {
                 *field = base.join(&*field);
             }
@@ -417,7 +417,7 @@ mod tests {
     fn sample() -> ValidatorConfig {
         ValidatorConfig {
             listen: "127.0.0.1:9100".into(),
-            storage: "data/validator.redb".into(),
+            storage: StorageConfig::Redb("data/validator.redb".into()),
             key_file: "validator.key".into(),
             genesis: "genesis.bcs".into(),
             metrics: Some("127.0.0.1:9300".parse().unwrap()),
@@ -458,7 +458,10 @@ mod tests {
         let config = ValidatorConfig::load(&path).unwrap();
         assert_eq!(config.limits, Limits::default());
         assert_eq!(config.metrics, None);
-        assert_eq!(config.storage, dir.path().join("v.redb"));
+        assert_eq!(
+            config.storage,
+            StorageConfig::Redb(dir.path().join("v.redb"))
+        );
         assert_eq!(config.genesis, dir.path().join(GENESIS_FILE));
         assert_eq!(config.key_file, PathBuf::from("/keys/v.key"));
     }

@@ -248,6 +248,15 @@ pub enum CliError {
     NoValidatorReachable(std::time::Duration),
     #[error("validators out of sync: {}", .0.join(", "))]
     OutOfSync(Vec<String>),
+    /// A database URL that carries a password.
+    #[error("{what}: the database URL carries a password; put it in a file named by `password_file` in [storage.postgres] (mode 0600) or in the environment variable QUORUM_POSTGRES_PASSWORD, never in a URL")]
+    PasswordInUrl {
+        /// Where the URL was given.
+        what: String,
+    },
+    /// The PostgreSQL store could not start or failed.
+    #[error(transparent)]
+    Postgres(#[from] quorum_store_postgres::PostgresError),
     /// A process could not be started.
     #[error("cannot start {what}: {source}")]
     Spawn {

@@ -23,6 +23,7 @@ mod notify_probe;
 mod probe;
 mod session;
 mod setup;
+mod storage_config;
 mod summary;
 mod testing_clock;
 mod update_phase;

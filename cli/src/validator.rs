@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use quorum_core::{ValidatorNode, ValidatorSecretKey};
+use quorum_core::{Storage, ValidatorNode, ValidatorSecretKey};
 use quorum_node::{Clock, Genesis, SystemClock, Worker, WorkerConfig};
 use quorum_store_redb::RedbStorage;
 use quorum_transport_tcp::{Server, ServerConfig, ValidatorHandler};
@@ -16,6 +16,7 @@ use crate::config::{Limits, ValidatorConfig};
 use crate::error::CliError;
 use crate::files;
 use crate::keys;
+use crate::storage_config::StorageConfig;
 
 /// A validator's Worker over redb.
 pub type RedbWorker = Worker<RedbStorage>;
@@ -28,18 +29,18 @@ pub async fn open_worker(
     key: ValidatorSecretKey,
     limits: &Limits,
 ) -> Result<Arc<RedbWorker>, CliError> {
-    open_worker_with_clock(database, genesis, key, limits, Arc::new(SystemClock)).await
+    let storage = RedbStorage::open(database)?;
+    worker_on(storage, genesis, key, limits, Arc::new(SystemClock)).await
 }
 
-/// [`open_worker`] on `clock`.
-pub async fn open_worker_with_clock(
-    database: &Path,
+/// The validator's Worker on `storage` and `clock`, the genesis state written where missing.
+async fn worker_on<S: Storage + 'static>(
+    storage: S,
     genesis: &Genesis,
     key: ValidatorSecretKey,
     limits: &Limits,
     clock: Arc<dyn Clock>,
-) -> Result<Arc<RedbWorker>, CliError> {
-    let storage = RedbStorage::open(database)?;
+) -> Result<Arc<Worker<S>>, CliError> {
     let admin = genesis.initialize(&storage, clock.now()).await?;
     Ok(Arc::new(Worker::new(
         storage,
@@ -47,6 +48,33 @@ pub async fn open_worker_with_clock(
         clock,
         limits.apply(WorkerConfig::new(admin)),
     )))
+}
+
+/// The validator's node on the storage `config` names: the Worker, behind the Byzantine
+/// testing mode when `byzantine`.
+async fn open_node(
+    config: &ValidatorConfig,
+    genesis: &Genesis,
+    key: ValidatorSecretKey,
+    clock: Arc<dyn Clock>,
+    byzantine: bool,
+) -> Result<Arc<dyn ValidatorNode>, CliError> {
+    let worker: Arc<dyn ValidatorNode> = match &config.storage {
+        StorageConfig::Redb(path) => {
+            let storage = RedbStorage::open(path)?;
+            worker_on(storage, genesis, key.clone(), &config.limits, clock).await?
+        }
+        StorageConfig::Postgres { postgres } => {
+            let settings = postgres.store_config("validator.toml [storage.postgres]")?;
+            let storage = quorum_store_postgres::PostgresStorage::connect(settings).await?;
+            worker_on(storage, genesis, key.clone(), &config.limits, clock).await?
+        }
+    };
+    if byzantine {
+        warn!("testing option: this validator is Byzantine");
+        return Ok(Arc::new(crate::byzantine::Byzantine::new(worker, key)));
+    }
+    Ok(worker)
 }
 
 /// Serves `worker` on an already bound listener.
@@ -135,23 +163,10 @@ pub async fn run(args: &ValidatorArgs) -> Result<(), CliError> {
         }
         None => Arc::new(SystemClock),
     };
-    let worker = open_worker_with_clock(
-        &config.storage,
-        &genesis,
-        key.clone(),
-        &config.limits,
-        clock,
-    )
-    .await?;
+    let node = open_node(&config, &genesis, key, clock, args.testing_byzantine).await?;
     let listener = bind(&config.listen).await?;
-    let server = if args.testing_byzantine {
-        warn!("testing option: this validator is Byzantine");
-        let limits = worker.config().limits;
-        let node = Arc::new(crate::byzantine::Byzantine::new(worker, key));
-        serve_node(node, &limits, listener, config.limits.server_config())?
-    } else {
-        serve(worker, listener, config.limits.server_config())?
-    };
+    let protocol = config.limits.protocol();
+    let server = serve_node(node, &protocol, listener, config.limits.server_config())?;
     println!("listening on {}", server.local_addr());
     if let Some(address) = args.metrics.or(config.metrics) {
         let bound = crate::metrics_server::serve(address).await?;

@@ -9,6 +9,9 @@ pub struct PostgresConfig {
     /// The server and database, e.g. `postgres://quorum@db.example:5432/validator`; a
     /// password may be in it (never log it: [`PostgresConfig`]'s `Debug` hides it).
     pub url: String,
+    /// The password, when it is not in the URL (read from a file or the environment by the
+    /// program; `Debug` hides it).
+    pub password: Option<String>,
     /// The schema holding the tables (default `public`); several stores may share a database
     /// in schemas of their own.
     pub schema: String,
@@ -40,6 +43,7 @@ impl Default for PostgresConfig {
     fn default() -> Self {
         PostgresConfig {
             url: String::new(),
+            password: None,
             schema: "public".to_owned(),
             pool_size: 4,
             connect_timeout: Duration::from_secs(5),
@@ -55,6 +59,7 @@ impl std::fmt::Debug for PostgresConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresConfig")
             .field("url", &redacted(&self.url))
+            .field("password", &self.password.as_ref().map(|_| "***"))
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
             .field("connect_timeout", &self.connect_timeout)
@@ -105,7 +110,14 @@ mod tests {
         assert_eq!(redacted("host=db user=q"), "host=db user=q");
         assert!(has_password("postgresql://a:b@c/d"));
         assert!(!has_password("postgresql://a@c:5432/d"));
-        let config = PostgresConfig::new("postgres://u:pw@h/d");
-        assert!(!format!("{config:?}").contains("pw"));
+        let config = PostgresConfig {
+            password: Some("hunter2".into()),
+            ..PostgresConfig::new("postgres://u:pw@h/d")
+        };
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("pw") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 }

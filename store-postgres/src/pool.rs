@@ -71,14 +71,19 @@ impl Pool {
     /// path set to the schema.
     async fn connect(&self) -> Result<Client, PostgresError> {
         let url = &self.config.url;
-        let connecting = tokio_postgres::connect(url, NoTls);
+        let connect_error = |source| PostgresError::Connect {
+            url: redacted(url),
+            source,
+        };
+        let mut settings: tokio_postgres::Config = url.parse().map_err(connect_error)?;
+        if let Some(password) = &self.config.password {
+            settings.password(password);
+        }
+        let connecting = settings.connect(NoTls);
         let (client, connection) = tokio::time::timeout(self.config.connect_timeout, connecting)
             .await
             .map_err(|_| PostgresError::Timeout(self.config.connect_timeout))?
-            .map_err(|source| PostgresError::Connect {
-                url: redacted(url),
-                source,
-            })?;
+            .map_err(connect_error)?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "PostgreSQL connection ended");

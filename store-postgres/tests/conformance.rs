@@ -3,15 +3,13 @@
 //! a newer schema refused, data kept across connections, concurrent writers on one database.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
 use quorum_core::{Batch, Storage, Write};
 use quorum_store_postgres::{PostgresConfig, PostgresError, PostgresStorage};
 use quorum_testkit::{rich_chain_state, storage_conformance, TestChain, TestCommittee};
 
-use common::TestDatabase;
+use quorum_testkit::postgres::TestDatabase;
 
 /// How many stores the conformance suite asks for.
 const STORES: usize = 12;

@@ -7,8 +7,6 @@
 //! returned.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
-mod common;
-
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +16,7 @@ use quorum_store_postgres::{PostgresConfig, PostgresStorage};
 use quorum_testkit::crash::{ack_fields, run_until_killed};
 use quorum_testkit::{TestChain, TestCommittee};
 
-use common::TestDatabase;
+use quorum_testkit::postgres::TestDatabase;
 
 /// Environment variable that turns [`crash_writer_child`] on, holding the database URL.
 const WRITER_ENV: &str = "QUORUM_STORE_POSTGRES_CRASH_WRITER_URL";

@@ -8,6 +8,7 @@
 //!   whose blocks are executed by the pure rules ([`TestChain`]), sample blobs and states.
 //! * [`crash`]: a writer child process killed with SIGKILL mid-write, for crash tests of
 //!   storages.
+//! * [`postgres`]: a database of a test's own on the test PostgreSQL server, or a loud skip.
 //! * [`storage_conformance`]: the suite every [`Storage`](quorum_core::Storage) passes.
 //! * [`transport_conformance`]: the suite every transport passes, differentially against a
 //!   Worker called directly.
@@ -22,6 +23,7 @@ mod fixtures;
 mod intercept;
 mod must;
 mod net;
+pub mod postgres;
 pub mod storage_conformance;
 pub mod transport_conformance;
 

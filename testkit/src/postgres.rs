@@ -1,10 +1,12 @@
 //! What the PostgreSQL tests share: the server named by `QUORUM_POSTGRES_URL` (default the
 //! local server, as `.ci/run` sets it up), and a database of each test's own, dropped at the
-//! end.
+//! end ([`TestDatabase`]).
 //!
 //! Without a server, a test says loudly that it was skipped and how to run it, and passes;
 //! under CI (`CI=true`) a missing server is a failure.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//!
+//! A helper of tests: it panics, naming what failed, when anything else goes wrong.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // panicking is how a test helper fails
 
 use std::io::Write as _;
 
