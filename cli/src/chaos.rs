@@ -32,9 +32,12 @@ use tracing::info;
 
 use quorum_chaos::{check, Evidence, Journal, ProcessOutcome, Report, Schedule, ScheduleConfig};
 use quorum_core::{ChainId, ValidatorPublicKey};
-use quorum_transport_tcp::{ClientConfig, TcpValidatorNode};
-use quorum_updater::{Options, ValidatorSet};
+use quorum_transport_tcp::TcpValidatorNode;
+use quorum_updater::ValidatorSet;
 
+// The clients' options and transport settings are the demo's (1 s requests, a 20 s deadline),
+// so that a faulty validator is routed around quickly.
+use crate::demo::{client_config, options as client_options};
 use crate::error::CliError;
 use committee::ChaosCommittee;
 use verify::Checker;
@@ -76,29 +79,6 @@ pub struct ChaosArgs {
     /// After healing, how long each chain may take to commit a new block, in seconds.
     #[arg(long, default_value_t = 30)]
     pub progress_bound: u64,
-}
-
-/// Timeout of one request in a chaos run (1 s, as in the demo): a faulty validator is routed
-/// around quickly.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// The clients' options: short requests, a 20 s overall deadline.
-fn client_options() -> Options {
-    Options {
-        request_timeout: REQUEST_TIMEOUT,
-        deadline: Duration::from_secs(20),
-        background_catch_up: Duration::from_secs(10),
-        ..Options::default()
-    }
-}
-
-/// The clients' transport settings.
-fn client_config() -> ClientConfig {
-    ClientConfig {
-        request_timeout: REQUEST_TIMEOUT,
-        connect_timeout: REQUEST_TIMEOUT,
-        ..ClientConfig::default()
-    }
 }
 
 /// A validator set reaching each key at its address.

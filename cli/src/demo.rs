@@ -79,7 +79,8 @@ const TICK: Duration = Duration::from_millis(20);
 /// that stops answering is suspect within a few seconds of the workload.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
-fn options() -> Options {
+/// The clients' options: 1 s requests, a 20 s overall deadline (also `quorum chaos`'s).
+pub(crate) fn options() -> Options {
     Options {
         request_timeout: REQUEST_TIMEOUT,
         deadline: Duration::from_secs(20),
@@ -88,7 +89,8 @@ fn options() -> Options {
     }
 }
 
-fn client_config() -> ClientConfig {
+/// The clients' transport settings (also `quorum chaos`'s).
+pub(crate) fn client_config() -> ClientConfig {
     ClientConfig {
         request_timeout: REQUEST_TIMEOUT,
         connect_timeout: REQUEST_TIMEOUT,

@@ -179,15 +179,28 @@ fn genesis(committee: Committee, owners: &[AccountSecretKey], fast_round: FastRo
     let chains = owners
         .iter()
         .enumerate()
-        .map(|(index, owner)| ChainDescription {
-            origin: ChainOrigin::Genesis(index as u32),
-            owners: BTreeMap::from([(owner.public(), 1)]),
-            super_owner: (fast_round == FastRound::Enabled).then(|| owner.public()),
-            epoch: Epoch(0),
-            timestamp: Timestamp(0),
-            consensus: consensus(),
-            balance: INITIAL_BALANCE,
+        .map(|(index, owner)| {
+            let super_owner = (fast_round == FastRound::Enabled).then(|| owner.public());
+            genesis_chain(index, std::slice::from_ref(owner), super_owner)
         })
         .collect();
     Genesis { committee, chains }
+}
+
+/// Genesis chain `index`, owned by `owners` (weight 1 each), with [`consensus`] and
+/// [`INITIAL_BALANCE`]; a fast round for `super_owner`, if any.
+pub fn genesis_chain(
+    index: usize,
+    owners: &[AccountSecretKey],
+    super_owner: Option<quorum_core::AccountPublicKey>,
+) -> ChainDescription {
+    ChainDescription {
+        origin: ChainOrigin::Genesis(index as u32),
+        owners: owners.iter().map(|owner| (owner.public(), 1)).collect(),
+        super_owner,
+        epoch: Epoch(0),
+        timestamp: Timestamp(0),
+        consensus: consensus(),
+        balance: INITIAL_BALANCE,
+    }
 }

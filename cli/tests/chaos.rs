@@ -13,42 +13,32 @@ use common::run_within;
 /// Longest the short run may take, start to exit (about 25 s expected in a debug build).
 const RUN_BOUND: Duration = Duration::from_secs(240);
 
-#[test]
-fn a_short_seeded_run_holds_every_invariant_and_reports_them() {
+/// `quorum chaos ARGS… --data-dir DIR/run --report DIR/report.json` in a new directory, which
+/// must succeed: its standard output, the report, and the directory.
+fn chaos(args: &[&str]) -> (String, serde_json::Value, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
     let data = dir.path().join("run");
-    let (output, _) = run_within(
-        dir.path(),
-        &[
-            "chaos",
-            "--seed",
-            "11",
-            "--duration",
-            "12",
-            "--clients",
-            "3",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-        ],
-        RUN_BOUND,
-    )
-    .unwrap();
+    let mut all = vec!["chaos"];
+    all.extend_from_slice(args);
+    all.extend(["--data-dir", data.to_str().unwrap()]);
+    all.extend(["--report", report.to_str().unwrap()]);
+    let (output, _) = run_within(dir.path(), &all, RUN_BOUND).unwrap();
     assert!(
         output.status.success(),
         "chaos failed:\n{}\n{}",
         output.stdout,
         output.stderr
     );
-    assert!(
-        output.stdout.contains("every invariant held"),
-        "{}",
-        output.stdout
-    );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let report = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    (output.stdout, report, dir)
+}
+
+#[test]
+fn a_short_seeded_run_holds_every_invariant_and_reports_them() {
+    let (stdout, report, dir) = chaos(&["--seed", "11", "--duration", "12", "--clients", "3"]);
+    assert!(stdout.contains("every invariant held"), "{stdout}");
+    let data = dir.path().join("run");
     assert_eq!(report["seed"], 11);
     let verdicts = report["verdicts"].as_array().unwrap();
     assert_eq!(verdicts.len(), 6);
@@ -72,36 +62,15 @@ fn a_short_seeded_run_holds_every_invariant_and_reports_them() {
 
 #[test]
 fn a_byzantine_validator_is_routed_around_and_not_asked_by_the_checker() {
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("report.json");
-    let data = dir.path().join("run");
-    let (output, _) = run_within(
-        dir.path(),
-        &[
-            "chaos",
-            "--seed",
-            "12",
-            "--duration",
-            "8",
-            "--clients",
-            "2",
-            "--byzantine",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-        ],
-        RUN_BOUND,
-    )
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "chaos failed:\n{}\n{}",
-        output.stdout,
-        output.stderr
-    );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let (_, report, _dir) = chaos(&[
+        "--seed",
+        "12",
+        "--duration",
+        "8",
+        "--clients",
+        "2",
+        "--byzantine",
+    ]);
     assert_eq!(report["byzantine"], 3);
     assert!(report["acknowledged"].as_u64().unwrap() > 5, "{report}");
     // Among four, the Byzantine validator leaves no room for another validator's fault.

@@ -11,10 +11,9 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use quorum_core::{Batch, Blob, BlockHeight, Storage, Write};
+use quorum_core::{Batch, BlockHeight, Storage, Write};
 use quorum_store_postgres::{PostgresConfig, PostgresStorage};
-use quorum_testkit::crash::{ack_fields, run_until_killed};
-use quorum_testkit::{TestChain, TestCommittee};
+use quorum_testkit::crash::{ack_fields, blob, fixtures, run_until_killed};
 
 use quorum_testkit::postgres::TestDatabase;
 
@@ -28,16 +27,6 @@ const KILL_AFTER: usize = 40;
 const ROUNDS: usize = 2;
 /// How long the parent waits for the writer's acknowledgements.
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn fixtures() -> (TestCommittee, TestChain) {
-    (TestCommittee::new(4, 0xC0FFEE), TestChain::new(0, 0xC4A5))
-}
-
-/// The blob written with the block at `height`: 16 KiB.
-fn blob(height: u64) -> Blob {
-    let seed = height.to_le_bytes();
-    Blob::data(seed.iter().copied().cycle().take(16 * 1024).collect())
-}
 
 /// The writer process. Does nothing unless started by the crash test.
 #[tokio::test]

@@ -15,9 +15,9 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use quorum_core::{Batch, Blob, BlockHeight, CryptoHash, Storage, Write};
+use quorum_core::{Batch, BlockHeight, CryptoHash, Storage, Write};
 use quorum_store_redb::RedbStorage;
-use quorum_testkit::{TestChain, TestCommittee};
+use quorum_testkit::crash::{blob, fixtures};
 
 /// Environment variable that turns [`crash_writer_child`] on, holding the database path.
 const WRITER_ENV: &str = "QUORUM_STORE_REDB_CRASH_WRITER_DB";
@@ -31,17 +31,6 @@ const MAX_BLOCKS: u64 = 100_000;
 const ROUNDS: usize = 2;
 /// How long the parent waits for the writer's acknowledgements.
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The committee and chain both processes derive the blocks from.
-fn fixtures() -> (TestCommittee, TestChain) {
-    (TestCommittee::new(4, 0xC0FFEE), TestChain::new(0, 0xC4A5))
-}
-
-/// The blob written with the block at `height`: 16 KiB, so a batch spans several pages.
-fn blob(height: u64) -> Blob {
-    let seed = height.to_le_bytes();
-    Blob::data(seed.iter().copied().cycle().take(16 * 1024).collect())
-}
 
 /// The writer process. Does nothing unless started by [`crash_loses_no_acknowledged_write`].
 #[tokio::test]

@@ -6,6 +6,10 @@
 #![allow(clippy::expect_used)] // panicking is how a test helper fails
 
 use std::io::{BufRead, BufReader};
+
+use quorum_core::Blob;
+
+use crate::{TestChain, TestCommittee};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -89,4 +93,17 @@ pub fn run_until_killed<T>(
 pub fn ack_fields<'a>(line: &'a str, prefix: &str) -> Option<Vec<&'a str>> {
     let rest = &line[line.find(prefix)? + prefix.len()..];
     Some(rest.split_whitespace().collect())
+}
+
+/// The committee and the chain a single-chain crash test's writer and checker both derive the
+/// blocks from.
+pub fn fixtures() -> (TestCommittee, TestChain) {
+    (TestCommittee::new(4, 0xC0FFEE), TestChain::new(0, 0xC4A5))
+}
+
+/// The blob a crash test writes with the block at `height`: 16 KiB, so a batch spans several
+/// pages.
+pub fn blob(height: u64) -> Blob {
+    let seed = height.to_le_bytes();
+    Blob::data(seed.iter().copied().cycle().take(16 * 1024).collect())
 }

@@ -9,10 +9,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use quorum_chaos::proxy::{FaultProxy, ProxyHandle};
-use quorum_core::{
-    AccountSecretKey, ChainDescription, ChainId, ChainOrigin, Committee, Epoch, Timestamp,
-    ValidatorInfo, ValidatorSecretKey,
-};
+use quorum_core::{AccountSecretKey, ChainId, Committee, ValidatorInfo, ValidatorSecretKey};
 use quorum_node::Genesis;
 
 use super::processes::ValidatorProcess;
@@ -20,7 +17,7 @@ use crate::config::ValidatorConfig;
 use crate::error::CliError;
 use crate::files::{self, GENESIS_FILE};
 use crate::keys;
-use crate::setup::{consensus, INITIAL_BALANCE};
+use crate::setup::genesis_chain;
 
 /// A chain of the run and the keys of its owners.
 #[derive(Clone, Debug)]
@@ -214,14 +211,9 @@ fn genesis(committee: Committee, owners: &[Vec<AccountSecretKey>]) -> Genesis {
     let chains = owners
         .iter()
         .enumerate()
-        .map(|(index, keys)| ChainDescription {
-            origin: ChainOrigin::Genesis(index as u32),
-            owners: keys.iter().map(|key| (key.public(), 1)).collect(),
-            super_owner: (keys.len() == 1).then(|| keys[0].public()),
-            epoch: Epoch(0),
-            timestamp: Timestamp(0),
-            consensus: consensus(),
-            balance: INITIAL_BALANCE,
+        .map(|(index, keys)| {
+            let super_owner = (keys.len() == 1).then(|| keys[0].public());
+            genesis_chain(index, keys, super_owner)
         })
         .collect();
     Genesis { committee, chains }
