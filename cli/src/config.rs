@@ -61,6 +61,7 @@ use quorum_transport_tcp::{
 
 use crate::error::CliError;
 use crate::files::GENESIS_FILE;
+use crate::sharded::ShardsConfig;
 use crate::storage_config::StorageConfig;
 
 /// What a configuration file is called in error messages.
@@ -77,6 +78,9 @@ const HEADER: &str = "\
 #             group or others can read)
 #   genesis   the committee's genesis, the same file on every machine
 #   metrics   optional address for a metrics endpoint (host:port)
+#   [shards]  optional: a sharded validator (addresses of its shards, lease_ms,
+#             outbox_poll_ms); needs [storage.postgres]; `quorum validator` runs the proxy,
+#             `quorum validator --shard I` shard I
 #   [limits]  sizes in bytes, times in seconds (idle_timeout_secs = 0: never close idle);
 #             max_frame_bytes, when absent, is what the protocol limits need (twice the
 #             larger of max_blob_bytes and the 8 MiB download budget: 16 MiB by default)
@@ -102,6 +106,10 @@ pub struct ValidatorConfig {
     /// Resource limits; every field has a default.
     #[serde(default)]
     pub limits: Limits,
+    /// When present, the validator is sharded (DESIGN §7.1): `quorum validator` runs its
+    /// proxy, `quorum validator --shard I` its shard `I` (see [`ShardsConfig`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<ShardsConfig>,
 }
 
 fn default_genesis() -> PathBuf {
@@ -370,6 +378,7 @@ impl ValidatorConfig {
             genesis,
             metrics: None,
             limits: Limits::default(),
+            shards: None,
         }
     }
 
@@ -427,6 +436,7 @@ mod tests {
                 peer_budget_bytes: 8 << 20,
                 ..Limits::default()
             },
+            shards: None,
         }
     }
 

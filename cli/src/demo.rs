@@ -19,59 +19,18 @@ use quorum_updater::{ChainClient, Options, RemoteNode, ValidatorSet};
 use crate::config::Limits;
 use crate::demo_validator::DemoValidator;
 use crate::error::CliError;
-use crate::fault_plan::{FaultKind, FaultPlan, FAULT_AT, LATE_START_AT, RECOVER_AT};
+use crate::fault_plan::{FaultKind, FAULT_AT, LATE_START_AT, RECOVER_AT};
 use crate::health_watch::HealthWatch;
 use crate::notify_probe::NotifyProbe;
 use crate::setup::{self, CommitteeSetup};
 use crate::summary::{Summary, ValidatorRow};
 use crate::validator;
 
-/// The transports the demo can run over.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Transport {
-    /// Loopback TCP, one server per validator.
-    Tcp,
-    /// In process, through BCS round trips.
-    Mem,
-}
+mod args;
 
-/// Settings of the demo.
-#[derive(Clone, Debug, clap::Args)]
-pub struct DemoArgs {
-    /// Validators in the committee.
-    #[arg(long, default_value_t = 4)]
-    pub validators: usize,
-    /// Blocks to commit in all.
-    #[arg(long, default_value_t = 200)]
-    pub blocks: usize,
-    /// Chains to spread them over (each pays the next).
-    #[arg(long, default_value_t = 4)]
-    pub chains: usize,
-    /// Whether blocks start in the fast round.
-    #[command(flatten)]
-    pub rounds: setup::RoundArgs,
-    /// Validators that misbehave (at most f): a number (the first starts late, the others are
-    /// stopped mid-run and restarted from their data), or kinds, one validator each, among
-    /// `late`, `restart` and `hang` (stops answering mid-run, connections still accepted, then
-    /// answers again), e.g. `--faults hang` or `--faults late,hang`; `none` for no fault.
-    #[arg(long, default_value = "1")]
-    pub faults: FaultPlan,
-    /// Transport between client and validators.
-    #[arg(long, value_enum, default_value_t = Transport::Tcp)]
-    pub transport: Transport,
-    /// Where validators keep their redb databases (default: a temporary directory).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Derive every key from this seed, so that runs are reproducible (insecure: the demo's
-    /// keys are made in one place, for demos only). Default: the operating system's random
-    /// source.
-    #[arg(long = "insecure-seed", visible_alias = "seed")]
-    pub insecure_seed: Option<u64>,
-    /// Serve the client's and the validators' metrics in Prometheus text format at
-    /// `http://ADDR/metrics` while the demo runs.
-    #[arg(long, value_name = "ADDR")]
-    pub metrics: Option<std::net::SocketAddr>,
-}
+use args::check_args;
+pub(crate) use args::free_addresses;
+pub use args::{DemoArgs, Transport};
 
 /// How often the demo looks at the workload's progress and the validators' health (20 ms).
 const TICK: Duration = Duration::from_millis(20);
@@ -185,9 +144,11 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
     let chains: Vec<ChainId> = genesis.chains.iter().map(|c| c.id()).collect();
 
     let validators = ValidatorSet::new();
+    let database = args.storage.prepare(args.validators).await?;
     let (mut nodes, mut plan) = start_validators(
         &args,
         &data_dir,
+        &database.places,
         &validator_keys,
         &addresses,
         &genesis,
@@ -202,6 +163,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
     let probe = NotifyProbe::start(&genesis, admin, &validators, followed, options()).await?;
 
     let progress = progress_bar(args.blocks);
+    let trips_before = quorum_store_postgres::round_trips();
     let started = Instant::now();
     let (mut tasks, done) = spawn_transfers(&clients, &chains, args.blocks, &progress);
 
@@ -258,9 +220,18 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
     for node in &mut nodes {
         node.stop(args.transport).await;
     }
+    database.finish().await;
     info!(data_dir = %data_dir.display(), "demo finished");
     let mut summary = summarize(&args, elapsed, &first, rows, out_of_sync)?;
     summary.notification_latencies = probe.latencies();
+    if args.storage.storage == crate::demo_storage::Engine::Postgres {
+        let trips = quorum_store_postgres::round_trips();
+        let per_block = (args.blocks * args.validators) as f64;
+        summary.round_trips_per_block = Some((
+            (trips.reads - trips_before.reads) as f64 / per_block,
+            (trips.writes - trips_before.writes) as f64 / per_block,
+        ));
+    }
     Ok(summary)
 }
 
@@ -299,6 +270,7 @@ fn summarize(
             Transport::Tcp => "tcp",
             Transport::Mem => "in-process",
         },
+        storage: args.storage.describe(),
         blocks: args.blocks,
         elapsed,
         timings: client.timings(),
@@ -306,6 +278,7 @@ fn summarize(
         max_skew_micros: stats.max_skew(),
         validator_rows: rows,
         notification_latencies: Vec::new(),
+        round_trips_per_block: None,
     };
     if !out_of_sync.is_empty() {
         println!("{}", summary.render());
@@ -416,48 +389,13 @@ async fn catch_up(client: &ChainClient<MemoryStorage>, chains: &[ChainId]) -> Re
     Ok(())
 }
 
-/// Refuses a demo too small to show anything, or with more faults than the committee
-/// tolerates.
-fn check_args(args: &DemoArgs) -> Result<(), CliError> {
-    if args.validators == 0 || args.chains < 2 || args.blocks == 0 {
-        return Err(CliError::DemoTooSmall {
-            validators: args.validators,
-            chains: args.chains,
-            blocks: args.blocks,
-        });
-    }
-    let f = (args.validators - 1) / 3;
-    if args.faults.len() > f {
-        return Err(CliError::TooManyFaults {
-            faulty: args.faults.len(),
-            plan: args.faults.to_string(),
-            tolerated: f,
-            validators: args.validators,
-        });
-    }
-    Ok(())
-}
-
-/// `count` loopback addresses with free ports: bound now to learn the ports; each listener is
-/// bound again when its server starts.
-async fn free_addresses(count: usize) -> Result<Vec<String>, CliError> {
-    let mut addresses = Vec::new();
-    for _ in 0..count {
-        let listener = validator::bind("127.0.0.1:0").await?;
-        let address = listener
-            .local_addr()
-            .map_err(quorum_transport_tcp::TransportError::from)?;
-        addresses.push(address.to_string());
-    }
-    Ok(addresses)
-}
-
 /// Makes the committee's validators (in process over TCP or in memory, each reachable through
 /// `validators`), plans the faults of `args` on the last ones, and starts every validator but
 /// those that start late.
 async fn start_validators(
     args: &DemoArgs,
     data_dir: &Path,
+    places: &[Option<crate::demo_storage::Place>],
     validator_keys: &[ValidatorSecretKey],
     addresses: &[String],
     genesis: &Genesis,
@@ -472,6 +410,7 @@ async fn start_validators(
             key.clone(),
             address.clone(),
         );
+        node.postgres = places.get(index).cloned().flatten();
         match args.transport {
             Transport::Tcp => {
                 let remote = TcpValidatorNode::new(address.clone(), client_config())?;
@@ -570,6 +509,9 @@ fn sorted(remotes: &[RemoteNode], keys: &[ValidatorSecretKey]) -> Vec<RemoteNode
         .collect()
 }
 
+/// How many times [`in_sync`] asks a validator about a chain before counting it out of sync.
+const IN_SYNC_ATTEMPTS: usize = 3;
+
 /// Whether `remote` has every chain exactly as the local node has it.
 pub(crate) async fn in_sync(
     local: &Worker<MemoryStorage>,
@@ -580,19 +522,23 @@ pub(crate) async fn in_sync(
         let Ok(state) = local.chain_state(*chain).await else {
             return false;
         };
-        match remote
-            .node
-            .handle_chain_info_query(ChainInfoQuery::new(*chain))
-            .await
-        {
-            Ok(response) => {
-                if response.info.next_block_height != state.next_height()
-                    || response.info.block_hash != state.tip_hash()
-                {
-                    return false;
-                }
+        // A query that fails on a loaded machine (a timeout) says nothing of the validator's
+        // state: ask again, a few times.
+        let mut answer = None;
+        for _ in 0..IN_SYNC_ATTEMPTS {
+            let query = ChainInfoQuery::new(*chain);
+            if let Ok(response) = remote.node.handle_chain_info_query(query).await {
+                answer = Some(response);
+                break;
             }
-            Err(_) => return false,
+        }
+        let Some(response) = answer else {
+            return false;
+        };
+        if response.info.next_block_height != state.next_height()
+            || response.info.block_hash != state.tip_hash()
+        {
+            return false;
         }
     }
     true

@@ -24,6 +24,7 @@ use quorum_transport_tcp::{Server, ServerConfig};
 
 use crate::config::Limits;
 use crate::demo::Transport;
+use crate::demo_storage::{Place, Serving};
 use crate::error::CliError;
 use crate::validator::{self, RedbWorker};
 
@@ -88,6 +89,9 @@ pub struct DemoValidator {
     /// Its in-process node (in-process transport).
     pub mem: Option<MemoryNode>,
     black_hole: Option<BlackHole>,
+    /// Its PostgreSQL database (and shards), instead of redb.
+    pub postgres: Option<Place>,
+    serving: Option<Serving>,
     /// What happened to it, in order.
     pub history: Vec<&'static str>,
 }
@@ -104,6 +108,8 @@ impl DemoValidator {
             server: None,
             mem: None,
             black_hole: None,
+            postgres: None,
+            serving: None,
             history: Vec::new(),
         }
     }
@@ -115,6 +121,10 @@ impl DemoValidator {
                 // A hung validator's listener gives the address back first.
                 if let Some(black_hole) = self.black_hole.take() {
                     black_hole.close().await;
+                }
+                if let Some(place) = &self.postgres {
+                    self.serving = Some(place.start(genesis, &self.key, &self.address).await?);
+                    return Ok(());
                 }
                 let worker = validator::open_worker(
                     &self.database,
@@ -145,6 +155,9 @@ impl DemoValidator {
                 }
                 if let Some(server) = self.server.take() {
                     server.shutdown().await;
+                }
+                if let Some(serving) = self.serving.take() {
+                    serving.stop().await;
                 }
                 self.worker = None;
             }

@@ -254,6 +254,35 @@ pub enum CliError {
         /// Where the URL was given.
         what: String,
     },
+    /// `quorum demo --storage postgres` without `--database-url` or `QUORUM_POSTGRES_URL`.
+    #[error("--storage postgres needs a database: --database-url URL (no password in it) or QUORUM_POSTGRES_URL")]
+    NoDatabaseUrl,
+    /// `quorum demo --storage postgres --transport mem`.
+    #[error("--storage postgres runs validators over TCP only (leave --transport at tcp)")]
+    DemoPostgresNeedsTcp,
+    /// `[shards]` with a storage other than PostgreSQL.
+    #[error("shards need PostgreSQL storage ([storage.postgres], or `quorum demo --storage postgres`): every shard and the proxy share one database")]
+    ShardsNeedPostgres,
+    /// `[shards]` lists no address (or more than 2^32).
+    #[error("[shards] addresses lists no shard, or too many")]
+    NoShards,
+    /// `--shard` out of the range of `[shards]`'s addresses.
+    #[error("shard {index} is out of range: [shards] lists {count} address(es)")]
+    ShardOutOfRange {
+        /// The index asked.
+        index: u32,
+        /// The number of addresses.
+        count: usize,
+    },
+    /// `--shard` for a configuration without `[shards]`.
+    #[error("--shard given, but {} has no [shards]", .0.display())]
+    NotSharded(std::path::PathBuf),
+    /// A testing option that only a single-process validator has.
+    #[error("--testing-byzantine is for single-process validators only")]
+    ShardedByzantine,
+    /// The proxy's shard nodes do not match the shard count.
+    #[error(transparent)]
+    ShardNodes(#[from] quorum_node::shard::ShardNodesMismatch),
     /// The PostgreSQL store could not start or failed.
     #[error(transparent)]
     Postgres(#[from] quorum_store_postgres::PostgresError),

@@ -47,6 +47,7 @@ pub async fn serve(address: SocketAddr) -> Result<SocketAddr, CliError> {
     quorum_node::describe_metrics();
     quorum_transport_tcp::describe_metrics();
     quorum_updater::describe_metrics();
+    quorum_store_postgres::describe_metrics();
     let listener = TcpListener::bind(address)
         .await
         .map_err(|source| CliError::MetricsBind { address, source })?;

@@ -17,6 +17,9 @@ pub struct Summary {
     pub rounds: FastRound,
     /// Transport used.
     pub transport: &'static str,
+    /// Where validators keep their data (`redb`, `postgres`, `postgres, N shard(s) per
+    /// validator`).
+    pub storage: String,
     /// Blocks committed by the workload.
     pub blocks: usize,
     /// Wall time of the workload.
@@ -32,6 +35,9 @@ pub struct Summary {
     /// Per block of the chains a listening client followed: from the first validator's
     /// announcement of its commit to the client's verified report ([`crate::notify_probe`]).
     pub notification_latencies: Vec<Duration>,
+    /// On PostgreSQL: database round trips per committed block per validator, (reads,
+    /// writes), over the run (the workload and the final catch-up).
+    pub round_trips_per_block: Option<(f64, f64)>,
 }
 
 /// One validator's line of the summary.
@@ -88,8 +94,8 @@ impl Summary {
         let mut out = String::new();
         out.push_str("\n=== quorum demo summary ===\n");
         out.push_str(&format!(
-            "committee            {} validators, {} chains ({}), {} transport\n",
-            self.validators, self.chains, self.rounds, self.transport
+            "committee            {} validators, {} chains ({}), {} transport, {} storage\n",
+            self.validators, self.chains, self.rounds, self.transport, self.storage
         ));
         out.push_str(&format!("blocks committed     {}\n", self.blocks));
         out.push_str(&format!(
@@ -114,6 +120,11 @@ impl Summary {
             ms(quantile(&notified, 0.99)),
             notified.len()
         ));
+        if let Some((reads, writes)) = self.round_trips_per_block {
+            out.push_str(&format!(
+                "database round trips {reads:.2} reads + {writes:.2} writes per block per validator\n"
+            ));
+        }
         match self.max_skew_micros {
             Some(skew) => out.push_str(&format!("max clock skew       {skew} µs\n")),
             None => out.push_str("max clock skew       none reported\n"),
@@ -212,6 +223,7 @@ mod tests {
             chains: 4,
             rounds: FastRound::Enabled,
             transport: "tcp",
+            storage: "redb".into(),
             blocks: 10,
             elapsed: Duration::from_secs(1),
             timings: Vec::new(),
@@ -219,9 +231,10 @@ mod tests {
             max_skew_micros: None,
             validator_rows: vec![row],
             notification_latencies: vec![Duration::from_millis(3), Duration::from_millis(5)],
+            round_trips_per_block: None,
         };
         let text = summary.render();
-        assert!(text.contains("4 validators, 4 chains (fast round), tcp transport"));
+        assert!(text.contains("4 validators, 4 chains (fast round), tcp transport, redb storage"));
         assert!(
             text.contains("notified p50 / p99   5.00 ms / 5.00 ms"),
             "{text}"

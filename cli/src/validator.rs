@@ -34,7 +34,7 @@ pub async fn open_worker(
 }
 
 /// The validator's Worker on `storage` and `clock`, the genesis state written where missing.
-async fn worker_on<S: Storage + 'static>(
+pub(crate) async fn worker_on<S: Storage + 'static>(
     storage: S,
     genesis: &Genesis,
     key: ValidatorSecretKey,
@@ -90,7 +90,7 @@ pub fn serve(
 
 /// Serves `node` (a Worker, or a Worker behind a testing mode) under the protocol `limits`
 /// on an already bound listener.
-fn serve_node(
+pub(crate) fn serve_node(
     node: Arc<dyn ValidatorNode>,
     limits: &quorum_core::Limits,
     listener: TcpListener,
@@ -136,6 +136,10 @@ pub struct ValidatorArgs {
     /// `BlobsNotFound`, wrong-round claims). Never for a real validator.
     #[arg(long)]
     pub testing_byzantine: bool,
+    /// Run shard INDEX of a sharded validator (its configuration has `[shards]`); without it,
+    /// such a configuration runs the validator's proxy.
+    #[arg(long, value_name = "INDEX")]
+    pub shard: Option<u32>,
 }
 
 /// Runs a validator until SIGINT or SIGTERM, then shuts down gracefully. Refuses to start with a
@@ -163,18 +167,73 @@ pub async fn run(args: &ValidatorArgs) -> Result<(), CliError> {
         }
         None => Arc::new(SystemClock),
     };
+    if let Some(shards) = &config.shards {
+        return run_sharded(args, &config, shards, &genesis, key, clock).await;
+    }
+    if args.shard.is_some() {
+        return Err(CliError::NotSharded(args.config.clone()));
+    }
     let node = open_node(&config, &genesis, key, clock, args.testing_byzantine).await?;
     let listener = bind(&config.listen).await?;
     let protocol = config.limits.protocol();
     let server = serve_node(node, &protocol, listener, config.limits.server_config())?;
     println!("listening on {}", server.local_addr());
+    serve_metrics(args, &config).await?;
+    wait_for_signal().await;
+    info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn serve_metrics(args: &ValidatorArgs, config: &ValidatorConfig) -> Result<(), CliError> {
     if let Some(address) = args.metrics.or(config.metrics) {
         let bound = crate::metrics_server::serve(address).await?;
         println!("metrics at http://{bound}/metrics");
     }
-    wait_for_signal().await;
+    Ok(())
+}
+
+/// A sharded validator's proxy, or its shard `--shard`, until SIGINT or SIGTERM (a shard
+/// also stops, with an error, if it loses its lease).
+async fn run_sharded(
+    args: &ValidatorArgs,
+    config: &ValidatorConfig,
+    shards: &crate::sharded::ShardsConfig,
+    genesis: &Genesis,
+    key: ValidatorSecretKey,
+    clock: Arc<dyn Clock>,
+) -> Result<(), CliError> {
+    if args.testing_byzantine {
+        return Err(CliError::ShardedByzantine);
+    }
+    let Some(index) = args.shard else {
+        let listener = bind(&config.listen).await?;
+        let database = crate::sharded::database(config)?;
+        let server =
+            crate::sharded::start_proxy(database, &config.limits, shards, listener).await?;
+        println!("listening on {}", server.local_addr());
+        serve_metrics(args, config).await?;
+        wait_for_signal().await;
+        info!("shutting down");
+        server.shutdown().await;
+        return Ok(());
+    };
+    let database = crate::sharded::database(config)?;
+    let limits = &config.limits;
+    let mut shard =
+        crate::sharded::start_shard(database, limits, shards, genesis, key, index, clock, None)
+            .await?;
+    println!("listening on {} (shard {index})", shard.server.local_addr());
+    serve_metrics(args, config).await?;
+    tokio::select! {
+        _ = wait_for_signal() => {}
+        _ = shard.lease.lost() => {
+            shard.server.shutdown().await;
+            return Err(quorum_store_postgres::PostgresError::LeaseLost.into());
+        }
+    }
     info!("shutting down");
-    server.shutdown().await;
+    shard.stop().await;
     Ok(())
 }
 

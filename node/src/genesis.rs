@@ -44,6 +44,18 @@ impl Genesis {
         storage: &S,
         now: Timestamp,
     ) -> Result<ChainId, GenesisError> {
+        self.initialize_where(storage, now, |_| true).await
+    }
+
+    /// [`Genesis::initialize`] for the chains `owned` accepts only (their blobs and the
+    /// committee as well): what one shard of a sharded validator writes (DESIGN §7.1), so
+    /// that no process ever writes the state of a chain another one runs.
+    pub async fn initialize_where<S: Storage + ?Sized>(
+        &self,
+        storage: &S,
+        now: Timestamp,
+        owned: impl Fn(ChainId) -> bool,
+    ) -> Result<ChainId, GenesisError> {
         let admin = self.admin_chain().ok_or(GenesisError::NoChains)?;
         let mut batch = Batch::new();
         if storage.read_committee(Epoch(0)).await?.is_none() {
@@ -52,6 +64,9 @@ impl Genesis {
         for description in &self.chains {
             let chain_id = description.id();
             batch.push(Write::Blob(description.to_blob()));
+            if !owned(chain_id) {
+                continue;
+            }
             let existing = storage.read_chain_state(chain_id).await?;
             if existing.as_ref().is_some_and(ChainState::is_active) {
                 continue;

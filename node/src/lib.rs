@@ -18,6 +18,7 @@ mod memory;
 mod metrics;
 mod notifier;
 mod overlay;
+pub mod shard;
 mod worker;
 
 pub use clock::{Clock, ManualClock, Sleep, SystemClock, TokioClock};

@@ -5,8 +5,8 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use quorum_core::{
     Batch, Blob, BlobId, BlobState, BlockHeight, ChainId, ChainState, Committee,
-    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, ReceivedEntry, Storage, StorageError,
-    Write,
+    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, OutboxEntry, ReceivedEntry, Storage,
+    StorageError, Write,
 };
 
 /// A [`Storage`] that keeps everything in memory, for tests, simulations and clients that need
@@ -49,6 +49,9 @@ struct Tables {
     committees: BTreeMap<Epoch, Committee>,
     /// Received-log entries by chain and index.
     received_logs: BTreeMap<(ChainId, u64), ReceivedEntry>,
+    /// Outbox entries: `true` while owed; `false` marks one done that this storage never
+    /// held (as a layer over another storage, it hides the one below).
+    outbox: BTreeMap<OutboxEntry, bool>,
 }
 
 /// A write with its keys computed, ready to apply under the lock.
@@ -60,6 +63,8 @@ enum Keyed {
     ChainState(Arc<ChainState>),
     Committee(Epoch, Committee),
     ReceivedLog(ChainId, u64, ReceivedEntry),
+    Outbox(OutboxEntry),
+    OutboxDone(OutboxEntry),
 }
 
 impl Keyed {
@@ -75,6 +80,8 @@ impl Keyed {
             Write::ReceivedLog(chain_id, index, entry) => {
                 Keyed::ReceivedLog(chain_id, index, entry)
             }
+            Write::Outbox(entry) => Keyed::Outbox(entry),
+            Write::OutboxDone(entry) => Keyed::OutboxDone(entry),
         }
     }
 }
@@ -85,6 +92,17 @@ impl MemoryStorage {
         self.read().chain_states.get(&chain_id).cloned()
     }
 
+    /// The outbox entries of `lane` this storage knows of, owed (`true`) or marked done
+    /// (`false`): what it changes as a layer over another storage.
+    pub(crate) fn outbox_layer(&self, lane: u32) -> Vec<(OutboxEntry, bool)> {
+        self.read()
+            .outbox
+            .range(lane_start(lane)..)
+            .take_while(|(entry, _)| entry.lane == lane)
+            .map(|(entry, owed)| (*entry, *owed))
+            .collect()
+    }
+
     /// Applies a copy of `batch` at once (what `write_batch` does, without an `await`).
     pub(crate) fn apply(&self, batch: &Batch) {
         let writes: Vec<Keyed> = batch.writes.iter().cloned().map(Keyed::new).collect();
@@ -92,6 +110,15 @@ impl MemoryStorage {
         for write in writes {
             tables.apply(write);
         }
+    }
+}
+
+/// The first possible entry of `lane`, in key order.
+pub(crate) fn lane_start(lane: u32) -> OutboxEntry {
+    OutboxEntry {
+        lane,
+        recipient: ChainId(CryptoHash([0; 32])),
+        certificate: CryptoHash([0; 32]),
     }
 }
 
@@ -122,6 +149,14 @@ impl Tables {
             }
             Keyed::ReceivedLog(chain_id, index, entry) => {
                 self.received_logs.insert((chain_id, index), entry);
+            }
+            Keyed::Outbox(entry) => {
+                self.outbox.insert(entry, true);
+            }
+            Keyed::OutboxDone(entry) => {
+                if self.outbox.remove(&entry) != Some(true) {
+                    self.outbox.insert(entry, false);
+                }
             }
         }
     }
@@ -229,6 +264,15 @@ impl Storage for MemoryStorage {
             .map_while(|(((chain, index), entry), expected)| {
                 (*chain == chain_id && *index == expected).then_some(*entry)
             })
+            .collect())
+    }
+
+    async fn read_outbox(&self, lane: u32, limit: usize) -> Result<Vec<OutboxEntry>, StorageError> {
+        Ok(self
+            .outbox_layer(lane)
+            .into_iter()
+            .filter_map(|(entry, owed)| owed.then_some(entry))
+            .take(limit)
             .collect())
     }
 

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 
 use quorum_core::{
     Batch, Blob, BlobId, BlobState, BlockHeight, ChainId, ChainState, Committee,
-    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, ReceivedEntry, Storage, StorageError,
-    Write,
+    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, OutboxEntry, ReceivedEntry, Storage,
+    StorageError, Write,
 };
 
 use crate::memory::MemoryStorage;
@@ -168,6 +168,30 @@ impl<S: Storage + ?Sized> Storage for Overlay<'_, S> {
         Ok(entries)
     }
 
+    async fn read_outbox(&self, lane: u32, limit: usize) -> Result<Vec<OutboxEntry>, StorageError> {
+        // The buffer's own entries, and the base's but those the buffer marked done: asking
+        // the base for as many more as there are marks still yields `limit` when it can.
+        let layer = self.changes.outbox_layer(lane);
+        let done: std::collections::BTreeSet<OutboxEntry> = layer
+            .iter()
+            .filter_map(|(entry, owed)| (!owed).then_some(*entry))
+            .collect();
+        let wanted = limit.saturating_add(done.len());
+        let mut entries: std::collections::BTreeSet<OutboxEntry> = self
+            .base
+            .read_outbox(lane, wanted)
+            .await?
+            .into_iter()
+            .filter(|entry| !done.contains(entry))
+            .collect();
+        entries.extend(
+            layer
+                .iter()
+                .filter_map(|(entry, owed)| owed.then_some(*entry)),
+        );
+        Ok(entries.into_iter().take(limit).collect())
+    }
+
     async fn write_batch(&self, batch: Batch) -> Result<(), StorageError> {
         self.changes.write_batch(batch.clone()).await?;
         self.writes
@@ -217,5 +241,42 @@ mod tests {
         let batch = overlay.into_batch();
         base.write_batch(batch).await.unwrap();
         assert_eq!(base.read_blob(new.id()).await.unwrap(), Some(new));
+    }
+
+    #[tokio::test]
+    async fn the_outbox_read_through_a_buffer_hides_what_it_marked_done() {
+        let entry = |recipient: u8| quorum_core::OutboxEntry {
+            lane: 1,
+            recipient: ChainId(CryptoHash([recipient; 32])),
+            certificate: CryptoHash([9; 32]),
+        };
+        let base = MemoryStorage::new();
+        base.write_batch(Batch {
+            writes: vec![Write::Outbox(entry(1)), Write::Outbox(entry(2))],
+        })
+        .await
+        .unwrap();
+        let overlay = Overlay::new(&base);
+        overlay
+            .write_batch(Batch {
+                writes: vec![Write::OutboxDone(entry(1)), Write::Outbox(entry(3))],
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            overlay.read_outbox(1, 10).await.unwrap(),
+            vec![entry(2), entry(3)]
+        );
+        assert_eq!(overlay.read_outbox(1, 1).await.unwrap(), vec![entry(2)]);
+        assert_eq!(
+            base.read_outbox(1, 10).await.unwrap().len(),
+            2,
+            "the base untouched"
+        );
+        base.write_batch(overlay.into_batch()).await.unwrap();
+        assert_eq!(
+            base.read_outbox(1, 10).await.unwrap(),
+            vec![entry(2), entry(3)]
+        );
     }
 }

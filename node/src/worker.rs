@@ -35,6 +35,7 @@ mod consensus;
 mod fast_proposal;
 mod follow;
 mod held_blobs;
+mod outbox;
 mod queries;
 mod received;
 mod store;
@@ -444,6 +445,7 @@ impl<S: Storage + 'static> ValidatorNode for Worker<S> {
         proposal: BlockProposal,
     ) -> Result<ChainInfoResponse, NodeError> {
         let signature = self.check_proposal_signature(&proposal).await;
+        self.take_in_owed_for([&proposal.content.block]).await;
         self.durable(self.do_handle_block_proposal(proposal, signature).await)
             .await
     }
@@ -453,6 +455,7 @@ impl<S: Storage + 'static> ValidatorNode for Worker<S> {
         certificate: LiteCertificate,
         delivery: CrossChainDelivery,
     ) -> Result<ChainInfoResponse, NodeError> {
+        self.take_in_owed_for_pending(certificate.chain_id).await;
         self.durable(self.do_handle_lite_certificate(certificate, delivery).await)
             .await
     }
@@ -462,6 +465,7 @@ impl<S: Storage + 'static> ValidatorNode for Worker<S> {
         certificate: ConfirmedBlockCertificate,
         _delivery: CrossChainDelivery,
     ) -> Result<ChainInfoResponse, NodeError> {
+        self.take_in_owed_for([certificate.value().block()]).await;
         self.durable(
             self.confirmed_certificate(certificate, Signatures::Unchecked { own: None })
                 .await,
@@ -473,6 +477,7 @@ impl<S: Storage + 'static> ValidatorNode for Worker<S> {
         &self,
         certificate: ValidatedBlockCertificate,
     ) -> Result<ChainInfoResponse, NodeError> {
+        self.take_in_owed_for([certificate.value().block()]).await;
         self.durable(
             self.validated_certificate(certificate, Signatures::Unchecked { own: None })
                 .await,
@@ -493,6 +498,8 @@ impl<S: Storage + 'static> ValidatorNode for Worker<S> {
         certificates: Vec<ConfirmedBlockCertificate>,
         _delivery: CrossChainDelivery,
     ) -> Result<BatchOutcome, NodeError> {
+        let blocks: Vec<&Block> = certificates.iter().map(|c| c.value().block()).collect();
+        self.take_in_owed_for(blocks).await;
         self.durable(
             self.do_handle_confirmed_certificates(certificates, _delivery)
                 .await,

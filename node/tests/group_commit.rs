@@ -64,6 +64,13 @@ impl Storage for SlowStorage {
     ) -> Result<Vec<quorum_core::ReceivedEntry>, StorageError> {
         self.inner.read_received_log(chain_id, from, limit).await
     }
+    async fn read_outbox(
+        &self,
+        lane: u32,
+        limit: usize,
+    ) -> Result<Vec<quorum_core::OutboxEntry>, StorageError> {
+        self.inner.read_outbox(lane, limit).await
+    }
     async fn missing_blobs(&self, ids: &[BlobId]) -> Result<Vec<BlobId>, StorageError> {
         self.inner.missing_blobs(ids).await
     }

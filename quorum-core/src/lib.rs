@@ -101,7 +101,7 @@ pub use notification::{
 };
 pub use received_log::ReceivedEntry;
 pub use round::Round;
-pub use storage::{Batch, Storage, StorageError, Write};
+pub use storage::{Batch, OutboxEntry, Storage, StorageError, Write};
 pub use tally::{QuorumTally, QuorumValues, Rejected, TallyError, TallyOutcome, ERROR_SAMPLE_SIZE};
 pub use units::{BlockHeight, TimeDelta, Timestamp};
 pub use validator_node::ValidatorNode;

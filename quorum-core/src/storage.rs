@@ -10,6 +10,7 @@ use crate::error::{NodeError, StorageErrorKind};
 use crate::hash::CryptoHash;
 use crate::ChainState;
 use crate::{Blob, BlobId, BlobState, BlockHeight, ChainId, EventId, ReceivedEntry};
+use serde::{Deserialize, Serialize};
 
 /// A storage failure, with the back end's own error as its source.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,26 @@ pub enum Write {
     /// The entry at an index of a chain's received log (DESIGN §4.2.1). Entries are written
     /// once each, at the index the chain's state counted for them.
     ReceivedLog(ChainId, u64, ReceivedEntry),
+    /// A delivery owed to a chain another shard of the validator owns (DESIGN §7.1): written
+    /// in the sending block's batch, so that it is durable exactly when the block is.
+    Outbox(OutboxEntry),
+    /// The delivery is done: written in the batch that delivered it. Removing an entry that
+    /// is not there is no error.
+    OutboxDone(OutboxEntry),
+}
+
+/// One delivery of a validator's durable outbox (DESIGN §7.1): the block of `certificate`
+/// sent something (a bundle, or the opening of a chain) to `recipient`, a chain the shard of
+/// index `lane` owns. Entries are kept in key order: `lane`, then `recipient`, then
+/// `certificate`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// The index of the shard that owns `recipient`.
+    pub lane: u32,
+    /// The chain the delivery is for.
+    pub recipient: ChainId,
+    /// The hash of the sending block's confirmed certificate.
+    pub certificate: CryptoHash,
 }
 
 /// Writes applied atomically: all or none.
@@ -138,6 +159,9 @@ pub trait Storage: Send + Sync {
         from: u64,
         limit: usize,
     ) -> Result<Vec<ReceivedEntry>, StorageError>;
+
+    /// Entries of the outbox lane `lane` ([`Write::Outbox`]), in key order: at most `limit`.
+    async fn read_outbox(&self, lane: u32, limit: usize) -> Result<Vec<OutboxEntry>, StorageError>;
 
     /// Applies all writes atomically and durably.
     ///

@@ -39,9 +39,15 @@ mod detached;
 mod error;
 mod pool;
 mod schema;
+mod scratch;
+mod shard;
+mod stats;
 mod storage;
 mod write;
 
 pub use config::{has_password, redacted, PostgresConfig};
 pub use error::PostgresError;
+pub use scratch::ScratchDatabase;
+pub use shard::{ShardClaim, ShardLease};
+pub use stats::{describe_metrics, round_trips, RoundTrips};
 pub use storage::PostgresStorage;

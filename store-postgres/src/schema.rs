@@ -8,16 +8,19 @@
 //! Keys are the values' canonical BCS bytes (hashes and chain ids are their 32 bytes); heights,
 //! indices and epochs are `BIGINT`. `quorum_batches` holds the id of every write batch applied,
 //! so that a batch whose commit had an unknown outcome is never applied twice.
+//! `quorum_outbox` holds a sharded validator's deliveries between shards, `quorum_shards` the
+//! lease of each shard index, and `quorum_meta`'s `shard_count` the number of shards.
 
 use tokio_postgres::Client;
 
 use crate::error::PostgresError;
 
 /// The newest schema version this build knows.
-pub(crate) const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 2;
 
 /// Each migration, in order: migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; VERSION as usize] = ["CREATE TABLE IF NOT EXISTS quorum_certificates (
+const MIGRATIONS: [&str; VERSION as usize] = [
+    "CREATE TABLE IF NOT EXISTS quorum_certificates (
          hash BYTEA PRIMARY KEY,
          value BYTEA NOT NULL
      );
@@ -56,7 +59,20 @@ const MIGRATIONS: [&str; VERSION as usize] = ["CREATE TABLE IF NOT EXISTS quorum
      CREATE TABLE IF NOT EXISTS quorum_batches (
          id BYTEA PRIMARY KEY,
          created BIGINT NOT NULL
-     );"];
+     );",
+    // Version 2: a sharded validator's outbox and its shards' leases (DESIGN §7.1).
+    "CREATE TABLE IF NOT EXISTS quorum_outbox (
+         lane BIGINT NOT NULL,
+         recipient BYTEA NOT NULL,
+         certificate BYTEA NOT NULL,
+         PRIMARY KEY (lane, recipient, certificate)
+     );
+     CREATE TABLE IF NOT EXISTS quorum_shards (
+         shard_index BIGINT PRIMARY KEY,
+         holder BYTEA NOT NULL,
+         expires_ms BIGINT NOT NULL
+     );",
+];
 
 /// Creates the schema `schema` and brings its tables to [`VERSION`], in serializable
 /// transactions (several processes may start at once: a conflict is retried by the caller);

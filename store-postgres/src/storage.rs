@@ -11,8 +11,8 @@ use tokio_postgres::Row as DbRow;
 
 use quorum_core::{
     Batch, Blob, BlobId, BlobState, BlockHeight, ChainId, ChainState, Committee,
-    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, ReceivedEntry, Storage, StorageError,
-    StorageErrorKind,
+    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, OutboxEntry, ReceivedEntry, Storage,
+    StorageError, StorageErrorKind,
 };
 
 use crate::config::PostgresConfig;
@@ -20,7 +20,8 @@ use crate::detached::Detached;
 use crate::error::PostgresError;
 use crate::pool::Pool;
 use crate::schema::{is_identifier, migrate};
-use crate::write::{apply, encode, stored};
+use crate::shard::Fence;
+use crate::write::{apply, encode, fence, stored};
 
 /// A [`Storage`] on a PostgreSQL-wire database (see the [crate documentation](crate)). Cheap
 /// to clone: clones share the pool.
@@ -29,10 +30,29 @@ pub struct PostgresStorage {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    pool: Pool,
+pub(crate) struct Inner {
+    pub(crate) pool: Pool,
     detached: Arc<Detached>,
     batches: AtomicU64,
+    /// The shard lease every batch checks, once one is claimed.
+    fence: std::sync::Mutex<Fence>,
+}
+
+impl Inner {
+    /// Sets the lease every later batch checks (`None`: none).
+    pub(crate) fn set_fence(&self, fence: Fence) {
+        *self
+            .fence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = fence;
+    }
+
+    fn fence(&self) -> Fence {
+        *self
+            .fence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl std::fmt::Debug for PostgresStorage {
@@ -88,8 +108,14 @@ impl PostgresStorage {
                 pool,
                 detached: Arc::new(Detached::default()),
                 batches: AtomicU64::new(0),
+                fence: std::sync::Mutex::new(None),
             }),
         })
+    }
+
+    /// The shared state, for the shard leases.
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
     }
 
     /// One query's rows, after every detached batch landed, within the statement timeout.
@@ -102,6 +128,7 @@ impl PostgresStorage {
         self.inner.detached.settled().await;
         let connection = self.inner.pool.get().await.map_err(read)?;
         let timeout = self.inner.pool.config().statement_timeout;
+        crate::stats::count_read();
         match tokio::time::timeout(timeout, connection.client().query(statement, params)).await {
             Ok(Ok(rows)) => Ok(rows),
             Ok(Err(error)) => Err(read(error.into())),
@@ -130,6 +157,18 @@ fn decode<T: DeserializeOwned>(row: &DbRow, column: usize) -> Result<T, StorageE
         .map_err(|error| PostgresError::from(error).storage(StorageErrorKind::Corrupted))?;
     bcs::from_bytes(bytes)
         .map_err(|error| PostgresError::from(error).storage(StorageErrorKind::Corrupted))
+}
+
+/// Column `column` of `row`: 32 bytes of a hash or chain id.
+fn hash_column(row: &DbRow, column: usize) -> Result<CryptoHash, StorageError> {
+    let corrupted = |error: PostgresError| error.storage(StorageErrorKind::Corrupted);
+    let bytes: &[u8] = row
+        .try_get(column)
+        .map_err(|error| corrupted(PostgresError::from(error)))?;
+    let hash: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| corrupted(PostgresError::OutOfRange(bytes.len() as u64)))?;
+    Ok(CryptoHash(hash))
 }
 
 /// Column `column` of `row` as a stored number.
@@ -319,11 +358,38 @@ impl Storage for PostgresStorage {
         Ok(entries)
     }
 
+    async fn read_outbox(&self, lane: u32, limit: usize) -> Result<Vec<OutboxEntry>, StorageError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lane_key = i64::from(lane);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .query(
+                "SELECT recipient, certificate FROM quorum_outbox
+                 WHERE lane = $1 ORDER BY recipient, certificate LIMIT $2",
+                &[&lane_key, &limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(OutboxEntry {
+                    lane,
+                    recipient: ChainId(hash_column(row, 0)?),
+                    certificate: hash_column(row, 1)?,
+                })
+            })
+            .collect()
+    }
+
     async fn write_batch(&self, batch: Batch) -> Result<(), StorageError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let rows = encode(&batch).map_err(|error| error.storage(StorageErrorKind::Write))?;
+        let mut rows = encode(&batch).map_err(|error| error.storage(StorageErrorKind::Write))?;
+        if let Some((holder, index)) = self.inner.fence() {
+            rows.push(fence(&holder, index));
+        }
         let sequence = self.inner.batches.fetch_add(1, Ordering::Relaxed);
         let (guard, done) = self.inner.detached.track();
         let inner = Arc::clone(&self.inner);

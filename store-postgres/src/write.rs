@@ -10,6 +10,7 @@ use quorum_core::{Batch, Write};
 
 use crate::error::PostgresError;
 use crate::pool::Pool;
+use crate::stats;
 
 /// The longest pause between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -24,6 +25,9 @@ pub(crate) struct Row {
     statement: &'static str,
     bytes: Vec<Vec<u8>>,
     number: Option<i64>,
+    /// A check rather than a write: the batch is refused unless the statement counts exactly
+    /// one row.
+    check: bool,
 }
 
 const CERTIFICATE: &str = "INSERT INTO quorum_certificates (hash, value) VALUES ($1, $2)
@@ -41,6 +45,27 @@ const CHAIN_STATE: &str = "INSERT INTO quorum_chain_states (chain, state) VALUES
      ON CONFLICT (chain) DO UPDATE SET state = EXCLUDED.state";
 const COMMITTEE: &str = "INSERT INTO quorum_committees (committee, epoch) VALUES ($1, $2)
      ON CONFLICT (epoch) DO UPDATE SET committee = EXCLUDED.committee";
+const OUTBOX: &str = "INSERT INTO quorum_outbox (recipient, certificate, lane) VALUES ($1, $2, $3)
+     ON CONFLICT (lane, recipient, certificate) DO NOTHING";
+const OUTBOX_DONE: &str =
+    "DELETE FROM quorum_outbox WHERE recipient = $1 AND certificate = $2 AND lane = $3";
+const FENCE: &str = "SELECT 1 FROM quorum_shards
+     WHERE holder = $1 AND shard_index = $2
+     AND expires_ms > CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT)";
+
+/// The row that refuses a batch unless `holder` still holds the lease of shard `index`: a
+/// shard whose lease another process took over never commits again (DESIGN §7.1). Read in
+/// the batch's serializable transaction, so a takeover and the batch cannot both land as if
+/// the other had not happened.
+pub(crate) fn fence(holder: &[u8; 16], index: u32) -> Row {
+    Row {
+        statement: FENCE,
+        bytes: vec![holder.to_vec()],
+        number: Some(i64::from(index)),
+        check: true,
+    }
+}
+
 const RECEIVED_LOG: &str =
     "INSERT INTO quorum_received_logs (chain, entry, idx) VALUES ($1, $2, $3)
      ON CONFLICT (chain, idx) DO UPDATE SET entry = EXCLUDED.entry";
@@ -57,6 +82,10 @@ pub(crate) fn encode(batch: &Batch) -> Result<Vec<Row>, PostgresError> {
         statement,
         bytes,
         number,
+        check: false,
+    };
+    let outbox = |entry: &quorum_core::OutboxEntry| {
+        vec![entry.recipient.0 .0.to_vec(), entry.certificate.0.to_vec()]
     };
     for write in &batch.writes {
         match write {
@@ -102,6 +131,12 @@ pub(crate) fn encode(batch: &Batch) -> Result<Vec<Row>, PostgresError> {
                 vec![chain.0 .0.to_vec(), bcs::to_bytes(entry)?],
                 Some(stored(*index)?),
             )),
+            Write::Outbox(entry) => {
+                rows.push(row(OUTBOX, outbox(entry), Some(i64::from(entry.lane))))
+            }
+            Write::OutboxDone(entry) => {
+                rows.push(row(OUTBOX_DONE, outbox(entry), Some(i64::from(entry.lane))))
+            }
         }
     }
     Ok(rows)
@@ -183,57 +218,54 @@ async fn timed<T>(
 /// One attempt: a serializable transaction with the batch's id and rows.
 async fn try_once(pool: &Pool, id: &[u8; 16], rows: &[Row]) -> Result<(), Failed> {
     let timeout = pool.config().statement_timeout;
-    let mut connection = pool.get().await.map_err(Failed::Retry)?;
-    let outcome = transaction(&mut connection, timeout, id, rows).await;
-    if outcome.is_err() {
+    let connection = pool.get().await.map_err(Failed::Retry)?;
+    let outcome = transaction(connection.client(), timeout, id, rows).await;
+    if !matches!(outcome, Ok(Landed::Now)) {
         // Mid-transaction, perhaps: never hand it to another batch.
         connection.discard();
     }
-    outcome
+    outcome.map(|_| ())
 }
 
+/// How an attempt landed.
+enum Landed {
+    /// Committed by this attempt.
+    Now,
+    /// An earlier attempt of the same batch had landed (this one was left open).
+    Before,
+}
+
+/// The first failure among `results`, in order.
+fn first_failure<T>(
+    results: Vec<Result<T, tokio_postgres::Error>>,
+) -> Result<Vec<T>, tokio_postgres::Error> {
+    results.into_iter().collect()
+}
+
+/// The transaction in two round trips: `BEGIN`, the batch id and every row sent back to back
+/// (pipelined) and answered together, then `COMMIT`.
 async fn transaction(
-    connection: &mut crate::pool::Pooled<'_>,
+    client: &tokio_postgres::Client,
     timeout: Duration,
     id: &[u8; 16],
     rows: &[Row],
-) -> Result<(), Failed> {
+) -> Result<Landed, Failed> {
     let before_commit = |error: PostgresError| match &error {
         PostgresError::Query(inner) if !retryable(inner) => Failed::Fatal(error),
         _ => Failed::Retry(error),
     };
-    let client = connection.client_mut();
-    let transaction = timed(
-        timeout,
-        client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::Serializable)
-            .start(),
-    )
-    .await
-    .map_err(before_commit)?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| {
             i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
         });
     let id_bytes: &[u8] = id;
-    let inserted = timed(
-        timeout,
-        transaction.execute(
-            "INSERT INTO quorum_batches (id, created) VALUES ($1, $2)",
-            &[&id_bytes, &now],
-        ),
-    )
-    .await;
-    if let Err(PostgresError::Query(error)) = &inserted {
-        if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-            // An earlier attempt of this very batch landed.
-            return Ok(());
-        }
-    }
-    inserted.map_err(before_commit)?;
-    // Sent back to back on the connection (pipelined), applied in order.
+    let begin = client.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE");
+    let id_params: [&(dyn ToSql + Sync); 2] = [&id_bytes, &now];
+    let inserted = client.execute(
+        "INSERT INTO quorum_batches (id, created) VALUES ($1, $2)",
+        &id_params,
+    );
     let statements = rows.iter().map(|row| {
         let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(3);
         for bytes in &row.bytes {
@@ -242,14 +274,34 @@ async fn transaction(
         if let Some(number) = &row.number {
             params.push(number);
         }
-        let transaction = &transaction;
-        async move { transaction.execute(row.statement, &params).await }
+        async move { client.execute(row.statement, &params).await }
     });
-    timed(timeout, futures::future::try_join_all(statements))
-        .await
-        .map_err(before_commit)?;
-    match timed(timeout, transaction.commit()).await {
-        Ok(()) => Ok(()),
+    let sent = async { futures::join!(begin, inserted, futures::future::join_all(statements)) };
+    let (begun, inserted, counts) = match tokio::time::timeout(timeout, sent).await {
+        Ok(answers) => answers,
+        Err(_) => return Err(Failed::Retry(PostgresError::Timeout(timeout))),
+    };
+    stats::count_write();
+    begun.map_err(|error| before_commit(error.into()))?;
+    if let Err(error) = &inserted {
+        if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+            // An earlier attempt of this very batch landed.
+            return Ok(Landed::Before);
+        }
+    }
+    inserted.map_err(|error| before_commit(error.into()))?;
+    let counts = first_failure(counts).map_err(|error| before_commit(error.into()))?;
+    if rows
+        .iter()
+        .zip(&counts)
+        .any(|(row, count)| row.check && *count != 1)
+    {
+        return Err(Failed::Fatal(PostgresError::LeaseLost));
+    }
+    let committed = timed(timeout, client.batch_execute("COMMIT")).await;
+    stats::count_write();
+    match committed {
+        Ok(()) => Ok(Landed::Now),
         Err(PostgresError::Query(error))
             if error.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE) =>
         {

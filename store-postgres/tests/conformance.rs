@@ -12,7 +12,7 @@ use quorum_testkit::{rich_chain_state, storage_conformance, TestChain, TestCommi
 use quorum_testkit::postgres::TestDatabase;
 
 /// How many stores the conformance suite asks for.
-const STORES: usize = 12;
+const STORES: usize = 13;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_storage_conforms() {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use quorum_core::{
     Batch, Blob, BlobId, BlobState, BlockHeight, ChainId, ChainState, Committee,
-    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, ReceivedEntry, Storage, StorageError,
-    Write,
+    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, OutboxEntry, ReceivedEntry, Storage,
+    StorageError, Write,
 };
 use redb::{
     Database, Key, ReadOnlyTable, ReadTransaction, ReadableTable, Table, TableDefinition, Value,
@@ -19,9 +19,10 @@ use serde::Serialize;
 use crate::error::{Access, Error};
 use crate::options::{Durability, RedbOptions};
 use crate::tables::{
-    blob_key, event_key, hash_key, height_key, names, BlobKey, Bytes, EventKey, HashKey, HeightKey,
-    BLOBS, BLOB_STATES, CERTIFICATES, CERTIFICATE_HASHES, CHAIN_STATES, COMMITTEES, EVENTS, META,
-    RECEIVED_LOGS, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
+    blob_key, event_key, hash_key, height_key, names, outbox_key, BlobKey, Bytes, EventKey,
+    HashKey, HeightKey, OutboxKey, BLOBS, BLOB_STATES, CERTIFICATES, CERTIFICATE_HASHES,
+    CHAIN_STATES, COMMITTEES, EVENTS, META, OUTBOX, RECEIVED_LOGS, SCHEMA_VERSION,
+    SCHEMA_VERSION_KEY,
 };
 
 /// A [`Storage`] on a redb database file.
@@ -454,6 +455,34 @@ impl Storage for RedbStorage {
                 entries.push(ReceivedEntry {
                     origin: ChainId(CryptoHash(*origin)),
                     height: BlockHeight(height),
+                });
+            }
+            Ok(entries)
+        })
+        .await
+    }
+
+    async fn read_outbox(&self, lane: u32, limit: usize) -> Result<Vec<OutboxEntry>, StorageError> {
+        self.read(move |transaction| {
+            let table = open_read(transaction, OUTBOX, names::OUTBOX)?;
+            let zero = [0u8; 32];
+            let range = table
+                .range((lane, &zero, &zero)..)
+                .map_err(storage_error(names::OUTBOX, Access::Read))?;
+            let mut entries = Vec::new();
+            for item in range {
+                if entries.len() >= limit {
+                    break;
+                }
+                let (key, _) = item.map_err(storage_error(names::OUTBOX, Access::Read))?;
+                let (entry_lane, recipient, certificate) = key.value();
+                if entry_lane != lane {
+                    break;
+                }
+                entries.push(OutboxEntry {
+                    lane,
+                    recipient: ChainId(CryptoHash(*recipient)),
+                    certificate: CryptoHash(*certificate),
                 });
             }
             Ok(entries)

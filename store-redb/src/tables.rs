@@ -4,7 +4,9 @@
 //! their key where the key is derived from the value). Blob contents and event payloads are
 //! opaque bytes and are stored as they are.
 
-use quorum_core::{BlobId, BlobType, BlockHeight, ChainId, CryptoHash, EventId, StreamNamespace};
+use quorum_core::{
+    BlobId, BlobType, BlockHeight, ChainId, CryptoHash, EventId, OutboxEntry, StreamNamespace,
+};
 use redb::TableDefinition;
 
 /// The version of the layout below, stored in [`META`] under [`SCHEMA_VERSION_KEY`]. Bump it
@@ -51,6 +53,8 @@ pub(crate) mod names {
     pub(crate) const COMMITTEES: &str = "committees";
     /// See [`super::RECEIVED_LOGS`].
     pub(crate) const RECEIVED_LOGS: &str = "received_logs";
+    /// See [`super::OUTBOX`].
+    pub(crate) const OUTBOX: &str = "outbox";
 }
 
 /// Facts about the database itself: name → value.
@@ -88,6 +92,23 @@ pub(crate) const COMMITTEES: TableDefinition<'static, u32, Bytes> =
 /// height).
 pub(crate) const RECEIVED_LOGS: TableDefinition<'static, HeightKey, HeightKey> =
     TableDefinition::new(names::RECEIVED_LOGS);
+
+/// Key of an outbox entry: (lane, recipient chain id, certificate hash).
+pub(crate) type OutboxKey = (u32, HashKey, HashKey);
+
+/// The validator's outbox between shards (DESIGN §7.1): (lane, recipient, certificate) → ().
+/// Added in place (a table more, no encoding changed): older files simply gain it.
+pub(crate) const OUTBOX: TableDefinition<'static, OutboxKey, ()> =
+    TableDefinition::new(names::OUTBOX);
+
+/// The key of an outbox entry.
+pub(crate) fn outbox_key(entry: &OutboxEntry) -> (u32, &[u8; 32], &[u8; 32]) {
+    (
+        entry.lane,
+        entry.recipient.0.as_bytes(),
+        entry.certificate.as_bytes(),
+    )
+}
 
 /// The key of a hash.
 pub(crate) fn hash_key(hash: &CryptoHash) -> &[u8; 32] {

@@ -17,11 +17,13 @@ use crate::fixtures::{rich_chain_state, sample_blobs, TestChain, TestCommittee};
 use crate::must::must;
 
 mod batches;
+mod outbox;
 
 pub use batches::{
     check_batch_contents, check_batch_later_writes_win, check_batches_atomic_for_readers,
     check_concurrent_batches,
 };
+pub use outbox::check_outbox;
 
 /// Runs every check of the storage conformance suite, each on a fresh storage from `make`.
 ///
@@ -39,6 +41,7 @@ where
     check_chain_states(&make()).await;
     check_committees(&make()).await;
     check_received_logs(&make()).await;
+    check_outbox(&make()).await;
     check_batch_contents(&make()).await;
     check_batch_later_writes_win(&make()).await;
     check_batches_atomic_for_readers(Arc::new(make())).await;

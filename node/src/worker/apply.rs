@@ -2,13 +2,13 @@
 //! it with the pure rules, and writing the whole outcome — the chain, its certificate, blobs,
 //! events, committees and the recipients' inboxes — in one batch (DESIGN §4.5).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use quorum_core::{execute_block, ExecutionInputs};
 use quorum_core::{
-    Batch, BlobState, Block, ChainId, ChainState, ConfirmedBlockCertificate, NodeError, Storage,
-    Write,
+    Batch, BlobState, Block, ChainId, ChainState, ConfirmedBlockCertificate, NodeError,
+    OutboxEntry, Storage, Write,
 };
 use tracing::debug;
 
@@ -74,13 +74,32 @@ impl<S: Storage + 'static> Worker<S> {
 
         let mut batch = Batch::new();
         let mut others: BTreeMap<ChainId, ChainState> = BTreeMap::new();
+        // What goes to chains another shard owns: delivered by that shard (DESIGN §7.1).
+        let mut outbox = BTreeSet::new();
+        let owed = |recipient: ChainId| {
+            let place = self.config.shard?;
+            let lane = place.lane_of(recipient)?;
+            Some(OutboxEntry {
+                lane,
+                recipient,
+                certificate: certificate.hash(),
+            })
+        };
         for child in execution.opened_chains {
             let child_id = child.id();
+            if let Some(entry) = owed(child_id) {
+                outbox.insert(entry);
+                continue;
+            }
             let mut child_state = chain_state_in(storage, child_id).await?;
             child_state.activate(child, now);
             others.insert(child_id, child_state);
         }
         for bundle in &execution.outcome.messages {
+            if let Some(entry) = owed(bundle.recipient) {
+                outbox.insert(entry);
+                continue;
+            }
             let recipient = match others.entry(bundle.recipient) {
                 std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
                 std::collections::btree_map::Entry::Vacant(entry) => {
@@ -93,6 +112,7 @@ impl<S: Storage + 'static> Worker<S> {
                 batch.push(Write::ReceivedLog(bundle.recipient, index, entry));
             }
         }
+        batch.writes.extend(outbox.into_iter().map(Write::Outbox));
         let mut used_blobs = Vec::new();
         for blob in execution.published_blobs {
             let id = blob.id();

@@ -5,6 +5,7 @@ use quorum_core::{ChainId, Limits, TimeDelta};
 
 use super::held_blobs::HeldLimits;
 use crate::notifier::NotificationConfig;
+use crate::shard::ShardPlace;
 
 /// Default for [`WorkerConfig::timestamp_grace`]: how far ahead of the node's clock a block's
 /// timestamp may be, in microseconds (500 ms).
@@ -57,6 +58,12 @@ pub struct WorkerConfig {
     pub held_blob_expiry: TimeDelta,
     /// Bounds of the subscriptions to this node's notifications (DESIGN §4.7.1).
     pub notifications: NotificationConfig,
+    /// This Worker's place as one shard of a sharded validator (DESIGN §7.1); `None` (the
+    /// default): it owns every chain.
+    pub shard: Option<ShardPlace>,
+    /// Most outbox entries one [`Worker::deliver_outbox`](super::Worker::deliver_outbox)
+    /// takes in, in one batch (default 256).
+    pub outbox_batch: usize,
 }
 
 impl WorkerConfig {
@@ -74,6 +81,8 @@ impl WorkerConfig {
             max_wanted_blobs: DEFAULT_MAX_WANTED_BLOBS,
             held_blob_expiry: DEFAULT_HELD_BLOB_EXPIRY,
             notifications: NotificationConfig::default(),
+            shard: None,
+            outbox_batch: 256,
         }
     }
 

@@ -23,8 +23,8 @@ use tokio::sync::watch;
 
 use quorum_core::{
     Batch, Blob, BlobId, BlobState, BlockHeight, ChainId, ChainState, Committee,
-    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, ReceivedEntry, Storage, StorageError,
-    StorageErrorKind, Write,
+    ConfirmedBlockCertificate, CryptoHash, Epoch, EventId, OutboxEntry, ReceivedEntry, Storage,
+    StorageError, StorageErrorKind, Write,
 };
 
 use crate::memory::MemoryStorage;
@@ -351,6 +351,10 @@ impl<S: Storage + 'static> Storage for Store<S> {
         limit: usize,
     ) -> Result<Vec<ReceivedEntry>, StorageError> {
         read_through!(self, read_received_log(chain_id, from, limit))
+    }
+
+    async fn read_outbox(&self, lane: u32, limit: usize) -> Result<Vec<OutboxEntry>, StorageError> {
+        read_through!(self, read_outbox(lane, limit))
     }
 
     /// Queues the batch; it is durable once [`Store::flush`] returns.

@@ -42,6 +42,7 @@ pub(super) struct WriteTables<'txn> {
     chain_states: WriteTable<'txn, HashKey, Bytes>,
     committees: WriteTable<'txn, u32, Bytes>,
     received_logs: WriteTable<'txn, HeightKey, HeightKey>,
+    outbox: WriteTable<'txn, OutboxKey, ()>,
 }
 
 /// Opens a table into `slot` unless it is open already.
@@ -77,6 +78,7 @@ impl<'txn> WriteTables<'txn> {
             chain_states: None,
             committees: None,
             received_logs: None,
+            outbox: None,
         }
     }
 
@@ -91,6 +93,7 @@ impl<'txn> WriteTables<'txn> {
         self.chain_states()?;
         self.committees()?;
         self.received_logs()?;
+        self.outbox()?;
         Ok(())
     }
 
@@ -164,6 +167,10 @@ impl<'txn> WriteTables<'txn> {
         )
     }
 
+    pub(super) fn outbox(&mut self) -> Result<&mut Table<'txn, OutboxKey, ()>, Error> {
+        open_write(&mut self.outbox, self.transaction, OUTBOX, names::OUTBOX)
+    }
+
     /// Applies one write.
     pub(super) fn apply(&mut self, write: Write) -> Result<(), Error> {
         match write {
@@ -214,6 +221,16 @@ impl<'txn> WriteTables<'txn> {
                         height_key(&entry.origin, entry.height),
                     )
                     .map_err(storage_error(names::RECEIVED_LOGS, Access::Write))?;
+            }
+            Write::Outbox(entry) => {
+                self.outbox()?
+                    .insert(outbox_key(&entry), ())
+                    .map_err(storage_error(names::OUTBOX, Access::Write))?;
+            }
+            Write::OutboxDone(entry) => {
+                self.outbox()?
+                    .remove(outbox_key(&entry))
+                    .map_err(storage_error(names::OUTBOX, Access::Write))?;
             }
         }
         Ok(())
