@@ -14,54 +14,26 @@ use std::time::{Duration, Instant};
 use quorum_core::{BlockHeight, ChainId, ChainInfoQuery, ValidatorNode};
 use quorum_node::shard::Shards;
 use quorum_node::Genesis;
-use quorum_testkit::postgres::TestDatabase;
 use quorum_transport_tcp::{ClientConfig, TcpValidatorNode};
 
-use common::{free_ports, quorum, start_validator, start_validator_with, Validators};
+use common::{free_ports, postgres, quorum, start_validator, start_validator_with, Validators};
 
 const SHARDS: u32 = 3;
 /// Lease of a shard index, in milliseconds: how long a killed shard's successor waits.
 const LEASE_MS: u64 = 1_500;
 
 /// Makes validator-0.toml a sharded validator on `url`'s database, its shards on
-/// `shard_base..+3`, the password in a file of mode 0600.
+/// `shard_base..+3`.
 fn shard_validator_0(dir: &Path, url: &str, shard_base: u16) {
-    use std::os::unix::fs::PermissionsExt;
-    let config = dir.join("validator-0.toml");
-    let (bare, password) = split_password(url);
-    let password_file = dir.join("db.password");
-    std::fs::write(&password_file, format!("{password}\n")).unwrap();
-    std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let text = std::fs::read_to_string(&config).unwrap();
-    let (top, tables): (Vec<&str>, Vec<&str>) = {
-        let at = text.find("\n[").unwrap_or(text.len());
-        (
-            text[..at]
-                .lines()
-                .filter(|line| !line.starts_with("storage"))
-                .collect(),
-            text[at..].lines().collect(),
-        )
-    };
     let addresses: Vec<String> = (0..SHARDS as u16)
         .map(|i| format!("\"127.0.0.1:{}\"", shard_base + i))
         .collect();
-    let rewritten = format!(
-        "{}\n{}\n[storage.postgres]\nurl = \"{bare}\"\nschema = \"validator_0\"\npassword_file = \"{}\"\n\n[shards]\naddresses = [{}]\nlease_ms = {LEASE_MS}\noutbox_poll_ms = 10\n",
-        top.join("\n"),
-        tables.join("\n"),
-        password_file.display(),
+    let shards = format!(
+        "\n[shards]\naddresses = [{}]\nlease_ms = {LEASE_MS}\noutbox_poll_ms = 10\n",
         addresses.join(", ")
     );
-    std::fs::write(&config, rewritten).unwrap();
-}
-
-/// `url` without its password, and the password.
-fn split_password(url: &str) -> (String, String) {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let (credentials, host) = rest.rsplit_once('@').unwrap();
-    let (user, password) = credentials.split_once(':').unwrap();
-    (format!("{scheme}://{user}@{host}"), password.to_owned())
+    let config = dir.join("validator-0.toml");
+    postgres::use_postgres(&config, url, "validator_0", &shards);
 }
 
 /// Starts shard `index` of validator 0, trying again while its predecessor's lease runs.
@@ -101,11 +73,7 @@ async fn chains_at(address: &str, chains: &[ChainId]) -> Vec<(u64, BlockHeight, 
 
 #[test]
 fn a_sharded_validator_delivers_across_shards_and_survives_a_killed_shard() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let Some(database) = runtime.block_on(TestDatabase::create("cli_shards")) else {
+    let Some((runtime, database)) = postgres::database("cli_shards") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -190,19 +158,9 @@ fn a_sharded_validator_delivers_across_shards_and_survives_a_killed_shard() {
         "validator 0 kept committing the other shards' chains: {now:?}"
     );
     processes.0[1] = start_shard(path, 1);
-    let owed = || -> i64 {
-        runtime.block_on(async {
-            let (client, connection) =
-                tokio_postgres::connect(&database.url(), tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-            tokio::spawn(connection);
-            client
-                .query_one("SELECT count(*) FROM validator_0.quorum_outbox", &[])
-                .await
-                .unwrap()
-                .get(0)
-        })
+    let owed = || {
+        let query = "SELECT count(*) FROM validator_0.quorum_outbox";
+        postgres::count(&runtime, &database, query)
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while owed() > 0 {

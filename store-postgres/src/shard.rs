@@ -84,9 +84,12 @@ impl Drop for ShardLease {
 }
 
 impl PostgresStorage {
-    /// Claims the shard index of `claim` for this process (see the [module
-    /// documentation](self)). From then on every write batch of this store (and its clones)
-    /// is refused unless the lease is still held.
+    /// Claims the shard index of `claim` for this process: refused if the database records
+    /// another number of shards (resharding is not supported) or a live process holds the
+    /// index. The lease is renewed every third of its length, on the database's clock. From
+    /// then on every write batch of this store (and its clones) reads the lease in its own
+    /// serializable transaction and is refused unless it is still held, so a process whose
+    /// lease was taken over never commits again.
     pub async fn claim_shard(&self, claim: ShardClaim) -> Result<ShardLease, PostgresError> {
         if claim.count == 0 || claim.index >= claim.count {
             return Err(PostgresError::ShardIndex {

@@ -9,6 +9,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod postgres;
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_quorum");
 /// Longest a command of the binary may take before the test kills it and fails.

@@ -22,7 +22,8 @@ use quorum_core::{
 
 use super::Shards;
 
-/// A validator's node made of shards: see the [module documentation](self).
+/// A validator's node made of shards (see the [`shard`](crate::shard) module): each request
+/// to the shard that owns its chain, chain-less reads from the shared tables.
 pub struct ShardRouter {
     shards: Shards,
     nodes: Vec<Arc<dyn ValidatorNode>>,
