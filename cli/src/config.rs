@@ -51,7 +51,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use quorum_core::Limits as ProtocolLimits;
-use quorum_node::DEFAULT_MAX_UPLOADED_BLOBS;
+use quorum_core::{ChainId, CryptoHash};
 use quorum_node::{NotificationConfig, WorkerConfig};
 use quorum_transport_tcp::{
     ServerConfig, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
@@ -206,7 +206,8 @@ impl Default for Limits {
             max_in_flight_per_connection: DEFAULT_MAX_IN_FLIGHT,
             idle_timeout_secs: DEFAULT_IDLE_TIMEOUT.as_secs(),
             max_blob_bytes: ProtocolLimits::DEFAULT.max_blob_bytes,
-            max_uploaded_blobs: DEFAULT_MAX_UPLOADED_BLOBS,
+            // The Worker's default (the admin chain plays no part in it).
+            max_uploaded_blobs: WorkerConfig::new(ChainId(CryptoHash([0; 32]))).max_uploaded_blobs,
             frame_progress_timeout_secs: ServerConfig::default().frame_progress_timeout.as_secs(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,

@@ -26,9 +26,4 @@ pub use genesis::{Genesis, GenesisError};
 pub use memory::MemoryStorage;
 pub use metrics::describe_metrics;
 pub use notifier::{NotificationConfig, Notifier};
-pub use worker::{
-    Worker, WorkerConfig, DEFAULT_HELD_BLOB_EXPIRY, DEFAULT_MAX_HELD_BLOB_BYTES,
-    DEFAULT_MAX_PENDING_BLOBS_PER_CHAIN, DEFAULT_MAX_PENDING_BYTES_PER_CHAIN,
-    DEFAULT_MAX_PENDING_CHAINS, DEFAULT_MAX_UPLOADED_BLOBS, DEFAULT_MAX_WANTED_BLOBS,
-    DEFAULT_TIMESTAMP_GRACE,
-};
+pub use worker::{Worker, WorkerConfig};

@@ -9,52 +9,48 @@ use crate::shard::ShardPlace;
 
 /// Default for [`WorkerConfig::timestamp_grace`]: how far ahead of the node's clock a block's
 /// timestamp may be, in microseconds (500 ms).
-pub const DEFAULT_TIMESTAMP_GRACE: TimeDelta = TimeDelta::from_millis(500);
+const DEFAULT_TIMESTAMP_GRACE: TimeDelta = TimeDelta::from_millis(500);
 /// Default for [`WorkerConfig::max_pending_blobs_per_chain`].
-pub const DEFAULT_MAX_PENDING_BLOBS_PER_CHAIN: usize = 64;
+const DEFAULT_MAX_PENDING_BLOBS_PER_CHAIN: usize = 64;
 /// Default for [`WorkerConfig::max_pending_chains`].
-pub const DEFAULT_MAX_PENDING_CHAINS: usize = 4_096;
+const DEFAULT_MAX_PENDING_CHAINS: usize = 4_096;
 /// Default for [`WorkerConfig::max_uploaded_blobs`].
-pub const DEFAULT_MAX_UPLOADED_BLOBS: usize = 1_024;
+const DEFAULT_MAX_UPLOADED_BLOBS: usize = 1_024;
 /// Default for [`WorkerConfig::max_held_blob_bytes`]: 256 MiB.
-pub const DEFAULT_MAX_HELD_BLOB_BYTES: usize = 256 << 20;
+const DEFAULT_MAX_HELD_BLOB_BYTES: usize = 256 << 20;
 /// Default for [`WorkerConfig::max_pending_bytes_per_chain`]: 16 MiB.
-pub const DEFAULT_MAX_PENDING_BYTES_PER_CHAIN: usize = 16 << 20;
+const DEFAULT_MAX_PENDING_BYTES_PER_CHAIN: usize = 16 << 20;
 /// Default for [`WorkerConfig::max_wanted_blobs`].
-pub const DEFAULT_MAX_WANTED_BLOBS: usize = 4_096;
+const DEFAULT_MAX_WANTED_BLOBS: usize = 4_096;
 /// Default for [`WorkerConfig::held_blob_expiry`]: 5 minutes.
-pub const DEFAULT_HELD_BLOB_EXPIRY: TimeDelta = TimeDelta::from_secs(300);
+const DEFAULT_HELD_BLOB_EXPIRY: TimeDelta = TimeDelta::from_secs(300);
 
 /// Settings of a [`Worker`](super::Worker).
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
     /// The admin chain, whose `epoch` stream announces committees.
     pub admin_chain: ChainId,
-    /// How far ahead of the node's clock a proposed block's timestamp may be (default
-    /// [`DEFAULT_TIMESTAMP_GRACE`]).
+    /// How far ahead of the node's clock a proposed block's timestamp may be (default 500 ms).
     pub timestamp_grace: TimeDelta,
     /// The protocol's bounds, the same on every node of the committee (default
     /// [`Limits::DEFAULT`]): block sizes, batches, queries, blob bytes
     /// ([`Limits::max_blob_bytes`]) and download answer bytes ([`Limits::max_download_bytes`]).
     pub limits: Limits,
-    /// Most pending blobs held for one chain (default [`DEFAULT_MAX_PENDING_BLOBS_PER_CHAIN`]).
+    /// Most pending blobs held for one chain (default 64).
     pub max_pending_blobs_per_chain: usize,
-    /// Most chains with pending blobs at once (default [`DEFAULT_MAX_PENDING_CHAINS`]).
+    /// Most chains with pending blobs at once (default 4,096).
     pub max_pending_chains: usize,
     /// Most uploaded blobs held until a certificate uses them; beyond it uploads are refused,
-    /// nothing held is dropped for them (default [`DEFAULT_MAX_UPLOADED_BLOBS`]).
+    /// nothing held is dropped for them (default 1,024).
     pub max_uploaded_blobs: usize,
-    /// Bytes of pending and uploaded blobs held in all (default
-    /// [`DEFAULT_MAX_HELD_BLOB_BYTES`]).
+    /// Bytes of pending and uploaded blobs held in all (default 256 MiB).
     pub max_held_blob_bytes: usize,
-    /// Bytes of pending blobs held for one chain (default
-    /// [`DEFAULT_MAX_PENDING_BYTES_PER_CHAIN`]).
+    /// Bytes of pending blobs held for one chain (default 16 MiB).
     pub max_pending_bytes_per_chain: usize,
     /// Most blob ids the node waits for after answering a certificate with `BlobsNotFound`;
-    /// only those may be uploaded (default [`DEFAULT_MAX_WANTED_BLOBS`]).
+    /// only those may be uploaded (default 4,096).
     pub max_wanted_blobs: usize,
-    /// How long a held blob, or a wanted id, is kept, in microseconds (default
-    /// [`DEFAULT_HELD_BLOB_EXPIRY`]).
+    /// How long a held blob, or a wanted id, is kept, in microseconds (default 5 minutes).
     pub held_blob_expiry: TimeDelta,
     /// Bounds of the subscriptions to this node's notifications (DESIGN §4.7.1).
     pub notifications: NotificationConfig,
