@@ -10,12 +10,14 @@
 //! * `received`: finding what other chains sent, from the validators' received logs.
 //! * `operations`: transfers, blobs, events, chains and committees.
 
+mod deadline;
 mod error;
 mod operations;
 mod propose;
 mod received;
 mod rounds;
 mod signatures;
+mod skew;
 mod sync;
 mod validators;
 

@@ -45,17 +45,14 @@
 
 mod catch_up;
 mod chain_client;
-mod deadline;
 mod health;
 mod hedge;
 mod listener;
 mod metrics;
 mod options;
-mod planner;
 mod quorum;
 mod remote;
 mod shared_reads;
-mod skew;
 mod stats;
 mod updater;
 

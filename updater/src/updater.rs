@@ -19,6 +19,7 @@ mod drive;
 mod height_sync;
 mod local_sync;
 mod ordered_sync;
+mod planner;
 mod round_sync;
 
 use std::future::Future;
@@ -41,10 +42,10 @@ use quorum_node::Worker;
 pub use action::{CommunicateAction, SkewReport};
 
 use crate::options::Options;
-use crate::planner::{Budget, Planner, Request, Subject};
 use crate::remote::RemoteNode;
 use crate::stats::{RecoveryKind, RecoveryStats};
 use drive::Context;
+use planner::{Budget, Planner, Request, Subject};
 
 /// Most sends of one request to one validator, whatever the refusals: a bound beside the
 /// planner's once-per-cause rule and the action's budget, so the loop ends even if both

@@ -10,9 +10,9 @@ use quorum_core::{
     ValidatedBlockCertificate,
 };
 
+use super::skew::clock_ahead;
 use crate::quorum::{communicate_with_quorum, QuorumError};
 use crate::remote::RemoteNode;
-use crate::skew::clock_ahead;
 use crate::updater::{CommunicateAction, SkewReport};
 
 use super::error::HeldLock;

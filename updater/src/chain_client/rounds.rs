@@ -9,7 +9,7 @@ use quorum_core::{
     Storage, TimeDelta, Timeout, TimeoutCertificate, Timestamp, ValidatorNode, ValidatorPublicKey,
 };
 
-use crate::deadline::{quorum_deadline, Silent};
+use super::deadline::{quorum_deadline, Silent};
 use crate::quorum::{communicate_with_quorum, QuorumError};
 use crate::updater::CommunicateAction;
 use crate::RemoteNode;

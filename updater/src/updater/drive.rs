@@ -12,8 +12,8 @@ use quorum_core::{
 };
 
 use super::action::SkewReport;
+use super::planner::{clock_skew, Decision, Planner, Step};
 use super::{is_retryable, violation, ValidatorUpdater, MAX_RECOVERIES_PER_CALL};
-use crate::planner::{clock_skew, Decision, Planner, Step};
 
 /// What a request carries besides its subject: what its steps may need.
 #[derive(Clone, Copy, Default)]
