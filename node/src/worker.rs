@@ -437,6 +437,21 @@ async fn chain_state_in(storage: &dyn Storage, chain_id: ChainId) -> Result<Chai
         .unwrap_or_else(|| ChainState::inactive(chain_id)))
 }
 
+/// The state of `chain_id` in `states`, loaded from `storage` on first use: the states a batch
+/// changes besides its own chain's (recipients, opened chains), each read once.
+async fn state_in<'a>(
+    states: &'a mut BTreeMap<ChainId, ChainState>,
+    storage: &dyn Storage,
+    chain_id: ChainId,
+) -> Result<&'a mut ChainState, NodeError> {
+    Ok(match states.entry(chain_id) {
+        std::collections::btree_map::Entry::Occupied(slot) => slot.into_mut(),
+        std::collections::btree_map::Entry::Vacant(slot) => {
+            slot.insert(chain_state_in(storage, chain_id).await?)
+        }
+    })
+}
+
 /// Every handler that may write answers only once what it wrote is durable.
 #[async_trait]
 impl<S: Storage + 'static> ValidatorNode for Worker<S> {

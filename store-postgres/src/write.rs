@@ -254,11 +254,7 @@ async fn transaction(
         PostgresError::Query(inner) if !retryable(inner) => Failed::Fatal(error),
         _ => Failed::Retry(error),
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
-        });
+    let now = unix_secs();
     let id_bytes: &[u8] = id;
     let begin = client.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE");
     let id_params: [&(dyn ToSql + Sync); 2] = [&id_bytes, &now];
@@ -318,6 +314,15 @@ async fn transaction(
     }
 }
 
+/// This machine's clock, in seconds since the Unix epoch (0 before it).
+fn unix_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
 /// Whether the batch `id` landed.
 async fn landed(pool: &Pool, id: &[u8; 16]) -> Result<bool, PostgresError> {
     let connection = pool.get().await?;
@@ -334,12 +339,7 @@ async fn landed(pool: &Pool, id: &[u8; 16]) -> Result<bool, PostgresError> {
 
 /// Deletes batch ids older than [`BATCH_ID_KEPT_SECS`]; a failure is only logged.
 async fn prune(pool: &Pool) {
-    let cutoff = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
-        })
-        .saturating_sub(BATCH_ID_KEPT_SECS);
+    let cutoff = unix_secs().saturating_sub(BATCH_ID_KEPT_SECS);
     let pruned = async {
         let connection = pool.get().await?;
         timed(

@@ -10,8 +10,7 @@
 
 use std::io::Write as _;
 
-use quorum_store_postgres::{redacted, PostgresConfig};
-use tokio_postgres::NoTls;
+use quorum_store_postgres::{redacted, PostgresConfig, PostgresError, ScratchDatabase};
 
 /// The server the tests use when `QUORUM_POSTGRES_URL` is not set: the local one, with the
 /// role `.ci/run` creates (and the README says how to create by hand).
@@ -19,8 +18,7 @@ pub const DEFAULT_URL: &str = "postgres://quorum:quorum@127.0.0.1:5432/postgres"
 
 /// A database made for one test on the test server.
 pub struct TestDatabase {
-    /// The server's URL (its maintenance database).
-    server: String,
+    scratch: ScratchDatabase,
     /// The database's name.
     pub name: String,
 }
@@ -30,72 +28,44 @@ pub fn server_url() -> String {
     std::env::var("QUORUM_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
 }
 
-/// `url` with its database replaced by `database`.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, _) = url.rsplit_once('/').expect("a URL with a database");
-    format!("{base}/{database}")
-}
-
 impl TestDatabase {
     /// A fresh database named after `test` (and this process), or `None` when no server
     /// answers outside CI (after saying so on standard error).
     pub async fn create(test: &str) -> Option<TestDatabase> {
         let server = server_url();
-        let client = match tokio_postgres::connect(&server, NoTls).await {
-            Ok((client, connection)) => {
-                tokio::spawn(connection);
-                client
-            }
-            Err(error) => {
-                let message = format!(
-                    "SKIPPED {test}: no PostgreSQL at {} ({error}). Start one and create the \
-                     role (see README.md, \"PostgreSQL\"), or set QUORUM_POSTGRES_URL.",
-                    redacted(&server)
-                );
-                if std::env::var("CI").is_ok_and(|value| value == "true") {
-                    panic!("{message} Under CI a missing server is a failure.");
-                }
-                // Straight to the file descriptor: the test harness does not capture it, so
-                // `cargo test` shows it even for a passing test.
-                let _ = writeln!(std::io::stderr(), "\n!!!!! {message}\n");
-                return None;
-            }
-        };
         let name = format!("quorum_test_{test}_{}", std::process::id());
-        client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-            .await
-            .unwrap();
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        Some(TestDatabase { server, name })
+        let error = match ScratchDatabase::create(&PostgresConfig::new(server.clone()), &name).await
+        {
+            Ok(scratch) => return Some(TestDatabase { scratch, name }),
+            Err(error @ (PostgresError::Connect { .. } | PostgresError::Timeout(_))) => error,
+            Err(error) => panic!("making the test database {name}: {error}"),
+        };
+        let message = format!(
+            "SKIPPED {test}: no PostgreSQL at {} ({error}). Start one and create the role (see \
+             README.md, \"PostgreSQL\"), or set QUORUM_POSTGRES_URL.",
+            redacted(&server)
+        );
+        if std::env::var("CI").is_ok_and(|value| value == "true") {
+            panic!("{message} Under CI a missing server is a failure.");
+        }
+        // Straight to the file descriptor: the test harness does not capture it, so
+        // `cargo test` shows it even for a passing test.
+        let _ = writeln!(std::io::stderr(), "\n!!!!! {message}\n");
+        None
     }
 
     /// The database's URL.
     pub fn url(&self) -> String {
-        with_database(&self.server, &self.name)
+        self.scratch.url()
     }
 
     /// A store configuration on this database, in `schema`.
     pub fn config(&self, schema: &str) -> PostgresConfig {
-        PostgresConfig {
-            schema: schema.to_owned(),
-            ..PostgresConfig::new(self.url())
-        }
+        self.scratch.config(schema)
     }
 
     /// Drops the database (every connection to it first).
     pub async fn drop_database(self) {
-        let (client, connection) = tokio_postgres::connect(&self.server, NoTls).await.unwrap();
-        tokio::spawn(connection);
-        client
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await
-            .unwrap();
+        self.scratch.drop_database().await.unwrap();
     }
 }

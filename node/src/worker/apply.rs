@@ -12,7 +12,7 @@ use quorum_core::{
 };
 use tracing::debug;
 
-use super::{chain_state_in, Volatile, Worker};
+use super::{chain_state_in, state_in, Volatile, Worker};
 
 impl<S: Storage + 'static> Worker<S> {
     /// The blobs and events `block` needs, from pending and uploaded blobs and storage. Missing
@@ -100,12 +100,7 @@ impl<S: Storage + 'static> Worker<S> {
                 outbox.insert(entry);
                 continue;
             }
-            let recipient = match others.entry(bundle.recipient) {
-                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
-                std::collections::btree_map::Entry::Vacant(entry) => {
-                    entry.insert(chain_state_in(storage, bundle.recipient).await?)
-                }
-            };
+            let recipient = state_in(&mut others, storage, bundle.recipient).await?;
             if let Some((index, entry)) =
                 recipient.receive_bundle(chain_id, height, bundle.messages.clone())
             {

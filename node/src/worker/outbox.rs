@@ -16,7 +16,7 @@ use quorum_core::{
 };
 use tracing::{debug, error, warn};
 
-use super::{chain_state_in, Worker};
+use super::{state_in, Worker};
 
 /// Most outbox batches a shard takes in before a block that lacks a bundle: a backlog beyond
 /// `OWED_PASSES × outbox_batch` entries is left to the background delivery.
@@ -125,12 +125,7 @@ impl<S: Storage + 'static> Worker<S> {
                 batch.writes.pop();
                 continue;
             };
-            let state = match states.entry(entry.recipient) {
-                std::collections::btree_map::Entry::Occupied(slot) => slot.into_mut(),
-                std::collections::btree_map::Entry::Vacant(slot) => {
-                    slot.insert(chain_state_in(&self.store, entry.recipient).await?)
-                }
-            };
+            let state = state_in(&mut states, &self.store, entry.recipient).await?;
             deliver(state, &certificate, now, &mut batch);
         }
         for state in states.into_values() {
