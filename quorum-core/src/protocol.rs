@@ -422,6 +422,7 @@ pub async fn dispatch(node: &dyn ValidatorNode, request: Request) -> Response {
     }
 }
 
+mod bound;
 mod carrier;
 
 pub use carrier::Carrier;

@@ -29,11 +29,6 @@ use quorum_core::protocol::{Carrier, Request, RequestKind, Response};
 /// Bytes an [`Envelope`](crate::Envelope) adds to its body: the BCS `u64` request id.
 const ENVELOPE_OVERHEAD: usize = 8;
 
-/// Bound on the bytes of an ordinary response (chain information without pending values, a
-/// vote, an id, an error), in bytes: 64 KiB. A chain's information carries its description,
-/// which a block of at most `Limits::max_block_bytes` made; one larger than this is still
-/// sent, charged as it is built.
-const ORDINARY_RESPONSE_BYTES: usize = 64 << 10;
 // The frame the limits derive counts the envelope in their message overhead.
 const _: () = assert!(ENVELOPE_OVERHEAD <= Limits::MESSAGE_OVERHEAD);
 

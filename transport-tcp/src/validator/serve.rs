@@ -15,7 +15,7 @@ use quorum_core::{
 use tokio::net::ToSocketAddrs;
 use tracing::{debug, warn};
 
-use super::{ENVELOPE_OVERHEAD, ORDINARY_RESPONSE_BYTES};
+use super::ENVELOPE_OVERHEAD;
 use crate::config::ServerConfig;
 use crate::error::TransportError;
 use crate::handler::{Answer, Handler};
@@ -60,51 +60,12 @@ impl ValidatorHandler {
     }
 
     /// The most bytes the response to `request` takes, from the limits: what the server sets
-    /// aside before the node answers (see [`Handler::response_bound`]). Responses that are
-    /// chain information with no pending values, votes or ids take at most an ordinary
-    /// response (64 KiB) plus what the query asks for; downloads their
-    /// byte budget plus one largest certificate (a download always gives at least one).
+    /// aside before the node answers (see [`Handler::response_bound`]): the protocol's
+    /// [`Request::response_bound`], never more than a frame.
     pub fn response_bound(&self, request: &Request) -> usize {
-        let limits = &self.limits;
-        // A certificate: its block, an outcome no larger (its events are the block's), and
-        // the signatures of a largest committee, within an ordinary response.
-        let certificate = limits
-            .max_block_bytes
-            .saturating_mul(2)
-            .saturating_add(ORDINARY_RESPONSE_BYTES);
-        let bound = match request {
-            Request::ChainInfoQuery(query) => {
-                let hashes = usize::try_from(limits.max_certificate_hashes_per_query)
-                    .unwrap_or(usize::MAX)
-                    .saturating_mul(32);
-                let log = limits
-                    .max_received_log_entries_per_query
-                    .saturating_mul(quorum_core::ReceivedEntry::ENCODED_BYTES);
-                // A proposal and a locking block, each a block with a little more.
-                let values = if query.request_manager_values {
-                    certificate.saturating_mul(2)
-                } else {
-                    0
-                };
-                ORDINARY_RESPONSE_BYTES
-                    .saturating_add(hashes)
-                    .saturating_add(log)
-                    .saturating_add(values)
-            }
-            Request::DownloadBlob(_) => limits
-                .max_blob_bytes
-                .saturating_add(ORDINARY_RESPONSE_BYTES),
-            Request::MissingBlobIds(_) => limits
-                .max_certificates_per_batch
-                .saturating_mul(33)
-                .saturating_add(ORDINARY_RESPONSE_BYTES),
-            Request::DownloadCertificate(_) => certificate,
-            Request::DownloadCertificatesByHeights { .. } => {
-                limits.max_download_bytes.saturating_add(certificate)
-            }
-            _ => ORDINARY_RESPONSE_BYTES,
-        };
-        bound.min(self.max_frame_length.saturating_add(ENVELOPE_OVERHEAD))
+        request
+            .response_bound(&self.limits)
+            .min(self.max_frame_length.saturating_add(ENVELOPE_OVERHEAD))
     }
 
     /// The node served.

@@ -1,0 +1,109 @@
+//! Bytes the server holds for its peers: what requests brought in and room for their answers,
+//! charged to the connection's budget and to the server's as the bytes arrive (a length
+//! prefix alone reserves nothing).
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The budgets one connection charges: its own and the server's.
+#[derive(Clone, Debug)]
+pub(crate) struct Budgets {
+    connection: Arc<Semaphore>,
+    connection_bytes: usize,
+    server: Arc<Semaphore>,
+    server_bytes: usize,
+}
+
+/// Bytes held on the budgets, given back when dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Charge {
+    permits: Vec<OwnedSemaphorePermit>,
+}
+
+impl Budgets {
+    /// The budgets of a new connection of `connection_bytes`, under the server's.
+    pub(crate) fn new(server: &ServerBudget, connection_bytes: usize) -> Self {
+        Budgets {
+            connection: Arc::new(Semaphore::new(connection_bytes)),
+            connection_bytes,
+            server: server.semaphore.clone(),
+            server_bytes: server.bytes,
+        }
+    }
+
+    /// Adds `bytes` to `charge` once both budgets have room for them (a charge larger than a
+    /// budget takes the whole budget). Waits while they are full: the caller bounds the wait.
+    pub(crate) async fn charge(&self, charge: &mut Charge, bytes: usize) {
+        for (semaphore, total) in [
+            (&self.connection, self.connection_bytes),
+            (&self.server, self.server_bytes),
+        ] {
+            let wanted = u32::try_from(bytes.min(total)).unwrap_or(u32::MAX);
+            if wanted == 0 {
+                continue;
+            }
+            // The semaphores are never closed.
+            if let Ok(permit) = semaphore.clone().acquire_many_owned(wanted).await {
+                charge.permits.push(permit);
+            }
+        }
+    }
+
+    /// Bytes the server's budget holds now.
+    #[cfg(test)]
+    pub(crate) fn server_held(&self) -> usize {
+        self.server_bytes
+            .saturating_sub(self.server.available_permits())
+    }
+}
+
+/// The server-wide byte budget that every connection's budget sits under.
+#[derive(Clone, Debug)]
+pub(crate) struct ServerBudget {
+    semaphore: Arc<Semaphore>,
+    bytes: usize,
+}
+
+impl ServerBudget {
+    /// A budget of `bytes`.
+    pub(crate) fn new(bytes: usize) -> Self {
+        ServerBudget {
+            semaphore: Arc::new(Semaphore::new(bytes)),
+            bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn charges_wait_for_room_and_give_it_back() {
+        let server = ServerBudget::new(100);
+        let a = Budgets::new(&server, 80);
+        let b = Budgets::new(&server, 80);
+        let mut first = Charge::default();
+        a.charge(&mut first, 70).await;
+        assert_eq!(a.server_held(), 70);
+        let mut second = Charge::default();
+        // 30 of the server's 100 are left: the charge waits until the first is given back.
+        let waiting = tokio::time::timeout(
+            std::time::Duration::from_millis(20),
+            b.charge(&mut second, 40),
+        )
+        .await;
+        assert!(waiting.is_err());
+        drop(first);
+        b.charge(&mut second, 40).await;
+        assert_eq!(b.server_held(), 40);
+        // Larger than a budget: takes all of it, never waits forever.
+        drop(second);
+        let mut whole = Charge::default();
+        a.charge(&mut whole, 1_000).await;
+        assert_eq!(a.server_held(), 100);
+        drop(whole);
+        assert_eq!(a.server_held(), 0);
+    }
+}
