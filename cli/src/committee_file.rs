@@ -92,6 +92,7 @@ impl CommitteeFile {
             let info = ValidatorInfo {
                 votes: member.votes,
                 address: member.address.clone(),
+                network_key: None,
             };
             if members.insert(member.public_key, info).is_some() {
                 return Err(CliError::DuplicateValidator {

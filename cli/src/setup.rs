@@ -135,6 +135,7 @@ fn all_in_one_from<R: RngCore + CryptoRng>(
                 ValidatorInfo {
                     votes: 1,
                     address: address.clone(),
+                    network_key: None,
                 },
             )
         })

@@ -39,6 +39,7 @@ async fn an_oversize_committee_is_refused_before_it_is_stored() {
         let info = ValidatorInfo {
             votes: 1,
             address: "a".repeat(address_bytes),
+            network_key: None,
         };
         (ValidatorSecretKey::generate(rng).public(), info)
     };

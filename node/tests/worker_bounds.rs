@@ -27,6 +27,7 @@ async fn oversized_or_repeated_committees_are_refused_at_execution() {
             let info = quorum_core::ValidatorInfo {
                 votes: 1,
                 address: String::new(),
+                network_key: None,
             };
             (ValidatorSecretKey::generate(&mut rng).public(), info)
         })

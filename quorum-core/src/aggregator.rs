@@ -182,6 +182,7 @@ mod tests {
                     ValidatorInfo {
                         votes: 1,
                         address: String::new(),
+                        network_key: None,
                     },
                 )
             })
@@ -191,6 +192,7 @@ mod tests {
             ValidatorInfo {
                 votes: 0,
                 address: String::new(),
+                network_key: None,
             },
         );
         secrets.push(zero);

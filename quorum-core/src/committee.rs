@@ -12,8 +12,10 @@ use crate::hash::BcsHashable;
 use crate::limits::Limits;
 
 mod encoded;
+mod network_key;
 
 pub use encoded::EncodedCommittee;
+pub use network_key::{NetworkKeyError, NetworkPublicKey};
 
 /// Most members of a committee: [`Limits::max_committee_members`], fixed at its default
 /// because committees are checked where no `Limits` is at hand (serde decoding).
@@ -46,8 +48,12 @@ pub struct ValidatorInfo {
     /// The validator's weight (stake). Zero is allowed: such a validator is never asked and
     /// never counted.
     pub votes: u64,
-    /// Where the validator is reached (transport specific, e.g. `127.0.0.1:9000`).
+    /// Where the validator is reached: `host:port` or `tcp://host:port` over TCP,
+    /// `quic://host:port` over QUIC (DESIGN §6.2).
     pub address: String,
+    /// The key its secure transport proves it holds; without one it is reachable over TCP
+    /// only.
+    pub network_key: Option<NetworkPublicKey>,
 }
 
 /// Why a committee could not be built.
@@ -324,6 +330,7 @@ mod tests {
                     ValidatorInfo {
                         votes: 1,
                         address: i.to_string(),
+                        network_key: None,
                     },
                 )
             })
@@ -363,6 +370,7 @@ mod tests {
                     ValidatorInfo {
                         votes: u64::MAX,
                         address: String::new(),
+                        network_key: None,
                     },
                 )
             })
@@ -392,6 +400,7 @@ mod tests {
                     ValidatorInfo {
                         votes: i as u64,
                         address: String::new(),
+                        network_key: None,
                     },
                 )
             })
@@ -405,6 +414,7 @@ mod tests {
             ValidatorInfo {
                 votes: 0,
                 address: String::new(),
+                network_key: None,
             },
         )]);
         assert_eq!(Committee::new(none), Err(CommitteeError::NoWeight));
@@ -420,6 +430,7 @@ mod tests {
             ValidatorInfo {
                 votes: 1,
                 address: String::new(),
+                network_key: None,
             },
         )]);
         assert!(matches!(

@@ -73,7 +73,10 @@ pub use block::{
 pub use certificate::{Certificate, CertificateError, LiteCertificate, PendingSignatures};
 pub use chain_description::{ChainDescription, ChainId, ChainOrigin, ConsensusConfig};
 pub use chain_state::{ChainState, Inbox};
-pub use committee::{Committee, CommitteeError, EncodedCommittee, Epoch, ValidatorInfo};
+pub use committee::{
+    Committee, CommitteeError, EncodedCommittee, Epoch, NetworkKeyError, NetworkPublicKey,
+    ValidatorInfo,
+};
 pub use crypto::{
     verify_signatures, AccountPublicKey, AccountSecretKey, AccountSignature, CryptoError,
     PreparedKey, Signature, SignatureCheck, ValidatorPublicKey, ValidatorSecretKey,

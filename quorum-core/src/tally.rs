@@ -315,6 +315,7 @@ mod tests {
                     ValidatorInfo {
                         votes: *w,
                         address: String::new(),
+                        network_key: None,
                     },
                 )
             })

@@ -296,6 +296,7 @@ pub fn committee_of(secrets: &[ValidatorSecretKey]) -> Committee {
                 ValidatorInfo {
                     votes: 1,
                     address: format!("validator-{index}"),
+                    network_key: None,
                 },
             )
         })

@@ -10,14 +10,14 @@ use futures::StreamExt;
 use quinn::crypto::rustls::QuicClientConfig;
 use quinn::{Connection, Endpoint, RecvStream, SendStream};
 use quorum_core::protocol::{Carrier, Request, RequestKind, Response};
-use quorum_core::{ChainId, NodeError, Subscription};
+use quorum_core::{ChainId, NetworkPublicKey, NodeError, Subscription};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tracing::{debug, warn};
 
 use crate::config::ClientConfig;
 use crate::error::QuicError;
-use crate::identity::{client_tls, NetworkPublicKey, Presented};
+use crate::identity::{client_tls, Presented};
 use crate::wire::{read_message, write_message};
 
 /// The name the client gives in its handshake. Servers hold one identity and ignore it; the
@@ -41,7 +41,7 @@ pub struct QuicValidatorNode {
 }
 
 struct Inner {
-    address: SocketAddr,
+    address: String,
     expected: NetworkPublicKey,
     config: ClientConfig,
     quic: quinn::ClientConfig,
@@ -57,10 +57,10 @@ struct State {
 }
 
 impl QuicValidatorNode {
-    /// A node at `address` that must prove it holds `network_key`; connects on the first
-    /// request. Fails only if `config` is out of range.
+    /// A node at `address` (`host:port`, resolved when connecting) that must prove it holds
+    /// `network_key`; connects on the first request. Fails only if `config` is out of range.
     pub fn new(
-        address: SocketAddr,
+        address: impl Into<String>,
         network_key: NetworkPublicKey,
         config: ClientConfig,
     ) -> Result<Self, QuicError> {
@@ -75,7 +75,7 @@ impl QuicValidatorNode {
         quic.transport_config(config.transport()?);
         Ok(QuicValidatorNode {
             inner: Arc::new(Inner {
-                address,
+                address: address.into(),
                 expected: network_key,
                 config,
                 quic,
@@ -86,8 +86,8 @@ impl QuicValidatorNode {
     }
 
     /// The address this node is reached at.
-    pub fn address(&self) -> SocketAddr {
-        self.inner.address
+    pub fn address(&self) -> &str {
+        &self.inner.address
     }
 
     /// The network key the server must prove it holds.
@@ -105,23 +105,26 @@ impl QuicValidatorNode {
                 return Ok(connection.clone());
             }
         }
+        let address = resolve(&inner.address).await?;
         let endpoint = match &state.endpoint {
             Some(endpoint) => endpoint.clone(),
             None => {
-                let any: SocketAddr = if inner.address.is_ipv4() {
+                let any: SocketAddr = if address.is_ipv4() {
                     SocketAddr::from(([0, 0, 0, 0], 0))
                 } else {
                     SocketAddr::from(([0u16; 8], 0))
                 };
-                let endpoint = Endpoint::client(any)
-                    .map_err(|source| QuicError::Bind { address: any, source })?;
+                let endpoint = Endpoint::client(any).map_err(|source| QuicError::Bind {
+                    address: any,
+                    source,
+                })?;
                 state.endpoint = Some(endpoint.clone());
                 endpoint
             }
         };
         *inner.seen.lock().unwrap_or_else(PoisonError::into_inner) = None;
         let connecting = endpoint
-            .connect_with(inner.quic.clone(), inner.address, SERVER_NAME)
+            .connect_with(inner.quic.clone(), address, SERVER_NAME)
             .map_err(|_| QuicError::InvalidConfig {
                 field: "address",
                 reason: "cannot be dialled over QUIC",
@@ -143,15 +146,12 @@ impl QuicValidatorNode {
                             "validator refused: it does not hold the network key its committee entry lists"
                         );
                         QuicError::WrongIdentity {
-                            address: inner.address,
+                            address,
                             expected: inner.expected,
                             presented,
                         }
                     }
-                    None => QuicError::Handshake {
-                        address: inner.address,
-                        source,
-                    },
+                    None => QuicError::Handshake { address, source },
                 });
             }
             Ok(Ok(connection)) => connection,
@@ -189,6 +189,20 @@ impl QuicValidatorNode {
             .await
             .unwrap_or(Err(QuicError::Timeout(deadline)))
     }
+}
+
+/// The first address `address` (`host:port`) resolves to.
+async fn resolve(address: &str) -> Result<SocketAddr, QuicError> {
+    let mut found =
+        tokio::net::lookup_host(address)
+            .await
+            .map_err(|source| QuicError::Resolve {
+                address: address.to_owned(),
+                source,
+            })?;
+    found.next().ok_or_else(|| QuicError::NoAddress {
+        address: address.to_owned(),
+    })
 }
 
 impl fmt::Debug for QuicValidatorNode {
@@ -236,7 +250,12 @@ impl Carrier for QuicValidatorNode {
             other => return Err(self.malformed(RequestKind::Subscribe, &other)),
         };
         let (events, taken) = mpsc::channel(self.inner.config.notification_buffer);
-        tokio::spawn(follow(send, recv, events, self.inner.config.max_frame_length));
+        tokio::spawn(follow(
+            send,
+            recv,
+            events,
+            self.inner.config.max_frame_length,
+        ));
         let events = futures::stream::unfold(taken, |mut taken| async move {
             taken.recv().await.map(|event| (event, taken))
         })
@@ -269,7 +288,10 @@ async fn follow(
                     }
                 }
                 other => {
-                    warn!(found = other.kind().name(), "not a notification on a subscription");
+                    warn!(
+                        found = other.kind().name(),
+                        "not a notification on a subscription"
+                    );
                     break;
                 }
             },

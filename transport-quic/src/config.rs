@@ -111,14 +111,20 @@ impl ServerConfig {
             ("max_connections", self.max_connections == 0),
             ("max_connections_per_ip", self.max_connections_per_ip == 0),
             ("handshakes_per_second", self.handshakes_per_second == 0),
-            ("max_streams_per_connection", self.max_streams_per_connection == 0),
+            (
+                "max_streams_per_connection",
+                self.max_streams_per_connection == 0,
+            ),
             ("stream_receive_window", self.stream_receive_window == 0),
             ("receive_window", self.receive_window == 0),
             ("send_window", self.send_window == 0),
             ("max_handlers", self.max_handlers == 0),
             ("min_receive_rate", self.min_receive_rate == 0),
             ("max_frame_length", self.max_frame_length == 0),
-            ("max_subscriptions_per_connection", self.max_subscriptions_per_connection == 0),
+            (
+                "max_subscriptions_per_connection",
+                self.max_subscriptions_per_connection == 0,
+            ),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, zero)| *zero) {
             return Err(QuicError::InvalidConfig {

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 
 use quorum_core::{NodeError, TransportErrorKind};
 
-use crate::identity::{NetworkPublicKey, Presented};
+use quorum_core::NetworkPublicKey;
+
+use crate::identity::Presented;
 
 /// A failure of the QUIC transport.
 #[derive(Debug, thiserror::Error)]
@@ -18,13 +20,19 @@ pub enum QuicError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// The address is not `host:port` or names no host.
-    #[error("cannot resolve {address}: {reason}")]
-    Address {
+    /// The address is not `host:port`, or its host is unknown.
+    #[error("cannot resolve {address}: {source}")]
+    Resolve {
         /// The address given.
         address: String,
-        /// Why it did not resolve.
-        reason: String,
+        /// The resolver's error.
+        source: std::io::Error,
+    },
+    /// The address resolved to nothing.
+    #[error("{address} resolves to no address")]
+    NoAddress {
+        /// The address given.
+        address: String,
     },
     /// The UDP socket could not be bound.
     #[error("cannot bind {address}: {source}")]
@@ -97,7 +105,7 @@ pub enum QuicError {
 /// | `StreamClosed`, `Truncated` | `Transport(ConnectionClosed)` |
 /// | `TooLarge` | `Transport(FrameTooLarge)` |
 /// | `Decode`, `Encode` | `Transport(Codec)` |
-/// | `WrongIdentity`, `InvalidConfig`, `Address`, `Tls` | `Transport(Unavailable)` |
+/// | `WrongIdentity`, `InvalidConfig`, `Resolve`, `NoAddress`, `Tls` | `Transport(Unavailable)` |
 impl From<QuicError> for NodeError {
     fn from(error: QuicError) -> Self {
         let kind = match error {
@@ -105,14 +113,13 @@ impl From<QuicError> for NodeError {
             QuicError::Handshake { .. } | QuicError::ConnectionLost(_) | QuicError::Bind { .. } => {
                 TransportErrorKind::Io
             }
-            QuicError::StreamClosed | QuicError::Truncated => {
-                TransportErrorKind::ConnectionClosed
-            }
+            QuicError::StreamClosed | QuicError::Truncated => TransportErrorKind::ConnectionClosed,
             QuicError::TooLarge { .. } => TransportErrorKind::FrameTooLarge,
             QuicError::Decode(_) | QuicError::Encode(_) => TransportErrorKind::Codec,
             QuicError::WrongIdentity { .. }
             | QuicError::InvalidConfig { .. }
-            | QuicError::Address { .. }
+            | QuicError::Resolve { .. }
+            | QuicError::NoAddress { .. }
             | QuicError::Tls(_) => TransportErrorKind::Unavailable,
         };
         NodeError::Transport(kind)

@@ -7,10 +7,10 @@
 //! expire: a client that expects key K accepts a handshake signed by K and nothing else.
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::SigningKey;
+use quorum_core::NetworkPublicKey;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls13_signature_with_raw_key, CryptoProvider};
 use rustls::pki_types::{
@@ -20,7 +20,6 @@ use rustls::pki_types::{
 use rustls::server::AlwaysResolvesServerRawPublicKeys;
 use rustls::sign::CertifiedKey;
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
-use serde::{Deserialize, Serialize};
 
 use crate::error::QuicError;
 
@@ -76,58 +75,18 @@ impl fmt::Debug for NetworkKey {
     }
 }
 
-/// The public network key of a validator: 32 bytes of an ed25519 key, written as 64 hex digits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct NetworkPublicKey(pub [u8; 32]);
-
-impl NetworkPublicKey {
-    /// The key as a TLS raw public key presents it (an ed25519 `SubjectPublicKeyInfo`).
-    fn spki(&self) -> Vec<u8> {
-        let mut der = Vec::with_capacity(SPKI_PREFIX.len() + 32);
-        der.extend_from_slice(&SPKI_PREFIX);
-        der.extend_from_slice(&self.0);
-        der
-    }
-
-    /// The key a `SubjectPublicKeyInfo` holds, if it is an ed25519 one.
-    fn from_spki(der: &[u8]) -> Option<Self> {
-        let key = der.strip_prefix(&SPKI_PREFIX[..])?;
-        Some(NetworkPublicKey(key.try_into().ok()?))
-    }
+/// The key as a TLS raw public key presents it (an ed25519 `SubjectPublicKeyInfo`).
+fn spki(key: &NetworkPublicKey) -> Vec<u8> {
+    let mut der = Vec::with_capacity(SPKI_PREFIX.len() + 32);
+    der.extend_from_slice(&SPKI_PREFIX);
+    der.extend_from_slice(&key.0);
+    der
 }
 
-impl fmt::Display for NetworkPublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for NetworkPublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NetworkPublicKey({self})")
-    }
-}
-
-/// Why a text is not a network public key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NetworkKeyError {
-    /// Not 64 hexadecimal digits.
-    #[error("a network key is 64 hexadecimal digits")]
-    NotHex,
-    /// 32 bytes, but not a point of the curve: no ed25519 key.
-    #[error("not an ed25519 public key")]
-    NotAKey,
-}
-
-impl FromStr for NetworkPublicKey {
-    type Err = NetworkKeyError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let mut bytes = [0u8; 32];
-        hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| NetworkKeyError::NotHex)?;
-        VerifyingKey::from_bytes(&bytes).map_err(|_| NetworkKeyError::NotAKey)?;
-        Ok(NetworkPublicKey(bytes))
-    }
+/// The key a `SubjectPublicKeyInfo` holds, if it is an ed25519 one.
+fn from_spki(der: &[u8]) -> Option<NetworkPublicKey> {
+    let key = der.strip_prefix(&SPKI_PREFIX[..])?;
+    Some(NetworkPublicKey(key.try_into().ok()?))
 }
 
 /// The cryptography every configuration here uses: rustls's ring provider. rustls marks it
@@ -147,7 +106,7 @@ pub(crate) fn server_tls(key: &NetworkKey) -> Result<rustls::ServerConfig, QuicE
         .key_provider
         .load_private_key(key.pkcs8())
         .map_err(QuicError::Tls)?;
-    let certified = CertifiedKey::new(vec![CertificateDer::from(key.public().spki())], signer);
+    let certified = CertifiedKey::new(vec![CertificateDer::from(spki(&key.public()))], signer);
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(QuicError::Tls)?
@@ -228,7 +187,7 @@ impl ServerCertVerifier for PeerKeyVerifier {
         if !intermediates.is_empty() {
             return Err(self.refuse(Presented::NotAKey));
         }
-        match NetworkPublicKey::from_spki(end_entity.as_ref()) {
+        match from_spki(end_entity.as_ref()) {
             Some(key) if key == self.expected => Ok(ServerCertVerified::assertion()),
             Some(other) => Err(self.refuse(Presented::Key(other))),
             None => Err(self.refuse(Presented::NotAKey)),
@@ -276,27 +235,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_round_trip_through_text_and_spki() {
+    fn keys_round_trip_through_spki() {
         let key = NetworkKey::from_bytes([7; 32]);
         let public = key.public();
-        let text = public.to_string();
-        assert_eq!(text.len(), 64);
-        assert_eq!(text.parse::<NetworkPublicKey>(), Ok(public));
-        assert_eq!(NetworkPublicKey::from_spki(&public.spki()), Some(public));
+        assert_eq!(from_spki(&spki(&public)), Some(public));
         assert_eq!(NetworkKey::from_bytes(key.to_bytes()).public(), public);
         assert!(!format!("{key:?}").contains(&hex::encode(key.to_bytes())));
     }
 
     #[test]
-    fn bad_texts_and_spkis_are_refused() {
-        assert_eq!("zz".parse::<NetworkPublicKey>(), Err(NetworkKeyError::NotHex));
-        assert_eq!(
-            "00".repeat(31).parse::<NetworkPublicKey>(),
-            Err(NetworkKeyError::NotHex)
-        );
-        let mut spki = NetworkKey::from_bytes([1; 32]).public().spki();
-        spki[4] ^= 1;
-        assert_eq!(NetworkPublicKey::from_spki(&spki), None);
-        assert_eq!(NetworkPublicKey::from_spki(&spki[..40]), None);
+    fn other_spkis_are_not_keys() {
+        let mut der = spki(&NetworkKey::from_bytes([1; 32]).public());
+        assert_eq!(from_spki(&der[..40]), None);
+        der[4] ^= 1;
+        assert_eq!(from_spki(&der), None);
     }
 }

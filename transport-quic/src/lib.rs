@@ -5,7 +5,7 @@
 //!
 //! * **Identity.** A validator's QUIC server proves in every handshake that it holds its
 //!   [`NetworkKey`], an ed25519 key apart from its signing key, presented as a raw public key
-//!   (RFC 7250). Its committee entry lists the public half ([`NetworkPublicKey`]); a
+//!   (RFC 7250). Its committee entry lists the public half ([`NetworkPublicKey`](quorum_core::NetworkPublicKey)); a
 //!   [`QuicValidatorNode`] accepts exactly that key, with no certificate authority and no
 //!   trust on first use, and refuses any other peer before sending a request
 //!   ([`QuicError::WrongIdentity`]). Clients stay anonymous. TLS 1.3 only, no 0-RTT, and the
@@ -29,7 +29,7 @@
 //!
 //! let key = NetworkKey::from_bytes([7; 32]);
 //! let server = serve_validator(worker, "127.0.0.1:0".parse().unwrap(), &key, ServerConfig::default()).await?;
-//! let remote = QuicValidatorNode::new(server.local_addr(), key.public(), ClientConfig::default())?;
+//! let remote = QuicValidatorNode::new(server.local_addr().to_string(), key.public(), ClientConfig::default())?;
 //! # let chain_id = quorum_core::ChainId(quorum_core::CryptoHash([0; 32]));
 //! let info = remote.handle_chain_info_query(ChainInfoQuery::new(chain_id)).await;
 //! # drop(info);
@@ -50,5 +50,5 @@ mod wire;
 pub use client::QuicValidatorNode;
 pub use config::{ClientConfig, ServerConfig};
 pub use error::QuicError;
-pub use identity::{NetworkKey, NetworkKeyError, NetworkPublicKey, Presented};
+pub use identity::{NetworkKey, Presented};
 pub use server::{describe_metrics, serve_validator, QuicServer};

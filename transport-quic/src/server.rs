@@ -94,12 +94,11 @@ pub async fn serve_validator(
     config: ServerConfig,
 ) -> Result<QuicServer, QuicError> {
     config.validate()?;
-    let crypto = QuicServerConfig::try_from(server_tls(key)?).map_err(|_| {
-        QuicError::InvalidConfig {
+    let crypto =
+        QuicServerConfig::try_from(server_tls(key)?).map_err(|_| QuicError::InvalidConfig {
             field: "tls",
             reason: "has no cipher suite QUIC can use",
-        }
-    })?;
+        })?;
     let mut quic = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     quic.transport_config(Arc::new(config.transport()?))
         .retry_token_lifetime(config.retry_token_lifetime)
@@ -108,10 +107,8 @@ pub async fn serve_validator(
         .max_incoming(config.max_connections.saturating_mul(2).max(16))
         .incoming_buffer_size(64 << 10)
         .incoming_buffer_size_total(8 << 20);
-    let endpoint = Endpoint::server(quic, address).map_err(|source| QuicError::Bind {
-        address,
-        source,
-    })?;
+    let endpoint =
+        Endpoint::server(quic, address).map_err(|source| QuicError::Bind { address, source })?;
     let local_addr = endpoint
         .local_addr()
         .map_err(|source| QuicError::Bind { address, source })?;

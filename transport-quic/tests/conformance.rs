@@ -27,7 +27,9 @@ async fn quic_transport_conforms() {
                 request_timeout: Duration::from_secs(5),
                 ..ClientConfig::default()
             };
-            let client = QuicValidatorNode::new(server.local_addr(), key.public(), config).unwrap();
+            let client =
+                QuicValidatorNode::new(server.local_addr().to_string(), key.public(), config)
+                    .unwrap();
             servers.lock().unwrap().push(server);
             Arc::new(client) as Arc<dyn ValidatorNode>
         }

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use quorum_core::protocol::Request;
 use quorum_core::{ChainInfoQuery, NodeError, TransportErrorKind, ValidatorNode};
-use quorum_testkit::{Intercepted, Interceptor, START};
 use quorum_testkit::transport_conformance::TestValidator;
+use quorum_testkit::{Intercepted, Interceptor, START};
 use quorum_transport_quic::{
-    serve_validator, ClientConfig, NetworkKey, Presented, QuicError, QuicServer,
-    QuicValidatorNode, ServerConfig,
+    serve_validator, ClientConfig, NetworkKey, Presented, QuicError, QuicServer, QuicValidatorNode,
+    ServerConfig,
 };
 use rand::{RngCore, SeedableRng};
 
@@ -30,10 +30,7 @@ impl Interceptor for Counting {
 
 /// A server of a test validator that proves `key`, and the count of what reached its node.
 async fn server(key: &NetworkKey) -> (QuicServer, Arc<Intercepted<Counting>>, TestValidator) {
-    let validator = TestValidator::new(quorum_node::ManualClock::new(
-        START,
-    ))
-    .await;
+    let validator = TestValidator::new(quorum_node::ManualClock::new(START)).await;
     let counted = Arc::new(Intercepted::new(validator.node(), Counting::default()));
     let node = counted.clone() as Arc<dyn ValidatorNode>;
     let address = "127.0.0.1:0".parse().unwrap();
@@ -55,7 +52,9 @@ fn client_config() -> ClientConfig {
 async fn the_right_key_is_served() {
     let a = NetworkKey::from_bytes([0xa; 32]);
     let (server, counted, validator) = server(&a).await;
-    let client = QuicValidatorNode::new(server.local_addr(), a.public(), client_config()).unwrap();
+    let client =
+        QuicValidatorNode::new(server.local_addr().to_string(), a.public(), client_config())
+            .unwrap();
     let info = client
         .handle_chain_info_query(ChainInfoQuery::new(validator.chain_id(1)))
         .await
@@ -75,7 +74,8 @@ async fn another_validators_key_or_a_self_made_one_is_refused_before_any_request
     for impostor in [b, self_made] {
         let (server, counted, validator) = server(&impostor).await;
         let client =
-            QuicValidatorNode::new(server.local_addr(), a.public(), client_config()).unwrap();
+            QuicValidatorNode::new(server.local_addr().to_string(), a.public(), client_config())
+                .unwrap();
         match client.connect().await {
             Err(QuicError::WrongIdentity {
                 address,
@@ -92,7 +92,10 @@ async fn another_validators_key_or_a_self_made_one_is_refused_before_any_request
                 }
                 .to_string();
                 assert!(message.contains(&a.public().to_string()), "{message}");
-                assert!(message.contains(&impostor.public().to_string()), "{message}");
+                assert!(
+                    message.contains(&impostor.public().to_string()),
+                    "{message}"
+                );
                 assert!(message.contains(&address.to_string()), "{message}");
             }
             other => panic!("expected WrongIdentity, got {other:?}"),

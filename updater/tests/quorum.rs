@@ -35,6 +35,7 @@ async fn setup(weights: &[u64]) -> Setup {
                     ValidatorInfo {
                         votes: *w,
                         address: String::new(),
+                        network_key: None,
                     },
                 )
             })

@@ -120,6 +120,7 @@ impl ChaosCommittee {
                     let info = ValidatorInfo {
                         votes: 1,
                         address: member.proxy.local_addr().to_string(),
+                        network_key: None,
                     };
                     (member.key.public(), info)
                 })

@@ -159,6 +159,7 @@ async fn run(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
         let info = ValidatorInfo {
             votes: 1,
             address: format!("unix:{}", path.display()),
+            network_key: None,
         };
         (key.public(), info)
     });

@@ -31,6 +31,7 @@ fn committee(keys: &[ValidatorSecretKey]) -> Committee {
             let info = ValidatorInfo {
                 votes: 1,
                 address: String::new(),
+                network_key: None,
             };
             (key.public(), info)
         })

@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Committee, CommitteeError, ValidatorInfo, MAX_MEMBERS};
+use super::{Committee, CommitteeError, NetworkPublicKey, ValidatorInfo, MAX_MEMBERS};
 use crate::crypto::ValidatorPublicKey;
 
 /// A committee's canonical encoding (the bytes of its committee blob), decoded on demand.
@@ -61,7 +61,19 @@ impl EncodedCommittee {
             let length = reader.length()?;
             let address = String::from_utf8(reader.take(length)?.to_vec())
                 .map_err(|_| CommitteeError::Malformed)?;
-            validators.insert(key, ValidatorInfo { votes, address });
+            let network_key = match reader.array::<1>()? {
+                [0] => None,
+                [1] => Some(NetworkPublicKey(reader.array()?)),
+                _ => return Err(CommitteeError::Malformed),
+            };
+            validators.insert(
+                key,
+                ValidatorInfo {
+                    votes,
+                    address,
+                    network_key,
+                },
+            );
         }
         if !reader.0.is_empty() {
             return Err(CommitteeError::Malformed);
@@ -80,7 +92,8 @@ fn encode(committee: &Committee) -> Vec<u8> {
 }
 
 /// Reads the committee's BCS layout: a ULEB128 count, then per member 32 key bytes, a
-/// little-endian `u64` weight and a ULEB128-prefixed UTF-8 address.
+/// little-endian `u64` weight, a ULEB128-prefixed UTF-8 address and an optional network key
+/// (a 0 byte, or a 1 byte and 32 key bytes).
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
@@ -134,6 +147,7 @@ mod tests {
                 let info = ValidatorInfo {
                     votes: i as u64 + 1,
                     address: alloc::format!("127.0.0.1:{}", 9000 + i),
+                    network_key: None,
                 };
                 (key, info)
             })

@@ -3,8 +3,8 @@
 //! [`Limits`].
 
 use super::Request;
-use crate::ReceivedEntry;
 use crate::limits::Limits;
+use crate::ReceivedEntry;
 
 impl Request {
     /// Bound on the bytes of an ordinary response (chain information without pending values,

@@ -99,7 +99,10 @@ impl Admission {
 
     /// Connections open now.
     pub(crate) fn open(&self) -> usize {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).open
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .open
     }
 }
 
@@ -156,7 +159,10 @@ mod tests {
         let first = admission.admit(a, start);
         let second = admission.admit(a, start);
         assert!(first.is_ok() && second.is_ok());
-        assert_eq!(admission.admit(a, start).err(), Some(Refusal::ConnectionsPerAddress));
+        assert_eq!(
+            admission.admit(a, start).err(),
+            Some(Refusal::ConnectionsPerAddress)
+        );
         let third = admission.admit(b, start);
         assert!(third.is_ok());
         assert_eq!(admission.admit(b, start).err(), Some(Refusal::Connections));
@@ -171,12 +177,23 @@ mod tests {
         let start = Instant::now();
         let admission = Arc::new(Admission::new(&config(100, 100, 2), start));
         let ip: IpAddr = "10.0.0.1".parse().unwrap_or(IpAddr::from([0; 4]));
-        let held: Vec<_> = (0..2).filter_map(|_| admission.admit(ip, start).ok()).collect();
+        let held: Vec<_> = (0..2)
+            .filter_map(|_| admission.admit(ip, start).ok())
+            .collect();
         assert_eq!(held.len(), 2);
-        assert_eq!(admission.admit(ip, start).err(), Some(Refusal::HandshakeRate));
+        assert_eq!(
+            admission.admit(ip, start).err(),
+            Some(Refusal::HandshakeRate)
+        );
         let later = start + Duration::from_millis(500);
-        assert!(admission.admit(ip, later).is_ok(), "one token back after half a second");
-        assert_eq!(admission.admit(ip, later).err(), Some(Refusal::HandshakeRate));
+        assert!(
+            admission.admit(ip, later).is_ok(),
+            "one token back after half a second"
+        );
+        assert_eq!(
+            admission.admit(ip, later).err(),
+            Some(Refusal::HandshakeRate)
+        );
     }
 
     #[test]
@@ -187,7 +204,10 @@ mod tests {
         let same: IpAddr = "2001:db8::ffff".parse().unwrap_or(IpAddr::from([0; 4]));
         let other: IpAddr = "2001:db8:0:1::1".parse().unwrap_or(IpAddr::from([0; 4]));
         let _held = admission.admit(one, start);
-        assert_eq!(admission.admit(same, start).err(), Some(Refusal::ConnectionsPerAddress));
+        assert_eq!(
+            admission.admit(same, start).err(),
+            Some(Refusal::ConnectionsPerAddress)
+        );
         assert!(admission.admit(other, start).is_ok());
     }
 }

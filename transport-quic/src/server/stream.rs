@@ -10,8 +10,7 @@ use futures::StreamExt;
 use quinn::{RecvStream, SendStream, VarInt};
 use quorum_core::protocol::{dispatch, dispatch_stream, Request, Response};
 use quorum_core::{
-    ChainId, NodeError, SubscriptionChange, SubscriptionId, SubscriptionLimit,
-    TransportErrorKind,
+    ChainId, NodeError, SubscriptionChange, SubscriptionId, SubscriptionLimit, TransportErrorKind,
 };
 use tokio::time::timeout;
 use tracing::{debug, warn};
@@ -132,14 +131,16 @@ fn finish(
     } else {
         "ok"
     };
-    metrics::counter!("quorum_requests_total", "method" => kind, "outcome" => outcome)
-        .increment(1);
+    metrics::counter!("quorum_requests_total", "method" => kind, "outcome" => outcome).increment(1);
     metrics::histogram!("quorum_handler_seconds", "method" => kind)
         .record(started.elapsed().as_secs_f64());
     let reason = match bcs::serialized_size(&response) {
         Ok(length) if length <= max => return response,
         Ok(length) => {
-            warn!(request = kind, length, max, "answer exceeds the maximum message length");
+            warn!(
+                request = kind,
+                length, max, "answer exceeds the maximum message length"
+            );
             TransportErrorKind::FrameTooLarge
         }
         Err(error) => {
@@ -253,7 +254,12 @@ async fn change_subscription(
         return Response::ChangeSubscription(Err(NodeError::UnknownSubscription(id)));
     };
     let added = change.add.iter().collect::<HashSet<_>>().len();
-    if let Some(limit) = cap(owned, &shared.config, Some(id), current.saturating_add(added)) {
+    if let Some(limit) = cap(
+        owned,
+        &shared.config,
+        Some(id),
+        current.saturating_add(added),
+    ) {
         return Response::ChangeSubscription(Err(refused(limit)));
     }
     let answer = shared.node.change_subscription(id, change).await;

@@ -51,7 +51,14 @@ mod tests {
             .zip(weights)
             .map(|(key, &votes)| {
                 let address = String::new();
-                (key.public(), ValidatorInfo { votes, address })
+                (
+                    key.public(),
+                    ValidatorInfo {
+                        votes,
+                        address,
+                        network_key: None,
+                    },
+                )
             })
             .collect();
         (Committee::new(members).unwrap(), keys)
