@@ -7,7 +7,8 @@
 //!
 //! [[validators]]
 //! public_key = "3f0c…"  # 64 hex digits, from the validator's `validator.pub`
-//! address = "10.0.0.1:9100"
+//! network_key = "9a1e…" # 64 hex digits, printed by its `quorum keygen`; needed for QUIC
+//! address = "quic://10.0.0.1:9100"  # or "tcp://10.0.0.1:9100"; a bare host:port is TCP
 //! votes = 1             # weight; default 1
 //! ```
 
@@ -16,7 +17,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use quorum_core::{Committee, ValidatorInfo, ValidatorPublicKey};
+use quorum_core::{Committee, NetworkPublicKey, ValidatorInfo, ValidatorPublicKey};
+
+use crate::address::Scheme;
 
 use crate::config::read_toml;
 use crate::error::CliError;
@@ -48,7 +51,16 @@ pub struct Member {
     /// The validator's public key, as 64 hex digits.
     #[serde(with = "crate::keys::hex_public_key")]
     pub public_key: ValidatorPublicKey,
-    /// Where clients reach it, `host:port`.
+    /// The key its QUIC server proves it holds (DESIGN §6.2); without one it is reachable
+    /// over TCP only.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::keys::hex_network_key"
+    )]
+    pub network_key: Option<NetworkPublicKey>,
+    /// Where clients reach it: `host:port` or `tcp://host:port` over TCP, `quic://host:port`
+    /// over QUIC.
     pub address: String,
     /// Its weight (default [`DEFAULT_VOTES`]).
     #[serde(default = "default_votes")]
@@ -63,13 +75,6 @@ fn default_votes() -> u64 {
     DEFAULT_VOTES
 }
 
-/// Whether `address` has the form `host:port` with a non-empty host and a port number.
-fn is_host_port(address: &str) -> bool {
-    address
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
-}
-
 impl CommitteeFile {
     /// Reads the committee file at `path`.
     pub fn load(path: &Path) -> Result<Self, CliError> {
@@ -77,22 +82,33 @@ impl CommitteeFile {
     }
 
     /// The committee the file describes: every key strong, none twice, every address
-    /// `host:port`, some weight. `path` names the file in errors.
+    /// `host:port` with a transport we have (a QUIC one with a network key), some weight.
+    /// `path` names the file in errors.
     pub fn committee(&self, path: &Path) -> Result<Committee, CliError> {
         let path = PathBuf::from(path);
         let mut members = BTreeMap::new();
         for member in &self.validators {
-            if !is_host_port(&member.address) {
-                return Err(CliError::BadAddress {
-                    path,
-                    key: member.public_key,
-                    address: member.address.clone(),
-                });
+            match crate::address::parse(&member.address) {
+                None => {
+                    return Err(CliError::BadAddress {
+                        path,
+                        key: member.public_key,
+                        address: member.address.clone(),
+                    })
+                }
+                Some((Scheme::Quic, _)) if member.network_key.is_none() => {
+                    return Err(CliError::QuicWithoutNetworkKey {
+                        path,
+                        key: member.public_key,
+                        address: member.address.clone(),
+                    })
+                }
+                Some(_) => {}
             }
             let info = ValidatorInfo {
                 votes: member.votes,
                 address: member.address.clone(),
-                network_key: None,
+                network_key: member.network_key,
             };
             if members.insert(member.public_key, info).is_some() {
                 return Err(CliError::DuplicateValidator {
@@ -116,6 +132,9 @@ mod tests {
     fn member(address: &str) -> Member {
         Member {
             public_key: ValidatorSecretKey::generate(&mut OsRng).public(),
+            network_key: address
+                .starts_with("quic://")
+                .then(|| crate::keys::generate_network_key(&mut OsRng).public()),
             address: address.into(),
             votes: 1,
         }
@@ -126,7 +145,10 @@ mod tests {
         let file = CommitteeFile {
             chains: 2,
             validators: (0..4)
-                .map(|i| member(&format!("127.0.0.1:{}", 9100 + i)))
+                .map(|i| match i % 2 {
+                    0 => member(&format!("127.0.0.1:{}", 9100 + i)),
+                    _ => member(&format!("quic://127.0.0.1:{}", 9100 + i)),
+                })
                 .collect(),
         };
         let text = toml::to_string(&file).unwrap();
@@ -134,6 +156,15 @@ mod tests {
         assert_eq!(back, file);
         let committee = back.committee(Path::new("c.toml")).unwrap();
         assert_eq!(committee.validators().len(), 4);
+        for member in &file.validators {
+            let info = committee
+                .validators()
+                .find(|(key, _)| **key == member.public_key);
+            assert_eq!(
+                info.map(|(_, info)| info.network_key),
+                Some(member.network_key)
+            );
+        }
     }
 
     #[test]
@@ -164,6 +195,16 @@ mod tests {
         assert!(matches!(
             no_port.committee(path),
             Err(CliError::BadAddress { .. })
+        ));
+        let mut keyless = member("quic://127.0.0.1:1");
+        keyless.network_key = None;
+        let keyless = CommitteeFile {
+            chains: 1,
+            validators: vec![keyless],
+        };
+        assert!(matches!(
+            keyless.committee(path),
+            Err(CliError::QuicWithoutNetworkKey { .. })
         ));
         let empty = CommitteeFile {
             chains: 1,

@@ -71,7 +71,9 @@ const WHAT: &str = "validator configuration";
 const HEADER: &str = "\
 # Quorum validator configuration (`quorum validator --config THIS_FILE`).
 # Relative paths are relative to this file's directory.
-#   listen    address to serve on (host:port)
+#   listen    address to serve on: host:port or tcp://host:port (TCP), quic://host:port
+#   listen_quic  optional second address, QUIC, to serve on both transports at once
+#   network_key_file  the network key a QUIC listener proves it holds (mode 0600)
 #   storage   the redb database file, or a [storage.postgres] table (url without a
 #             password, pool_size, schema, password_file or QUORUM_POSTGRES_PASSWORD)
 #   key_file  the validator's secret key (mode 0600; the validator refuses a key file that
@@ -90,8 +92,17 @@ const HEADER: &str = "\
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ValidatorConfig {
-    /// Address to listen on, e.g. `0.0.0.0:9100`.
+    /// Address to listen on: `0.0.0.0:9100` or `tcp://0.0.0.0:9100` over TCP,
+    /// `quic://0.0.0.0:9100` over QUIC (DESIGN §6.2).
     pub listen: String,
+    /// A second address, QUIC, for a validator on both transports at once
+    /// (`quic://0.0.0.0:9200` or `0.0.0.0:9200`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_quic: Option<String>,
+    /// The network key file (see [`crate::keys`]): what a QUIC listener proves it holds, and
+    /// whose public half the committee lists as the validator's `network_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_key_file: Option<PathBuf>,
     /// Where the data lives: a redb file, or `[storage.postgres]` (see
     /// [`StorageConfig`]).
     pub storage: StorageConfig,
@@ -374,6 +385,8 @@ impl ValidatorConfig {
     pub fn new(listen: String, storage: PathBuf, key_file: PathBuf, genesis: PathBuf) -> Self {
         ValidatorConfig {
             listen,
+            listen_quic: None,
+            network_key_file: None,
             storage: StorageConfig::Redb(storage),
             key_file,
             genesis,
@@ -397,7 +410,11 @@ impl ValidatorConfig {
         config.limits.validate(path)?;
         let base = path.parent().unwrap_or_else(|| Path::new(""));
         config.storage.resolve(base);
-        for field in [&mut config.key_file, &mut config.genesis] {
+        let network_key = config.network_key_file.iter_mut();
+        for field in [&mut config.key_file, &mut config.genesis]
+            .into_iter()
+            .chain(network_key)
+        {
             if field.is_relative() {
                 *field = base.join(&*field);
             }
@@ -427,6 +444,8 @@ mod tests {
     fn sample() -> ValidatorConfig {
         ValidatorConfig {
             listen: "127.0.0.1:9100".into(),
+            listen_quic: Some("quic://127.0.0.1:9200".into()),
+            network_key_file: Some("network.key".into()),
             storage: StorageConfig::Redb("data/validator.redb".into()),
             key_file: "validator.key".into(),
             genesis: "genesis.bcs".into(),

@@ -10,12 +10,16 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::{info, warn};
 
-use quorum_core::{AccountSecretKey, ChainId, ChainInfoQuery, ValidatorNode, ValidatorSecretKey};
+use quorum_core::{
+    AccountSecretKey, ChainId, ChainInfoQuery, ValidatorInfo, ValidatorNode, ValidatorSecretKey,
+};
 use quorum_node::{Genesis, MemoryStorage, SystemClock, Worker, WorkerConfig};
 use quorum_transport_mem::MemoryNode;
-use quorum_transport_tcp::{ClientConfig, TcpValidatorNode};
+use quorum_transport_quic::NetworkKey;
+use quorum_transport_tcp::ClientConfig;
 use quorum_updater::{ChainClient, Options, RemoteNode, ValidatorSet};
 
+use crate::address::{Clients, Scheme};
 use crate::config::Limits;
 use crate::demo_validator::DemoValidator;
 use crate::error::CliError;
@@ -30,6 +34,7 @@ mod args;
 
 use args::check_args;
 pub(crate) use args::free_addresses;
+use args::free_addresses_over;
 pub use args::{DemoArgs, Transport};
 
 /// How often the demo looks at the workload's progress and the validators' health (20 ms).
@@ -132,10 +137,11 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
     }
     // Kept until the demo ends: the databases' directory unless `--data-dir` names one.
     let (_temporary, data_dir) = data_directory(&args)?;
-    let addresses = free_addresses(args.validators).await?;
+    let addresses = free_addresses_over(args.transport, args.validators).await?;
     let fast_round = args.rounds.fast_round();
     let CommitteeSetup {
         validator_keys,
+        network_keys,
         addresses,
         owners,
         genesis,
@@ -150,6 +156,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
         &data_dir,
         &database.places,
         &validator_keys,
+        &network_keys,
         &addresses,
         &genesis,
         &validators,
@@ -266,10 +273,7 @@ fn summarize(
         validators: args.validators,
         chains: args.chains,
         rounds: args.rounds.fast_round(),
-        transport: match args.transport {
-            Transport::Tcp => "tcp",
-            Transport::Mem => "in-process",
-        },
+        transport: args.transport.name(),
         storage: args.storage.describe(),
         blocks: args.blocks,
         elapsed,
@@ -397,12 +401,15 @@ async fn start_validators(
     data_dir: &Path,
     places: &[Option<crate::demo_storage::Place>],
     validator_keys: &[ValidatorSecretKey],
+    network_keys: &[NetworkKey],
     addresses: &[String],
     genesis: &Genesis,
     validators: &ValidatorSet,
 ) -> Result<(Vec<DemoValidator>, Vec<Planned>), CliError> {
     let mut nodes: Vec<DemoValidator> = Vec::new();
-    for (index, (key, address)) in validator_keys.iter().zip(addresses).enumerate() {
+    let clients = Clients::with_timeout(REQUEST_TIMEOUT);
+    let members = validator_keys.iter().zip(network_keys).zip(addresses);
+    for (index, ((key, network_key), address)) in members.enumerate() {
         let database = data_dir.join(format!("validator-{index}.redb"));
         let mut node = DemoValidator::new(
             format!("validator-{index}"),
@@ -411,12 +418,19 @@ async fn start_validators(
             address.clone(),
         );
         node.postgres = places.get(index).cloned().flatten();
-        match args.transport {
-            Transport::Tcp => {
-                let remote = TcpValidatorNode::new(address.clone(), client_config())?;
-                validators.insert(key.public(), Arc::new(remote));
+        match args.transport.scheme(index, addresses.len()) {
+            Some(scheme) => {
+                if scheme == Scheme::Quic {
+                    node.network_key = Some(network_key.clone());
+                }
+                let info = ValidatorInfo {
+                    votes: 1,
+                    address: address.clone(),
+                    network_key: Some(network_key.public()),
+                };
+                validators.insert(key.public(), clients.node(&key.public(), &info)?);
             }
-            Transport::Mem => {
+            None => {
                 let worker = validator::open_worker(
                     &node.database,
                     genesis,

@@ -20,8 +20,10 @@ use tracing::debug;
 use quorum_core::ValidatorSecretKey;
 use quorum_node::Genesis;
 use quorum_transport_mem::{Fault, MemoryNode};
+use quorum_transport_quic::{NetworkKey, QuicServer};
 use quorum_transport_tcp::{Server, ServerConfig};
 
+use crate::address::Scheme;
 use crate::config::Limits;
 use crate::demo::Transport;
 use crate::demo_storage::{Place, Serving};
@@ -30,6 +32,12 @@ use crate::validator::{self, RedbWorker};
 
 /// Connections a hung validator holds at once; beyond that the oldest is closed.
 const MAX_HELD_CONNECTIONS: usize = 64;
+/// The largest datagram a hung QUIC validator's socket takes, in bytes.
+const MAX_DATAGRAM_BYTES: usize = 65_536;
+/// Time a stopped QUIC server gives its peers to learn it.
+const QUIC_SHUTDOWN_GRACE: Duration = Duration::from_millis(200);
+/// How long a validator's address may stay in use after its server stopped.
+const REBIND_WITHIN: Duration = Duration::from_secs(2);
 /// Pause after a failed `accept` of a hung validator's listener.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(10);
 
@@ -59,6 +67,22 @@ impl BlackHole {
         Ok(BlackHole { task })
     }
 
+    /// A UDP socket that takes every datagram and answers none: a QUIC validator frozen.
+    async fn bind_udp(address: &str) -> Result<Self, CliError> {
+        let socket = rebind(|| tokio::net::UdpSocket::bind(address))
+            .await
+            .map_err(quorum_transport_tcp::TransportError::from)?;
+        let task = tokio::spawn(async move {
+            let mut datagram = vec![0u8; MAX_DATAGRAM_BYTES];
+            loop {
+                if socket.recv_from(&mut datagram).await.is_err() {
+                    tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+                }
+            }
+        });
+        Ok(BlackHole { task })
+    }
+
     /// Closes the listener and every connection it holds, and waits until they are closed,
     /// so the address can be bound again at once.
     async fn close(mut self) {
@@ -73,6 +97,61 @@ impl Drop for BlackHole {
     }
 }
 
+/// Binds with `bind`, again while the address is still in use, for at most
+/// [`REBIND_WITHIN`]: a stopped QUIC server's socket is closed by its endpoint's task, soon
+/// after the server itself is gone.
+async fn rebind<T, F, Fut>(mut bind: F) -> std::io::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + REBIND_WITHIN;
+    loop {
+        match bind().await {
+            Err(error)
+                if error.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// The `host:port` of a `quic://host:port` address.
+fn quic_host_port(address: &str) -> &str {
+    address
+        .strip_prefix(Scheme::Quic.prefix())
+        .unwrap_or(address)
+}
+
+/// Serves `worker` over QUIC at `address`, proving `key`.
+async fn serve_quic(
+    worker: Arc<RedbWorker>,
+    address: &str,
+    key: &NetworkKey,
+) -> Result<QuicServer, CliError> {
+    let bound = quic_host_port(address)
+        .parse()
+        .map_err(|_| CliError::BadListen(address.to_owned()))?;
+    let limits = worker.config().limits;
+    let config = quorum_transport_quic::ServerConfig::from_limits(&limits);
+    let deadline = tokio::time::Instant::now() + REBIND_WITHIN;
+    loop {
+        let node = worker.clone();
+        match quorum_transport_quic::serve_validator(node, bound, key, config.clone()).await {
+            Err(quorum_transport_quic::QuicError::Bind { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+            }
+            served => return Ok(served?),
+        }
+    }
+}
+
 /// One validator of the demo and how it is reached.
 pub struct DemoValidator {
     /// Its name in the summary.
@@ -81,8 +160,11 @@ pub struct DemoValidator {
     pub database: PathBuf,
     /// Its key.
     pub key: ValidatorSecretKey,
-    /// Its loopback address (TCP).
+    /// Its loopback address (`quic://host:port` over QUIC).
     pub address: String,
+    /// Its network key, when it is served over QUIC.
+    pub network_key: Option<NetworkKey>,
+    quic: Option<QuicServer>,
     /// Its Worker, when open.
     pub worker: Option<Arc<RedbWorker>>,
     server: Option<Server>,
@@ -104,6 +186,8 @@ impl DemoValidator {
             database,
             key,
             address,
+            network_key: None,
+            quic: None,
             worker: None,
             server: None,
             mem: None,
@@ -117,7 +201,7 @@ impl DemoValidator {
     /// Starts serving (TCP: opens its database and serves it; in process: answers again).
     pub async fn start(&mut self, genesis: &Genesis, transport: Transport) -> Result<(), CliError> {
         match transport {
-            Transport::Tcp => {
+            Transport::Tcp | Transport::Quic | Transport::Mixed => {
                 // A hung validator's listener gives the address back first.
                 if let Some(black_hole) = self.black_hole.take() {
                     black_hole.close().await;
@@ -133,8 +217,14 @@ impl DemoValidator {
                     &Limits::default(),
                 )
                 .await?;
-                let listener = validator::bind(&self.address).await?;
-                self.server = Some(validator::serve(worker, listener, ServerConfig::default())?);
+                match &self.network_key {
+                    Some(key) => self.quic = Some(serve_quic(worker, &self.address, key).await?),
+                    None => {
+                        let listener = validator::bind(&self.address).await?;
+                        let config = ServerConfig::default();
+                        self.server = Some(validator::serve(worker, listener, config)?);
+                    }
+                }
             }
             Transport::Mem => {
                 if let Some(node) = &self.mem {
@@ -149,12 +239,15 @@ impl DemoValidator {
     /// call fails at once).
     pub async fn stop(&mut self, transport: Transport) {
         match transport {
-            Transport::Tcp => {
+            Transport::Tcp | Transport::Quic | Transport::Mixed => {
                 if let Some(black_hole) = self.black_hole.take() {
                     black_hole.close().await;
                 }
                 if let Some(server) = self.server.take() {
                     server.shutdown().await;
+                }
+                if let Some(server) = self.quic.take() {
+                    server.shutdown(QUIC_SHUTDOWN_GRACE).await;
                 }
                 if let Some(serving) = self.serving.take() {
                     serving.stop().await;
@@ -173,9 +266,12 @@ impl DemoValidator {
     /// [`DemoValidator::start`] makes it answer again.
     pub async fn hang(&mut self, transport: Transport) -> Result<(), CliError> {
         match transport {
-            Transport::Tcp => {
+            Transport::Tcp | Transport::Quic | Transport::Mixed => {
                 self.stop(transport).await;
-                self.black_hole = Some(BlackHole::bind(&self.address).await?);
+                self.black_hole = Some(match self.network_key {
+                    Some(_) => BlackHole::bind_udp(quic_host_port(&self.address)).await?,
+                    None => BlackHole::bind(&self.address).await?,
+                });
             }
             Transport::Mem => {
                 if let Some(node) = &self.mem {

@@ -89,8 +89,12 @@ pub enum CliError {
         /// The repeated key.
         key: ValidatorPublicKey,
     },
-    /// A committee file gives a validator an address that is not `host:port`.
-    #[error("{path}: validator {key}: address {address:?} is not host:port")]
+    /// A committee file gives a validator an address that is not `host:port`,
+    /// `tcp://host:port` or `quic://host:port`.
+    #[error(
+        "{path}: validator {key}: address {address:?} is not host:port, tcp://host:port or \
+         quic://host:port"
+    )]
     BadAddress {
         /// The committee file.
         path: PathBuf,
@@ -99,6 +103,40 @@ pub enum CliError {
         /// The address given.
         address: String,
     },
+    /// A committee file gives a validator a QUIC address but no network key to know it by.
+    #[error(
+        "{path}: validator {key}: address {address:?} is QUIC, which needs the validator's \
+         network_key (from its `quorum keygen`); without one it is reachable over TCP only"
+    )]
+    QuicWithoutNetworkKey {
+        /// The committee file.
+        path: PathBuf,
+        /// The validator.
+        key: ValidatorPublicKey,
+        /// The address given.
+        address: String,
+    },
+    /// A committee's validator cannot be reached: its address names no transport we have, or
+    /// QUIC without a network key.
+    #[error("validator {key}: cannot reach {address:?}: {reason}")]
+    Unreachable {
+        /// The validator.
+        key: ValidatorPublicKey,
+        /// Its address.
+        address: String,
+        /// Why.
+        reason: crate::address::AddressError,
+    },
+    /// A validator's listening address is not `host:port`, `tcp://host:port` or
+    /// `quic://host:port`.
+    #[error("cannot listen on {0:?}: not host:port, tcp://host:port or quic://host:port")]
+    BadListen(String),
+    /// A QUIC listener needs the validator's network key file.
+    #[error("listening on {0:?} needs network_key_file in validator.toml (from `quorum keygen`)")]
+    NoNetworkKeyFile(String),
+    /// The QUIC transport failed.
+    #[error(transparent)]
+    Quic(#[from] quorum_transport_quic::QuicError),
     /// A committee file's validators do not make a committee (weak key, no weight, …).
     #[error("{path}: not a valid committee: {source}")]
     Committee {

@@ -210,6 +210,7 @@ fn readable(genesis: &Genesis) -> Result<String, CliError> {
             .validators()
             .map(|(key, info)| Member {
                 public_key: *key,
+                network_key: info.network_key,
                 address: info.address.clone(),
                 votes: info.votes,
             })

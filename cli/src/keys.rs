@@ -13,6 +13,7 @@ use rand::rngs::OsRng;
 use tracing::info;
 
 use quorum_core::{AccountPublicKey, ValidatorPublicKey, ValidatorSecretKey, PUBLIC_KEY_LENGTH};
+use quorum_transport_quic::NetworkKey;
 
 use crate::config::ValidatorConfig;
 use crate::error::CliError;
@@ -27,6 +28,9 @@ pub const SECRET_KEY_LENGTH: usize = 32;
 pub const KEY_FILE: &str = "validator.key";
 /// Name of the public key file `quorum keygen` writes.
 pub const PUBLIC_KEY_FILE: &str = "validator.pub";
+/// Name of the network key file `quorum keygen` writes: the secret the validator's QUIC
+/// server proves it holds (DESIGN §6.2).
+pub const NETWORK_KEY_FILE: &str = "network.key";
 /// Name of the configuration file `quorum keygen --listen` writes.
 pub const CONFIG_FILE: &str = "validator.toml";
 /// Name of the database file the configuration `quorum keygen --listen` writes points to.
@@ -87,6 +91,56 @@ pub mod hex_public_key {
     }
 }
 
+/// Serde helpers writing an optional [`NetworkPublicKey`] as a hex string, for TOML files
+/// (`#[serde(default, with = "crate::keys::hex_network_key")]`).
+pub mod hex_network_key {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use quorum_core::NetworkPublicKey;
+
+    /// Writes the key as 64 hex digits.
+    pub fn serialize<S: Serializer>(
+        key: &Option<NetworkPublicKey>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match key {
+            Some(key) => s.collect_str(key),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads a key written as 64 hex digits.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<NetworkPublicKey>, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse()
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("invalid network key: {e}")))
+    }
+}
+
+/// Writes a new network key file (mode 0600 from the start, never overwriting).
+pub fn write_network_key(path: &Path, key: &NetworkKey) -> Result<(), CliError> {
+    let mut text = hex::encode(key.to_bytes());
+    text.push('\n');
+    write_private(path, text.as_bytes())?;
+    info!(path = %path.display(), public = %key.public(), "wrote network key");
+    Ok(())
+}
+
+/// Reads a network key file, first checking that only its owner can access it.
+pub fn read_network_key(path: &Path) -> Result<NetworkKey, CliError> {
+    Ok(NetworkKey::from_bytes(read_secret(path)?))
+}
+
+/// A new network key drawn from `rng`.
+pub fn generate_network_key<R: rand::RngCore + rand::CryptoRng>(rng: &mut R) -> NetworkKey {
+    let mut seed = [0u8; SECRET_KEY_LENGTH];
+    rng.fill_bytes(&mut seed);
+    NetworkKey::from_bytes(seed)
+}
+
 /// Writes a new secret key file (mode 0600 from the start, never overwriting).
 pub fn write_validator_key(path: &Path, key: &ValidatorSecretKey) -> Result<(), CliError> {
     let mut text = hex::encode(key.to_bytes());
@@ -114,27 +168,31 @@ pub fn check_private(path: &Path) -> Result<(), CliError> {
 
 /// Reads a secret key file, first checking that only its owner can access it.
 pub fn read_validator_key(path: &Path) -> Result<ValidatorSecretKey, CliError> {
+    Ok(ValidatorSecretKey::from_bytes(&read_secret(path)?))
+}
+
+/// The 32 secret bytes of a private key file, written in hex.
+fn read_secret(path: &Path) -> Result<[u8; SECRET_KEY_LENGTH], CliError> {
     check_private(path)?;
     let text = std::fs::read_to_string(path).map_err(|source| CliError::File {
         path: path.to_owned(),
         source,
     })?;
-    let bytes = decode_hex::<SECRET_KEY_LENGTH>(&text).map_err(|source| CliError::KeyFormat {
+    decode_hex::<SECRET_KEY_LENGTH>(&text).map_err(|source| CliError::KeyFormat {
         path: path.to_owned(),
         source,
-    })?;
-    Ok(ValidatorSecretKey::from_bytes(&bytes))
+    })
 }
 
 /// `quorum keygen`: makes a validator key on the machine that will run the validator.
 #[derive(Clone, Debug, clap::Args)]
 pub struct KeygenArgs {
-    /// Directory to write into (created if missing): `validator.key` (secret, mode 0600),
-    /// `validator.pub` and, with `--listen`, `validator.toml`.
+    /// Directory to write into (created if missing): `validator.key` and `network.key`
+    /// (secrets, mode 0600), `validator.pub` and, with `--listen`, `validator.toml`.
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
-    /// Address the validator will listen on, e.g. `0.0.0.0:9100`; also writes a configuration
-    /// `validator.toml` using the new key.
+    /// Address the validator will listen on, e.g. `0.0.0.0:9100` (TCP) or
+    /// `quic://0.0.0.0:9100`; also writes a configuration `validator.toml` using the new keys.
     #[arg(long)]
     pub listen: Option<String>,
     /// Address other machines reach the validator at, for the committee file (default: the
@@ -151,32 +209,37 @@ pub fn keygen(args: &KeygenArgs) -> Result<(), CliError> {
         source,
     })?;
     let key_path = args.dir.join(KEY_FILE);
+    let network_path = args.dir.join(NETWORK_KEY_FILE);
     let public_path = args.dir.join(PUBLIC_KEY_FILE);
     let config_path = args.dir.join(CONFIG_FILE);
-    let mut outputs = vec![key_path.as_path()];
+    let mut outputs = vec![key_path.as_path(), network_path.as_path()];
     if args.listen.is_some() {
         outputs.push(config_path.as_path());
     }
     ensure_absent(outputs)?;
     let key = ValidatorSecretKey::generate(&mut OsRng);
     write_validator_key(&key_path, &key)?;
+    let network = generate_network_key(&mut OsRng);
+    write_network_key(&network_path, &network)?;
     let public = key.public();
     std::fs::write(&public_path, format!("{public}\n")).map_err(|source| CliError::File {
         path: public_path.clone(),
         source,
     })?;
     println!(
-        "wrote {} (secret, mode 0600: keep it on this machine)",
-        key_path.display()
+        "wrote {} and {} (secrets, mode 0600: keep them on this machine)",
+        key_path.display(),
+        network_path.display()
     );
     println!("wrote {}", public_path.display());
     if let Some(listen) = &args.listen {
-        let config = ValidatorConfig::new(
+        let mut config = ValidatorConfig::new(
             listen.clone(),
             PathBuf::from(DATABASE_FILE),
             PathBuf::from(KEY_FILE),
             PathBuf::from(GENESIS_FILE),
         );
+        config.network_key_file = Some(PathBuf::from(NETWORK_KEY_FILE));
         write_new(&config_path, &config.to_toml()?)?;
         println!("wrote {}", config_path.display());
     }
@@ -185,9 +248,14 @@ pub fn keygen(args: &KeygenArgs) -> Result<(), CliError> {
         .as_deref()
         .or(args.listen.as_deref())
         .unwrap_or("HOST:PORT");
+    let network_public = network.public();
     println!("public key: {public}");
+    println!("network key: {network_public}");
     println!("add this validator to the committee file:\n");
-    println!("[[validators]]\npublic_key = \"{public}\"\naddress = \"{address}\"\nvotes = 1");
+    println!(
+        "[[validators]]\npublic_key = \"{public}\"\nnetwork_key = \"{network_public}\"\n\
+         address = \"{address}\"\nvotes = 1"
+    );
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! `genesis` from their public keys, `validator`, `client`). Logs go through `tracing` (set
 //! `RUST_LOG`, e.g. `RUST_LOG=debug`).
 
+mod address;
 mod allocator;
 mod byzantine;
 mod chaos;
@@ -19,6 +20,7 @@ mod health_file;
 mod health_watch;
 mod info;
 mod keys;
+mod listeners;
 mod metrics_server;
 mod notify_probe;
 mod probe;

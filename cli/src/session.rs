@@ -13,7 +13,6 @@ use tracing::{debug, info, warn};
 use quorum_core::{ChainId, Committee, Epoch, NodeError, Storage, ValidatorPublicKey};
 use quorum_node::{Clock, Genesis, SystemClock, Worker, WorkerConfig};
 use quorum_store_redb::RedbStorage;
-use quorum_transport_tcp::{ClientConfig, TcpValidatorNode};
 use quorum_updater::{ChainClient, Options, RemoteNode, ValidatorSet, ValidatorUpdater};
 
 use crate::error::CliError;
@@ -120,14 +119,10 @@ impl Session {
             WorkerConfig::new(admin),
         ));
         let validators = ValidatorSet::new();
-        let transport = ClientConfig {
-            request_timeout: settings.request_timeout,
-            connect_timeout: settings.request_timeout,
-            ..ClientConfig::default()
-        };
+        // Each validator over the transport its committee entry names (DESIGN §6.2).
+        let clients = crate::address::Clients::with_timeout(settings.request_timeout);
         for (key, info) in committee.validators() {
-            let node = TcpValidatorNode::new(info.address.clone(), transport.clone())?;
-            validators.insert(*key, Arc::new(node));
+            validators.insert(*key, clients.node(key, info)?);
         }
         let options = options(settings.request_timeout, settings.update_budget);
         // The clients of the command's chains are made from this one (sharing statistics,

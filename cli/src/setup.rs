@@ -11,6 +11,7 @@ use quorum_core::{
     Timestamp, ValidatorInfo, ValidatorSecretKey,
 };
 use quorum_node::Genesis;
+use quorum_transport_quic::NetworkKey;
 
 use crate::error::CliError;
 
@@ -83,6 +84,9 @@ impl RoundArgs {
 pub struct CommitteeSetup {
     /// Validator keys, in committee (key) order.
     pub validator_keys: Vec<ValidatorSecretKey>,
+    /// Their network keys (DESIGN §6.2), in the same order; the committee lists each public
+    /// half.
+    pub network_keys: Vec<NetworkKey>,
     /// Their addresses, in the same order.
     pub addresses: Vec<String>,
     /// Chain owners, one per genesis chain (the first chain is the admin chain).
@@ -126,26 +130,33 @@ fn all_in_one_from<R: RngCore + CryptoRng>(
         .map(|_| ValidatorSecretKey::generate(rng))
         .collect();
     validator_keys.sort_by_key(ValidatorSecretKey::public);
+    let owners: Vec<AccountSecretKey> = (0..chains)
+        .map(|_| AccountSecretKey::generate(rng))
+        .collect();
+    // Drawn last, so that a seed gives the keys and chains it gave before network keys.
+    let network_keys: Vec<NetworkKey> = addresses
+        .iter()
+        .map(|_| crate::keys::generate_network_key(rng))
+        .collect();
     let members: BTreeMap<_, _> = validator_keys
         .iter()
         .zip(&addresses)
-        .map(|(key, address)| {
+        .zip(&network_keys)
+        .map(|((key, address), network)| {
             (
                 key.public(),
                 ValidatorInfo {
                     votes: 1,
                     address: address.clone(),
-                    network_key: None,
+                    network_key: Some(network.public()),
                 },
             )
         })
         .collect();
     let committee = Committee::new(members)?;
-    let owners: Vec<AccountSecretKey> = (0..chains)
-        .map(|_| AccountSecretKey::generate(rng))
-        .collect();
     Ok(CommitteeSetup {
         validator_keys,
+        network_keys,
         addresses,
         genesis: genesis(committee, &owners, fast_round),
         owners,

@@ -174,14 +174,14 @@ pub async fn run(args: &ValidatorArgs) -> Result<(), CliError> {
         return Err(CliError::NotSharded(args.config.clone()));
     }
     let node = open_node(&config, &genesis, key, clock, args.testing_byzantine).await?;
-    let listener = bind(&config.listen).await?;
-    let protocol = config.limits.protocol();
-    let server = serve_node(node, &protocol, listener, config.limits.server_config())?;
-    println!("listening on {}", server.local_addr());
+    let listeners = crate::listeners::Listeners::start(node, &config).await?;
+    for address in listeners.addresses() {
+        println!("listening on {address}");
+    }
     serve_metrics(args, &config).await?;
     wait_for_signal().await;
     info!("shutting down");
-    server.shutdown().await;
+    listeners.shutdown().await;
     Ok(())
 }
 

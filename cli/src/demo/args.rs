@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::address::Scheme;
 use crate::demo_storage::{Engine, StorageArgs};
 use crate::error::CliError;
 use crate::fault_plan::FaultPlan;
@@ -15,6 +16,34 @@ pub enum Transport {
     Tcp,
     /// In process, through BCS round trips.
     Mem,
+    /// Loopback QUIC with TLS 1.3, one server per validator, each known by its network key.
+    Quic,
+    /// Half the validators over TCP, the other half over QUIC: a committee that mixes
+    /// transports, each client picking per validator (DESIGN §6.2).
+    Mixed,
+}
+
+impl Transport {
+    /// The transport validator `index` of `count` is reached over; `None` in process.
+    pub fn scheme(self, index: usize, count: usize) -> Option<Scheme> {
+        match self {
+            Transport::Tcp => Some(Scheme::Tcp),
+            Transport::Mem => None,
+            Transport::Quic => Some(Scheme::Quic),
+            Transport::Mixed if index < count / 2 => Some(Scheme::Tcp),
+            Transport::Mixed => Some(Scheme::Quic),
+        }
+    }
+
+    /// Its name in the summary.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Mem => "in-process",
+            Transport::Quic => "quic",
+            Transport::Mixed => "tcp+quic",
+        }
+    }
 }
 
 /// Settings of the demo.
@@ -77,7 +106,7 @@ pub(super) fn check_args(args: &DemoArgs) -> Result<(), CliError> {
             validators: args.validators,
         });
     }
-    if args.storage.storage == Engine::Postgres && args.transport == Transport::Mem {
+    if args.storage.storage == Engine::Postgres && args.transport != Transport::Tcp {
         return Err(CliError::DemoPostgresNeedsTcp);
     }
     Ok(())
@@ -86,13 +115,33 @@ pub(super) fn check_args(args: &DemoArgs) -> Result<(), CliError> {
 /// `count` loopback addresses with free ports: bound now to learn the ports; each listener is
 /// bound again when its server starts.
 pub(crate) async fn free_addresses(count: usize) -> Result<Vec<String>, CliError> {
+    free_addresses_over(Transport::Tcp, count).await
+}
+
+/// `count` loopback addresses with free ports, each with the scheme `transport` gives its
+/// validator (`quic://` for QUIC, whose port is a free UDP one).
+pub(crate) async fn free_addresses_over(
+    transport: Transport,
+    count: usize,
+) -> Result<Vec<String>, CliError> {
     let mut addresses = Vec::new();
-    for _ in 0..count {
-        let listener = validator::bind("127.0.0.1:0").await?;
-        let address = listener
-            .local_addr()
-            .map_err(quorum_transport_tcp::TransportError::from)?;
-        addresses.push(address.to_string());
+    for index in 0..count {
+        let address = match transport.scheme(index, count) {
+            Some(Scheme::Quic) => {
+                let socket = std::net::UdpSocket::bind("127.0.0.1:0")
+                    .and_then(|socket| socket.local_addr())
+                    .map_err(quorum_transport_tcp::TransportError::from)?;
+                format!("{}{socket}", Scheme::Quic.prefix())
+            }
+            _ => {
+                let listener = validator::bind("127.0.0.1:0").await?;
+                let address = listener
+                    .local_addr()
+                    .map_err(quorum_transport_tcp::TransportError::from)?;
+                address.to_string()
+            }
+        };
+        addresses.push(address);
     }
     Ok(addresses)
 }

@@ -1,0 +1,136 @@
+//! Validator addresses name their transport (DESIGN §6.2): `tcp://host:port`,
+//! `quic://host:port`, or a bare `host:port`, which stays TCP. A client picks the transport of
+//! each validator from its committee entry; a QUIC entry must list the validator's network key.
+
+use std::sync::Arc;
+
+use quorum_core::{ValidatorInfo, ValidatorNode, ValidatorPublicKey};
+use quorum_transport_quic::QuicValidatorNode;
+use quorum_transport_tcp::TcpValidatorNode;
+
+use crate::error::CliError;
+
+/// A transport an address can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// `tcp://host:port` or a bare `host:port`.
+    Tcp,
+    /// `quic://host:port`.
+    Quic,
+}
+
+impl Scheme {
+    /// The prefix an address of this transport starts with.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Scheme::Tcp => "tcp://",
+            Scheme::Quic => "quic://",
+        }
+    }
+}
+
+/// Why a committee entry's address cannot be reached.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    /// Not `host:port` with one of the transports' prefixes, or none.
+    #[error("not host:port, tcp://host:port or quic://host:port")]
+    Malformed,
+    /// A QUIC address, and no network key in the entry to know the validator by.
+    #[error("QUIC needs the validator's network key, which its committee entry lacks")]
+    NoNetworkKey,
+}
+
+/// The transport `address` names and its `host:port`, if it is well formed.
+pub fn parse(address: &str) -> Option<(Scheme, &str)> {
+    let (scheme, rest) = if let Some(rest) = address.strip_prefix(Scheme::Quic.prefix()) {
+        (Scheme::Quic, rest)
+    } else if let Some(rest) = address.strip_prefix(Scheme::Tcp.prefix()) {
+        (Scheme::Tcp, rest)
+    } else {
+        (Scheme::Tcp, address)
+    };
+    let well_formed = rest.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok()
+    });
+    well_formed.then_some((scheme, rest))
+}
+
+/// How a client reaches validators: the settings of each transport.
+#[derive(Clone, Debug, Default)]
+pub struct Clients {
+    /// Over TCP.
+    pub tcp: quorum_transport_tcp::ClientConfig,
+    /// Over QUIC.
+    pub quic: quorum_transport_quic::ClientConfig,
+}
+
+impl Clients {
+    /// Both transports with this request timeout, and connections made within it.
+    pub fn with_timeout(timeout: std::time::Duration) -> Self {
+        Clients {
+            tcp: quorum_transport_tcp::ClientConfig {
+                request_timeout: timeout,
+                connect_timeout: timeout,
+                ..Default::default()
+            },
+            quic: quorum_transport_quic::ClientConfig {
+                request_timeout: timeout,
+                connect_timeout: timeout,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// The node that reaches validator `key` as its committee entry says.
+    pub fn node(
+        &self,
+        key: &ValidatorPublicKey,
+        info: &ValidatorInfo,
+    ) -> Result<Arc<dyn ValidatorNode>, CliError> {
+        let unreachable = |reason| CliError::Unreachable {
+            key: *key,
+            address: info.address.clone(),
+            reason,
+        };
+        match parse(&info.address) {
+            Some((Scheme::Tcp, host_port)) => Ok(Arc::new(TcpValidatorNode::new(
+                host_port,
+                self.tcp.clone(),
+            )?)),
+            Some((Scheme::Quic, host_port)) => {
+                let network_key = info
+                    .network_key
+                    .ok_or_else(|| unreachable(AddressError::NoNetworkKey))?;
+                Ok(Arc::new(QuicValidatorNode::new(
+                    host_port,
+                    network_key,
+                    self.quic.clone(),
+                )?))
+            }
+            None => Err(unreachable(AddressError::Malformed)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_name_their_transport() {
+        assert_eq!(parse("10.0.0.1:9100"), Some((Scheme::Tcp, "10.0.0.1:9100")));
+        assert_eq!(parse("tcp://h:1"), Some((Scheme::Tcp, "h:1")));
+        assert_eq!(parse("quic://[::1]:9"), Some((Scheme::Quic, "[::1]:9")));
+        for bad in [
+            "h",
+            ":1",
+            "quic://h",
+            "tcp://:1",
+            "udp://h:1",
+            "h:70000",
+            "quic://",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+    }
+}
