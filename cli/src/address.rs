@@ -29,6 +29,39 @@ impl Scheme {
     }
 }
 
+/// Which transport each validator of a committee made in one place is reached over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Layout {
+    /// Every validator over TCP.
+    #[default]
+    Tcp,
+    /// Every validator over QUIC.
+    Quic,
+    /// The first half over TCP, the others over QUIC.
+    Mixed,
+}
+
+impl Layout {
+    /// The transport of validator `index` of `count`.
+    pub fn scheme(self, index: usize, count: usize) -> Scheme {
+        match self {
+            Layout::Tcp => Scheme::Tcp,
+            Layout::Quic => Scheme::Quic,
+            Layout::Mixed if index < count / 2 => Scheme::Tcp,
+            Layout::Mixed => Scheme::Quic,
+        }
+    }
+
+    /// `host:port` as validator `index` of `count` is addressed: bare for TCP, as before
+    /// QUIC existed, `quic://host:port` for QUIC.
+    pub fn address(self, index: usize, count: usize, host_port: &str) -> String {
+        match self.scheme(index, count) {
+            Scheme::Tcp => host_port.to_owned(),
+            Scheme::Quic => format!("{}{host_port}", Scheme::Quic.prefix()),
+        }
+    }
+}
+
 /// Why a committee entry's address cannot be reached.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AddressError {

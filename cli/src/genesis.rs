@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use quorum_core::AccountSecretKey;
 use quorum_node::Genesis;
 
+use crate::address::Layout;
 use crate::committee_file::{CommitteeFile, Member};
 use crate::config::ValidatorConfig;
 use crate::error::CliError;
@@ -75,6 +76,10 @@ pub struct DevGenesisArgs {
     /// Port of the first validator; the others follow.
     #[arg(long, default_value_t = 9100)]
     pub base_port: u16,
+    /// Transport of the validators: `tcp`, `quic` (each known by its network key, DESIGN
+    /// §6.2), or `mixed` (the first half TCP, the others QUIC).
+    #[arg(long, value_enum, default_value_t = Layout::Tcp)]
+    pub transport: Layout,
     /// Derive every key from this seed, so that the same seed gives the same committee.
     /// Insecure: anyone who knows the seed has every key. Default: the operating system's
     /// random source (different keys on every run).
@@ -85,6 +90,11 @@ pub struct DevGenesisArgs {
 /// The key file of validator `index` in a `dev-genesis` directory.
 pub fn dev_key_file(index: usize) -> String {
     format!("validator-{index}.key")
+}
+
+/// The network key file of validator `index` in a `dev-genesis` directory.
+pub fn dev_network_key_file(index: usize) -> String {
+    format!("validator-{index}.network.key")
 }
 
 /// The configuration file of validator `index` in a `dev-genesis` directory.
@@ -98,7 +108,10 @@ pub fn dev_genesis(args: &DevGenesisArgs) -> Result<(), CliError> {
         .map(|i| {
             let port = usize::from(args.base_port) + i;
             u16::try_from(port)
-                .map(|port| format!("{}:{port}", args.host))
+                .map(|port| {
+                    let host_port = format!("{}:{port}", args.host);
+                    args.transport.address(i, args.validators, &host_port)
+                })
                 .map_err(|_| CliError::PortOutOfRange(port))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -109,25 +122,24 @@ pub fn dev_genesis(args: &DevGenesisArgs) -> Result<(), CliError> {
         args.insecure_seed,
     )?;
     let validator_files: Vec<PathBuf> = (0..args.validators)
-        .flat_map(|i| [dev_key_file(i), dev_config_file(i)])
+        .flat_map(|i| [dev_key_file(i), dev_network_key_file(i), dev_config_file(i)])
         .map(|name| args.dir.join(name))
         .collect();
     write_committee_dir(&args.dir, &setup.genesis, setup.owners, &validator_files)?;
     // Files are numbered in committee order, like `genesis.committee.validators()`.
-    for (index, (key, address)) in setup
-        .validator_keys
-        .iter()
-        .zip(&setup.addresses)
-        .enumerate()
-    {
+    let members = setup.validator_keys.iter().zip(&setup.network_keys);
+    for (index, ((key, network_key), address)) in members.zip(&setup.addresses).enumerate() {
         let key_file = dev_key_file(index);
         keys::write_validator_key(&args.dir.join(&key_file), key)?;
-        let config = ValidatorConfig::new(
+        let network_key_file = dev_network_key_file(index);
+        keys::write_network_key(&args.dir.join(&network_key_file), network_key)?;
+        let mut config = ValidatorConfig::new(
             address.clone(),
             PathBuf::from(format!("validator-{index}.redb")),
             PathBuf::from(key_file),
             PathBuf::from(GENESIS_FILE),
         );
+        config.network_key_file = Some(PathBuf::from(network_key_file));
         files::write_new(&args.dir.join(dev_config_file(index)), &config.to_toml()?)?;
     }
     match args.insecure_seed {

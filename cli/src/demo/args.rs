@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::address::Scheme;
+use crate::address::{Layout, Scheme};
 use crate::demo_storage::{Engine, StorageArgs};
 use crate::error::CliError;
 use crate::fault_plan::FaultPlan;
@@ -26,13 +26,13 @@ pub enum Transport {
 impl Transport {
     /// The transport validator `index` of `count` is reached over; `None` in process.
     pub fn scheme(self, index: usize, count: usize) -> Option<Scheme> {
-        match self {
-            Transport::Tcp => Some(Scheme::Tcp),
-            Transport::Mem => None,
-            Transport::Quic => Some(Scheme::Quic),
-            Transport::Mixed if index < count / 2 => Some(Scheme::Tcp),
-            Transport::Mixed => Some(Scheme::Quic),
-        }
+        let layout = match self {
+            Transport::Tcp => Layout::Tcp,
+            Transport::Mem => return None,
+            Transport::Quic => Layout::Quic,
+            Transport::Mixed => Layout::Mixed,
+        };
+        Some(layout.scheme(index, count))
     }
 
     /// Its name in the summary.

@@ -112,7 +112,8 @@ pub fn quorum_fails(dir: &Path, args: &[&str]) -> String {
     output.stderr
 }
 
-/// A base port with `count` consecutive free loopback ports after it.
+/// A base port with `count` consecutive loopback ports after it, free for TCP and for UDP
+/// (QUIC).
 pub fn free_ports(count: u16) -> u16 {
     let mut seed = u64::from(std::process::id())
         ^ std::time::SystemTime::now()
@@ -124,7 +125,10 @@ pub fn free_ports(count: u16) -> u16 {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let base = 20_000 + (seed >> 33) as u16 % 30_000;
-        let all_free = (0..count).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        let all_free = (0..count).all(|i| {
+            TcpListener::bind(("127.0.0.1", base + i)).is_ok()
+                && std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok()
+        });
         if all_free {
             return base;
         }
