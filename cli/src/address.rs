@@ -88,13 +88,19 @@ pub fn parse(address: &str) -> Option<(Scheme, &str)> {
     well_formed.then_some((scheme, rest))
 }
 
-/// How a client reaches validators: the settings of each transport.
-#[derive(Clone, Debug, Default)]
+/// Time given to QUIC endpoints to send their connections' closes before the program goes on
+/// (and usually ends).
+const CLOSE_FLUSH: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// How a client reaches validators: the settings of each transport, and the QUIC nodes made,
+/// to be closed when the program is done with them ([`Clients::close`]).
+#[derive(Debug, Default)]
 pub struct Clients {
     /// Over TCP.
     pub tcp: quorum_transport_tcp::ClientConfig,
     /// Over QUIC.
     pub quic: quorum_transport_quic::ClientConfig,
+    made: std::sync::Mutex<Vec<QuicValidatorNode>>,
 }
 
 impl Clients {
@@ -111,7 +117,27 @@ impl Clients {
                 connect_timeout: timeout,
                 ..Default::default()
             },
+            made: std::sync::Mutex::default(),
         }
+    }
+
+    /// Closes the connections of every QUIC node made, telling their servers (a server
+    /// cannot see over UDP that a client process ended).
+    pub async fn close(&self) {
+        let made = std::mem::take(
+            &mut *self
+                .made
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if made.is_empty() {
+            return;
+        }
+        for node in made {
+            node.close().await;
+        }
+        // The endpoints' tasks send the closes.
+        tokio::time::sleep(CLOSE_FLUSH).await;
     }
 
     /// The node that reaches validator `key` as its committee entry says.
@@ -134,11 +160,12 @@ impl Clients {
                 let network_key = info
                     .network_key
                     .ok_or_else(|| unreachable(AddressError::NoNetworkKey))?;
-                Ok(Arc::new(QuicValidatorNode::new(
-                    host_port,
-                    network_key,
-                    self.quic.clone(),
-                )?))
+                let node = QuicValidatorNode::new(host_port, network_key, self.quic.clone())?;
+                self.made
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(node.clone());
+                Ok(Arc::new(node))
             }
             None => Err(unreachable(AddressError::Malformed)),
         }

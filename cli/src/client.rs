@@ -152,6 +152,7 @@ pub async fn client(args: &ClientArgs) -> Result<(), CliError> {
     let session = Session::open(&settings).await?;
     let result = run(&session, &args.command).await;
     session.save_health();
+    session.close().await;
     result
 }
 

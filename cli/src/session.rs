@@ -15,6 +15,7 @@ use quorum_node::{Clock, Genesis, SystemClock, Worker, WorkerConfig};
 use quorum_store_redb::RedbStorage;
 use quorum_updater::{ChainClient, Options, RemoteNode, ValidatorSet, ValidatorUpdater};
 
+use crate::address::Clients;
 use crate::error::CliError;
 use crate::files::{self, GENESIS_FILE};
 use crate::health_file;
@@ -63,6 +64,8 @@ pub struct Session {
     /// Longest the final update phase lasts.
     pub update_budget: Duration,
     health_path: PathBuf,
+    /// How the validators are reached; their QUIC connections are closed at the end.
+    clients: Clients,
 }
 
 /// The updater's options for a command-line tool: short request timeouts, a bounded quorum
@@ -120,7 +123,7 @@ impl Session {
         ));
         let validators = ValidatorSet::new();
         // Each validator over the transport its committee entry names (DESIGN §6.2).
-        let clients = crate::address::Clients::with_timeout(settings.request_timeout);
+        let clients = Clients::with_timeout(settings.request_timeout);
         for (key, info) in committee.validators() {
             validators.insert(*key, clients.node(key, info)?);
         }
@@ -143,9 +146,16 @@ impl Session {
             base,
             update_budget: settings.update_budget,
             health_path: health_file::path_beside(&database),
+            clients,
         };
         session.restore_health();
         Ok(session)
+    }
+
+    /// Ends the session: its QUIC connections are closed, so that the validators do not count
+    /// them against this machine's address until they time out.
+    pub async fn close(&self) {
+        self.clients.close().await;
     }
 
     /// The admin chain (every validator knows it).

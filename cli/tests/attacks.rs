@@ -514,6 +514,8 @@ mod flood;
 mod many_addresses;
 #[path = "attacks/pipelined_downloads.rs"]
 mod pipelined_downloads;
+#[path = "attacks/quic.rs"]
+mod quic;
 #[path = "attacks/slowloris.rs"]
 mod slowloris;
 #[path = "attacks/stalled_frames.rs"]

@@ -109,10 +109,10 @@ impl QuicValidatorNode {
         let endpoint = match &state.endpoint {
             Some(endpoint) => endpoint.clone(),
             None => {
-                let any: SocketAddr = if address.is_ipv4() {
-                    SocketAddr::from(([0, 0, 0, 0], 0))
-                } else {
-                    SocketAddr::from(([0u16; 8], 0))
+                let any: SocketAddr = match inner.config.local_address {
+                    Some(ip) => SocketAddr::new(ip, 0),
+                    None if address.is_ipv4() => SocketAddr::from(([0, 0, 0, 0], 0)),
+                    None => SocketAddr::from(([0u16; 8], 0)),
                 };
                 let endpoint = Endpoint::client(any).map_err(|source| QuicError::Bind {
                     address: any,
@@ -158,6 +158,17 @@ impl QuicValidatorNode {
         };
         state.connection = Some(connection.clone());
         Ok(connection)
+    }
+
+    /// Closes the connection, if one is open: a server cannot see a client process end over
+    /// UDP, and would count a connection left open against the client's address until its
+    /// idle timeout. The close is sent by the endpoint's task, so the runtime should keep
+    /// running a moment after (a few milliseconds). The next request connects again.
+    pub async fn close(&self) {
+        let mut state = self.inner.state.lock().await;
+        if let Some(connection) = state.connection.take() {
+            connection.close(quinn::VarInt::from_u32(0), b"done");
+        }
     }
 
     /// Opens a stream and sends `request` on it.

@@ -18,6 +18,10 @@ pub struct ServerConfig {
     /// Connections open at once from one IP address (default 64). Counted only once the
     /// address is validated by a Retry, since a UDP source address can be spoofed.
     pub max_connections_per_ip: usize,
+    /// How long a connection must have had no stream open before a newer connection of its
+    /// address, at `max_connections_per_ip`, displaces it (default 1 s): over UDP nothing
+    /// tells the server that a client process ended without closing.
+    pub evict_idle_after: Duration,
     /// Handshakes begun per second, in all (default 256; a burst of as many). Each costs a
     /// signature; beyond the rate a validated peer is refused.
     pub handshakes_per_second: u32,
@@ -72,6 +76,7 @@ impl Default for ServerConfig {
         ServerConfig {
             max_connections: 1024,
             max_connections_per_ip: 64,
+            evict_idle_after: Duration::from_secs(1),
             handshakes_per_second: 256,
             max_streams_per_connection: 64,
             stream_receive_window: 1 << 20,
@@ -190,6 +195,8 @@ pub struct ClientConfig {
     /// Notifications a subscription holds that the caller has not taken yet (default 1,024);
     /// beyond them the subscription ends (the caller subscribes again and syncs).
     pub notification_buffer: usize,
+    /// The local address to send from (default: any address of the server's family).
+    pub local_address: Option<std::net::IpAddr>,
 }
 
 impl Default for ClientConfig {
@@ -203,6 +210,7 @@ impl Default for ClientConfig {
             stream_receive_window: 16 << 20,
             receive_window: 32 << 20,
             notification_buffer: 1024,
+            local_address: None,
         }
     }
 }

@@ -150,7 +150,7 @@ async fn accept(endpoint: Endpoint, admission: Arc<Admission>, shared: Arc<Share
             Ok(admitted) => {
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    connection::serve(incoming, shared).await;
+                    connection::serve(incoming, shared, &admitted.lease).await;
                     drop(admitted);
                 });
             }

@@ -19,7 +19,9 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 
 use quorum_core::protocol::{Request, Response};
-use quorum_core::{AccountSecretKey, Blob, ChainId, ChainInfoQuery, ChainInfoResponse, Limits};
+use quorum_core::{
+    AccountSecretKey, Blob, ChainId, ChainInfoQuery, ChainInfoResponse, Limits, NetworkPublicKey,
+};
 use quorum_node::Genesis;
 use quorum_transport_tcp::{Envelope, FrameCodec, LENGTH_PREFIX_LEN};
 
@@ -71,6 +73,8 @@ pub struct Committee {
     pub owners: Vec<(ChainId, AccountSecretKey)>,
     /// Validator 0's address, the target of every attack.
     pub target: SocketAddr,
+    /// Over QUIC: validator 0's QUIC address and network key (its TCP one is `target`).
+    pub quic_target: Option<(SocketAddr, NetworkPublicKey)>,
 }
 
 /// The wallet file's layout (`cli/src/wallet.rs`): a format tag, each chain with its owner's
@@ -85,6 +89,17 @@ struct Wallet {
 impl Committee {
     /// Writes a `dev-genesis` committee in a temporary directory and starts its validators.
     pub fn start() -> Committee {
+        Committee::start_over("tcp")
+    }
+
+    /// A committee whose every validator is reached over QUIC (honest commands run over it);
+    /// validator 0 also listens over TCP, on a port of its own, where the suite's raw-frame
+    /// probes reach it.
+    pub fn start_quic() -> Committee {
+        Committee::start_over("quic")
+    }
+
+    fn start_over(transport: &str) -> Committee {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path();
         let base = free_ports(VALIDATORS as u16);
@@ -102,19 +117,36 @@ impl Committee {
                 &base.to_string(),
                 "--insecure-seed",
                 &GENESIS_SEED.to_string(),
+                "--transport",
+                transport,
             ],
         );
         let genesis: Genesis =
             bcs::from_bytes(&std::fs::read(path.join("genesis.bcs")).unwrap()).unwrap();
-        let wallet: Wallet =
-            bcs::from_bytes(&std::fs::read(path.join("wallet.bcs")).unwrap()).unwrap();
-        // Validator files are numbered in committee order.
-        let target = genesis
+        let first = genesis
             .committee
             .validators()
             .next()
-            .map(|(_, info)| info.address.parse().unwrap())
-            .unwrap();
+            .map(|(_, info)| info.clone());
+        let first = first.unwrap();
+        let (target, quic_target) = match first.address.strip_prefix("quic://") {
+            None => (first.address.parse().unwrap(), None),
+            Some(quic) => {
+                // Validator 0 listens over TCP too, for the probes.
+                let tcp = SocketAddr::from(([127, 0, 0, 1], free_ports(1)));
+                let config = path.join("validator-0.toml");
+                let text = std::fs::read_to_string(&config).unwrap();
+                let listen = format!("listen = \"{}\"", first.address);
+                assert!(text.contains(&listen), "{text}");
+                let both = format!("listen = \"{tcp}\"\nlisten_quic = \"{}\"", first.address);
+                std::fs::write(&config, text.replace(&listen, &both)).unwrap();
+                let key = first.network_key.unwrap();
+                (tcp, Some((quic.parse().unwrap(), key)))
+            }
+        };
+        let wallet: Wallet =
+            bcs::from_bytes(&std::fs::read(path.join("wallet.bcs")).unwrap()).unwrap();
+        // Validator files are numbered in committee order.
         let mut validators = Validators::default();
         for index in 0..VALIDATORS {
             let config = path.join(format!("validator-{index}.toml"));
@@ -130,6 +162,7 @@ impl Committee {
                 .filter_map(|(chain, owner)| Some((chain, owner?)))
                 .collect(),
             target,
+            quic_target,
         }
     }
 

@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::debug;
 
+use super::admission::Lease;
 use super::{stream, Shared, CODE_IDLE, CODE_SHUTDOWN};
 use crate::budget::Budgets;
 
@@ -35,7 +36,7 @@ impl Owned {
 }
 
 /// Serves one admitted connection to its end.
-pub(super) async fn serve(incoming: Incoming, shared: Arc<Shared>) {
+pub(super) async fn serve(incoming: Incoming, shared: Arc<Shared>, lease: &Lease) {
     let peer = incoming.remote_address();
     let config = &shared.config;
     // The handshake counts against the first request's deadline.
@@ -59,7 +60,7 @@ pub(super) async fn serve(incoming: Incoming, shared: Arc<Shared>) {
         subscriptions: Mutex::new(HashMap::new()),
         subscribing: tokio::sync::Mutex::new(()),
     });
-    run(&connection, &shared, &owned, first).await;
+    run(&connection, &shared, &owned, lease, first).await;
     // Whatever it still follows ends with it.
     let open: Vec<SubscriptionId> = owned.subscriptions().drain().map(|(id, _)| id).collect();
     for id in open {
@@ -69,7 +70,13 @@ pub(super) async fn serve(incoming: Incoming, shared: Arc<Shared>) {
 
 /// Accepts request streams until the connection ends; it ends idle when no stream is open at
 /// its deadline (the first request's, then `idle_timeout` after the last activity).
-async fn run(connection: &Connection, shared: &Arc<Shared>, owned: &Arc<Owned>, first: Instant) {
+async fn run(
+    connection: &Connection,
+    shared: &Arc<Shared>,
+    owned: &Arc<Owned>,
+    lease: &Lease,
+    first: Instant,
+) {
     let mut deadline = first;
     let mut streams = JoinSet::new();
     let mut shutdown = shared.shutdown.clone();
@@ -78,6 +85,7 @@ async fn run(connection: &Connection, shared: &Arc<Shared>, owned: &Arc<Owned>, 
             accepted = connection.accept_bi() => match accepted {
                 Ok((send, recv)) => {
                     streams.spawn(stream::serve(send, recv, shared.clone(), owned.clone()));
+                    lease.streams_open(streams.len(), std::time::Instant::now());
                     deadline = Instant::now() + shared.config.idle_timeout;
                 }
                 Err(error) => {
@@ -86,7 +94,13 @@ async fn run(connection: &Connection, shared: &Arc<Shared>, owned: &Arc<Owned>, 
                 }
             },
             Some(_) = streams.join_next(), if !streams.is_empty() => {
+                lease.streams_open(streams.len(), std::time::Instant::now());
                 deadline = Instant::now() + shared.config.idle_timeout;
+            }
+            () = lease.evicted() => {
+                closed("displaced");
+                connection.close(VarInt::from_u32(CODE_IDLE), b"idle, displaced");
+                break;
             }
             () = sleep_until(deadline) => {
                 if streams.is_empty() {
