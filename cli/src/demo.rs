@@ -15,7 +15,6 @@ use quorum_core::{
 };
 use quorum_node::{Genesis, MemoryStorage, SystemClock, Worker, WorkerConfig};
 use quorum_transport_mem::MemoryNode;
-use quorum_transport_quic::NetworkKey;
 use quorum_transport_tcp::ClientConfig;
 use quorum_updater::{ChainClient, Options, RemoteNode, ValidatorSet};
 
@@ -139,29 +138,20 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
     let (_temporary, data_dir) = data_directory(&args)?;
     let addresses = free_addresses_over(args.transport, args.validators).await?;
     let fast_round = args.rounds.fast_round();
-    let CommitteeSetup {
-        validator_keys,
-        network_keys,
-        addresses,
-        owners,
-        genesis,
-    } = setup::all_in_one(addresses, args.chains, fast_round, args.insecure_seed)?;
-    let admin = genesis.admin_chain().ok_or(CliError::NoChains)?;
-    let chains: Vec<ChainId> = genesis.chains.iter().map(|c| c.id()).collect();
+    let committee = setup::all_in_one(addresses, args.chains, fast_round, args.insecure_seed)?;
+    let admin = committee.genesis.admin_chain().ok_or(CliError::NoChains)?;
+    let chains: Vec<ChainId> = committee.genesis.chains.iter().map(|c| c.id()).collect();
 
     let validators = ValidatorSet::new();
     let database = args.storage.prepare(args.validators).await?;
-    let (mut nodes, mut plan) = start_validators(
-        &args,
-        &data_dir,
-        &database.places,
-        &validator_keys,
-        &network_keys,
-        &addresses,
-        &genesis,
-        &validators,
-    )
-    .await?;
+    let (mut nodes, mut plan) =
+        start_validators(&args, &data_dir, &database.places, &committee, &validators).await?;
+    let CommitteeSetup {
+        validator_keys,
+        owners,
+        genesis,
+        ..
+    } = committee;
 
     let (local, first, clients) =
         local_clients(&genesis, admin, &chains, &owners, &validators).await?;
@@ -400,12 +390,16 @@ async fn start_validators(
     args: &DemoArgs,
     data_dir: &Path,
     places: &[Option<crate::demo_storage::Place>],
-    validator_keys: &[ValidatorSecretKey],
-    network_keys: &[NetworkKey],
-    addresses: &[String],
-    genesis: &Genesis,
+    committee: &CommitteeSetup,
     validators: &ValidatorSet,
 ) -> Result<(Vec<DemoValidator>, Vec<Planned>), CliError> {
+    let CommitteeSetup {
+        validator_keys,
+        network_keys,
+        addresses,
+        genesis,
+        ..
+    } = committee;
     let mut nodes: Vec<DemoValidator> = Vec::new();
     let clients = Clients::with_timeout(REQUEST_TIMEOUT);
     let members = validator_keys.iter().zip(network_keys).zip(addresses);

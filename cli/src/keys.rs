@@ -91,8 +91,8 @@ pub mod hex_public_key {
     }
 }
 
-/// Serde helpers writing an optional [`NetworkPublicKey`] as a hex string, for TOML files
-/// (`#[serde(default, with = "crate::keys::hex_network_key")]`).
+/// Serde helpers writing an optional [`NetworkPublicKey`](quorum_core::NetworkPublicKey) as a
+/// hex string, for TOML files (`#[serde(default, with = "crate::keys::hex_network_key")]`).
 pub mod hex_network_key {
     use serde::{Deserialize, Deserializer, Serializer};
 

@@ -80,6 +80,17 @@ fn key_files_are_private_and_never_overwritten() {
         "{said}"
     );
     assert!(said.contains("address = \"127.0.0.1:9100\""), "{said}");
+    // The network key (DESIGN §6.2): private, its public half in the printed entry.
+    assert_eq!(mode(&machine.join("network.key")), 0o600);
+    let network = said
+        .lines()
+        .find_map(|line| line.strip_prefix("network_key = \""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("no network_key in {said}"));
+    assert!(
+        network.parse::<quorum_core::NetworkPublicKey>().is_ok(),
+        "{network}"
+    );
     // The configuration keygen writes is TOML pointing at the key, the key not in it.
     let config: toml::Table = std::fs::read_to_string(machine.join("validator.toml"))
         .unwrap()
@@ -87,6 +98,7 @@ fn key_files_are_private_and_never_overwritten() {
         .unwrap();
     assert_eq!(config["listen"].as_str(), Some("127.0.0.1:9100"));
     assert_eq!(config["key_file"].as_str(), Some("validator.key"));
+    assert_eq!(config["network_key_file"].as_str(), Some("network.key"));
     assert!(config.contains_key("limits"));
     let secret = std::fs::read_to_string(&key_file).unwrap();
     assert!(!std::fs::read_to_string(machine.join("validator.toml"))
@@ -101,14 +113,37 @@ fn key_files_are_private_and_never_overwritten() {
     // dev-genesis writes private key files and wallet, and refuses to write over them.
     let committee = dev_genesis(path, "committee", &[]);
     for index in 0..4 {
-        assert_eq!(
-            mode(&committee.join(format!("validator-{index}.key"))),
-            0o600
-        );
+        for file in [
+            format!("validator-{index}.key"),
+            format!("validator-{index}.network.key"),
+        ] {
+            assert_eq!(mode(&committee.join(file)), 0o600);
+        }
     }
     assert_eq!(mode(&committee.join("wallet.bcs")), 0o600);
     let error = quorum_fails(path, &["dev-genesis", "--dir", committee.to_str().unwrap()]);
     assert!(error.contains("already exists"), "{error}");
+}
+
+#[test]
+fn a_quic_validator_refuses_a_network_key_file_others_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let base = common::free_ports(1).to_string();
+    let quic = [
+        "--validators",
+        "1",
+        "--base-port",
+        &base,
+        "--transport",
+        "quic",
+    ];
+    let committee = dev_genesis(path, "c", &quic);
+    let key_file = committee.join("validator-0.network.key");
+    let config = committee.join("validator-0.toml");
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let error = quorum_fails(path, &["validator", "--config", config.to_str().unwrap()]);
+    assert!(error.contains(key_file.to_str().unwrap()), "{error}");
 }
 
 #[test]

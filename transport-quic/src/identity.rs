@@ -100,7 +100,9 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 
 /// The server's TLS configuration: TLS 1.3 only, the network key as a raw public key, no client
 /// certificates (clients stay anonymous), no early data (0-RTT is off), the protocol's ALPN.
-pub(crate) fn server_tls(key: &NetworkKey) -> Result<rustls::ServerConfig, QuicError> {
+/// [`serve_validator`](crate::serve_validator) uses it; it is public for QUIC endpoints of
+/// one's own with the same identity (e.g. a bench's bare echo).
+pub fn tls_server_config(key: &NetworkKey) -> Result<rustls::ServerConfig, QuicError> {
     let provider = provider();
     let signer = provider
         .key_provider
@@ -119,8 +121,14 @@ pub(crate) fn server_tls(key: &NetworkKey) -> Result<rustls::ServerConfig, QuicE
     Ok(config)
 }
 
-/// The client's TLS configuration for one validator: TLS 1.3 only, and the server accepted only
-/// if it proves it holds `expected`. What it presented instead is left in `seen` for the error.
+/// The client's TLS configuration for one validator: TLS 1.3 only, and the server accepted
+/// only if it proves it holds `expected` (no authority, no trust on first use). Public for QUIC
+/// endpoints of one's own, like [`tls_server_config`].
+pub fn tls_client_config(expected: NetworkPublicKey) -> Result<rustls::ClientConfig, QuicError> {
+    client_tls(expected, Arc::new(Mutex::new(None)))
+}
+
+/// [`tls_client_config`], leaving what a refused server presented in `seen` for the error.
 pub(crate) fn client_tls(
     expected: NetworkPublicKey,
     seen: Arc<Mutex<Option<Presented>>>,

@@ -50,5 +50,5 @@ mod wire;
 pub use client::QuicValidatorNode;
 pub use config::{ClientConfig, ServerConfig};
 pub use error::QuicError;
-pub use identity::{NetworkKey, Presented};
+pub use identity::{tls_client_config, tls_server_config, NetworkKey, Presented};
 pub use server::{describe_metrics, serve_validator, QuicServer};

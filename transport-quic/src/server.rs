@@ -23,7 +23,7 @@ use tracing::{debug, info};
 use crate::budget::ServerBudget;
 use crate::config::ServerConfig;
 use crate::error::QuicError;
-use crate::identity::{server_tls, NetworkKey};
+use crate::identity::{tls_server_config, NetworkKey};
 use admission::Admission;
 
 /// The QUIC application error code a server closes connections with on shutdown.
@@ -94,11 +94,12 @@ pub async fn serve_validator(
     config: ServerConfig,
 ) -> Result<QuicServer, QuicError> {
     config.validate()?;
-    let crypto =
-        QuicServerConfig::try_from(server_tls(key)?).map_err(|_| QuicError::InvalidConfig {
+    let crypto = QuicServerConfig::try_from(tls_server_config(key)?).map_err(|_| {
+        QuicError::InvalidConfig {
             field: "tls",
             reason: "has no cipher suite QUIC can use",
-        })?;
+        }
+    })?;
     let mut quic = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     quic.transport_config(Arc::new(config.transport()?))
         .retry_token_lifetime(config.retry_token_lifetime)

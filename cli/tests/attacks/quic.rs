@@ -1,4 +1,4 @@
-//! Attack 9. QUIC (DESIGN §6.2): every validator of the committee is reached over QUIC, and
+//! Attack 10. QUIC (DESIGN §6.2): every validator of the committee is reached over QUIC, and
 //! honest commands run over it; validator 0 is attacked on its QUIC port.
 //!
 //! * **Handshake flood**: connections made as fast as the attacker can and held, from four
@@ -124,7 +124,7 @@ fn run_flood(name: &str, sources: Vec<Ipv4Addr>) {
 #[test]
 fn quic_handshake_flood_from_four_addresses() {
     run_flood(
-        "9a. QUIC handshake flood, 4 × 128 connections",
+        "10a. QUIC handshake flood, 4 × 128 connections",
         attacker_addresses(4),
     );
 }
@@ -133,7 +133,7 @@ fn quic_handshake_flood_from_four_addresses() {
 #[test]
 fn quic_handshake_flood_from_many_addresses() {
     run_flood(
-        "9b. QUIC handshake flood, 16 addresses × 128 connections",
+        "10b. QUIC handshake flood, 16 addresses × 128 connections",
         many_attacker_addresses(16),
     );
 }
@@ -221,7 +221,7 @@ fn quic_spoofed_looking_sources_get_only_retries() {
     let (mut committee, baseline, target, key) = quic_committee();
     let sources = many_attacker_addresses(254);
     let attacker = Attacker::launch(move |stop| spoofed_initials(target, key, sources, stop));
-    let name = "9c. QUIC first datagrams replayed from 254 addresses";
+    let name = "10c. QUIC first datagrams replayed from 254 addresses";
     let (mut row, figures) = measure(
         &mut committee,
         baseline,
@@ -248,9 +248,9 @@ struct StreamFigures {
     streams: usize,
 }
 
-/// From each of `sources`, [`STREAM_CONNECTIONS_PER_ADDRESS`] connections that open
-/// [`STREAMS_PER_CONNECTION`] streams each and send on stream `i` what `send(i)` gives; no
-/// answer is ever read. Held until told to stop.
+/// From each of `sources`, [`STREAM_CONNECTIONS_PER_ADDRESS`] connections, all at once, that
+/// open [`STREAMS_PER_CONNECTION`] streams each and send on stream `i` what `send(i)` gives;
+/// no answer is ever read. Held until told to stop (which also cuts the opening short).
 async fn streams_held(
     target: SocketAddr,
     key: NetworkPublicKey,
@@ -258,36 +258,55 @@ async fn streams_held(
     send: fn(usize) -> Vec<u8>,
     mut stop: Stop,
 ) -> StreamFigures {
-    let mut figures = StreamFigures::default();
-    // Clients (which keep their connections) and streams, closed when dropped.
-    let mut held: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
-    for source in sources {
-        for _ in 0..STREAM_CONNECTIONS_PER_ADDRESS {
-            let client = client_from(source, target, key);
-            let Ok(connection) = client.connect().await else {
-                continue;
-            };
-            figures.connections += 1;
-            for index in 0..STREAMS_PER_CONNECTION {
-                let opened =
-                    tokio::time::timeout(Duration::from_millis(200), connection.open_bi()).await;
-                let Ok(Ok((mut sending, receiving))) = opened else {
-                    break;
-                };
-                let bytes = send(index);
-                if !bytes.is_empty() {
-                    let write = sending.write_all(&bytes);
-                    let _ = tokio::time::timeout(Duration::from_millis(200), write).await;
-                }
-                figures.streams += 1;
-                held.push(Box::new((sending, receiving)));
-            }
-            held.push(Box::new(client));
-        }
-    }
+    let connections = sources
+        .iter()
+        .flat_map(|source| (0..STREAM_CONNECTIONS_PER_ADDRESS).map(move |_| *source))
+        .map(|source| one_connection(source, target, key, send, stop.clone()));
+    let held = join_all(connections).await;
+    let figures = StreamFigures {
+        connections: held.iter().filter(|(streams, _)| streams.is_some()).count(),
+        streams: held.iter().filter_map(|(streams, _)| *streams).sum(),
+    };
     stopped(&mut stop).await;
     drop(held);
     figures
+}
+
+/// Something an attacker holds open until it stops.
+type Held = Box<dyn std::any::Any + Send>;
+
+/// One connection of [`streams_held`]: the streams it opened (`None` if it could not
+/// connect), and what keeps them open.
+async fn one_connection(
+    source: Ipv4Addr,
+    target: SocketAddr,
+    key: NetworkPublicKey,
+    send: fn(usize) -> Vec<u8>,
+    stop: Stop,
+) -> (Option<usize>, Vec<Held>) {
+    let client = client_from(source, target, key);
+    let Ok(connection) = client.connect().await else {
+        return (None, Vec::new());
+    };
+    let mut held: Vec<Held> = vec![Box::new(client)];
+    let mut streams = 0;
+    for index in 0..STREAMS_PER_CONNECTION {
+        if *stop.borrow() {
+            break;
+        }
+        let opened = tokio::time::timeout(Duration::from_millis(200), connection.open_bi()).await;
+        let Ok(Ok((mut sending, receiving))) = opened else {
+            break;
+        };
+        let bytes = send(index);
+        if !bytes.is_empty() {
+            let write = sending.write_all(&bytes);
+            let _ = tokio::time::timeout(Duration::from_millis(200), write).await;
+        }
+        streams += 1;
+        held.push(Box::new((sending, receiving)));
+    }
+    (Some(streams), held)
 }
 
 /// A request as a QUIC stream carries it: its length, then its BCS encoding.
@@ -341,7 +360,7 @@ fn run_streams(name: &str, sources: Vec<Ipv4Addr>, send: fn(usize) -> Vec<u8>) {
 #[test]
 fn quic_streams_never_read_from_four_addresses() {
     run_streams(
-        "9d. QUIC streams never read, 4 addresses × 2 connections × 64 streams",
+        "10d. QUIC streams never read, 4 addresses × 2 connections × 64 streams",
         attacker_addresses(4),
         ask_or_nothing,
     );
@@ -351,7 +370,7 @@ fn quic_streams_never_read_from_four_addresses() {
 #[test]
 fn quic_streams_never_read_from_many_addresses() {
     run_streams(
-        "9e. QUIC streams never read, 32 addresses × 2 connections × 64 streams",
+        "10e. QUIC streams never read, 32 addresses × 2 connections × 64 streams",
         many_attacker_addresses(32),
         ask_or_nothing,
     );
@@ -361,7 +380,7 @@ fn quic_streams_never_read_from_many_addresses() {
 #[test]
 fn quic_stalled_streams_from_four_addresses() {
     run_streams(
-        "9f. QUIC stalled requests, 4 addresses × 2 connections × 64 streams",
+        "10f. QUIC stalled requests, 4 addresses × 2 connections × 64 streams",
         attacker_addresses(4),
         stalled_request,
     );
@@ -371,7 +390,7 @@ fn quic_stalled_streams_from_four_addresses() {
 #[test]
 fn quic_stalled_streams_from_many_addresses() {
     run_streams(
-        "9g. QUIC stalled requests, 32 addresses × 2 connections × 64 streams",
+        "10g. QUIC stalled requests, 32 addresses × 2 connections × 64 streams",
         many_attacker_addresses(32),
         stalled_request,
     );
