@@ -94,6 +94,15 @@ pub enum CommitteeError {
         /// Why it was refused.
         error: CryptoError,
     },
+    /// A validator's network key is weak or malformed: the same rule as its signing key, since
+    /// anyone could sign a handshake for a key of small order.
+    #[error("validator {key} has an unacceptable network key: {error}")]
+    BadNetworkKey {
+        /// The validator.
+        key: ValidatorPublicKey,
+        /// Why its network key was refused.
+        error: CryptoError,
+    },
 }
 
 /// A weighted set of validators with the BFT thresholds derived from its total weight.
@@ -149,7 +158,7 @@ impl Committee {
     /// Builds a committee, checking that it has at most [`Limits::max_committee_members`] (of
     /// [`Limits::DEFAULT`]) members, each address at most
     /// [`Limits::max_validator_address_bytes`] long, that the total weight fits and is non-zero and that every
-    /// key is strong (prime order, canonical).
+    /// key, network keys included, is strong (prime order, canonical).
     pub fn new(
         validators: BTreeMap<ValidatorPublicKey, ValidatorInfo>,
     ) -> Result<Self, CommitteeError> {
@@ -171,6 +180,10 @@ impl Committee {
             let bad_key = |error| CommitteeError::BadKey { key, error };
             // Decoding refuses weak and mixed-order keys.
             let prepared = PreparedKey::decode(key.as_bytes()).map_err(bad_key)?;
+            if let Some(network) = &info.network_key {
+                PreparedKey::decode(&network.0)
+                    .map_err(|error| CommitteeError::BadNetworkKey { key, error })?;
+            }
             total = total
                 .checked_add(info.votes)
                 .ok_or(CommitteeError::WeightOverflow)?;
@@ -418,6 +431,25 @@ mod tests {
             },
         )]);
         assert_eq!(Committee::new(none), Err(CommitteeError::NoWeight));
+    }
+
+    #[test]
+    fn weak_network_key_is_refused() {
+        let key = ValidatorSecretKey::generate(&mut ChaCha8Rng::seed_from_u64(9)).public();
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let validators = BTreeMap::from([(
+            key,
+            ValidatorInfo {
+                votes: 1,
+                address: String::new(),
+                network_key: Some(NetworkPublicKey(identity)),
+            },
+        )]);
+        assert!(matches!(
+            Committee::new(validators),
+            Err(CommitteeError::BadNetworkKey { .. })
+        ));
     }
 
     #[test]

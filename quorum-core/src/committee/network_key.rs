@@ -6,6 +6,8 @@ use core::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::crypto::{CryptoError, PreparedKey};
+
 /// A validator's network public key: an ed25519 key apart from the one that signs its votes.
 /// Its secure transport (QUIC with TLS 1.3) proves in every handshake that it holds the secret
 /// half, and clients accept exactly this key for it. Written as 64 hex digits.
@@ -36,6 +38,10 @@ pub enum NetworkKeyError {
     /// 32 bytes, but no point of the curve: no ed25519 key.
     #[error("not an ed25519 public key")]
     NotAKey,
+    /// A point of small order, with a torsion component, or not canonically encoded: refused
+    /// as validator keys are (anyone could sign for a key of small order).
+    #[error("a weak ed25519 key (small order, torsion component or non-canonical encoding)")]
+    Weak,
 }
 
 impl FromStr for NetworkPublicKey {
@@ -44,7 +50,10 @@ impl FromStr for NetworkPublicKey {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let mut bytes = [0u8; 32];
         hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| NetworkKeyError::NotHex)?;
-        ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| NetworkKeyError::NotAKey)?;
+        PreparedKey::decode(&bytes).map_err(|error| match error {
+            CryptoError::WeakKey => NetworkKeyError::Weak,
+            _ => NetworkKeyError::NotAKey,
+        })?;
         Ok(NetworkPublicKey(bytes))
     }
 }
@@ -72,5 +81,8 @@ mod tests {
             "00".repeat(31).parse::<NetworkPublicKey>(),
             Err(NetworkKeyError::NotHex)
         );
+        // The identity point (small order), as the speccheck cases name it.
+        let identity = alloc::format!("01{}", "00".repeat(31));
+        assert_eq!(identity.parse::<NetworkPublicKey>(), Err(NetworkKeyError::Weak));
     }
 }
