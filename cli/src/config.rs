@@ -53,11 +53,7 @@ use serde::{Deserialize, Serialize};
 use quorum_core::Limits as ProtocolLimits;
 use quorum_core::{ChainId, CryptoHash};
 use quorum_node::{NotificationConfig, WorkerConfig};
-use quorum_transport_tcp::{
-    ServerConfig, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
-    DEFAULT_MAX_HANDLERS, DEFAULT_MAX_HANDLERS_PER_IP, DEFAULT_MAX_IN_FLIGHT, DEFAULT_PEER_BUDGET,
-    DEFAULT_RECEIVE_BUDGET, DEFAULT_RECEIVE_SHARE_PER_IP, MAX_FRAME_LENGTH_LIMIT,
-};
+use quorum_transport_tcp::{ServerConfig, MAX_FRAME_LENGTH_LIMIT};
 
 use crate::error::CliError;
 use crate::files::GENESIS_FILE;
@@ -212,31 +208,33 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
+        // The transport's defaults, one value each.
+        let server = ServerConfig::default();
         Limits {
             max_frame_bytes: None,
-            max_in_flight_per_connection: DEFAULT_MAX_IN_FLIGHT,
-            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT.as_secs(),
+            max_in_flight_per_connection: server.max_in_flight,
+            idle_timeout_secs: server.idle_timeout.map_or(0, |idle| idle.as_secs()),
             max_blob_bytes: ProtocolLimits::DEFAULT.max_blob_bytes,
             // The Worker's default (the admin chain plays no part in it).
             max_uploaded_blobs: WorkerConfig::new(ChainId(CryptoHash([0; 32]))).max_uploaded_blobs,
-            frame_progress_timeout_secs: ServerConfig::default().frame_progress_timeout.as_secs(),
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
-            peer_budget_bytes: DEFAULT_PEER_BUDGET,
-            receive_budget_bytes: DEFAULT_RECEIVE_BUDGET,
-            receive_share_per_ip_bytes: DEFAULT_RECEIVE_SHARE_PER_IP,
-            max_handlers: DEFAULT_MAX_HANDLERS,
-            max_handlers_per_ip: DEFAULT_MAX_HANDLERS_PER_IP,
-            group_budget_bytes: ServerConfig::default().group_budget,
-            server_budget_bytes: ServerConfig::default().server_budget,
-            group_floor_bytes: ServerConfig::default().group_floor,
-            address_floor_bytes: ServerConfig::default().address_floor,
-            max_handlers_per_group: ServerConfig::default().max_handlers_per_group,
-            handler_time_half_life_ms: duration_ms(ServerConfig::default().handler_time_half_life),
+            frame_progress_timeout_secs: server.frame_progress_timeout.as_secs(),
+            max_connections: server.max_connections,
+            max_connections_per_ip: server.max_connections_per_ip,
+            peer_budget_bytes: server.peer_budget,
+            receive_budget_bytes: server.receive_budget,
+            receive_share_per_ip_bytes: server.receive_share_per_ip,
+            max_handlers: server.max_handlers,
+            max_handlers_per_ip: server.max_handlers_per_ip,
+            group_budget_bytes: server.group_budget,
+            server_budget_bytes: server.server_budget,
+            group_floor_bytes: server.group_floor,
+            address_floor_bytes: server.address_floor,
+            max_handlers_per_group: server.max_handlers_per_group,
+            handler_time_half_life_ms: duration_ms(server.handler_time_half_life),
             max_polling_handlers: None,
             max_subscriptions_per_connection: ServerConfig::default()
                 .max_subscriptions_per_connection,
-            max_subscriptions_per_address: ServerConfig::default().max_subscriptions_per_address,
+            max_subscriptions_per_address: server.max_subscriptions_per_address,
             max_subscribed_chains_per_connection: ServerConfig::default()
                 .max_subscribed_chains_per_connection,
             max_subscribed_chains_per_address: ServerConfig::default()
@@ -273,6 +271,7 @@ impl Limits {
 
     /// The server settings these limits give (other settings at their defaults).
     pub fn server_config(&self) -> ServerConfig {
+        let server = ServerConfig::default();
         ServerConfig {
             max_frame_length: self.max_frame_length(),
             max_in_flight: self.max_in_flight_per_connection,
@@ -294,12 +293,12 @@ impl Limits {
             handler_time_half_life: Duration::from_millis(self.handler_time_half_life_ms),
             max_polling_handlers: self
                 .max_polling_handlers
-                .unwrap_or(ServerConfig::default().max_polling_handlers),
+                .unwrap_or(server.max_polling_handlers),
             max_subscriptions_per_connection: self.max_subscriptions_per_connection,
             max_subscriptions_per_address: self.max_subscriptions_per_address,
             max_subscribed_chains_per_connection: self.max_subscribed_chains_per_connection,
             max_subscribed_chains_per_address: self.max_subscribed_chains_per_address,
-            ..ServerConfig::default()
+            ..server
         }
     }
 

@@ -52,10 +52,7 @@ use quorum_core::{
     Blob, Block, BlockHeight, BlockProposal, EncodedCommittee, Epoch, ExecutionError, Limit,
     Limits, NodeError, Operation, Timestamp,
 };
-use quorum_transport_tcp::{
-    FrameCodec, DEFAULT_FIRST_FRAME_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_SERVER_FRAME_READ_TIMEOUT, LENGTH_PREFIX_LEN,
-};
+use quorum_transport_tcp::{FrameCodec, ServerConfig, LENGTH_PREFIX_LEN};
 
 use attack_kit::{
     attacker_addresses, closed_by_server, connect_from, connect_many, cpu_time, encode_request,
@@ -73,7 +70,7 @@ use common::ms;
 /// peer budget (`peer_budget`, 64 MiB) in all, plus read-ahead buffers, tasks and allocator
 /// fragmentation; measured peaks are +5 to +178 MiB (BENCHMARKS.md). An attacker with eight
 /// addresses or more can fill the whole receive budget
-/// ([`quorum_transport_tcp::DEFAULT_RECEIVE_BUDGET`], 256 MiB),
+/// (`ServerConfig::receive_budget`, 256 MiB by default),
 /// which this bound does not cover.
 const RSS_HEADROOM_BYTES: u64 = 256 * MIB;
 /// Honest commands must finish within this many times their baseline during an attack, or
@@ -129,7 +126,14 @@ const CONNECT_BATCH: usize = 200;
 const ACCEPT_SETTLE: Duration = Duration::from_millis(500);
 /// The idle flood watches its connections this long after the last was opened (the
 /// first-frame deadline, and a margin), unless the server closed them all sooner.
-const FLOOD_WATCH: Duration = Duration::from_secs(DEFAULT_FIRST_FRAME_TIMEOUT.as_secs() + 2);
+fn flood_watch() -> Duration {
+    server().first_frame_timeout + Duration::from_secs(2)
+}
+
+/// The settings of the validators' servers: their defaults, which every attack meets.
+fn server() -> ServerConfig {
+    ServerConfig::default()
+}
 /// Sockets validator 0 may hold for honest traffic beside an attacker's (a client command's
 /// pool, the probe, connections closing).
 const HONEST_SOCKETS: usize = 16;

@@ -75,6 +75,66 @@ impl ServerBudget {
     }
 }
 
+/// Flow-control credit beyond each connection's initial window, shared by every connection.
+///
+/// What a peer sends within its credit is buffered by QUIC before the server reads it, and
+/// credit once granted cannot be taken back. So each connection starts at a small window
+/// (`initial_receive_window`, announced in the handshake) and is raised towards
+/// `receive_window` only with credit taken here; the bytes QUIC can hold unread are then at
+/// most `max_connections × initial_receive_window + receive_window_budget`.
+#[derive(Debug)]
+pub(crate) struct WindowBudget {
+    available: std::sync::Mutex<u64>,
+}
+
+/// Credit taken from a [`WindowBudget`], given back when dropped (when its connection ends).
+#[derive(Debug)]
+pub(crate) struct WindowCredit {
+    budget: Arc<WindowBudget>,
+    bytes: u64,
+}
+
+impl WindowBudget {
+    /// A budget of `bytes` of credit.
+    pub(crate) fn new(bytes: u64) -> Arc<Self> {
+        Arc::new(WindowBudget {
+            available: std::sync::Mutex::new(bytes),
+        })
+    }
+
+    /// Takes up to `wanted` bytes of credit (what is left, if less).
+    pub(crate) fn take(self: &Arc<Self>, wanted: u64) -> WindowCredit {
+        let mut available = self
+            .available
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let bytes = wanted.min(*available);
+        *available -= bytes;
+        WindowCredit {
+            budget: self.clone(),
+            bytes,
+        }
+    }
+}
+
+impl WindowCredit {
+    /// The bytes of credit held.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+impl Drop for WindowCredit {
+    fn drop(&mut self) {
+        let mut available = self
+            .budget
+            .available
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *available = available.saturating_add(self.bytes);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +165,16 @@ mod tests {
         assert_eq!(a.server_held(), 100);
         drop(whole);
         assert_eq!(a.server_held(), 0);
+    }
+
+    #[test]
+    fn window_credit_is_shared_and_given_back() {
+        let budget = WindowBudget::new(10);
+        let first = budget.take(6);
+        let second = budget.take(6);
+        assert_eq!((first.bytes(), second.bytes()), (6, 4));
+        assert_eq!(budget.take(1).bytes(), 0);
+        drop(first);
+        assert_eq!(budget.take(8).bytes(), 6);
     }
 }

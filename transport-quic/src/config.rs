@@ -32,9 +32,20 @@ pub struct ServerConfig {
     /// control window (default 1 MiB).
     pub stream_receive_window: u32,
     /// Bytes a peer may send on one connection, all streams together, before the server reads
-    /// them: QUIC's connection flow control window (default 4 MiB).
+    /// them, when it starts: QUIC's connection flow control window as the handshake announces
+    /// it (default 128 KiB). Every connection can make QUIC buffer this much.
+    pub initial_receive_window: u32,
+    /// The largest a connection's flow control window grows, with credit from
+    /// `receive_window_budget` (default 4 MiB).
     pub receive_window: u32,
-    /// Bytes of answers the server sends on one connection before the peer acknowledges them
+    /// Credit beyond the initial windows, both ways, shared by all connections (default
+    /// 64 MiB): what QUIC buffers unread or unacknowledged is at most `max_connections ×
+    /// (initial_receive_window + initial_send_window)` plus this.
+    pub window_budget: u64,
+    /// Bytes of answers the server sends on one connection before the peer acknowledges them,
+    /// when it starts (default 128 KiB). Every connection can make QUIC hold this much.
+    pub initial_send_window: u64,
+    /// The largest a connection's send window grows, with credit from `window_budget`
     /// (default 4 MiB).
     pub send_window: u64,
     /// Bytes one connection may make the server hold: requests being received and handled,
@@ -80,7 +91,10 @@ impl Default for ServerConfig {
             handshakes_per_second: 256,
             max_streams_per_connection: 64,
             stream_receive_window: 1 << 20,
+            initial_receive_window: 128 << 10,
             receive_window: 4 << 20,
+            window_budget: 64 << 20,
+            initial_send_window: 128 << 10,
             send_window: 4 << 20,
             connection_budget: 32 << 20,
             server_budget: 64 << 20,
@@ -121,8 +135,8 @@ impl ServerConfig {
                 self.max_streams_per_connection == 0,
             ),
             ("stream_receive_window", self.stream_receive_window == 0),
-            ("receive_window", self.receive_window == 0),
-            ("send_window", self.send_window == 0),
+            ("initial_receive_window", self.initial_receive_window == 0),
+            ("initial_send_window", self.initial_send_window == 0),
             ("max_handlers", self.max_handlers == 0),
             ("min_receive_rate", self.min_receive_rate == 0),
             ("max_frame_length", self.max_frame_length == 0),
@@ -135,6 +149,18 @@ impl ServerConfig {
             return Err(QuicError::InvalidConfig {
                 field,
                 reason: "must be positive",
+            });
+        }
+        if self.receive_window < self.initial_receive_window {
+            return Err(QuicError::InvalidConfig {
+                field: "receive_window",
+                reason: "must be at least initial_receive_window",
+            });
+        }
+        if self.send_window < self.initial_send_window {
+            return Err(QuicError::InvalidConfig {
+                field: "send_window",
+                reason: "must be at least initial_send_window",
             });
         }
         if self.connection_budget < self.max_frame_length {
@@ -161,8 +187,8 @@ impl ServerConfig {
             // Clients open no unidirectional streams.
             .max_concurrent_uni_streams(VarInt::from_u32(0))
             .stream_receive_window(VarInt::from_u32(self.stream_receive_window))
-            .receive_window(VarInt::from_u32(self.receive_window))
-            .send_window(self.send_window)
+            .receive_window(VarInt::from_u32(self.initial_receive_window))
+            .send_window(self.initial_send_window)
             .max_idle_timeout(Some(idle(
                 self.transport_idle_timeout,
                 "transport_idle_timeout",

@@ -20,7 +20,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
-use crate::budget::ServerBudget;
+use crate::budget::{ServerBudget, WindowBudget};
 use crate::config::ServerConfig;
 use crate::error::QuicError;
 use crate::identity::{tls_server_config, NetworkKey};
@@ -39,6 +39,7 @@ pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
     pub(crate) budget: ServerBudget,
     pub(crate) handlers: Arc<Semaphore>,
+    pub(crate) windows: Arc<WindowBudget>,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 
@@ -119,6 +120,7 @@ pub async fn serve_validator(
         node,
         budget: ServerBudget::new(config.server_budget),
         handlers: Arc::new(Semaphore::new(config.max_handlers)),
+        windows: WindowBudget::new(config.window_budget),
         config,
         shutdown: watching,
     });

@@ -16,58 +16,58 @@ use crate::error::{ConfigError, TransportError};
 use crate::frame::{LENGTH_PREFIX_LEN, MAX_FRAME_LENGTH_LIMIT};
 
 /// Default [`ClientConfig::request_timeout`]: 30 s.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default [`ClientConfig::connect_timeout`]: 5 s.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default [`ClientConfig::pool_size`]: 2 connections per address.
-pub const DEFAULT_POOL_SIZE: usize = 2;
+pub(crate) const DEFAULT_POOL_SIZE: usize = 2;
 /// Default bound on requests in flight on one connection, both sides: 256 requests.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+pub(crate) const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 /// Default [`ClientConfig::frame_read_timeout`]: 30 s.
-pub const DEFAULT_FRAME_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_FRAME_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default [`ServerConfig::frame_read_timeout`]: 5 s (plus the frame's length at
-/// [`DEFAULT_MIN_RECEIVE_RATE`]).
-pub const DEFAULT_SERVER_FRAME_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// the default `min_receive_rate`).
+pub(crate) const DEFAULT_SERVER_FRAME_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default [`ServerConfig::first_frame_timeout`]: 5 s.
-pub const DEFAULT_FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default [`ServerConfig::min_receive_rate`]: 1 MiB per second.
-pub const DEFAULT_MIN_RECEIVE_RATE: u64 = 1024 * 1024;
+pub(crate) const DEFAULT_MIN_RECEIVE_RATE: u64 = 1024 * 1024;
 /// Default [`ServerConfig::max_connections`]: 1,024 connections.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default [`ServerConfig::max_connections_per_ip`]: 64 connections.
-pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
+pub(crate) const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
 /// Default [`ServerConfig::connection_budget`]: 32 MiB (one largest request, then its largest
 /// response, at the default maximum frame length).
-pub const DEFAULT_CONNECTION_BUDGET: usize = 32 * 1024 * 1024;
+pub(crate) const DEFAULT_CONNECTION_BUDGET: usize = 32 * 1024 * 1024;
 /// Default [`ServerConfig::response_reserve`]: 1 MiB (so at most 32 handlers of one connection
 /// run at once with the default budget, and answers up to 1 MiB, such as most blob and
 /// certificate downloads, never take a connection over its budget).
-pub const DEFAULT_RESPONSE_RESERVE: usize = 1024 * 1024;
+pub(crate) const DEFAULT_RESPONSE_RESERVE: usize = 1024 * 1024;
 /// Default [`ServerConfig::receive_budget`]: 256 MiB (sixteen frames of the default maximum
 /// length).
-pub const DEFAULT_RECEIVE_BUDGET: usize = 256 * 1024 * 1024;
+pub(crate) const DEFAULT_RECEIVE_BUDGET: usize = 256 * 1024 * 1024;
 /// Default [`ServerConfig::peer_budget`]: 64 MiB (two connections' budgets: an honest client's
 /// pool of two connections, each with a largest request and its largest response).
-pub const DEFAULT_PEER_BUDGET: usize = 64 * 1024 * 1024;
+pub(crate) const DEFAULT_PEER_BUDGET: usize = 64 * 1024 * 1024;
 /// Default [`ServerConfig::receive_share_per_ip`]: 32 MiB (two largest frames; an eighth of the
 /// default receive budget).
-pub const DEFAULT_RECEIVE_SHARE_PER_IP: usize = 32 * 1024 * 1024;
+pub(crate) const DEFAULT_RECEIVE_SHARE_PER_IP: usize = 32 * 1024 * 1024;
 /// Default [`ServerConfig::max_handlers_per_ip`]: 32 handlers.
-pub const DEFAULT_MAX_HANDLERS_PER_IP: usize = 32;
+pub(crate) const DEFAULT_MAX_HANDLERS_PER_IP: usize = 32;
 /// Default [`ServerConfig::large_frame_length`]: 64 KiB.
-pub const DEFAULT_LARGE_FRAME_LENGTH: usize = 64 * 1024;
+pub(crate) const DEFAULT_LARGE_FRAME_LENGTH: usize = 64 * 1024;
 /// Default [`ServerConfig::max_blocking_decodes`]: 4 decoders.
-pub const DEFAULT_MAX_BLOCKING_DECODES: usize = 4;
+pub(crate) const DEFAULT_MAX_BLOCKING_DECODES: usize = 4;
 /// Default [`ServerConfig::max_handlers`]: 512 handlers.
-pub const DEFAULT_MAX_HANDLERS: usize = 512;
+pub(crate) const DEFAULT_MAX_HANDLERS: usize = 512;
 /// Default [`ServerConfig::log_interval`]: 10 s.
-pub const DEFAULT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Default [`ServerConfig::idle_timeout`]: 10 minutes.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// Default write timeout, both sides: 30 s.
-pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default [`ServerConfig::shutdown_grace`]: 10 s.
-pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Options of a [`Client`](crate::Client).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,23 +78,23 @@ pub struct ClientConfig {
     /// [`TransportError::FrameTooLarge`] without touching the connection.
     pub max_frame_length: usize,
     /// Time allowed for one whole request (getting a connection, waiting for an in-flight slot,
-    /// sending, and receiving the response). Default [`DEFAULT_REQUEST_TIMEOUT`] (30 s).
+    /// sending, and receiving the response). Default 30 s.
     pub request_timeout: Duration,
-    /// Time allowed to establish one TCP connection. Default [`DEFAULT_CONNECT_TIMEOUT`] (5 s).
+    /// Time allowed to establish one TCP connection. Default 5 s.
     pub connect_timeout: Duration,
-    /// Connections kept to the address, used round-robin. Default [`DEFAULT_POOL_SIZE`] (2);
+    /// Connections kept to the address, used round-robin. Default 2;
     /// at least 1.
     pub pool_size: usize,
     /// Requests in flight at once on one connection; further callers wait for a slot (this is the
-    /// backpressure). Default [`DEFAULT_MAX_IN_FLIGHT`] (256); at least 1.
+    /// backpressure). Default 256; at least 1.
     pub max_in_flight: usize,
     /// Time allowed for one write to the socket before the connection is declared broken.
-    /// Default [`DEFAULT_WRITE_TIMEOUT`] (30 s).
+    /// Default 30 s.
     pub write_timeout: Duration,
     /// Once the first byte of a response frame has arrived, the whole frame must arrive within
     /// this time or the connection is closed as stalled (failing the requests waiting on it), so
     /// that a server stuck mid-frame does not wedge the connection. Disconnected between 1 and
-    /// 1.5 times this after the frame began. Default [`DEFAULT_FRAME_READ_TIMEOUT`] (30 s).
+    /// 1.5 times this after the frame began. Default 30 s.
     pub frame_read_timeout: Duration,
     /// Frames a server pushed on one stream (notifications of a subscription) kept until the
     /// stream's reader takes them; one more is dropped, which the stream's numbering shows.
@@ -167,7 +167,7 @@ pub struct ServerConfig {
     /// [`MAX_FRAME_LENGTH_LIMIT`]. A longer length prefix closes the connection.
     pub max_frame_length: usize,
     /// Requests of one connection handled at once; when all slots are taken the server stops
-    /// reading that connection until one frees up. Default [`DEFAULT_MAX_IN_FLIGHT`] (256);
+    /// reading that connection until one frees up. Default 256;
     /// at least 1.
     pub max_in_flight: usize,
     /// Connections open at once, from all peers. When the server holds this many, a newcomer
@@ -177,17 +177,17 @@ pub struct ServerConfig {
     /// closed as soon as it is accepted (counted in
     /// [`ServerStats::refused_connections`](crate::ServerStats) and summarised in at most one
     /// log line per [`log_interval`](Self::log_interval)), so the connections already open
-    /// keep being served. Default [`DEFAULT_MAX_CONNECTIONS`] (1,024); at least 1.
+    /// keep being served. Default 1,024; at least 1.
     pub max_connections: usize,
     /// Connections open at once from one IP address (an IPv6 address counts with its whole
     /// `/64` network, an IPv4-mapped IPv6 address as the IPv4 address); refused like those
     /// beyond [`max_connections`](Self::max_connections). Default
-    /// [`DEFAULT_MAX_CONNECTIONS_PER_IP`] (64); at least 1.
+    /// 64; at least 1.
     pub max_connections_per_ip: usize,
     /// A new connection is closed unless the first byte of its first frame has arrived within
     /// this time after it was accepted; from then on the frame deadline
     /// ([`frame_read_timeout`](Self::frame_read_timeout)) applies, so a peer that sends only a
-    /// length prefix is closed by that. Default [`DEFAULT_FIRST_FRAME_TIMEOUT`] (5 s).
+    /// length prefix is closed by that. Default 5 s.
     pub first_frame_timeout: Duration,
     /// The frame deadline: once the first byte of a frame has arrived, the whole frame must
     /// arrive within this time plus its length divided by
@@ -196,12 +196,12 @@ pub struct ServerConfig {
     /// that connection (waiting for an in-flight slot or for room in the connection's memory
     /// budget) does not count; time spent waiting for the server-wide
     /// [`receive_budget`](Self::receive_budget) does. Default
-    /// [`DEFAULT_SERVER_FRAME_READ_TIMEOUT`] (5 s).
+    /// 5 s.
     pub frame_read_timeout: Duration,
     /// Slowest transfer a large frame is granted, in bytes per second: a frame of `n` bytes
     /// gets `n / min_receive_rate` seconds on top of
-    /// [`frame_read_timeout`](Self::frame_read_timeout). Default [`DEFAULT_MIN_RECEIVE_RATE`]
-    /// (1 MiB/s, so a 16 MiB frame gets 5 s + 16 s); at least 1.
+    /// [`frame_read_timeout`](Self::frame_read_timeout). Default
+    /// 1 MiB/s, so a 16 MiB frame gets 5 s + 16 s; at least 1.
     pub min_receive_rate: u64,
     /// Once a frame has begun, the longest it may go without progress: no byte of it arriving
     /// while the server reads it, or no room granted by the server-wide, group or address
@@ -214,7 +214,7 @@ pub struct ServerConfig {
     pub frame_progress_timeout: Duration,
     /// A connection with no request in flight, no partial frame and no frame received for this
     /// long is closed. `None` keeps idle connections open forever. Default
-    /// `Some(`[`DEFAULT_IDLE_TIMEOUT`]`)` (10 minutes).
+    /// `Some(10 minutes)`.
     pub idle_timeout: Option<Duration>,
     /// Memory one connection may hold, in bytes, requests and responses together: the buffer
     /// of the frame being received, the requests being handled, a reserve of
@@ -224,15 +224,15 @@ pub struct ServerConfig {
     /// A response larger than its reserve is queued even over the budget (the overshoot is
     /// bounded under [`response_reserve`](Self::response_reserve)). Values below one largest
     /// frame (`max_frame_length` + 4) are raised to it. Not counted: a fixed 8 KiB read-ahead
-    /// buffer per connection. Default [`DEFAULT_CONNECTION_BUDGET`] (32 MiB).
+    /// buffer per connection. Default 32 MiB.
     pub connection_budget: usize,
     /// Bytes of the connection budget set aside for the response of each request while its
     /// handler runs (a request already holding more for itself sets nothing more aside), so
     /// that at most `connection_budget / response_reserve` handlers of one connection run at
     /// once and responses up to this size never take the connection over its budget; larger
     /// ones take it over by at most `connection_budget / response_reserve` times
-    /// (`max_frame_length` + 4 − `response_reserve`). Default [`DEFAULT_RESPONSE_RESERVE`]
-    /// (1 MiB); values above the connection budget are lowered to it.
+    /// (`max_frame_length` + 4 − `response_reserve`). Default
+    /// 1 MiB; values above the connection budget are lowered to it.
     pub response_reserve: usize,
     /// Memory all connections of one peer address (as counted by
     /// [`max_connections_per_ip`](Self::max_connections_per_ip)) may hold together, in bytes,
@@ -241,7 +241,7 @@ pub struct ServerConfig {
     /// only when there is room, waiting within its frame deadline. Each connection may still
     /// read one small frame and set one response reserve aside past it, and responses larger
     /// than their reserve are charged whatever it says. Values below one largest frame are
-    /// raised to it. Default [`DEFAULT_PEER_BUDGET`] (64 MiB).
+    /// raised to it. Default 64 MiB.
     pub peer_budget: usize,
     /// Large frames the connections of one peer address may receive at once, as the sum of
     /// their lengths in bytes: each takes its whole length of this share when its first body
@@ -252,8 +252,8 @@ pub struct ServerConfig {
     /// receive budget), and the large frames of one address are admitted whole, one after the
     /// other, never waiting on each other half-received. A frame waiting for it counts that
     /// time against its frame deadline. Values below one largest frame are raised to it, values
-    /// above the receive budget lowered to it. Default [`DEFAULT_RECEIVE_SHARE_PER_IP`]
-    /// (32 MiB).
+    /// above the receive budget lowered to it. Default
+    /// 32 MiB.
     pub receive_share_per_ip: usize,
     /// Memory all connections together may hold for large frames (longer than
     /// [`large_frame_length`](Self::large_frame_length)), in bytes: from the first byte of
@@ -261,24 +261,24 @@ pub struct ServerConfig {
     /// budget, as its bytes arrive (never by its declared length), so stalled partial frames
     /// hold at most this much; a frame waiting for it counts that time against its frame
     /// deadline. Values below one largest frame (`max_frame_length` + 4) are raised to it.
-    /// Default [`DEFAULT_RECEIVE_BUDGET`] (256 MiB).
+    /// Default 256 MiB.
     pub receive_budget: usize,
     /// Frames with a longer body, in bytes, are "large": they draw on the
     /// [`receive_budget`](Self::receive_budget) and are decoded on tokio's blocking threads
     /// (at most [`max_blocking_decodes`](Self::max_blocking_decodes) at once) instead of the
-    /// runtime's. Default [`DEFAULT_LARGE_FRAME_LENGTH`] (64 KiB).
+    /// runtime's. Default 64 KiB.
     pub large_frame_length: usize,
     /// Large frames decoded at once, across all connections; further large frames wait, fully
-    /// received, for a decoder. Default [`DEFAULT_MAX_BLOCKING_DECODES`] (4); at least 1.
+    /// received, for a decoder. Default 4; at least 1.
     pub max_blocking_decodes: usize,
     /// Handlers running at once, across all connections; further requests wait (read and
     /// counted against their connection's budget) for one to finish. Default
-    /// [`DEFAULT_MAX_HANDLERS`] (512); at least 1.
+    /// 512; at least 1.
     pub max_handlers: usize,
     /// Handlers running at once for the connections of one peer address; further requests of
     /// that address wait (read and counted against their connection's budget) for one of its
     /// handlers to finish, so one address cannot take every handler or the runtime's time.
-    /// Default [`DEFAULT_MAX_HANDLERS_PER_IP`] (32); at least 1.
+    /// Default 32; at least 1.
     pub max_handlers_per_ip: usize,
     /// Memory all addresses of one group (an IPv4 `/24`, an IPv6 `/48`) may hold together, in
     /// bytes, counted like [`peer_budget`](Self::peer_budget); while it is used up, their
@@ -328,14 +328,14 @@ pub struct ServerConfig {
     pub max_polling_handlers: usize,
     /// Refused connections and failed `accept`s are logged at most once per this interval, in
     /// one line that says how many there were since the last line. Default
-    /// [`DEFAULT_LOG_INTERVAL`] (10 s).
+    /// 10 s.
     pub log_interval: Duration,
     /// Time allowed for one write to the socket; a peer that stops reading its responses for
-    /// longer is disconnected. Default [`DEFAULT_WRITE_TIMEOUT`] (30 s).
+    /// longer is disconnected. Default 30 s.
     pub write_timeout: Duration,
     /// On [`Server::shutdown`](crate::Server::shutdown), how long requests in flight may take to
     /// finish and be answered before their connections are cut. Default
-    /// [`DEFAULT_SHUTDOWN_GRACE`] (10 s).
+    /// 10 s.
     pub shutdown_grace: Duration,
     /// Subscriptions (streams of notifications, DESIGN §4.7.1) open at once on one connection;
     /// one more is refused, naming this cap. Default 4.

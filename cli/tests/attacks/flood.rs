@@ -20,7 +20,7 @@ struct FloodFigures {
 }
 
 /// Opens `count` connections spread over `sources` and sends nothing on them. Without
-/// `reconnect`, returns once the server closed them all (or [`FLOOD_WATCH`] after the last
+/// `reconnect`, returns once the server closed them all (or [`flood_watch`] after the last
 /// was opened); with it, replaces every connection the server closes until told to stop, so
 /// that the flood never lets up.
 async fn idle_flood(
@@ -66,7 +66,7 @@ async fn idle_flood(
                     }
                 }
             }
-        } else if open == 0 || opened.elapsed() >= FLOOD_WATCH {
+        } else if open == 0 || opened.elapsed() >= flood_watch() {
             break;
         }
     }
@@ -113,18 +113,19 @@ fn idle_connections_up_to_the_open_file_limit() {
             None => format!(
                 "{} still open {} after the last was opened",
                 figures.open_at_stop,
-                ms(FLOOD_WATCH)
+                ms(flood_watch())
             ),
         },
     ));
     // The validator's own count: the attacker's view also holds connections the kernel
     // completed but had not handed to the server yet (its accept queue overflowed).
-    let bound = row.before_sockets + DEFAULT_MAX_CONNECTIONS_PER_IP + HONEST_SOCKETS;
+    let per_ip = server().max_connections_per_ip;
+    let bound = row.before_sockets + per_ip + HONEST_SOCKETS;
     row.check(
         row.peak_sockets <= bound,
         format!(
             "validator 0 held {} sockets, over {bound} (before + the per-IP cap \
-             {DEFAULT_MAX_CONNECTIONS_PER_IP} + {HONEST_SOCKETS} for honest traffic)",
+             {per_ip} + {HONEST_SOCKETS} for honest traffic)",
             row.peak_sockets
         ),
     );
@@ -147,14 +148,15 @@ fn idle_connections_from_many_addresses_fill_the_total_cap() {
     let (mut committee, baseline) = committee_with_baseline();
     let count = flood_size();
     let target = committee.target;
-    let hold = DEFAULT_FIRST_FRAME_TIMEOUT * 2 + Duration::from_secs(2);
+    let hold = server().first_frame_timeout * 2 + Duration::from_secs(2);
+    let total_cap = server().max_connections;
     let attacker = Attacker::launch(move |stop| {
         idle_flood(target, many_attacker_addresses(63), count, true, stop)
     });
     let name = format!("1b. {count} idle connections from 63 addresses, reconnecting");
     let (mut row, figures) = measure(&mut committee, baseline, &name, Hold::fixed(hold), attacker);
     row.note(format!(
-        "{} connected in {} ({} failed); {} open {} later (total cap {DEFAULT_MAX_CONNECTIONS}); {} reconnects",
+        "{} connected in {} ({} failed); {} open {} later (total cap {total_cap}); {} reconnects",
         figures.connected,
         ms(figures.connect_time),
         figures.connect_failures,

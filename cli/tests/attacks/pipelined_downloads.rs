@@ -125,5 +125,5 @@ fn pipelined_downloads_never_read() {
 #[ignore = "heavy: 64 connections pipelining downloads for 10 s"]
 fn pipelined_downloads_never_read_on_every_connection_of_one_address() {
     let _serial = serial();
-    download_pipeline_row(DEFAULT_MAX_CONNECTIONS_PER_IP, Duration::from_secs(10)).finish();
+    download_pipeline_row(server().max_connections_per_ip, Duration::from_secs(10)).finish();
 }

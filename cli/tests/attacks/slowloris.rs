@@ -69,7 +69,7 @@ fn slowloris_connections_are_closed_by_the_frame_deadline() {
     let (mut committee, baseline) = committee_with_baseline();
     let target = committee.target;
     // Two more bytes complete the prefix, then the frame deadline runs; then a margin.
-    let deadline = SLOWLORIS_DRIP * 2 + DEFAULT_SERVER_FRAME_READ_TIMEOUT;
+    let deadline = SLOWLORIS_DRIP * 2 + server().frame_read_timeout;
     let hold = deadline + Duration::from_secs(3);
     let attacker = Attacker::launch(move |stop| slowloris(target, attacker_addresses(4), stop));
     let name = format!("2. {SLOWLORIS_CONNECTIONS} slowloris connections, four addresses");

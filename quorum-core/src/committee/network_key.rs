@@ -83,6 +83,9 @@ mod tests {
         );
         // The identity point (small order), as the speccheck cases name it.
         let identity = alloc::format!("01{}", "00".repeat(31));
-        assert_eq!(identity.parse::<NetworkPublicKey>(), Err(NetworkKeyError::Weak));
+        assert_eq!(
+            identity.parse::<NetworkPublicKey>(),
+            Err(NetworkKeyError::Weak)
+        );
     }
 }

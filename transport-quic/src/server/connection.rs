@@ -13,7 +13,7 @@ use tracing::debug;
 
 use super::admission::Lease;
 use super::{stream, Shared, CODE_IDLE, CODE_SHUTDOWN};
-use crate::budget::Budgets;
+use crate::budget::{Budgets, WindowCredit};
 
 /// What a connection owns: its budget and its subscriptions (each with its number of chains).
 pub(crate) struct Owned {
@@ -55,17 +55,42 @@ pub(super) async fn serve(incoming: Incoming, shared: Arc<Shared>, lease: &Lease
             return closed("handshake");
         }
     };
+    let credits = raise_windows(&connection, &shared);
     let owned = Arc::new(Owned {
         budgets: Budgets::new(&shared.budget, config.connection_budget),
         subscriptions: Mutex::new(HashMap::new()),
         subscribing: tokio::sync::Mutex::new(()),
     });
     run(&connection, &shared, &owned, lease, first).await;
+    drop(credits);
     // Whatever it still follows ends with it.
     let open: Vec<SubscriptionId> = owned.subscriptions().drain().map(|(id, _)| id).collect();
     for id in open {
         let _ = shared.node.unsubscribe(id).await;
     }
+}
+
+/// Raises the connection's windows past their initial sizes, both ways, with credit from the
+/// server's shared window budget (as much as is left); the credit is kept while it lives.
+fn raise_windows(connection: &Connection, shared: &Shared) -> [WindowCredit; 2] {
+    let config = &shared.config;
+    let receive_initial = u64::from(config.initial_receive_window);
+    let receive = shared
+        .windows
+        .take(u64::from(config.receive_window).saturating_sub(receive_initial));
+    if receive.bytes() > 0 {
+        let window = VarInt::from_u64(receive_initial + receive.bytes()).unwrap_or(VarInt::MAX);
+        connection.set_receive_window(window);
+    }
+    let send = shared.windows.take(
+        config
+            .send_window
+            .saturating_sub(config.initial_send_window),
+    );
+    if send.bytes() > 0 {
+        connection.set_send_window(config.initial_send_window + send.bytes());
+    }
+    [receive, send]
 }
 
 /// Accepts request streams until the connection ends; it ends idle when no stream is open at
