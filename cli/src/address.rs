@@ -176,6 +176,44 @@ impl Clients {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn each_entry_is_reached_over_its_transport_and_quic_needs_a_key() {
+        use quorum_core::ValidatorSecretKey;
+        use rand::rngs::OsRng;
+
+        let key = ValidatorSecretKey::generate(&mut OsRng).public();
+        let clients = Clients::default();
+        let entry = |address: &str, network_key| ValidatorInfo {
+            votes: 1,
+            address: address.to_owned(),
+            network_key,
+        };
+        assert!(clients.node(&key, &entry("127.0.0.1:1", None)).is_ok());
+        assert!(clients
+            .node(&key, &entry("tcp://127.0.0.1:1", None))
+            .is_ok());
+        let network = crate::keys::generate_network_key(&mut OsRng).public();
+        assert!(clients
+            .node(&key, &entry("quic://127.0.0.1:1", Some(network)))
+            .is_ok());
+        assert!(matches!(
+            clients.node(&key, &entry("quic://127.0.0.1:1", None)),
+            Err(CliError::Unreachable {
+                reason: AddressError::NoNetworkKey,
+                ..
+            })
+        ));
+        assert!(matches!(
+            clients.node(&key, &entry("udp://127.0.0.1:1", None)),
+            Err(CliError::Unreachable {
+                reason: AddressError::Malformed,
+                ..
+            })
+        ));
+        // The QUIC node made is closed with the others.
+        clients.close().await;
+    }
+
     #[test]
     fn addresses_name_their_transport() {
         assert_eq!(parse("10.0.0.1:9100"), Some((Scheme::Tcp, "10.0.0.1:9100")));

@@ -46,6 +46,7 @@ pub async fn serve(address: SocketAddr) -> Result<SocketAddr, CliError> {
         .map_err(CliError::MetricsRecorder)?;
     quorum_node::describe_metrics();
     quorum_transport_tcp::describe_metrics();
+    quorum_transport_quic::describe_metrics();
     quorum_updater::describe_metrics();
     quorum_store_postgres::describe_metrics();
     let listener = TcpListener::bind(address)
