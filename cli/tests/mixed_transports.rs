@@ -46,22 +46,7 @@ async fn transfers_commit_on_a_committee_of_tcp_and_quic_validators() {
     let path = dir.path();
     let d = path.to_str().unwrap();
     let base = free_ports(VALIDATORS as u16);
-    quorum(
-        path,
-        &[
-            "dev-genesis",
-            "--dir",
-            d,
-            "--validators",
-            "4",
-            "--chains",
-            "3",
-            "--base-port",
-            &base.to_string(),
-            "--transport",
-            "mixed",
-        ],
-    );
+    common::dev_genesis_with(path, base, &["--transport", "mixed"]);
     let genesis: Genesis =
         bcs::from_bytes(&std::fs::read(path.join("genesis.bcs")).unwrap()).unwrap();
     let quic = genesis

@@ -45,6 +45,23 @@ fn quic_committee() -> (Committee, HonestTimes, SocketAddr, NetworkPublicKey) {
     (committee, baseline, target, key)
 }
 
+/// Runs one attack against validator 0's QUIC port, on a fresh committee over QUIC with honest
+/// traffic meanwhile for [`QUIC_HOLD`], and hands its row and figures to `report`, which
+/// checks and finishes the row.
+fn quic_attack<T, F, Fut>(name: &str, attack: F, report: impl FnOnce(Row, T))
+where
+    T: Send + 'static,
+    F: FnOnce(SocketAddr, NetworkPublicKey, Stop) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+{
+    let _serial = serial();
+    let (mut committee, baseline, target, key) = quic_committee();
+    let attacker = Attacker::launch(move |stop| attack(target, key, stop));
+    let hold = Hold::fixed(QUIC_HOLD);
+    let (row, figures) = measure(&mut committee, baseline, name, hold, attacker);
+    report(row, figures);
+}
+
 /// A QUIC client of `target` sending from `source`.
 fn client_from(source: Ipv4Addr, target: SocketAddr, key: NetworkPublicKey) -> QuicValidatorNode {
     let config = QuicClientConfig {
@@ -93,31 +110,23 @@ async fn handshake_flood(
 }
 
 fn run_flood(name: &str, sources: Vec<Ipv4Addr>) {
-    let _serial = serial();
-    let (mut committee, baseline, target, key) = quic_committee();
-    let count = sources.len();
-    let attacker = Attacker::launch(move |stop| handshake_flood(target, key, sources, stop));
-    let (mut row, figures) = measure(
-        &mut committee,
-        baseline,
-        name,
-        Hold::fixed(QUIC_HOLD),
-        attacker,
-    );
-    row.note(format!(
-        "{} handshakes tried, {} admitted, {} refused",
-        figures.attempted, figures.admitted, figures.refused
-    ));
     // 64 per address, 1,024 in all.
-    let cap = (count * 64).min(1024);
-    row.check(
-        figures.admitted <= cap,
-        format!(
-            "{} connections admitted, above the caps' {cap}",
-            figures.admitted
-        ),
-    );
-    row.finish();
+    let cap = (sources.len() * 64).min(1024);
+    let attack = move |target, key, stop| handshake_flood(target, key, sources, stop);
+    quic_attack(name, attack, |mut row, figures: FloodFigures| {
+        row.note(format!(
+            "{} handshakes tried, {} admitted, {} refused",
+            figures.attempted, figures.admitted, figures.refused
+        ));
+        row.check(
+            figures.admitted <= cap,
+            format!(
+                "{} connections admitted, above the caps' {cap}",
+                figures.admitted
+            ),
+        );
+        row.finish();
+    });
 }
 
 /// 128 handshakes from each of four addresses: at most 64 each are admitted.
@@ -217,28 +226,21 @@ async fn spoofed_initials(
 /// come back, and the server holds nothing for them.
 #[test]
 fn quic_spoofed_looking_sources_get_only_retries() {
-    let _serial = serial();
-    let (mut committee, baseline, target, key) = quic_committee();
     let sources = many_attacker_addresses(254);
-    let attacker = Attacker::launch(move |stop| spoofed_initials(target, key, sources, stop));
+    let attack = move |target, key, stop| spoofed_initials(target, key, sources, stop);
     let name = "10c. QUIC first datagrams replayed from 254 addresses";
-    let (mut row, figures) = measure(
-        &mut committee,
-        baseline,
-        name,
-        Hold::fixed(QUIC_HOLD),
-        attacker,
-    );
-    row.note(format!(
-        "{} datagrams sent, {} Retries back, {} other answers",
-        figures.sent, figures.retries, figures.other_answers
-    ));
-    row.check(
-        figures.other_answers == 0,
-        format!("{} answers that are not Retries", figures.other_answers),
-    );
-    row.check(figures.retries > 0, "no Retry came back".to_string());
-    row.finish();
+    quic_attack(name, attack, |mut row, figures: SpoofFigures| {
+        row.note(format!(
+            "{} datagrams sent, {} Retries back, {} other answers",
+            figures.sent, figures.retries, figures.other_answers
+        ));
+        row.check(
+            figures.other_answers == 0,
+            format!("{} answers that are not Retries", figures.other_answers),
+        );
+        row.check(figures.retries > 0, "no Retry came back".to_string());
+        row.finish();
+    });
 }
 
 /// What the stream attacks held.
@@ -337,22 +339,15 @@ fn stalled_request(_index: usize) -> Vec<u8> {
 }
 
 fn run_streams(name: &str, sources: Vec<Ipv4Addr>, send: fn(usize) -> Vec<u8>) {
-    let _serial = serial();
-    let (mut committee, baseline, target, key) = quic_committee();
-    let attacker = Attacker::launch(move |stop| streams_held(target, key, sources, send, stop));
-    let (mut row, figures) = measure(
-        &mut committee,
-        baseline,
-        name,
-        Hold::fixed(QUIC_HOLD),
-        attacker,
-    );
-    row.note(format!(
-        "{} connections, {} streams held",
-        figures.connections, figures.streams
-    ));
-    row.check(figures.streams > 0, "no stream was opened".to_string());
-    row.finish();
+    let attack = move |target, key, stop| streams_held(target, key, sources, send, stop);
+    quic_attack(name, attack, |mut row, figures: StreamFigures| {
+        row.note(format!(
+            "{} connections, {} streams held",
+            figures.connections, figures.streams
+        ));
+        row.check(figures.streams > 0, "no stream was opened".to_string());
+        row.finish();
+    });
 }
 
 /// Every stream of two connections from each of four addresses, half asking and never

@@ -188,20 +188,25 @@ pub fn start_validator_with(config: &Path, extra: &[&str]) -> (Child, mpsc::Rece
 /// `quorum dev-genesis` for four validators and three chains in `dir`, the validators on
 /// consecutive loopback ports from `base`.
 pub fn dev_genesis(dir: &Path, base: u16) {
-    quorum(
-        dir,
-        &[
-            "dev-genesis",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--validators",
-            "4",
-            "--chains",
-            "3",
-            "--base-port",
-            &base.to_string(),
-        ],
-    );
+    dev_genesis_with(dir, base, &[]);
+}
+
+/// [`dev_genesis`] with `extra` arguments (e.g. `--transport mixed`).
+pub fn dev_genesis_with(dir: &Path, base: u16, extra: &[&str]) {
+    let base = base.to_string();
+    let mut args = vec![
+        "dev-genesis",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--validators",
+        "4",
+        "--chains",
+        "3",
+        "--base-port",
+        &base,
+    ];
+    args.extend_from_slice(extra);
+    quorum(dir, &args);
 }
 
 /// Formats a duration in milliseconds (below 10 s) or seconds.
