@@ -53,6 +53,7 @@ mod hash;
 mod info;
 mod limits;
 mod manager;
+mod memory_budget;
 mod notification;
 pub mod protocol;
 mod received_log;
@@ -97,6 +98,7 @@ pub use limits::{Limits, LimitsError};
 pub use manager::{
     first_round, leader, round_duration, ChainManager, Lock, ProposalDecision, VoteValue,
 };
+pub use memory_budget::{ConnectionMemory, MemoryBudget, MemoryCharge};
 pub use notification::{
     Notification, NotificationEnvelope, NotificationKind, NotificationStream, SequenceCheck,
     SequenceVerdict, SignedNotification, StreamEvent, Subscription, SubscriptionChange,

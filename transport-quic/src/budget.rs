@@ -4,27 +4,46 @@
 
 use std::sync::Arc;
 
+use std::net::IpAddr;
+
+use quorum_core::{ConnectionMemory, MemoryBudget, MemoryCharge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// The budgets one connection charges: its own and the server's.
-#[derive(Clone, Debug)]
-pub(crate) struct Budgets {
-    connection: Arc<Semaphore>,
-    connection_bytes: usize,
-    server: Arc<Semaphore>,
-    server_bytes: usize,
+/// The budgets one connection charges: its own and the server's, or a budget under the
+/// memory budget this server shares with the validator's other servers.
+#[derive(Clone)]
+pub(crate) enum Budgets {
+    /// This server's own budgets.
+    Own {
+        connection: Arc<Semaphore>,
+        connection_bytes: usize,
+        server: Arc<Semaphore>,
+        server_bytes: usize,
+    },
+    /// A connection's budget under a shared [`MemoryBudget`].
+    Shared(Arc<dyn ConnectionMemory>),
 }
 
 /// Bytes held on the budgets, given back when dropped.
 #[derive(Debug, Default)]
 pub(crate) struct Charge {
     permits: Vec<OwnedSemaphorePermit>,
+    shared: Vec<MemoryCharge>,
+}
+
+impl std::fmt::Debug for Budgets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Budgets::Own { .. } => f.write_str("Budgets::Own"),
+            Budgets::Shared(_) => f.write_str("Budgets::Shared"),
+        }
+    }
 }
 
 impl Budgets {
     /// The budgets of a new connection of `connection_bytes`, under the server's.
     pub(crate) fn new(server: &ServerBudget, connection_bytes: usize) -> Self {
-        Budgets {
+        Budgets::Own {
             connection: Arc::new(Semaphore::new(connection_bytes)),
             connection_bytes,
             server: server.semaphore.clone(),
@@ -32,13 +51,27 @@ impl Budgets {
         }
     }
 
-    /// Adds `bytes` to `charge` once both budgets have room for them (a charge larger than a
+    /// The budget of a new connection from `peer` of `connection_bytes`, under `memory`.
+    pub(crate) fn shared(memory: &dyn MemoryBudget, peer: IpAddr, connection_bytes: usize) -> Self {
+        Budgets::Shared(memory.connection(peer, connection_bytes))
+    }
+
+    /// Adds `bytes` to `charge` once the budgets have room for them (a charge larger than a
     /// budget takes the whole budget). Waits while they are full: the caller bounds the wait.
     pub(crate) async fn charge(&self, charge: &mut Charge, bytes: usize) {
-        for (semaphore, total) in [
-            (&self.connection, self.connection_bytes),
-            (&self.server, self.server_bytes),
-        ] {
+        let (connection, connection_bytes, server, server_bytes) = match self {
+            Budgets::Shared(memory) => {
+                charge.shared.push(memory.charge(bytes).await);
+                return;
+            }
+            Budgets::Own {
+                connection,
+                connection_bytes,
+                server,
+                server_bytes,
+            } => (connection, *connection_bytes, server, *server_bytes),
+        };
+        for (semaphore, total) in [(connection, connection_bytes), (server, server_bytes)] {
             let wanted = u32::try_from(bytes.min(total)).unwrap_or(u32::MAX);
             if wanted == 0 {
                 continue;
@@ -50,11 +83,17 @@ impl Budgets {
         }
     }
 
-    /// Bytes the server's budget holds now.
+    /// Bytes the server's own budget holds now.
     #[cfg(test)]
     pub(crate) fn server_held(&self) -> usize {
-        self.server_bytes
-            .saturating_sub(self.server.available_permits())
+        match self {
+            Budgets::Own {
+                server,
+                server_bytes,
+                ..
+            } => server_bytes.saturating_sub(server.available_permits()),
+            Budgets::Shared(_) => 0,
+        }
     }
 }
 

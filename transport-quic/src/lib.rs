@@ -51,4 +51,4 @@ pub use client::QuicValidatorNode;
 pub use config::{ClientConfig, ServerConfig};
 pub use error::QuicError;
 pub use identity::{tls_client_config, tls_server_config, NetworkKey, Presented};
-pub use server::{describe_metrics, serve_validator, QuicServer};
+pub use server::{describe_metrics, serve_validator, serve_validator_sharing, QuicServer};

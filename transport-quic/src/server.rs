@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use quinn::crypto::rustls::QuicServerConfig;
 use quinn::Endpoint;
-use quorum_core::ValidatorNode;
+use quorum_core::{MemoryBudget, ValidatorNode};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     pub(crate) budget: ServerBudget,
     pub(crate) handlers: Arc<Semaphore>,
     pub(crate) windows: Arc<WindowBudget>,
+    /// The memory budget shared with the validator's other servers, if any (else `budget`).
+    pub(crate) memory: Option<Arc<dyn MemoryBudget>>,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 
@@ -94,6 +96,30 @@ pub async fn serve_validator(
     key: &NetworkKey,
     config: ServerConfig,
 ) -> Result<QuicServer, QuicError> {
+    serve(node, address, key, config, None).await
+}
+
+/// [`serve_validator`], charging what peers make the server hold to `memory`, the budgets of
+/// another server of the validator (e.g. its TCP server's
+/// `quorum_transport_tcp::Server::memory_budget`), instead of a server budget of its own: the
+/// shares of address groups and the validator's budget then hold across both transports.
+pub async fn serve_validator_sharing(
+    node: Arc<dyn ValidatorNode>,
+    address: SocketAddr,
+    key: &NetworkKey,
+    config: ServerConfig,
+    memory: Arc<dyn MemoryBudget>,
+) -> Result<QuicServer, QuicError> {
+    serve(node, address, key, config, Some(memory)).await
+}
+
+async fn serve(
+    node: Arc<dyn ValidatorNode>,
+    address: SocketAddr,
+    key: &NetworkKey,
+    config: ServerConfig,
+    memory: Option<Arc<dyn MemoryBudget>>,
+) -> Result<QuicServer, QuicError> {
     config.validate()?;
     let crypto = QuicServerConfig::try_from(tls_server_config(key)?).map_err(|_| {
         QuicError::InvalidConfig {
@@ -121,6 +147,7 @@ pub async fn serve_validator(
         budget: ServerBudget::new(config.server_budget),
         handlers: Arc::new(Semaphore::new(config.max_handlers)),
         windows: WindowBudget::new(config.window_budget),
+        memory,
         config,
         shutdown: watching,
     });

@@ -73,6 +73,7 @@ mod refusal_log;
 mod resources;
 mod server;
 mod session;
+mod shared_memory;
 mod stall;
 mod stats;
 mod streams;

@@ -61,6 +61,38 @@ impl Groups {
     }
 }
 
+/// Makes and keeps the share of each address group, under the server's budget.
+#[derive(Debug)]
+pub(crate) struct GroupMaker {
+    live: Mutex<Groups>,
+    budget: usize,
+    address_floor: usize,
+    handlers: usize,
+    half_life: std::time::Duration,
+    recorder: Arc<Recorder>,
+    server: Arc<ConnectionBudget>,
+}
+
+impl GroupMaker {
+    /// The share of `ip`'s group, made if it has none alive.
+    pub(crate) fn share_of(&self, ip: IpAddr) -> Arc<GroupShare> {
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .share_of(ip, || GroupShare {
+                budget: ConnectionBudget::new_group(
+                    self.budget,
+                    self.address_floor,
+                    Arc::clone(&self.recorder),
+                    Arc::clone(&self.server),
+                ),
+                handlers: Semaphore::new(self.handlers),
+                receive_floor: Arc::new(AtomicUsize::new(0)),
+                slots: Arc::new(SlotGroup::new(self.half_life)),
+            })
+    }
+}
+
 /// Entries of the group map (live or not) above which dead ones are dropped: at most about
 /// twice the number of groups with a connection, each an entry of a few dozen bytes.
 const GROUPS_BEFORE_PRUNING: usize = 1_024;
@@ -85,6 +117,8 @@ pub(crate) struct PeerShare {
 #[derive(Debug)]
 pub(crate) struct Resources {
     pub(crate) config: ServerConfig,
+    /// The address groups' shares, and the server's budget above them.
+    pub(crate) groups: Arc<GroupMaker>,
     pub(crate) limits: Arc<ConnectionLimits<PeerShare>>,
     /// Bytes of large frames, across all connections.
     pub(crate) receive: ReceiveBudget,
@@ -111,36 +145,25 @@ impl Resources {
             config.group_floor,
             Arc::clone(&recorder),
         );
-        let groups = Mutex::new(Groups::default());
+        let groups = Arc::new(GroupMaker {
+            live: Mutex::new(Groups::default()),
+            budget: config.effective_group_budget(),
+            address_floor: config.address_floor,
+            handlers: config.max_handlers_per_group,
+            half_life: config.handler_time_half_life,
+            recorder: Arc::clone(&recorder),
+            server,
+        });
         let new_share = {
             let recorder = Arc::clone(&recorder);
-            let server = Arc::clone(&server);
+            let groups = Arc::clone(&groups);
             let (budget, receive, handlers) = (
                 config.effective_peer_budget(),
                 config.effective_receive_share(),
                 config.max_handlers_per_ip,
             );
-            let address_floor = config.address_floor;
-            let (group_budget, group_handlers, half_life) = (
-                config.effective_group_budget(),
-                config.max_handlers_per_group,
-                config.handler_time_half_life,
-            );
             move |ip: IpAddr| {
-                let group = groups
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .share_of(ip, || GroupShare {
-                        budget: ConnectionBudget::new_group(
-                            group_budget,
-                            address_floor,
-                            Arc::clone(&recorder),
-                            Arc::clone(&server),
-                        ),
-                        handlers: Semaphore::new(group_handlers),
-                        receive_floor: Arc::new(AtomicUsize::new(0)),
-                        slots: Arc::new(SlotGroup::new(half_life)),
-                    });
+                let group = groups.share_of(ip);
                 Arc::new(PeerShare {
                     budget: ConnectionBudget::new_peer(
                         budget,
@@ -155,6 +178,7 @@ impl Resources {
             }
         };
         Arc::new(Resources {
+            groups,
             limits: ConnectionLimits::new(
                 config.max_connections,
                 config.max_connections_per_ip,

@@ -52,6 +52,15 @@ pub enum ShutdownOutcome {
 }
 
 impl Server {
+    /// The server's memory budgets, for the validator's other servers to charge (DESIGN
+    /// §6.2): their connections then draw on the same address-group shares and server budget
+    /// as this server's.
+    pub fn memory_budget(&self) -> Arc<dyn quorum_core::MemoryBudget> {
+        Arc::new(crate::shared_memory::SharedMemory {
+            resources: Arc::clone(&self.resources),
+        })
+    }
+
     /// Binds `address` (port 0 picks a free port, see [`Server::local_addr`]) and serves every
     /// connection with `handler`. Must be called within a tokio runtime.
     pub async fn bind<Req, Resp, H>(

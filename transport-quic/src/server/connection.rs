@@ -56,8 +56,12 @@ pub(super) async fn serve(incoming: Incoming, shared: Arc<Shared>, lease: &Lease
         }
     };
     let credits = raise_windows(&connection, &shared);
+    let budgets = match &shared.memory {
+        Some(memory) => Budgets::shared(&**memory, peer.ip(), config.connection_budget),
+        None => Budgets::new(&shared.budget, config.connection_budget),
+    };
     let owned = Arc::new(Owned {
-        budgets: Budgets::new(&shared.budget, config.connection_budget),
+        budgets,
         subscriptions: Mutex::new(HashMap::new()),
         subscribing: tokio::sync::Mutex::new(()),
     });
