@@ -20,7 +20,7 @@ use tracing::debug;
 use quorum_core::ValidatorSecretKey;
 use quorum_node::Genesis;
 use quorum_transport_mem::{Fault, MemoryNode};
-use quorum_transport_quic::{NetworkKey, QuicServer};
+use quorum_transport_quic::{NetworkKey, QuicError, QuicServer};
 use quorum_transport_tcp::{Server, ServerConfig};
 
 use crate::address::Scheme;
@@ -69,7 +69,7 @@ impl BlackHole {
 
     /// A UDP socket that takes every datagram and answers none: a QUIC validator frozen.
     async fn bind_udp(address: &str) -> Result<Self, CliError> {
-        let socket = rebind(|| tokio::net::UdpSocket::bind(address))
+        let socket = rebind(|| tokio::net::UdpSocket::bind(address), in_use)
             .await
             .map_err(quorum_transport_tcp::TransportError::from)?;
         let task = tokio::spawn(async move {
@@ -97,26 +97,28 @@ impl Drop for BlackHole {
     }
 }
 
-/// Binds with `bind`, again while the address is still in use, for at most
+/// Binds with `bind`, again while `in_use` says the address still is, for at most
 /// [`REBIND_WITHIN`]: a stopped QUIC server's socket is closed by its endpoint's task, soon
 /// after the server itself is gone.
-async fn rebind<T, F, Fut>(mut bind: F) -> std::io::Result<T>
+async fn rebind<T, E, F, Fut>(mut bind: F, in_use: impl Fn(&E) -> bool) -> Result<T, E>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = std::io::Result<T>>,
+    Fut: std::future::Future<Output = Result<T, E>>,
 {
     let deadline = tokio::time::Instant::now() + REBIND_WITHIN;
     loop {
         match bind().await {
-            Err(error)
-                if error.kind() == std::io::ErrorKind::AddrInUse
-                    && tokio::time::Instant::now() < deadline =>
-            {
+            Err(error) if in_use(&error) && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
             }
             done => return done,
         }
     }
+}
+
+/// Whether binding failed because the address is still in use.
+fn in_use(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::AddrInUse
 }
 
 /// The `host:port` of a `quic://host:port` address.
@@ -137,19 +139,15 @@ async fn serve_quic(
         .map_err(|_| CliError::BadListen(address.to_owned()))?;
     let limits = worker.config().limits;
     let config = quorum_transport_quic::ServerConfig::from_limits(&limits);
-    let deadline = tokio::time::Instant::now() + REBIND_WITHIN;
-    loop {
+    let serve = || {
         let node = worker.clone();
-        match quorum_transport_quic::serve_validator(node, bound, key, config.clone()).await {
-            Err(quorum_transport_quic::QuicError::Bind { source, .. })
-                if source.kind() == std::io::ErrorKind::AddrInUse
-                    && tokio::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
-            }
-            served => return Ok(served?),
-        }
-    }
+        quorum_transport_quic::serve_validator(node, bound, key, config.clone())
+    };
+    let bind_failed = |error: &QuicError| match error {
+        QuicError::Bind { source, .. } => in_use(source),
+        _ => false,
+    };
+    Ok(rebind(serve, bind_failed).await?)
 }
 
 /// One validator of the demo and how it is reached.
