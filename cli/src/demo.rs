@@ -1,6 +1,6 @@
 //! `quorum demo`: a committee on this machine, a workload of cross-chain transfers, validators
 //! that misbehave (one that starts late, one stopped mid-run, one that stops answering; see
-//! [`crate::fault_plan`]), and the updater bringing them back.
+//! [`fault_plan`]), and the updater bringing them back.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,19 +20,22 @@ use quorum_updater::{ChainClient, Options, RemoteNode, ValidatorSet};
 
 use crate::address::{Clients, Scheme};
 use crate::config::Limits;
-use crate::demo_validator::DemoValidator;
 use crate::error::CliError;
-use crate::fault_plan::{FaultKind, FAULT_AT, LATE_START_AT, RECOVER_AT};
-use crate::health_watch::HealthWatch;
 use crate::notify_probe::NotifyProbe;
 use crate::setup::{self, CommitteeSetup};
 use crate::summary::{Summary, ValidatorRow};
 use crate::validator;
+use fault_plan::{FaultKind, FAULT_AT, LATE_START_AT, RECOVER_AT};
+use health_watch::HealthWatch;
+use member::DemoValidator;
 
 mod args;
+mod fault_plan;
+mod health_watch;
+mod member;
+mod storage;
 
 use args::check_args;
-pub(crate) use args::free_addresses;
 use args::free_addresses_over;
 pub use args::{DemoArgs, Transport};
 
@@ -221,7 +224,7 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
     info!(data_dir = %data_dir.display(), "demo finished");
     let mut summary = summarize(&args, elapsed, &first, rows, out_of_sync)?;
     summary.notification_latencies = probe.latencies();
-    if args.storage.storage == crate::demo_storage::Engine::Postgres {
+    if args.storage.storage == storage::Engine::Postgres {
         let trips = quorum_store_postgres::round_trips();
         let per_block = (args.blocks * args.validators) as f64;
         summary.round_trips_per_block = Some((
@@ -389,7 +392,7 @@ async fn catch_up(client: &ChainClient<MemoryStorage>, chains: &[ChainId]) -> Re
 async fn start_validators(
     args: &DemoArgs,
     data_dir: &Path,
-    places: &[Option<crate::demo_storage::Place>],
+    places: &[Option<storage::Place>],
     committee: &CommitteeSetup,
     validators: &ValidatorSet,
 ) -> Result<(Vec<DemoValidator>, Vec<Planned>), CliError> {

@@ -19,8 +19,6 @@ use std::time::Duration;
 
 use quorum_core::{NodeError, ValidatorPublicKey};
 
-use crate::stats::RecoveryKind;
-
 /// The label of a validator: the first eight hex digits of its key.
 pub(crate) fn validator_label(key: &ValidatorPublicKey) -> String {
     key.as_bytes()[..4]
@@ -67,15 +65,6 @@ pub(crate) fn validator_error(key: &ValidatorPublicKey, error: &NodeError) {
         "kind" => error_kind(error)
     )
     .increment(1);
-}
-
-/// `n` recoveries of `kind`.
-pub(crate) fn recoveries(kind: RecoveryKind, n: u64) {
-    if kind == RecoveryKind::CertificatesSent {
-        metrics::counter!("quorum_certificates_uploaded_total").increment(n);
-    } else {
-        metrics::counter!("quorum_recoveries_total", "kind" => kind.label()).increment(n);
-    }
 }
 
 /// Whether `key` is suspect now.

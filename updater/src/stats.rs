@@ -110,7 +110,12 @@ impl RecoveryStats {
     /// Counts `n` of `kind`.
     pub fn add(&self, kind: RecoveryKind, n: u64) {
         self.counts[kind.index()].fetch_add(n, Ordering::Relaxed);
-        crate::metrics::recoveries(kind, n);
+        // Certificates sent are uploads, not repairs: a series of their own.
+        if kind == RecoveryKind::CertificatesSent {
+            metrics::counter!("quorum_certificates_uploaded_total").increment(n);
+        } else {
+            metrics::counter!("quorum_recoveries_total", "kind" => kind.label()).increment(n);
+        }
     }
 
     /// The count of `kind`.

@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
+use super::fault_plan::FaultPlan;
+use super::storage::{Engine, StorageArgs};
 use crate::address::{Layout, Scheme};
-use crate::demo_storage::{Engine, StorageArgs};
 use crate::error::CliError;
-use crate::fault_plan::FaultPlan;
 use crate::setup;
 use crate::validator;
 

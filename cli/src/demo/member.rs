@@ -1,12 +1,13 @@
-//! One validator of `quorum demo`: its database and key, how it is served (a TCP server in this
-//! process, or an in-process [`MemoryNode`]), and the faults done to it: stopping and
+//! One validator of `quorum demo`: its database and key, how it is served (a TCP or QUIC server
+//! in this process, or an in-process [`MemoryNode`]), and the faults done to it: stopping and
 //! restarting it, and making it stop answering.
 //!
 //! A hung validator over TCP: its server is shut down and a listener that accepts connections
 //! but never reads from them takes its address, so clients connect, send, and get no answer,
 //! which is what they see of a validator process frozen with SIGSTOP. (The demo's validators
 //! live in the demo's own process, so it cannot be sent SIGSTOP itself.) Over the in-process
-//! transport the node's fault becomes [`Fault::Hang`].
+//! transport the node's fault becomes [`Fault::Hang`]. A hung QUIC validator's socket takes
+//! every datagram and answers none.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -23,10 +24,10 @@ use quorum_transport_mem::{Fault, MemoryNode};
 use quorum_transport_quic::{NetworkKey, QuicError, QuicServer};
 use quorum_transport_tcp::{Server, ServerConfig};
 
+use super::args::Transport;
+use super::storage::{Place, Serving};
 use crate::address::Scheme;
 use crate::config::Limits;
-use crate::demo::Transport;
-use crate::demo_storage::{Place, Serving};
 use crate::error::CliError;
 use crate::validator::{self, RedbWorker};
 

@@ -98,7 +98,7 @@ impl StorageArgs {
             let shards = match self.shards {
                 None => None,
                 Some(count) => Some(ShardsConfig {
-                    addresses: crate::demo::free_addresses(count as usize).await?,
+                    addresses: super::args::free_addresses(count as usize).await?,
                     ..ShardsConfig::default()
                 }),
             };
