@@ -8,7 +8,7 @@ use quorum_core::{ValidatorInfo, ValidatorNode, ValidatorPublicKey};
 use quorum_transport_quic::QuicValidatorNode;
 use quorum_transport_tcp::TcpValidatorNode;
 
-use crate::error::CliError;
+use crate::error::{AddressError, CliError};
 
 /// A transport an address can name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,17 +60,6 @@ impl Layout {
             Scheme::Quic => format!("{}{host_port}", Scheme::Quic.prefix()),
         }
     }
-}
-
-/// Why a committee entry's address cannot be reached.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum AddressError {
-    /// Not `host:port` with one of the transports' prefixes, or none.
-    #[error("not host:port, tcp://host:port or quic://host:port")]
-    Malformed,
-    /// A QUIC address, and no network key in the entry to know the validator by.
-    #[error("QUIC needs the validator's network key, which its committee entry lacks")]
-    NoNetworkKey,
 }
 
 /// The transport `address` names and its `host:port`, if it is well formed.

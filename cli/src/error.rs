@@ -4,8 +4,6 @@ use std::path::PathBuf;
 
 use quorum_core::{CommitteeError, NodeError, ValidatorPublicKey};
 
-use crate::keys::KeyFormatError;
-
 /// What can make a command fail.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -125,7 +123,7 @@ pub enum CliError {
         /// Its address.
         address: String,
         /// Why.
-        reason: crate::address::AddressError,
+        reason: AddressError,
     },
     /// A validator's listening address is not `host:port`, `tcp://host:port` or
     /// `quic://host:port`.
@@ -245,7 +243,7 @@ pub enum CliError {
         /// The wallet database.
         path: PathBuf,
         /// What failed.
-        source: Box<crate::wallet::WalletDbError>,
+        source: Box<WalletDbError>,
     },
     /// The genesis file is not the committee the wallet belongs to.
     #[error("{} is not the genesis of this wallet's committee (another admin chain)", .0.display())]
@@ -258,7 +256,7 @@ pub enum CliError {
     WalletBusy(PathBuf),
     /// An owner key written in hex is not one.
     #[error("owner key: {0}")]
-    OwnerKey(#[from] crate::keys::KeyFormatError),
+    OwnerKey(#[from] KeyFormatError),
     /// An owner of `--owners` whose weight is not a whole number of at least 1.
     #[error("owner {0:?}: the weight after ':' must be a whole number of at least 1")]
     OwnerWeight(String),
@@ -362,4 +360,45 @@ pub enum CliError {
         /// How many invariants failed.
         violated: usize,
     },
+}
+
+/// Why the content of a key file, or a key written in hex, is not a key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFormatError {
+    /// Not hexadecimal.
+    #[error("not hexadecimal ({0})")]
+    Hex(#[from] hex::FromHexError),
+    /// Hexadecimal of the wrong length.
+    #[error("expected {expected} bytes ({} hex digits), found {found} bytes", expected * 2)]
+    Length {
+        /// Bytes a key has.
+        expected: usize,
+        /// Bytes found.
+        found: usize,
+    },
+}
+
+/// Why a committee entry's address cannot be reached.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    /// Not `host:port` with one of the transports' prefixes, or none.
+    #[error("not host:port, tcp://host:port or quic://host:port")]
+    Malformed,
+    /// A QUIC address, and no network key in the entry to know the validator by.
+    #[error("QUIC needs the validator's network key, which its committee entry lacks")]
+    NoNetworkKey,
+}
+
+/// What went wrong in the wallet database.
+#[derive(Debug, thiserror::Error)]
+pub enum WalletDbError {
+    /// redb refused.
+    #[error("{0}")]
+    Redb(Box<redb::Error>),
+    /// A stored value does not decode.
+    #[error("a stored {0} does not decode")]
+    Corrupted(&'static str),
+    /// The wallet does not say which committee it belongs to.
+    #[error("no admin chain recorded")]
+    NoAdminChain,
 }

@@ -16,7 +16,7 @@ use quorum_core::{AccountPublicKey, ValidatorPublicKey, ValidatorSecretKey, PUBL
 use quorum_transport_quic::NetworkKey;
 
 use crate::config::ValidatorConfig;
-use crate::error::CliError;
+use crate::error::{CliError, KeyFormatError};
 use crate::files::{ensure_absent, write_new, write_private, GENESIS_FILE};
 
 /// Permission bits that must be clear on a secret key file: any access by group or others.
@@ -35,22 +35,6 @@ pub const NETWORK_KEY_FILE: &str = "network.key";
 pub const CONFIG_FILE: &str = "validator.toml";
 /// Name of the database file the configuration `quorum keygen --listen` writes points to.
 pub const DATABASE_FILE: &str = "validator.redb";
-
-/// Why the content of a key file, or a key written in hex, is not a key.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyFormatError {
-    /// Not hexadecimal.
-    #[error("not hexadecimal ({0})")]
-    Hex(#[from] hex::FromHexError),
-    /// Hexadecimal of the wrong length.
-    #[error("expected {expected} bytes ({} hex digits), found {found} bytes", expected * 2)]
-    Length {
-        /// Bytes a key has.
-        expected: usize,
-        /// Bytes found.
-        found: usize,
-    },
-}
 
 /// Decodes `expected` bytes written in hex (surrounding whitespace ignored).
 fn decode_hex<const N: usize>(text: &str) -> Result<[u8; N], KeyFormatError> {

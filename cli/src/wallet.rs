@@ -25,7 +25,7 @@ use quorum_core::{
     AccountPublicKey, AccountSecretKey, ChainId, CryptoHash, ValidatorPublicKey, HASH_LENGTH,
 };
 
-use crate::error::CliError;
+use crate::error::{CliError, WalletDbError};
 use crate::files::SECRET_FILE_MODE;
 
 /// Name of the wallet database in a client directory (mode 0600: it holds owner keys).
@@ -54,20 +54,6 @@ struct StoredChain {
     chain_id: ChainId,
     /// The owner whose key the wallet holds, if any.
     owner: Option<AccountPublicKey>,
-}
-
-/// What went wrong in the wallet database.
-#[derive(Debug, thiserror::Error)]
-pub enum WalletDbError {
-    /// redb refused.
-    #[error("{0}")]
-    Redb(Box<redb::Error>),
-    /// A stored value does not decode.
-    #[error("a stored {0} does not decode")]
-    Corrupted(&'static str),
-    /// The wallet does not say which committee it belongs to.
-    #[error("no admin chain recorded")]
-    NoAdminChain,
 }
 
 macro_rules! redb_errors {
