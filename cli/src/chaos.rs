@@ -151,6 +151,27 @@ pub async fn run(args: ChaosArgs) -> Result<(), CliError> {
     }
 }
 
+/// Stops every validator process; what went wrong with the processes: those that panicked
+/// (the clients' `panicked` and the validators') and those that had to be killed.
+async fn stop_processes(
+    members: &mut [committee::Member],
+    panicked: Vec<(String, String)>,
+) -> ProcessOutcome {
+    let mut processes = ProcessOutcome {
+        panicked,
+        left_running: Vec::new(),
+    };
+    for member in members {
+        if !member.process.stop().await {
+            processes.left_running.push(member.process.name.clone());
+        }
+        if let Some(line) = member.process.panic_line() {
+            processes.panicked.push((member.process.name.clone(), line));
+        }
+    }
+    processes
+}
+
 /// Steps 1 to 4 of the [module documentation](self) on a prepared committee.
 async fn run_prepared(
     args: &ChaosArgs,
@@ -214,18 +235,8 @@ async fn run_prepared(
     checker.catch_up(&chain_ids, window).await;
     let views = checker.observe_all(&committee.members, &chain_ids).await;
 
-    let mut processes = ProcessOutcome {
-        panicked: std::mem::take(&mut workload.panicked),
-        left_running: Vec::new(),
-    };
-    for member in &mut committee.members {
-        if !member.process.stop().await {
-            processes.left_running.push(member.process.name.clone());
-        }
-        if let Some(line) = member.process.panic_line() {
-            processes.panicked.push((member.process.name.clone(), line));
-        }
-    }
+    let panicked = std::mem::take(&mut workload.panicked);
+    let processes = stop_processes(&mut committee.members, panicked).await;
     let mut journal = Vec::new();
     for path in workload.journals().iter().chain([&checker_journal]) {
         journal.extend(Journal::read(path)?);

@@ -224,15 +224,25 @@ pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
     info!(data_dir = %data_dir.display(), "demo finished");
     let mut summary = summarize(&args, elapsed, &first, rows, out_of_sync)?;
     summary.notification_latencies = probe.latencies();
-    if args.storage.storage == storage::Engine::Postgres {
-        let trips = quorum_store_postgres::round_trips();
-        let per_block = (args.blocks * args.validators) as f64;
-        summary.round_trips_per_block = Some((
-            (trips.reads - trips_before.reads) as f64 / per_block,
-            (trips.writes - trips_before.writes) as f64 / per_block,
-        ));
-    }
+    summary.round_trips_per_block = round_trips_per_block(&args, trips_before);
     Ok(summary)
+}
+
+/// On PostgreSQL, the database round trips (reads, writes) per committed block per validator
+/// since `before`.
+fn round_trips_per_block(
+    args: &DemoArgs,
+    before: quorum_store_postgres::RoundTrips,
+) -> Option<(f64, f64)> {
+    if args.storage.storage != storage::Engine::Postgres {
+        return None;
+    }
+    let trips = quorum_store_postgres::round_trips();
+    let per_block = (args.blocks * args.validators) as f64;
+    Some((
+        (trips.reads - before.reads) as f64 / per_block,
+        (trips.writes - before.writes) as f64 / per_block,
+    ))
 }
 
 /// The directory of the validators' databases: `--data-dir`, or a temporary directory,
