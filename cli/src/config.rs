@@ -57,7 +57,7 @@ use quorum_transport_tcp::{ServerConfig, MAX_FRAME_LENGTH_LIMIT};
 
 use crate::error::CliError;
 use crate::files::GENESIS_FILE;
-use crate::sharded::ShardsConfig;
+use crate::shards_config::ShardsConfig;
 use crate::storage_config::StorageConfig;
 
 /// What a configuration file is called in error messages.

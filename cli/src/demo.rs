@@ -21,18 +21,19 @@ use quorum_updater::{ChainClient, Options, RemoteNode, ValidatorSet};
 use crate::address::{Clients, Scheme};
 use crate::config::Limits;
 use crate::error::CliError;
-use crate::notify_probe::NotifyProbe;
 use crate::setup::{self, CommitteeSetup};
 use crate::summary::{Summary, ValidatorRow};
 use crate::validator;
 use fault_plan::{FaultKind, FAULT_AT, LATE_START_AT, RECOVER_AT};
 use health_watch::HealthWatch;
 use member::DemoValidator;
+use notify_probe::NotifyProbe;
 
 mod args;
 mod fault_plan;
 mod health_watch;
 mod member;
+mod notify_probe;
 mod storage;
 
 use args::check_args;

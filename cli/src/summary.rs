@@ -33,7 +33,7 @@ pub struct Summary {
     /// Per validator: what happened to it, its health and whether it ended in sync.
     pub validator_rows: Vec<ValidatorRow>,
     /// Per block of the chains a listening client followed: from the first validator's
-    /// announcement of its commit to the client's verified report ([`crate::notify_probe`]).
+    /// announcement of its commit to the client's verified report (the demo's notification probe, `demo/notify_probe.rs`).
     pub notification_latencies: Vec<Duration>,
     /// On PostgreSQL: database round trips per committed block per validator, (reads,
     /// writes), over the run (the workload and the final catch-up).

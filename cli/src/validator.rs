@@ -18,6 +18,9 @@ use crate::files;
 use crate::keys;
 use crate::storage_config::StorageConfig;
 
+mod listeners;
+pub(crate) mod sharded;
+
 /// A validator's Worker over redb.
 pub type RedbWorker = Worker<RedbStorage>;
 
@@ -174,7 +177,7 @@ pub async fn run(args: &ValidatorArgs) -> Result<(), CliError> {
         return Err(CliError::NotSharded(args.config.clone()));
     }
     let node = open_node(&config, &genesis, key, clock, args.testing_byzantine).await?;
-    let listeners = crate::listeners::Listeners::start(node, &config).await?;
+    let listeners = listeners::Listeners::start(node, &config).await?;
     for address in listeners.addresses() {
         println!("listening on {address}");
     }
@@ -198,7 +201,7 @@ async fn serve_metrics(args: &ValidatorArgs, config: &ValidatorConfig) -> Result
 async fn run_sharded(
     args: &ValidatorArgs,
     config: &ValidatorConfig,
-    shards: &crate::sharded::ShardsConfig,
+    shards: &crate::shards_config::ShardsConfig,
     genesis: &Genesis,
     key: ValidatorSecretKey,
     clock: Arc<dyn Clock>,
@@ -208,9 +211,8 @@ async fn run_sharded(
     }
     let Some(index) = args.shard else {
         let listener = bind(&config.listen).await?;
-        let database = crate::sharded::database(config)?;
-        let server =
-            crate::sharded::start_proxy(database, &config.limits, shards, listener).await?;
+        let database = sharded::database(config)?;
+        let server = sharded::start_proxy(database, &config.limits, shards, listener).await?;
         println!("listening on {}", server.local_addr());
         serve_metrics(args, config).await?;
         wait_for_signal().await;
@@ -218,11 +220,10 @@ async fn run_sharded(
         server.shutdown().await;
         return Ok(());
     };
-    let database = crate::sharded::database(config)?;
+    let database = sharded::database(config)?;
     let limits = &config.limits;
     let mut shard =
-        crate::sharded::start_shard(database, limits, shards, genesis, key, index, clock, None)
-            .await?;
+        sharded::start_shard(database, limits, shards, genesis, key, index, clock, None).await?;
     println!("listening on {} (shard {index})", shard.server.local_addr());
     serve_metrics(args, config).await?;
     tokio::select! {

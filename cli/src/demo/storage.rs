@@ -18,9 +18,10 @@ use quorum_transport_tcp::{Server, ServerConfig};
 
 use crate::config::Limits;
 use crate::error::CliError;
-use crate::sharded::{start_proxy, start_shard, RunningShard, ShardsConfig};
+use crate::shards_config::ShardsConfig;
 use crate::storage_config::{refuse_password_in_url, PASSWORD_ENV};
 use crate::validator;
+use crate::validator::sharded::{start_proxy, start_shard, RunningShard};
 
 /// The environment variable naming the demo's (and the tests') database.
 pub const URL_ENV: &str = "QUORUM_POSTGRES_URL";

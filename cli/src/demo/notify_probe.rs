@@ -46,7 +46,7 @@ impl NotifyProbe {
         chains: Vec<ChainId>,
         options: Options,
     ) -> Result<Self, CliError> {
-        let local = crate::demo::keyless_local(genesis, admin).await?;
+        let local = super::keyless_local(genesis, admin).await?;
         let committee = local.committee(Epoch(0)).await?;
         let seen = Arc::new(Mutex::new(Seen::default()));
         let mut tasks = JoinSet::new();

@@ -29,69 +29,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::info;
 
 use quorum_core::{ValidatorNode, ValidatorSecretKey};
-use quorum_node::shard::{ShardPlace, ShardRouter, Shards};
+use quorum_node::shard::ShardRouter;
 use quorum_node::{Clock, Genesis, Worker, WorkerConfig};
 use quorum_store_postgres::{PostgresConfig, PostgresStorage, ShardClaim, ShardLease};
 use quorum_transport_tcp::{ClientConfig, Server, ServerConfig, TcpValidatorNode};
 
 use crate::config::{Limits, ValidatorConfig};
 use crate::error::CliError;
+use crate::shards_config::ShardsConfig;
 use crate::storage_config::StorageConfig;
-
-/// validator.toml's `[shards]`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ShardsConfig {
-    /// Where shard `i` listens for the proxy, at index `i`; how many there are is the number
-    /// of shards.
-    pub addresses: Vec<String>,
-    /// How long a shard's lease lasts without renewal, in milliseconds (default 10,000): how
-    /// long a restarted shard may wait after its predecessor was killed.
-    pub lease_ms: u64,
-    /// How soon a shard that just delivered looks again for deliveries other shards owe its
-    /// chains, in milliseconds (default 10).
-    pub outbox_poll_ms: u64,
-    /// The longest a shard with nothing to deliver waits before looking again, in
-    /// milliseconds (default 200): the most a payment between shards waits at this validator
-    /// before its recipient's inbox shows it (a block that needs it takes it in at once).
-    pub outbox_idle_poll_ms: u64,
-    /// Most notifications the proxy queues for one subscription (default 1,024).
-    pub subscription_queue: usize,
-}
-
-impl Default for ShardsConfig {
-    fn default() -> Self {
-        ShardsConfig {
-            addresses: Vec::new(),
-            lease_ms: 10_000,
-            outbox_poll_ms: 10,
-            outbox_idle_poll_ms: 200,
-            subscription_queue: 1_024,
-        }
-    }
-}
-
-impl ShardsConfig {
-    /// The shards.
-    pub fn shards(&self) -> Result<Shards, CliError> {
-        let count = u32::try_from(self.addresses.len()).unwrap_or(0);
-        Shards::new(count).map_err(|_| CliError::NoShards)
-    }
-
-    /// Shard `index`'s place, if in range.
-    fn place(&self, index: u32) -> Result<ShardPlace, CliError> {
-        ShardPlace::new(self.shards()?, index).ok_or(CliError::ShardOutOfRange {
-            index,
-            count: self.addresses.len(),
-        })
-    }
-}
 
 /// The database settings of a sharded validator, which must be PostgreSQL.
 pub fn database(config: &ValidatorConfig) -> Result<PostgresConfig, CliError> {
@@ -173,12 +124,11 @@ pub async fn start_shard(
     let worker = Arc::new(Worker::new(storage, Some(key), clock, worker_config));
     let listener = match listener {
         Some(listener) => listener,
-        None => crate::validator::bind(&shards.addresses[index as usize]).await?,
+        None => super::bind(&shards.addresses[index as usize]).await?,
     };
     let node: Arc<dyn ValidatorNode> = worker.clone();
     let protocol = limits.protocol();
-    let server =
-        crate::validator::serve_node(node, &protocol, listener, shard_server_config(limits))?;
+    let server = super::serve_node(node, &protocol, listener, shard_server_config(limits))?;
     let busy = Duration::from_millis(shards.outbox_poll_ms);
     let idle = Duration::from_millis(shards.outbox_idle_poll_ms);
     let delivery = tokio::spawn(async move { worker.deliver_outbox_forever(busy, idle).await });
@@ -218,7 +168,7 @@ pub async fn start_proxy(
         protocol,
         shards.subscription_queue,
     )?;
-    let server = crate::validator::serve_node(
+    let server = super::serve_node(
         Arc::new(router),
         &protocol,
         listener,
