@@ -15,6 +15,7 @@ mod files;
 mod genesis;
 mod health_file;
 mod info;
+mod keygen;
 mod keys;
 mod metrics_server;
 mod probe;
@@ -51,7 +52,7 @@ enum Command {
     /// Makes a validator key from the operating system's random source on the machine that
     /// will run the validator (secret key file mode 0600) and prints its public key for the
     /// committee file.
-    Keygen(keys::KeygenArgs),
+    Keygen(keygen::KeygenArgs),
     /// Builds the genesis of a committee across machines from a committee file (TOML) of
     /// public keys and addresses: no validator secret leaves its machine.
     Genesis(genesis::GenesisArgs),
@@ -95,7 +96,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args)
                 .await
                 .map(|summary| println!("{}", summary.render())),
-            Command::Keygen(args) => keys::keygen(&args),
+            Command::Keygen(args) => keygen::keygen(&args),
             Command::Genesis(args) => genesis::genesis(&args),
             Command::DevGenesis(args) => genesis::dev_genesis(&args),
             Command::Validator(args) => validator::run(&args).await,

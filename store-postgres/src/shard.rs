@@ -279,6 +279,3 @@ async fn renew_once(
         .await?;
     Ok(renewed == 1)
 }
-
-/// The fence a store checks in every write batch: the holder and index of its lease.
-pub(crate) type Fence = Option<([u8; 16], u32)>;

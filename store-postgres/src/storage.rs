@@ -20,8 +20,11 @@ use crate::detached::Detached;
 use crate::error::PostgresError;
 use crate::pool::Pool;
 use crate::schema::{is_identifier, migrate};
-use crate::shard::Fence;
 use crate::write::{apply, encode, fence, stored};
+
+/// The fence a store checks in every write batch: the holder and index of its lease (see
+/// `shard.rs`), `None` for a store that is not a shard.
+pub(crate) type Fence = Option<([u8; 16], u32)>;
 
 /// A [`Storage`] on a PostgreSQL-wire database (see the [crate documentation](crate)). Cheap
 /// to clone: clones share the pool.

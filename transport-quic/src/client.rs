@@ -16,8 +16,9 @@ use tokio::time::timeout;
 use tracing::{debug, warn};
 
 use crate::config::ClientConfig;
+use crate::error::Presented;
 use crate::error::QuicError;
-use crate::identity::{client_tls, Presented};
+use crate::identity::client_tls;
 use crate::wire::{read_message, write_message};
 
 /// The name the client gives in its handshake. Servers hold one identity and ignore it; the

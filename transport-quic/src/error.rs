@@ -1,13 +1,10 @@
 //! What can go wrong on the way to a validator over QUIC, and how it shows to the code that
 //! asked ([`NodeError`]).
 
+use std::fmt;
 use std::net::SocketAddr;
 
-use quorum_core::{NodeError, TransportErrorKind};
-
-use quorum_core::NetworkPublicKey;
-
-use crate::identity::Presented;
+use quorum_core::{NetworkPublicKey, NodeError, TransportErrorKind};
 
 /// A failure of the QUIC transport.
 #[derive(Debug, thiserror::Error)]
@@ -123,5 +120,23 @@ impl From<QuicError> for NodeError {
             | QuicError::Tls(_) => TransportErrorKind::Unavailable,
         };
         NodeError::Transport(kind)
+    }
+}
+
+/// What a server presented that was not the key expected of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented {
+    /// Another ed25519 key.
+    Key(NetworkPublicKey),
+    /// Something that is not an ed25519 raw public key (e.g. an X.509 certificate chain).
+    NotAKey,
+}
+
+impl fmt::Display for Presented {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Presented::Key(key) => write!(f, "the network key {key}"),
+            Presented::NotAKey => f.write_str("no ed25519 raw public key"),
+        }
     }
 }

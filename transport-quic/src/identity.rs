@@ -21,7 +21,7 @@ use rustls::server::AlwaysResolvesServerRawPublicKeys;
 use rustls::sign::CertifiedKey;
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
-use crate::error::QuicError;
+use crate::error::{Presented, QuicError};
 
 /// The application protocol a connection speaks, as its ALPN names it: the validator protocol,
 /// version 1. A peer that offers no other is refused in the handshake.
@@ -148,24 +148,6 @@ pub(crate) fn client_tls(
     config.alpn_protocols = vec![ALPN.to_vec()];
     config.enable_early_data = false;
     Ok(config)
-}
-
-/// What a server presented that was not the key expected of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Presented {
-    /// Another ed25519 key.
-    Key(NetworkPublicKey),
-    /// Something that is not an ed25519 raw public key (e.g. an X.509 certificate chain).
-    NotAKey,
-}
-
-impl fmt::Display for Presented {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Presented::Key(key) => write!(f, "the network key {key}"),
-            Presented::NotAKey => f.write_str("no ed25519 raw public key"),
-        }
-    }
 }
 
 /// Accepts exactly one server key: no authority, no trust on first use.

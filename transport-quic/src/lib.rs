@@ -49,6 +49,6 @@ mod wire;
 
 pub use client::QuicValidatorNode;
 pub use config::{ClientConfig, ServerConfig};
-pub use error::QuicError;
-pub use identity::{tls_client_config, tls_server_config, NetworkKey, Presented};
+pub use error::{Presented, QuicError};
+pub use identity::{tls_client_config, tls_server_config, NetworkKey};
 pub use server::{describe_metrics, serve_validator, serve_validator_sharing, QuicServer};
