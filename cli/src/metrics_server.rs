@@ -33,6 +33,15 @@ const SIZE_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1_024.0,
 ];
 
+/// Describes every library's series to the installed recorder (`# HELP` and units).
+fn describe_all() {
+    quorum_node::describe_metrics();
+    quorum_transport_tcp::describe_metrics();
+    quorum_transport_quic::describe_metrics();
+    quorum_updater::describe_metrics();
+    quorum_store_postgres::describe_metrics();
+}
+
 /// Installs the Prometheus recorder (once per process), latencies and sizes as histograms
 /// with [`SECONDS_BUCKETS`] and [`SIZE_BUCKETS`], every series described (`# HELP`), and
 /// serves it on `address`. Returns the bound address (port 0 picks one).
@@ -44,11 +53,7 @@ pub async fn serve(address: SocketAddr) -> Result<SocketAddr, CliError> {
         })
         .and_then(PrometheusBuilder::install_recorder)
         .map_err(CliError::MetricsRecorder)?;
-    quorum_node::describe_metrics();
-    quorum_transport_tcp::describe_metrics();
-    quorum_transport_quic::describe_metrics();
-    quorum_updater::describe_metrics();
-    quorum_store_postgres::describe_metrics();
+    describe_all();
     let listener = TcpListener::bind(address)
         .await
         .map_err(|source| CliError::MetricsBind { address, source })?;
@@ -110,4 +115,80 @@ async fn answer(mut stream: TcpStream, handle: &PrometheusHandle) -> std::io::Re
     );
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::{Mutex, PoisonError};
+
+    use metrics::{
+        Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+
+    use super::describe_all;
+
+    /// Remembers the name of every series described to it; records nothing.
+    #[derive(Default)]
+    struct Described(Mutex<BTreeSet<String>>);
+
+    impl Described {
+        fn add(&self, key: KeyName) {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(key.as_str().to_owned());
+        }
+    }
+
+    impl Recorder for Described {
+        fn describe_counter(&self, key: KeyName, _: Option<Unit>, _: SharedString) {
+            self.add(key);
+        }
+
+        fn describe_gauge(&self, key: KeyName, _: Option<Unit>, _: SharedString) {
+            self.add(key);
+        }
+
+        fn describe_histogram(&self, key: KeyName, _: Option<Unit>, _: SharedString) {
+            self.add(key);
+        }
+
+        fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::noop()
+        }
+
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    /// The README's table of series and the libraries' descriptions name the same series:
+    /// a series added to one and not the other fails here.
+    #[test]
+    fn the_readme_lists_every_described_series_and_nothing_else() {
+        let described = Described::default();
+        metrics::with_local_recorder(&described, describe_all);
+        let described = described
+            .0
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        let listed: BTreeSet<String> = include_str!("../../README.md")
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `quorum_"))
+            .filter_map(|rest| rest.split_once('`'))
+            .map(|(name, _)| format!("quorum_{name}"))
+            .collect();
+        let unlisted: Vec<_> = described.difference(&listed).collect();
+        let undescribed: Vec<_> = listed.difference(&described).collect();
+        assert!(
+            unlisted.is_empty() && undescribed.is_empty(),
+            "described but not in README.md: {unlisted:?}; in README.md but not described: \
+             {undescribed:?}"
+        );
+    }
 }
