@@ -145,12 +145,7 @@ impl ServerConfig {
                 self.max_subscriptions_per_connection == 0,
             ),
         ];
-        if let Some((field, _)) = positive.iter().find(|(_, zero)| *zero) {
-            return Err(QuicError::InvalidConfig {
-                field,
-                reason: "must be positive",
-            });
-        }
+        all_positive(&positive)?;
         if self.receive_window < self.initial_receive_window {
             return Err(QuicError::InvalidConfig {
                 field: "receive_window",
@@ -250,12 +245,7 @@ impl ClientConfig {
             ("receive_window", self.receive_window == 0),
             ("notification_buffer", self.notification_buffer == 0),
         ];
-        if let Some((field, _)) = positive.iter().find(|(_, zero)| *zero) {
-            return Err(QuicError::InvalidConfig {
-                field,
-                reason: "must be positive",
-            });
-        }
+        all_positive(&positive)?;
         if self.keep_alive_interval >= self.transport_idle_timeout {
             return Err(QuicError::InvalidConfig {
                 field: "keep_alive_interval",
@@ -284,10 +274,54 @@ impl ClientConfig {
     }
 }
 
+/// Refuses the first field, of `(name, is zero)` pairs, that is zero.
+fn all_positive(fields: &[(&'static str, bool)]) -> Result<(), QuicError> {
+    match fields.iter().find(|(_, zero)| *zero) {
+        Some((field, _)) => Err(QuicError::InvalidConfig {
+            field,
+            reason: "must be positive",
+        }),
+        None => Ok(()),
+    }
+}
+
 /// A QUIC idle timeout (at most 2^62 ms).
 fn idle(duration: Duration, field: &'static str) -> Result<IdleTimeout, QuicError> {
     IdleTimeout::try_from(duration).map_err(|_| QuicError::InvalidConfig {
         field,
         reason: "is too long for QUIC",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_a_zero_field_is_named() {
+        assert!(ServerConfig::default().validate().is_ok());
+        assert!(ClientConfig::default().validate().is_ok());
+        let server = ServerConfig {
+            max_handlers: 0,
+            ..ServerConfig::default()
+        };
+        assert!(matches!(
+            server.validate(),
+            Err(QuicError::InvalidConfig {
+                field: "max_handlers",
+                ..
+            })
+        ));
+        let client = ClientConfig {
+            notification_buffer: 0,
+            ..ClientConfig::default()
+        };
+        assert!(matches!(
+            client.validate(),
+            Err(QuicError::InvalidConfig {
+                field: "notification_buffer",
+                ..
+            })
+        ));
+    }
 }
