@@ -53,7 +53,7 @@ use serde::{Deserialize, Serialize};
 use quorum_core::Limits as ProtocolLimits;
 use quorum_core::{ChainId, CryptoHash};
 use quorum_node::{NotificationConfig, WorkerConfig};
-use quorum_transport_tcp::{ServerConfig, MAX_FRAME_LENGTH_LIMIT};
+use quorum_transport_tcp::ServerConfig;
 
 use crate::error::CliError;
 use crate::files::GENESIS_FILE;
@@ -354,14 +354,15 @@ impl Limits {
             field,
             max: max as u64,
         };
-        // The frame the blob bound needs must fit a frame's length prefix too.
+        // The frame the blob bound needs must fit a frame's length prefix too: a `u32`.
+        let prefix_max = u32::MAX as usize;
         let needed = protocol.max_frame_length();
-        if needed > MAX_FRAME_LENGTH_LIMIT {
-            let max = MAX_FRAME_LENGTH_LIMIT / ProtocolLimits::FRAME_HEADROOM;
+        if needed > prefix_max {
+            let max = prefix_max / ProtocolLimits::FRAME_HEADROOM;
             return Err(too_large("max_blob_bytes", max));
         }
-        if self.max_frame_length() > MAX_FRAME_LENGTH_LIMIT {
-            return Err(too_large("max_frame_bytes", MAX_FRAME_LENGTH_LIMIT));
+        if self.max_frame_length() > prefix_max {
+            return Err(too_large("max_frame_bytes", prefix_max));
         }
         if self.max_frame_length() < needed {
             return Err(CliError::FrameTooSmall {

@@ -316,9 +316,6 @@ pub enum CliError {
     /// A testing option that only a single-process validator has.
     #[error("--testing-byzantine is for single-process validators only")]
     ShardedByzantine,
-    /// The proxy's shard nodes do not match the shard count.
-    #[error(transparent)]
-    ShardNodes(#[from] quorum_node::shard::ShardNodesMismatch),
     /// The PostgreSQL store could not start or failed.
     #[error(transparent)]
     Postgres(#[from] quorum_store_postgres::PostgresError),

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use quorum_node::shard::{ShardPlace, Shards};
+use std::num::NonZeroU32;
+
+use quorum_node::Shard;
 
 use crate::error::CliError;
 
@@ -41,15 +43,15 @@ impl Default for ShardsConfig {
 }
 
 impl ShardsConfig {
-    /// The shards.
-    pub fn shards(&self) -> Result<Shards, CliError> {
+    /// How many shards: one per address.
+    pub fn count(&self) -> Result<NonZeroU32, CliError> {
         let count = u32::try_from(self.addresses.len()).unwrap_or(0);
-        Shards::new(count).map_err(|_| CliError::NoShards)
+        NonZeroU32::new(count).ok_or(CliError::NoShards)
     }
 
-    /// Shard `index`'s place, if in range.
-    pub(crate) fn place(&self, index: u32) -> Result<ShardPlace, CliError> {
-        ShardPlace::new(self.shards()?, index).ok_or(CliError::ShardOutOfRange {
+    /// Shard `index`, if in range.
+    pub(crate) fn shard(&self, index: u32) -> Result<Shard, CliError> {
+        Shard::new(self.count()?, index).ok_or(CliError::ShardOutOfRange {
             index,
             count: self.addresses.len(),
         })

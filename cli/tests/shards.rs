@@ -12,8 +12,8 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use quorum_core::{BlockHeight, ChainId, ChainInfoQuery, ValidatorNode};
-use quorum_node::shard::Shards;
 use quorum_node::Genesis;
+use quorum_node::Shard;
 use quorum_transport_tcp::{ClientConfig, TcpValidatorNode};
 
 use common::{free_ports, postgres, quorum, start_validator, start_validator_with, Validators};
@@ -100,11 +100,11 @@ fn a_sharded_validator_delivers_across_shards_and_survives_a_killed_shard() {
     let genesis: Genesis =
         bcs::from_bytes(&std::fs::read(path.join("genesis.bcs")).unwrap()).unwrap();
     let chains: Vec<ChainId> = genesis.chains.iter().map(|c| c.id()).collect();
-    let shards = Shards::new(SHARDS).unwrap();
+    let shards = std::num::NonZeroU32::new(SHARDS).unwrap();
     // Three user chains on three different shards: a and c keep running while b is down.
     let on = |shard: u32| {
         (1..chains.len())
-            .find(|i| shards.owner(chains[*i]) == shard)
+            .find(|i| Shard::owner_of(shards, chains[*i]) == shard)
             .expect("a chain on every shard")
     };
     let (a, b, c) = (on(0), on(1), on(2));

@@ -7,6 +7,7 @@
 //!   [`NotificationConfig`] (DESIGN §4.7.1); the Worker announces each commit's blocks,
 //!   bundles and rounds once durable.
 //! * [`Clock`]: the time source, with [`SystemClock`] and [`ManualClock`] for tests.
+//! * [`Shard`]: a Worker as one shard of a validator split over several processes.
 //!
 //! [`Storage`]: quorum_core::Storage
 
@@ -18,12 +19,13 @@ mod memory;
 mod metrics;
 mod notifier;
 mod overlay;
-pub mod shard;
+mod shard;
 mod worker;
 
-pub use clock::{Clock, ManualClock, Sleep, SystemClock, TokioClock};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use genesis::{Genesis, GenesisError};
 pub use memory::MemoryStorage;
 pub use metrics::describe_metrics;
 pub use notifier::{NotificationConfig, Notifier};
+pub use shard::Shard;
 pub use worker::{Worker, WorkerConfig};

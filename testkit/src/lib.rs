@@ -25,6 +25,7 @@ mod must;
 mod net;
 pub mod postgres;
 pub mod storage_conformance;
+mod tokio_clock;
 pub mod transport_conformance;
 
 pub use fixtures::{
@@ -37,3 +38,4 @@ pub use net::{
     test_consensus, test_description, test_description_shared, test_options, NetClock, TestNet,
     TestNetwork, TestNetworkBuilder, TokioTestNet, OWNER_SEED, SETTLE_TIME, VALIDATOR_SEED,
 };
+pub use tokio_clock::TokioClock;

@@ -13,13 +13,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::TokioClock;
 use quorum_core::{
     AccountPublicKey, AccountSecretKey, ChainDescription, ChainId, Committee, ConsensusConfig,
     TimeDelta, Timestamp, ValidatorNode, ValidatorSecretKey,
 };
-use quorum_node::{
-    Clock, Genesis, ManualClock, MemoryStorage, SystemClock, TokioClock, Worker, WorkerConfig,
-};
+use quorum_node::{Clock, Genesis, ManualClock, MemoryStorage, SystemClock, Worker, WorkerConfig};
 use quorum_transport_mem::{Fault, FaultHandle, MemoryNode};
 use quorum_updater::{ChainClient, Options, ValidatorSet};
 use rand::SeedableRng;

@@ -1,4 +1,8 @@
-//! The client: a small pool of multiplexed connections to one address.
+//! The client wing: [`Client`], a small pool of multiplexed connections to one address;
+//! `multiplexer` is one connection and `stall` notices a server that stops mid-frame.
+
+pub(crate) mod multiplexer;
+pub(crate) mod stall;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -9,11 +13,11 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, Mutex};
 use tokio::time::timeout;
 
-use crate::codec::FrameCodec;
+use crate::client::multiplexer::Connection;
 use crate::config::ClientConfig;
 use crate::error::TransportError;
-use crate::frame::{Envelope, WireMessage};
-use crate::multiplexer::Connection;
+use crate::wire::codec::FrameCodec;
+use crate::wire::frame::{Envelope, WireMessage};
 
 /// Sends `Req`s to one server and returns its `Resp`s.
 ///

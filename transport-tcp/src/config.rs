@@ -12,8 +12,8 @@ use std::time::Duration;
 use quorum_core::Limits;
 use tokio::sync::Semaphore;
 
-use crate::error::{ConfigError, TransportError};
-use crate::frame::{LENGTH_PREFIX_LEN, MAX_FRAME_LENGTH_LIMIT};
+use crate::error::TransportError;
+use crate::wire::frame::{LENGTH_PREFIX_LEN, MAX_FRAME_LENGTH_LIMIT};
 
 /// Default [`ClientConfig::request_timeout`]: 30 s.
 pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -74,7 +74,7 @@ pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct ClientConfig {
     /// Largest frame body sent or accepted, in bytes. Default [`Limits::max_frame_length`] of
     /// [`Limits::DEFAULT`] (16 MiB; [`ClientConfig::from_limits`] for other limits); at most
-    /// [`MAX_FRAME_LENGTH_LIMIT`]. A request that encodes larger fails with
+    /// `u32::MAX`, the most a length prefix states. A request that encodes larger fails with
     /// [`TransportError::FrameTooLarge`] without touching the connection.
     pub max_frame_length: usize,
     /// Time allowed for one whole request (getting a connection, waiting for an in-flight slot,
@@ -164,7 +164,7 @@ impl ClientConfig {
 pub struct ServerConfig {
     /// Largest frame body accepted or sent, in bytes. Default [`Limits::max_frame_length`] of
     /// [`Limits::DEFAULT`] (16 MiB; [`ServerConfig::from_limits`] for other limits); at most
-    /// [`MAX_FRAME_LENGTH_LIMIT`]. A longer length prefix closes the connection.
+    /// `u32::MAX`, the most a length prefix states. A longer length prefix closes the connection.
     pub max_frame_length: usize,
     /// Requests of one connection handled at once; when all slots are taken the server stops
     /// reading that connection until one frees up. Default 256;
@@ -408,12 +408,11 @@ impl ServerConfig {
         check_positive("first_frame_timeout", self.first_frame_timeout)?;
         check_positive("frame_read_timeout", self.frame_read_timeout)?;
         if self.min_receive_rate == 0 {
-            return Err(ConfigError::TooSmall {
+            return Err(TransportError::ConfigTooSmall {
                 field: "min_receive_rate",
                 min: 1,
                 value: 0,
-            }
-            .into());
+            });
         }
         if let Some(idle) = self.idle_timeout {
             check_positive("idle_timeout", idle)?;
@@ -497,31 +496,29 @@ fn wide(value: usize) -> u64 {
 
 fn check_at_least_one(field: &'static str, value: usize) -> Result<(), TransportError> {
     if value == 0 {
-        return Err(ConfigError::TooSmall {
+        return Err(TransportError::ConfigTooSmall {
             field,
             min: 1,
             value: 0,
-        }
-        .into());
+        });
     }
     Ok(())
 }
 
 fn check_at_most(field: &'static str, value: usize, max: usize) -> Result<(), TransportError> {
     if value > max {
-        return Err(ConfigError::TooLarge {
+        return Err(TransportError::ConfigTooLarge {
             field,
             max: wide(max),
             value: wide(value),
-        }
-        .into());
+        });
     }
     Ok(())
 }
 
 fn check_positive(field: &'static str, value: Duration) -> Result<(), TransportError> {
     if value.is_zero() {
-        return Err(ConfigError::ZeroDuration { field }.into());
+        return Err(TransportError::ConfigZeroDuration { field });
     }
     Ok(())
 }

@@ -61,44 +61,47 @@ pub enum TransportError {
     /// A message could not be BCS-encoded.
     #[error("cannot encode message: {0}")]
     Encode(bcs::Error),
-    /// A configuration value is out of range.
-    #[error("invalid configuration: {0}")]
-    InvalidConfig(#[from] ConfigError),
-}
-
-/// A value of [`ClientConfig`](crate::ClientConfig) or [`ServerConfig`](crate::ServerConfig)
-/// out of its range; `field` is the field's name.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ConfigError {
-    /// A count, size or rate under its least value.
-    #[error("{field} must be at least {min}, got {value}")]
-    TooSmall {
-        /// The field.
+    /// A count, size or rate of [`ClientConfig`](crate::ClientConfig) or
+    /// [`ServerConfig`](crate::ServerConfig) under its least value.
+    #[error("invalid configuration: {field} must be at least {min}, got {value}")]
+    ConfigTooSmall {
+        /// The field's name.
         field: &'static str,
         /// Its least value, in the field's unit.
         min: u64,
         /// The value given.
         value: u64,
     },
-    /// A count or size over its largest value.
-    #[error("{field} must be at most {max}, got {value}")]
-    TooLarge {
-        /// The field.
+    /// A count or size of a configuration over its largest value.
+    #[error("invalid configuration: {field} must be at most {max}, got {value}")]
+    ConfigTooLarge {
+        /// The field's name.
         field: &'static str,
         /// Its largest value, in the field's unit.
         max: u64,
         /// The value given.
         value: u64,
     },
-    /// A duration of zero where a wait must be possible.
-    #[error("{field} must be longer than zero")]
-    ZeroDuration {
-        /// The field.
+    /// A duration of a configuration that is zero where a wait must be possible.
+    #[error("invalid configuration: {field} must be longer than zero")]
+    ConfigZeroDuration {
+        /// The field's name.
         field: &'static str,
     },
 }
 
 impl TransportError {
+    /// Whether the error says that a configuration value is out of range (found when a client
+    /// or server is built, never per request).
+    pub fn is_invalid_config(&self) -> bool {
+        matches!(
+            self,
+            TransportError::ConfigTooSmall { .. }
+                | TransportError::ConfigTooLarge { .. }
+                | TransportError::ConfigZeroDuration { .. }
+        )
+    }
+
     /// Whether the error only says that the peer went away (connection reset, broken pipe, ...)
     /// rather than that something misbehaved.
     pub fn is_peer_gone(&self) -> bool {

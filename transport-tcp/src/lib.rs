@@ -53,41 +53,24 @@
 
 #![warn(unreachable_pub)]
 
-mod budget;
 mod client;
-mod codec;
 mod config;
-mod deadline;
 mod error;
-mod frame;
-mod handler;
-mod handler_slots;
-mod limits;
 mod metrics;
-mod multiplexer;
-mod poll_gate;
 #[cfg(test)]
 mod protocol;
-mod receiver;
-mod refusal_log;
-mod resources;
 mod server;
-mod session;
-mod shared_memory;
-mod stall;
-mod stats;
-mod streams;
 mod validator;
-mod writer;
+mod wire;
 
 pub use client::Client;
-pub use codec::FrameCodec;
 pub use config::{ClientConfig, ServerConfig};
-pub use error::{ConfigError, TransportError};
-pub use frame::{Envelope, WireMessage, LENGTH_PREFIX_LEN, MAX_FRAME_LENGTH_LIMIT};
-pub use handler::{Answer, Handler};
+pub use error::TransportError;
 pub use metrics::describe_metrics;
+pub use server::handler::{Answer, Handler};
+pub use server::stats::ServerStats;
+pub use server::streams::{Reservation, StreamCap, Streams};
 pub use server::{Server, ShutdownOutcome};
-pub use stats::ServerStats;
-pub use streams::{Reservation, StreamCap, Streams};
 pub use validator::{serve_validator, TcpValidatorNode, ValidatorHandler};
+pub use wire::codec::FrameCodec;
+pub use wire::frame::{Envelope, WireMessage, LENGTH_PREFIX_LEN};

@@ -1,4 +1,13 @@
-//! The server: accepts connections and serves each one with the handler, until shut down.
+//! The server wing: [`Server`] accepts connections and serves each one with the handler, until
+//! shut down; the modules below hold what a connection is made of.
+//!
+//! * `session`: one connection, from its first frame to its close; `receiver` reads its
+//!   frames and `deadline` times them.
+//! * `handler` and `streams`: what the server asks of the protocol, and the streams a
+//!   connection opens.
+//! * `connection_caps`, `budget`, `shared_memory`, `handler_slots`, `poll_gate` and
+//!   `resources`: what every connection draws on, capped.
+//! * `refusal_log` and `stats`: what was refused, and what is held.
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,14 +20,28 @@ use tokio::time::{sleep, sleep_until, timeout, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+pub(crate) mod budget;
+pub(crate) mod connection_caps;
+pub(crate) mod deadline;
+pub(crate) mod handler;
+pub(crate) mod handler_slots;
+pub(crate) mod poll_gate;
+pub(crate) mod receiver;
+pub(crate) mod refusal_log;
+pub(crate) mod resources;
+pub(crate) mod session;
+pub(crate) mod shared_memory;
+pub(crate) mod stats;
+pub(crate) mod streams;
+
 use crate::config::ServerConfig;
 use crate::error::TransportError;
-use crate::frame::WireMessage;
-use crate::handler::Handler;
-use crate::refusal_log::RefusalLog;
-use crate::resources::Resources;
-use crate::session::serve_connection;
-use crate::stats::{Recorder, ServerStats};
+use crate::server::handler::Handler;
+use crate::server::refusal_log::RefusalLog;
+use crate::server::resources::Resources;
+use crate::server::session::serve_connection;
+use crate::server::stats::{Recorder, ServerStats};
+use crate::wire::frame::WireMessage;
 
 /// First pause after a failed `accept` (e.g. out of file descriptors) before trying again: 5 ms,
 /// doubled after each further failure in a row up to [`ACCEPT_BACKOFF_MAX`].
@@ -56,7 +79,7 @@ impl Server {
     /// §6.2): their connections then draw on the same address-group shares and server budget
     /// as this server's.
     pub fn memory_budget(&self) -> Arc<dyn quorum_core::MemoryBudget> {
-        Arc::new(crate::shared_memory::SharedMemory {
+        Arc::new(crate::server::shared_memory::SharedMemory {
             resources: Arc::clone(&self.resources),
         })
     }

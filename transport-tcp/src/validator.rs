@@ -18,10 +18,10 @@ use quorum_core::ValidatorNode;
 use quorum_core::{ChainId, Limits, NodeError, Subscription, SubscriptionId, TransportErrorKind};
 use tracing::{debug, warn};
 
+use crate::client::multiplexer::Connection;
 use crate::client::Client;
 use crate::config::ClientConfig;
 use crate::error::TransportError;
-use crate::multiplexer::Connection;
 #[cfg(doc)]
 use crate::server::Server;
 use quorum_core::protocol::{Carrier, Request, RequestKind, Response};
@@ -41,7 +41,7 @@ const _: () = assert!(ENVELOPE_OVERHEAD <= Limits::MESSAGE_OVERHEAD);
 /// | `ConnectionClosed`, `Truncated` | `Transport(ConnectionClosed)` |
 /// | `FrameTooLarge` | `Transport(FrameTooLarge)` |
 /// | `Decode`, `Encode` | `Transport(Codec)` |
-/// | `InvalidConfig` (only when a client is built, never per request) | `Transport(Unavailable)` |
+/// | `Config*` (only when a client is built, never per request) | `Transport(Unavailable)` |
 impl From<TransportError> for NodeError {
     fn from(error: TransportError) -> Self {
         match error {
@@ -58,7 +58,9 @@ impl From<TransportError> for NodeError {
             TransportError::Decode(_) | TransportError::Encode(_) => {
                 NodeError::Transport(TransportErrorKind::Codec)
             }
-            TransportError::InvalidConfig(_) => {
+            TransportError::ConfigTooSmall { .. }
+            | TransportError::ConfigTooLarge { .. }
+            | TransportError::ConfigZeroDuration { .. } => {
                 NodeError::Transport(TransportErrorKind::Unavailable)
             }
         }
@@ -90,7 +92,7 @@ pub struct TcpValidatorNode {
 impl TcpValidatorNode {
     /// A node at `address` (`"host:port"`); connects on the first request.
     ///
-    /// Fails only if `config` is out of range ([`TransportError::InvalidConfig`]).
+    /// Fails only if `config` is out of range (an invalid configuration ([`TransportError::is_invalid_config`])).
     pub fn new(address: impl Into<String>, config: ClientConfig) -> Result<Self, TransportError> {
         Ok(TcpValidatorNode::from_client(Client::new(address, config)?))
     }
@@ -349,9 +351,9 @@ mod tests {
                 NodeError::Transport(TransportErrorKind::Codec),
             ),
             (
-                TransportError::InvalidConfig(crate::ConfigError::ZeroDuration {
+                TransportError::ConfigZeroDuration {
                     field: "write_timeout",
-                }),
+                },
                 NodeError::Transport(TransportErrorKind::Unavailable),
             ),
         ];
@@ -423,7 +425,7 @@ mod tests {
         };
         assert!(matches!(
             TcpValidatorNode::new("127.0.0.1:1", config),
-            Err(TransportError::InvalidConfig(_))
+            Err(error) if error.is_invalid_config()
         ));
     }
 }

@@ -244,7 +244,7 @@ async fn invalid_config_is_refused() {
     };
     assert!(matches!(
         Client::<Request, Response>::new("127.0.0.1:1", config),
-        Err(TransportError::InvalidConfig(_))
+        Err(error) if error.is_invalid_config()
     ));
 }
 

@@ -25,6 +25,10 @@
 //! The number of shards is the number of addresses; the database records it when the first
 //! shard starts, and a shard started with another number is refused (resharding is not
 //! supported). Shard addresses are the proxy's to reach: keep them on a private network.
+//!
+//! `router`: the proxy's node, each request to the shard that owns its chain.
+
+mod router;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +38,6 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 use quorum_core::{ValidatorNode, ValidatorSecretKey};
-use quorum_node::shard::ShardRouter;
 use quorum_node::{Clock, Genesis, Worker, WorkerConfig};
 use quorum_store_postgres::{PostgresConfig, PostgresStorage, ShardClaim, ShardLease};
 use quorum_transport_tcp::{ClientConfig, Server, ServerConfig, TcpValidatorNode};
@@ -43,6 +46,7 @@ use crate::config::{Limits, ValidatorConfig};
 use crate::error::CliError;
 use crate::shards_config::ShardsConfig;
 use crate::storage_config::StorageConfig;
+use router::ShardRouter;
 
 /// The database settings of a sharded validator, which must be PostgreSQL.
 pub fn database(config: &ValidatorConfig) -> Result<PostgresConfig, CliError> {
@@ -104,21 +108,21 @@ pub async fn start_shard(
     clock: Arc<dyn Clock>,
     listener: Option<TcpListener>,
 ) -> Result<RunningShard, CliError> {
-    let place = shards.place(index)?;
+    let shard = shards.shard(index)?;
     let storage = PostgresStorage::connect(database).await?;
     let lease = storage
         .claim_shard(ShardClaim {
             index,
-            count: place.shards.count(),
+            count: shard.count().get(),
             lease: Duration::from_millis(shards.lease_ms),
         })
         .await?;
-    let owned = |chain| place.shards.owner(chain) == index;
+    let owned = |chain| shard.owns(chain);
     let admin = genesis
         .initialize_where(&storage, clock.now(), owned)
         .await?;
     let worker_config = WorkerConfig {
-        shard: Some(place),
+        shard: Some(shard),
         ..limits.apply(WorkerConfig::new(admin))
     };
     let worker = Arc::new(Worker::new(storage, Some(key), clock, worker_config));
@@ -132,7 +136,7 @@ pub async fn start_shard(
     let busy = Duration::from_millis(shards.outbox_poll_ms);
     let idle = Duration::from_millis(shards.outbox_idle_poll_ms);
     let delivery = tokio::spawn(async move { worker.deliver_outbox_forever(busy, idle).await });
-    info!(index, count = place.shards.count(), address = %server.local_addr(), "shard serving");
+    info!(index, count = shard.count().get(), address = %server.local_addr(), "shard serving");
     Ok(RunningShard {
         server,
         lease,
@@ -148,7 +152,7 @@ pub async fn start_proxy(
     shards: &ShardsConfig,
     listener: TcpListener,
 ) -> Result<Server, CliError> {
-    let count = shards.shards()?;
+    shards.count()?;
     let tables = PostgresStorage::connect(database).await?;
     let protocol = limits.protocol();
     let client = ClientConfig {
@@ -161,20 +165,16 @@ pub async fn start_proxy(
             TcpValidatorNode::new(address.clone(), client.clone()).map_err(CliError::Transport)?;
         nodes.push(Arc::new(node));
     }
-    let router = ShardRouter::new(
-        count,
-        nodes,
-        Arc::new(tables),
-        protocol,
-        shards.subscription_queue,
-    )?;
+    let count = nodes.len();
+    let router = ShardRouter::new(nodes, Arc::new(tables), protocol, shards.subscription_queue)
+        .ok_or(CliError::NoShards)?;
     let server = super::serve_node(
         Arc::new(router),
         &protocol,
         listener,
         limits.server_config(),
     )?;
-    info!(shards = count.count(), address = %server.local_addr(), "shard proxy serving");
+    info!(shards = count, address = %server.local_addr(), "shard proxy serving");
     Ok(server)
 }
 
@@ -187,11 +187,11 @@ mod tests {
     #[test]
     fn shards_parse_with_defaults_and_refuse_nonsense() {
         let parsed: ShardsConfig = toml::from_str("addresses = [\"a:1\", \"b:2\"]").unwrap();
-        assert_eq!(parsed.shards().unwrap().count(), 2);
+        assert_eq!(parsed.count().unwrap().get(), 2);
         assert_eq!(parsed.lease_ms, ShardsConfig::default().lease_ms);
-        assert!(parsed.place(1).is_ok());
-        assert!(parsed.place(2).is_err());
-        assert!(ShardsConfig::default().shards().is_err());
+        assert!(parsed.shard(1).is_ok());
+        assert!(parsed.shard(2).is_err());
+        assert!(ShardsConfig::default().count().is_err());
         assert!(toml::from_str::<ShardsConfig>("adresses = []").is_err());
     }
 }

@@ -5,7 +5,7 @@ use quorum_core::{ChainId, Limits, TimeDelta};
 
 use super::held_blobs::HeldLimits;
 use crate::notifier::NotificationConfig;
-use crate::shard::ShardPlace;
+use crate::shard::Shard;
 
 /// Default for [`WorkerConfig::timestamp_grace`]: how far ahead of the node's clock a block's
 /// timestamp may be, in microseconds (500 ms).
@@ -56,7 +56,7 @@ pub struct WorkerConfig {
     pub notifications: NotificationConfig,
     /// This Worker's place as one shard of a sharded validator (DESIGN §7.1); `None` (the
     /// default): it owns every chain.
-    pub shard: Option<ShardPlace>,
+    pub shard: Option<Shard>,
     /// Most outbox entries one [`Worker::deliver_outbox`](super::Worker::deliver_outbox)
     /// takes in, in one batch (default 256).
     pub outbox_batch: usize,

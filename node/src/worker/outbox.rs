@@ -39,7 +39,7 @@ impl<S: Storage + 'static> Worker<S> {
         };
         let entries = self
             .store
-            .read_outbox(place.index, self.config.outbox_batch)
+            .read_outbox(place.index(), self.config.outbox_batch)
             .await?;
         if entries.is_empty() {
             return Ok(0);

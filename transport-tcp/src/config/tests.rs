@@ -19,12 +19,11 @@ fn out_of_range_values_are_refused() {
     };
     assert_eq!(
         zero_frame.validate(),
-        Err(ConfigError::TooSmall {
+        Err(TransportError::ConfigTooSmall {
             field: "max_frame_length",
             min: 1,
             value: 0
-        }
-        .into())
+        })
     );
     let huge_frame = ServerConfig {
         max_frame_length: MAX_FRAME_LENGTH_LIMIT + 1,
@@ -32,12 +31,11 @@ fn out_of_range_values_are_refused() {
     };
     assert_eq!(
         huge_frame.validate(),
-        Err(ConfigError::TooLarge {
+        Err(TransportError::ConfigTooLarge {
             field: "max_frame_length",
             max: MAX_FRAME_LENGTH_LIMIT as u64,
             value: MAX_FRAME_LENGTH_LIMIT as u64 + 1
-        }
-        .into())
+        })
     );
     let zero_read_timeout = ServerConfig {
         frame_read_timeout: Duration::ZERO,
@@ -45,10 +43,9 @@ fn out_of_range_values_are_refused() {
     };
     assert_eq!(
         zero_read_timeout.validate(),
-        Err(ConfigError::ZeroDuration {
+        Err(TransportError::ConfigZeroDuration {
             field: "frame_read_timeout"
-        }
-        .into())
+        })
     );
     let zero_cap = ServerConfig {
         max_connections_per_ip: 0,

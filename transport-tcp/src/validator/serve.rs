@@ -18,9 +18,9 @@ use tracing::{debug, warn};
 use super::ENVELOPE_OVERHEAD;
 use crate::config::ServerConfig;
 use crate::error::TransportError;
-use crate::handler::{Answer, Handler};
+use crate::server::handler::{Answer, Handler};
+use crate::server::streams::{StreamCap, Streams};
 use crate::server::Server;
-use crate::streams::{StreamCap, Streams};
 
 /// The server side: answers each [`Request`] by calling the node's method and wrapping its
 /// result in the matching [`Response`] variant.
@@ -267,7 +267,7 @@ impl Handler<Request, Response> for ValidatorHandler {
 /// # Ok(()) }
 /// ```
 ///
-/// Errors: [`TransportError::InvalidConfig`] if `config` is out of range, [`TransportError::Io`]
+/// Errors: an invalid configuration ([`TransportError::is_invalid_config`]) if `config` is out of range, [`TransportError::Io`]
 /// if the address cannot be bound.
 pub async fn serve_validator(
     node: Arc<dyn ValidatorNode>,

@@ -25,12 +25,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::debug;
 
-use crate::codec::FrameCodec;
+use crate::client::stall::{has_partial_frame, StallWatch};
 use crate::config::ClientConfig;
 use crate::error::{log_closing, TransportError};
-use crate::frame::{Envelope, WireMessage};
-use crate::stall::{has_partial_frame, StallWatch};
-use crate::writer::write_frames;
+use crate::wire::codec::FrameCodec;
+use crate::wire::frame::{Envelope, WireMessage};
+use crate::wire::writer::write_frames;
 
 /// Where a caller's response will be delivered.
 type ResponseSender<Resp> = oneshot::Sender<Result<Resp, TransportError>>;

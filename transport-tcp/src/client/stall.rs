@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::{interval_at, Instant, Interval, MissedTickBehavior};
 use tokio_util::codec::FramedRead;
 
-use crate::codec::FrameCodec;
+use crate::wire::codec::FrameCodec;
 
 /// Checks run this many times per frame read timeout.
 const CHECKS_PER_TIMEOUT: u32 = 4;

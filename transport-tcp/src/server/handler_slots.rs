@@ -9,7 +9,7 @@
 //! half every [`ServerConfig::handler_time_half_life`]. A group that has just arrived has used
 //! nothing and goes first; a group whose requests keep the cores busy goes last, behind
 //! everyone who asks less. (The cores themselves are shared the same way, poll by poll, by
-//! [`PollGate`](crate::poll_gate::PollGate).) Within a group, handlers go in the order they came. The time a
+//! [`PollGate`](crate::server::poll_gate::PollGate).) Within a group, handlers go in the order they came. The time a
 //! handler waited for its slot is the histogram `quorum_handler_slot_wait_seconds`.
 //!
 //! [`ServerConfig::max_handlers`]: crate::ServerConfig::max_handlers
@@ -94,7 +94,7 @@ impl SlotGroup {
 
 /// Waiters of several groups: each group's in the order they came, and the groups by the
 /// handler time they used. Shared by the handler slots and the turns on the cores
-/// ([`PollGate`](crate::poll_gate::PollGate)).
+/// ([`PollGate`](crate::server::poll_gate::PollGate)).
 #[derive(Debug)]
 pub(crate) struct FairQueue<T> {
     /// Groups with waiters, by group id; a group leaves when it has none.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::warn;
 
-use crate::limits::Refusal;
+use crate::server::connection_caps::Refusal;
 
 /// What happened since the last line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

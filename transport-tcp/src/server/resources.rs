@@ -12,14 +12,14 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::budget::{ConnectionBudget, ReceiveBudget};
 use crate::config::ServerConfig;
-use crate::handler_slots::{HandlerSlots, SlotGroup};
-use crate::limits::{ConnectionLimits, GroupKey};
-use crate::poll_gate::PollGate;
-use crate::refusal_log::RefusalLog;
-use crate::stats::{Recorder, ServerStats};
-use crate::streams::AddressStreams;
+use crate::server::budget::{ConnectionBudget, ReceiveBudget};
+use crate::server::connection_caps::{ConnectionLimits, GroupKey};
+use crate::server::handler_slots::{HandlerSlots, SlotGroup};
+use crate::server::poll_gate::PollGate;
+use crate::server::refusal_log::RefusalLog;
+use crate::server::stats::{Recorder, ServerStats};
+use crate::server::streams::AddressStreams;
 
 /// What the addresses of one group (an IPv4 /24, an IPv6 /48) share (each bound is a
 /// [`ServerConfig`] field).

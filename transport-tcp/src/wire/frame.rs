@@ -13,7 +13,7 @@ pub const LENGTH_PREFIX_LEN: usize = 4;
 
 /// The largest maximum frame length that can be configured, in bytes: what a `u32` prefix can
 /// express.
-pub const MAX_FRAME_LENGTH_LIMIT: usize = u32::MAX as usize;
+pub(crate) const MAX_FRAME_LENGTH_LIMIT: usize = u32::MAX as usize;
 
 /// The body of every frame: a request or a response, tagged with the request it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

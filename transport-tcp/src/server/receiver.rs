@@ -23,13 +23,13 @@ use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::time::{sleep, timeout_at, Instant};
 
-use crate::budget::{take_share, ConnectionBudget, ConnectionCharge, ReceiveCharge};
-use crate::codec::FrameCodec;
-use crate::deadline::FrameClock;
 use crate::error::TransportError;
-use crate::frame::{Envelope, WireMessage, LENGTH_PREFIX_LEN};
-use crate::resources::{PeerShare, Resources};
-use crate::stats::Recorder;
+use crate::server::budget::{take_share, ConnectionBudget, ConnectionCharge, ReceiveCharge};
+use crate::server::deadline::FrameClock;
+use crate::server::resources::{PeerShare, Resources};
+use crate::server::stats::Recorder;
+use crate::wire::codec::FrameCodec;
+use crate::wire::frame::{Envelope, WireMessage, LENGTH_PREFIX_LEN};
 
 /// Size of the read-ahead buffer of each connection, in bytes; it never grows.
 const READ_AHEAD: usize = 8 * 1024;

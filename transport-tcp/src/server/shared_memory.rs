@@ -9,8 +9,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use quorum_core::{ConnectionMemory, MemoryBudget, MemoryCharge};
 
-use crate::budget::ConnectionBudget;
-use crate::resources::{GroupShare, Resources};
+use crate::server::budget::ConnectionBudget;
+use crate::server::resources::{GroupShare, Resources};
 
 /// [`Resources`] seen from another server.
 pub(crate) struct SharedMemory {

@@ -18,7 +18,7 @@ use std::task::{Context, Poll, Waker};
 
 use tokio::time::Instant;
 
-use crate::handler_slots::{FairQueue, SlotGroup};
+use crate::server::handler_slots::{FairQueue, SlotGroup};
 
 /// One handler waiting for a turn: whether it was granted one, and how to wake it.
 #[derive(Debug, Default)]

@@ -1,10 +1,11 @@
 //! A sharded validator in process (DESIGN §7.1): three shard Workers with validator 0's key
-//! on one shared storage, behind a [`ShardRouter`], fed the same certificates as the
+//! on one shared storage, behind a `ShardRouter`, fed the same certificates as the
 //! unsharded validators of a committee. Transfers between chains of different shards go
 //! through the durable outbox; a delivery repeated (a shard killed before marking it done)
 //! changes nothing; the router answers as one validator, subscriptions included.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -13,14 +14,15 @@ use quorum_core::{
     NodeError, NotificationKind, Operation, OutboxEntry, Round, Storage, StreamEvent,
     ValidatorNode, Write,
 };
-use quorum_node::shard::{ShardPlace, ShardRouter, Shards};
-use quorum_node::{MemoryStorage, Worker, WorkerConfig};
+use quorum_node::{MemoryStorage, Shard, Worker, WorkerConfig};
 use quorum_testkit::TestNet as Net;
+
+use super::ShardRouter;
 
 /// A sharded copy of validator 0 of `net`.
 struct Sharded {
     storage: MemoryStorage,
-    shards: Shards,
+    count: NonZeroU32,
     workers: Vec<Arc<Worker<MemoryStorage>>>,
     router: ShardRouter,
 }
@@ -28,11 +30,11 @@ struct Sharded {
 async fn sharded(net: &Net, count: u32) -> Sharded {
     let storage = MemoryStorage::new();
     let admin = net.genesis.initialize(&storage, net.now()).await.unwrap();
-    let shards = Shards::new(count).unwrap();
+    let shards = NonZeroU32::new(count).unwrap();
     let workers: Vec<_> = (0..count)
         .map(|index| {
             let config = WorkerConfig {
-                shard: ShardPlace::new(shards, index),
+                shard: Shard::new(shards, index),
                 ..WorkerConfig::new(admin)
             };
             Arc::new(Worker::new(
@@ -48,10 +50,10 @@ async fn sharded(net: &Net, count: u32) -> Sharded {
         .map(|worker| worker.clone() as Arc<dyn ValidatorNode>)
         .collect();
     let tables: Arc<dyn Storage> = Arc::new(storage.clone());
-    let router = ShardRouter::new(shards, nodes, tables, Limits::DEFAULT, 64).unwrap();
+    let router = ShardRouter::new(nodes, tables, Limits::DEFAULT, 64).unwrap();
     Sharded {
         storage,
-        shards,
+        count: shards,
         workers,
         router,
     }
@@ -77,10 +79,12 @@ impl Sharded {
 }
 
 /// Two chains of `net` on different shards: (payer index, payee index).
-fn across(net: &Net, shards: Shards) -> (usize, usize) {
+fn across(net: &Net, count: NonZeroU32) -> (usize, usize) {
     for payer in 1..net.chains.len() {
         for payee in 1..net.chains.len() {
-            if shards.owner(net.chains[payer]) != shards.owner(net.chains[payee]) {
+            if Shard::owner_of(count, net.chains[payer])
+                != Shard::owner_of(count, net.chains[payee])
+            {
                 return (payer, payee);
             }
         }
@@ -92,7 +96,7 @@ fn across(net: &Net, shards: Shards) -> (usize, usize) {
 async fn a_transfer_between_shards_goes_through_the_outbox_once() {
     let net = Net::new(4, 8, false).await;
     let copy = sharded(&net, 3).await;
-    let (payer, payee) = across(&net, copy.shards);
+    let (payer, payee) = across(&net, copy.count);
     let pay = Operation::Transfer {
         recipient: net.chains[payee],
         amount: 250,
@@ -103,7 +107,7 @@ async fn a_transfer_between_shards_goes_through_the_outbox_once() {
         .handle_confirmed_certificate(sent.clone(), CrossChainDelivery::Blocking)
         .await
         .unwrap();
-    let lane = copy.shards.owner(net.chains[payee]);
+    let lane = Shard::owner_of(copy.count, net.chains[payee]);
     let owed = OutboxEntry {
         lane,
         recipient: net.chains[payee],
@@ -204,7 +208,7 @@ async fn a_transfer_between_shards_goes_through_the_outbox_once() {
 async fn the_router_answers_as_one_validator() {
     let net = Net::new(4, 8, false).await;
     let copy = sharded(&net, 3).await;
-    let (payer, payee) = across(&net, copy.shards);
+    let (payer, payee) = across(&net, copy.count);
     let mut subscription = copy
         .router
         .subscribe(vec![net.chains[payer], net.chains[payee]])

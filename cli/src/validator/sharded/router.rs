@@ -5,6 +5,7 @@
 //! blobs), by asking the shards.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -20,12 +21,13 @@ use quorum_core::{
     ValidatorNode,
 };
 
-use super::Shards;
+use quorum_node::Shard;
 
-/// A validator's node made of shards (see the [`shard`](crate::shard) module): each request
-/// to the shard that owns its chain, chain-less reads from the shared tables.
-pub struct ShardRouter {
-    shards: Shards,
+/// A validator's node made of shards: each request to the shard that owns its chain
+/// ([`Shard::owner_of`]), chain-less reads from the shared tables.
+pub(crate) struct ShardRouter {
+    /// How many shards: `nodes.len()`.
+    count: NonZeroU32,
     nodes: Vec<Arc<dyn ValidatorNode>>,
     tables: Arc<dyn Storage>,
     limits: Limits,
@@ -46,35 +48,20 @@ struct Routed {
     missed: Arc<AtomicU64>,
 }
 
-/// Wrong number of shard nodes for the shard count.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{given} shard node(s) for {count} shard(s)")]
-pub struct ShardNodesMismatch {
-    /// How many nodes were given.
-    pub given: usize,
-    /// How many shards there are.
-    pub count: u32,
-}
-
 impl ShardRouter {
-    /// The router over `nodes` (shard `i` at index `i`), answering chain-less reads from
-    /// `tables`, under the committee's protocol `limits`, with `queue` events at most queued
-    /// for one subscription.
-    pub fn new(
-        shards: Shards,
+    /// The router over `nodes` (shard `i` at index `i`, as many shards as nodes), answering
+    /// chain-less reads from `tables`, under the committee's protocol `limits`, with `queue`
+    /// events at most queued for one subscription. `None` without nodes (or with more than
+    /// `u32::MAX`).
+    pub(crate) fn new(
         nodes: Vec<Arc<dyn ValidatorNode>>,
         tables: Arc<dyn Storage>,
         limits: Limits,
         queue: usize,
-    ) -> Result<Self, ShardNodesMismatch> {
-        if nodes.len() != shards.count() as usize {
-            return Err(ShardNodesMismatch {
-                given: nodes.len(),
-                count: shards.count(),
-            });
-        }
-        Ok(ShardRouter {
-            shards,
+    ) -> Option<Self> {
+        let count = NonZeroU32::new(u32::try_from(nodes.len()).ok()?)?;
+        Some(ShardRouter {
+            count,
             nodes,
             tables,
             limits,
@@ -86,7 +73,7 @@ impl ShardRouter {
 
     /// The shard node that owns `chain`.
     fn node(&self, chain: ChainId) -> &Arc<dyn ValidatorNode> {
-        &self.nodes[self.shards.owner(chain) as usize]
+        &self.nodes[Shard::owner_of(self.count, chain) as usize]
     }
 
     /// `chains` grouped by the shard that owns them.
@@ -94,7 +81,7 @@ impl ShardRouter {
         let mut groups: HashMap<u32, Vec<ChainId>> = HashMap::new();
         for chain in chains {
             groups
-                .entry(self.shards.owner(chain))
+                .entry(Shard::owner_of(self.count, chain))
                 .or_default()
                 .push(chain);
         }
@@ -264,10 +251,10 @@ impl ValidatorNode for ShardRouter {
         };
         let mut rest = certificates;
         while let Some(first) = rest.first() {
-            let index = self.shards.owner(first.value().block().chain_id);
+            let index = Shard::owner_of(self.count, first.value().block().chain_id);
             let run = rest
                 .iter()
-                .take_while(|c| self.shards.owner(c.value().block().chain_id) == index)
+                .take_while(|c| Shard::owner_of(self.count, c.value().block().chain_id) == index)
                 .count();
             let tail = rest.split_off(run);
             let sent = rest.len();
@@ -458,3 +445,6 @@ impl ValidatorNode for ShardRouter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::error::TransportError;
-use crate::frame::{Envelope, LENGTH_PREFIX_LEN, MAX_FRAME_LENGTH_LIMIT};
+use crate::wire::frame::{Envelope, LENGTH_PREFIX_LEN, MAX_FRAME_LENGTH_LIMIT};
 
 /// Encodes any [`Envelope`] and decodes envelopes whose body is an `In`.
 ///
@@ -32,7 +32,7 @@ pub struct FrameCodec<In> {
 
 impl<In> FrameCodec<In> {
     /// A codec that accepts frame bodies of at most `max_frame_length` bytes (values above
-    /// [`MAX_FRAME_LENGTH_LIMIT`] are capped to it).
+    /// `u32::MAX`, the most a length prefix states, are capped to it).
     pub fn new(max_frame_length: usize) -> Self {
         FrameCodec {
             max_frame_length: max_frame_length.min(MAX_FRAME_LENGTH_LIMIT),

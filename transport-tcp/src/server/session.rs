@@ -14,19 +14,19 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, error, warn};
 
-use crate::budget::{ChargedFrame, ConnectionBudget};
-use crate::codec::FrameCodec;
-use crate::deadline::{ConnectionClock, Expiry, FrameClock};
 use crate::error::TransportError;
-use crate::frame::{Envelope, WireMessage};
-use crate::handler::{Answer, Handler};
-use crate::limits::Ticket;
-use crate::poll_gate::Metered;
-use crate::receiver::{ReceiveError, Received, Receiver};
-use crate::resources::{PeerShare, Resources};
-use crate::stats::Recorder;
-use crate::streams::Streams;
-use crate::writer::write_frames;
+use crate::server::budget::{ChargedFrame, ConnectionBudget};
+use crate::server::connection_caps::Ticket;
+use crate::server::deadline::{ConnectionClock, Expiry, FrameClock};
+use crate::server::handler::{Answer, Handler};
+use crate::server::poll_gate::Metered;
+use crate::server::receiver::{ReceiveError, Received, Receiver};
+use crate::server::resources::{PeerShare, Resources};
+use crate::server::stats::Recorder;
+use crate::server::streams::Streams;
+use crate::wire::codec::FrameCodec;
+use crate::wire::frame::{Envelope, WireMessage};
+use crate::wire::writer::write_frames;
 
 /// Why a connection stops reading.
 enum End {

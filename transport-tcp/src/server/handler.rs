@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::stream::BoxStream;
 
 use crate::config::ServerConfig;
-use crate::streams::Streams;
+use crate::server::streams::Streams;
 
 /// A handler's answer to a request that may open a stream ([`Handler::handle_stream`]): the
 /// response, and the responses that follow it on the same request id until the stream ends
