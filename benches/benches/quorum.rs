@@ -29,7 +29,6 @@ use quorum_benches::quorum::{
 use quorum_benches::{run_spawned, runtime, settings};
 use quorum_core::{ChainInfoQuery, ChainInfoResponse};
 use quorum_testkit::must;
-use quorum_updater::DEFAULT_QUORUM_GRACE;
 use quorum_updater::{communicate_with_quorum, Options, RemoteNode};
 use tokio::time::Instant;
 
@@ -109,7 +108,7 @@ async fn bare_timers(delays: &[Duration]) -> (Duration, Duration) {
                 heard += 1;
                 if heard == quorum {
                     to_quorum = start.elapsed();
-                    grace_end = Some(Instant::now() + to_quorum.mul_f64(DEFAULT_QUORUM_GRACE));
+                    grace_end = Some(Instant::now() + to_quorum.mul_f64(default_grace()));
                 }
             }
             () = tokio::time::sleep_until(stop_at) => break,
@@ -140,7 +139,7 @@ async fn precise_timers(delays: &[Duration]) -> (Duration, Duration) {
     let quorum = 2 * delays.len() / 3 + 1;
     precise_sleep_until(start + sorted[quorum - 1]).await;
     let to_quorum = start.elapsed();
-    let grace_end = Instant::now() + to_quorum.mul_f64(DEFAULT_QUORUM_GRACE);
+    let grace_end = Instant::now() + to_quorum.mul_f64(default_grace());
     let slowest = start + sorted.last().copied().unwrap_or_default();
     precise_sleep_until(grace_end.min(slowest)).await;
     (start.elapsed(), to_quorum)
@@ -190,7 +189,7 @@ fn summarise(samples: &Samples) {
         let overshoot = mean(
             &mut calls
                 .iter()
-                .map(|(total, q)| ms(*total) - ms(*q) * (1.0 + DEFAULT_QUORUM_GRACE)),
+                .map(|(total, q)| ms(*total) - ms(*q) * (1.0 + default_grace())),
         );
         let limit = ideal.quorum_plus_grace + ALLOWANCE;
         let within = times.iter().filter(|t| **t <= limit).count();
@@ -265,4 +264,9 @@ fn main() {
     let mut criterion = settings::criterion();
     quorum(&mut criterion);
     criterion.final_summary();
+}
+
+/// The updater's default grace after quorum, as a fraction of the time to quorum.
+fn default_grace() -> f64 {
+    quorum_updater::Options::default().quorum_grace
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use quorum_benches::settings;
-use quorum_benches::sync::{SyncFixture, DIRECT_BATCH, LAG};
+use quorum_benches::sync::{direct_batch, SyncFixture, LAG};
 use quorum_benches::{run_spawned, runtime};
 use quorum_core::{ConfirmedBlockCertificate, CrossChainDelivery, ValidatorNode};
 use quorum_node::{MemoryStorage, Worker};
@@ -80,7 +80,7 @@ async fn sync_once(fixture: &SyncFixture, path: Path) -> Duration {
         Path::DirectBatched => {
             let batches: Vec<Vec<ConfirmedBlockCertificate>> = fixture
                 .certificates
-                .chunks(DIRECT_BATCH)
+                .chunks(direct_batch())
                 .map(<[_]>::to_vec)
                 .collect();
             let start = Instant::now();

@@ -8,8 +8,7 @@ use quorum_core::{ChainId, Committee};
 use quorum_node::SystemClock;
 use quorum_testkit::{TestChain, TestNetwork};
 use quorum_transport_mem::Fault;
-use quorum_updater::RemoteNode;
-use quorum_updater::DEFAULT_QUORUM_GRACE;
+use quorum_updater::{Options, RemoteNode};
 
 use crate::fixtures::COMMITTEE_SEED;
 
@@ -75,7 +74,7 @@ pub fn ideal(delays: &[Duration]) -> Ideal {
     sorted.sort();
     let quorum = 2 * delays.len() / 3 + 1;
     let quorum_delay = sorted[quorum - 1];
-    let quorum_plus_grace = quorum_delay.mul_f64(1.0 + DEFAULT_QUORUM_GRACE);
+    let quorum_plus_grace = quorum_delay.mul_f64(1.0 + Options::default().quorum_grace);
     let slowest = sorted.last().copied().unwrap_or_default();
     Ideal {
         quorum_plus_grace,

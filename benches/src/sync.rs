@@ -9,7 +9,7 @@ use quorum_core::{
 };
 use quorum_node::{Clock, Genesis, MemoryStorage, SystemClock, Worker, WorkerConfig};
 use quorum_testkit::{TestChain, TestCommittee};
-use quorum_updater::{Options, RecoveryStats, RemoteNode, ValidatorUpdater};
+use quorum_updater::{ChainClient, Options, RemoteNode, ValidatorSet, ValidatorUpdater};
 
 use crate::fixtures::committee;
 use quorum_testkit::must;
@@ -19,8 +19,10 @@ pub const LAG: usize = 1_000;
 /// Validators in the committee.
 pub const COMMITTEE_SIZE: usize = 4;
 /// Certificates per `handle_confirmed_certificates` call when the floor hands them over in
-/// batches (the updater's default batch size).
-pub const DIRECT_BATCH: usize = quorum_updater::DEFAULT_CERTIFICATE_UPLOAD_BATCH_SIZE;
+/// batches: the updater's default batch size ([`Options::certificate_upload_batch_size`]).
+pub fn direct_batch() -> usize {
+    Options::default().certificate_upload_batch_size
+}
 
 /// The chain and committee every sync bench uses, and the client's local node.
 pub struct SyncFixture {
@@ -48,7 +50,7 @@ impl SyncFixture {
         };
         let certificates = chain.commit_blocks(&committee, LAG);
         let local = new_worker(&genesis, None).await;
-        for batch in certificates.chunks(DIRECT_BATCH) {
+        for batch in certificates.chunks(direct_batch()) {
             let outcome = must(
                 local
                     .handle_confirmed_certificates(batch.to_vec(), CrossChainDelivery::NonBlocking)
@@ -85,17 +87,15 @@ impl SyncFixture {
     /// (batches of [`Options::certificate_upload_batch_size`]).
     pub fn updater(&self, remote: Arc<dyn ValidatorNode>) -> ValidatorUpdater<MemoryStorage> {
         let remote = RemoteNode::new(self.validator_key().public(), remote);
-        let admin = must(
-            self.genesis.admin_chain().ok_or("no admin chain"),
-            "admin chain",
-        );
-        ValidatorUpdater::new(
-            remote,
+        // A client of the synced chain, reading nothing from validators: only its updater.
+        let client = ChainClient::new(
+            self.chain_id,
+            None,
             self.local.clone(),
-            admin,
-            Arc::new(Options::default()),
-            Arc::new(RecoveryStats::default()),
-        )
+            ValidatorSet::new(),
+            Options::default(),
+        );
+        client.updater(remote)
     }
 
     /// The height the chain reaches once synced.

@@ -179,13 +179,7 @@ impl Session {
     /// An updater for `remote` sharing the session's local node, options and statistics, for
     /// the catch-up workers.
     pub fn updater(&self, remote: RemoteNode) -> ValidatorUpdater<RedbStorage> {
-        ValidatorUpdater::new(
-            remote,
-            self.local.clone(),
-            self.admin_chain(),
-            self.options.clone(),
-            self.base.stats().clone(),
-        )
+        self.base.updater(remote)
     }
 
     /// Brings the local node up to date on `chains`, all at once: learns what other clients

@@ -24,6 +24,8 @@ mod validators;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
+use tokio::sync::mpsc;
+
 use quorum_core::{
     AccountSecretKey, BlockHeight, ChainId, Committee, Epoch, LiteVote, Storage, ValidatorPublicKey,
 };
@@ -31,7 +33,6 @@ use quorum_node::Worker;
 
 pub use error::{ChainClientError, HeldLock};
 pub use received::ReceivedLogSync;
-pub use rounds::{MAX_TIMEOUT_WAITS, TIMEOUT_RETRY_DELAY};
 pub use validators::ValidatorSet;
 
 use crate::catch_up::CatchUp;
@@ -39,7 +40,7 @@ use crate::options::Options;
 use crate::quorum::{communicate_with_quorum, QuorumError, QuorumTiming};
 use crate::remote::RemoteNode;
 use crate::stats::RecoveryStats;
-use crate::updater::{CommunicateAction, ValidatorUpdater};
+use crate::updater::{CommunicateAction, SkewReport, ValidatorUpdater};
 
 /// Drives blocks of one chain through the committee, bringing validators up to date on the way.
 pub struct ChainClient<S> {
@@ -156,7 +157,10 @@ impl<S: Storage + 'static> ChainClient<S> {
         self.local.config().admin_chain
     }
 
-    fn updater(&self, remote: RemoteNode) -> ValidatorUpdater<S> {
+    /// An updater that brings `remote` up to date from this client's local node, with its
+    /// options and counting its repairs in [`ChainClient::stats`]: for work of one's own
+    /// beside the client's (its proposals and syncs make their own).
+    pub fn updater(&self, remote: RemoteNode) -> ValidatorUpdater<S> {
         ValidatorUpdater::new(
             remote,
             self.local.clone(),
@@ -201,12 +205,14 @@ impl<S: Storage + 'static> ChainClient<S> {
         }
     }
 
-    /// Collects the votes of a quorum for `action`.
+    /// Collects the votes of a quorum for `action`; a proposal reports the clock skew it
+    /// observes to `skew`.
     async fn collect_votes(
         &self,
         committee: &Committee,
         remotes: &[RemoteNode],
         action: CommunicateAction,
+        skew: Option<mpsc::UnboundedSender<SkewReport>>,
     ) -> Result<Vec<(ValidatorPublicKey, LiteVote)>, QuorumError> {
         let ((_, votes), timing) = communicate_with_quorum(
             remotes,
@@ -214,7 +220,10 @@ impl<S: Storage + 'static> ChainClient<S> {
             &self.quorum_options,
             |vote: &LiteVote| (vote.value_hash, vote.kind, vote.round),
             |remote| {
-                let updater = self.updater(remote);
+                let updater = match &skew {
+                    Some(reports) => self.updater(remote).reporting_skew(reports.clone()),
+                    None => self.updater(remote),
+                };
                 let action = action.clone();
                 async move { updater.send_chain_update(action).await }
             },

@@ -13,40 +13,33 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Default [`HealthPolicy::suspect_after`]: consecutive failures that make a validator suspect.
-pub const DEFAULT_SUSPECT_AFTER: u32 = 2;
-/// Default [`HealthPolicy::min_cooldown`]: the first cooldown of a suspect (1 s).
-pub const DEFAULT_MIN_COOLDOWN: Duration = Duration::from_secs(1);
-/// Default [`HealthPolicy::max_cooldown`]: the longest cooldown (60 s).
-pub const DEFAULT_MAX_COOLDOWN: Duration = Duration::from_secs(60);
 /// Shortest hedge delay: a second validator is never asked sooner than this after the first
 /// (20 ms).
-pub const MIN_HEDGE_DELAY: Duration = Duration::from_millis(20);
+pub(crate) const MIN_HEDGE_DELAY: Duration = Duration::from_millis(20);
 /// Hedge delay for a validator whose latency is not known yet (100 ms).
-pub const UNKNOWN_HEDGE_DELAY: Duration = Duration::from_millis(100);
-/// Latencies kept per validator for its 95th percentile.
-pub const LATENCY_SAMPLES: usize = 32;
+pub(crate) const UNKNOWN_HEDGE_DELAY: Duration = Duration::from_millis(100);
+/// Latencies kept per validator for its 95th percentile (32).
+const LATENCY_SAMPLES: usize = 32;
 /// Weight of the newest observation in the moving averages.
 const EWMA_WEIGHT: f64 = 0.2;
 
 /// When a validator becomes suspect and for how long.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HealthPolicy {
-    /// Consecutive timeouts or transport errors after which it is suspect (default
-    /// [`DEFAULT_SUSPECT_AFTER`]).
+    /// Consecutive timeouts or transport errors after which it is suspect (default 2).
     pub suspect_after: u32,
-    /// The first cooldown (default [`DEFAULT_MIN_COOLDOWN`]); each failed probe doubles it.
+    /// The first cooldown (default 1 s); each failed probe doubles it.
     pub min_cooldown: Duration,
-    /// The longest cooldown (default [`DEFAULT_MAX_COOLDOWN`]).
+    /// The longest cooldown (default 60 s).
     pub max_cooldown: Duration,
 }
 
 impl Default for HealthPolicy {
     fn default() -> Self {
         HealthPolicy {
-            suspect_after: DEFAULT_SUSPECT_AFTER,
-            min_cooldown: DEFAULT_MIN_COOLDOWN,
-            max_cooldown: DEFAULT_MAX_COOLDOWN,
+            suspect_after: 2,
+            min_cooldown: Duration::from_secs(1),
+            max_cooldown: Duration::from_secs(60),
         }
     }
 }
@@ -176,7 +169,7 @@ impl HealthRecord {
         sorted.get(index).copied()
     }
 
-    /// The latest latencies (at most [`LATENCY_SAMPLES`]), shortest first.
+    /// The latest latencies (at most 32), shortest first.
     pub fn sorted_latencies(&self) -> Vec<Duration> {
         let mut sorted: Vec<Duration> = self.samples.iter().copied().collect();
         sorted.sort_unstable();
@@ -184,7 +177,7 @@ impl HealthRecord {
     }
 
     /// How long to wait for this validator before asking the next one as well: its p95
-    /// latency, at least [`MIN_HEDGE_DELAY`] ([`UNKNOWN_HEDGE_DELAY`] while unknown).
+    /// latency, at least 20 ms (100 ms while unknown).
     pub fn hedge_delay(&self) -> Duration {
         self.p95()
             .map_or(UNKNOWN_HEDGE_DELAY, |p95| p95.max(MIN_HEDGE_DELAY))

@@ -21,7 +21,7 @@ pub(crate) fn by_health(mut remotes: Vec<RemoteNode>) -> Vec<RemoteNode> {
 /// Reads with `read` from `candidates` (best first), hedging as described above, asking at
 /// most `fanout` of them. The first success wins and names who gave it; when all asked fail,
 /// the last error (`NodeError::NotFound` when there was nobody to ask).
-pub async fn hedged<T, F, Fut>(
+pub(crate) async fn hedged<T, F, Fut>(
     candidates: &[RemoteNode],
     fanout: usize,
     read: F,

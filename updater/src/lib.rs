@@ -57,26 +57,12 @@ mod stats;
 mod updater;
 
 pub use catch_up::CatchUp;
-pub use chain_client::{
-    ChainClient, ChainClientError, HeldLock, ReceivedLogSync, ValidatorSet, MAX_TIMEOUT_WAITS,
-    TIMEOUT_RETRY_DELAY,
-};
-pub use health::{
-    Health, HealthPolicy, HealthRecord, HealthState, SavedHealth, DEFAULT_MAX_COOLDOWN,
-    DEFAULT_MIN_COOLDOWN, DEFAULT_SUSPECT_AFTER, LATENCY_SAMPLES, MIN_HEDGE_DELAY,
-    UNKNOWN_HEDGE_DELAY,
-};
-pub use hedge::hedged;
+pub use chain_client::{ChainClient, ChainClientError, HeldLock, ReceivedLogSync, ValidatorSet};
+pub use health::{Health, HealthPolicy, HealthRecord, HealthState, SavedHealth};
 pub use listener::{ListenEvent, Listener};
 pub use metrics::describe_metrics;
-pub use options::{
-    ListenOptions, Options, RetryPolicy, DEFAULT_BACKGROUND_CATCH_UP,
-    DEFAULT_CERTIFICATE_UPLOAD_BATCH_SIZE, DEFAULT_DEADLINE, DEFAULT_MAX_CLOCK_SKEW,
-    DEFAULT_MAX_HEDGE_FANOUT, DEFAULT_MAX_RECOVERY_DEPTH, DEFAULT_PROBE_TIMEOUT,
-    DEFAULT_QUORUM_GRACE, DEFAULT_RECOVERY_BUDGET, DEFAULT_REQUEST_TIMEOUT, MIN_RETRY_DELAY,
-};
+pub use options::{ListenOptions, Options, RetryPolicy};
 pub use quorum::{communicate_with_quorum, QuorumError, QuorumTiming};
 pub use remote::RemoteNode;
-pub use shared_reads::SharedReads;
 pub use stats::{RecoveryKind, RecoveryStats};
-pub use updater::{CommunicateAction, SkewReport, ValidatorUpdater, MAX_RECOVERIES_PER_CALL};
+pub use updater::{CommunicateAction, ValidatorUpdater};

@@ -4,33 +4,6 @@ use std::time::Duration;
 
 use rand::Rng;
 
-/// Default for [`Options::quorum_grace`]: after a quorum is reached, keep listening for 20% of
-/// the time it took.
-pub const DEFAULT_QUORUM_GRACE: f64 = 0.2;
-/// Default for [`Options::deadline`]: an upper bound on any one quorum call (60 s).
-pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
-/// Default for [`Options::request_timeout`]: one request to one validator (10 s).
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default for [`Options::max_clock_skew`]: how long the client waits for a validator whose
-/// clock is behind (5 s).
-pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(5);
-/// Default for [`Options::certificate_upload_batch_size`]: certificates per batch when bringing
-/// a validator up to date.
-pub const DEFAULT_CERTIFICATE_UPLOAD_BATCH_SIZE: usize = 500;
-/// Default for [`Options::background_catch_up`]: how long calls still running after a quorum may
-/// go on in the background (30 s).
-pub const DEFAULT_BACKGROUND_CATCH_UP: Duration = Duration::from_secs(30);
-/// Default for [`Options::max_recovery_depth`]: how many generations of chains (a chain's
-/// parent, the parent's parent, …) one recovery may walk up.
-pub const DEFAULT_MAX_RECOVERY_DEPTH: usize = 8;
-/// Default for [`Options::probe_timeout`]: how long a suspect validator is waited on (500 ms).
-pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
-/// Default for [`Options::max_hedge_fanout`]: validators asked at most for one read.
-pub const DEFAULT_MAX_HEDGE_FANOUT: usize = 3;
-/// Default for [`Options::recovery_budget`]: recoveries one action may perform with one
-/// validator, nested calls included.
-pub const DEFAULT_RECOVERY_BUDGET: usize = 64;
-
 /// Exponential backoff with jitter for transport errors: never zero, capped, limited in
 /// attempts.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,8 +33,8 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Shortest delay a retry ever waits, so a misconfigured policy never spins.
-pub const MIN_RETRY_DELAY: Duration = Duration::from_millis(1);
+/// Shortest delay a retry ever waits, so a misconfigured policy never spins (1 ms).
+const MIN_RETRY_DELAY: Duration = Duration::from_millis(1);
 
 impl RetryPolicy {
     /// The delay before retry number `retry` (1 for the first retry).
@@ -92,34 +65,37 @@ impl RetryPolicy {
 /// Every setting of the client side, with documented defaults; all fields are public.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
-    /// Grace after quorum, as a fraction of the time quorum took (default
-    /// [`DEFAULT_QUORUM_GRACE`]; 0 returns at quorum).
+    /// Grace after quorum, as a fraction of the time quorum took (default 0.2: keep listening
+    /// for 20% of it; 0 returns at quorum).
     pub quorum_grace: f64,
-    /// Upper bound on one quorum call (default [`DEFAULT_DEADLINE`]).
+    /// Upper bound on one quorum call (default 60 s).
     pub deadline: Duration,
-    /// Timeout of one request to one validator (default [`DEFAULT_REQUEST_TIMEOUT`]).
+    /// Timeout of one request to one validator (default 10 s).
     pub request_timeout: Duration,
     /// Retries of transport errors.
     pub retry: RetryPolicy,
     /// Longest wait for a validator whose clock is behind the block's timestamp (default
-    /// [`DEFAULT_MAX_CLOCK_SKEW`]); beyond it the proposal fails.
+    /// 5 s); beyond it the proposal fails.
     pub max_clock_skew: Duration,
-    /// Certificates per batch when bringing a validator up to date (default
-    /// [`DEFAULT_CERTIFICATE_UPLOAD_BATCH_SIZE`]).
+    /// Certificates per batch when bringing a validator up to date (default 500).
     pub certificate_upload_batch_size: usize,
-    /// Time budget for calls still running after a quorum returned (default
-    /// [`DEFAULT_BACKGROUND_CATCH_UP`]); zero cancels them at once.
+    /// Time budget for calls still running after a quorum returned (default 30 s); zero
+    /// cancels them at once.
     pub background_catch_up: Duration,
     /// How many generations of chains a recovery may walk up: only a chain's parent counts
-    /// as a level (default [`DEFAULT_MAX_RECOVERY_DEPTH`]).
+    /// as a level (default 8).
     pub max_recovery_depth: usize,
     /// Recoveries one action may perform with one validator, nested calls included (default
-    /// [`DEFAULT_RECOVERY_BUDGET`]); a Byzantine validator inventing causes runs out of it.
+    /// 64); a Byzantine validator inventing causes runs out of it.
     pub recovery_budget: usize,
-    /// Timeout of one request to a suspect validator, without retries (default
-    /// [`DEFAULT_PROBE_TIMEOUT`]; never more than `request_timeout`).
+    /// Most sends of one request to one validator, whatever its refusals (default 16): a
+    /// bound beside the once-per-cause rule and `recovery_budget`, so the loop ends even if
+    /// both were set carelessly.
+    pub max_recoveries_per_call: usize,
+    /// Timeout of one request to a suspect validator, without retries (default 500 ms; never
+    /// more than `request_timeout`).
     pub probe_timeout: Duration,
-    /// Most validators one hedged read asks (default [`DEFAULT_MAX_HEDGE_FANOUT`]).
+    /// Most validators one hedged read asks (default 3).
     pub max_hedge_fanout: usize,
     /// Most entries of one validator's received log one sync reads, in entries (default
     /// 10,000, i.e. 400 KB per validator); the rest is read by the next sync. Bounds what a
@@ -135,6 +111,12 @@ pub struct Options {
     /// in rounds (default 32). They do not count towards `max_rounds_per_block`: with two
     /// owners of equal weight, a call waits more than 32 rounds in a row once in 2³².
     pub max_waited_rounds: u32,
+    /// Most times a call waits for the validators' round deadlines in one round before it
+    /// gives up asking for timeout votes (default 4).
+    pub max_timeout_waits: u32,
+    /// How long a call waits before asking for timeout votes again when the answers named
+    /// no deadline a quorum agrees on (default 100 ms).
+    pub timeout_retry_delay: Duration,
     /// How a [`Listener`](crate::Listener) keeps its subscriptions and treats what they bring.
     pub listen: ListenOptions,
 }
@@ -189,21 +171,24 @@ impl Default for ListenOptions {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            quorum_grace: DEFAULT_QUORUM_GRACE,
-            deadline: DEFAULT_DEADLINE,
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            quorum_grace: 0.2,
+            deadline: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
-            max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
-            certificate_upload_batch_size: DEFAULT_CERTIFICATE_UPLOAD_BATCH_SIZE,
-            background_catch_up: DEFAULT_BACKGROUND_CATCH_UP,
-            max_recovery_depth: DEFAULT_MAX_RECOVERY_DEPTH,
-            recovery_budget: DEFAULT_RECOVERY_BUDGET,
-            probe_timeout: DEFAULT_PROBE_TIMEOUT,
-            max_hedge_fanout: DEFAULT_MAX_HEDGE_FANOUT,
+            max_clock_skew: Duration::from_secs(5),
+            certificate_upload_batch_size: 500,
+            background_catch_up: Duration::from_secs(30),
+            max_recovery_depth: 8,
+            recovery_budget: 64,
+            max_recoveries_per_call: 16,
+            probe_timeout: Duration::from_millis(500),
+            max_hedge_fanout: 3,
             max_received_log_entries_per_sync: 10_000,
             received_log_downloads_in_flight: 16,
             max_rounds_per_block: 8,
             max_waited_rounds: 32,
+            max_timeout_waits: 4,
+            timeout_retry_delay: Duration::from_millis(100),
             listen: ListenOptions::default(),
         }
     }

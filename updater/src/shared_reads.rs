@@ -88,7 +88,7 @@ impl State {
 /// A validator reached through `inner`, its identical reads in flight shared and its
 /// unchanging answers kept, at most `max_kept_bytes` of them (see the module's
 /// documentation). Everything else goes straight to `inner`.
-pub struct SharedReads {
+pub(crate) struct SharedReads {
     inner: Arc<dyn ValidatorNode>,
     max_kept_bytes: usize,
     state: Mutex<State>,
@@ -97,7 +97,7 @@ pub struct SharedReads {
 impl SharedReads {
     /// Shares the reads of `inner`, keeping at most `max_kept_bytes` of answers (their BCS
     /// size; zero keeps nothing and only shares reads in flight).
-    pub fn new(inner: Arc<dyn ValidatorNode>, max_kept_bytes: usize) -> Self {
+    pub(crate) fn new(inner: Arc<dyn ValidatorNode>, max_kept_bytes: usize) -> Self {
         SharedReads {
             inner,
             max_kept_bytes,
@@ -106,7 +106,8 @@ impl SharedReads {
     }
 
     /// Bytes of answers kept now.
-    pub fn kept_bytes(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn kept_bytes(&self) -> usize {
         self.state().kept_bytes
     }
 

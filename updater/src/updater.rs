@@ -39,18 +39,14 @@ use quorum_core::{
 };
 use quorum_node::Worker;
 
-pub use action::{CommunicateAction, SkewReport};
+pub use action::CommunicateAction;
+pub(crate) use action::SkewReport;
 
 use crate::options::Options;
 use crate::remote::RemoteNode;
 use crate::stats::{RecoveryKind, RecoveryStats};
 use drive::Context;
 use planner::{Budget, Planner, Request, Subject};
-
-/// Most sends of one request to one validator, whatever the refusals: a bound beside the
-/// planner's once-per-cause rule and the action's budget, so the loop ends even if both
-/// were changed carelessly.
-pub const MAX_RECOVERIES_PER_CALL: usize = 16;
 
 /// Brings one remote validator up to date from the client's local node while obtaining what an
 /// action needs. Every recovery runs at most once per distinct cause, so a Byzantine validator
@@ -69,6 +65,8 @@ pub struct ValidatorUpdater<S> {
     /// Recoveries left for this action, nested calls included; shared by clones, so every
     /// call made on behalf of one action draws on one budget (DESIGN §5.4.1).
     budget: Arc<Budget>,
+    /// Where a proposal reports the clock skew it observes (the chain client's proposals).
+    skew_reports: Option<mpsc::UnboundedSender<SkewReport>>,
 }
 
 impl<S> Clone for ValidatorUpdater<S> {
@@ -80,6 +78,7 @@ impl<S> Clone for ValidatorUpdater<S> {
             options: self.options.clone(),
             stats: self.stats.clone(),
             budget: self.budget.clone(),
+            skew_reports: self.skew_reports.clone(),
         }
     }
 }
@@ -107,8 +106,8 @@ fn time_delta(duration: Duration) -> TimeDelta {
 }
 
 impl<S: Storage + 'static> ValidatorUpdater<S> {
-    /// An updater for `remote`.
-    pub fn new(
+    /// An updater for `remote` (made by [`ChainClient::updater`](crate::ChainClient::updater)).
+    pub(crate) fn new(
         remote: RemoteNode,
         local: Arc<Worker<S>>,
         admin_chain: ChainId,
@@ -123,7 +122,14 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
             options,
             stats,
             budget,
+            skew_reports: None,
         }
+    }
+
+    /// The same updater, its proposals reporting the clock skew they observe to `reports`.
+    pub(crate) fn reporting_skew(mut self, reports: mpsc::UnboundedSender<SkewReport>) -> Self {
+        self.skew_reports = Some(reports);
+        self
     }
 
     /// An updater for the same validator with a recovery budget of its own (a new action).
@@ -267,19 +273,13 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
     ) -> Result<LiteVote, NodeError> {
         let round = action.round();
         match action {
-            CommunicateAction::SubmitBlock {
-                proposal,
-                blobs,
-                skew_reports,
-            } => {
+            CommunicateAction::SubmitBlock { proposal, blobs } => {
                 let kind = if round.is_fast() {
                     VoteKind::Confirmed
                 } else {
                     VoteKind::Validated
                 };
-                let response = self
-                    .send_block_proposal(&proposal, &blobs, skew_reports.as_ref())
-                    .await?;
+                let response = self.send_block_proposal(&proposal, &blobs).await?;
                 self.check_vote(response.info.manager.pending.as_ref(), kind, round)
             }
             CommunicateAction::FinalizeBlock {
@@ -332,12 +332,11 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
     }
 
     /// Proposes a block, repairing what the remote says it lacks (DESIGN §5.2.1). `blobs`
-    /// are the ones the block itself publishes; skew seen on the way goes to `skew_reports`.
+    /// are the ones the block itself publishes.
     pub async fn send_block_proposal(
         &self,
         proposal: &BlockProposal,
         blobs: &[Blob],
-        skew_reports: Option<&mpsc::UnboundedSender<SkewReport>>,
     ) -> Result<ChainInfoResponse, NodeError> {
         let planner = self
             .planner_for(Request::Proposal, proposal.block(), proposal.round(), false)
@@ -345,7 +344,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         let context = Context {
             depth: 0,
             blobs,
-            skew_reports,
+            skew_reports: self.skew_reports.as_ref(),
         };
         self.drive(planner, context, |_| {
             self.call(|| self.remote.node.handle_block_proposal(proposal.clone()))

@@ -20,13 +20,9 @@ fn updater(
     v: usize,
     node: Arc<dyn ValidatorNode>,
 ) -> ValidatorUpdater<quorum_node::MemoryStorage> {
-    ValidatorUpdater::new(
-        RemoteNode::new(net.secrets[v].public(), node),
-        net.local.clone(),
-        net.chains[0],
-        Arc::new(quorum_testkit::test_options()),
-        Arc::default(),
-    )
+    // A client of its own: the updater counts its repairs apart from every other.
+    net.client(0)
+        .updater(RemoteNode::new(net.secrets[v].public(), node))
 }
 
 #[tokio::test(start_paused = true)]
@@ -60,7 +56,6 @@ async fn false_blobs_not_found_is_a_protocol_violation_and_uploads_nothing() {
         .send_chain_update(CommunicateAction::SubmitBlock {
             proposal: Box::new(proposal),
             blobs: vec![],
-            skew_reports: None,
         })
         .await;
     assert_eq!(
@@ -92,7 +87,6 @@ async fn votes_signed_by_another_key_are_refused() {
             .send_chain_update(CommunicateAction::SubmitBlock {
                 proposal: Box::new(proposal.clone()),
                 blobs: vec![],
-                skew_reports: None,
             })
             .await;
         assert_eq!(
@@ -201,13 +195,12 @@ async fn a_validator_answering_every_recoverable_error_cannot_loop_the_client() 
         .send_chain_update(CommunicateAction::SubmitBlock {
             proposal: Box::new(proposal),
             blobs: vec![],
-            skew_reports: None,
         })
         .await;
     assert!(result.is_err());
     let asked = adversary.interceptor().proposals.load(Ordering::SeqCst);
     assert!(
-        asked <= quorum_updater::MAX_RECOVERIES_PER_CALL as u64,
+        asked <= quorum_testkit::test_options().max_recoveries_per_call as u64,
         "asked {asked} times"
     );
     assert!(start.elapsed() < Duration::from_secs(60));

@@ -165,22 +165,26 @@ async fn invalid_timestamp_reports_skew_before_sleeping_then_commits() {
     let block = client.make_block(vec![]).await.unwrap();
     let proposal = quorum_core::BlockProposal::new(block, Round::MultiLeader(0), &net.owners[1]);
     let (updater, _) = updater_for(&net, &client, 3);
-    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
     let start = tokio::time::Instant::now();
     let task = tokio::spawn(async move {
         updater
             .send_chain_update(CommunicateAction::SubmitBlock {
                 proposal: Box::new(proposal),
                 blobs: vec![],
-                skew_reports: Some(sender),
             })
             .await
     });
     // The report arrives while the updater is still sleeping.
-    let (validator, skew) = receiver.recv().await.unwrap();
+    let stats = client.stats().clone();
+    tokio::time::timeout(Duration::from_millis(500), async {
+        while stats.max_skew().is_none() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("the skew is reported at once");
     assert!(!task.is_finished());
-    assert_eq!(validator, net.secrets[3].public());
-    assert_eq!(skew, 2_000_000);
+    assert_eq!(client.stats().max_skew(), Some(2_000_000));
     let vote = task.await.unwrap().unwrap();
     vote.check(&net.secrets[3].public()).unwrap();
     let waited = start.elapsed();
@@ -208,7 +212,6 @@ async fn invalid_timestamp_beyond_the_maximum_skew_fails_without_sleeping() {
         .send_chain_update(CommunicateAction::SubmitBlock {
             proposal: Box::new(proposal),
             blobs: vec![],
-            skew_reports: None,
         })
         .await;
     assert!(matches!(
@@ -306,13 +309,10 @@ fn updater_for(
         99,
     );
     let handle = node.handle();
-    let updater = ValidatorUpdater::new(
-        quorum_updater::RemoteNode::new(net.secrets[v].public(), Arc::new(node)),
-        net.local.clone(),
-        net.chains[0],
-        Arc::new(quorum_testkit::test_options()),
-        client.stats().clone(),
-    );
+    let updater = client.updater(quorum_updater::RemoteNode::new(
+        net.secrets[v].public(),
+        Arc::new(node),
+    ));
     (updater, handle)
 }
 

@@ -357,12 +357,12 @@ impl<S: Storage + 'static> ChainClient<S> {
         let action = CommunicateAction::SubmitBlock {
             proposal: Box::new(proposal.clone()),
             blobs: blobs.clone(),
-            skew_reports: Some(skew_sender),
         };
-        let result = self.collect_votes(&committee, &remotes, action).await;
+        let result = self
+            .collect_votes(&committee, &remotes, action, Some(skew_sender))
+            .await;
         let mut reports = Vec::new();
         while let Ok(report) = skew_receiver.try_recv() {
-            self.stats.record_skew(report.1);
             reports.push(report);
         }
         let votes = match result {
@@ -444,7 +444,7 @@ impl<S: Storage + 'static> ChainClient<S> {
             blobs,
             delivery: CrossChainDelivery::NonBlocking,
         };
-        let votes = self.collect_votes(committee, remotes, action).await?;
+        let votes = self.collect_votes(committee, remotes, action, None).await?;
         if votes.first().map(|(_, v)| v.value_hash) != Some(value.hash()) {
             return Err(ChainClientError::UnexpectedValue);
         }

@@ -17,12 +17,6 @@ use crate::RemoteNode;
 use super::signatures::quorum_signatures;
 use super::{ChainClient, ChainClientError};
 
-/// Most times the client waits for validators' round deadlines per round.
-pub const MAX_TIMEOUT_WAITS: u32 = 4;
-/// How long the client waits before asking for timeout votes again when the answers named no
-/// deadline a quorum agrees on (100 ms).
-pub const TIMEOUT_RETRY_DELAY: TimeDelta = TimeDelta::from_millis(100);
-
 /// Whether a failed proposal is worth another round: some validators answered what a round
 /// that stalled answers (another round or height, a lock, a vote already given, no answer in
 /// time, a peer that misbehaved). Every answer counts, not only the heaviest: a minority's
@@ -149,13 +143,17 @@ impl<S: Storage + 'static> ChainClient<S> {
                 }
                 Err(error) => {
                     waits += 1;
-                    if waits > MAX_TIMEOUT_WAITS {
+                    if waits > self.options.max_timeout_waits {
                         return Err(error.into());
                     }
                     let now = self.local.clock().now();
                     let cap = now.saturating_add(duration).saturating_add(allowance);
                     let reported = due.lock().map(|due| due.clone()).unwrap_or_default();
-                    let until = round_due(&committee, &reported, now, cap);
+                    let retry = TimeDelta(
+                        u64::try_from(self.options.timeout_retry_delay.as_micros())
+                            .unwrap_or(u64::MAX),
+                    );
+                    let until = round_due(&committee, &reported, now, cap, retry);
                     debug!(?round, ?until, "waiting for the round deadline");
                     // One millisecond past it, so that a validator's clock has passed it too.
                     self.local
@@ -220,12 +218,13 @@ impl<S: Storage + 'static> ChainClient<S> {
 /// When to ask again for timeout votes, at `now`, given the deadlines validators `reported`
 /// (never later than `cap`): counting the silent validators as due gives the earliest instant a
 /// quorum can be due; once that has passed in vain, the quorum of those that named a deadline;
-/// with neither ahead, after [`TIMEOUT_RETRY_DELAY`].
+/// with neither ahead, after `retry` (`Options::timeout_retry_delay`).
 fn round_due(
     committee: &Committee,
     reported: &[(ValidatorPublicKey, Timestamp)],
     now: Timestamp,
     cap: Timestamp,
+    retry: TimeDelta,
 ) -> Timestamp {
     match quorum_deadline(committee, reported, Silent::MayBeDue) {
         Some(deadline) if deadline > now => Some(deadline),
@@ -234,7 +233,7 @@ fn round_due(
         }
     }
     .map(|deadline| deadline.min(cap))
-    .unwrap_or(now.saturating_add(TIMEOUT_RETRY_DELAY))
+    .unwrap_or(now.saturating_add(retry))
 }
 
 #[cfg(test)]

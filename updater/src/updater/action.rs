@@ -1,7 +1,5 @@
 //! What an updater obtains from a validator: [`CommunicateAction`].
 
-use tokio::sync::mpsc;
-
 use quorum_core::{
     Blob, BlockHeight, BlockProposal, ChainId, CrossChainDelivery, Round,
     ValidatedBlockCertificate, ValidatorPublicKey,
@@ -9,7 +7,7 @@ use quorum_core::{
 
 /// A clock-skew report: the validator, and how far our clock is ahead of its clock, in
 /// microseconds: `max(0, our send time − its time)`, so never negative.
-pub type SkewReport = (ValidatorPublicKey, i64);
+pub(crate) type SkewReport = (ValidatorPublicKey, i64);
 
 /// What to obtain from a validator.
 #[derive(Clone, Debug)]
@@ -21,8 +19,6 @@ pub enum CommunicateAction {
         proposal: Box<BlockProposal>,
         /// The contents of the blobs the block itself publishes.
         blobs: Vec<Blob>,
-        /// Where to report clock skew observed on the way.
-        skew_reports: Option<mpsc::UnboundedSender<SkewReport>>,
     },
     /// Send a validated certificate and get the confirmation vote.
     FinalizeBlock {

@@ -13,7 +13,7 @@ use quorum_core::{
 
 use super::action::SkewReport;
 use super::planner::{clock_skew, Decision, Planner, Step};
-use super::{is_retryable, violation, ValidatorUpdater, MAX_RECOVERIES_PER_CALL};
+use super::{is_retryable, violation, ValidatorUpdater};
 
 /// What a request carries besides its subject: what its steps may need.
 #[derive(Clone, Copy, Default)]
@@ -41,7 +41,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         Fut: Future<Output = Result<ChainInfoResponse, NodeError>>,
     {
         let chain_id = planner.subject().chain_id;
-        for _ in 0..=MAX_RECOVERIES_PER_CALL {
+        for _ in 0..=self.options.max_recoveries_per_call {
             // Our time when the request leaves: the remote reads its clock after that, so a
             // slow answer never looks like a clock behind ours.
             let sent_at = self.local.clock().now();
@@ -52,12 +52,13 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
                 }
                 Err(error) => error,
             };
-            if let (NodeError::InvalidTimestamp { local_time, .. }, Some(reports)) =
-                (&error, context.skew_reports)
-            {
+            if let NodeError::InvalidTimestamp { local_time, .. } = &error {
                 let skew = clock_skew(sent_at, *local_time);
                 let micros = i64::try_from(skew.as_micros()).unwrap_or(i64::MAX);
-                let _ = reports.send((self.remote.public_key, micros));
+                self.stats.record_skew(micros);
+                if let Some(reports) = context.skew_reports {
+                    let _ = reports.send((self.remote.public_key, micros));
+                }
             }
             if let Ok(state) = self.local.chain_state(chain_id).await {
                 planner.observe_local_next(state.next_height());
