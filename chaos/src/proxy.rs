@@ -38,8 +38,8 @@ mod error;
 mod fault;
 mod handle;
 mod pacer;
+mod proxy_stats;
 mod relay;
-mod stats;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -52,7 +52,7 @@ use tokio::task::{JoinHandle, JoinSet};
 pub use error::ProxyError;
 pub use fault::ProxyFault;
 pub use handle::ProxyHandle;
-pub use stats::ProxyStats;
+pub use proxy_stats::ProxyStats;
 
 use connection::{reset, serve};
 use error::ensure_loopback;

@@ -19,11 +19,11 @@ use quorum_transport_tcp::ClientConfig;
 use quorum_updater::{ChainClient, Options, RemoteNode, ValidatorSet};
 
 use crate::address::{Clients, Scheme};
-use crate::config::Limits;
 use crate::error::CliError;
 use crate::setup::{self, CommitteeSetup};
 use crate::summary::{Summary, ValidatorRow};
 use crate::validator;
+use crate::validator_config::LimitsConfig;
 use fault_plan::{FaultKind, FAULT_AT, LATE_START_AT, RECOVER_AT};
 use health_watch::HealthWatch;
 use member::DemoValidator;
@@ -443,7 +443,7 @@ async fn start_validators(
                     &node.database,
                     genesis,
                     key.clone(),
-                    &Limits::default(),
+                    &LimitsConfig::default(),
                 )
                 .await?;
                 let memory = MemoryNode::new(

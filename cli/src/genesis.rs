@@ -16,11 +16,11 @@ use quorum_node::Genesis;
 
 use crate::address::Layout;
 use crate::committee_file::{CommitteeFile, Member};
-use crate::config::ValidatorConfig;
 use crate::error::CliError;
 use crate::files::{self, GENESIS_COPY_FILE, GENESIS_FILE};
 use crate::keys;
 use crate::setup;
+use crate::validator_config::ValidatorConfig;
 use crate::wallet::{PortableWallet, WalletChain, WALLET_FILE};
 
 /// `quorum genesis`: the genesis of a committee across machines.

@@ -8,13 +8,13 @@ use rand::rngs::OsRng;
 
 use quorum_core::ValidatorSecretKey;
 
-use crate::config::ValidatorConfig;
 use crate::error::CliError;
 use crate::files::{ensure_absent, write_new, GENESIS_FILE};
 use crate::keys::{
     generate_network_key, write_network_key, write_validator_key, CONFIG_FILE, DATABASE_FILE,
     KEY_FILE, NETWORK_KEY_FILE, PUBLIC_KEY_FILE,
 };
+use crate::validator_config::ValidatorConfig;
 
 /// `quorum keygen`: makes a validator key on the machine that will run the validator.
 #[derive(Clone, Debug, clap::Args)]

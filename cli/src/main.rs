@@ -8,7 +8,6 @@ mod byzantine;
 mod chaos;
 mod client;
 mod committee_file;
-mod config;
 mod demo;
 mod error;
 mod files;
@@ -27,6 +26,7 @@ mod summary;
 mod testing_clock;
 mod update_phase;
 mod validator;
+mod validator_config;
 mod wallet;
 mod watch;
 

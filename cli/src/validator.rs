@@ -12,11 +12,11 @@ use quorum_node::{Clock, Genesis, SystemClock, Worker, WorkerConfig};
 use quorum_store_redb::RedbStorage;
 use quorum_transport_tcp::{Server, ServerConfig, ValidatorHandler};
 
-use crate::config::{Limits, ValidatorConfig};
 use crate::error::CliError;
 use crate::files;
 use crate::keys;
 use crate::storage_config::StorageConfig;
+use crate::validator_config::{LimitsConfig, ValidatorConfig};
 
 mod listeners;
 pub(crate) mod sharded;
@@ -30,7 +30,7 @@ pub async fn open_worker(
     database: &Path,
     genesis: &Genesis,
     key: ValidatorSecretKey,
-    limits: &Limits,
+    limits: &LimitsConfig,
 ) -> Result<Arc<RedbWorker>, CliError> {
     let storage = RedbStorage::open(database)?;
     worker_on(storage, genesis, key, limits, Arc::new(SystemClock)).await
@@ -41,7 +41,7 @@ pub(crate) async fn worker_on<S: Storage + 'static>(
     storage: S,
     genesis: &Genesis,
     key: ValidatorSecretKey,
-    limits: &Limits,
+    limits: &LimitsConfig,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<Worker<S>>, CliError> {
     let admin = genesis.initialize(&storage, clock.now()).await?;

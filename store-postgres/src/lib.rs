@@ -34,20 +34,20 @@
 
 #![warn(unreachable_pub)]
 
-mod config;
 mod detached;
 mod error;
 mod pool;
+mod postgres_config;
+mod round_trips;
 mod schema;
 mod scratch;
 mod shard;
-mod stats;
 mod storage;
 mod write;
 
-pub use config::{has_password, redacted, PostgresConfig};
 pub use error::PostgresError;
+pub use postgres_config::{has_password, redacted, PostgresConfig};
+pub use round_trips::{describe_metrics, round_trips, RoundTrips};
 pub use scratch::ScratchDatabase;
 pub use shard::{ShardClaim, ShardLease};
-pub use stats::{describe_metrics, round_trips, RoundTrips};
 pub use storage::PostgresStorage;

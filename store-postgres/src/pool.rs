@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, NoTls};
 
-use crate::config::{redacted, PostgresConfig};
 use crate::error::PostgresError;
+use crate::postgres_config::{redacted, PostgresConfig};
 
 /// A bounded pool of connections to one database.
 pub(crate) struct Pool {

@@ -2,9 +2,9 @@
 //! server, and dropped at its end, so that nothing is left behind and no run sees another's
 //! tables. The role needs the `CREATEDB` privilege.
 
-use crate::config::PostgresConfig;
 use crate::error::PostgresError;
 use crate::pool::Pool;
+use crate::postgres_config::PostgresConfig;
 use crate::schema::is_identifier;
 
 /// A database of its own on the server of a configuration.
@@ -82,7 +82,7 @@ fn with_database(url: &str, database: &str) -> Result<String, PostgresError> {
     let not_a_url = || {
         PostgresError::Config(format!(
             "{} is not a postgres:// URL naming a database",
-            crate::config::redacted(url)
+            crate::postgres_config::redacted(url)
         ))
     };
     let (scheme, rest) = url.split_once("://").ok_or_else(not_a_url)?;

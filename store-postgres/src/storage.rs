@@ -15,10 +15,10 @@ use quorum_core::{
     StorageError, StorageErrorKind,
 };
 
-use crate::config::PostgresConfig;
 use crate::detached::Detached;
 use crate::error::PostgresError;
 use crate::pool::Pool;
+use crate::postgres_config::PostgresConfig;
 use crate::schema::{is_identifier, migrate};
 use crate::write::{apply, encode, fence, stored};
 
@@ -131,7 +131,7 @@ impl PostgresStorage {
         self.inner.detached.settled().await;
         let connection = self.inner.pool.get().await.map_err(read)?;
         let timeout = self.inner.pool.config().statement_timeout;
-        crate::stats::count_read();
+        crate::round_trips::count_read();
         match tokio::time::timeout(timeout, connection.client().query(statement, params)).await {
             Ok(Ok(rows)) => Ok(rows),
             Ok(Err(error)) => Err(read(error.into())),

@@ -10,7 +10,7 @@ use quorum_core::{Batch, Write};
 
 use crate::error::PostgresError;
 use crate::pool::Pool;
-use crate::stats;
+use crate::round_trips;
 
 /// The longest pause between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -277,7 +277,7 @@ async fn transaction(
         Ok(answers) => answers,
         Err(_) => return Err(Failed::Retry(PostgresError::Timeout(timeout))),
     };
-    stats::count_write();
+    round_trips::count_write();
     begun.map_err(|error| before_commit(error.into()))?;
     if let Err(error) = &inserted {
         if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
@@ -295,7 +295,7 @@ async fn transaction(
         return Err(Failed::Fatal(PostgresError::LeaseLost));
     }
     let committed = timed(timeout, client.batch_execute("COMMIT")).await;
-    stats::count_write();
+    round_trips::count_write();
     match committed {
         Ok(()) => Ok(Landed::Now),
         Err(PostgresError::Query(error))

@@ -14,10 +14,10 @@
 //! structured values are BCS, blob contents and event payloads raw bytes.
 
 mod error;
-mod options;
+mod redb_options;
 mod storage;
 mod tables;
 
 pub use error::{Access, Error};
-pub use options::{Durability, RedbOptions};
+pub use redb_options::{Durability, RedbOptions};
 pub use storage::RedbStorage;

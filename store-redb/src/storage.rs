@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Access, Error};
-use crate::options::{Durability, RedbOptions};
+use crate::redb_options::{Durability, RedbOptions};
 use crate::tables::{
     blob_key, event_key, hash_key, height_key, names, outbox_key, BlobKey, Bytes, EventKey,
     HashKey, HeightKey, OutboxKey, BLOBS, BLOB_STATES, CERTIFICATES, CERTIFICATE_HASHES,

@@ -29,7 +29,7 @@ use crate::fixtures::{
 };
 use crate::must::must;
 
-mod protocol;
+mod by_hand;
 
 /// Seed of a test network's validator keys ([`validator_keys`]).
 pub const VALIDATOR_SEED: u64 = 42;

@@ -9,8 +9,8 @@ use quorum_core::TransportErrorKind;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::call_stats::{CallStats, Counters};
 use crate::fault::{Fault, NotificationFault};
-use crate::stats::{CallStats, Counters};
 
 /// A cloneable handle on one [`MemoryNode`](crate::MemoryNode)'s fault and call counts.
 ///

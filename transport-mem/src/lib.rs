@@ -36,16 +36,16 @@
 
 #![warn(unreachable_pub)]
 
+mod call_stats;
 mod fault;
 mod handle;
 mod node;
 mod notify;
 mod round_trip;
-mod stats;
 mod tamper;
 
+pub use call_stats::CallStats;
 pub use fault::{Fault, NotificationFault};
 pub use handle::FaultHandle;
 pub use node::MemoryNode;
 pub use round_trip::round_trip;
-pub use stats::CallStats;

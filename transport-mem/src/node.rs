@@ -16,11 +16,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::call_stats::CallStats;
 use crate::fault::Fault;
 use crate::handle::{Admission, FaultHandle};
 use crate::notify::{faulty_stream, Faults};
 use crate::round_trip::round_trip;
-use crate::stats::CallStats;
 use crate::tamper::{strip_votes, tamper_response, Signers};
 
 /// Mixed into the seed to derive [`Fault::WrongKey`]'s default key, so that drawing it does not

@@ -58,7 +58,7 @@ mod config;
 mod error;
 mod metrics;
 #[cfg(test)]
-mod protocol;
+mod protocol_on_the_wire;
 mod server;
 mod validator;
 mod wire;
@@ -68,7 +68,7 @@ pub use config::{ClientConfig, ServerConfig};
 pub use error::TransportError;
 pub use metrics::describe_metrics;
 pub use server::handler::{Answer, Handler};
-pub use server::stats::ServerStats;
+pub use server::server_stats::ServerStats;
 pub use server::streams::{Reservation, StreamCap, Streams};
 pub use server::{Server, ShutdownOutcome};
 pub use validator::{serve_validator, TcpValidatorNode, ValidatorHandler};

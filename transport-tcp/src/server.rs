@@ -29,9 +29,9 @@ pub(crate) mod poll_gate;
 pub(crate) mod receiver;
 pub(crate) mod refusal_log;
 pub(crate) mod resources;
+pub(crate) mod server_stats;
 pub(crate) mod session;
 pub(crate) mod shared_memory;
-pub(crate) mod stats;
 pub(crate) mod streams;
 
 use crate::config::ServerConfig;
@@ -39,8 +39,8 @@ use crate::error::TransportError;
 use crate::server::handler::Handler;
 use crate::server::refusal_log::RefusalLog;
 use crate::server::resources::Resources;
+use crate::server::server_stats::{Recorder, ServerStats};
 use crate::server::session::serve_connection;
-use crate::server::stats::{Recorder, ServerStats};
 use crate::wire::frame::WireMessage;
 
 /// First pause after a failed `accept` (e.g. out of file descriptors) before trying again: 5 ms,

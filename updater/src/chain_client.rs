@@ -38,8 +38,8 @@ pub use validators::ValidatorSet;
 use crate::catch_up::CatchUp;
 use crate::options::Options;
 use crate::quorum::{communicate_with_quorum, QuorumError, QuorumTiming};
+use crate::recovery_stats::RecoveryStats;
 use crate::remote::RemoteNode;
-use crate::stats::RecoveryStats;
 use crate::updater::{CommunicateAction, SkewReport, ValidatorUpdater};
 
 /// Drives blocks of one chain through the committee, bringing validators up to date on the way.

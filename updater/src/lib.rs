@@ -51,9 +51,9 @@ mod listener;
 mod metrics;
 mod options;
 mod quorum;
+mod recovery_stats;
 mod remote;
 mod shared_reads;
-mod stats;
 mod updater;
 
 pub use catch_up::CatchUp;
@@ -63,6 +63,6 @@ pub use listener::{ListenEvent, Listener};
 pub use metrics::describe_metrics;
 pub use options::{ListenOptions, Options, RetryPolicy};
 pub use quorum::{communicate_with_quorum, QuorumError, QuorumTiming};
+pub use recovery_stats::{RecoveryKind, RecoveryStats};
 pub use remote::RemoteNode;
-pub use stats::{RecoveryKind, RecoveryStats};
 pub use updater::{CommunicateAction, ValidatorUpdater};

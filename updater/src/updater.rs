@@ -43,10 +43,10 @@ pub use action::CommunicateAction;
 pub(crate) use action::SkewReport;
 
 use crate::options::Options;
+use crate::recovery_stats::{RecoveryKind, RecoveryStats};
 use crate::remote::RemoteNode;
-use crate::stats::{RecoveryKind, RecoveryStats};
 use drive::Context;
-use planner::{Budget, Planner, Request, Subject};
+use planner::{Asked, Budget, Planner, Subject};
 
 /// Brings one remote validator up to date from the client's local node while obtaining what an
 /// action needs. Every recovery runs at most once per distinct cause, so a Byzantine validator
@@ -245,17 +245,17 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         Ok(vote.clone())
     }
 
-    /// The planner of a `request` about `block` in `round`.
+    /// The planner of what is `asked` about `block` in `round`.
     async fn planner_for(
         &self,
-        request: Request,
+        asked: Asked,
         block: &Block,
         round: Round,
         lite: bool,
     ) -> Result<Planner, NodeError> {
         let local_next = self.local.chain_state(block.chain_id).await?.next_height();
         let subject = Subject::for_block(
-            request,
+            asked,
             block,
             round,
             self.admin_chain,
@@ -339,7 +339,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         blobs: &[Blob],
     ) -> Result<ChainInfoResponse, NodeError> {
         let planner = self
-            .planner_for(Request::Proposal, proposal.block(), proposal.round(), false)
+            .planner_for(Asked::Proposal, proposal.block(), proposal.round(), false)
             .await?;
         let context = Context {
             depth: 0,
@@ -361,7 +361,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
     ) -> Result<ChainInfoResponse, NodeError> {
         let block = certificate.value().block();
         let planner = self
-            .planner_for(Request::Validated, block, certificate.round(), true)
+            .planner_for(Asked::Validated, block, certificate.round(), true)
             .await?;
         let context = Context {
             depth: 0,
@@ -427,7 +427,7 @@ impl<S: Storage + 'static> ValidatorUpdater<S> {
         async move {
             let block = certificate.value().block();
             let planner = self
-                .planner_for(Request::Confirmed, block, certificate.round(), try_lite)
+                .planner_for(Asked::Confirmed, block, certificate.round(), try_lite)
                 .await?;
             let context = Context {
                 depth,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::fault::ProxyFault;
-use super::stats::{Counters, ProxyStats};
+use super::proxy_stats::{Counters, ProxyStats};
 
 /// A cheap cloneable handle on one [`FaultProxy`](super::FaultProxy)'s fault and counters.
 ///

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::fault::ProxyFault;
 use super::handle::FaultState;
 use super::pacer::Pacer;
-use super::stats::{Counters, Direction};
+use super::proxy_stats::{Counters, Direction};
 
 /// The most one read takes from a socket, in bytes: the unit that
 /// [`ProxyFault::Latency`] delays.

@@ -13,11 +13,11 @@ use quorum_core::{AccountSecretKey, ChainId, Committee, ValidatorInfo, Validator
 use quorum_node::Genesis;
 
 use super::processes::ValidatorProcess;
-use crate::config::ValidatorConfig;
 use crate::error::CliError;
 use crate::files::{self, GENESIS_FILE};
 use crate::keys;
 use crate::setup::genesis_chain;
+use crate::validator_config::ValidatorConfig;
 
 /// A chain of the run and the keys of its owners.
 #[derive(Clone, Debug)]

@@ -27,9 +27,9 @@ use quorum_transport_tcp::{Server, ServerConfig};
 use super::args::Transport;
 use super::storage::{Place, Serving};
 use crate::address::Scheme;
-use crate::config::Limits;
 use crate::error::CliError;
 use crate::validator::{self, RedbWorker};
+use crate::validator_config::LimitsConfig;
 
 /// Connections a hung validator holds at once; beyond that the oldest is closed.
 const MAX_HELD_CONNECTIONS: usize = 64;
@@ -213,7 +213,7 @@ impl DemoValidator {
                     &self.database,
                     genesis,
                     self.key.clone(),
-                    &Limits::default(),
+                    &LimitsConfig::default(),
                 )
                 .await?;
                 match &self.network_key {

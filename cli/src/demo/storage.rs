@@ -16,12 +16,12 @@ use quorum_node::{Genesis, SystemClock};
 use quorum_store_postgres::{PostgresConfig, PostgresStorage, ScratchDatabase};
 use quorum_transport_tcp::{Server, ServerConfig};
 
-use crate::config::Limits;
 use crate::error::CliError;
 use crate::shards_config::ShardsConfig;
 use crate::storage_config::{refuse_password_in_url, PASSWORD_ENV};
 use crate::validator;
 use crate::validator::sharded::{start_proxy, start_shard, RunningShard};
+use crate::validator_config::LimitsConfig;
 
 /// The environment variable naming the demo's (and the tests') database.
 pub const URL_ENV: &str = "QUORUM_POSTGRES_URL";
@@ -156,7 +156,7 @@ impl Place {
         key: &ValidatorSecretKey,
         address: &str,
     ) -> Result<Serving, CliError> {
-        let limits = Limits::default();
+        let limits = LimitsConfig::default();
         let Some(shards_config) = &self.shards else {
             let storage = PostgresStorage::connect(self.config.clone()).await?;
             let worker = validator::worker_on(

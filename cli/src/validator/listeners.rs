@@ -14,9 +14,9 @@ use quorum_transport_tcp::Server;
 
 use super::{bind, serve_node};
 use crate::address::{self, Scheme};
-use crate::config::ValidatorConfig;
 use crate::error::CliError;
 use crate::keys;
+use crate::validator_config::ValidatorConfig;
 
 /// Time QUIC servers give their peers to learn of a shutdown.
 const QUIC_SHUTDOWN_GRACE: Duration = Duration::from_secs(1);

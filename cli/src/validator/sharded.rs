@@ -42,10 +42,10 @@ use quorum_node::{Clock, Genesis, Worker, WorkerConfig};
 use quorum_store_postgres::{PostgresConfig, PostgresStorage, ShardClaim, ShardLease};
 use quorum_transport_tcp::{ClientConfig, Server, ServerConfig, TcpValidatorNode};
 
-use crate::config::{Limits, ValidatorConfig};
 use crate::error::CliError;
 use crate::shards_config::ShardsConfig;
 use crate::storage_config::StorageConfig;
+use crate::validator_config::{LimitsConfig, ValidatorConfig};
 use router::ShardRouter;
 
 /// The database settings of a sharded validator, which must be PostgreSQL.
@@ -60,7 +60,7 @@ pub fn database(config: &ValidatorConfig) -> Result<PostgresConfig, CliError> {
 
 /// What a shard server accepts: the validator's limits, except those per address, since
 /// every request comes from the proxy's one address.
-fn shard_server_config(limits: &Limits) -> ServerConfig {
+fn shard_server_config(limits: &LimitsConfig) -> ServerConfig {
     let server = limits.server_config();
     ServerConfig {
         max_connections_per_ip: server.max_connections,
@@ -100,7 +100,7 @@ impl RunningShard {
 #[allow(clippy::too_many_arguments)] // each is one thing a shard is made of
 pub async fn start_shard(
     database: PostgresConfig,
-    limits: &Limits,
+    limits: &LimitsConfig,
     shards: &ShardsConfig,
     genesis: &Genesis,
     key: ValidatorSecretKey,
@@ -148,7 +148,7 @@ pub async fn start_shard(
 /// shard owning its chain, chain-less reads from the database.
 pub async fn start_proxy(
     database: PostgresConfig,
-    limits: &Limits,
+    limits: &LimitsConfig,
     shards: &ShardsConfig,
     listener: TcpListener,
 ) -> Result<Server, CliError> {

@@ -3,7 +3,7 @@
 
 use quorum_core::{ChainId, Limits, TimeDelta};
 
-use super::held_blobs::HeldLimits;
+use super::held_blobs::HeldBlobCaps;
 use crate::notifier::NotificationConfig;
 use crate::shard::Shard;
 
@@ -83,8 +83,8 @@ impl WorkerConfig {
     }
 
     /// The bounds of the blobs held in memory.
-    pub(super) fn held_limits(&self) -> HeldLimits {
-        HeldLimits {
+    pub(super) fn held_limits(&self) -> HeldBlobCaps {
+        HeldBlobCaps {
             total_bytes: self.max_held_blob_bytes,
             chain_bytes: self.max_pending_bytes_per_chain,
             chain_blobs: self.max_pending_blobs_per_chain,

@@ -10,7 +10,7 @@ use quorum_core::{Blob, BlobId, ChainId, Limit, NodeError, TimeDelta, Timestamp}
 
 /// The bounds of [`HeldBlobs`], read from the Worker's configuration.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct HeldLimits {
+pub(crate) struct HeldBlobCaps {
     /// Bytes of pending and uploaded blobs together.
     pub total_bytes: usize,
     /// Bytes of pending blobs per chain.
@@ -80,7 +80,7 @@ impl HeldBlobs {
 
     /// Records that the node answered a certificate with `BlobsNotFound(ids)`: uploads of
     /// those blobs are welcome until the expiry. Beyond the limit the oldest wishes go.
-    pub(super) fn want(&mut self, ids: &[BlobId], now: Timestamp, limits: &HeldLimits) {
+    pub(super) fn want(&mut self, ids: &[BlobId], now: Timestamp, limits: &HeldBlobCaps) {
         let until = now.saturating_add(limits.expiry);
         for id in ids {
             self.wanted.insert(*id, until);
@@ -109,7 +109,7 @@ impl HeldBlobs {
         chain_id: ChainId,
         ids: &[BlobId],
         now: Timestamp,
-        limits: &HeldLimits,
+        limits: &HeldBlobCaps,
     ) {
         let until = now.saturating_add(limits.expiry);
         for id in ids {
@@ -137,7 +137,7 @@ impl HeldBlobs {
         &mut self,
         blob: Blob,
         now: Timestamp,
-        limits: &HeldLimits,
+        limits: &HeldBlobCaps,
     ) -> Result<(), NodeError> {
         let id = blob.id();
         if self.uploaded.contains_key(&id) {
@@ -169,7 +169,7 @@ impl HeldBlobs {
         blob: Blob,
         from_owner: bool,
         now: Timestamp,
-        limits: &HeldLimits,
+        limits: &HeldBlobCaps,
     ) -> Result<(), NodeError> {
         let id = blob.id();
         let size = blob.content.len();
@@ -202,7 +202,7 @@ impl HeldBlobs {
         Ok(())
     }
 
-    fn fits_pending(&self, chain_id: ChainId, size: usize, limits: &HeldLimits) -> bool {
+    fn fits_pending(&self, chain_id: ChainId, size: usize, limits: &HeldBlobCaps) -> bool {
         let chain = self.pending.get(&chain_id);
         let (blobs, bytes) = chain.map_or((0, 0), |chain| (chain.blobs.len(), chain.bytes));
         (chain.is_some() || self.pending.len() < limits.chains)
@@ -266,7 +266,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const LIMITS: HeldLimits = HeldLimits {
+    const LIMITS: HeldBlobCaps = HeldBlobCaps {
         total_bytes: 1_000,
         chain_bytes: 400,
         chain_blobs: 3,

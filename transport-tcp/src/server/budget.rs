@@ -23,7 +23,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-use crate::server::stats::Recorder;
+use crate::server::server_stats::Recorder;
 
 /// Which budget of the chain connection → address → address group → server a
 /// [`ConnectionBudget`] is.

@@ -27,7 +27,7 @@ use crate::error::TransportError;
 use crate::server::budget::{take_share, ConnectionBudget, ConnectionCharge, ReceiveCharge};
 use crate::server::deadline::FrameClock;
 use crate::server::resources::{PeerShare, Resources};
-use crate::server::stats::Recorder;
+use crate::server::server_stats::Recorder;
 use crate::wire::codec::FrameCodec;
 use crate::wire::frame::{Envelope, WireMessage, LENGTH_PREFIX_LEN};
 

@@ -18,7 +18,7 @@ use crate::server::connection_caps::{ConnectionLimits, GroupKey};
 use crate::server::handler_slots::{HandlerSlots, SlotGroup};
 use crate::server::poll_gate::PollGate;
 use crate::server::refusal_log::RefusalLog;
-use crate::server::stats::{Recorder, ServerStats};
+use crate::server::server_stats::{Recorder, ServerStats};
 use crate::server::streams::AddressStreams;
 
 /// What the addresses of one group (an IPv4 /24, an IPv6 /48) share (each bound is a

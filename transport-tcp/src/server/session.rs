@@ -22,7 +22,7 @@ use crate::server::handler::{Answer, Handler};
 use crate::server::poll_gate::Metered;
 use crate::server::receiver::{ReceiveError, Received, Receiver};
 use crate::server::resources::{PeerShare, Resources};
-use crate::server::stats::Recorder;
+use crate::server::server_stats::Recorder;
 use crate::server::streams::Streams;
 use crate::wire::codec::FrameCodec;
 use crate::wire::frame::{Envelope, WireMessage};

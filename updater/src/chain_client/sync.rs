@@ -10,8 +10,8 @@ use quorum_core::{
 
 use crate::hedge::{by_health, hedged};
 use crate::quorum::gather;
+use crate::recovery_stats::RecoveryKind;
 use crate::remote::RemoteNode;
-use crate::stats::RecoveryKind;
 use crate::updater::upload_batch_size;
 
 use super::{ChainClient, ChainClientError};

@@ -9,7 +9,7 @@ use quorum_core::{
 };
 
 use super::{upload_batch_size, violation, ValidatorUpdater};
-use crate::stats::RecoveryKind;
+use crate::recovery_stats::RecoveryKind;
 
 impl<S: Storage + 'static> ValidatorUpdater<S> {
     /// Downloads, checks and processes locally the remote's certificates of `chain_id` up to

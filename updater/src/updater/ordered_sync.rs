@@ -21,7 +21,7 @@ use quorum_core::{
 };
 
 use super::{upload_batch_size, violation, ValidatorUpdater};
-use crate::stats::RecoveryKind;
+use crate::recovery_stats::RecoveryKind;
 
 /// One chain being brought up to date at the remote.
 #[derive(Debug)]

@@ -15,14 +15,14 @@ use quorum_core::{
     TimeDelta, Timestamp, Violation,
 };
 
-use crate::stats::RecoveryKind;
+use crate::recovery_stats::RecoveryKind;
 
 /// Most times one proposal waits for a validator's clock.
 pub(crate) const MAX_TIMESTAMP_WAITS: usize = 2;
 
 /// What was asked of the remote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Request {
+pub(crate) enum Asked {
     /// A block proposal, for a vote.
     Proposal,
     /// A validated certificate (finalize), for a confirmation vote.
@@ -36,8 +36,8 @@ pub(crate) enum Request {
 /// What the request is about: the facts the planner decides on, read beforehand.
 #[derive(Clone, Debug)]
 pub(crate) struct Subject {
-    /// The request.
-    pub request: Request,
+    /// What was asked.
+    pub asked: Asked,
     /// The chain.
     pub chain_id: ChainId,
     /// The height of the block (or of the timeout).
@@ -63,7 +63,7 @@ pub(crate) struct Subject {
 impl Subject {
     /// The subject of a request about `block`.
     pub(crate) fn for_block(
-        request: Request,
+        asked: Asked,
         block: &Block,
         round: Round,
         admin_chain: ChainId,
@@ -71,7 +71,7 @@ impl Subject {
         max_clock_skew: TimeDelta,
     ) -> Self {
         Subject {
-            request,
+            asked,
             chain_id: block.chain_id,
             height: block.height,
             round,
@@ -98,7 +98,7 @@ impl Subject {
         local_next: BlockHeight,
     ) -> Self {
         Subject {
-            request: Request::Timeout,
+            asked: Asked::Timeout,
             chain_id,
             height,
             round,
@@ -258,11 +258,11 @@ impl Planner {
         sent_at: Timestamp,
         budget: &Budget,
     ) -> Decision {
-        let decision = match self.subject.request {
-            Request::Proposal => self.plan_proposal(error, sent_at),
-            Request::Validated => self.plan_validated(error),
-            Request::Confirmed => self.plan_confirmed(error),
-            Request::Timeout => self.plan_sync_if_needed(error),
+        let decision = match self.subject.asked {
+            Asked::Proposal => self.plan_proposal(error, sent_at),
+            Asked::Validated => self.plan_validated(error),
+            Asked::Confirmed => self.plan_confirmed(error),
+            Asked::Timeout => self.plan_sync_if_needed(error),
         };
         match decision {
             Decision::Recover { kind: Some(_), .. } if !budget.try_spend() => {
@@ -393,7 +393,7 @@ impl Planner {
         if self.subject.events.contains(id) {
             return true;
         }
-        self.subject.request != Request::Timeout
+        self.subject.asked != Asked::Timeout
             && self.subject.chain_id != self.subject.admin_chain
             && id.is_epoch_announcement(self.subject.admin_chain)
             && id.index <= self.subject.epoch.0
@@ -417,7 +417,7 @@ impl Planner {
         let committee_only = ids
             .iter()
             .all(|id| id.is_epoch_announcement(self.subject.admin_chain));
-        let kind = if committee_only && self.subject.request != Request::Timeout {
+        let kind = if committee_only && self.subject.asked != Asked::Timeout {
             RecoveryKind::Committee
         } else {
             RecoveryKind::Events

@@ -59,9 +59,9 @@ fn block() -> Block {
     }
 }
 
-fn planner(request: Request, lite: bool) -> Planner {
+fn planner(asked: Asked, lite: bool) -> Planner {
     let subject = Subject::for_block(
-        request,
+        asked,
         &block(),
         Round::MultiLeader(1),
         chain(0),
@@ -96,7 +96,7 @@ fn recovered(decision: Decision) -> (Option<RecoveryKind>, Step) {
 
 #[test]
 fn proposal_wrong_round_sends_the_chain_once_per_round() {
-    let mut p = planner(Request::Proposal, false);
+    let mut p = planner(Asked::Proposal, false);
     let (kind, step) = recovered(plan(&mut p, NodeError::WrongRound(Round::MultiLeader(0))));
     assert_eq!(kind, Some(RecoveryKind::WrongRound));
     assert_eq!(step, send(chain(1), 3, CrossChainDelivery::NonBlocking));
@@ -113,7 +113,7 @@ fn proposal_wrong_round_sends_the_chain_once_per_round() {
 
 #[test]
 fn proposal_height_behind_sends_up_to_the_proposal() {
-    let mut p = planner(Request::Proposal, false);
+    let mut p = planner(Asked::Proposal, false);
     let behind = NodeError::UnexpectedBlockHeight {
         expected_block_height: BlockHeight(1),
         found_block_height: BlockHeight(3),
@@ -128,14 +128,14 @@ fn proposal_height_behind_sends_up_to_the_proposal() {
         found_block_height: BlockHeight(3),
     };
     fails_with(
-        plan(&mut planner(Request::Proposal, false), ahead.clone()),
+        plan(&mut planner(Asked::Proposal, false), ahead.clone()),
         ahead,
     );
 }
 
 #[test]
 fn cross_chain_claims_are_checked_and_repaired_with_blocking_delivery() {
-    for request in [Request::Proposal, Request::Confirmed] {
+    for request in [Asked::Proposal, Asked::Confirmed] {
         let mut p = planner(request, false);
         let claim = |origin: u8, height: u64| NodeError::MissingCrossChainUpdate {
             chain_id: chain(1),
@@ -160,7 +160,7 @@ fn cross_chain_claims_are_checked_and_repaired_with_blocking_delivery() {
 
 #[test]
 fn events_are_checked_and_publishers_sent_once() {
-    let mut p = planner(Request::Proposal, false);
+    let mut p = planner(Asked::Proposal, false);
     let missing = NodeError::EventsNotFound(vec![event(3)]);
     let (kind, step) = recovered(plan(&mut p, missing.clone()));
     assert_eq!(kind, Some(RecoveryKind::Events));
@@ -169,7 +169,7 @@ fn events_are_checked_and_publishers_sent_once() {
     // Thousands of invented publishers: refused at once.
     let invented = NodeError::EventsNotFound((10..200).map(event).collect());
     fails_with(
-        plan(&mut planner(Request::Proposal, false), invented),
+        plan(&mut planner(Asked::Proposal, false), invented),
         violation(Violation::FalseEventsNotFound),
     );
     // A user stream named like the system one is not an epoch announcement.
@@ -179,7 +179,7 @@ fn events_are_checked_and_publishers_sent_once() {
     };
     fails_with(
         plan(
-            &mut planner(Request::Confirmed, false),
+            &mut planner(Asked::Confirmed, false),
             NodeError::EventsNotFound(vec![fake_epoch]),
         ),
         violation(Violation::FalseEventsNotFound),
@@ -188,7 +188,7 @@ fn events_are_checked_and_publishers_sent_once() {
 
 #[test]
 fn a_certificate_missing_its_committee_updates_the_admin_chain() {
-    let mut p = planner(Request::Confirmed, true);
+    let mut p = planner(Asked::Confirmed, true);
     let (kind, step) = recovered(plan(
         &mut p,
         NodeError::EventsNotFound(vec![epoch_event(2)]),
@@ -198,14 +198,14 @@ fn a_certificate_missing_its_committee_updates_the_admin_chain() {
     // An epoch after the block's is not needed.
     fails_with(
         plan(
-            &mut planner(Request::Confirmed, true),
+            &mut planner(Asked::Confirmed, true),
             NodeError::EventsNotFound(vec![epoch_event(3)]),
         ),
         violation(Violation::FalseEventsNotFound),
     );
     // A re-proposal carries a validated certificate, which needs its committee too (issue
     // 28): the admin chain is sent, not the validator dropped.
-    for request in [Request::Proposal, Request::Validated] {
+    for request in [Asked::Proposal, Asked::Validated] {
         let (kind, step) = recovered(plan(
             &mut planner(request, true),
             NodeError::EventsNotFound(vec![epoch_event(2)]),
@@ -216,40 +216,40 @@ fn a_certificate_missing_its_committee_updates_the_admin_chain() {
     // A timeout request needs no committee from the remote: nothing is sent for it.
     let missing = NodeError::EventsNotFound(vec![epoch_event(2)]);
     fails_with(
-        plan(&mut planner(Request::Timeout, true), missing.clone()),
+        plan(&mut planner(Asked::Timeout, true), missing.clone()),
         missing,
     );
 }
 
 #[test]
 fn blobs_are_checked_then_uploaded_once() {
-    let mut p = planner(Request::Proposal, false);
+    let mut p = planner(Asked::Proposal, false);
     let missing = NodeError::BlobsNotFound(vec![blob()]);
     let (kind, step) = recovered(plan(&mut p, missing.clone()));
     assert_eq!(kind, Some(RecoveryKind::Blobs));
     assert_eq!(step, Step::UploadProposalBlobs);
     fails_with(plan(&mut p, missing.clone()), missing.clone());
     let other = NodeError::BlobsNotFound(vec![Blob::data(b"other".to_vec()).id()]);
-    for request in [Request::Proposal, Request::Validated, Request::Confirmed] {
+    for request in [Asked::Proposal, Asked::Validated, Asked::Confirmed] {
         fails_with(
             plan(&mut planner(request, true), other.clone()),
             violation(Violation::FalseBlobsNotFound),
         );
     }
     // A certificate: upload, then send it in full.
-    let mut p = planner(Request::Confirmed, true);
+    let mut p = planner(Asked::Confirmed, true);
     assert!(p.lite());
     let (_, step) = recovered(plan(&mut p, missing.clone()));
     assert_eq!(step, Step::UploadBlobs(vec![blob()]));
     assert!(!p.lite());
     // Finalize: the locking block's blobs as pending blobs.
-    let (_, step) = recovered(plan(&mut planner(Request::Validated, true), missing));
+    let (_, step) = recovered(plan(&mut planner(Asked::Validated, true), missing));
     assert_eq!(step, Step::UploadProposalBlobs);
 }
 
 #[test]
 fn a_lite_certificate_without_value_goes_full_once_uncounted() {
-    for request in [Request::Validated, Request::Confirmed] {
+    for request in [Asked::Validated, Asked::Confirmed] {
         let mut p = planner(request, true);
         let (kind, step) = recovered(plan(&mut p, NodeError::MissingCertificateValue));
         assert_eq!((kind, step), (None, Step::SendFull));
@@ -264,12 +264,12 @@ fn a_lite_certificate_without_value_goes_full_once_uncounted() {
 #[test]
 fn inactive_chain_sends_the_chain_or_its_description() {
     let (kind, step) = recovered(plan(
-        &mut planner(Request::Proposal, false),
+        &mut planner(Asked::Proposal, false),
         NodeError::InactiveChain(chain(1)),
     ));
     assert_eq!(kind, Some(RecoveryKind::InactiveChain));
     assert_eq!(step, send(chain(1), 3, CrossChainDelivery::NonBlocking));
-    let mut p = planner(Request::Confirmed, false);
+    let mut p = planner(Asked::Confirmed, false);
     let (_, step) = recovered(plan(&mut p, NodeError::InactiveChain(chain(1))));
     assert_eq!(step, Step::SendDescription);
     fails_with(
@@ -280,7 +280,7 @@ fn inactive_chain_sends_the_chain_or_its_description() {
 
 #[test]
 fn timestamps_wait_from_the_send_time_and_within_the_maximum() {
-    let mut p = planner(Request::Proposal, false);
+    let mut p = planner(Asked::Proposal, false);
     // The remote reads 1 s behind our send time; the block is 2 s ahead of it.
     let behind = NodeError::InvalidTimestamp {
         block_timestamp: NOW.saturating_add(TimeDelta::from_secs(1)),
@@ -304,10 +304,7 @@ fn timestamps_wait_from_the_send_time_and_within_the_maximum() {
         block_timestamp: NOW.saturating_add(TimeDelta::from_secs(10)),
         local_time: NOW,
     };
-    fails_with(
-        plan(&mut planner(Request::Proposal, false), far.clone()),
-        far,
-    );
+    fails_with(plan(&mut planner(Asked::Proposal, false), far.clone()), far);
     // At most MAX_TIMESTAMP_WAITS waits.
     let _ = plan(&mut p, behind.clone());
     fails_with(plan(&mut p, behind.clone()), behind);
@@ -352,21 +349,21 @@ fn timeout_and_finalize_sync_if_needed() {
         NodeError::WrongRound(Round::MultiLeader(5)),
     );
     // Finalize uses the same rules for anything but blobs.
-    let (_, step) = recovered(plan(&mut planner(Request::Validated, false), behind));
+    let (_, step) = recovered(plan(&mut planner(Asked::Validated, false), behind));
     assert_eq!(step, send(chain(1), 3, CrossChainDelivery::NonBlocking));
 }
 
 #[test]
 fn an_empty_budget_stops_every_recovery() {
     let budget = Budget::new(1);
-    let mut p = planner(Request::Proposal, false);
+    let mut p = planner(Asked::Proposal, false);
     assert!(matches!(
         p.plan(&NodeError::WrongRound(Round::MultiLeader(0)), NOW, &budget),
         Decision::Recover { .. }
     ));
     assert_eq!(budget.left(), 0);
     // Another planner of the same action shares the budget.
-    let mut other = planner(Request::Confirmed, false);
+    let mut other = planner(Asked::Confirmed, false);
     fails_with(
         other.plan(&NodeError::InactiveChain(chain(1)), NOW, &budget),
         violation(Violation::RepeatedRecovery),
@@ -401,12 +398,12 @@ fn any_error() -> impl Strategy<Value = NodeError> {
     ]
 }
 
-fn any_request() -> impl Strategy<Value = Request> {
+fn any_request() -> impl Strategy<Value = Asked> {
     prop_oneof![
-        Just(Request::Proposal),
-        Just(Request::Validated),
-        Just(Request::Confirmed),
-        Just(Request::Timeout),
+        Just(Asked::Proposal),
+        Just(Asked::Validated),
+        Just(Asked::Confirmed),
+        Just(Asked::Timeout),
     ]
 }
 

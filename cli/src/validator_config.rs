@@ -112,7 +112,7 @@ pub struct ValidatorConfig {
     pub metrics: Option<SocketAddr>,
     /// Resource limits; every field has a default.
     #[serde(default)]
-    pub limits: Limits,
+    pub limits: LimitsConfig,
     /// When present, the validator is sharded (DESIGN §7.1): `quorum validator` runs its
     /// proxy, `quorum validator --shard I` its shard `I` (see [`ShardsConfig`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,12 +125,12 @@ fn default_genesis() -> PathBuf {
 
 /// A validator's `[limits]`: the protocol bound an operator may set
 /// ([`max_blob_bytes`](Self::max_blob_bytes), which every validator of the committee must
-/// share; the others are [`quorum_core::Limits::DEFAULT`]'s, see [`Limits::protocol`]), and
+/// share; the others are [`quorum_core::Limits::DEFAULT`]'s, see [`LimitsConfig::protocol`]), and
 /// this node's own transport and memory budgets, with the defaults of the transport and the
 /// Worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Limits {
+pub struct LimitsConfig {
     /// Largest request or response frame, in bytes. When absent (the default), the frame the
     /// protocol limits need ([`quorum_core::Limits::max_frame_length`], 16 MiB by default); a
     /// value below that is refused, as this validator could not carry every message the
@@ -206,11 +206,11 @@ pub struct Limits {
     pub notification_queue_bytes: usize,
 }
 
-impl Default for Limits {
+impl Default for LimitsConfig {
     fn default() -> Self {
         // The transport's defaults, one value each.
         let server = ServerConfig::default();
-        Limits {
+        LimitsConfig {
             max_frame_bytes: None,
             max_in_flight_per_connection: server.max_in_flight,
             idle_timeout_secs: server.idle_timeout.map_or(0, |idle| idle.as_secs()),
@@ -252,7 +252,7 @@ fn duration_ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-impl Limits {
+impl LimitsConfig {
     /// The protocol's bounds these limits give: [`max_blob_bytes`](Self::max_blob_bytes), the
     /// rest at [`quorum_core::Limits::DEFAULT`].
     pub fn protocol(&self) -> ProtocolLimits {
@@ -391,7 +391,7 @@ impl ValidatorConfig {
             key_file,
             genesis,
             metrics: None,
-            limits: Limits::default(),
+            limits: LimitsConfig::default(),
             shards: None,
         }
     }
@@ -450,11 +450,11 @@ mod tests {
             key_file: "validator.key".into(),
             genesis: "genesis.bcs".into(),
             metrics: Some("127.0.0.1:9300".parse().unwrap()),
-            limits: Limits {
+            limits: LimitsConfig {
                 max_frame_bytes: Some(32 << 20),
                 max_connections_per_ip: 8,
                 peer_budget_bytes: 8 << 20,
-                ..Limits::default()
+                ..LimitsConfig::default()
             },
             shards: None,
         }
@@ -486,7 +486,7 @@ mod tests {
         )
         .unwrap();
         let config = ValidatorConfig::load(&path).unwrap();
-        assert_eq!(config.limits, Limits::default());
+        assert_eq!(config.limits, LimitsConfig::default());
         assert_eq!(config.metrics, None);
         assert_eq!(
             config.storage,
@@ -545,7 +545,7 @@ mod tests {
             quorum_core::CryptoHash([0; 32]),
         )));
         assert_eq!(worker.limits, limits.protocol());
-        let written = toml::to_string(&Limits::default()).unwrap();
+        let written = toml::to_string(&LimitsConfig::default()).unwrap();
         assert!(!written.contains("max_frame_bytes"), "{written}");
     }
 }
