@@ -7,7 +7,7 @@
 //!   connection opens.
 //! * `connection_caps`, `budget`, `shared_memory`, `handler_slots`, `poll_gate` and
 //!   `resources`: what every connection draws on, capped.
-//! * `refusal_log` and `stats`: what was refused, and what is held.
+//! * `refusal_log` and `server_stats`: what was refused, and what is held.
 
 use std::io;
 use std::net::SocketAddr;
