@@ -2,10 +2,21 @@
 //! (DESIGN §5.8). Each command is a short-lived process: it takes the wallet's lock, restores
 //! the validators' health records the previous command saved, probes the validators,
 //! synchronizes the chains it names (and only those), does its work, gives the catch-up
-//! workers a bounded final update phase ([`crate::update_phase`]), and saves the health
+//! workers a bounded final update phase ([`crate::client::update_phase`]), and saves the health
 //! records for the next command.
 //!
 //! Chains are named by their index in the wallet or by their id (64 hex digits).
+//!
+//! The client wing: `session` (a command's local node, wallet and validators), `probe`,
+//! `update_phase` and `health_file` (the validators' health across commands), `info` and
+//! `watch` (the commands that read).
+
+pub(crate) mod health_file;
+pub(crate) mod info;
+pub(crate) mod probe;
+pub(crate) mod session;
+pub(crate) mod update_phase;
+pub(crate) mod watch;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,12 +29,12 @@ use rand::rngs::OsRng;
 
 use crate::error::CliError;
 use crate::files::{self, GENESIS_FILE};
-use crate::info;
+
 use crate::keys;
-use crate::probe;
-use crate::session::{Session, SessionSettings, DEFAULT_REQUEST_TIMEOUT_MS};
-use crate::update_phase::{self, DEFAULT_UPDATE_BUDGET_MS};
+
 use crate::wallet::{chain_hex, ChainArg, PortableWallet, Wallet, WalletLock, WALLET_DB_FILE};
+use session::{Session, SessionSettings, DEFAULT_REQUEST_TIMEOUT_MS};
+use update_phase::DEFAULT_UPDATE_BUDGET_MS;
 
 /// Longest a command waits for another command on the same wallet to finish (30 s).
 const WALLET_LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -134,7 +145,7 @@ pub enum ClientCommand {
     Info,
     /// Prints each committed block, incoming payment and round change of chains as the
     /// validators announce them, until Ctrl-C. Holds the wallet while it runs.
-    Watch(crate::watch::WatchArgs),
+    Watch(crate::client::watch::WatchArgs),
 }
 
 /// Runs a client command.
@@ -183,7 +194,7 @@ async fn run(session: &Session, command: &ClientCommand) -> Result<(), CliError>
     match command {
         ClientCommand::Init { .. } => return Ok(()),
         ClientCommand::Info => return info::info(session).await,
-        ClientCommand::Watch(args) => return crate::watch::watch(session, args).await,
+        ClientCommand::Watch(args) => return crate::client::watch::watch(session, args).await,
         ClientCommand::NewOwner => {
             let key = AccountSecretKey::generate(&mut OsRng);
             session.wallet.add_key(&key)?;

@@ -19,11 +19,11 @@ use quorum_transport_tcp::ClientConfig;
 use quorum_updater::{ChainClient, Options, RemoteNode, ValidatorSet};
 
 use crate::address::{Clients, Scheme};
+use crate::demo::summary::{Summary, ValidatorRow};
 use crate::error::CliError;
-use crate::setup::{self, CommitteeSetup};
-use crate::summary::{Summary, ValidatorRow};
-use crate::validator;
-use crate::validator_config::LimitsConfig;
+use crate::operator::setup::{self, CommitteeSetup};
+use crate::operator::validator;
+use crate::operator::validator_config::LimitsConfig;
 use fault_plan::{FaultKind, FAULT_AT, LATE_START_AT, RECOVER_AT};
 use health_watch::HealthWatch;
 use member::DemoValidator;
@@ -35,6 +35,7 @@ mod health_watch;
 mod member;
 mod notify_probe;
 mod storage;
+pub(crate) mod summary;
 
 use args::check_args;
 use args::free_addresses_over;
@@ -135,7 +136,7 @@ async fn advance(
 pub async fn run(args: DemoArgs) -> Result<Summary, CliError> {
     check_args(&args)?;
     if let Some(address) = args.metrics {
-        let bound = crate::metrics_server::serve(address).await?;
+        let bound = crate::operator::metrics_server::serve(address).await?;
         println!("metrics at http://{bound}/metrics");
     }
     // Kept until the demo ends: the databases' directory unless `--data-dir` names one.

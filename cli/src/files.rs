@@ -1,7 +1,7 @@
 //! Writing files safely (never over an existing one; secrets with mode 0600 from the start),
 //! and the binary files of a committee: the genesis every machine loads and the client's
-//! wallet (see [`crate::wallet`]), both BCS-encoded. (What an operator edits is TOML: see [`crate::validator_config`] and
-//! [`crate::committee_file`].)
+//! wallet (see [`crate::wallet`]), both BCS-encoded. (What an operator edits is TOML: see [`crate::operator::validator_config`] and
+//! [`crate::operator::committee_file`].)
 
 use std::fs::OpenOptions;
 use std::io::Write;

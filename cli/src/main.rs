@@ -4,31 +4,14 @@
 
 mod address;
 mod allocator;
-mod byzantine;
 mod chaos;
 mod client;
-mod committee_file;
 mod demo;
 mod error;
 mod files;
-mod genesis;
-mod health_file;
-mod info;
-mod keygen;
 mod keys;
-mod metrics_server;
-mod probe;
-mod session;
-mod setup;
-mod shards_config;
-mod storage_config;
-mod summary;
-mod testing_clock;
-mod update_phase;
-mod validator;
-mod validator_config;
+mod operator;
 mod wallet;
-mod watch;
 
 use std::process::ExitCode;
 
@@ -52,15 +35,15 @@ enum Command {
     /// Makes a validator key from the operating system's random source on the machine that
     /// will run the validator (secret key file mode 0600) and prints its public key for the
     /// committee file.
-    Keygen(keygen::KeygenArgs),
+    Keygen(operator::keygen::KeygenArgs),
     /// Builds the genesis of a committee across machines from a committee file (TOML) of
     /// public keys and addresses: no validator secret leaves its machine.
-    Genesis(genesis::GenesisArgs),
+    Genesis(operator::genesis::GenesisArgs),
     /// Writes a whole committee with every key made in one place (insecure: for demos and
     /// tests).
-    DevGenesis(genesis::DevGenesisArgs),
+    DevGenesis(operator::genesis::DevGenesisArgs),
     /// Runs one validator from its TOML configuration until interrupted.
-    Validator(validator::ValidatorArgs),
+    Validator(operator::validator::ValidatorArgs),
     /// Client operations against a running committee.
     Client(client::ClientArgs),
     /// Runs a committee of validator processes under a seeded schedule of overlapping faults
@@ -96,10 +79,10 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args)
                 .await
                 .map(|summary| println!("{}", summary.render())),
-            Command::Keygen(args) => keygen::keygen(&args),
-            Command::Genesis(args) => genesis::genesis(&args),
-            Command::DevGenesis(args) => genesis::dev_genesis(&args),
-            Command::Validator(args) => validator::run(&args).await,
+            Command::Keygen(args) => operator::keygen::keygen(&args),
+            Command::Genesis(args) => operator::genesis::genesis(&args),
+            Command::DevGenesis(args) => operator::genesis::dev_genesis(&args),
+            Command::Validator(args) => operator::validator::run(&args).await,
             Command::Client(args) => client::client(&args).await,
             Command::Chaos(args) => chaos::run(args).await,
         }

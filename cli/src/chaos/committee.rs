@@ -16,8 +16,8 @@ use super::processes::ValidatorProcess;
 use crate::error::CliError;
 use crate::files::{self, GENESIS_FILE};
 use crate::keys;
-use crate::setup::genesis_chain;
-use crate::validator_config::ValidatorConfig;
+use crate::operator::setup::genesis_chain;
+use crate::operator::validator_config::ValidatorConfig;
 
 /// A chain of the run and the keys of its owners.
 #[derive(Clone, Debug)]
@@ -223,7 +223,7 @@ fn genesis(committee: Committee, owners: &[Vec<AccountSecretKey>]) -> Genesis {
 /// A loopback address with a free port (bound now to learn the port, released for the
 /// validator to bind).
 async fn free_address() -> Result<SocketAddr, CliError> {
-    let listener = crate::validator::bind("127.0.0.1:0").await?;
+    let listener = crate::operator::validator::bind("127.0.0.1:0").await?;
     listener
         .local_addr()
         .map_err(|error| CliError::Transport(quorum_transport_tcp::TransportError::from(error)))

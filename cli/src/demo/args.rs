@@ -6,8 +6,8 @@ use super::fault_plan::FaultPlan;
 use super::storage::{Engine, StorageArgs};
 use crate::address::{Layout, Scheme};
 use crate::error::CliError;
-use crate::setup;
-use crate::validator;
+use crate::operator::setup;
+use crate::operator::validator;
 
 /// The transports the demo can run over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

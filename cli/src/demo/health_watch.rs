@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use quorum_updater::{Health, HealthState};
 
-use crate::summary::{quantile, ValidatorRow};
+use crate::demo::summary::{quantile, ValidatorRow};
 
 /// One validator's health over the run.
 #[derive(Clone, Debug)]

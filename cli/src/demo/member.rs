@@ -28,8 +28,8 @@ use super::args::Transport;
 use super::storage::{Place, Serving};
 use crate::address::Scheme;
 use crate::error::CliError;
-use crate::validator::{self, RedbWorker};
-use crate::validator_config::LimitsConfig;
+use crate::operator::validator::{self, RedbWorker};
+use crate::operator::validator_config::LimitsConfig;
 
 /// Connections a hung validator holds at once; beyond that the oldest is closed.
 const MAX_HELD_CONNECTIONS: usize = 64;

@@ -17,11 +17,11 @@ use quorum_store_postgres::{PostgresConfig, PostgresStorage, ScratchDatabase};
 use quorum_transport_tcp::{Server, ServerConfig};
 
 use crate::error::CliError;
-use crate::shards_config::ShardsConfig;
-use crate::storage_config::{refuse_password_in_url, PASSWORD_ENV};
-use crate::validator;
-use crate::validator::sharded::{start_proxy, start_shard, RunningShard};
-use crate::validator_config::LimitsConfig;
+use crate::operator::shards_config::ShardsConfig;
+use crate::operator::storage_config::{refuse_password_in_url, PASSWORD_ENV};
+use crate::operator::validator;
+use crate::operator::validator::sharded::{start_proxy, start_shard, RunningShard};
+use crate::operator::validator_config::LimitsConfig;
 
 /// The environment variable naming the demo's (and the tests') database.
 pub const URL_ENV: &str = "QUORUM_POSTGRES_URL";

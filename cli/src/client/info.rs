@@ -16,11 +16,11 @@ use tokio::time::Instant;
 use quorum_core::{BlockHeight, ChainId, Committee, NodeError, Violation};
 use quorum_updater::{HealthState, Options, RemoteNode};
 
+use crate::client::probe;
+use crate::client::session::Session;
+use crate::client::update_phase;
+use crate::demo::summary::quantile;
 use crate::error::CliError;
-use crate::probe;
-use crate::session::Session;
-use crate::summary::quantile;
-use crate::update_phase;
 
 /// Least time the slower validators are waited on once validators holding a quorum of the
 /// weight have answered about every chain (20 ms); the wait is longer when the quorum was slow

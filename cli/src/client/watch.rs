@@ -13,8 +13,8 @@ use quorum_core::{BlockHeight, ChainId, Message, ReceivedEntry, ValidatorPublicK
 use quorum_updater::{ListenEvent, Listener};
 use tokio::time::Instant;
 
+use crate::client::session::Session;
 use crate::error::CliError;
-use crate::session::Session;
 use crate::wallet::{chain_hex, ChainArg};
 
 /// `watch`'s arguments.

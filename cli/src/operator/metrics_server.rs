@@ -177,7 +177,7 @@ mod tests {
             .0
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner);
-        let listed: BTreeSet<String> = include_str!("../../README.md")
+        let listed: BTreeSet<String> = include_str!("../../../README.md")
             .lines()
             .filter_map(|line| line.strip_prefix("| `quorum_"))
             .filter_map(|rest| rest.split_once('`'))

@@ -57,8 +57,8 @@ use quorum_transport_tcp::ServerConfig;
 
 use crate::error::CliError;
 use crate::files::GENESIS_FILE;
-use crate::shards_config::ShardsConfig;
-use crate::storage_config::StorageConfig;
+use crate::operator::shards_config::ShardsConfig;
+use crate::operator::storage_config::StorageConfig;
 
 /// What a configuration file is called in error messages.
 const WHAT: &str = "validator configuration";

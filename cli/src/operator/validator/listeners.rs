@@ -16,7 +16,7 @@ use super::{bind, serve_node};
 use crate::address::{self, Scheme};
 use crate::error::CliError;
 use crate::keys;
-use crate::validator_config::ValidatorConfig;
+use crate::operator::validator_config::ValidatorConfig;
 
 /// Time QUIC servers give their peers to learn of a shutdown.
 const QUIC_SHUTDOWN_GRACE: Duration = Duration::from_secs(1);

@@ -14,7 +14,7 @@ use crate::keys::{
     generate_network_key, write_network_key, write_validator_key, CONFIG_FILE, DATABASE_FILE,
     KEY_FILE, NETWORK_KEY_FILE, PUBLIC_KEY_FILE,
 };
-use crate::validator_config::ValidatorConfig;
+use crate::operator::validator_config::ValidatorConfig;
 
 /// `quorum keygen`: makes a validator key on the machine that will run the validator.
 #[derive(Clone, Debug, clap::Args)]

@@ -16,9 +16,9 @@ use quorum_store_redb::RedbStorage;
 use quorum_updater::{ChainClient, Options, RemoteNode, ValidatorSet, ValidatorUpdater};
 
 use crate::address::Clients;
+use crate::client::health_file;
 use crate::error::CliError;
 use crate::files::{self, GENESIS_FILE};
-use crate::health_file;
 use crate::wallet::Wallet;
 
 /// Name of the client's database in the committee directory, unless `--database` says

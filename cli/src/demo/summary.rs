@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use quorum_updater::{QuorumTiming, RecoveryKind};
 
-use crate::setup::FastRound;
+use crate::operator::setup::FastRound;
 
 /// What the demo measured.
 #[derive(Debug)]

@@ -22,7 +22,7 @@ use quorum_core::{Committee, NetworkPublicKey, ValidatorInfo, ValidatorPublicKey
 use crate::address::Scheme;
 
 use crate::error::CliError;
-use crate::validator_config::read_toml;
+use crate::operator::validator_config::read_toml;
 
 /// Genesis chains when the committee file does not say.
 pub const DEFAULT_GENESIS_CHAINS: usize = 4;

@@ -43,9 +43,9 @@ use quorum_store_postgres::{PostgresConfig, PostgresStorage, ShardClaim, ShardLe
 use quorum_transport_tcp::{ClientConfig, Server, ServerConfig, TcpValidatorNode};
 
 use crate::error::CliError;
-use crate::shards_config::ShardsConfig;
-use crate::storage_config::StorageConfig;
-use crate::validator_config::{LimitsConfig, ValidatorConfig};
+use crate::operator::shards_config::ShardsConfig;
+use crate::operator::storage_config::StorageConfig;
+use crate::operator::validator_config::{LimitsConfig, ValidatorConfig};
 use router::ShardRouter;
 
 /// The database settings of a sharded validator, which must be PostgreSQL.

@@ -15,12 +15,12 @@ use quorum_core::AccountSecretKey;
 use quorum_node::Genesis;
 
 use crate::address::Layout;
-use crate::committee_file::{CommitteeFile, Member};
 use crate::error::CliError;
 use crate::files::{self, GENESIS_COPY_FILE, GENESIS_FILE};
 use crate::keys;
-use crate::setup;
-use crate::validator_config::ValidatorConfig;
+use crate::operator::committee_file::{CommitteeFile, Member};
+use crate::operator::setup;
+use crate::operator::validator_config::ValidatorConfig;
 use crate::wallet::{PortableWallet, WalletChain, WALLET_FILE};
 
 /// `quorum genesis`: the genesis of a committee across machines.

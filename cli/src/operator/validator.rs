@@ -15,8 +15,8 @@ use quorum_transport_tcp::{Server, ServerConfig, ValidatorHandler};
 use crate::error::CliError;
 use crate::files;
 use crate::keys;
-use crate::storage_config::StorageConfig;
-use crate::validator_config::{LimitsConfig, ValidatorConfig};
+use crate::operator::storage_config::StorageConfig;
+use crate::operator::validator_config::{LimitsConfig, ValidatorConfig};
 
 mod listeners;
 pub(crate) mod sharded;
@@ -75,7 +75,9 @@ async fn open_node(
     };
     if byzantine {
         warn!("testing option: this validator is Byzantine");
-        return Ok(Arc::new(crate::byzantine::Byzantine::new(worker, key)));
+        return Ok(Arc::new(crate::operator::byzantine::Byzantine::new(
+            worker, key,
+        )));
     }
     Ok(worker)
 }
@@ -166,7 +168,7 @@ pub async fn run(args: &ValidatorArgs) -> Result<(), CliError> {
     let clock: Arc<dyn Clock> = match &args.testing_clock_offset_file {
         Some(path) => {
             warn!(file = %path.display(), "testing option: the clock follows an offset file");
-            crate::testing_clock::OffsetClock::follow(path.clone())
+            crate::operator::testing_clock::OffsetClock::follow(path.clone())
         }
         None => Arc::new(SystemClock),
     };
@@ -190,7 +192,7 @@ pub async fn run(args: &ValidatorArgs) -> Result<(), CliError> {
 
 async fn serve_metrics(args: &ValidatorArgs, config: &ValidatorConfig) -> Result<(), CliError> {
     if let Some(address) = args.metrics.or(config.metrics) {
-        let bound = crate::metrics_server::serve(address).await?;
+        let bound = crate::operator::metrics_server::serve(address).await?;
         println!("metrics at http://{bound}/metrics");
     }
     Ok(())
@@ -201,7 +203,7 @@ async fn serve_metrics(args: &ValidatorArgs, config: &ValidatorConfig) -> Result
 async fn run_sharded(
     args: &ValidatorArgs,
     config: &ValidatorConfig,
-    shards: &crate::shards_config::ShardsConfig,
+    shards: &crate::operator::shards_config::ShardsConfig,
     genesis: &Genesis,
     key: ValidatorSecretKey,
     clock: Arc<dyn Clock>,
