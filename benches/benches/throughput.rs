@@ -1,10 +1,11 @@
 //! Throughput (issue 12, DESIGN §9): blocks per second of a committee of four over loopback TCP
 //! with durable redb, with 1, 4, 16, 64 and 256 chains driven at once by one client, their
 //! blocks agreed in the fast round of their single owner and in two phases; beside each, in
-//! the same run, the CPU floor of one such block on one core (its signatures, verifications,
-//! hashes and commits done directly, `quorum_benches::throughput::Floor`), and a lower floor
-//! with all of a block's verifications in one batch. The floor in blocks per second for the
-//! machine is the floor's rate times the cores.
+//! the same run, the floor on one core (`quorum_benches::throughput::Floor`): the signatures
+//! and hashes of 64 such blocks and all their verifications in one batch, so that no run can
+//! beat it; and apart, their storage in one group commit per validator. The floor in blocks
+//! per second for the machine is the floor's rate times the cores; the report
+//! (`cargo run --release -p quorum-benches --bin report`) checks that no run beat it.
 //!
 //! Each iteration commits one block on every chain at once (criterion's throughput is in
 //! blocks). Reduced mode: `QUORUM_THROUGHPUT_CHAINS=1,4 QUORUM_THROUGHPUT_ROUNDS=fast cargo
@@ -14,12 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
-use quorum_benches::throughput::{Floor, Network, Rounds};
+use quorum_benches::throughput::{Floor, Network, Rounds, CHAIN_COUNTS, FLOOR_BLOCKS};
 use quorum_benches::{run_spawned, runtime, settings};
 
-/// Chain counts driven, unless `QUORUM_THROUGHPUT_CHAINS` lists others (comma-separated).
-const CHAIN_COUNTS: [usize; 5] = [1, 4, 16, 64, 256];
-
+/// [`CHAIN_COUNTS`], unless `QUORUM_THROUGHPUT_CHAINS` lists others (comma-separated).
 fn chain_counts() -> Vec<usize> {
     match std::env::var("QUORUM_THROUGHPUT_CHAINS") {
         Ok(list) => list
@@ -55,23 +54,17 @@ fn throughput(c: &mut Criterion) {
     for rounds in rounds() {
         let name = rounds.name();
         let floor = Floor::new(rounds);
-        let mut height = 0u64;
-        group.throughput(Throughput::Elements(1));
-        group.bench_function(format!("cpu_floor_one_block_one_core/{name}"), |b| {
+        group.throughput(Throughput::Elements(FLOOR_BLOCKS as u64));
+        group.bench_function(format!("cpu_floor_64_blocks_one_core/{name}"), |b| {
+            b.iter(|| floor.cpu_work())
+        });
+        let mut round = 0u64;
+        group.bench_function(format!("storage_group_commit_64_blocks/{name}"), |b| {
             b.iter(|| {
-                floor.one_block(height);
-                height += 1;
+                floor.group_commit(round);
+                round += 1;
             })
         });
-        group.bench_function(
-            format!("cpu_floor_batched_one_block_one_core/{name}"),
-            |b| {
-                b.iter(|| {
-                    floor.one_block_batched(height);
-                    height += 1;
-                })
-            },
-        );
         for chains in chain_counts() {
             drive(&rt, &mut group, rounds, chains);
         }

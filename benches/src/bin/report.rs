@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use quorum_benches::quorum::{ideal, scenario_id, Spread, ALLOWANCE, SIZES};
 use quorum_benches::sync::LAG;
+use quorum_benches::throughput::{Rounds, CHAIN_COUNTS, FLOOR_BLOCKS};
 
 /// Where criterion wrote its results.
 fn criterion_dir() -> PathBuf {
@@ -360,6 +361,47 @@ fn hashing(results: &mut Results) {
     }
 }
 
+/// Throughput (DESIGN §9): every rate the committee reached beside the floor's rate on this
+/// machine's cores (run the report where the bench ran). Returns whether the floor held: no
+/// run may beat it.
+fn throughput(results: &mut Results) -> bool {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "\n### Throughput against its floor ({cores} cores)\n\n\
+         | rounds | chains | blocks/s | floor blocks/s | of the floor | storage per block, apart | |\n\
+         |---|---|---|---|---|---|---|"
+    );
+    let mut held = true;
+    for rounds in [Rounds::Fast, Rounds::TwoPhase] {
+        let name = rounds.name();
+        let floor = results.median(&format!("throughput/cpu_floor_64_blocks_one_core/{name}"));
+        let storage = results.median(&format!("throughput/storage_group_commit_64_blocks/{name}"));
+        let Some(floor) = floor else { continue };
+        let blocks = FLOOR_BLOCKS as f64;
+        let floor_rate = cores as f64 * blocks * 1e9 / floor;
+        let storage = storage.map_or("—".to_owned(), |ns| time(ns / blocks));
+        for chains in CHAIN_COUNTS {
+            let id = format!("throughput/tcp_redb_4_validators/{name}/{chains}_chains");
+            let Some(ns) = results.median(&id) else {
+                continue;
+            };
+            let rate = chains as f64 * 1e9 / ns;
+            let holds = rate <= floor_rate;
+            held &= holds;
+            println!(
+                "| {name} | {chains} | {rate:.0} | {floor_rate:.0} | {:.2}× | {storage} | {} |",
+                rate / floor_rate,
+                if holds {
+                    "floor holds"
+                } else {
+                    "**beats the floor**"
+                }
+            );
+        }
+    }
+    held
+}
+
 fn main() {
     let mut results = Results {
         dir: criterion_dir(),
@@ -376,10 +418,15 @@ fn main() {
     tcp(&mut results);
     redb(&mut results);
     hashing(&mut results);
+    let floor_held = throughput(&mut results);
     if !results.missing.is_empty() {
         println!(
             "\nNot run (no estimates found): {}",
             results.missing.join(", ")
         );
+    }
+    if !floor_held {
+        eprintln!("a run of the committee beat the throughput floor: the floor is not a floor");
+        std::process::exit(1);
     }
 }
