@@ -62,6 +62,10 @@ use handle::Shared;
 /// (counted in [`ProxyStats::connections_refused`]).
 pub const MAX_OPEN_CONNECTIONS: usize = 1_024;
 
+/// The most one read takes from a socket, in bytes (16 KiB): the unit that
+/// [`ProxyFault::Latency`] delays and the pacer slices by.
+const CHUNK_BYTES: usize = 16 * 1024;
+
 /// How long the proxy waits after a failed `accept` (out of file descriptors, say) before it
 /// tries again.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);

@@ -31,6 +31,7 @@ use notify_probe::NotifyProbe;
 
 mod args;
 mod fault_plan;
+mod free_ports;
 mod health_watch;
 mod member;
 mod notify_probe;

@@ -1,10 +1,12 @@
 //! `/metrics` (issue 11): a running `quorum validator --metrics ADDR` and a running
 //! `quorum demo --metrics ADDR` answer a plain HTTP GET on a raw TCP socket (no outside tool)
-//! with the documented series, with non-zero values after some work.
+//! with the documented series, with non-zero values after some work; the validator's answer
+//! parsed by a Prometheus text-format parser.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -12,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{free_ports, quorum, Validators, BIN};
+use prometheus_parse::{Scrape, Value};
 
 /// How long a test waits for an endpoint to show what it expects.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -62,66 +65,55 @@ fn wait_for_series(address: &str, expected: &[&str]) -> String {
     }
 }
 
-/// Every family of `body` has its `# HELP` line, no family is a summary, and the handler's
-/// latency has cumulative buckets up to `+Inf` equal to its count.
+/// `body`, parsed by a Prometheus text-format parser: every family has its help text, none
+/// is a summary, and the handler's latency has cumulative buckets up to `+Inf` equal to its
+/// count.
 fn families_are_described_and_latencies_are_histograms(body: &str) {
-    let mut families = 0;
-    for line in body.lines() {
-        let Some(rest) = line.strip_prefix("# TYPE ") else {
-            continue;
-        };
-        families += 1;
-        let (name, kind) = rest.split_once(' ').unwrap();
-        assert_ne!(kind, "summary", "{name} is a summary:\n{body}");
-        let help = format!("# HELP {name} ");
-        let described = body
-            .lines()
-            .find(|line| line.starts_with(&help))
-            .is_some_and(|line| line.len() > help.len());
-        assert!(described, "{name} has no help text:\n{body}");
-    }
-    assert!(families >= 8, "{body}");
-    assert!(
-        body.contains("# TYPE quorum_handler_seconds histogram"),
-        "{body}"
-    );
-    let buckets: Vec<(String, f64)> = body
-        .lines()
-        .filter(|line| {
-            line.starts_with("quorum_handler_seconds_bucket{")
-                && line.contains("method=\"BlockProposal\"")
-        })
-        .map(|line| {
-            let le = line
-                .split("le=\"")
-                .nth(1)
-                .unwrap()
-                .split('"')
-                .next()
-                .unwrap();
-            (
-                le.to_owned(),
-                line.rsplit(' ').next().unwrap().parse().unwrap(),
-            )
-        })
+    let scrape = Scrape::parse(body.lines().map(|line| Ok(line.to_owned()))).unwrap();
+    let families: BTreeSet<&str> = scrape
+        .samples
+        .iter()
+        .filter(|sample| !matches!(sample.value, Value::Untyped(_)))
+        .map(|sample| sample.metric.as_str())
         .collect();
+    assert!(families.len() >= 8, "{families:?}\n{body}");
+    for family in &families {
+        let help = scrape.docs.get(*family).map_or("", String::as_str);
+        assert!(!help.is_empty(), "{family} has no help text:\n{body}");
+    }
+    for sample in &scrape.samples {
+        assert!(
+            !matches!(sample.value, Value::Summary(_)),
+            "{} is a summary:\n{body}",
+            sample.metric
+        );
+    }
+    let proposals = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|sample| {
+                sample.metric == name && sample.labels.get("method") == Some("BlockProposal")
+            })
+            .map(|sample| sample.value.clone())
+    };
+    let Some(Value::Histogram(mut buckets)) = proposals("quorum_handler_seconds") else {
+        panic!("no histogram of the handler's latency for BlockProposal:\n{body}");
+    };
+    buckets.sort_by(|a, b| a.less_than.total_cmp(&b.less_than));
     assert!(buckets.len() >= 10, "{buckets:?}");
     assert!(
-        buckets.windows(2).all(|pair| pair[0].1 <= pair[1].1),
+        buckets
+            .windows(2)
+            .all(|pair| pair[0].count <= pair[1].count),
         "{buckets:?}"
     );
-    let (last, total) = buckets.last().unwrap();
-    assert_eq!(last, "+Inf");
-    let count = body
-        .lines()
-        .find(|line| {
-            line.starts_with("quorum_handler_seconds_count{")
-                && line.contains("method=\"BlockProposal\"")
-        })
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|number| number.parse::<f64>().ok())
-        .unwrap();
-    assert_eq!(*total, count);
+    let last = buckets.last().unwrap();
+    assert!(last.less_than.is_infinite(), "{buckets:?}");
+    let Some(Value::Untyped(count)) = proposals("quorum_handler_seconds_count") else {
+        panic!("no count of the handler's latency:\n{body}");
+    };
+    assert_eq!(last.count, count);
 }
 
 /// Starts a validator with a metrics endpoint on `metrics`.

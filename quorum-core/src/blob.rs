@@ -68,3 +68,15 @@ pub struct BlobState {
     /// The publishing block's height.
     pub height: BlockHeight,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blob_encodes_its_content_as_a_plain_byte_string() {
+        let blob = Blob::data((0..1_000u32).map(|i| i as u8).collect());
+        let plain = bcs::to_bytes(&(blob.blob_type, blob.content.clone())).unwrap();
+        assert_eq!(bcs::to_bytes(&blob).unwrap(), plain);
+    }
+}

@@ -12,6 +12,7 @@ use crate::crypto::{
 };
 use crate::hash::{BcsHashable, CryptoHash};
 use crate::round::Round;
+use crate::timeout::Timeout;
 use crate::vote::{CertificateValue, VoteKind};
 use crate::{
     Blob, BlobId, BlobType, BlockHeight, ChainDescription, ChainId, EventId, StreamId, Timestamp,
@@ -241,25 +242,11 @@ pub struct ValidatedBlock(pub BlockValue);
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ConfirmedBlock(pub BlockValue);
 
-/// A round of a chain's height that timed out.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Timeout {
-    /// The chain.
-    pub chain_id: ChainId,
-    /// The height.
-    pub height: BlockHeight,
-    /// The epoch.
-    pub epoch: Epoch,
-}
-
 impl BcsHashable for ValidatedBlock {
     const DOMAIN: &'static str = "ValidatedBlock";
 }
 impl BcsHashable for ConfirmedBlock {
     const DOMAIN: &'static str = "ConfirmedBlock";
-}
-impl BcsHashable for Timeout {
-    const DOMAIN: &'static str = "Timeout";
 }
 impl CertificateValue for ValidatedBlock {
     const KIND: VoteKind = VoteKind::Validated;
@@ -271,12 +258,6 @@ impl CertificateValue for ConfirmedBlock {
     const KIND: VoteKind = VoteKind::Confirmed;
     fn chain_id(&self) -> ChainId {
         self.0.block.chain_id
-    }
-}
-impl CertificateValue for Timeout {
-    const KIND: VoteKind = VoteKind::Timeout;
-    fn chain_id(&self) -> ChainId {
-        self.chain_id
     }
 }
 

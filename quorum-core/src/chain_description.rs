@@ -1,30 +1,10 @@
 //! What defines a chain (DESIGN §4.1): its id, origin, owners and consensus settings.
 
 use alloc::collections::BTreeMap;
-use core::fmt;
-
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    AccountPublicKey, Blob, BlobType, BlockHeight, CryptoHash, Epoch, TimeDelta, Timestamp,
-};
-
-/// The identity of a chain: the hash of its [`ChainDescription`], which is also the hash of the
-/// description's blob.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct ChainId(pub CryptoHash);
-
-impl fmt::Debug for ChainId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "chain:{:?}", self.0)
-    }
-}
-
-impl fmt::Display for ChainId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
+use crate::chain_id::ChainId;
+use crate::{AccountPublicKey, Blob, BlobType, BlockHeight, Epoch, TimeDelta, Timestamp};
 
 /// Where a chain comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -42,6 +42,7 @@ mod blob;
 mod block;
 mod certificate;
 mod chain_description;
+mod chain_id;
 mod chain_state;
 mod committee;
 mod crypto;
@@ -60,6 +61,7 @@ mod received_log;
 mod round;
 mod storage;
 mod tally;
+mod timeout;
 mod units;
 mod validator_node;
 mod vote;
@@ -68,11 +70,12 @@ pub use aggregator::{AggregatorError, Equivocation, SignatureAggregator};
 pub use blob::{Blob, BlobId, BlobState, BlobType};
 pub use block::{
     committee_blob, epoch_event_id, Block, BlockOutcome, BlockProposal, BlockValue, ConfirmedBlock,
-    ConfirmedBlockCertificate, IncomingBundle, Message, Operation, OutgoingBundle, Timeout,
+    ConfirmedBlockCertificate, IncomingBundle, Message, Operation, OutgoingBundle,
     TimeoutCertificate, ValidatedBlock, ValidatedBlockCertificate,
 };
 pub use certificate::{Certificate, CertificateError, LiteCertificate, PendingSignatures};
-pub use chain_description::{ChainDescription, ChainId, ChainOrigin, ConsensusConfig};
+pub use chain_description::{ChainDescription, ChainOrigin, ConsensusConfig};
+pub use chain_id::ChainId;
 pub use chain_state::{ChainState, Inbox};
 pub use committee::{
     Committee, CommitteeError, EncodedCommittee, Epoch, NetworkKeyError, NetworkPublicKey,
@@ -108,6 +111,7 @@ pub use received_log::ReceivedEntry;
 pub use round::Round;
 pub use storage::{Batch, OutboxEntry, Storage, StorageError, Write};
 pub use tally::{QuorumTally, QuorumValues, Rejected, TallyError, TallyOutcome, ERROR_SAMPLE_SIZE};
+pub use timeout::Timeout;
 pub use units::{BlockHeight, TimeDelta, Timestamp};
 pub use validator_node::ValidatorNode;
 pub use vote::{vote_message, CertificateValue, LiteVote, Vote, VoteError, VoteKind};

@@ -6,7 +6,7 @@ use alloc::boxed::Box;
 use serde::{Deserialize, Serialize};
 
 use crate::block::{
-    Block, BlockProposal, BlockValue, ConfirmedBlock, Timeout, TimeoutCertificate, ValidatedBlock,
+    Block, BlockProposal, BlockValue, ConfirmedBlock, TimeoutCertificate, ValidatedBlock,
     ValidatedBlockCertificate,
 };
 use crate::committee::Epoch;
@@ -15,6 +15,7 @@ use crate::error::NodeError;
 use crate::hash::{BcsHashable, CryptoHash, Hashed};
 use crate::info::ManagerInfo;
 use crate::round::Round;
+use crate::timeout::Timeout;
 use crate::vote::{LiteVote, VoteKind};
 use crate::{BlockHeight, ChainDescription, ChainId, TimeDelta, Timestamp};
 

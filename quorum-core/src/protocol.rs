@@ -424,6 +424,8 @@ pub async fn dispatch(node: &dyn ValidatorNode, request: Request) -> Response {
 
 mod bound;
 mod carrier;
+#[cfg(test)]
+mod frame_fit;
 
 pub use carrier::Carrier;
 

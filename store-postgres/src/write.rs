@@ -160,7 +160,7 @@ pub(crate) async fn apply(pool: &Pool, rows: &[Row], sequence: u64) -> Result<()
 
 /// [`apply`] under the batch id `id`: a batch of an id that already landed is not applied
 /// again.
-async fn apply_as(
+pub(crate) async fn apply_as(
     pool: &Pool,
     id: [u8; 16],
     rows: &[Row],
@@ -352,56 +352,5 @@ async fn prune(pool: &Pool) {
     };
     if let Err(error) = pruned.await {
         tracing::warn!(%error, "could not prune old batch ids");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use std::sync::Arc;
-
-    use quorum_core::{Storage, Write};
-    use quorum_testkit::postgres::TestDatabase;
-    use quorum_testkit::{TestChain, TestCommittee};
-
-    use super::*;
-    use crate::PostgresStorage;
-
-    /// A batch whose commit landed but whose writer could not tell (and so tries it again
-    /// after a later batch) is not applied a second time: the later batch's state stays.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_batch_tried_again_after_it_landed_is_not_applied_twice() {
-        let Some(database) = TestDatabase::create("twice").await else {
-            return;
-        };
-        // The test kit's configuration type is another build of this crate's: only the URL
-        // crosses over.
-        let config = crate::PostgresConfig::new(database.url());
-        PostgresStorage::connect(config.clone()).await.unwrap();
-        let pool = Pool::new(config.clone());
-        let committee = TestCommittee::new(4, 3);
-        let mut chain = TestChain::new(0, 3);
-        let state_at = |chain: &TestChain| Write::ChainState(Arc::new(chain.state.clone()));
-        chain.commit_blocks(&committee, 1);
-        let first = encode(&Batch {
-            writes: vec![state_at(&chain)],
-        })
-        .unwrap();
-        chain.commit_blocks(&committee, 1);
-        let second = encode(&Batch {
-            writes: vec![state_at(&chain)],
-        })
-        .unwrap();
-        let id = [7u8; 16];
-        apply_as(&pool, id, &first, 0).await.unwrap();
-        apply(&pool, &second, 1).await.unwrap();
-        // The first batch again, as a writer unsure of its commit would send it.
-        apply_as(&pool, id, &first, 2).await.unwrap();
-        let storage = PostgresStorage::connect(config).await.unwrap();
-        let stored = storage.read_chain_state(chain.id()).await.unwrap().unwrap();
-        assert_eq!(stored, chain.state, "the later batch's state stays");
-        drop(pool);
-        database.drop_database().await;
     }
 }

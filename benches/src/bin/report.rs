@@ -374,14 +374,14 @@ fn throughput(results: &mut Results) -> bool {
     let mut held = true;
     for rounds in [Rounds::Fast, Rounds::TwoPhase] {
         let name = rounds.name();
-        let floor = results.median(&format!("throughput/cpu_floor_64_blocks_one_core/{name}"));
-        let storage = results.median(&format!("throughput/storage_group_commit_64_blocks/{name}"));
+        let floor = results.median(&format!("throughput/cpu_floor_64_blocks_one_core_{name}"));
+        let storage = results.median(&format!("throughput/storage_group_commit_64_blocks_{name}"));
         let Some(floor) = floor else { continue };
         let blocks = FLOOR_BLOCKS as f64;
         let floor_rate = cores as f64 * blocks * 1e9 / floor;
         let storage = storage.map_or("—".to_owned(), |ns| time(ns / blocks));
         for chains in CHAIN_COUNTS {
-            let id = format!("throughput/tcp_redb_4_validators/{name}/{chains}_chains");
+            let id = format!("throughput/tcp_redb_4_validators_{name}_{chains}_chains");
             let Some(ns) = results.median(&id) else {
                 continue;
             };

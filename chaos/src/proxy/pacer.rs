@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::relay::CHUNK_BYTES;
+use super::CHUNK_BYTES;
 
 /// Slices per second of pacing: each slice is about `1 s / SLICES_PER_SECOND` worth of bytes.
 const SLICES_PER_SECOND: u64 = 100;

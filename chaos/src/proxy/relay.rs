@@ -14,10 +14,7 @@ use super::fault::ProxyFault;
 use super::handle::FaultState;
 use super::pacer::Pacer;
 use super::proxy_stats::{Counters, Direction};
-
-/// The most one read takes from a socket, in bytes: the unit that
-/// [`ProxyFault::Latency`] delays.
-pub(crate) const CHUNK_BYTES: usize = 16 * 1024;
+use super::CHUNK_BYTES;
 
 /// How many chunks may wait between a direction's reader and its writer. With
 /// [`CHUNK_BYTES`], this bounds what a connection holds: per direction the queue, the

@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use super::fault_plan::FaultPlan;
+use super::free_ports;
 use super::storage::{Engine, StorageArgs};
 use crate::address::{Layout, Scheme};
 use crate::error::CliError;
 use crate::operator::setup;
-use crate::operator::validator;
 
 /// The transports the demo can run over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -112,12 +112,6 @@ pub(super) fn check_args(args: &DemoArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `count` loopback addresses with free ports: bound now to learn the ports; each listener is
-/// bound again when its server starts.
-pub(crate) async fn free_addresses(count: usize) -> Result<Vec<String>, CliError> {
-    free_addresses_over(Transport::Tcp, count).await
-}
-
 /// `count` loopback addresses with free ports, each with the scheme `transport` gives its
 /// validator (`quic://` for QUIC, whose port is a free UDP one).
 pub(crate) async fn free_addresses_over(
@@ -127,19 +121,8 @@ pub(crate) async fn free_addresses_over(
     let mut addresses = Vec::new();
     for index in 0..count {
         let address = match transport.scheme(index, count) {
-            Some(Scheme::Quic) => {
-                let socket = std::net::UdpSocket::bind("127.0.0.1:0")
-                    .and_then(|socket| socket.local_addr())
-                    .map_err(quorum_transport_tcp::TransportError::from)?;
-                format!("{}{socket}", Scheme::Quic.prefix())
-            }
-            _ => {
-                let listener = validator::bind("127.0.0.1:0").await?;
-                let address = listener
-                    .local_addr()
-                    .map_err(quorum_transport_tcp::TransportError::from)?;
-                address.to_string()
-            }
+            Some(Scheme::Quic) => free_ports::free_quic_address()?,
+            _ => free_ports::free_tcp_address().await?,
         };
         addresses.push(address);
     }

@@ -99,7 +99,7 @@ impl StorageArgs {
             let shards = match self.shards {
                 None => None,
                 Some(count) => Some(ShardsConfig {
-                    addresses: super::args::free_addresses(count as usize).await?,
+                    addresses: super::free_ports::free_addresses(count as usize).await?,
                     ..ShardsConfig::default()
                 }),
             };

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -42,15 +42,19 @@ fn describe_all() {
     quorum_store_postgres::describe_metrics();
 }
 
+/// The recorder's configuration: every series ending in `_seconds` a histogram with
+/// [`SECONDS_BUCKETS`], every one ending in `_size` a histogram with [`SIZE_BUCKETS`].
+fn builder() -> Result<PrometheusBuilder, BuildError> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Suffix("_size".into()), SIZE_BUCKETS)
+}
+
 /// Installs the Prometheus recorder (once per process), latencies and sizes as histograms
 /// with [`SECONDS_BUCKETS`] and [`SIZE_BUCKETS`], every series described (`# HELP`), and
 /// serves it on `address`. Returns the bound address (port 0 picks one).
 pub async fn serve(address: SocketAddr) -> Result<SocketAddr, CliError> {
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
-        .and_then(|builder| {
-            builder.set_buckets_for_metric(Matcher::Suffix("_size".into()), SIZE_BUCKETS)
-        })
+    let handle = builder()
         .and_then(PrometheusBuilder::install_recorder)
         .map_err(CliError::MetricsRecorder)?;
     describe_all();
@@ -126,7 +130,9 @@ mod tests {
         Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
     };
 
-    use super::describe_all;
+    use prometheus_parse::{Scrape, Value};
+
+    use super::{builder, describe_all, SECONDS_BUCKETS, SIZE_BUCKETS};
 
     /// Remembers the name of every series described to it; records nothing.
     #[derive(Default)]
@@ -177,12 +183,7 @@ mod tests {
             .0
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner);
-        let listed: BTreeSet<String> = include_str!("../../../README.md")
-            .lines()
-            .filter_map(|line| line.strip_prefix("| `quorum_"))
-            .filter_map(|rest| rest.split_once('`'))
-            .map(|(name, _)| format!("quorum_{name}"))
-            .collect();
+        let listed: BTreeSet<String> = readme_series().into_iter().map(|(name, _)| name).collect();
         let unlisted: Vec<_> = described.difference(&listed).collect();
         let undescribed: Vec<_> = listed.difference(&described).collect();
         assert!(
@@ -190,5 +191,89 @@ mod tests {
             "described but not in README.md: {unlisted:?}; in README.md but not described: \
              {undescribed:?}"
         );
+    }
+
+    /// README.md's table of series: each name with its type (`counter`, `gauge` or
+    /// `histogram`).
+    fn readme_series() -> Vec<(String, String)> {
+        include_str!("../../../README.md")
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `quorum_"))
+            .filter_map(|rest| {
+                let (name, rest) = rest.split_once('`')?;
+                let kind = rest.trim_start_matches(" |").split('|').next()?.trim();
+                Some((format!("quorum_{name}"), kind.to_owned()))
+            })
+            .collect()
+    }
+
+    /// What the recorder serves, parsed by a Prometheus text-format parser, holds every
+    /// series of README.md's table as the table says: its help text, its type, and for a
+    /// histogram the buckets chosen for its range (a latency or size histogram without them
+    /// would be served as a summary).
+    #[test]
+    fn the_exposition_parses_and_holds_every_documented_series_as_documented() {
+        let series = readme_series();
+        assert!(series.len() >= 30, "{series:?}");
+        let recorder = builder().unwrap().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            describe_all();
+            for (name, kind) in &series {
+                match kind.as_str() {
+                    "counter" => metrics::counter!(name.clone()).increment(3),
+                    "gauge" => metrics::gauge!(name.clone()).set(2.0),
+                    "histogram" => metrics::histogram!(name.clone()).record(0.003),
+                    other => panic!("{name}: README.md says type {other:?}"),
+                }
+            }
+        });
+        let text = handle.render();
+        let scrape = Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).unwrap();
+        for (name, kind) in &series {
+            let help = scrape.docs.get(name).map(String::as_str).unwrap_or("");
+            assert!(!help.is_empty(), "{name} has no help text:\n{text}");
+            let sample = scrape
+                .samples
+                .iter()
+                .find(|sample| &sample.metric == name)
+                .unwrap_or_else(|| panic!("{name} not served:\n{text}"));
+            match (kind.as_str(), &sample.value) {
+                ("counter", Value::Counter(value)) => assert_eq!(*value, 3.0, "{name}"),
+                ("gauge", Value::Gauge(value)) => assert_eq!(*value, 2.0, "{name}"),
+                ("histogram", Value::Histogram(buckets)) => {
+                    let bounds = if name.ends_with("_seconds") {
+                        SECONDS_BUCKETS
+                    } else {
+                        SIZE_BUCKETS
+                    };
+                    let finite: Vec<f64> = buckets
+                        .iter()
+                        .map(|bucket| bucket.less_than)
+                        .filter(|bound| bound.is_finite())
+                        .collect();
+                    assert_eq!(finite, bounds, "{name}'s buckets");
+                    let all = buckets.iter().find(|bucket| bucket.less_than.is_infinite());
+                    assert_eq!(all.map(|bucket| bucket.count), Some(1.0), "{name}");
+                }
+                (kind, value) => panic!("{name}: README.md says {kind}, served {value:?}"),
+            }
+        }
+        // Nothing else is served: a family's samples, or a histogram's sum and count (which
+        // the parser leaves untyped).
+        let documented: BTreeSet<&str> = series.iter().map(|(name, _)| name.as_str()).collect();
+        let mut served = BTreeSet::new();
+        for sample in &scrape.samples {
+            let family = match sample.value {
+                Value::Untyped(_) => sample
+                    .metric
+                    .strip_suffix("_sum")
+                    .or_else(|| sample.metric.strip_suffix("_count"))
+                    .unwrap_or(&sample.metric),
+                _ => sample.metric.as_str(),
+            };
+            served.insert(family);
+        }
+        assert_eq!(served, documented, "served and documented series differ");
     }
 }
