@@ -13,18 +13,18 @@ use core::fmt;
 use serde::ser::{self, Serialize};
 
 /// Longest sequence BCS accepts (its `MAX_SEQUENCE_LENGTH`), in elements.
-pub const MAX_SEQUENCE_LENGTH: usize = (1 << 31) - 1;
+pub(crate) const MAX_SEQUENCE_LENGTH: usize = (1 << 31) - 1;
 
 /// Deepest nesting of containers BCS accepts (its `MAX_CONTAINER_DEPTH`).
-pub const MAX_CONTAINER_DEPTH: usize = 500;
+pub(crate) const MAX_CONTAINER_DEPTH: usize = 500;
 
 /// Why a value could not be encoded canonically.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
-    /// A sequence, map or string longer than [`MAX_SEQUENCE_LENGTH`].
+    /// A sequence, map or string longer than BCS accepts (2³¹ − 1 elements).
     #[error("sequence of {0} elements exceeds the BCS maximum")]
     SequenceTooLong(usize),
-    /// Containers nested deeper than [`MAX_CONTAINER_DEPTH`].
+    /// Containers nested deeper than BCS accepts (500 levels).
     #[error("containers nested deeper than the BCS maximum of {MAX_CONTAINER_DEPTH}")]
     TooDeep,
     /// A sequence or map whose length was not announced up front.

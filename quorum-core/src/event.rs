@@ -52,7 +52,7 @@ impl StreamId {
 }
 
 /// Name of the system stream on which the admin chain announces epochs.
-pub const EPOCH_STREAM: &str = "epoch";
+pub(crate) const EPOCH_STREAM: &str = "epoch";
 
 /// The identity of an event: chain, stream and index within the stream.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

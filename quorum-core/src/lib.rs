@@ -86,12 +86,12 @@ pub use crypto::{
     PreparedKey, Signature, SignatureCheck, ValidatorPublicKey, ValidatorSecretKey,
     ValidatorSignature, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH,
 };
-pub use encoding::{encoded_len, to_bytes, EncodeError, MAX_CONTAINER_DEPTH, MAX_SEQUENCE_LENGTH};
+pub use encoding::{encoded_len, to_bytes, EncodeError};
 pub use error::{
     ExecutionError, Limit, NodeError, StorageErrorKind, SubscriptionLimit, TransportErrorKind,
     Violation,
 };
-pub use event::{Event, EventId, StreamId, StreamNamespace, EPOCH_STREAM};
+pub use event::{Event, EventId, StreamId, StreamNamespace};
 pub use execution::{check_block_bounds, execute_block, Execution, ExecutionInputs};
 pub use hash::{BcsHashable, CryptoHash, Hashed, HASH_LENGTH};
 pub use info::{
@@ -110,7 +110,7 @@ pub use notification::{
 pub use received_log::ReceivedEntry;
 pub use round::Round;
 pub use storage::{Batch, OutboxEntry, Storage, StorageError, Write};
-pub use tally::{QuorumTally, QuorumValues, Rejected, TallyError, TallyOutcome, ERROR_SAMPLE_SIZE};
+pub use tally::{QuorumTally, QuorumValues, Rejected, TallyError, TallyOutcome};
 pub use timeout::Timeout;
 pub use units::{BlockHeight, TimeDelta, Timestamp};
 pub use validator_node::ValidatorNode;

@@ -10,7 +10,7 @@ use crate::committee::Committee;
 use crate::crypto::ValidatorPublicKey;
 
 /// How many errors [`TallyError::Sample`] reports at most.
-pub const ERROR_SAMPLE_SIZE: usize = 4;
+pub(crate) const ERROR_SAMPLE_SIZE: usize = 4;
 
 /// The key that reached a quorum with the `(validator, value)` pairs gathered for it.
 pub type QuorumValues<K, V> = (K, Vec<(ValidatorPublicKey, V)>);
@@ -45,7 +45,7 @@ pub enum Rejected {
 pub enum TallyError<E> {
     /// One error has at least the validity threshold of weight: an honest validator returned it.
     Trusted(E),
-    /// The heaviest errors (at most [`ERROR_SAMPLE_SIZE`]) with their weights, heaviest first.
+    /// The heaviest errors (at most 4) with their weights, heaviest first.
     Sample(Vec<(E, u64)>),
     /// No errors at all, but the values disagree: `scores` are `(weight, number of validators)`
     /// per distinct key, heaviest first.
