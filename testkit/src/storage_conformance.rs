@@ -186,26 +186,8 @@ pub async fn check_certificates<S: Storage + ?Sized>(storage: &S) {
     // Writing a certificate again changes nothing.
     write(storage, vec![Write::Certificate(Arc::new(a[1].clone()))]).await;
 
-    for certificate in [&a[0], &a[1], &a[2], &a[4], &b[0], &b[1], &b[2]] {
-        let found = must(
-            storage.read_certificate(certificate.hash()).await,
-            "read_certificate",
-        );
-        let Some(found) = found else {
-            panic!(
-                "certificate at {} not found by hash",
-                certificate.value().block().height
-            );
-        };
-        assert_same_certificate(&found, certificate, &committee);
-    }
-    for absent in [&a[3], &a[5]] {
-        let found = must(
-            storage.read_certificate(absent.hash()).await,
-            "read_certificate",
-        );
-        assert!(found.is_none(), "a certificate never written is absent");
-    }
+    let present = [&a[0], &a[1], &a[2], &a[4], &b[0], &b[1], &b[2]];
+    check_by_hash(storage, &present, &[&a[3], &a[5]], &committee).await;
 
     let asked = heights(&[4, 0, 3, 2, 9, 0, 5, 1]);
     let expected = [
@@ -253,10 +235,48 @@ pub async fn check_certificates<S: Storage + ?Sized>(storage: &S) {
         }
     }
 
-    // Chain B's heights are its own; an unknown chain has nothing.
+    check_other_chains(storage, chain_b.id(), &b).await;
+}
+
+/// Each of `present` is found by its hash, as written; none of `absent` is.
+async fn check_by_hash<S: Storage + ?Sized>(
+    storage: &S,
+    present: &[&ConfirmedBlockCertificate],
+    absent: &[&ConfirmedBlockCertificate],
+    committee: &TestCommittee,
+) {
+    for certificate in present {
+        let found = must(
+            storage.read_certificate(certificate.hash()).await,
+            "read_certificate",
+        );
+        let Some(found) = found else {
+            panic!(
+                "certificate at {} not found by hash",
+                certificate.value().block().height
+            );
+        };
+        assert_same_certificate(&found, certificate, committee);
+    }
+    for absent in absent {
+        let found = must(
+            storage.read_certificate(absent.hash()).await,
+            "read_certificate",
+        );
+        assert!(found.is_none(), "a certificate never written is absent");
+    }
+}
+
+/// Chain B's heights are its own (`b` its certificates, from height 0); an unknown chain has
+/// nothing.
+async fn check_other_chains<S: Storage + ?Sized>(
+    storage: &S,
+    chain_b: ChainId,
+    b: &[ConfirmedBlockCertificate],
+) {
     let asked = heights(&[2, 3, 0]);
     let hashes = must(
-        storage.read_certificate_hashes(chain_b.id(), &asked).await,
+        storage.read_certificate_hashes(chain_b, &asked).await,
         "read_certificate_hashes",
     );
     assert_eq!(hashes, vec![Some(b[2].hash()), None, Some(b[0].hash())]);

@@ -65,6 +65,14 @@ pub async fn check_block_proposals(connect: &impl Connector) {
         }
     );
 
+    refusals_of_content(&pair, &block).await;
+    pair.assert_same_state("check_block_proposals").await;
+}
+
+/// The refusals of a proposal for what its block holds, on chain 2 at `block`'s height:
+/// unknown blobs, an unknown epoch, a bundle not received, an unknown chain, an overdraft.
+async fn refusals_of_content(pair: &Pair, block: &Block) {
+    let v = &pair.direct;
     let mut missing: Vec<BlobId> = (0..3).map(|index| unknown_blob(index).id()).collect();
     let reads = missing.iter().copied().map(Operation::ReadBlob).collect();
     let reading = v.proposal(2, v.next_block(2, reads).await, Round::MultiLeader(0));
@@ -131,7 +139,6 @@ pub async fn check_block_proposals(connect: &impl Connector) {
             amount: too_much,
         })
     );
-    pair.assert_same_state("check_block_proposals").await;
 }
 
 /// Certificates: validated → signed Confirmed vote; confirmed → committed (and idempotent);
@@ -210,7 +217,15 @@ pub async fn check_certificates(connect: &impl Connector) {
     let response = must(answer, "handle_lite_certificate (confirmed)");
     assert_eq!(response.info.next_block_height, BlockHeight(1));
 
-    // Chain 3, refusals.
+    certificate_refusals(&pair, round).await;
+    pair.assert_same_state("check_certificates").await;
+}
+
+/// Chain 3's certificates refused (a lite one whose value the node lacks, one for a later
+/// height, a forged signature, a validated block publishing a blob not uploaded), then its
+/// first block committed.
+async fn certificate_refusals(pair: &Pair, round: Round) {
+    let v = &pair.direct;
     let history = v.history(3, 2);
     let unheld = history[0].lite();
     both_fail!(
@@ -260,7 +275,6 @@ pub async fn check_certificates(connect: &impl Connector) {
         must(answer, "handle_confirmed_certificate").info.block_hash,
         Some(history[0].hash())
     );
-    pair.assert_same_state("check_certificates").await;
 }
 
 /// Timeouts: no timeout vote before the deadline, a signed one after; a timeout certificate,
