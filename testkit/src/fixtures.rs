@@ -273,7 +273,7 @@ pub fn rich_chain_state(chain: &TestChain, committee: &TestCommittee) -> ChainSt
 pub const START: Timestamp = Timestamp(1_000_000_000);
 
 /// Balance of every chain of a [`TestNet`](crate::TestNet) genesis.
-pub const GENESIS_BALANCE: u64 = 1_000;
+pub(crate) const GENESIS_BALANCE: u64 = 1_000;
 
 /// `n` validator keys from `seed`, sorted like a committee's members.
 pub fn validator_keys(n: usize, seed: u64) -> Vec<ValidatorSecretKey> {
@@ -305,7 +305,7 @@ pub fn committee_of(secrets: &[ValidatorSecretKey]) -> Committee {
 }
 
 /// Genesis chain number `index`, owned by `owner` (its super owner when `fast`), with
-/// [`GENESIS_BALANCE`].
+/// a balance of 1,000.
 pub fn genesis_description(
     index: u32,
     owner: AccountPublicKey,

@@ -30,12 +30,12 @@ pub mod transport_conformance;
 
 pub use fixtures::{
     committee_of, genesis_description, rich_chain_state, sample_blobs, validator_keys, TestChain,
-    TestCommittee, GENESIS_BALANCE, START,
+    TestCommittee, START,
 };
 pub use intercept::{Intercepted, Interceptor};
 pub use must::{must, some};
 pub use net::{
     test_consensus, test_description, test_description_shared, test_options, NetClock, TestNet,
-    TestNetwork, TestNetworkBuilder, TokioTestNet, OWNER_SEED, SETTLE_TIME, VALIDATOR_SEED,
+    TestNetwork, TestNetworkBuilder, TokioTestNet,
 };
 pub use tokio_clock::TokioClock;

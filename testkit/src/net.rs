@@ -32,11 +32,11 @@ use crate::must::must;
 mod by_hand;
 
 /// Seed of a test network's validator keys ([`validator_keys`]).
-pub const VALIDATOR_SEED: u64 = 42;
+pub(crate) const VALIDATOR_SEED: u64 = 42;
 /// Seed of a test network's chain owners' keys.
-pub const OWNER_SEED: u64 = 7;
+pub(crate) const OWNER_SEED: u64 = 7;
 /// How long [`TestNetwork::settle`] lets background work run (tokio's virtual time).
-pub const SETTLE_TIME: Duration = Duration::from_secs(10);
+pub(crate) const SETTLE_TIME: Duration = Duration::from_secs(10);
 
 /// The clock of a [`TestNetwork`]: every Worker reads a copy of it.
 pub trait NetClock: Clock + Clone + 'static {
@@ -176,7 +176,7 @@ impl<C: NetClock> TestNetworkBuilder<C> {
         self
     }
 
-    /// Validator keys drawn from `seed` (default [`VALIDATOR_SEED`]), as
+    /// Validator keys drawn from `seed` (default 42), as
     /// [`TestCommittee::new`] draws them.
     pub fn validator_seed(mut self, seed: u64) -> Self {
         self.validator_seed = seed;
@@ -433,7 +433,7 @@ impl<C: NetClock> TestNetwork<C> {
         self.nodes[v].set_fault(fault);
     }
 
-    /// Lets background catch-up tasks finish ([`SETTLE_TIME`] of tokio's time).
+    /// Lets background catch-up tasks finish (10 s of tokio's time).
     pub async fn settle(&self) {
         tokio::time::sleep(SETTLE_TIME).await;
     }
