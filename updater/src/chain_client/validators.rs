@@ -12,7 +12,7 @@ use crate::shared_reads::SharedReads;
 
 /// Every validator the client may talk to, by key, shared by the clients of one process.
 ///
-/// Each validator is reached through [`SharedReads`]: identical reads in flight to it share
+/// Each validator is reached through shared reads: identical reads in flight to it share
 /// one request, and its answers that never change (certificates, blobs) are kept, at most
 /// [`ValidatorSet::with_kept_read_bytes`] bytes per validator (16 MiB by default).
 #[derive(Clone)]
@@ -75,7 +75,7 @@ impl ValidatorSet {
         }
     }
 
-    /// Adds (or replaces) how to reach a validator, through [`SharedReads`].
+    /// Adds (or replaces) how to reach a validator, through shared reads.
     pub fn insert(&self, key: ValidatorPublicKey, node: Arc<dyn ValidatorNode>) {
         let shared: Arc<dyn ValidatorNode> = Arc::new(SharedReads::new(node, self.kept_read_bytes));
         if let Ok(mut nodes) = self.nodes.write() {
