@@ -19,6 +19,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::BoxStream;
 use futures::StreamExt;
 use quorum_core::{
     BlockHeight, ChainId, CryptoHash, Epoch, Notification, ReceivedEntry, Round, SequenceCheck,
@@ -107,11 +108,11 @@ impl Listener {
     /// Starts following `chains` with `client`'s local node, validators and options (the
     /// client's own chain is not added). The validators are the committee of the latest epoch
     /// the local node knows, and then the members of every later epoch its syncs learn of.
-    /// Returns the listener and its events.
+    /// Returns the listener and its events, a stream that ends when the listener is dropped.
     pub async fn start<S: Storage + 'static>(
         client: &ChainClient<S>,
         chains: impl IntoIterator<Item = ChainId>,
-    ) -> Result<(Listener, mpsc::Receiver<ListenEvent>), ChainClientError> {
+    ) -> Result<(Listener, BoxStream<'static, ListenEvent>), ChainClientError> {
         let admin = client.local().chain_state(client.admin_chain()).await?;
         let epoch = sync::latest_epoch(client.local(), admin.epoch()).await;
         let (_, remotes) = client.committee_and_remotes(epoch).await?;
@@ -143,7 +144,7 @@ impl Listener {
                 chains,
                 _tasks: tasks,
             },
-            received,
+            events_of(received),
         ))
     }
 
@@ -385,4 +386,12 @@ impl<S: Storage + 'static> Subscriber<S> {
         self.syncer.sync_all();
         Left::Suspicious(what)
     }
+}
+
+/// The events `received` brings, as a stream that ends once every sender is gone.
+fn events_of(received: mpsc::Receiver<ListenEvent>) -> BoxStream<'static, ListenEvent> {
+    futures::stream::unfold(received, |mut received| async move {
+        received.recv().await.map(|event| (event, received))
+    })
+    .boxed()
 }

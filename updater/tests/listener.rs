@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::BoxStream;
+use futures::FutureExt;
 use futures::StreamExt;
 use quorum_core::protocol::{dispatch, Carrier, Request, RequestKind, Response};
 use quorum_core::{
@@ -18,7 +20,6 @@ use quorum_node::{MemoryStorage, NotificationConfig, Worker};
 use quorum_testkit::{test_options, TokioTestNet};
 use quorum_transport_mem::{Fault, NotificationFault};
 use quorum_updater::{ChainClient, ListenEvent, Listener};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// A read-only wallet of `chain` on a fresh local node, and a listener following it.
@@ -28,7 +29,7 @@ async fn listening(
 ) -> (
     ChainClient<MemoryStorage>,
     Listener,
-    mpsc::Receiver<ListenEvent>,
+    BoxStream<'static, ListenEvent>,
 ) {
     let local = net.new_worker(None).await;
     let client = ChainClient::new(chain, None, local, net.validators.clone(), test_options());
@@ -38,13 +39,13 @@ async fn listening(
 
 /// The next event matching `wanted` within `limit` of virtual time (others are skipped).
 async fn wait_for(
-    events: &mut mpsc::Receiver<ListenEvent>,
+    events: &mut BoxStream<'static, ListenEvent>,
     limit: Duration,
     wanted: impl Fn(&ListenEvent) -> bool,
 ) -> ListenEvent {
     let found = tokio::time::timeout(limit, async {
         loop {
-            let event = events.recv().await.expect("the listener is running");
+            let event = events.next().await.expect("the listener is running");
             if wanted(&event) {
                 return event;
             }
@@ -55,7 +56,7 @@ async fn wait_for(
 }
 
 /// Waits until every validator of the committee is subscribed.
-async fn all_connected(events: &mut mpsc::Receiver<ListenEvent>, validators: usize) {
+async fn all_connected(events: &mut BoxStream<'static, ListenEvent>, validators: usize) {
     for _ in 0..validators {
         wait_for(events, Duration::from_secs(5), |e| {
             matches!(e, ListenEvent::Connected(_))
@@ -170,7 +171,7 @@ async fn a_subscriber_that_does_not_read_is_bounded_lags_and_its_sync_fills_the_
                 Instant::now() < deadline,
                 "payment at {height:?} never taken in"
             );
-            drop(tokio::time::timeout(Duration::from_millis(100), events.recv()).await);
+            drop(tokio::time::timeout(Duration::from_millis(100), events.next()).await);
         }
     }
 }
@@ -314,7 +315,7 @@ async fn a_validator_signing_false_hints_is_marked_byzantine_and_replays_by_othe
         net.client(1).transfer(payee, 5).await.unwrap();
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
-    while events.try_recv().is_ok() {}
+    while events.next().now_or_never().flatten().is_some() {}
     assert!(net.validators.health(&liar).is_byzantine());
     for v in 1..4 {
         assert!(
@@ -474,7 +475,7 @@ async fn a_validator_that_keeps_ending_subscriptions_meets_the_circuit_breaker()
     let minute = Duration::from_secs(60);
     let started = Instant::now();
     while started.elapsed() < minute {
-        drop(tokio::time::timeout(minute, events.recv()).await);
+        drop(tokio::time::timeout(minute, events.next()).await);
     }
     let attempts = flapping
         .subscriptions

@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::StreamExt;
 use quorum_core::{BlockHeight, ChainId, Message, ReceivedEntry, ValidatorPublicKey};
 use quorum_updater::{ListenEvent, Listener};
 use tokio::time::Instant;
@@ -106,7 +107,7 @@ pub async fn watch(session: &Session, args: &WatchArgs) -> Result<(), CliError> 
         let event = tokio::select! {
             _ = &mut interrupted => return Ok(()),
             () = give_up => return Err(CliError::NoValidatorReachable(deadline)),
-            event = events.recv() => event,
+            event = events.next() => event,
         };
         let Some(event) = event else {
             return Ok(());

@@ -79,7 +79,7 @@ impl NotifyProbe {
         let (listener, mut events) = Listener::start(&client, chains).await?;
         let recorded = Arc::clone(&seen);
         tasks.spawn(async move {
-            while let Some(event) = events.recv().await {
+            while let Some(event) = events.next().await {
                 let ListenEvent::NewBlock {
                     chain_id, height, ..
                 } = event
