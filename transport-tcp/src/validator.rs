@@ -92,7 +92,7 @@ pub struct TcpValidatorNode {
 impl TcpValidatorNode {
     /// A node at `address` (`"host:port"`); connects on the first request.
     ///
-    /// Fails only if `config` is out of range (an invalid configuration ([`TransportError::is_invalid_config`])).
+    /// Fails only if `config` is out of range ([`TransportError::is_invalid_config`]).
     pub fn new(address: impl Into<String>, config: ClientConfig) -> Result<Self, TransportError> {
         Ok(TcpValidatorNode::from_client(Client::new(address, config)?))
     }

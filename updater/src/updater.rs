@@ -101,7 +101,7 @@ pub(crate) fn upload_batch_size(options: &Options, limits: &Limits) -> usize {
 }
 
 /// `duration` in the protocol's microseconds, saturating.
-fn time_delta(duration: Duration) -> TimeDelta {
+pub(crate) fn time_delta(duration: Duration) -> TimeDelta {
     TimeDelta(u64::try_from(duration.as_micros()).unwrap_or(u64::MAX))
 }
 

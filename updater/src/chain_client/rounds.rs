@@ -11,7 +11,7 @@ use quorum_core::{
 
 use super::deadline::{quorum_deadline, Silent};
 use crate::quorum::{communicate_with_quorum, QuorumError};
-use crate::updater::CommunicateAction;
+use crate::updater::{time_delta, CommunicateAction};
 use crate::RemoteNode;
 
 use super::signatures::quorum_signatures;
@@ -100,8 +100,7 @@ impl<S: Storage + 'static> ChainClient<S> {
         let (committee, remotes) = self.committee_and_remotes(state.epoch()).await?;
         let height = state.next_height();
         let duration = round_duration(&state.description()?.consensus, round);
-        let allowance =
-            TimeDelta(u64::try_from(self.options.max_clock_skew.as_micros()).unwrap_or(u64::MAX));
+        let allowance = time_delta(self.options.max_clock_skew);
         let mut waits = 0;
         let votes = loop {
             let action = CommunicateAction::RequestTimeout {
@@ -149,10 +148,7 @@ impl<S: Storage + 'static> ChainClient<S> {
                     let now = self.local.clock().now();
                     let cap = now.saturating_add(duration).saturating_add(allowance);
                     let reported = due.lock().map(|due| due.clone()).unwrap_or_default();
-                    let retry = TimeDelta(
-                        u64::try_from(self.options.timeout_retry_delay.as_micros())
-                            .unwrap_or(u64::MAX),
-                    );
+                    let retry = time_delta(self.options.timeout_retry_delay);
                     let until = round_due(&committee, &reported, now, cap, retry);
                     debug!(?round, ?until, "waiting for the round deadline");
                     // One millisecond past it, so that a validator's clock has passed it too.
